@@ -1,0 +1,132 @@
+"""Reading checkpoint files and loading them with ``strict=True``.
+
+A checkpoint file may be a ``.pth``/``.pt``/``.bin`` torch file or a ``.safetensors`` file, and may wrap its
+state_dict the way official releases do (``state_dict``, ``model``, ``state_dict_ema``, ``module.`` prefixes, a
+``meta`` entry beside). Each model family can register a converter that recognises and renames foreign layouts
+(legacy names, Hugging Face, mmseg-1.x ...); converters must account for every key (a silently dropped key is a bug).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .errors import CheckpointError
+
+_WRAPPERS = ("state_dict_ema", "state_dict", "model", "model_state", "net")
+
+
+@dataclass
+class FamilyCheckpointInfo:
+    # converter(state, model_name) -> (state, notes); notes is a list of human sentences about what was done.
+    converter: Callable | None = None
+    # keys whose first dimension is the number of classes (first one found wins)
+    classifier_keys: tuple[str, ...] = ()
+
+
+_FAMILIES: dict[str, FamilyCheckpointInfo] = {}
+
+
+def register_family(family: str, converter: Callable | None = None, classifier_keys: tuple[str, ...] = ()) -> None:
+    _FAMILIES[family] = FamilyCheckpointInfo(converter, tuple(classifier_keys))
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
+    """Find the state_dict inside the wrappers official checkpoint files use."""
+    if not isinstance(obj, dict):
+        if hasattr(obj, "state_dict"):
+            return obj.state_dict()
+        raise CheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state_dict")
+    for key in _WRAPPERS:
+        if key in obj and isinstance(obj[key], dict) and obj[key]:
+            obj = obj[key]
+            break
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise CheckpointError("checkpoint holds no tensors (expected a state_dict, or one under "
+                              f"{', '.join(_WRAPPERS)})")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def read_checkpoint(path, spec=None) -> dict[str, torch.Tensor]:
+    """Read ``path`` into a plain state_dict converted to our layout (when ``spec``'s family has a converter)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            obj = load_file(path)
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # corrupted/truncated/not a checkpoint
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupted or not a PyTorch/"
+                              f"safetensors state_dict ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+    state = unwrap_state_dict(obj)
+    if spec is not None:
+        info = _FAMILIES.get(spec.family)
+        if info and info.converter:
+            state, notes = info.converter(state, spec.name)
+            for note in notes:
+                print(f"[mobileseg] {os.path.basename(path)}: {note}")
+    return state
+
+
+def infer_num_classes(state: dict, spec) -> int | None:
+    info = _FAMILIES.get(spec.family)
+    for key in info.classifier_keys if info else ():
+        if key in state:
+            return int(state[key].shape[0])
+    return None
+
+
+def _short(keys, n=8) -> str:
+    keys = sorted(keys)
+    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def load_into(model: torch.nn.Module, state: dict, source: str = "checkpoint") -> None:
+    """``model.load_state_dict(state, strict=True)`` with a clear report of what does not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys: {_short(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys: {_short(unexpected)}")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches: {_short(mismatched, 4)}")
+        name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+        raise CheckpointError(f"{source} does not fit {name}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def rename_prefixes(state: dict, renames: list[tuple[str, str]]) -> dict:
+    """Apply substring renames (legacy name -> current name) to every key."""
+    out = {}
+    for k, v in state.items():
+        for old, new in renames:
+            k = k.replace(old, new)
+        out[k] = v
+    return out

@@ -1,0 +1,193 @@
+"""Model registry: the single door to every model (``create_model``, ``list_models``, ``get_spec``).
+
+Each model module registers thin entry functions with :func:`register_model`, passing a :class:`ModelSpec` that
+states the model's input contract and where its published numbers come from. ``create_model`` builds the model,
+attaches the spec as ``model.spec``, optionally loads a checkpoint (strict) and returns it in eval mode.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from .errors import ResolutionError, UnknownModelError
+
+# ImageNet statistics on the 0..255 pixel scale, as in the mmseg / TopFormer / SegFormer configs.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a user must know to feed a model, and where its published numbers come from.
+
+    Input contract: ``forward(image)`` takes float32 N x 3 x H x W, RGB, normalised as ``(pixel - mean) / std`` with
+    pixels on the 0..255 scale, and returns logits N x num_classes x H/output_stride x W/output_stride
+    (classification models return N x num_classes).
+    """
+
+    name: str
+    family: str
+    task: str = "segmentation"  # or "classification"
+    default_resolution: tuple[int, int] = (512, 512)
+    output_stride: int = 8
+    size_multiple: int = 32  # H and W must be multiples of this
+    min_size: int = 64
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    num_classes: int = 150
+    dataset: str = "ade20k"
+    paper: str = ""
+    table: str = ""
+    # Published figures at default_resolution: params_m, gflops (MACs), miou, latency_ms (+ where they come from).
+    published: dict = field(default_factory=dict)
+    # Names of top-level module prefixes -> part label, for the per-part breakdown of `mobileseg info`.
+    parts: tuple[tuple[str, str], ...] = ()
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["default_resolution"] = list(self.default_resolution)
+        d["parts"] = [list(p) for p in self.parts]
+        return d
+
+    def output_shape(self, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
+        if self.task == "classification":
+            return (batch, self.num_classes)
+        return (batch, self.num_classes, height // self.output_stride, width // self.output_stride)
+
+    def check_resolution(self, height: int, width: int) -> None:
+        """Raise :class:`ResolutionError` (naming the nearest valid sizes) if the model cannot take H x W."""
+        bad = [v for v in (height, width) if v < self.min_size or v % self.size_multiple]
+        if not bad:
+            return
+        m = self.size_multiple
+        v = bad[0]
+        lower = max(self.min_size, (v // m) * m)
+        upper = max(self.min_size, -(-v // m) * m)
+        nearest = sorted({lower, upper})
+        near = " or ".join(str(n) for n in nearest)
+        why = f"at least {self.min_size}" if v < self.min_size else f"a multiple of {m}"
+        raise ResolutionError(
+            f"{self.name} cannot take {height}x{width}: height and width must be {why}"
+            f"{' (' + self.notes_resolution + ')' if self.notes_resolution else ''}; nearest valid size: {near}"
+        )
+
+    @property
+    def notes_resolution(self) -> str:
+        return _RES_NOTES.get(self.family, "")
+
+
+_RES_NOTES = {
+    "topformer": "the token pyramid is pooled to 1/64 of the input, exact only for multiples of 64",
+}
+
+
+@dataclass
+class _Entry:
+    spec: ModelSpec
+    builder: Callable
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(spec: ModelSpec):
+    """Decorator for an entry function ``fn(num_classes=..., **kw) -> nn.Module``."""
+
+    def deco(fn):
+        if spec.name in _REGISTRY:
+            raise ValueError(f"model {spec.name!r} registered twice")
+        _REGISTRY[spec.name] = _Entry(spec, fn)
+        return fn
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (importing registers every model)
+
+
+def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Registered model names, sorted, optionally filtered by a shell-style ``pattern`` and a ``task``."""
+    _ensure_loaded()
+    names = sorted(_REGISTRY)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    if task:
+        names = [n for n in names if _REGISTRY[n].spec.task == task]
+    return names
+
+
+def get_spec(name: str) -> ModelSpec:
+    return _lookup(name).spec
+
+
+def _lookup(name: str) -> _Entry:
+    _ensure_loaded()
+    key = name.strip().lower().replace("_", "-")
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
+    if not close:
+        close = [n for n in _REGISTRY if key.split("-")[0] in n][:3]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown model '{name}'{hint} (`mobileseg models` lists them all)")
+
+
+def create_model(name: str, num_classes: int | None = None, weights: str | None = None, **kwargs):
+    """Build a registered model in eval mode, optionally loading a checkpoint with ``strict=True``.
+
+    Args:
+        name: registered model name (see :func:`list_models`); case and ``_``/``-`` are forgiven.
+        num_classes: number of output classes; defaults to the spec's (150 for ADE20K models). When ``weights`` is
+            given and ``num_classes`` is not, it follows the checkpoint's classifier.
+        weights: path to a checkpoint file (official layouts are recognised and converted, see
+            :mod:`mobileseg.checkpoint`).
+        **kwargs: passed to the model constructor.
+    """
+    entry = _lookup(name)
+    spec = entry.spec
+    state = None
+    if weights is not None:
+        from .checkpoint import read_checkpoint, infer_num_classes
+
+        state = read_checkpoint(weights, spec)
+        if num_classes is None:
+            num_classes = infer_num_classes(state, spec)
+    if num_classes is None:
+        num_classes = spec.num_classes
+    model = entry.builder(num_classes=num_classes, **kwargs)
+    if num_classes != spec.num_classes:
+        from dataclasses import replace
+
+        spec = replace(spec, num_classes=num_classes)
+    model.spec = spec
+    if state is not None:
+        from .checkpoint import load_into
+
+        load_into(model, state, source=str(weights))
+    model.eval()
+    return model
+
+
+def parse_resolution(text) -> tuple[int, int]:
+    """``'448'`` -> (448, 448); ``'512x1024'`` -> (512, 1024) (height x width)."""
+    if isinstance(text, (tuple, list)):
+        h, w = (int(text[0]), int(text[1])) if len(text) == 2 else (int(text[0]), int(text[0]))
+        return h, w
+    if isinstance(text, int):
+        return text, text
+    s = str(text).lower().replace(" ", "")
+    try:
+        if "x" in s:
+            a, b = s.split("x")
+            h, w = int(a), int(b)
+        else:
+            h = w = int(s)
+    except ValueError:
+        raise ResolutionError(f"cannot read resolution '{text}': give one number (448) or HxW (512x1024)") from None
+    if h <= 0 or w <= 0:
+        raise ResolutionError(f"resolution '{text}' must be positive")
+    return h, w
