@@ -1,0 +1,106 @@
+"""The measurement record (contract 4): one JSON object per measurement cell in ``results/*.jsonl``.
+
+A record is plain data so that the report stage needs neither torch nor any runtime to read it. ``LatencyRecord``
+names every field once; ``to_dict`` gives the JSON object written to the store and ``from_dict`` reads one back
+(unknown keys from a newer writer are kept in ``extra`` rather than dropped).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+SCHEMA_VERSION = 1
+
+STATUSES = ("ok", "parity_failed", "error")
+HARNESSES = ("python-inproc", "device-python", "native-ncnn", "benchmark_model", "onnxruntime_perf_test")
+
+
+def cell_key(device: str, model: str, resolution, fmt: str, runtime: str, precision: str, graph: str,
+             threads: int) -> str:
+    """The identity of a measurement cell: ``device|model|HxW|format|runtime|precision|graph|threads``.
+
+    ``--resume`` skips a cell whose key already has a finished record in the store.
+    """
+    h, w = resolution
+    return f"{device}|{model}|{h}x{w}|{fmt}|{runtime}|{precision}|{graph}|t{int(threads)}"
+
+
+@dataclass
+class LatencyRecord:
+    """One measured cell. Field meanings are those of ``docs/ARCHITECTURE.md``, contract 4."""
+
+    id: str
+    model: str
+    resolution: list
+    format: str
+    runtime: str
+    precision: str = "fp32"
+    graph: str = "logits"
+    threads: int = 1
+    runtime_version: str | None = None
+    runtime_settings: dict = field(default_factory=dict)
+    affinity: list = field(default_factory=list)
+    device: dict = field(default_factory=dict)
+    device_state: dict = field(default_factory=dict)
+    emulated: bool = False
+    harness: str = "python-inproc"
+    warmup: int = 0
+    stats_ms: dict = field(default_factory=dict)
+    samples_ms: list = field(default_factory=list)
+    overhead_ms: float | None = None
+    parity: dict = field(default_factory=lambda: {"checked": False})
+    gflops: float | None = None
+    params: int | None = None
+    versions: dict = field(default_factory=dict)
+    host: dict = field(default_factory=dict)
+    artifact: dict = field(default_factory=dict)
+    status: str = "ok"
+    error: str | None = None
+    timestamp: str = ""
+    schema_version: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"record status must be one of {STATUSES}, not {self.status!r}")
+        self.resolution = [int(v) for v in self.resolution]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LatencyRecord":
+        names = {f.name for f in fields(cls)} - {"extra"}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = {k: v for k, v in d.items() if k not in names}
+        return cls(**known, extra=extra)
+
+
+REQUIRED_KEYS = tuple(f.name for f in fields(LatencyRecord) if f.name != "extra")
+
+
+def validate_record(d: dict) -> list[str]:
+    """Problems with a record dict read from a store (empty list: valid). Used by tests and ``mobileseg results``."""
+    problems = [f"missing key '{k}'" for k in REQUIRED_KEYS if k not in d]
+    if problems:
+        return problems
+    if d["status"] not in STATUSES:
+        problems.append(f"status {d['status']!r} is not one of {STATUSES}")
+    if d["status"] != "error":
+        st = d["stats_ms"]
+        for k in ("median", "p10", "p90", "mean", "stdev", "min", "max", "count"):
+            if k not in st:
+                problems.append(f"stats_ms lacks '{k}'")
+        if st.get("count") != len(d["samples_ms"]):
+            problems.append("stats_ms.count differs from the number of samples")
+        if "checked" not in d["parity"] and "rel_l2" not in d["parity"]:
+            problems.append("parity has neither figures nor checked=false")
+    if len(d["resolution"]) != 2:
+        problems.append("resolution is not [H, W]")
+    return problems

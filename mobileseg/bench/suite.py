@@ -1,0 +1,208 @@
+"""Declarative benchmark suites (``bench/*.toml``) and the measurement cells they expand to.
+
+A suite file::
+
+    name = "smoke"
+    description = "what it is for"
+
+    [settings]                 # optional; command-line flags override them
+    threads = 1
+    warmup = 5
+    repeats = 20               # or min_time = 2.0 (seconds of timed runs per cell)
+
+    [[cells]]                  # one or more groups; each expands to the product of its lists
+    models = ["topformer-t"]
+    resolutions = [448, "512x512"]
+    runtimes = ["onnxruntime", "ncnn", "litert", "torch"]
+    precisions = ["fp32"]      # optional, default ["fp32"]
+    graphs = ["logits"]        # optional, default ["logits"] ("argmax" adds resize + argmax)
+
+Every mistake (unknown key, model, runtime, resolution, a list given as a string...) is reported as one sentence
+naming the file and the fix, before anything is exported or timed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MobilesegError
+from .record import cell_key
+
+# Runtime name -> artifact format it runs (contract 3); kept here so planning a suite imports no runtime package.
+RUNTIME_FORMATS = {"torch": "torch", "onnxruntime": "onnx", "ncnn": "ncnn", "litert": "tflite"}
+PRECISIONS = ("fp32", "fp16")
+GRAPHS = ("logits", "argmax")
+
+_TOP_KEYS = {"name", "description", "settings", "cells"}
+_SETTINGS_KEYS = {"threads", "warmup", "repeats", "min_time", "cooldown_s"}
+_CELL_KEYS = {"models", "resolutions", "runtimes", "precisions", "graphs", "note"}
+
+
+class SuiteError(MobilesegError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: a model at a resolution, in one runtime, precision and graph boundary, with N threads."""
+
+    model: str
+    resolution: tuple[int, int]
+    runtime: str
+    precision: str = "fp32"
+    graph: str = "logits"
+    threads: int = 1
+
+    @property
+    def format(self) -> str:
+        return RUNTIME_FORMATS[self.runtime]
+
+    def key(self, device: str) -> str:
+        return cell_key(device, self.model, self.resolution, self.format, self.runtime, self.precision, self.graph,
+                        self.threads)
+
+    def label(self) -> str:
+        h, w = self.resolution
+        return f"{self.model} {h}x{w} {self.runtime} {self.precision} {self.graph} t{self.threads}"
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str = ""
+    settings: dict = field(default_factory=dict)
+    groups: list = field(default_factory=list)  # list of dicts with normalised lists
+    path: str | None = None
+
+    def cells(self, threads: int | None = None) -> list[Cell]:
+        """The suite's cells in file order (models outermost, so one export serves consecutive cells)."""
+        t = int(threads if threads is not None else self.settings.get("threads", 1))
+        out, seen = [], set()
+        for g in self.groups:
+            for model in g["models"]:
+                for res in g["resolutions"]:
+                    for precision in g["precisions"]:
+                        for graph in g["graphs"]:
+                            for runtime in g["runtimes"]:
+                                c = Cell(model, res, runtime, precision, graph, t)
+                                if c not in seen:
+                                    seen.add(c)
+                                    out.append(c)
+        return out
+
+
+def _as_list(value, key: str, where: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise SuiteError(f"{where}: '{key}' is an empty list; give at least one value")
+        return list(value)
+    raise SuiteError(f"{where}: '{key}' must be a list such as {key} = [{value!r}], not {type(value).__name__}")
+
+
+def _unknown(keys, allowed, where: str) -> None:
+    bad = sorted(set(keys) - allowed)
+    if bad:
+        raise SuiteError(f"{where}: unknown key '{bad[0]}'; allowed keys are {', '.join(sorted(allowed))}")
+
+
+def build_group(models, resolutions, runtimes, precisions=("fp32",), graphs=("logits",), where="command line") -> dict:
+    """Validate and normalise one group of cells (also used for ``--models/--res/--runtimes`` on the command line)."""
+    from ..registry import get_spec, parse_resolution
+
+    names = []
+    for m in models:
+        if not isinstance(m, str):
+            raise SuiteError(f"{where}: model names must be strings, got {m!r}")
+        try:
+            spec = get_spec(m)  # UnknownModelError names close matches
+        except MobilesegError as exc:
+            raise SuiteError(f"{where}: {exc}") from None
+        if spec.task != "segmentation":
+            raise SuiteError(f"{where}: '{spec.name}' is a classification model; bench segmentation models "
+                             "(`mobileseg models --task segmentation`)")
+        names.append(spec.name)
+    res_list = []
+    for r in resolutions:
+        if isinstance(r, bool) or not isinstance(r, (int, str, list, tuple)):
+            raise SuiteError(f"{where}: resolution {r!r} must be a number (448) or a string \"HxW\"")
+        try:
+            res_list.append(parse_resolution(r))
+        except MobilesegError as exc:
+            raise SuiteError(f"{where}: {exc}") from None
+    for m in names:
+        for h, w in res_list:
+            try:
+                get_spec(m).check_resolution(h, w)
+            except MobilesegError as exc:
+                raise SuiteError(f"{where}: {exc}") from None
+    for rt in runtimes:
+        if rt not in RUNTIME_FORMATS:
+            raise SuiteError(f"{where}: unknown runtime '{rt}'; choose from {', '.join(RUNTIME_FORMATS)}")
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise SuiteError(f"{where}: unknown precision '{p}'; choose from {', '.join(PRECISIONS)}")
+    for g in graphs:
+        if g not in GRAPHS:
+            raise SuiteError(f"{where}: unknown graph '{g}'; choose 'logits' (model stride) or 'argmax'")
+    return {"models": names, "resolutions": res_list, "runtimes": list(runtimes), "precisions": list(precisions),
+            "graphs": list(graphs)}
+
+
+def parse_suite(data: dict, where: str = "suite") -> Suite:
+    """Validate a decoded suite mapping and return a :class:`Suite`."""
+    _unknown(data, _TOP_KEYS, where)
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise SuiteError(f"{where}: 'settings' must be a table ([settings])")
+    _unknown(settings, _SETTINGS_KEYS, f"{where} [settings]")
+    for k in ("threads", "warmup", "repeats"):
+        if k in settings and (isinstance(settings[k], bool) or not isinstance(settings[k], int)
+                              or settings[k] < (0 if k == "warmup" else 1)):
+            raise SuiteError(f"{where} [settings]: '{k}' must be a whole number"
+                             f" {'>= 0' if k == 'warmup' else '>= 1'}, not {settings[k]!r}")
+    for k in ("min_time", "cooldown_s"):
+        if k in settings and (isinstance(settings[k], bool) or not isinstance(settings[k], (int, float))
+                              or settings[k] < 0):
+            raise SuiteError(f"{where} [settings]: '{k}' must be a non-negative number of seconds")
+    if "repeats" in settings and "min_time" in settings:
+        raise SuiteError(f"{where} [settings]: give either 'repeats' or 'min_time', not both")
+    cells = data.get("cells")
+    if not cells:
+        raise SuiteError(f"{where}: no [[cells]] group; add one with models, resolutions and runtimes")
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise SuiteError(f"{where}: 'cells' must be an array of tables written [[cells]]")
+    groups = []
+    for i, c in enumerate(cells, 1):
+        w = f"{where} [[cells]] #{i}"
+        _unknown(c, _CELL_KEYS, w)
+        for k in ("models", "resolutions", "runtimes"):
+            if k not in c:
+                raise SuiteError(f"{w}: missing '{k}'; every group needs models, resolutions and runtimes")
+        groups.append(build_group(
+            _as_list(c["models"], "models", w), _as_list(c["resolutions"], "resolutions", w),
+            _as_list(c["runtimes"], "runtimes", w), _as_list(c.get("precisions", ["fp32"]), "precisions", w),
+            _as_list(c.get("graphs", ["logits"]), "graphs", w), where=w))
+    name = data.get("name", "suite")
+    if not isinstance(name, str):
+        raise SuiteError(f"{where}: 'name' must be a string")
+    return Suite(name=name, description=str(data.get("description", "")), settings=dict(settings), groups=groups)
+
+
+def load_suite(path) -> Suite:
+    """Read and validate a suite file; any problem is a :class:`SuiteError` naming the file and the fix."""
+    import tomllib
+
+    p = Path(path)
+    if not p.exists():
+        near = sorted(str(q) for q in Path("bench").glob("*.toml")) if Path("bench").is_dir() else []
+        hint = f" (available: {', '.join(near)})" if near else ""
+        raise SuiteError(f"suite file '{p}' does not exist; give a path such as bench/smoke.toml{hint}")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"suite file '{p}' is not valid TOML ({exc}); fix that line") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"suite file '{p}' is not UTF-8 text; save it as a UTF-8 TOML file") from None
+    suite = parse_suite(data, where=str(p))
+    suite.path = str(p)
+    return suite

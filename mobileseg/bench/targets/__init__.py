@@ -1,0 +1,95 @@
+"""Bench targets (contract 5): where cells are measured. ``open_target("local" | "adb" | "adb:HOST:PORT" |
+"adb:SERIAL", **options)`` returns a :class:`Target`; the runner talks to nothing else.
+
+``LocalTarget`` (this host, :mod:`.local`) runs the runtime adapters in-process; ``AdbTarget``
+(:mod:`mobileseg.device.adb_target`) drives a phone or the emulated ARM device over ADB.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import MobilesegError
+
+
+class TargetError(MobilesegError):
+    """The target cannot be opened or used as asked (bad --device, --cpu...)."""
+
+
+class TargetLostError(MobilesegError):
+    """The target went away mid-run (device unplugged, connection dropped): the runner stops and keeps what is done."""
+
+
+@dataclass
+class CellRun:
+    """What a target returns for one measured cell."""
+
+    samples_ms: list
+    output: object  # np.ndarray: the output of the last timed call (for parity)
+    runtime_version: str | None = None
+    runtime_settings: dict = field(default_factory=dict)
+    affinity: list = field(default_factory=list)
+    harness: str = "python-inproc"
+    overhead_ms: float | None = None
+
+
+class Target:
+    """Interface of a bench target; see docs/ARCHITECTURE.md, contract 5."""
+
+    kind: str = ""
+    emulated: bool = False
+
+    def describe(self) -> dict:  # -> record["device"]
+        raise NotImplementedError
+
+    def device_id(self) -> str:
+        """Short name of the device used in cell keys and result file names (e.g. ``host-amd-epyc``)."""
+        d = self.describe()
+        return str(d.get("serial") or d.get("model") or self.kind)
+
+    def check_runtime(self, runtime: str) -> None:
+        """Raise a clear error if ``runtime`` cannot run on this target (called for every runtime before a run)."""
+
+    def state(self) -> dict:
+        return {}
+
+    def prepare(self, export_dir, fmt) -> None:
+        pass
+
+    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time) -> CellRun:
+        raise NotImplementedError
+
+    def cooldown(self, reference_state, timeout_s) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_target(device_arg: str = "local", **options) -> Target:
+    """Open the target named by ``--device``: ``local``, ``adb``, ``adb:HOST:PORT`` or ``adb:SERIAL``."""
+    arg = (device_arg or "local").strip()
+    if arg in ("local", "host"):
+        from .local import LocalTarget
+
+        return LocalTarget(**options)
+    if arg == "adb" or arg.startswith("adb:"):
+        try:
+            from ...device.adb_target import AdbTarget
+        except ImportError as exc:
+            missing = getattr(exc, "name", "") or ""
+            if missing.startswith("mobileseg"):
+                raise TargetError("ADB targets are not available in this build of mobileseg (the module "
+                                  "mobileseg.device.adb_target is missing); use --device local") from None
+            raise TargetError(f"ADB targets need the package '{missing or exc}': install it with: "
+                              "pip install 'mobileseg[adb]' -c constraints.txt") from None
+        return AdbTarget.open(arg, **options)
+    raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:HOST:PORT or adb:SERIAL")
+
+
+__all__ = ["CellRun", "Target", "TargetError", "TargetLostError", "open_target"]
