@@ -1,0 +1,428 @@
+// mobileseg native ncnn harness: times one ncnn model on a device that has no Python.
+//
+// Runs ON the device and depends on nothing but ncnn (linked statically). It writes the same contract as
+// device_scripts/harness.py (see device_scripts/README.md): a timings JSON with every per-iteration time and the
+// settings that change numerics or speed, and the output tensor as raw float32 (C order) with its shape in the JSON.
+//
+// Every ncnn switch that differs between platforms is set explicitly: ncnn enables fp16 storage/arithmetic by
+// default and uses it silently on ARM CPUs with asimdhp, which would make an "fp32" measurement an fp16 one.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+#include "cpu.h"
+#include "net.h"
+#include "platform.h"
+
+#ifndef MOBILESEG_NCNN_VERSION
+#define MOBILESEG_NCNN_VERSION NCNN_VERSION_STRING
+#endif
+
+namespace {
+
+const int kExitUsage = 2;
+const int kExitRuntime = 3;
+
+struct Args
+{
+    std::string param, bin, input, timings, output;
+    std::string input_name = "in0", output_name = "out0";
+    std::vector<int> shape;
+    int threads = 1;
+    int warmup = 3;
+    int repeats = 10;
+    double min_time_ms = 0.0;
+    int max_repeats = 100000;
+    bool fp16 = false;
+    bool int8 = false;
+    bool bf16 = false;
+    bool packing = true;
+    bool winograd = true;
+    bool sgemm = true;
+    int flush_denormals = 3;
+    bool light_mode = true;
+};
+
+void usage()
+{
+    std::fprintf(stderr,
+                 "usage: mobileseg-ncnn-harness --param M.param --bin M.bin --input IN.raw --shape 1,3,H,W\n"
+                 "         --timings OUT.json --output OUT.raw [--input-name in0] [--output-name out0]\n"
+                 "         [--threads 1] [--warmup 3] [--repeats 10 | --repeats 0 --min-time-ms T] [--max-repeats 100000]\n"
+                 "         [--fp16 0|1] [--int8 0|1] [--bf16 0|1] [--packing 0|1] [--winograd 0|1] [--sgemm 0|1]\n"
+                 "         [--flush-denormals 0..3] [--light-mode 0|1]\n"
+                 "IN.raw is float32 NCHW (little endian, C order); all fp16/int8/bf16 switches are off unless asked.\n");
+}
+
+[[noreturn]] void fail(int code, const std::string& msg)
+{
+    std::fprintf(stderr, "mobileseg-ncnn-harness: %s\n", msg.c_str());
+    std::exit(code);
+}
+
+bool parse_int(const char* s, int& v)
+{
+    char* end = nullptr;
+    long x = std::strtol(s, &end, 10);
+    if (end == s || *end) return false;
+    v = (int)x;
+    return true;
+}
+
+bool parse_bool(const char* s, bool& v)
+{
+    if (!std::strcmp(s, "1") || !std::strcmp(s, "true") || !std::strcmp(s, "on")) v = true;
+    else if (!std::strcmp(s, "0") || !std::strcmp(s, "false") || !std::strcmp(s, "off")) v = false;
+    else return false;
+    return true;
+}
+
+std::vector<int> parse_shape(const std::string& s)
+{
+    std::vector<int> shape;
+    size_t start = 0;
+    while (start <= s.size())
+    {
+        size_t comma = s.find_first_of(",x", start);
+        std::string part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        int d = 0;
+        if (!parse_int(part.c_str(), d) || d <= 0) return std::vector<int>();
+        shape.push_back(d);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return shape;
+}
+
+Args parse_args(int argc, char** argv)
+{
+    Args a;
+    for (int i = 1; i < argc; i++)
+    {
+        std::string k = argv[i];
+        if (k == "-h" || k == "--help")
+        {
+            usage();
+            std::exit(0);
+        }
+        if (i + 1 >= argc) fail(kExitUsage, "option " + k + " needs a value (see --help)");
+        const char* v = argv[++i];
+        bool ok = true;
+        if (k == "--param") a.param = v;
+        else if (k == "--bin") a.bin = v;
+        else if (k == "--input") a.input = v;
+        else if (k == "--timings") a.timings = v;
+        else if (k == "--output") a.output = v;
+        else if (k == "--input-name") a.input_name = v;
+        else if (k == "--output-name") a.output_name = v;
+        else if (k == "--shape") ok = !(a.shape = parse_shape(v)).empty();
+        else if (k == "--threads") ok = parse_int(v, a.threads) && a.threads >= 1;
+        else if (k == "--warmup") ok = parse_int(v, a.warmup) && a.warmup >= 0;
+        else if (k == "--repeats") ok = parse_int(v, a.repeats) && a.repeats >= 0;
+        else if (k == "--max-repeats") ok = parse_int(v, a.max_repeats) && a.max_repeats >= 1;
+        else if (k == "--min-time-ms")
+        {
+            char* end = nullptr;
+            a.min_time_ms = std::strtod(v, &end);
+            ok = end != v && !*end && a.min_time_ms >= 0;
+        }
+        else if (k == "--fp16") ok = parse_bool(v, a.fp16);
+        else if (k == "--int8") ok = parse_bool(v, a.int8);
+        else if (k == "--bf16") ok = parse_bool(v, a.bf16);
+        else if (k == "--packing") ok = parse_bool(v, a.packing);
+        else if (k == "--winograd") ok = parse_bool(v, a.winograd);
+        else if (k == "--sgemm") ok = parse_bool(v, a.sgemm);
+        else if (k == "--light-mode") ok = parse_bool(v, a.light_mode);
+        else if (k == "--flush-denormals") ok = parse_int(v, a.flush_denormals) && a.flush_denormals >= 0 && a.flush_denormals <= 3;
+        else fail(kExitUsage, "unknown option " + k + " (see --help)");
+        if (!ok) fail(kExitUsage, "bad value '" + std::string(v) + "' for " + k);
+    }
+    if (a.param.empty() || a.bin.empty() || a.input.empty() || a.shape.empty() || a.timings.empty() || a.output.empty())
+        fail(kExitUsage, "--param, --bin, --input, --shape, --timings and --output are required (see --help)");
+    if (a.repeats == 0 && a.min_time_ms <= 0) fail(kExitUsage, "--repeats 0 needs --min-time-ms > 0");
+    if (a.shape.size() > 5 || (a.shape.size() == 5 && a.shape[0] != 1))
+        fail(kExitUsage, "--shape takes 1 to 4 dimensions, plus a leading batch of 1");
+    return a;
+}
+
+// ncnn has no batch axis: a leading N=1 of an NCHW shape is dropped (C x H x W).
+std::vector<int> ncnn_dims(const std::vector<int>& shape)
+{
+    std::vector<int> d = shape;
+    if (d.size() == 4 && d[0] == 1) d.erase(d.begin());
+    else if (d.size() == 5 && d[0] == 1) d.erase(d.begin());
+    return d;
+}
+
+ncnn::Mat read_input(const Args& a)
+{
+    std::vector<int> d = ncnn_dims(a.shape);
+    if (a.shape.size() == 4 && a.shape[0] != 1 && d.size() == 4)
+        fail(kExitUsage, "batch > 1 is not supported by ncnn: pass --shape 1,C,H,W");
+    ncnn::Mat m;
+    if (d.size() == 1) m.create(d[0]);
+    else if (d.size() == 2) m.create(d[1], d[0]);
+    else if (d.size() == 3) m.create(d[2], d[1], d[0]);
+    else m.create(d[3], d[2], d[1], d[0]);
+    if (m.empty()) fail(kExitRuntime, "could not allocate the input tensor");
+
+    FILE* f = std::fopen(a.input.c_str(), "rb");
+    if (!f) fail(kExitUsage, "cannot open input file " + a.input);
+    size_t per_channel = (size_t)m.w * m.h * m.d;
+    size_t expected = per_channel * m.c;
+    std::fseek(f, 0, SEEK_END);
+    long bytes = std::ftell(f);
+    std::fseek(f, 0, SEEK_SET);
+    if (bytes != (long)(expected * sizeof(float)))
+    {
+        std::fclose(f);
+        fail(kExitUsage, "input file " + a.input + " has " + std::to_string(bytes) + " bytes, the shape needs "
+                             + std::to_string(expected * sizeof(float)) + " (float32)");
+    }
+    // ncnn aligns each channel to cstep elements: read channel by channel.
+    for (int q = 0; q < m.c; q++)
+    {
+        if (std::fread(m.channel(q), sizeof(float), per_channel, f) != per_channel)
+        {
+            std::fclose(f);
+            fail(kExitRuntime, "short read from " + a.input);
+        }
+    }
+    std::fclose(f);
+    return m;
+}
+
+std::vector<int> write_output(const ncnn::Mat& out, const std::string& path, bool batch_axis)
+{
+    std::vector<int> shape;
+    if (batch_axis) shape.push_back(1);
+    if (out.dims == 1) shape.insert(shape.end(), {out.w});
+    else if (out.dims == 2) shape.insert(shape.end(), {out.h, out.w});
+    else if (out.dims == 3) shape.insert(shape.end(), {out.c, out.h, out.w});
+    else shape.insert(shape.end(), {out.c, out.d, out.h, out.w});
+    if (out.elemsize != 4 || out.elempack != 1)
+        fail(kExitRuntime, "the output is not unpacked float32 (elemsize " + std::to_string(out.elemsize) + ")");
+
+    FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) fail(kExitUsage, "cannot write output file " + path);
+    size_t per_channel = (size_t)out.w * out.h * out.d;
+    for (int q = 0; q < out.c; q++)
+    {
+        if (std::fwrite(out.channel(q), sizeof(float), per_channel, f) != per_channel)
+        {
+            std::fclose(f);
+            fail(kExitRuntime, "short write to " + path);
+        }
+    }
+    std::fclose(f);
+    return shape;
+}
+
+std::string json_str(const std::string& s)
+{
+    std::string o = "\"";
+    for (char c : s)
+    {
+        if (c == '"' || c == '\\') { o += '\\'; o += c; }
+        else if ((unsigned char)c < 0x20)
+        {
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\u%04x", (unsigned char)c);
+            o += buf;
+        }
+        else o += c;
+    }
+    return o + "\"";
+}
+
+std::string json_num(double v)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.6f", v);
+    return buf;
+}
+
+std::string json_list(const std::vector<double>& v)
+{
+    std::string o = "[";
+    for (size_t i = 0; i < v.size(); i++) o += (i ? ", " : "") + json_num(v[i]);
+    return o + "]";
+}
+
+std::string json_ints(const std::vector<int>& v)
+{
+    std::string o = "[";
+    for (size_t i = 0; i < v.size(); i++) o += (i ? ", " : "") + std::to_string(v[i]);
+    return o + "]";
+}
+
+const char* json_bool(bool b) { return b ? "true" : "false"; }
+
+std::vector<int> allowed_cpus()
+{
+    std::vector<int> cpus;
+#if defined(__linux__)
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &set)) cpus.push_back(i);
+#endif
+    return cpus;
+}
+
+double median(std::vector<double> v)
+{
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+typedef std::chrono::steady_clock Clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b)
+{
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    static_assert(Clock::is_steady, "the timing clock must be monotonic");
+    Args a = parse_args(argc, argv);
+
+    ncnn::Net net;
+    // Options must be set before loading: layers pick their kernels from them at creation.
+    ncnn::Option& opt = net.opt;
+    opt.num_threads = a.threads;
+    opt.use_vulkan_compute = false;
+    opt.lightmode = a.light_mode;
+    opt.use_packing_layout = a.packing;
+    opt.use_fp16_packed = a.fp16;
+    opt.use_fp16_storage = a.fp16;
+    opt.use_fp16_arithmetic = a.fp16;
+    opt.use_bf16_storage = a.bf16;
+    opt.use_bf16_packed = a.bf16;
+    opt.use_int8_inference = a.int8;
+    opt.use_int8_packed = a.int8;
+    opt.use_int8_storage = a.int8;
+    opt.use_int8_arithmetic = a.int8;
+    opt.use_winograd_convolution = a.winograd;
+    opt.use_sgemm_convolution = a.sgemm;
+    opt.flush_denormals = (unsigned char)a.flush_denormals;
+
+    if (net.load_param(a.param.c_str()) != 0) fail(kExitUsage, "cannot load the ncnn param file " + a.param);
+    if (net.load_model(a.bin.c_str()) != 0) fail(kExitUsage, "cannot load the ncnn weights file " + a.bin);
+
+    ncnn::Mat in = read_input(a);
+    ncnn::Mat out;
+
+    // One extractor per iteration: an extractor caches blobs, so a reused one would return without computing.
+    auto run_once = [&](double* ms) {
+        ncnn::Extractor ex = net.create_extractor();
+        if (ex.input(a.input_name.c_str(), in) != 0) fail(kExitUsage, "the model has no input blob named " + a.input_name);
+        Clock::time_point t0 = Clock::now();
+        int rc = ex.extract(a.output_name.c_str(), out);
+        Clock::time_point t1 = Clock::now();
+        if (rc != 0) fail(kExitRuntime, "extracting blob " + a.output_name + " failed (is that the output name?)");
+        if (ms) *ms = ms_between(t0, t1);
+    };
+
+    std::vector<double> warmup_ms, samples_ms;
+    for (int i = 0; i < a.warmup; i++)
+    {
+        double ms = 0;
+        run_once(&ms);
+        warmup_ms.push_back(ms);
+    }
+    // Same stopping rule as the Python harness: a fixed count when --repeats > 0, otherwise until --min-time-ms of
+    // timed calls (and at least 3 of them); never more than --max-repeats.
+    double total = 0;
+    for (;;)
+    {
+        double ms = 0;
+        run_once(&ms);
+        samples_ms.push_back(ms);
+        total += ms;
+        int n = (int)samples_ms.size();
+        if (a.repeats > 0 && n >= a.repeats) break;
+        if (a.repeats == 0 && total >= a.min_time_ms && n >= 3) break;
+        if (n >= a.max_repeats) break;
+    }
+
+    // The cost of reading the clock twice: what an empty timed region measures.
+    std::vector<double> empty;
+    for (int i = 0; i < 101; i++)
+    {
+        Clock::time_point t0 = Clock::now();
+        Clock::time_point t1 = Clock::now();
+        empty.push_back(ms_between(t0, t1));
+    }
+
+    std::vector<int> out_shape = write_output(out, a.output, a.shape.size() == 4 || a.shape.size() == 5);
+
+    std::string j = "{\n";
+    j += "  \"schema_version\": 1,\n";
+    j += "  \"harness\": \"native-ncnn\",\n";
+    j += "  \"runtime\": \"ncnn\",\n";
+    j += "  \"runtime_version\": " + json_str(MOBILESEG_NCNN_VERSION) + ",\n";
+    j += "  \"clock\": \"std::chrono::steady_clock\",\n";
+    j += "  \"threads\": " + std::to_string(a.threads) + ",\n";
+    j += "  \"warmup\": " + std::to_string(a.warmup) + ",\n";
+    j += "  \"repeats\": " + std::to_string(samples_ms.size()) + ",\n";
+    j += "  \"samples_ms\": " + json_list(samples_ms) + ",\n";
+    j += "  \"warmup_ms\": " + json_list(warmup_ms) + ",\n";
+    j += "  \"overhead_ms\": " + json_num(median(empty)) + ",\n";
+    j += "  \"affinity\": " + json_ints(allowed_cpus()) + ",\n";
+    j += "  \"settings\": {\"num_threads\": " + std::to_string(opt.num_threads)
+         + ", \"use_fp16_packed\": " + json_bool(opt.use_fp16_packed)
+         + ", \"use_fp16_storage\": " + json_bool(opt.use_fp16_storage)
+         + ", \"use_fp16_arithmetic\": " + json_bool(opt.use_fp16_arithmetic)
+         + ", \"use_bf16_storage\": " + json_bool(opt.use_bf16_storage)
+         + ", \"use_bf16_packed\": " + json_bool(opt.use_bf16_packed)
+         + ", \"use_int8_inference\": " + json_bool(opt.use_int8_inference)
+         + ", \"use_packing_layout\": " + json_bool(opt.use_packing_layout)
+         + ", \"use_winograd_convolution\": " + json_bool(opt.use_winograd_convolution)
+         + ", \"use_sgemm_convolution\": " + json_bool(opt.use_sgemm_convolution)
+         + ", \"lightmode\": " + json_bool(opt.lightmode)
+         + ", \"flush_denormals\": " + std::to_string((int)opt.flush_denormals)
+         + ", \"openmp_blocktime\": " + std::to_string(opt.openmp_blocktime)
+         + ", \"cpu_powersave\": " + std::to_string(ncnn::get_cpu_powersave()) + "},\n";
+    j += "  \"cpu\": {\"count\": " + std::to_string(ncnn::get_cpu_count())
+         + ", \"big\": " + std::to_string(ncnn::get_big_cpu_count())
+         + ", \"little\": " + std::to_string(ncnn::get_little_cpu_count())
+#if defined(__aarch64__)
+         + ", \"arch\": \"arm64\""
+         + ", \"asimdhp\": " + json_bool(ncnn::cpu_support_arm_asimdhp())
+         + ", \"asimddp\": " + json_bool(ncnn::cpu_support_arm_asimddp())
+         + ", \"bf16\": " + json_bool(ncnn::cpu_support_arm_bf16())
+         + ", \"i8mm\": " + json_bool(ncnn::cpu_support_arm_i8mm())
+         + ", \"sve\": " + json_bool(ncnn::cpu_support_arm_sve())
+#elif defined(__x86_64__)
+         + ", \"arch\": \"x86_64\""
+         + ", \"avx2\": " + json_bool(ncnn::cpu_support_x86_avx2())
+#endif
+         + "},\n";
+    j += "  \"input\": {\"file\": " + json_str(a.input) + ", \"name\": " + json_str(a.input_name)
+         + ", \"shape\": " + json_ints(a.shape) + ", \"dtype\": \"float32\"},\n";
+    j += "  \"output\": {\"file\": " + json_str(a.output) + ", \"name\": " + json_str(a.output_name)
+         + ", \"shape\": " + json_ints(out_shape) + ", \"dtype\": \"float32\"},\n";
+    j += "  \"model\": {\"param\": " + json_str(a.param) + ", \"bin\": " + json_str(a.bin) + "}\n";
+    j += "}\n";
+
+    FILE* f = std::fopen(a.timings.c_str(), "wb");
+    if (!f || std::fwrite(j.data(), 1, j.size(), f) != j.size()) fail(kExitUsage, "cannot write timings file " + a.timings);
+    std::fclose(f);
+    return 0;
+}
