@@ -1,0 +1,188 @@
+"""``build_report``: the Python API behind ``mobileseg report``.
+
+Reads measurement records (contract 4), the papers' numbers (``published.csv``) and optional eval records, and
+writes into ``out``: per device x runtime Figure-1-style plots, the paper-vs-measured view, the runtime comparison
+(PNG + SVG each), ``report.md`` (tables) and ``report.html`` (self-contained: plots embedded as base64 PNG).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import plots
+from .data import attach_miou, load_evals, load_results
+from .pareto import pareto_mask
+from .published import figure1_rows, load_published, paper_latency
+from .tables import html_table, markdown_table
+
+DEFAULT_OUT = Path("results") / "report"
+
+
+@dataclass
+class Report:
+    out: Path
+    plots: list = field(default_factory=list)    # [(title, [png, svg])]
+    tables: list = field(default_factory=list)   # [(title, markdown, html)]
+    notes: list = field(default_factory=list)
+    markdown: Path | None = None
+    html: Path | None = None
+
+    def files(self) -> list[Path]:
+        return [p for _, ps in self.plots for p in ps] + [p for p in (self.markdown, self.html) if p]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _is_topformer(model: str) -> bool:
+    return str(model).startswith("topformer")
+
+
+def published_figure(report: Report, published, stem: str = "figure1-published") -> None:
+    """Figure 1 from the TopFormer paper's own Table 1 numbers (ADE20K val, Snapdragon 865, one core)."""
+    rows = figure1_rows(published)
+    plotted = rows[rows.latency_ms.notna()]
+    left_out = rows[rows.latency_ms.isna()]
+    note = ("Data: TopFormer paper Table 1 (results/published.csv). † = 448x448 input, others 512x512. "
+            + (f"Not drawn (no latency given): {', '.join(left_out.label)}." if len(left_out) else ""))
+    paths = plots.figure1(plotted, report.out / stem,
+                          "ADE20K val: mIoU vs latency on one Snapdragon 865 core (published, TopFormer Table 1)",
+                          xlabel="Latency (ms, Snapdragon 865, 1 thread; log scale)", note=note)
+    report.plots.append(("Figure 1 from the paper's numbers", paths))
+    t = rows.assign(pareto=["yes" if f else "" for f in pareto_mask(rows.latency_ms, rows.miou)])
+    cols = {"label": "model", "resolution": "input", "params_m": "params (M)", "gflops": "GFLOPs", "miou": "mIoU",
+            "latency_ms": "latency (ms)", "pareto": "Pareto"}
+    digits = {"latency_ms": 0}
+    report.tables.append(("TopFormer Table 1 (ADE20K val, Snapdragon 865 latency)",
+                          markdown_table(t, cols, digits), html_table(t, cols, digits)))
+
+
+def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k", eval_files=None,
+                 out=DEFAULT_OUT, published_only: bool = False, published_path=None) -> Report:
+    """Write the report; returns a :class:`Report` listing every file written."""
+    published = load_published(published_path)
+    report = Report(out=Path(out))
+    report.out.mkdir(parents=True, exist_ok=True)
+    published_figure(report, published)
+    if not published_only:
+        if not results:
+            from .errors import ResultsFileError
+
+            raise ResultsFileError("no results file given and none found in results/*.jsonl: run `mobileseg bench` "
+                                   "first, pass --results FILE, or use --published-only")
+        df = load_results(results, device=device, runtime=runtime)
+        evals = load_evals(eval_files) if eval_files else None
+        df = attach_miou(df, published, evals, dataset)
+        _measured(report, df, published, dataset)
+    _write_markdown(report)
+    _write_html(report)
+    return report
+
+
+def _measured(report: Report, df, published, dataset: str) -> None:
+    for (dev, rt), sub in df.groupby(["device", "runtime"], sort=True):
+        sub = sub.copy()
+        sub["latency_ms"] = sub.median_ms
+        sub["is_topformer"] = [_is_topformer(m) for m in sub.model]
+        sub["evaluated"] = sub.miou_source.str.startswith("evaluated")
+        sub["label"] = [f"{m} {r}" + (" (eval)" if e else "") for m, r, e in zip(sub.model, sub.resolution,
+                                                                               sub.evaluated)]
+        params = sub.params_m.copy()
+        for i, r in sub.iterrows():  # fall back to the paper's parameter count when the record has none
+            if params[i] != params[i] or params[i] is None:
+                rows = published[(published.model == r.model) & published.params_m.notna()]
+                params[i] = float(rows.params_m.iloc[0]) if len(rows) else float("nan")
+        sub["params_m"] = params
+        emulated = bool(sub.emulated.any())
+        placed = sub[sub.miou.notna()]
+        missing = sub[sub.miou.isna()]
+        note = (f"Latency: median of our measurement ({rt}, {dev}{', EMULATED: not a phone speed' if emulated else ''}). "
+                f"mIoU: {dataset} " + ("published numbers" if not placed.evaluated.any() else
+                                       "published, or evaluated by `mobileseg eval` where marked (eval)")
+                + (f". No mIoU for: {', '.join(sorted(set(missing.model)))}." if len(missing) else "."))
+        title = f"{dataset} mIoU vs measured latency: {dev}, {rt}"
+        if len(placed):
+            paths = plots.figure1(placed, report.out / f"pareto-{_slug(dev)}-{_slug(rt)}", title,
+                                  xlabel=f"Latency (ms, {dev}, {rt}; log scale)", note=note)
+            report.plots.append((title, paths))
+        else:
+            report.notes.append(f"{dev} / {rt}: no measured model has an mIoU on {dataset}, so no Pareto plot.")
+        sub["pareto"] = ""
+        if len(placed):
+            front = pareto_mask(placed.latency_ms, placed.miou)
+            sub.loc[placed.index[front], "pareto"] = "yes"
+        cols = {"model": "model", "resolution": "input", "format": "format", "precision": "precision",
+                "threads": "threads", "median_ms": "median (ms)", "p10_ms": "p10", "p90_ms": "p90", "count": "n",
+                "params_m": "params (M)", "gflops": "GMACs", "miou": "mIoU", "miou_source": "mIoU from",
+                "pareto": "Pareto", "parity_ok": "parity ok"}
+        digits = {"median_ms": 2, "p10_ms": 2, "p90_ms": 2, "params_m": 2, "gflops": 2}
+        report.tables.append((f"{dev}, {rt}" + (" (emulated)" if emulated else ""),
+                              markdown_table(sub, cols, digits), html_table(sub, cols, digits)))
+    # Paper vs measured: the paper's Snapdragon 865 latency beside ours, for the models the paper timed.
+    rows = []
+    for r in df.itertuples():
+        pl = paper_latency(published, r.model, (r.res_h, r.res_w))
+        if pl is None:
+            continue
+        rows.append({"model": r.model, "resolution": r.resolution, "series": f"{r.device} {r.runtime}",
+                     "latency_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "paper_ms": pl})
+    if rows:
+        import pandas as pd
+
+        meas = pd.DataFrame(rows)
+        paper = meas.drop_duplicates(["model", "resolution"]).assign(series="paper: Snapdragon 865 (TNN)",
+                                                                     latency_ms=lambda d: d.paper_ms,
+                                                                     p10_ms=float("nan"), p90_ms=float("nan"))
+        both = pd.concat([paper, meas], ignore_index=True)
+        paths = plots.paper_vs_measured(both, report.out / "paper-vs-measured",
+                                        "Latency: TopFormer paper (Snapdragon 865, 1 core) vs our measurements")
+        report.plots.append(("Paper vs measured latency", paths))
+        meas["ratio"] = meas.latency_ms / meas.paper_ms
+        cols = {"model": "model", "resolution": "input", "series": "measured on", "latency_ms": "ours (ms)",
+                "paper_ms": "paper SD865 (ms)", "ratio": "ours / paper"}
+        report.tables.append(("Paper vs measured latency", markdown_table(meas, cols, {"latency_ms": 2, "ratio": 2}),
+                              html_table(meas, cols, {"latency_ms": 2, "ratio": 2})))
+    else:
+        report.notes.append("None of the measured models has a latency in the TopFormer paper's Table 1.")
+    for dev, sub in df.groupby("device", sort=True):
+        if sub.runtime.nunique() < 2:
+            continue
+        title = f"Runtime comparison on {dev}"
+        paths = plots.runtime_comparison(sub, report.out / f"runtimes-{_slug(dev)}", title)
+        report.plots.append((title, paths))
+
+
+def _write_markdown(report: Report) -> None:
+    lines = ["# mobileseg report", ""]
+    for title, paths in report.plots:
+        png = next(p for p in paths if p.suffix == ".png")
+        lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
+    for title, md, _ in report.tables:
+        lines += [f"### {title}", "", md, ""]
+    for n in report.notes:
+        lines += [f"- {n}"]
+    report.markdown = report.out / "report.md"
+    report.markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_html(report: Report) -> None:
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>mobileseg report</title><style>",
+             "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+             "table{border-collapse:collapse;font-size:13px;margin-bottom:1.5em}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}",
+             "</style></head><body><h1>mobileseg report</h1>"]
+    for title, paths in report.plots:
+        png = next(p for p in paths if p.suffix == ".png")
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    for title, _, tab in report.tables:
+        parts.append(f"<h3>{html.escape(title)}</h3>{tab}")
+    if report.notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in report.notes) + "</ul>")
+    parts.append("</body></html>")
+    report.html = report.out / "report.html"
+    report.html.write_text("\n".join(parts), encoding="utf-8")

@@ -1,0 +1,20 @@
+"""Errors a user can cause in the report and eval stages (all :class:`~mobileseg.errors.MobilesegError`)."""
+from __future__ import annotations
+
+from ..errors import MobilesegError
+
+
+class ResultsFileError(MobilesegError):
+    """A results or eval file is missing, unreadable, or not in our record schema (contract 4)."""
+
+
+class NoRecordsError(MobilesegError):
+    """The results hold no record matching the filters given."""
+
+
+class PublishedDataError(MobilesegError):
+    """``published.csv`` is missing or not in the expected columns."""
+
+
+class DatasetError(MobilesegError):
+    """A dataset folder is missing or not in the standard layout."""
