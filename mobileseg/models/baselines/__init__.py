@@ -6,4 +6,4 @@ large, with the "reduce" tail), :mod:`.hrnet` (mmseg ``HRNet``). Segmentation mo
 ``lraspp-mbv3-large-reduce``, ``hrnet-w18-small``.
 """
 from . import _common  # noqa: F401  (registers the mmseg checkpoint converter)
-from . import deeplabv3plus, fcn, lraspp, pspnet, rasp  # noqa: F401
+from . import deeplabv3plus, fcn, hrnet, lraspp, pspnet, rasp  # noqa: F401
