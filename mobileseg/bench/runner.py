@@ -1,0 +1,339 @@
+"""``run_bench``: measure a set of cells on a target and append one record per cell to a results store.
+
+Per cell: export on demand through the export stage (cached in the export folder), time it on the target, compare
+its output with the export's PyTorch reference (``reference/output.npy``) and append the record at once, so Ctrl-C
+or a lost device keeps every finished cell and ``resume=True`` skips them on the next run.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+from ..errors import MissingDependencyError, MobilesegError
+from .progress import Progress
+from .record import SCHEMA_VERSION, LatencyRecord
+from .stats import summarize
+from .store import ResultStore
+from .suite import RUNTIME_FORMATS, Cell, Suite, SuiteError, build_group, load_suite
+from .targets import Target, TargetLostError, open_target
+
+DEFAULT_WARMUP = 5
+DEFAULT_REPEATS = 20
+
+
+class BenchRun(list):
+    """The records written by one ``run_bench`` call (dicts), plus where they went and what was skipped."""
+
+    path: Path | None = None
+    skipped: list
+    sgemm: dict | None = None
+
+
+def export_dir_name(model: str, resolution, precision: str = "fp32", graph: str = "logits") -> str:
+    """Contract 2 folder name: ``<model>_<H>x<W>[_<precision>][_<graph>]`` (fp32 + logits keep the short name)."""
+    h, w = resolution
+    name = f"{model}_{h}x{w}"
+    if precision != "fp32":
+        name += f"_{precision}"
+    if graph != "logits":
+        name += f"_{graph}"
+    return name
+
+
+def results_file_for(target: Target, threads: int, out_dir="results") -> Path:
+    """Default results file: ``<out_dir>/<device id>-t<threads>.jsonl`` (e.g. ``results/host-amd-epyc-t1.jsonl``)."""
+    return Path(out_dir) / f"{target.device_id()}-t{int(threads)}.jsonl"
+
+
+def plan_cells(models=None, resolutions=None, runtimes=None, precisions=None, graphs=None, suite=None,
+               threads: int = 1) -> tuple[list[Cell], dict, bool]:
+    """Cells to measure, the suite's settings, and whether the runtime list was chosen explicitly.
+
+    With a suite, ``models``/``resolutions``/``runtimes``/``precisions``/``graphs`` filter its cells. Without one,
+    they define the cells (defaults: every segmentation model at its paper resolution, every runtime, fp32, logits).
+    """
+    from ..registry import get_spec, list_models, parse_resolution
+
+    if suite is not None:
+        s = suite if isinstance(suite, Suite) else load_suite(suite)
+        cells = s.cells(threads)
+        if models:
+            wanted = {get_spec(m).name for m in models}
+            cells = [c for c in cells if c.model in wanted]
+        if resolutions:
+            wanted_res = {parse_resolution(r) for r in resolutions}
+            cells = [c for c in cells if c.resolution in wanted_res]
+        for attr, values in (("runtime", runtimes), ("precision", precisions), ("graph", graphs)):
+            if values:
+                cells = [c for c in cells if getattr(c, attr) in set(values)]
+        if not cells:
+            raise SuiteError(f"no cell of suite '{s.name}' matches the --models/--res/--runtimes/--precision/--graph "
+                             "filters; loosen them")
+        return cells, s.settings, True  # a suite names its runtimes
+    explicit = bool(runtimes)
+    models = list(models or list_models(task="segmentation"))
+    runtimes = list(runtimes or RUNTIME_FORMATS)
+    precisions = list(precisions or ["fp32"])
+    graphs = list(graphs or ["logits"])
+    cells = []
+    for m in models:
+        res = list(resolutions) if resolutions else [list(get_spec(m).default_resolution)]
+        g = build_group([m], res, runtimes, precisions, graphs, where="command line")
+        s = Suite(name="command line", groups=[g])
+        cells += [c for c in s.cells(threads) if c not in cells]
+    return cells, {}, explicit
+
+
+def _ensure_export(cell: Cell, formats: list[str], export_root: Path, export_fn, cache: dict) -> tuple[Path, dict]:
+    """The export folder of ``cell`` holding every format in ``formats`` (exported now if missing)."""
+    import json
+
+    key = (cell.model, cell.resolution, cell.precision, cell.graph)
+    folder = export_root / export_dir_name(cell.model, cell.resolution, cell.precision, cell.graph)
+    man_path = folder / "manifest.json"
+    needed = [f for f in formats if f != "torch"]
+
+    def usable(man):
+        have = man.get("formats") or {}
+        return all(f in have and have[f].get("ok", True) for f in needed) and \
+            (folder / "reference" / "output.npy").exists()
+
+    if key in cache and usable(cache[key]):
+        return folder, cache[key]
+    man = None
+    if man_path.exists():
+        try:
+            man = json.loads(man_path.read_text())
+        except ValueError:
+            man = None
+    if man is None or not usable(man):
+        if export_fn is None:
+            from ..export import export_model as export_fn
+        have = (man or {}).get("formats") or {}
+        missing = [f for f in needed if not (f in have and have[f].get("ok", True))] or needed[:1] or ["onnx"]
+        if man is not None:  # keep formats already there: ask for the union so the folder stays complete
+            missing = sorted(set(missing) | {f for f, e in have.items() if e.get("ok", True)})
+        export_fn(cell.model, res=list(cell.resolution), formats=missing, precision=cell.precision,
+                  graph=cell.graph, out_dir=str(export_root))
+        man = json.loads(man_path.read_text())
+    cache[key] = man
+    return folder, man
+
+
+def _parity(out, folder: Path, cell: Cell, manifest: dict) -> dict:
+    import numpy as np
+
+    from ..parity import compare
+
+    ref_path = folder / "reference" / "output.npy"
+    if not ref_path.exists():
+        return {"checked": False, "why": "the export folder has no reference/output.npy"}
+    ref = np.load(ref_path)
+    if (manifest.get("graph") or cell.graph) == "argmax":
+        # Class maps: only the share of agreeing pixels is meaningful.
+        out_i = np.asarray(out).reshape(ref.shape) if np.asarray(out).size == ref.size else None
+        if out_i is None:
+            return {"ok": False, "error": f"output shape {list(np.shape(out))} != reference {list(ref.shape)}",
+                    "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": None}
+        agree = float(np.mean(out_i.astype(np.int64) == ref.astype(np.int64)))
+        return {"ok": agree >= 0.999, "max_abs": None, "rel_l2": None, "argmax_agree": agree,
+                "limit_rel_l2": None, "limit_argmax_agree": 0.999}
+    return compare(out, ref, cell.precision)
+
+
+_COMPLEXITY: dict = {}
+
+
+def model_complexity(model: str, resolution, num_classes=None) -> tuple[float | None, int | None]:
+    """(GMACs in the papers' convention, parameters) of ``model`` at ``resolution``; cached."""
+    key = (model, tuple(resolution), num_classes)
+    if key not in _COMPLEXITY:
+        try:
+            from ..flops import count_complexity
+            from ..registry import create_model
+
+            c = count_complexity(create_model(model, num_classes=num_classes), *resolution)
+            _COMPLEXITY[key] = (c.macs / 1e9, c.params)
+        except (ImportError, MobilesegError):
+            _COMPLEXITY[key] = (None, None)
+    return _COMPLEXITY[key]
+
+
+def _artifact(folder: Path, manifest: dict, fmt: str) -> dict:
+    entry = (manifest.get("formats") or {}).get(fmt) or {}
+    files = entry.get("files") or []
+    return {"export_dir": str(folder), "manifest": str(folder / "manifest.json"),
+            "sha256": (files[0].get("sha256") if files and isinstance(files[0], dict) else None),
+            "files": [f.get("path") if isinstance(f, dict) else f for f in files],
+            "weights": manifest.get("weights")}
+
+
+def _throttled(before: dict, after: dict, cpu) -> bool:
+    fb, fa = (before or {}).get("freqs_khz", {}), (after or {}).get("freqs_khz", {})
+    keys = [str(cpu)] if cpu is not None and str(cpu) in fb else list(fb)
+    return any(k in fa and fb[k] and fa[k] < 0.95 * fb[k] for k in keys)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, graphs=None, suite=None,
+              device: str = "local", threads: int = 1, warmup: int | None = None, repeats: int | None = None,
+              min_time: float | None = None, cpu: int | None = None, resume: bool = False, out_dir="results",
+              results_file=None, export_root="export", target: Target | None = None, export_fn=None,
+              progress: bool | Progress = True, cooldown_s: float | None = None, measure_reference: bool = True,
+              target_options: dict | None = None) -> BenchRun:
+    """Measure cells and append one :class:`LatencyRecord` per cell to the results store; return the new records.
+
+    Args:
+        models, resolutions, runtimes, precisions, graphs: the cells (or filters of ``suite``); see :func:`plan_cells`.
+        suite: a suite file path (``bench/paper.toml``) or a :class:`Suite`.
+        device: ``local``, ``adb``, ``adb:HOST:PORT`` or ``adb:SERIAL`` (ignored when ``target`` is given).
+        threads: threads per runtime (1: one intra-op thread, no inter-op pool).
+        warmup, repeats, min_time: untimed warm-up calls; timed calls, or seconds of timed calls (default 20 calls).
+        cpu: the CPU to pin to on the host (default: the last one).
+        resume: skip cells that already have a finished record in the results file.
+        out_dir, results_file: where records go (default ``results/<device>-t<threads>.jsonl``).
+        export_root: the export stage's output folder (artifacts are reused when present).
+        measure_reference: also time this core's single-thread SGEMM (stored in every record as ``sgemm``).
+    """
+    if repeats is not None and min_time is not None:
+        raise MobilesegError("give either --repeats or --min-time, not both")
+    cells, settings, explicit_runtimes = plan_cells(models, resolutions, runtimes, precisions, graphs, suite, threads)
+    warmup = int(warmup if warmup is not None else settings.get("warmup", DEFAULT_WARMUP))
+    if repeats is None and min_time is None:
+        repeats, min_time = settings.get("repeats"), settings.get("min_time")
+        if repeats is None and min_time is None:
+            repeats = DEFAULT_REPEATS
+    if repeats is not None and int(repeats) < 1:
+        raise MobilesegError(f"--repeats must be at least 1, not {repeats}")
+    if warmup < 0:
+        raise MobilesegError(f"--warmup must be 0 or more, not {warmup}")
+    cooldown_s = float(cooldown_s if cooldown_s is not None else settings.get("cooldown_s", 0))
+
+    own_target = target is None
+    if own_target:
+        opts = dict(target_options or {})
+        if cpu is not None:
+            opts["cpu"] = cpu
+        target = open_target(device, **opts)
+    run = BenchRun()
+    run.skipped = []
+    try:
+        # Every runtime must be usable before anything is exported or timed; when the runtime list was not chosen,
+        # runtimes that are not installed are left out with a note instead.
+        usable = {}
+        for rt in sorted({c.runtime for c in cells}):
+            try:
+                target.check_runtime(rt)
+                usable[rt] = True
+            except MissingDependencyError as exc:
+                if explicit_runtimes:
+                    raise MissingDependencyError(f"runtime '{rt}' cannot run: {exc}; or leave it out with "
+                                                 "--runtimes") from None
+                usable[rt] = False
+        missing_rts = sorted(r for r, ok in usable.items() if not ok)
+        cells = [c for c in cells if usable[c.runtime]]
+        if not cells:
+            raise MobilesegError("no runtime is installed for the requested cells: install one with "
+                                 "pip install 'mobileseg[export]' -c constraints.txt")
+
+        device_id = target.device_id()
+        path = Path(results_file) if results_file else results_file_for(target, threads, out_dir)
+        store = ResultStore(path)
+        run.path = path
+        done = store.done_keys() if resume else set()
+        prog = progress if isinstance(progress, Progress) else Progress(len(cells), enabled=bool(progress))
+        for r in missing_rts:
+            prog.note(f"runtime '{r}' is not installed: its cells are left out")
+        description = target.describe()
+        from .env import describe_host, package_versions
+
+        host = describe_host()
+        todo = [c for c in cells if c.key(device_id) not in done]
+        if todo and measure_reference and target.kind == "local":
+            from .overhead import measure_sgemm
+
+            prog.note("measuring this core's single-thread SGEMM rate (reference for achieved GFLOP/s)")
+            run.sgemm = measure_sgemm()
+            prog.note(f"SGEMM {run.sgemm['n']}^3 fp32, 1 thread: {run.sgemm['gflop_s']:.1f} GFLOP/s "
+                      f"({run.sgemm['best']})")
+        formats_by_group: dict = {}
+        for c in cells:
+            formats_by_group.setdefault((c.model, c.resolution, c.precision, c.graph), set()).add(c.format)
+        export_cache: dict = {}
+        export_root = Path(export_root)
+        last_model, reference_state = None, None
+        for cell in cells:
+            key = cell.key(device_id)
+            if key in done:
+                run.skipped.append(key)
+                prog.skip(cell.label())
+                continue
+            if cooldown_s and last_model is not None and cell.model != last_model:
+                target.cooldown(reference_state, cooldown_s)
+            prog.start(cell.label())
+            rec = _measure_cell(cell, key, target, description, host, export_root, export_fn, export_cache,
+                                sorted(formats_by_group[(cell.model, cell.resolution, cell.precision, cell.graph)]),
+                                warmup, repeats, min_time, run.sgemm)
+            reference_state = rec.device_state.get("before", {})
+            last_model = cell.model
+            store.append(rec)
+            d = rec.to_dict()
+            run.append(d)
+            prog.finish(_summary(d))
+        prog.close()
+    finally:
+        if own_target:
+            target.close()
+    return run
+
+
+def _summary(d: dict) -> str:
+    if d["status"] == "error":
+        return f"ERROR {d['error']}"
+    s = d["stats_ms"]
+    p = d["parity"]
+    par = (f"rel_l2 {p['rel_l2']:.1e}" if p.get("rel_l2") is not None else
+           f"argmax {p.get('argmax_agree')}" if "argmax_agree" in p else "parity not checked")
+    tag = "" if d["status"] == "ok" else " PARITY FAILED"
+    return f"median {s['median']:.2f} ms (p10 {s['p10']:.2f}, p90 {s['p90']:.2f}, n={s['count']}), {par}{tag}"
+
+
+def _measure_cell(cell, key, target, description, host, export_root, export_fn, export_cache, formats, warmup,
+                  repeats, min_time, sgemm) -> LatencyRecord:
+    from .env import package_versions
+
+    base = dict(id=key, model=cell.model, resolution=list(cell.resolution), format=cell.format, runtime=cell.runtime,
+                precision=cell.precision, graph=cell.graph, threads=cell.threads, device=description,
+                emulated=bool(getattr(target, "emulated", False)), warmup=warmup, host=host,
+                timestamp=_now(), schema_version=SCHEMA_VERSION)
+    extra = {"sgemm": sgemm} if sgemm else {}
+    try:
+        folder, manifest = _ensure_export(cell, formats, export_root, export_fn, export_cache)
+        target.prepare(folder, cell.format)
+        before = target.state()
+        cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time)
+        after = target.state()
+    except (KeyboardInterrupt, TargetLostError):
+        raise
+    except Exception as exc:  # one broken cell (export, load or run) must not stop a suite
+        msg = str(exc) if isinstance(exc, MobilesegError) else f"{type(exc).__name__}: {exc}"
+        gmacs, params = model_complexity(cell.model, cell.resolution)
+        return LatencyRecord(**base, status="error", error=msg.splitlines()[0] if msg else type(exc).__name__,
+                             versions=package_versions(), gflops=gmacs, params=params, extra=extra)
+    parity = _parity(cr.output, folder, cell, manifest)
+    gmacs, params = model_complexity(cell.model, cell.resolution, manifest.get("num_classes"))
+    versions = package_versions()
+    versions.update({k: v for k, v in (manifest.get("versions") or {}).items() if k not in versions})
+    return LatencyRecord(
+        **base, runtime_version=cr.runtime_version, runtime_settings=cr.runtime_settings, affinity=list(cr.affinity),
+        device_state={"before": before, "after": after,
+                      "throttled": _throttled(before, after, description.get("pinned_cpu"))},
+        harness=cr.harness, stats_ms=summarize(cr.samples_ms), samples_ms=[round(v, 6) for v in cr.samples_ms],
+        overhead_ms=cr.overhead_ms, parity=parity, gflops=gmacs, params=params, versions=versions,
+        artifact=_artifact(folder, manifest, cell.format),
+        status="ok" if parity.get("ok", True) or parity.get("checked") is False else "parity_failed",
+        extra=extra)
