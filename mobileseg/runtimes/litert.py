@@ -1,0 +1,69 @@
+"""LiteRT (TFLite) adapter: ``ai_edge_litert.interpreter.Interpreter(model_path, num_threads=N)``.
+
+``tflite_runtime`` is accepted as a fallback where it imports (e.g. an ARM board with numpy 1; on numpy 2 it fails
+with ``_ARRAY_API not found``, DESIGN.md section 3). The default op resolver applies the XNNPACK delegate.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MissingDependencyError, require
+from .base import Runtime, Session, check_threads, resolve_artifact
+
+
+def _interpreter_module():
+    """``(module, package name)`` of the first TFLite interpreter that imports."""
+    try:
+        return require("ai_edge_litert.interpreter", "tflite", "running TFLite artifacts"), "ai-edge-litert"
+    except MissingDependencyError as first:
+        try:
+            import tflite_runtime.interpreter as tfl  # noqa: PLC0415
+
+            return tfl, "tflite-runtime"
+        except Exception:  # ImportError, or numpy-2 ABI errors of the frozen tflite-runtime wheel
+            raise first from None
+
+
+class LiteRTSession(Session):
+    def __init__(self, path: str, threads: int, precision: str):
+        mod, package = _interpreter_module()
+        self._interp = mod.Interpreter(model_path=path, num_threads=threads)
+        self._interp.allocate_tensors()
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self.input_name = self._in["name"]
+        self.output_name = self._out["name"]
+        self.settings = {"threads": threads, "interpreter": package, "xnnpack": True,
+                         "op_resolver": "auto (builtin ops + default XNNPACK delegate)",
+                         "weights": precision, "compute": "fp32"}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=self._in["dtype"])
+        if tuple(x.shape) != tuple(self._in["shape"]):
+            raise ValueError(f"input shape {list(x.shape)} != the model's {list(self._in['shape'])}")
+        self._interp.set_tensor(self._in["index"], x)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out["index"]).copy()
+
+    def close(self) -> None:
+        self._interp = None
+
+
+class LiteRTRuntime(Runtime):
+    name = "litert"
+    format = "tflite"
+    extra = "tflite"
+
+    def version(self) -> str:
+        mod, package = _interpreter_module()
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(package)
+        except PackageNotFoundError:  # pragma: no cover
+            return getattr(mod, "__version__", "unknown")
+
+    def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32") -> LiteRTSession:
+        threads = check_threads(threads)
+        _, _, _, paths = resolve_artifact(export_dir_or_manifest, fmt_entry, self.format)
+        return LiteRTSession(next(p for p in paths if p.endswith(".tflite")), threads, precision)

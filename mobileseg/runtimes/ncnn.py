@@ -1,0 +1,92 @@
+"""ncnn adapter (pnnx-converted ``.param``/``.bin``).
+
+Facts that change the numbers (DESIGN.md section 3): ``ncnn.Mat(ndarray)`` does not copy, so the input array is kept
+alive on the session until extraction is done; ncnn silently uses fp16 storage/arithmetic where the CPU has it
+unless the ``use_fp16_*``/``use_bf16_*`` switches are set, so they are always set explicitly from ``precision``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import require
+from .base import Runtime, Session, check_threads, output_shape, resolve_artifact
+
+_FP16_SWITCHES = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic")
+
+
+class NcnnSession(Session):
+    def __init__(self, param: str, binary: str, threads: int, precision: str, input_name: str | None,
+                 output_name: str | None, out_shape, out_dtype):
+        ncnn = require("ncnn", "ncnn", "running ncnn artifacts")
+        self._ncnn = ncnn
+        net = ncnn.Net()
+        opt = net.opt
+        opt.num_threads = threads
+        opt.use_vulkan_compute = False
+        fp16 = precision == "fp16"
+        for s in _FP16_SWITCHES:
+            setattr(opt, s, fp16)
+        opt.use_bf16_storage = False
+        if net.load_param(param) != 0:
+            raise RuntimeError(f"ncnn cannot load {param} (an unsupported layer? see the export manifest)")
+        if net.load_model(binary) != 0:
+            raise RuntimeError(f"ncnn cannot load weights {binary}")
+        self._net = net
+        self.input_name = input_name or net.input_names()[0]
+        self.output_name = output_name or net.output_names()[0]
+        self._out_shape = out_shape
+        self._out_dtype = np.dtype(out_dtype) if out_dtype else None
+        self._keep = None
+        self.settings = {"threads": threads, "vulkan": False, "light_mode": True,
+                         **{s: fp16 for s in _FP16_SWITCHES}, "use_bf16_storage": False,
+                         "use_packing_layout": bool(opt.use_packing_layout),
+                         "use_winograd_convolution": bool(opt.use_winograd_convolution),
+                         "use_sgemm_convolution": bool(opt.use_sgemm_convolution)}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim == 4:
+            if x.shape[0] != 1:
+                raise ValueError(f"ncnn runs batch 1 only, got input of shape {list(x.shape)}")
+            x = x[0]
+        # ncnn.Mat wraps this buffer without copying: hold it on self until the output has been copied out.
+        self._keep = np.ascontiguousarray(x, dtype=np.float32)
+        ex = self._net.create_extractor()
+        ex.set_light_mode(True)
+        ex.input(self.input_name, self._ncnn.Mat(self._keep))
+        ret, mat = ex.extract(self.output_name)
+        if ret != 0:
+            raise RuntimeError(f"ncnn extract of '{self.output_name}' failed (code {ret})")
+        out = np.array(mat, copy=True)
+        self._keep = None
+        if self._out_shape is not None and out.size == int(np.prod(self._out_shape)):
+            out = out.reshape(self._out_shape)
+        else:
+            out = out[None]
+        if self._out_dtype is not None and out.dtype != self._out_dtype:
+            out = np.rint(out).astype(self._out_dtype) if self._out_dtype.kind in "iu" else out.astype(self._out_dtype)
+        return out
+
+    def close(self) -> None:
+        if self._net is not None:
+            self._net.clear()
+            self._net = None
+
+
+class NcnnRuntime(Runtime):
+    name = "ncnn"
+    format = "ncnn"
+    extra = "ncnn"
+
+    def version(self) -> str:
+        return require("ncnn", "ncnn", "running ncnn artifacts").__version__
+
+    def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32") -> NcnnSession:
+        threads = check_threads(threads)
+        _, man, entry, paths = resolve_artifact(export_dir_or_manifest, fmt_entry, self.format)
+        param = next(p for p in paths if p.endswith(".param"))
+        binary = next(p for p in paths if p.endswith(".bin"))
+        out = man.get("output") or {}
+        sess = NcnnSession(param, binary, threads, precision, entry.get("input_name"), entry.get("output_name"),
+                           output_shape(man), out.get("dtype"))
+        sess.settings["precision"] = precision
+        return sess
