@@ -1,0 +1,330 @@
+"""ADB transport for bench targets: :class:`AdbDevice` on adb-shell (TCP or USB), with timeouts on every command.
+
+Stable API (also used by the native harness driver): ``AdbDevice.open(spec)``, ``shell(cmd, timeout) -> (rc,
+stdout)``, ``push(local, remote)`` (skips files whose sha256 on the device already matches, verifies after the push,
+retries once), ``pull(remote, local)``, ``close()``.
+
+Device specs: ``adb`` (the only USB device), ``adb:SERIAL`` (a USB device), ``adb:HOST:PORT`` (TCP, ``adb tcpip``
+phones and the emulated device). Authentication uses the standard ``~/.android/adbkey`` (created when missing, like
+the adb client does), so a phone that trusts the adb client trusts mobileseg too.
+
+Exit codes: adb-shell speaks shell v1 (no exit status), so commands run as ``(cmd); echo <marker>$?`` and the
+marker line is parsed off the output.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import shlex
+import socket
+from pathlib import Path
+
+from ..errors import MobilesegError, require
+
+try:  # the runner stops a suite (keeping finished cells) on TargetLostError
+    from ..bench.targets import TargetLostError as _LostBase
+except ImportError:  # pragma: no cover - bench stage absent
+    _LostBase = MobilesegError
+
+RC_MARKER = "__mobileseg_rc="
+DEFAULT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+AUTH_TIMEOUT = 30.0
+
+
+class AdbError(MobilesegError):
+    """A device command failed in a way the user can act on."""
+
+
+class NoDeviceError(AdbError):
+    pass
+
+
+class DeviceUnauthorizedError(AdbError):
+    pass
+
+
+class DeviceLostError(_LostBase):
+    """The device went away mid-run (unplugged, connection dropped, daemon stopped)."""
+
+
+class DeviceTimeoutError(AdbError):
+    pass
+
+
+class PushError(AdbError):
+    pass
+
+
+class StorageFullError(PushError):
+    pass
+
+
+def default_key_path() -> Path:
+    base = os.environ.get("ANDROID_USER_HOME") or os.path.join(os.path.expanduser("~"), ".android")
+    return Path(base) / "adbkey"
+
+
+def load_signer(key_path: str | os.PathLike | None = None):
+    """The adb RSA key (``~/.android/adbkey``), created like the adb client does when it does not exist yet."""
+    require("adb_shell", "adb", "talking to ADB devices")
+    from adb_shell.auth.keygen import keygen
+    from adb_shell.auth.sign_cryptography import CryptographySigner
+
+    path = Path(key_path) if key_path else default_key_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keygen(str(path))
+        os.chmod(path, 0o600)
+    return CryptographySigner(str(path))
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, int | None]:
+    """``adb`` -> ("usb", None, None); ``adb:SERIAL`` -> ("usb", SERIAL, None); ``adb:HOST:PORT`` -> ("tcp", HOST, PORT)."""
+    s = (spec or "adb").strip()
+    if s.startswith("adb:"):
+        s = s[4:]
+    elif s == "adb":
+        s = ""
+    if not s:
+        return "usb", None, None
+    m = re.fullmatch(r"\[?([^\]]+?)\]?:(\d{1,5})", s)
+    if m:
+        return "tcp", m.group(1), int(m.group(2))
+    return "usb", s, None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class AdbDevice:
+    """One ADB device. Every command has a timeout; a dropped connection raises :class:`DeviceLostError`."""
+
+    def __init__(self, spec: str = "adb", key_path=None, connect_timeout: float = CONNECT_TIMEOUT,
+                 auth_timeout: float = AUTH_TIMEOUT, default_timeout: float = DEFAULT_TIMEOUT):
+        self.spec = spec
+        self.transport, self.address, self.port = parse_spec(spec)
+        self.key_path = key_path
+        self.connect_timeout = connect_timeout
+        self.auth_timeout = auth_timeout
+        self.default_timeout = default_timeout
+        self._dev = None
+        self._signer = None
+        self.serial = f"{self.address}:{self.port}" if self.transport == "tcp" else self.address
+        self.banner: str | None = None
+
+    @classmethod
+    def open(cls, spec: str = "adb", **kw) -> "AdbDevice":
+        dev = cls(spec, **kw)
+        dev.connect()
+        return dev
+
+    # -- connection ----------------------------------------------------------------------------------------------
+    def _make_device(self):
+        from adb_shell.adb_device import AdbDeviceTcp
+
+        if self.transport == "tcp":
+            return AdbDeviceTcp(self.address, self.port, default_transport_timeout_s=self.connect_timeout)
+        try:
+            from adb_shell.adb_device import AdbDeviceUsb
+            from adb_shell.transport.usb_transport import UsbTransport  # noqa: F401 (needs libusb1)
+        except ImportError:
+            raise NoDeviceError(
+                "USB devices need the package 'libusb1' (pip install 'adb-shell[usb]'); or connect over TCP: run "
+                "'adb tcpip 5555' once with the phone plugged in and pass --device adb:PHONE_IP:5555") from None
+        try:
+            return AdbDeviceUsb(serial=self.address, default_transport_timeout_s=self.connect_timeout)
+        except Exception as exc:
+            raise NoDeviceError(self._no_device_message(exc)) from None
+
+    def _no_device_message(self, exc) -> str:
+        which = f"device '{self.address}'" if self.address else "a device"
+        return (f"no ADB device found ({which} over USB: {exc}): plug in the phone with USB debugging enabled (and "
+                "stop a running 'adb' server: adb kill-server, it holds the USB device), or pass "
+                "--device adb:HOST:PORT")
+
+    def connect(self) -> "AdbDevice":
+        """Connect and authenticate; one clear error per failure (no device, unauthorized)."""
+        require("adb_shell", "adb", "talking to ADB devices")
+        from adb_shell import exceptions as ex
+
+        self.close()
+        if self._signer is None:
+            self._signer = load_signer(self.key_path)
+        dev = self._make_device()
+        offered = []
+        try:
+            dev.connect(rsa_keys=[self._signer], transport_timeout_s=self.connect_timeout,
+                        auth_timeout_s=self.auth_timeout, read_timeout_s=self.connect_timeout,
+                        auth_callback=lambda _d: offered.append(True))
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            raise NoDeviceError(f"no ADB device answers at {self.serial} ({exc.strerror or exc}): start it (for the "
+                                "emulated device: mobileseg emulator start) or check the address") from None
+        except ex.DeviceAuthError:
+            raise DeviceUnauthorizedError(self._unauthorized_message()) from None
+        except (ex.TcpTimeoutException, ex.AdbTimeoutError, socket.timeout, OSError, ex.UsbReadFailedError,
+                ex.InvalidResponseError) as exc:
+            self._safe_close(dev)
+            if offered:
+                raise DeviceUnauthorizedError(self._unauthorized_message()) from None
+            if isinstance(exc, OSError) and not isinstance(exc, (socket.timeout, TimeoutError)):
+                raise NoDeviceError(f"cannot connect to the ADB device {self.serial}: {exc}") from None
+            raise NoDeviceError(f"the ADB device {self.serial} does not answer the ADB handshake ({exc}): check "
+                                "that this address is an adb daemon (adb tcpip PORT on the phone)") from None
+        self._dev = dev
+        self.banner = getattr(dev, "_banner", None)
+        return self
+
+    def _unauthorized_message(self) -> str:
+        return (f"the device {self.serial} did not authorize this computer: unlock the phone and accept the 'Allow "
+                "USB debugging?' prompt (tick 'Always allow'), then run the command again")
+
+    @staticmethod
+    def _safe_close(dev) -> None:
+        try:
+            dev.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        if self._dev is not None:
+            self._safe_close(self._dev)
+            self._dev = None
+
+    def _device(self):
+        if self._dev is None:
+            self.connect()
+        return self._dev
+
+    def _lost(self, exc) -> DeviceLostError:
+        self.close()
+        return DeviceLostError(f"the ADB device {self.serial} was lost ({type(exc).__name__}: {exc}): reconnect it "
+                               "(for the emulated device: mobileseg emulator start) and rerun with --resume to keep "
+                               "the finished cells")
+
+    # -- commands ------------------------------------------------------------------------------------------------
+    def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str]:
+        """Run ``cmd`` with ``sh`` on the device; return (exit code, stdout+stderr). Raises on timeout/loss."""
+        from adb_shell import exceptions as ex
+
+        timeout = float(timeout or self.default_timeout)
+        wrapped = f"({cmd}); echo {RC_MARKER}$?"
+        dev = self._device()
+        try:
+            out = dev.shell(wrapped, transport_timeout_s=timeout, read_timeout_s=timeout, timeout_s=timeout,
+                            decode=True)
+        except ex.AdbTimeoutError:
+            self.close()  # the connection holds a half-read stream: start afresh next time
+            raise DeviceTimeoutError(f"the device command timed out after {timeout:.0f} s: {cmd[:120]}") from None
+        except (ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
+            self.close()
+            raise DeviceTimeoutError(f"the device did not answer within {timeout:.0f} s ({exc}): {cmd[:120]}") from None
+        except (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError,
+                ex.InvalidResponseError, ex.InvalidCommandError, ex.InvalidChecksumError) as exc:
+            raise self._lost(exc) from None
+        out = out.replace("\r\n", "\n")
+        idx = out.rfind(RC_MARKER)
+        if idx < 0:
+            raise self._lost(RuntimeError("the command's output ended early"))
+        rc_text = out[idx + len(RC_MARKER):].strip().split()[0] if out[idx + len(RC_MARKER):].strip() else ""
+        rc = int(rc_text) if rc_text.isdigit() else 255
+        return rc, out[:idx]
+
+    def check(self, cmd: str, timeout: float | None = None, what: str | None = None) -> str:
+        """Run ``cmd``; return its output or raise :class:`AdbError` naming ``what`` failed."""
+        rc, out = self.shell(cmd, timeout)
+        if rc != 0:
+            tail = " ".join(out.strip().splitlines()[-3:])[:300]
+            raise AdbError(f"{what or 'the device command'} failed (exit {rc}): {tail or cmd[:120]}")
+        return out
+
+    def remote_sha256(self, remote: str, timeout: float | None = None) -> str | None:
+        q = shlex.quote(remote)
+        rc, out = self.shell(f"sha256sum {q} 2>/dev/null || toybox sha256sum {q}", timeout)
+        if rc != 0:
+            return None
+        m = re.search(r"\b([0-9a-f]{64})\b", out)
+        return m.group(1) if m else None
+
+    def push(self, local: str | os.PathLike, remote: str, timeout: float | None = None,
+             local_sha256: str | None = None) -> bool:
+        """Push one file unless the device has it already (same sha256); verify; retry once. True when sent."""
+        local = Path(local)
+        if not local.is_file():
+            raise PushError(f"cannot push {local}: no such file")
+        want = local_sha256 or sha256_file(local)
+        if self.remote_sha256(remote, timeout) == want:
+            return False
+        timeout = float(timeout or max(self.default_timeout, 30 + local.stat().st_size / 2e6))
+        self.shell(f"mkdir -p {shlex.quote(posixpath.dirname(remote) or '/')}", timeout)
+        last = None
+        for _attempt in range(2):
+            try:
+                self._push_once(local, remote, timeout)
+            except StorageFullError:
+                raise
+            except PushError as exc:
+                last = str(exc)
+                continue
+            got = self.remote_sha256(remote, timeout)
+            if got == want:
+                return True
+            last = f"checksum after push is {got or 'missing'}, expected {want[:12]}..."
+        raise PushError(f"pushing {local.name} to {remote} failed twice ({last}): check the connection and the "
+                        "free space on the device")
+
+    def _push_once(self, local: Path, remote: str, timeout: float) -> None:
+        from adb_shell import exceptions as ex
+
+        dev = self._device()
+        try:
+            dev.push(str(local), remote, st_mode=0o100644, transport_timeout_s=timeout, read_timeout_s=timeout)
+        except ex.PushFailedError as exc:
+            msg = str(exc)
+            if "space" in msg.lower() or "ENOSPC" in msg:
+                raise StorageFullError(f"the device storage is full while pushing {local.name} to {remote}: free "
+                                       "space on the device (adb shell rm -r /data/local/tmp/mobileseg) and run "
+                                       "again") from None
+            raise PushError(msg or "the device refused the file") from None
+        except (ex.AdbTimeoutError, ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
+            self.close()
+            raise PushError(f"timed out ({exc})") from None
+        except (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError,
+                ex.InvalidResponseError, ex.InvalidCommandError, ex.InvalidChecksumError) as exc:
+            raise self._lost(exc) from None
+
+    def pull(self, remote: str, local: str | os.PathLike, timeout: float | None = None) -> Path:
+        from adb_shell import exceptions as ex
+
+        local = Path(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        timeout = float(timeout or self.default_timeout)
+        dev = self._device()
+        try:
+            dev.pull(remote, str(local), transport_timeout_s=timeout, read_timeout_s=timeout)
+        except (ex.AdbCommandFailureException, ex.DevicePathInvalidError) as exc:
+            raise AdbError(f"cannot pull {remote} from the device: {exc}") from None
+        except (ex.AdbTimeoutError, ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
+            self.close()
+            raise DeviceTimeoutError(f"pulling {remote} timed out after {timeout:.0f} s ({exc})") from None
+        except (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError,
+                ex.InvalidResponseError, ex.InvalidCommandError, ex.InvalidChecksumError) as exc:
+            raise self._lost(exc) from None
+        return local
+
+    def getprop(self, name: str, timeout: float | None = None) -> str:
+        rc, out = self.shell(f"getprop {shlex.quote(name)} 2>/dev/null", timeout)
+        return out.strip() if rc == 0 else ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
