@@ -1,0 +1,236 @@
+"""Host side of the native ncnn harness: push it once, run it pinned over ADB, pull and parse what it wrote.
+
+A stock Android phone has no Python; :class:`NativeHarness` runs ``device_scripts/native`` (built by
+``mobileseg harness build``) instead of ``device_scripts/harness.py``. Both write the same files (see
+``device_scripts/README.md``), so the bench does not care which ran. The driver talks to the device through three
+calls only (what :class:`mobileseg.device.adb.AdbDevice` provides)::
+
+    device.shell(cmd: str, timeout: float) -> (rc: int, stdout: str)
+    device.push(local, remote) ; device.pull(remote, local)
+
+Files are pushed once: before each push the device's ``sha256sum`` of the remote path is compared with the local
+file's, and a matching file is not sent again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import shlex
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MobilesegError
+
+REMOTE_ROOT = "/data/local/tmp/mobileseg"
+HARNESS_LABEL = "native-ncnn"
+
+
+class NativeHarnessError(MobilesegError):
+    """The native harness is missing, cannot run on the device, or failed; the message says what to do."""
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cpu_mask(cpus) -> str:
+    """``taskset`` mask (hex, no 0x) of a collection of CPU ids: {4, 5, 6, 7} -> 'f0'."""
+    cpus = sorted({int(c) for c in cpus})
+    if not cpus or cpus[0] < 0:
+        raise NativeHarnessError(f"bad CPU list {cpus}: give CPU ids >= 0 (e.g. --cpu 7)")
+    return format(sum(1 << c for c in cpus), "x")
+
+
+def remote_sha256(device, remote: str) -> str | None:
+    """sha256 of a file on the device (toybox ``sha256sum``), or None when it is absent or cannot be hashed."""
+    rc, out = device.shell(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
+    if rc != 0 or not out.strip():
+        return None
+    digest = out.split()[0].lower()
+    return digest if len(digest) == 64 else None
+
+
+def push_checked(device, local, remote: str, mode: str | None = None) -> bool:
+    """Push ``local`` to ``remote`` unless the device already holds the same bytes; verify the result by sha256.
+
+    Returns True when the file was sent. Raises :class:`NativeHarnessError` when the pushed copy does not match.
+    """
+    want = sha256_file(local)
+    if remote_sha256(device, remote) == want:
+        return False
+    device.shell(f"mkdir -p {shlex.quote(posixpath.dirname(remote))}", timeout=60)
+    device.push(str(local), remote)
+    got = remote_sha256(device, remote)
+    if got is not None and got != want:
+        raise NativeHarnessError(f"the copy of {Path(local).name} on the device is corrupt (sha256 {got[:12]} != "
+                                 f"{want[:12]}): check free space in {posixpath.dirname(remote)} and retry")
+    if mode:
+        device.shell(f"chmod {mode} {shlex.quote(remote)}", timeout=60)
+    return True
+
+
+def _ncnn_files(export_dir: Path, manifest: dict) -> tuple[Path, Path, dict]:
+    entry = (manifest.get("formats") or {}).get("ncnn") or {}
+    files = [Path(export_dir) / f["path"] for f in entry.get("files") or []]
+    files = files or sorted(Path(export_dir).glob("*.ncnn.*"))
+    param = next((p for p in files if p.name.endswith(".param")), None)
+    binary = next((p for p in files if p.name.endswith(".bin")), None)
+    if not param or not binary or not param.is_file() or not binary.is_file():
+        raise NativeHarnessError(f"{export_dir} has no ncnn .param/.bin: export the model with --formats ncnn first")
+    return param, binary, entry
+
+
+def parse_timings(text: str) -> dict:
+    """Parse and check a harness timings JSON (the contract in device_scripts/README.md)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NativeHarnessError(f"the harness wrote unreadable timings ({exc}): rebuild it with "
+                                 "`mobileseg harness build`") from None
+    missing = [k for k in ("samples_ms", "warmup", "threads", "runtime", "runtime_version", "settings", "output")
+               if k not in data]
+    if missing:
+        raise NativeHarnessError(f"the harness timings lack {', '.join(missing)}: rebuild it with "
+                                 "`mobileseg harness build`")
+    if not data["samples_ms"] or not all(isinstance(s, (int, float)) and s >= 0 for s in data["samples_ms"]):
+        raise NativeHarnessError("the harness timings hold no valid samples: rerun with more --repeats")
+    return data
+
+
+def read_output(path, info: dict, want_shape=None) -> np.ndarray:
+    """The raw float32 output tensor, shaped as the manifest says when sizes agree (else as the harness says)."""
+    out = np.fromfile(path, dtype=np.float32)
+    shape = [int(d) for d in (info.get("output") or {}).get("shape") or []]
+    if shape and int(np.prod(shape)) != out.size:
+        raise NativeHarnessError(f"the harness output has {out.size} values but its shape {shape} needs "
+                                 f"{int(np.prod(shape))}: the pull was truncated, retry")
+    if want_shape is not None and int(np.prod(want_shape)) == out.size:
+        return out.reshape([int(d) for d in want_shape])
+    return out.reshape(shape) if shape else out
+
+
+class NativeHarness:
+    """Driver of the native ncnn harness on one device.
+
+    ``binary`` is the harness built for the device (default: the cached ``mobileseg harness build`` output).
+    ``prepare(device)`` pushes it once; ``run(device, cell, export_dir, manifest, ...)`` pushes the model and input
+    (sha256-checked), runs the harness under ``taskset`` and returns ``(samples_ms, output, info)``.
+    """
+
+    harness = HARNESS_LABEL
+    runtime = "ncnn"
+
+    def __init__(self, binary=None, remote_root: str = REMOTE_ROOT, toolchain: str = "auto", ndk: str | None = None):
+        self._binary = Path(binary) if binary else None
+        self.toolchain, self.ndk = toolchain, ndk
+        self.remote_root = remote_root.rstrip("/")
+        self.remote_binary: str | None = None
+
+    @property
+    def binary(self) -> Path:
+        if self._binary is None:
+            from .native_build import harness_path
+
+            found = harness_path(self.toolchain, self.ndk)
+            if found is None:
+                raise NativeHarnessError("the native ncnn harness is not built: run `mobileseg harness build` "
+                                         "(the device has no Python, so the bench needs it)")
+            self._binary = found
+        if not self._binary.is_file():
+            raise NativeHarnessError(f"the native harness {self._binary} does not exist: run `mobileseg harness build`")
+        return self._binary
+
+    def prepare(self, device) -> str:
+        """Push the harness binary (once, sha256-checked); returns its path on the device."""
+        if self.remote_binary is None:
+            digest = sha256_file(self.binary)[:12]
+            remote = f"{self.remote_root}/bin/mobileseg-ncnn-harness-{digest}"
+            push_checked(device, self.binary, remote, mode="755")
+            rc, out = device.shell(f"{shlex.quote(remote)} --help >/dev/null 2>&1; echo rc=$?", timeout=120)
+            if "rc=0" not in out:
+                raise NativeHarnessError("the native harness does not start on the device (wrong architecture? "
+                                         f"got {out.strip()[-200:]!r}): rebuild it for arm64 with `mobileseg harness "
+                                         "build` (give --ndk for a phone that refuses static binaries)")
+            self.remote_binary = remote
+        return self.remote_binary
+
+    def command(self, remote_dir: str, param: str, binary: str, shape, threads: int, warmup: int, repeats: int | None,
+                min_time: float | None, precision: str = "fp32", cpus=None, input_name: str = "in0",
+                output_name: str = "out0") -> str:
+        """The shell command that runs one cell (pinned with ``taskset`` when ``cpus`` is given)."""
+        if precision not in ("fp32", "fp16"):
+            raise NativeHarnessError(f"the native ncnn harness runs fp32 or fp16 artifacts, not {precision!r}")
+        if self.remote_binary is None:
+            raise NativeHarnessError("call prepare(device) before running the native harness")
+        q = shlex.quote
+        args = [q(self.remote_binary), "--param", q(param), "--bin", q(binary),
+                "--input", q(f"{remote_dir}/input.raw"), "--shape", ",".join(str(int(d)) for d in shape),
+                "--input-name", q(input_name), "--output-name", q(output_name),
+                "--threads", str(int(threads)), "--warmup", str(int(warmup)),
+                "--fp16", "1" if precision == "fp16" else "0", "--int8", "0", "--bf16", "0",
+                "--timings", q(f"{remote_dir}/timings.json"), "--output", q(f"{remote_dir}/output.raw")]
+        if repeats:
+            args += ["--repeats", str(int(repeats))]
+        else:
+            args += ["--repeats", "0", "--min-time-ms", f"{float(min_time or 1.0) * 1000:.3f}"]
+        cmd = " ".join(args)
+        if cpus:
+            cmd = f"taskset {cpu_mask(cpus)} {cmd}"
+        return f"cd {q(remote_dir)} && {cmd}"
+
+    def run(self, device, cell, export_dir, manifest: dict, warmup: int = 3, repeats: int | None = 10,
+            min_time: float | None = None, cpus=None, timeout: float = 3600.0):
+        """Measure one ncnn cell; returns ``(samples_ms, output ndarray, info dict)``.
+
+        ``info`` is the harness' timings JSON plus ``harness``, ``runtime_settings`` and ``affinity`` as the record
+        wants them.
+        """
+        export_dir = Path(export_dir)
+        self.prepare(device)
+        param, binary, entry = _ncnn_files(export_dir, manifest)
+        x = np.load(export_dir / "reference" / "input.npy")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        remote_dir = f"{self.remote_root}/{export_dir.name}"
+        with tempfile.TemporaryDirectory(prefix="mobileseg-native-") as tmp:
+            tmp = Path(tmp)
+            raw = tmp / "input.raw"
+            x.tofile(raw)
+            rparam, rbin = f"{remote_dir}/{param.name}", f"{remote_dir}/{binary.name}"
+            for local, remote in ((param, rparam), (binary, rbin), (raw, f"{remote_dir}/input.raw")):
+                push_checked(device, local, remote)
+            device.shell(f"rm -f {shlex.quote(remote_dir)}/timings.json {shlex.quote(remote_dir)}/output.raw",
+                         timeout=60)
+            cmd = self.command(remote_dir, rparam, rbin, x.shape, cell.threads, warmup, repeats, min_time,
+                               precision=getattr(cell, "precision", "fp32"), cpus=cpus,
+                               input_name=entry.get("input_name") or "in0",
+                               output_name=entry.get("output_name") or "out0")
+            rc, out = device.shell(f"{cmd} 2>&1", timeout=timeout)
+            if rc != 0:
+                raise NativeHarnessError(f"the native harness failed on the device (exit {rc}): "
+                                         f"{out.strip()[-300:] or 'no output'}")
+            device.pull(f"{remote_dir}/timings.json", str(tmp / "timings.json"))
+            device.pull(f"{remote_dir}/output.raw", str(tmp / "output.raw"))
+            info = parse_timings((tmp / "timings.json").read_text())
+            want = (manifest.get("output") or {}).get("shape")
+            output = read_output(tmp / "output.raw", info, want)
+        info["harness"] = HARNESS_LABEL
+        info["runtime_settings"] = {**info["settings"], "precision": getattr(cell, "precision", "fp32"),
+                                    "harness": HARNESS_LABEL}
+        info["command"] = cmd
+        return [float(s) for s in info["samples_ms"]], output, info
+
+    def run_cell(self, device, cell, export_dir, manifest, warmup, repeats, min_time, cpus=None):
+        """:meth:`run` packaged as the bench's :class:`~mobileseg.bench.targets.CellRun`."""
+        from ..bench.targets import CellRun
+
+        samples, output, info = self.run(device, cell, export_dir, manifest, warmup, repeats, min_time, cpus=cpus)
+        return CellRun(samples_ms=samples, output=output, runtime_version=info.get("runtime_version"),
+                       runtime_settings=info["runtime_settings"], affinity=list(info.get("affinity") or []),
+                       harness=HARNESS_LABEL, overhead_ms=info.get("overhead_ms"))

@@ -1,0 +1,222 @@
+"""The official benchmark binaries: TFLite's ``benchmark_model`` and ONNX Runtime's ``onnxruntime_perf_test``.
+
+The user supplies the binaries built for the device (``--tflite-benchmark PATH``, ``--ort-perf-test PATH``); they are
+pushed once (sha256-checked) and run at the cell's thread count under the same ``taskset`` pinning as the harnesses.
+They report timings only, so their records say ``parity: {"checked": false}``.
+
+What each tool reports (parsed from their documented output):
+
+- ``benchmark_model`` prints one ``count=N first=.. curr=.. min=.. max=.. avg=.. std=..`` line (microseconds) for the
+  warm-up runs and one for the timed runs, then ``Inference timings in us: Init: .., First inference: ..,
+  Warmup (avg): .., Inference (avg): ..``. No per-iteration times: ``samples_ms`` stays empty and ``stats_ms`` holds
+  what the tool summarised (no median: it prints none).
+- ``onnxruntime_perf_test MODEL RESULT_FILE`` appends one CSV line per run to RESULT_FILE
+  (``model,seconds,peak_working_set,cpu_usage,run_index``) and prints ``Total inference requests``,
+  ``Average inference time cost: X ms``, ``Min/Max/P50/P90/P95/P99/P999 Latency: X s`` (older releases:
+  ``Total iterations:N``, ``Average time cost:X ms``, ``P50 Latency is Xsec``). The per-run CSV gives every sample.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+import tempfile
+from pathlib import Path
+
+from ..errors import MobilesegError
+from .native import REMOTE_ROOT, cpu_mask, push_checked, sha256_file
+
+TFLITE_TOOL = "benchmark_model"
+ORT_TOOL = "onnxruntime_perf_test"
+
+
+class OfficialToolError(MobilesegError):
+    """An official benchmark binary is missing, failed, or printed nothing we can read."""
+
+
+_NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+
+
+def _stats(summary: dict) -> dict:
+    keys = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")
+    return {k: summary.get(k) for k in keys}
+
+
+# -- benchmark_model --------------------------------------------------------------------------------------------------
+
+def parse_benchmark_model(text: str) -> dict:
+    """Timings from ``benchmark_model`` output (stdout and stderr together).
+
+    Returns ``{tool, samples_ms: [], stats_ms, warmup {count, first_ms, mean_ms}, init_ms, threads, settings}``.
+    """
+    runs = []
+    for m in re.finditer(r"count=(\d+)((?:\s+\w+=" + _NUM + r")+)", text):
+        fields = {k: float(v) for k, v in re.findall(r"(\w+)=" + _NUM, m.group(0))}
+        runs.append(fields)
+    summary = re.search(r"Inference timings in us:(.*)", text)
+    if not runs or not summary:
+        tail = text.strip().splitlines()[-3:] if text.strip() else ["no output"]
+        raise OfficialToolError(f"{TFLITE_TOOL} printed no timings (last lines: {' | '.join(tail)}): run it by hand "
+                                "on the device to see why (wrong --graph, unsupported op, wrong architecture)")
+    us = {k.strip().lower(): float(v) for k, v in re.findall(r"([A-Za-z][A-Za-z ()]*?):\s*" + _NUM, summary.group(1))}
+    timed = runs[-1]
+    warm = runs[0] if len(runs) > 1 else None
+    ms = lambda v: None if v is None else v / 1000.0  # noqa: E731 - the tool prints microseconds
+    stats = _stats({"mean": ms(timed.get("avg")), "stdev": ms(timed.get("std")), "min": ms(timed.get("min")),
+                    "max": ms(timed.get("max")), "count": int(timed["count"])})
+    settings = {}
+    for label, key in (("Num threads", "num_threads"), ("Use xnnpack", "use_xnnpack"), ("Allow fp16", "allow_fp16"),
+                       ("#threads used for CPU inference", "cpu_threads")):
+        m = re.search(re.escape(label) + r"\s*:\s*\[([^\]]*)\]", text)
+        if m:
+            settings[key] = m.group(1).strip()
+    threads = settings.get("num_threads") or settings.get("cpu_threads")
+    return {"tool": TFLITE_TOOL, "samples_ms": [], "stats_ms": stats,
+            "warmup": {"count": int(warm["count"]) if warm else None, "first_ms": ms(us.get("first inference")),
+                       "mean_ms": ms(us.get("warmup (avg)"))},
+            "init_ms": ms(us.get("init")), "inference_avg_ms": ms(us.get("inference (avg)")),
+            "threads": int(threads) if threads and threads.lstrip("-").isdigit() else None, "settings": settings}
+
+
+# -- onnxruntime_perf_test --------------------------------------------------------------------------------------------
+
+def parse_perf_test_results(text: str) -> list[float]:
+    """Per-run times (ms) from the RESULT_FILE of ``onnxruntime_perf_test`` (CSV lines ``model,seconds,...``)."""
+    samples = []
+    for line in text.splitlines():
+        parts = line.strip().split(",")
+        if len(parts) >= 2:
+            try:
+                samples.append(float(parts[1]) * 1000.0)
+            except ValueError:
+                continue
+    return samples
+
+
+def parse_perf_test(stdout: str, result_file: str | None = None) -> dict:
+    """Timings from ``onnxruntime_perf_test`` stdout and (when given) its per-run result file."""
+    def grab(*patterns):
+        for p in patterns:
+            m = re.search(p, stdout)
+            if m:
+                return float(m.group(1))
+        return None
+
+    lat = {}
+    for name in ("Min", "Max", "P50", "P90", "P95", "P99", "P999"):
+        v = grab(rf"{name} Latency:\s*{_NUM}\s*s\b", rf"{name} Latency is\s*{_NUM}\s*sec")
+        if v is not None:
+            lat[name.lower()] = v * 1000.0
+    count = grab(r"Total inference requests:\s*(\d+)", r"Total iterations:\s*(\d+)", r"\bRuns:\s*(\d+)")
+    mean = grab(rf"Average inference time cost:\s*{_NUM}\s*ms", rf"Average time cost:\s*{_NUM}\s*ms")
+    samples = parse_perf_test_results(result_file) if result_file else []
+    if not samples and mean is None and not lat:
+        tail = stdout.strip().splitlines()[-3:] if stdout.strip() else ["no output"]
+        raise OfficialToolError(f"{ORT_TOOL} printed no timings (last lines: {' | '.join(tail)}): run it by hand on "
+                                "the device to see why (model path, missing input data, wrong architecture)")
+    if samples:
+        from ..bench.stats import summarize
+
+        stats = _stats(summarize(samples))
+    else:
+        stats = _stats({"median": lat.get("p50"), "p90": lat.get("p90"), "mean": mean, "min": lat.get("min"),
+                        "max": lat.get("max"), "count": int(count) if count is not None else None})
+    first = grab(rf"First inference time cost:\s*{_NUM}\s*ms")
+    init = grab(rf"Session creation time cost:\s*{_NUM}\s*s")
+    return {"tool": ORT_TOOL, "samples_ms": samples, "stats_ms": stats,
+            "tool_percentiles_ms": lat, "tool_mean_ms": mean,
+            "warmup": {"count": 1, "first_ms": first, "mean_ms": first},
+            "init_ms": None if init is None else init * 1000.0, "threads": None, "settings": {}}
+
+
+# -- running them on the device ---------------------------------------------------------------------------------------
+
+def _pinned(cmd: str, cpus) -> str:
+    return f"taskset {cpu_mask(cpus)} {cmd}" if cpus else cmd
+
+
+def _model_file(export_dir: Path, manifest: dict, fmt: str, suffix: str) -> Path:
+    entry = (manifest.get("formats") or {}).get(fmt) or {}
+    files = [Path(export_dir) / f["path"] for f in entry.get("files") or []] or sorted(Path(export_dir).glob(f"*{suffix}"))
+    model = next((p for p in files if p.name.endswith(suffix) and p.is_file()), None)
+    if model is None:
+        raise OfficialToolError(f"{export_dir} has no {suffix} file: export the model with --formats {fmt} first")
+    return model
+
+
+class OfficialTool:
+    """One user-supplied official benchmark binary on one device."""
+
+    def __init__(self, kind: str, binary, remote_root: str = REMOTE_ROOT):
+        if kind not in (TFLITE_TOOL, ORT_TOOL):
+            raise OfficialToolError(f"unknown official tool {kind!r}: {TFLITE_TOOL} or {ORT_TOOL}")
+        self.kind = kind
+        self.binary = Path(binary).expanduser()
+        flag = "--tflite-benchmark" if kind == TFLITE_TOOL else "--ort-perf-test"
+        if not self.binary.is_file():
+            raise OfficialToolError(f"{flag} {binary}: no such file; give the path of {kind} built for the device")
+        self.remote_root = remote_root.rstrip("/")
+        self.remote_binary: str | None = None
+
+    @property
+    def fmt(self) -> str:
+        return "tflite" if self.kind == TFLITE_TOOL else "onnx"
+
+    @property
+    def runtime(self) -> str:
+        return "litert" if self.kind == TFLITE_TOOL else "onnxruntime"
+
+    def prepare(self, device) -> str:
+        if self.remote_binary is None:
+            remote = f"{self.remote_root}/bin/{self.kind}-{sha256_file(self.binary)[:12]}"
+            push_checked(device, self.binary, remote, mode="755")
+            self.remote_binary = remote
+        return self.remote_binary
+
+    def command(self, remote_model: str, threads: int, warmup: int, repeats: int | None, min_time: float | None,
+                result_file: str | None = None, cpus=None) -> str:
+        q = shlex.quote
+        if self.kind == TFLITE_TOOL:
+            args = [q(self.remote_binary or ""), f"--graph={q(remote_model)}", f"--num_threads={int(threads)}",
+                    f"--warmup_runs={max(int(warmup), 1)}", "--warmup_min_secs=0"]
+            if repeats:
+                args += [f"--num_runs={int(repeats)}", "--min_secs=0"]
+            else:
+                args += ["--num_runs=3", f"--min_secs={float(min_time or 1.0)}"]
+        else:
+            # -I: generated inputs (timings only); -x/-y: intra/inter-op threads; -m times -r N: a fixed count.
+            n = int(repeats) if repeats else 0
+            mode = ["-m", "times", "-r", str(n)] if n else ["-m", "duration", "-t", str(max(1, round(min_time or 1)))]
+            args = [q(self.remote_binary or ""), "-e", "cpu", "-I", "-x", str(int(threads)), "-y", "1", *mode,
+                    q(remote_model), q(result_file or "")]
+        return _pinned(" ".join(args), cpus)
+
+    def run(self, device, cell, export_dir, manifest: dict, warmup: int = 3, repeats: int | None = 10,
+            min_time: float | None = None, cpus=None, timeout: float = 3600.0) -> dict:
+        """Run the tool on one cell; returns the parsed timings plus ``harness``, ``parity`` and the command."""
+        export_dir = Path(export_dir)
+        self.prepare(device)
+        suffix = ".tflite" if self.kind == TFLITE_TOOL else ".onnx"
+        model = _model_file(export_dir, manifest, self.fmt, suffix)
+        remote_dir = f"{self.remote_root}/{export_dir.name}"
+        remote_model = f"{remote_dir}/{model.name}"
+        push_checked(device, model, remote_model)
+        result_file = posixpath.join(remote_dir, f"{ORT_TOOL}.csv") if self.kind == ORT_TOOL else None
+        if result_file:
+            device.shell(f"rm -f {shlex.quote(result_file)}", timeout=60)
+        cmd = self.command(remote_model, cell.threads, warmup, repeats, min_time, result_file, cpus)
+        rc, out = device.shell(f"cd {shlex.quote(remote_dir)} && {cmd} 2>&1", timeout=timeout)
+        if rc != 0:
+            raise OfficialToolError(f"{self.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}")
+        if self.kind == TFLITE_TOOL:
+            parsed = parse_benchmark_model(out)
+        else:
+            with tempfile.TemporaryDirectory(prefix="mobileseg-ort-") as tmp:
+                local = Path(tmp) / "results.csv"
+                device.pull(result_file, str(local))
+                parsed = parse_perf_test(out, local.read_text())
+        parsed.update({"harness": self.kind, "runtime": self.runtime, "threads": parsed["threads"] or cell.threads,
+                       "parity": {"checked": False, "reason": f"{self.kind} reports timings only"},
+                       "command": cmd, "affinity": sorted(int(c) for c in cpus) if cpus else []})
+        parsed["runtime_settings"] = {**parsed["settings"], "threads": cell.threads, "harness": self.kind}
+        return parsed
