@@ -1,0 +1,41 @@
+"""``mobileseg eval``: mIoU of an exported model on a validation folder (ADE20K or Cityscapes layout)."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="mIoU of an exported artifact on ADE20K / Cityscapes (feeds `mobileseg report --eval`)")
+    p.add_argument("--model", "-m", required=True)
+    p.add_argument("--weights", default=None, help="checkpoint (official layouts are converted); default: random init")
+    p.add_argument("--format", "-f", default="onnx", choices=["torch", "onnx", "ncnn", "tflite"], dest="fmt")
+    p.add_argument("--runtime", default=None, help="runtime adapter (default: the host runtime of the format)")
+    p.add_argument("--data", required=True, help="dataset root: images/ + annotations/ (ADE20K) or leftImg8bit/ + gtFine/ (Cityscapes)")
+    p.add_argument("--dataset", choices=["ade20k", "cityscapes"], default=None, help="default: detected from --data")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (sorted by name)")
+    p.add_argument("--res", default=None, help="artifact input size, 512 or HxW (default: the model's; 512x1024 for Cityscapes)")
+    p.add_argument("--mode", choices=["slide", "stretch"], default="slide",
+                   help="slide (default): keep ratio, short side to the artifact's, sliding windows; stretch: resize to the artifact")
+    p.add_argument("--export-root", default="export/eval", help="where the eval artifacts are exported (default export/eval)")
+    p.add_argument("--out", default="results/eval.jsonl", help="eval records are appended here (default results/eval.jsonl)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the whole record")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..eval.evaluate import append_record, evaluate
+
+    rec = evaluate(args.model, args.data, fmt=args.fmt, dataset=args.dataset, weights=args.weights, res=args.res,
+                   limit=args.limit, mode=args.mode, export_root=args.export_root, progress=not args.no_progress,
+                   runtime=args.runtime)
+    path = append_record(rec, args.out)
+    if args.json:
+        print(json.dumps(rec, indent=2))
+    h, w = rec["resolution"]
+    print(f"{rec['model']} ({rec['format']} via {rec['runtime']} {rec['runtime_version']}, {h}x{w}) on {rec['dataset']} "
+          f"val, {rec['images']} images: mIoU {rec['miou']:.2f}%, mAcc {rec['macc']:.2f}%, aAcc {rec['aacc']:.2f}%")
+    if rec["weights"]["path"] is None:
+        print("note: no --weights given, so the model is randomly initialised and this mIoU means nothing")
+    print(f"record appended to {path} (use: mobileseg report --eval {path})")
+    return 0

@@ -1,0 +1,257 @@
+"""``evaluate``: mIoU of an exported model, run through a runtime adapter, on a validation folder.
+
+The artifact is made by :func:`mobileseg.export.export_model` (contract 2) and run with
+:func:`mobileseg.runtimes.get_runtime` (contract 3), so the number measures the file that is benchmarked.
+
+Test-time resize (the papers' protocol, mmseg's ``keep_ratio`` test pipeline): each image is rescaled so that its
+short side equals the artifact's short side (at most ``long_factor`` times that on the long side), keeping the
+aspect ratio. Artifacts have one fixed input shape, so (``mode="slide"``, the default) the rescaled image is padded
+with zeros after normalisation (= the mean colour) up to at least the artifact's shape and covered by windows of
+that shape (stride two thirds of a window, aligned to the output stride); overlapping logits are averaged on the
+model's output grid. When the rescaled image fits the artifact exactly (e.g. Cityscapes 1024x2048 at 512x1024)
+this is the paper's whole-image inference; otherwise it is mmseg's sliding-window inference, and the record says
+which happened. ``mode="stretch"`` instead resizes every image to the artifact's shape, ignoring the ratio.
+Logits are then resampled bilinearly once, from the model's output grid straight to the label's pixels (padding
+excluded), and the argmax is compared with the label.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MobilesegError
+from .datasets import DATASETS, find_pairs, read_image, read_label
+from .metrics import ConfusionMatrix
+from .resize import logits_to_labels, resize_image
+
+FORMAT_RUNTIME = {"torch": "torch", "onnx": "onnxruntime", "ncnn": "ncnn", "tflite": "litert"}
+MODES = ("slide", "stretch")
+
+
+class EvalError(MobilesegError):
+    pass
+
+
+def test_size(h0: int, w0: int, short: int, long_max: int) -> tuple[int, int]:
+    """mmseg ``keep_ratio`` rescale: the largest scale with short side <= ``short`` and long side <= ``long_max``."""
+    scale = min(short / min(h0, w0), long_max / max(h0, w0))
+    return max(1, int(h0 * scale + 0.5)), max(1, int(w0 * scale + 0.5))
+
+
+def window_offsets(size: int, win: int, stride: int) -> list[int]:
+    """Window starts covering ``size`` (>= ``win``) with windows of ``win``: regular, the last one flush."""
+    if size <= win:
+        return [0]
+    n = math.ceil((size - win) / stride) + 1
+    return sorted({min(i * stride, size - win) for i in range(n)})
+
+
+def predict(run, image: np.ndarray, in_hw, mean, std, out_hw, mode: str = "slide", long_factor: float = 4.0):
+    """Class map (label-sized, H0 x W0) for one uint8 RGB image, running ``run`` (N x 3 x H x W -> N x C x h x w).
+
+    Returns ``(prediction, info)`` with ``info`` = {"windows": n, "resized": [h1, w1]}.
+    """
+    H, W = in_hw
+    h0, w0 = image.shape[:2]
+    mean = np.asarray(mean, np.float32).reshape(1, 1, 3)
+    std = np.asarray(std, np.float32).reshape(1, 1, 3)
+    if mode == "stretch":
+        x = (resize_image(image, H, W) - mean) / std
+        logits = np.asarray(run(np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)))[0]
+        stride = H / logits.shape[1]
+        return logits_to_labels(logits, h0, w0, stride, H, W), {"windows": 1, "resized": [H, W]}
+    short = min(H, W)
+    h1, w1 = test_size(h0, w0, short, int(long_factor * short))
+    x = (resize_image(image, h1, w1) - mean) / std
+    os_h, os_w = H / out_hw[0], W / out_hw[1]
+    step = int(os_h)
+    # canvas: at least the window, a multiple of the output stride (window starts stay on the logit grid)
+    ch, cw = max(H, -(-h1 // step) * step), max(W, -(-w1 // step) * step)
+    canvas = np.zeros((ch, cw, 3), np.float32)
+    canvas[:h1, :w1] = x
+    sy = max(step, int(H * 2 / 3) // step * step)
+    sx = max(step, int(W * 2 / 3) // step * step)
+    acc = count = None
+    n = 0
+    for y in window_offsets(ch, H, sy):
+        for xo in window_offsets(cw, W, sx):
+            win = canvas[y:y + H, xo:xo + W].transpose(2, 0, 1)[None]
+            out = np.asarray(run(np.ascontiguousarray(win, dtype=np.float32)))[0]
+            if acc is None:
+                acc = np.zeros((out.shape[0], int(ch / os_h), int(cw / os_w)), np.float32)
+                count = np.zeros(acc.shape[1:], np.float32)
+            gy, gx = int(y / os_h), int(xo / os_w)
+            acc[:, gy:gy + out.shape[1], gx:gx + out.shape[2]] += out
+            count[gy:gy + out.shape[1], gx:gx + out.shape[2]] += 1
+            n += 1
+    acc /= np.maximum(count, 1)
+    return logits_to_labels(acc, h0, w0, os_h, h1, w1), {"windows": n, "resized": [h1, w1]}
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.t0, self.last = total, enabled, time.monotonic(), -1.0
+        self.tty = enabled and sys.stderr.isatty()
+
+    def update(self, done: int, miou: float) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not self.tty and done < self.total and now - self.last < 10:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate else 0
+        msg = f"[eval] {done}/{self.total} images, mIoU so far {miou:.2f}%, {rate:.2f} img/s, eta {eta:.0f} s"
+        print(("\r" + msg) if self.tty else msg, end="" if self.tty and done < self.total else "\n",
+              file=sys.stderr, flush=True)
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, export_root=None) -> Path:
+    """Export (or reuse) the artifact for ``fmt`` and return its folder (the one holding manifest.json)."""
+    import inspect
+
+    from ..export import export_model
+
+    export_root = Path(export_root or "export/eval")
+    tag = "random-init" if weights is None else Path(weights).stem
+    out_dir = export_root / f"{tag}-{num_classes}c"
+    want = [] if fmt == "torch" else [fmt]
+    folder = _find_export(out_dir, model, res, num_classes, fmt)
+    if folder is None:
+        kwargs = dict(res=list(res), formats=want or ["onnx"], graph="logits", out_dir=str(out_dir))
+        params = inspect.signature(export_model).parameters
+        accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        for k, v in (("weights", None if weights is None else str(weights)), ("num_classes", num_classes),
+                     ("precision", "fp32")):
+            if k in params or accepts_any:
+                kwargs[k] = v
+            elif k != "precision" and v is not None:
+                raise EvalError(f"this mobileseg's export_model() cannot take {k}: update mobileseg")
+        export_model(model, **kwargs)
+        folder = _find_export(out_dir, model, res, num_classes, fmt)
+        if folder is None:
+            raise EvalError(f"the export of {model} at {res[0]}x{res[1]} produced no usable {fmt} artifact under "
+                            f"{out_dir}: see `mobileseg export --model {model} --formats {fmt}`")
+    return folder
+
+
+def _find_export(out_dir: Path, model: str, res, num_classes: int, fmt: str):
+    if not out_dir.is_dir():
+        return None
+    for man_path in sorted(out_dir.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            man = json.loads(man_path.read_text())
+        except ValueError:
+            continue
+        if (man.get("model") == model and list(man.get("resolution") or []) == list(res)
+                and man.get("num_classes") == num_classes and man.get("graph", "logits") == "logits"
+                and man.get("precision", "fp32") == "fp32"
+                and (fmt == "torch" or (man.get("formats") or {}).get(fmt, {}).get("ok", False))):
+            return man_path.parent
+    return None
+
+
+def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, weights=None, res=None,
+             limit: int | None = None, mode: str = "slide", export_root=None, progress: bool = True,
+             runtime: str | None = None) -> dict:
+    """mIoU of ``model`` exported to ``fmt`` on the validation folder ``data``; returns the eval record (a dict)."""
+    from ..registry import get_spec, parse_resolution
+    from ..runtimes import get_runtime
+
+    if fmt not in FORMAT_RUNTIME:
+        raise EvalError(f"unknown format '{fmt}': choose one of {', '.join(FORMAT_RUNTIME)}")
+    if mode not in MODES:
+        raise EvalError(f"unknown mode '{mode}': choose one of {', '.join(MODES)}")
+    if limit is not None and limit < 1:
+        raise EvalError("--limit must be at least 1")
+    dataset, pairs = find_pairs(data, dataset)
+    layout = DATASETS[dataset]
+    spec = get_spec(model)
+    if spec.task != "segmentation":
+        raise EvalError(f"{spec.name} is a classification model: mIoU needs a segmentation model")
+    if res is None:
+        res = spec.default_resolution if dataset == spec.dataset else (layout.short_side // 2, layout.short_side)
+    h, w = parse_resolution(res)
+    spec.check_resolution(h, w)
+    if weights is not None and not Path(weights).is_file():
+        raise EvalError(f"weights file {weights} not found: check --weights")
+    num_classes = layout.num_classes
+    if weights is not None:
+        from ..checkpoint import infer_num_classes, read_checkpoint
+
+        ck_classes = infer_num_classes(read_checkpoint(str(weights), spec), spec)
+        if ck_classes and ck_classes != num_classes:
+            raise EvalError(f"the checkpoint {weights} predicts {ck_classes} classes but {dataset} has "
+                            f"{num_classes}: use weights trained on {dataset}")
+    if limit:
+        pairs = pairs[:limit]
+    folder = export_for_eval(spec.name, fmt, (h, w), num_classes, weights, export_root)
+    man = json.loads((folder / "manifest.json").read_text())
+    rt = get_runtime(runtime or FORMAT_RUNTIME[fmt])
+    entry = None if fmt == "torch" else man["formats"][fmt]
+    sess = rt.load(str(folder), entry, threads=1)
+    inp = man.get("input") or {}
+    mean, std = inp.get("mean", spec.mean), inp.get("std", spec.std)
+    out_shape = (man.get("output") or {}).get("shape") or list(spec.output_shape(h, w, 1))
+    if out_shape[1] != num_classes:
+        raise EvalError(f"the artifact outputs {out_shape[1]} classes but {dataset} has {num_classes}")
+    cm = ConfusionMatrix(num_classes)
+    prog = _Progress(len(pairs), progress)
+    t0 = time.monotonic()
+    windows = 0
+    slid = 0
+    try:
+        for i, (img_path, lab_path) in enumerate(pairs, 1):
+            image = read_image(img_path)
+            label = read_label(lab_path, dataset)
+            if label.shape != image.shape[:2]:
+                from ..report.errors import DatasetError
+
+                raise DatasetError(f"{lab_path.name} is {label.shape[1]}x{label.shape[0]} but its image is "
+                                   f"{image.shape[1]}x{image.shape[0]}: the label does not belong to the image")
+            pred, info = predict(sess.run, image, (h, w), mean, std, out_shape[2:], mode, layout.long_factor)
+            cm.update(pred, label)
+            windows += info["windows"]
+            slid += info["windows"] > 1
+            prog.update(i, cm.miou())
+    finally:
+        sess.close()
+    iou = cm.iou()
+    return {
+        "kind": "eval", "schema_version": 1, "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": spec.name, "dataset": dataset, "split": "val", "format": fmt, "runtime": rt.name,
+        "runtime_version": rt.version(), "resolution": [h, w], "num_classes": num_classes,
+        "miou": round(cm.miou(), 4), "macc": round(cm.macc(), 4), "aacc": round(cm.aacc(), 4),
+        "per_class_iou": [None if v != v else round(float(v) * 100, 4) for v in iou],
+        "images": len(pairs), "limit": limit, "data": str(data),
+        "test_time": {"mode": mode, "short_side": min(h, w), "long_max": int(layout.long_factor * min(h, w)),
+                      "keep_ratio": mode == "slide", "windows": windows, "images_slid": slid,
+                      "logits": "bilinear from the output grid to the label size"},
+        "weights": {"path": str(weights) if weights else None, "sha256": _sha256(weights) if weights else None,
+                    "note": None if weights else "random initialisation: the mIoU is meaningless"},
+        "export_dir": str(folder), "seconds": round(time.monotonic() - t0, 3),
+    }
+
+
+def append_record(record: dict, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    return path
