@@ -62,6 +62,12 @@ def push_checked(device, local, remote: str, mode: str | None = None) -> bool:
 
     Returns True when the file was sent. Raises :class:`NativeHarnessError` when the pushed copy does not match.
     """
+    if hasattr(device, "remote_sha256"):
+        # AdbDevice.push already skips identical files and verifies by sha256 (retrying once).
+        sent = bool(device.push(str(local), remote))
+        if mode:
+            device.shell(f"chmod {mode} {shlex.quote(remote)}", timeout=60)
+        return sent
     want = sha256_file(local)
     if remote_sha256(device, remote) == want:
         return False
@@ -94,8 +100,10 @@ def parse_timings(text: str) -> dict:
     except json.JSONDecodeError as exc:
         raise NativeHarnessError(f"the harness wrote unreadable timings ({exc}): rebuild it with "
                                  "`mobileseg harness build`") from None
-    missing = [k for k in ("samples_ms", "warmup", "threads", "runtime", "runtime_version", "settings", "output")
-               if k not in data]
+    if data.get("ok") is False:
+        raise NativeHarnessError(f"the native harness failed on the device: {data.get('error') or 'no reason given'}")
+    missing = [k for k in ("samples_ms", "warmup", "threads", "runtime", "runtime_version", "settings",
+                           "output_shape") if k not in data]
     if missing:
         raise NativeHarnessError(f"the harness timings lack {', '.join(missing)}: rebuild it with "
                                  "`mobileseg harness build`")
@@ -105,9 +113,10 @@ def parse_timings(text: str) -> dict:
 
 
 def read_output(path, info: dict, want_shape=None) -> np.ndarray:
-    """The raw float32 output tensor, shaped as the manifest says when sizes agree (else as the harness says)."""
-    out = np.fromfile(path, dtype=np.float32)
-    shape = [int(d) for d in (info.get("output") or {}).get("shape") or []]
+    """The output tensor (.npy, or raw float32), shaped as the manifest says when sizes agree (else as written)."""
+    path = Path(path)
+    out = np.load(path).reshape(-1) if path.suffix == ".npy" else np.fromfile(path, dtype=np.float32)
+    shape = [int(d) for d in info.get("output_shape") or []]
     if shape and int(np.prod(shape)) != out.size:
         raise NativeHarnessError(f"the harness output has {out.size} values but its shape {shape} needs "
                                  f"{int(np.prod(shape))}: the pull was truncated, retry")
@@ -171,11 +180,11 @@ class NativeHarness:
             raise NativeHarnessError("call prepare(device) before running the native harness")
         q = shlex.quote
         args = [q(self.remote_binary), "--param", q(param), "--bin", q(binary),
-                "--input", q(f"{remote_dir}/input.raw"), "--shape", ",".join(str(int(d)) for d in shape),
+                "--input", q(f"{remote_dir}/input.npy"), "--shape", ",".join(str(int(d)) for d in shape),
                 "--input-name", q(input_name), "--output-name", q(output_name),
                 "--threads", str(int(threads)), "--warmup", str(int(warmup)),
                 "--fp16", "1" if precision == "fp16" else "0", "--int8", "0", "--bf16", "0",
-                "--timings", q(f"{remote_dir}/timings.json"), "--output", q(f"{remote_dir}/output.raw")]
+                "--timings", q(f"{remote_dir}/timings.json"), "--output", q(f"{remote_dir}/output.npy")]
         if repeats:
             args += ["--repeats", str(int(repeats))]
         else:
@@ -195,17 +204,17 @@ class NativeHarness:
         export_dir = Path(export_dir)
         self.prepare(device)
         param, binary, entry = _ncnn_files(export_dir, manifest)
-        x = np.load(export_dir / "reference" / "input.npy")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x_path = export_dir / "reference" / "input.npy"
+        x = np.load(x_path, mmap_mode="r")
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            raise NativeHarnessError(f"{x_path} is not C-ordered float32: re-export the model")
         remote_dir = f"{self.remote_root}/{export_dir.name}"
         with tempfile.TemporaryDirectory(prefix="mobileseg-native-") as tmp:
             tmp = Path(tmp)
-            raw = tmp / "input.raw"
-            x.tofile(raw)
             rparam, rbin = f"{remote_dir}/{param.name}", f"{remote_dir}/{binary.name}"
-            for local, remote in ((param, rparam), (binary, rbin), (raw, f"{remote_dir}/input.raw")):
+            for local, remote in ((param, rparam), (binary, rbin), (x_path, f"{remote_dir}/input.npy")):
                 push_checked(device, local, remote)
-            device.shell(f"rm -f {shlex.quote(remote_dir)}/timings.json {shlex.quote(remote_dir)}/output.raw",
+            device.shell(f"rm -f {shlex.quote(remote_dir)}/timings.json {shlex.quote(remote_dir)}/output.npy",
                          timeout=60)
             cmd = self.command(remote_dir, rparam, rbin, x.shape, cell.threads, warmup, repeats, min_time,
                                precision=getattr(cell, "precision", "fp32"), cpus=cpus,
@@ -216,10 +225,10 @@ class NativeHarness:
                 raise NativeHarnessError(f"the native harness failed on the device (exit {rc}): "
                                          f"{out.strip()[-300:] or 'no output'}")
             device.pull(f"{remote_dir}/timings.json", str(tmp / "timings.json"))
-            device.pull(f"{remote_dir}/output.raw", str(tmp / "output.raw"))
+            device.pull(f"{remote_dir}/output.npy", str(tmp / "output.npy"))
             info = parse_timings((tmp / "timings.json").read_text())
             want = (manifest.get("output") or {}).get("shape")
-            output = read_output(tmp / "output.raw", info, want)
+            output = read_output(tmp / "output.npy", info, want)
         info["harness"] = HARNESS_LABEL
         info["runtime_settings"] = {**info["settings"], "precision": getattr(cell, "precision", "fp32"),
                                     "harness": HARNESS_LABEL}
