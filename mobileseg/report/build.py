@@ -66,9 +66,8 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
     """Write the report; returns a :class:`Report` listing every file written."""
     published = load_published(published_path)
     report = Report(out=Path(out))
-    report.out.mkdir(parents=True, exist_ok=True)
-    published_figure(report, published)
-    if not published_only:
+    df = None
+    if not published_only:  # read and check every input before writing anything
         if not results:
             from .errors import ResultsFileError
 
@@ -77,6 +76,9 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
         df = load_results(results, device=device, runtime=runtime)
         evals = load_evals(eval_files) if eval_files else None
         df = attach_miou(df, published, evals, dataset)
+    report.out.mkdir(parents=True, exist_ok=True)
+    published_figure(report, published)
+    if df is not None:
         _measured(report, df, published, dataset)
     _write_markdown(report)
     _write_html(report)
