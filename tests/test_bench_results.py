@@ -1,0 +1,38 @@
+"""``mobileseg results``: table listing and CSV export of stored records."""
+import pandas as pd
+
+from mobileseg.bench.record import LatencyRecord, cell_key
+from mobileseg.bench.stats import summarize
+from mobileseg.bench.store import ResultStore
+from mobileseg.cli import main
+
+
+def _rec(runtime, samples, status="ok", gmacs=0.5):
+    key = cell_key("host-x", "topformer-t", (512, 512), "onnx", runtime, "fp32", "logits", 1)
+    return LatencyRecord(id=key, model="topformer-t", resolution=[512, 512], format="onnx", runtime=runtime,
+                         stats_ms=summarize(samples) if samples else {}, samples_ms=samples, gflops=gmacs,
+                         parity={"ok": True, "rel_l2": 1e-7, "max_abs": 1e-6, "argmax_agree": 1.0},
+                         status=status, error="boom" if status == "error" else None,
+                         extra={"sgemm": {"macs_per_s": 20e9, "gflop_s": 40.0}})
+
+
+def test_results_table_and_csv(tmp_path, capsys):
+    store = ResultStore(tmp_path / "host-x-t1.jsonl")
+    store.append(_rec("onnxruntime", [10.0, 10.0, 12.0]))   # median 10 ms -> 0.5 GMAC / 0.01 s = 50 GMAC/s
+    store.append(_rec("ncnn", [], status="error"))
+    with open(tmp_path / "host-x-t1.jsonl", "a") as f:
+        f.write('{"id": "partial')                          # a killed writer's leftover
+    out_csv = tmp_path / "out" / "r.csv"
+    assert main(["results", str(tmp_path), "--csv", str(out_csv)]) == 0
+    cap = capsys.readouterr()
+    assert "onnxruntime" in cap.out and "50.00" in cap.out and "250.0" in cap.out  # 50 / 20 GMAC/s = 250 %
+    assert "1 failed record(s) hidden" in cap.out and "unterminated" in cap.err
+    df = pd.read_csv(out_csv)
+    assert list(df["runtime"]) == ["onnxruntime", "ncnn"]
+    assert df.loc[0, "median_ms"] == 10.0 and df.loc[0, "gmac_per_s"] == 50.0 and df.loc[0, "count"] == 3
+    assert df.loc[1, "status"] == "error" and df.loc[1, "error"] == "boom"
+
+
+def test_results_missing_file_is_clear(tmp_path, capsys):
+    assert main(["results", str(tmp_path / "none.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
