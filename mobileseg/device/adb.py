@@ -118,7 +118,6 @@ class AdbDevice:
         self._dev = None
         self._signer = None
         self.serial = f"{self.address}:{self.port}" if self.transport == "tcp" else self.address
-        self.banner: str | None = None
 
     @classmethod
     def open(cls, spec: str = "adb", **kw) -> "AdbDevice":
@@ -179,7 +178,6 @@ class AdbDevice:
             raise NoDeviceError(f"the ADB device {self.serial} does not answer the ADB handshake ({exc}): check "
                                 "that this address is an adb daemon (adb tcpip PORT on the phone)") from None
         self._dev = dev
-        self.banner = getattr(dev, "_banner", None)
         return self
 
     def _unauthorized_message(self) -> str:

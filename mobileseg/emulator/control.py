@@ -106,6 +106,44 @@ def start(port: int = DEFAULT_PORT, adb_keys: str | None = None, refuse_new_keys
     return status()
 
 
+def launch(port: int = 0, adb_keys: str | None = None, rootfs: str | None = None, refuse_new_keys: bool = False,
+           extra_args: list[str] | None = None, log_path: str | None = None, wait_s: float = 20.0):
+    """Run an adbd child (not recorded as *the* emulator; tests use this) and wait until it listens.
+
+    Returns ``(process, port)``; end it with :func:`terminate`.
+    """
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="mobileseg-adbd-"))
+    port_file = tmp / "port"
+    cmd = [sys.executable, "-m", "mobileseg.emulator.adbd", "--port", str(port), "--port-file", str(port_file),
+           *(["--adb-keys", str(adb_keys)] if adb_keys else ["--no-auth"]),
+           *(["--refuse-new-keys"] if refuse_new_keys else []), *(["--rootfs", str(rootfs)] if rootfs else []),
+           *(extra_args or [])]
+    log = open(log_path or tmp / "adbd.log", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                            cwd=str(Path(__file__).resolve().parents[2]))
+    log.close()
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise MobilesegError(f"adbd exited at start (exit {proc.returncode}), see {log.name}")
+        if port_file.exists() and port_file.read_text().strip():
+            return proc, int(port_file.read_text())
+        time.sleep(0.05)
+    terminate(proc)
+    raise MobilesegError(f"adbd did not start within {wait_s:.0f} s, see {log.name}")
+
+
+def terminate(proc) -> None:
+    """End an adbd started by :func:`launch` and every shell command it still runs."""
+    _kill(proc.pid)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def _kill(pid: int, wait_s: float = 10.0) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
