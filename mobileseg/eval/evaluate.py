@@ -39,7 +39,7 @@ class EvalError(MobilesegError):
     pass
 
 
-def test_size(h0: int, w0: int, short: int, long_max: int) -> tuple[int, int]:
+def keep_ratio_size(h0: int, w0: int, short: int, long_max: int) -> tuple[int, int]:
     """mmseg ``keep_ratio`` rescale: the largest scale with short side <= ``short`` and long side <= ``long_max``."""
     scale = min(short / min(h0, w0), long_max / max(h0, w0))
     return max(1, int(h0 * scale + 0.5)), max(1, int(w0 * scale + 0.5))
@@ -68,7 +68,7 @@ def predict(run, image: np.ndarray, in_hw, mean, std, out_hw, mode: str = "slide
         stride = H / logits.shape[1]
         return logits_to_labels(logits, h0, w0, stride, H, W), {"windows": 1, "resized": [H, W]}
     short = min(H, W)
-    h1, w1 = test_size(h0, w0, short, int(long_factor * short))
+    h1, w1 = keep_ratio_size(h0, w0, short, int(long_factor * short))
     x = (resize_image(image, h1, w1) - mean) / std
     os_h, os_w = H / out_hw[0], W / out_hw[1]
     step = int(os_h)

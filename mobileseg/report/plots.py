@@ -81,7 +81,8 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
                Line2D([], [], marker="o", ls="", color=OTHER_COLOR, alpha=0.6, label="previous models"),
                Line2D([], [], color="#555555", label="Pareto frontier"),
                Line2D([], [], ls="--", color="#2ca02c", label="real-time zone boundary")]
-    ax.legend(handles=handles, loc="lower left", fontsize=8, title="bubble area = parameters", title_fontsize=8)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              title="bubble area = parameters", title_fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
