@@ -23,6 +23,14 @@
 #include "net.h"
 #include "platform.h"
 
+#if defined(__aarch64__)
+#define MOBILESEG_MACHINE "aarch64"
+#elif defined(__x86_64__)
+#define MOBILESEG_MACHINE "x86_64"
+#else
+#define MOBILESEG_MACHINE "unknown"
+#endif
+
 #ifndef MOBILESEG_NCNN_VERSION
 #define MOBILESEG_NCNN_VERSION NCNN_VERSION_STRING
 #endif
@@ -55,17 +63,32 @@ struct Args
 void usage()
 {
     std::fprintf(stderr,
-                 "usage: mobileseg-ncnn-harness --param M.param --bin M.bin --input IN.raw --shape 1,3,H,W\n"
-                 "         --timings OUT.json --output OUT.raw [--input-name in0] [--output-name out0]\n"
+                 "usage: mobileseg-ncnn-harness --param M.param --bin M.bin --input IN.npy|IN.raw [--shape 1,3,H,W]\n"
+                 "         --timings OUT.json --output OUT.npy|OUT.raw [--input-name in0] [--output-name out0]\n"
                  "         [--threads 1] [--warmup 3] [--repeats 10 | --repeats 0 --min-time-ms T] [--max-repeats 100000]\n"
                  "         [--fp16 0|1] [--int8 0|1] [--bf16 0|1] [--packing 0|1] [--winograd 0|1] [--sgemm 0|1]\n"
                  "         [--flush-denormals 0..3] [--light-mode 0|1]\n"
-                 "IN.raw is float32 NCHW (little endian, C order); all fp16/int8/bf16 switches are off unless asked.\n");
+                 "Inputs/outputs are float32 NCHW, C order: .npy, or raw (then --shape is required for the input).\n"
+                 "All fp16/int8/bf16 switches are off unless asked.\n");
 }
+
+std::string g_timings_path;  // where fail() reports the error, as the Python harness does
+
+std::string json_str(const std::string& s);
 
 [[noreturn]] void fail(int code, const std::string& msg)
 {
     std::fprintf(stderr, "mobileseg-ncnn-harness: %s\n", msg.c_str());
+    if (!g_timings_path.empty())
+    {
+        FILE* f = std::fopen(g_timings_path.c_str(), "wb");
+        if (f)
+        {
+            std::string j = "{\"ok\": false, \"harness\": \"native-ncnn\", \"runtime\": \"ncnn\", \"error\": " + json_str(msg) + "}\n";
+            std::fwrite(j.data(), 1, j.size(), f);
+            std::fclose(f);
+        }
+    }
     std::exit(code);
 }
 
@@ -146,8 +169,9 @@ Args parse_args(int argc, char** argv)
         else fail(kExitUsage, "unknown option " + k + " (see --help)");
         if (!ok) fail(kExitUsage, "bad value '" + std::string(v) + "' for " + k);
     }
-    if (a.param.empty() || a.bin.empty() || a.input.empty() || a.shape.empty() || a.timings.empty() || a.output.empty())
-        fail(kExitUsage, "--param, --bin, --input, --shape, --timings and --output are required (see --help)");
+    g_timings_path = a.timings;
+    if (a.param.empty() || a.bin.empty() || a.input.empty() || a.timings.empty() || a.output.empty())
+        fail(kExitUsage, "--param, --bin, --input, --timings and --output are required (see --help)");
     if (a.repeats == 0 && a.min_time_ms <= 0) fail(kExitUsage, "--repeats 0 needs --min-time-ms > 0");
     if (a.shape.size() > 5 || (a.shape.size() == 5 && a.shape[0] != 1))
         fail(kExitUsage, "--shape takes 1 to 4 dimensions, plus a leading batch of 1");
@@ -163,11 +187,70 @@ std::vector<int> ncnn_dims(const std::vector<int>& shape)
     return d;
 }
 
-ncnn::Mat read_input(const Args& a)
+// A .npy file (version 1/2/3, little-endian float32, C order) or a raw float32 file. Returns the data offset and,
+// for .npy, fills `shape` from the header.
+long npy_header(FILE* f, std::vector<int>& shape, const std::string& path)
 {
+    unsigned char magic[8] = {0};
+    if (std::fread(magic, 1, 8, f) != 8 || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    {
+        std::fseek(f, 0, SEEK_SET);
+        return 0;  // raw float32
+    }
+    unsigned long hlen = 0;
+    long offset = 0;
+    if (magic[6] == 1)
+    {
+        unsigned char b[2];
+        if (std::fread(b, 1, 2, f) != 2) fail(kExitUsage, "truncated .npy header in " + path);
+        hlen = b[0] | (b[1] << 8);
+        offset = 10 + (long)hlen;
+    }
+    else
+    {
+        unsigned char b[4];
+        if (std::fread(b, 1, 4, f) != 4) fail(kExitUsage, "truncated .npy header in " + path);
+        hlen = b[0] | (b[1] << 8) | (b[2] << 16) | ((unsigned long)b[3] << 24);
+        offset = 12 + (long)hlen;
+    }
+    std::string h(hlen, '\0');
+    if (std::fread(&h[0], 1, hlen, f) != hlen) fail(kExitUsage, "truncated .npy header in " + path);
+    if (h.find("'descr': '<f4'") == std::string::npos)
+        fail(kExitUsage, path + " is not float32 (little endian): save it with np.float32");
+    if (h.find("'fortran_order': False") == std::string::npos)
+        fail(kExitUsage, path + " is in Fortran order: save np.ascontiguousarray(x)");
+    size_t lp = h.find('(', h.find("'shape'"));
+    size_t rp = h.find(')', lp);
+    if (lp == std::string::npos || rp == std::string::npos) fail(kExitUsage, "no shape in the .npy header of " + path);
+    shape.clear();
+    std::string dims = h.substr(lp + 1, rp - lp - 1);
+    size_t i = 0;
+    while (i < dims.size())
+    {
+        while (i < dims.size() && (dims[i] == ' ' || dims[i] == ',')) i++;
+        if (i >= dims.size()) break;
+        shape.push_back(std::atoi(dims.c_str() + i));
+        while (i < dims.size() && dims[i] != ',') i++;
+    }
+    return offset;
+}
+
+ncnn::Mat read_input(Args& a)
+{
+    FILE* f = std::fopen(a.input.c_str(), "rb");
+    if (!f) fail(kExitUsage, "cannot open input file " + a.input);
+    std::vector<int> npy_shape;
+    long offset = npy_header(f, npy_shape, a.input);
+    if (offset > 0)
+    {
+        if (!a.shape.empty() && a.shape != npy_shape) fail(kExitUsage, "--shape differs from the shape in " + a.input);
+        a.shape = npy_shape;
+    }
+    if (a.shape.empty() || a.shape.size() > 5 || (a.shape.size() == 5 && a.shape[0] != 1))
+        fail(kExitUsage, "give --shape (1 to 4 dimensions, plus a leading batch of 1) for the raw input " + a.input);
     std::vector<int> d = ncnn_dims(a.shape);
-    if (a.shape.size() == 4 && a.shape[0] != 1 && d.size() == 4)
-        fail(kExitUsage, "batch > 1 is not supported by ncnn: pass --shape 1,C,H,W");
+    if (a.shape.size() == 4 && a.shape[0] != 1)
+        fail(kExitUsage, "batch > 1 is not supported by ncnn: give an input of shape 1 x C x H x W");
     ncnn::Mat m;
     if (d.size() == 1) m.create(d[0]);
     else if (d.size() == 2) m.create(d[1], d[0]);
@@ -175,17 +258,15 @@ ncnn::Mat read_input(const Args& a)
     else m.create(d[3], d[2], d[1], d[0]);
     if (m.empty()) fail(kExitRuntime, "could not allocate the input tensor");
 
-    FILE* f = std::fopen(a.input.c_str(), "rb");
-    if (!f) fail(kExitUsage, "cannot open input file " + a.input);
     size_t per_channel = (size_t)m.w * m.h * m.d;
     size_t expected = per_channel * m.c;
     std::fseek(f, 0, SEEK_END);
-    long bytes = std::ftell(f);
-    std::fseek(f, 0, SEEK_SET);
+    long bytes = std::ftell(f) - offset;
+    std::fseek(f, offset, SEEK_SET);
     if (bytes != (long)(expected * sizeof(float)))
     {
         std::fclose(f);
-        fail(kExitUsage, "input file " + a.input + " has " + std::to_string(bytes) + " bytes, the shape needs "
+        fail(kExitUsage, "input file " + a.input + " has " + std::to_string(bytes) + " data bytes, the shape needs "
                              + std::to_string(expected * sizeof(float)) + " (float32)");
     }
     // ncnn aligns each channel to cstep elements: read channel by channel.
@@ -201,6 +282,12 @@ ncnn::Mat read_input(const Args& a)
     return m;
 }
 
+bool ends_with(const std::string& s, const std::string& suffix)
+{
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Writes the output as .npy when the path ends in .npy (what the Python harness writes), else raw float32.
 std::vector<int> write_output(const ncnn::Mat& out, const std::string& path, bool batch_axis)
 {
     std::vector<int> shape;
@@ -214,6 +301,20 @@ std::vector<int> write_output(const ncnn::Mat& out, const std::string& path, boo
 
     FILE* f = std::fopen(path.c_str(), "wb");
     if (!f) fail(kExitUsage, "cannot write output file " + path);
+    if (ends_with(path, ".npy"))
+    {
+        std::string dims;
+        for (size_t i = 0; i < shape.size(); i++) dims += (i ? ", " : "") + std::to_string(shape[i]);
+        if (shape.size() == 1) dims += ",";  // a 1-tuple in Python syntax
+        std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+        size_t total = 10 + h.size() + 1;
+        h.append((64 - total % 64) % 64, ' ');
+        h += '\n';
+        unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(h.size() & 0xff),
+                                 (unsigned char)(h.size() >> 8)};
+        std::fwrite(pre, 1, 10, f);
+        std::fwrite(h.data(), 1, h.size(), f);
+    }
     size_t per_channel = (size_t)out.w * out.h * out.d;
     for (int q = 0; q < out.c; q++)
     {
@@ -374,6 +475,7 @@ int main(int argc, char** argv)
 
     std::string j = "{\n";
     j += "  \"schema_version\": 1,\n";
+    j += "  \"ok\": true,\n";
     j += "  \"harness\": \"native-ncnn\",\n";
     j += "  \"runtime\": \"ncnn\",\n";
     j += "  \"runtime_version\": " + json_str(MOBILESEG_NCNN_VERSION) + ",\n";
@@ -385,7 +487,7 @@ int main(int argc, char** argv)
     j += "  \"warmup_ms\": " + json_list(warmup_ms) + ",\n";
     j += "  \"overhead_ms\": " + json_num(median(empty)) + ",\n";
     j += "  \"affinity\": " + json_ints(allowed_cpus()) + ",\n";
-    j += "  \"settings\": {\"num_threads\": " + std::to_string(opt.num_threads)
+    j += "  \"settings\": {\"threads\": " + std::to_string(opt.num_threads) + ", \"vulkan\": false"
          + ", \"use_fp16_packed\": " + json_bool(opt.use_fp16_packed)
          + ", \"use_fp16_storage\": " + json_bool(opt.use_fp16_storage)
          + ", \"use_fp16_arithmetic\": " + json_bool(opt.use_fp16_arithmetic)
@@ -395,7 +497,7 @@ int main(int argc, char** argv)
          + ", \"use_packing_layout\": " + json_bool(opt.use_packing_layout)
          + ", \"use_winograd_convolution\": " + json_bool(opt.use_winograd_convolution)
          + ", \"use_sgemm_convolution\": " + json_bool(opt.use_sgemm_convolution)
-         + ", \"lightmode\": " + json_bool(opt.lightmode)
+         + ", \"light_mode\": " + json_bool(opt.lightmode)
          + ", \"flush_denormals\": " + std::to_string((int)opt.flush_denormals)
          + ", \"openmp_blocktime\": " + std::to_string(opt.openmp_blocktime)
          + ", \"cpu_powersave\": " + std::to_string(ncnn::get_cpu_powersave()) + "},\n";
@@ -416,6 +518,8 @@ int main(int argc, char** argv)
          + "},\n";
     j += "  \"input\": {\"file\": " + json_str(a.input) + ", \"name\": " + json_str(a.input_name)
          + ", \"shape\": " + json_ints(a.shape) + ", \"dtype\": \"float32\"},\n";
+    j += "  \"output_shape\": " + json_ints(out_shape) + ",\n";
+    j += "  \"machine\": \"" MOBILESEG_MACHINE "\",\n";
     j += "  \"output\": {\"file\": " + json_str(a.output) + ", \"name\": " + json_str(a.output_name)
          + ", \"shape\": " + json_ints(out_shape) + ", \"dtype\": \"float32\"},\n";
     j += "  \"model\": {\"param\": " + json_str(a.param) + ", \"bin\": " + json_str(a.bin) + "}\n";
