@@ -66,7 +66,7 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
         ax.plot(xs, ys, "-", color="#555555", lw=1.2, alpha=0.8, zorder=2, label="Pareto frontier")
     if len(pts):
         lo, hi = float(pts.latency_ms.min()), float(pts.latency_ms.max())
-        ax.set_xlim(lo / 1.6, hi * 1.8)
+        ax.set_xlim(lo / 1.6, hi * 3.2)  # room for the labels right of the slowest points
         ylo, yhi = float(pts.miou.min()), float(pts.miou.max())
         ax.set_ylim(ylo - 2.0, yhi + 2.0)
     _place_labels(fig, ax, pts)
@@ -81,14 +81,14 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
                Line2D([], [], marker="o", ls="", color=OTHER_COLOR, alpha=0.6, label="previous models"),
                Line2D([], [], color="#555555", label="Pareto frontier"),
                Line2D([], [], ls="--", color="#2ca02c", label="real-time zone boundary")]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-              title="bubble area = parameters", title_fontsize=8)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=4, fontsize=8,
+              title="bubble area = parameters", title_fontsize=8, frameon=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     if note:
-        fig.text(0.01, -0.02, note, fontsize=7, color="#555555", ha="left", va="top", wrap=True)
+        fig.text(0.01, -0.1, note, fontsize=7, color="#555555", ha="left", va="top", wrap=True)
     return _save(fig, Path(out_base))
 
 
