@@ -161,17 +161,31 @@ def test_push_checked_detects_a_corrupt_copy(tmp_path):
 
 def test_command_pins_and_sets_every_switch(tmp_path):
     h = NativeHarness(binary=__file__, remote_root=str(tmp_path))
+    with pytest.raises(NativeHarnessError, match="prepare"):
+        h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None)
     h.remote_binary = "/data/local/tmp/mobileseg/bin/mobileseg-ncnn-harness-0123456789ab"
-    cmd = h.command("/d/m", "/d/m/model.ncnn.param", "/d/m/model.ncnn.bin", (1, 3, 32, 40), threads=2, warmup=4,
-                    repeats=None, min_time=0.5, cpus=[6, 7])
-    assert "taskset c0 " in cmd
-    for part in ("--threads 2", "--warmup 4", "--shape 1,3,32,40", "--fp16 0", "--int8 0", "--bf16 0",
-                 "--repeats 0", "--min-time-ms 500.000"):
+    cmd = h.command("/d/m/model.ncnn.param", "/d/m/model.ncnn.bin", "/d/m/reference/input.npy", "/d/t.json",
+                    "/d/o.npy", threads=2, warmup=4, repeats=None, min_time=0.5, mask=native.cpu_mask([6, 7]))
+    assert cmd.startswith("taskset c0 ")
+    for part in ("--threads 2", "--warmup 4", "--fp16 0", "--int8 0", "--bf16 0", "--repeats 0",
+                 "--min-time-ms 500.000", "--input /d/m/reference/input.npy", "--timings /d/t.json"):
         assert part in cmd
-    cmd16 = h.command("/d/m", "p", "b", (1, 3, 8, 8), 1, 1, 5, None, precision="fp16")
+    cmd16 = h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="fp16")
     assert "--fp16 1" in cmd16 and "--repeats 5" in cmd16 and "taskset" not in cmd16
     with pytest.raises(NativeHarnessError, match="fp32 or fp16"):
-        h.command("/d/m", "p", "b", (1, 3, 8, 8), 1, 1, 5, None, precision="int8")
+        h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="int8")
+
+
+def test_driver_supports_ncnn_on_arm64_only(monkeypatch, tmp_path):
+    binary = tmp_path / "mobileseg-ncnn-harness"
+    binary.write_bytes(b"\x7fELF")
+    drv = native.NativeHarnessDriver(binary=binary)
+    assert drv.name == "native-ncnn"
+    assert drv.supports("ncnn", {"abi": "arm64-v8a"}) is None
+    assert "--ort-perf-test" in drv.supports("onnxruntime", {"abi": "arm64-v8a"})
+    assert "x86_64" in drv.supports("ncnn", {"abi": "x86_64"})
+    monkeypatch.setattr(native_build, "harness_path", lambda *a, **k: None)
+    assert "mobileseg harness build" in native.NativeHarnessDriver().supports("ncnn", {"abi": "arm64-v8a"})
 
 
 def test_parse_timings_reports_harness_errors():

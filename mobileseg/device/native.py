@@ -170,70 +170,84 @@ class NativeHarness:
             self.remote_binary = remote
         return self.remote_binary
 
-    def command(self, remote_dir: str, param: str, binary: str, shape, threads: int, warmup: int, repeats: int | None,
-                min_time: float | None, precision: str = "fp32", cpus=None, input_name: str = "in0",
-                output_name: str = "out0") -> str:
-        """The shell command that runs one cell (pinned with ``taskset`` when ``cpus`` is given)."""
+    def command(self, param: str, weights: str, input_path: str, timings: str, output: str, threads: int,
+                warmup: int, repeats: int | None, min_time: float | None, precision: str = "fp32", mask: str | None = None,
+                input_name: str | None = None, output_name: str | None = None, shape=None) -> str:
+        """The shell command that runs one cell (pinned with ``taskset <mask>`` when ``mask`` is given)."""
         if precision not in ("fp32", "fp16"):
             raise NativeHarnessError(f"the native ncnn harness runs fp32 or fp16 artifacts, not {precision!r}")
         if self.remote_binary is None:
             raise NativeHarnessError("call prepare(device) before running the native harness")
         q = shlex.quote
-        args = [q(self.remote_binary), "--param", q(param), "--bin", q(binary),
-                "--input", q(f"{remote_dir}/input.npy"), "--shape", ",".join(str(int(d)) for d in shape),
-                "--input-name", q(input_name), "--output-name", q(output_name),
+        args = [q(self.remote_binary), "--param", q(param), "--bin", q(weights), "--input", q(input_path),
+                "--input-name", q(input_name or "in0"), "--output-name", q(output_name or "out0"),
                 "--threads", str(int(threads)), "--warmup", str(int(warmup)),
                 "--fp16", "1" if precision == "fp16" else "0", "--int8", "0", "--bf16", "0",
-                "--timings", q(f"{remote_dir}/timings.json"), "--output", q(f"{remote_dir}/output.npy")]
+                "--timings", q(timings), "--output", q(output)]
+        if shape is not None:
+            args += ["--shape", ",".join(str(int(d)) for d in shape)]
         if repeats:
             args += ["--repeats", str(int(repeats))]
         else:
             args += ["--repeats", "0", "--min-time-ms", f"{float(min_time or 1.0) * 1000:.3f}"]
         cmd = " ".join(args)
-        if cpus:
-            cmd = f"taskset {cpu_mask(cpus)} {cmd}"
-        return f"cd {q(remote_dir)} && {cmd}"
+        return f"taskset {mask} {cmd}" if mask else cmd
+
+    def execute(self, device, remote_dir: str, param: str, weights: str, input_path: str, *, threads: int,
+                warmup: int, repeats, min_time, precision: str = "fp32", mask: str | None = None,
+                input_name: str | None = None, output_name: str | None = None, want_shape=None,
+                timeout: float = 3600.0, tag: str = "ncnn"):
+        """Run the harness on files already on the device; returns ``(samples_ms, output, info)``."""
+        self.prepare(device)
+        q = shlex.quote
+        timings, output = f"{remote_dir}/timings_native_{tag}.json", f"{remote_dir}/out_native_{tag}.npy"
+        cmd = self.command(param, weights, input_path, timings, output, threads, warmup, repeats, min_time,
+                           precision=precision, mask=mask, input_name=input_name, output_name=output_name)
+        rc, log = device.shell(f"cd {q(remote_dir)} && rm -f {q(timings)} {q(output)} && {cmd} 2>&1",
+                               timeout=timeout)
+        with tempfile.TemporaryDirectory(prefix="mobileseg-native-") as tmp:
+            tmp = Path(tmp)
+            info = None
+            try:
+                device.pull(timings, str(tmp / "timings.json"))
+                info = parse_timings((tmp / "timings.json").read_text())
+            except NativeHarnessError:
+                raise
+            except Exception:  # no timings file: the harness crashed before writing one
+                info = None
+            if rc != 0 or info is None:
+                tail = " ".join(log.strip().splitlines()[-2:])[-300:]
+                raise NativeHarnessError(f"the native harness failed on the device (exit {rc}): "
+                                         f"{tail or 'no output'}")
+            device.pull(output, str(tmp / "output.npy"))
+            out = read_output(tmp / "output.npy", info, want_shape)
+        info["harness"] = HARNESS_LABEL
+        info["settings"] = {**info["settings"], "precision": precision, "harness": HARNESS_LABEL}
+        info["runtime_settings"] = info["settings"]
+        info["command"] = cmd
+        return [float(v) for v in info["samples_ms"]], out, info
 
     def run(self, device, cell, export_dir, manifest: dict, warmup: int = 3, repeats: int | None = 10,
             min_time: float | None = None, cpus=None, timeout: float = 3600.0):
-        """Measure one ncnn cell; returns ``(samples_ms, output ndarray, info dict)``.
-
-        ``info`` is the harness' timings JSON plus ``harness``, ``runtime_settings`` and ``affinity`` as the record
-        wants them.
-        """
+        """Push one export's ncnn files and input (sha256-checked) and measure it; ``(samples_ms, output, info)``."""
         export_dir = Path(export_dir)
         self.prepare(device)
-        param, binary, entry = _ncnn_files(export_dir, manifest)
+        param, weights, entry = _ncnn_files(export_dir, manifest)
         x_path = export_dir / "reference" / "input.npy"
         x = np.load(x_path, mmap_mode="r")
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             raise NativeHarnessError(f"{x_path} is not C-ordered float32: re-export the model")
         remote_dir = f"{self.remote_root}/{export_dir.name}"
-        with tempfile.TemporaryDirectory(prefix="mobileseg-native-") as tmp:
-            tmp = Path(tmp)
-            rparam, rbin = f"{remote_dir}/{param.name}", f"{remote_dir}/{binary.name}"
-            for local, remote in ((param, rparam), (binary, rbin), (x_path, f"{remote_dir}/input.npy")):
-                push_checked(device, local, remote)
-            device.shell(f"rm -f {shlex.quote(remote_dir)}/timings.json {shlex.quote(remote_dir)}/output.npy",
-                         timeout=60)
-            cmd = self.command(remote_dir, rparam, rbin, x.shape, cell.threads, warmup, repeats, min_time,
-                               precision=getattr(cell, "precision", "fp32"), cpus=cpus,
-                               input_name=entry.get("input_name") or "in0",
-                               output_name=entry.get("output_name") or "out0")
-            rc, out = device.shell(f"{cmd} 2>&1", timeout=timeout)
-            if rc != 0:
-                raise NativeHarnessError(f"the native harness failed on the device (exit {rc}): "
-                                         f"{out.strip()[-300:] or 'no output'}")
-            device.pull(f"{remote_dir}/timings.json", str(tmp / "timings.json"))
-            device.pull(f"{remote_dir}/output.npy", str(tmp / "output.npy"))
-            info = parse_timings((tmp / "timings.json").read_text())
-            want = (manifest.get("output") or {}).get("shape")
-            output = read_output(tmp / "output.npy", info, want)
-        info["harness"] = HARNESS_LABEL
-        info["runtime_settings"] = {**info["settings"], "precision": getattr(cell, "precision", "fp32"),
-                                    "harness": HARNESS_LABEL}
-        info["command"] = cmd
-        return [float(s) for s in info["samples_ms"]], output, info
+        rparam, rbin, rin = (f"{remote_dir}/{param.name}", f"{remote_dir}/{weights.name}",
+                             f"{remote_dir}/reference/input.npy")
+        for local, remote in ((param, rparam), (weights, rbin), (x_path, rin)):
+            push_checked(device, local, remote)
+        precision = getattr(cell, "precision", "fp32")
+        return self.execute(device, remote_dir, rparam, rbin, rin, threads=cell.threads, warmup=warmup,
+                            repeats=repeats, min_time=min_time, precision=precision,
+                            mask=f"{cpu_mask(cpus)}" if cpus else None, input_name=entry.get("input_name"),
+                            output_name=entry.get("output_name"), want_shape=(manifest.get("output") or {}).get("shape"),
+                            timeout=timeout, tag=f"{precision}_t{cell.threads}")
 
     def run_cell(self, device, cell, export_dir, manifest, warmup, repeats, min_time, cpus=None):
         """:meth:`run` packaged as the bench's :class:`~mobileseg.bench.targets.CellRun`."""
@@ -243,3 +257,45 @@ class NativeHarness:
         return CellRun(samples_ms=samples, output=output, runtime_version=info.get("runtime_version"),
                        runtime_settings=info["runtime_settings"], affinity=list(info.get("affinity") or []),
                        harness=HARNESS_LABEL, overhead_ms=info.get("overhead_ms"))
+
+
+class NativeHarnessDriver:
+    """The harness-driver seam of :class:`mobileseg.device.adb_target.AdbTarget` for the native ncnn harness.
+
+    The target pushes the artifact and ``reference/input.npy``; this driver pushes the harness binary once, runs it
+    with the target's ``taskset`` mask and returns ``(samples_ms, output, info)`` like the Python harness driver.
+    """
+
+    name = HARNESS_LABEL
+
+    def __init__(self, binary=None, toolchain: str = "auto", ndk: str | None = None, remote_root: str = REMOTE_ROOT):
+        self.harness = NativeHarness(binary=binary, remote_root=remote_root, toolchain=toolchain, ndk=ndk)
+
+    def supports(self, runtime: str, description: dict) -> str | None:
+        if runtime != "ncnn":
+            return (f"the native harness runs ncnn only, not '{runtime}': install python3 on the device for "
+                    f"{runtime}, or time it with the official binary (--tflite-benchmark / --ort-perf-test)")
+        abi = (description or {}).get("abi") or ""
+        if abi and not abi.startswith(("arm64", "aarch64")):
+            return f"the native harness is built for arm64 but the device's ABI is {abi}: use --harness python"
+        try:
+            self.harness.binary
+        except MobilesegError as exc:
+            return str(exc)
+        return None
+
+    def prepare(self, device) -> None:
+        self.harness.prepare(device)
+
+    def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
+            timeout: float = 3600.0):
+        if not artifact.get("weights"):
+            raise NativeHarnessError(f"the ncnn artifact of {cell.label() if hasattr(cell, 'label') else cell} has "
+                                     "no .bin weights: re-export it with --formats ncnn")
+        if mask and "taskset" not in (artifact.get("tools") or ["taskset"]):
+            mask = None  # no taskset on this device: the record's affinity shows the CPUs actually allowed
+        return self.harness.execute(device, artifact["dir"], artifact["model"], artifact["weights"],
+                                    artifact["input"], threads=cell.threads, warmup=warmup, repeats=repeats,
+                                    min_time=min_time, precision=cell.precision, mask=mask,
+                                    input_name=artifact.get("input_name"), output_name=artifact.get("output_name"),
+                                    timeout=timeout, tag=f"{cell.precision}_t{cell.threads}")
