@@ -114,6 +114,31 @@ class _Progress:
               file=sys.stderr, flush=True)
 
 
+def run_pairs(run, pairs, dataset: str, in_hw, mean, std, out_hw, mode: str = "slide", progress: bool = False):
+    """Predict every (image, label) pair with ``run`` and accumulate the confusion matrix.
+
+    Returns ``(ConfusionMatrix, windows run, images that needed more than one window)``.
+    """
+    from ..report.errors import DatasetError
+
+    layout = DATASETS[dataset]
+    cm = ConfusionMatrix(layout.num_classes)
+    prog = _Progress(len(pairs), progress)
+    windows = slid = 0
+    for i, (img_path, lab_path) in enumerate(pairs, 1):
+        image = read_image(img_path)
+        label = read_label(lab_path, dataset)
+        if label.shape != image.shape[:2]:
+            raise DatasetError(f"{Path(lab_path).name} is {label.shape[1]}x{label.shape[0]} but its image is "
+                               f"{image.shape[1]}x{image.shape[0]}: the label does not belong to the image")
+        pred, info = predict(run, image, in_hw, mean, std, out_hw, mode, layout.long_factor)
+        cm.update(pred, label)
+        windows += info["windows"]
+        slid += info["windows"] > 1
+        prog.update(i, cm.miou())
+    return cm, windows, slid
+
+
 def _sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -205,31 +230,15 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
     man = json.loads((folder / "manifest.json").read_text())
     rt = get_runtime(runtime or FORMAT_RUNTIME[fmt])
     entry = None if fmt == "torch" else man["formats"][fmt]
-    sess = rt.load(str(folder), entry, threads=1)
     inp = man.get("input") or {}
     mean, std = inp.get("mean", spec.mean), inp.get("std", spec.std)
     out_shape = (man.get("output") or {}).get("shape") or list(spec.output_shape(h, w, 1))
     if out_shape[1] != num_classes:
         raise EvalError(f"the artifact outputs {out_shape[1]} classes but {dataset} has {num_classes}")
-    cm = ConfusionMatrix(num_classes)
-    prog = _Progress(len(pairs), progress)
     t0 = time.monotonic()
-    windows = 0
-    slid = 0
+    sess = rt.load(str(folder), entry, threads=1)
     try:
-        for i, (img_path, lab_path) in enumerate(pairs, 1):
-            image = read_image(img_path)
-            label = read_label(lab_path, dataset)
-            if label.shape != image.shape[:2]:
-                from ..report.errors import DatasetError
-
-                raise DatasetError(f"{lab_path.name} is {label.shape[1]}x{label.shape[0]} but its image is "
-                                   f"{image.shape[1]}x{image.shape[0]}: the label does not belong to the image")
-            pred, info = predict(sess.run, image, (h, w), mean, std, out_shape[2:], mode, layout.long_factor)
-            cm.update(pred, label)
-            windows += info["windows"]
-            slid += info["windows"] > 1
-            prog.update(i, cm.miou())
+        cm, windows, slid = run_pairs(sess.run, pairs, dataset, (h, w), mean, std, out_shape[2:], mode, progress)
     finally:
         sess.close()
     iou = cm.iou()
