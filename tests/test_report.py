@@ -119,6 +119,9 @@ def test_user_errors(tmp_path, capsys):
     bad.write_text('{"hello": 1}\n')
     with pytest.raises(ResultsFileError, match="not a mobileseg results record"):
         load_results([bad])
+    good = json.dumps(record("topformer-t", (512, 512), "onnxruntime", 20.0))
+    bad.write_text(good + "\n" + good[:30])  # an interrupted writer's last line is skipped
+    assert len(load_results([bad])) == 1
     bad.write_text("not json\n")
     with pytest.raises(ResultsFileError, match="line 1 is not JSON"):
         load_results([bad])

@@ -30,12 +30,13 @@ def _read_jsonl(path: Path, required, what: str) -> list[dict]:
         lines = [(i + 1, item) for i, item in enumerate(items)]
     else:
         lines = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
+        numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        for k, (n, line) in enumerate(numbered):
             try:
                 lines.append((n, json.loads(line)))
             except json.JSONDecodeError:
+                if k == len(numbered) - 1 and k > 0 and not text.endswith("\n"):
+                    continue  # a last line cut short by an interrupted writer: the complete records stand
                 raise ResultsFileError(f"{path} line {n} is not JSON: give a {what} file written by mobileseg "
                                        "(one JSON record per line)") from None
     for n, rec in lines:
@@ -52,6 +53,8 @@ def expand_paths(paths) -> list[Path]:
     """Files and shell patterns -> existing paths (a pattern that matches nothing is reported as missing)."""
     out = []
     for p in paths:
+        if Path(p).is_dir():  # a folder: every *.jsonl in it
+            p = str(Path(p) / "*.jsonl")
         hits = sorted(glob.glob(str(p))) if any(c in str(p) for c in "*?[") else [str(p)]
         if not hits:
             raise ResultsFileError(f"no file matches {p}: check the pattern or run `mobileseg bench` first")
