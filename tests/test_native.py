@@ -45,6 +45,10 @@ class TinySegNet(nn.Module):
 
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory):
+    return make_tiny_export(tmp_path_factory.mktemp("tiny_seg_32x40"))
+
+
+def make_tiny_export(d: Path):
     """An export folder (contract 2) holding a pnnx-converted ncnn model and its PyTorch reference."""
     pnnx = pytest.importorskip("pnnx", reason="pnnx converts the test model to ncnn: pip install 'mobileseg[ncnn]'")
     torch.manual_seed(0)
@@ -53,7 +57,7 @@ def tiny_export(tmp_path_factory):
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
-    d = tmp_path_factory.mktemp("tiny_seg_32x40")
+    d.mkdir(parents=True, exist_ok=True)
     x = torch.randn(1, 3, 32, 40)
     with torch.no_grad():
         ref = model(x).numpy()

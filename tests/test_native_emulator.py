@@ -1,0 +1,111 @@
+"""The native ncnn harness end to end on the emulated ARM64 device (adbd + arm64 rootfs under qemu, cortex-a76).
+
+Builds the static aarch64 harness (cached), then measures over ADB through AdbTarget with ``harness="native"``: the
+harness is pushed once, run under taskset, and its output must match the PyTorch reference within fp32 limits.
+Timings under qemu are meaningless; only the plumbing and the ARM kernels' numbers are checked.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("adb_shell")
+
+from mobileseg.device import native_build  # noqa: E402
+from mobileseg.parity import compare  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.emulator]
+
+
+def _skip_reason() -> str | None:
+    missing = [t for t in ("proot", "qemu-aarch64-static") if not shutil.which(t)]
+    if missing:
+        return f"{', '.join(missing)} not installed (apt-get install proot qemu-user-static)"
+    try:
+        from mobileseg.emulator import build
+    except ImportError:
+        return "the emulator (mobileseg.emulator) is not part of this build"
+    if not build.is_built():
+        return "the emulated device is not built: run `mobileseg emulator build` first"
+    return None
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    from mobileseg.device.adb import load_signer
+
+    path = tmp_path_factory.mktemp("adbhome") / "adbkey"
+    load_signer(path)
+    (path.parent / "adb_keys").write_text(open(str(path) + ".pub").read())
+    return path
+
+
+@pytest.fixture(scope="module")
+def harness_binary():
+    try:
+        return native_build.build_harness(jobs=2).path
+    except native_build.ToolchainError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def emulator(key, harness_binary):
+    why = _skip_reason()
+    if why:
+        pytest.skip(why)
+    from mobileseg.emulator import build, control
+
+    proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(build.rootfs_dir()))
+    yield port
+    control.terminate(proc)
+
+
+def test_native_harness_cell_over_adb(emulator, key, tmp_path):
+    from test_native import make_tiny_export
+
+    from mobileseg.bench.suite import Cell
+    from mobileseg.device.adb_target import AdbTarget
+
+    folder, man = make_tiny_export(tmp_path / "export" / "tiny_seg_32x40")
+    cell = Cell("tiny-seg", (32, 40), "ncnn")
+    with AdbTarget.open(f"adb:127.0.0.1:{emulator}", key_path=key, harness="native") as t:
+        assert t.describe()["harness"] == "native-ncnn"
+        t.check_runtime("ncnn")
+        t.prepare(folder, "ncnn")
+        run = t.run_cell(cell, folder, man, warmup=1, repeats=3, min_time=None)
+        pinned = int(t.describe()["pinned_cpu"])
+        remote = t.driver.harness.remote_binary
+        # A second cell reuses the harness already on the device (same sha256: not pushed again).
+        t.driver.prepare(t.device)
+        assert t.driver.harness.remote_binary == remote
+        rc, out = t.device.shell(f"sha256sum {remote}")
+        assert rc == 0 and out.split()[0] == native_build._sha256(t.driver.harness.binary)
+    assert run.harness == "native-ncnn" and len(run.samples_ms) == 3 and all(s > 0 for s in run.samples_ms)
+    assert run.affinity == [pinned]
+    assert run.runtime_version == native_build.ncnn_version()
+    assert run.runtime_settings["use_fp16_arithmetic"] is False
+    p = compare(run.output, np.load(folder / "reference" / "output.npy"), "fp32")
+    assert p["ok"] and p["rel_l2"] <= 1e-4, p
+
+
+def test_bench_records_native_cells_on_the_emulated_device(emulator, key, tmp_path, monkeypatch):
+    pytest.importorskip("mobileseg.export.api", reason="the export stage (mobileseg.export.api) is not installed")
+    pytest.importorskip("pnnx", reason="the ncnn export needs pnnx: pip install 'mobileseg[ncnn]'")
+    from mobileseg.bench.runner import run_bench
+
+    monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
+    out = tmp_path / "results"
+    run_bench(models=["topformer-t"], resolutions=["64x64"], runtimes=["ncnn"], device=f"adb:127.0.0.1:{emulator}",
+              threads=1, warmup=1, repeats=2, out_dir=str(out), export_root=str(tmp_path / "export"),
+              progress=False, measure_reference=False, target_options={"harness": "native", "key_path": key})
+    recs = [json.loads(line) for f in out.glob("*.jsonl") for line in f.read_text().splitlines() if line.strip()]
+    assert len(recs) == 1
+    r = recs[0]
+    assert r["harness"] == "native-ncnn" and r["runtime"] == "ncnn" and r["emulated"] is True
+    assert r["status"] == "ok", (r.get("error"), r["parity"])
+    assert len(r["samples_ms"]) == 2 and r["stats_ms"]["count"] == 2
+    assert r["parity"]["rel_l2"] <= r["parity"]["limit_rel_l2"]
+    assert r["runtime_settings"]["use_fp16_storage"] is False
