@@ -243,9 +243,14 @@ def ncnn_source(version: str | None = None, log=print) -> Path:
     shutil.rmtree(src, ignore_errors=True)
     with tarfile.open(tarball) as tf:
         top = {m.name.split("/", 1)[0] for m in tf.getmembers()}
-        if top != {f"ncnn-{version}"}:
-            raise HarnessBuildError(f"{tarball} is not the ncnn {version} sdist (top folder {sorted(top)})")
-        tf.extractall(dest, filter="data")
+        if top != {f"ncnn-{version}"} or any(m.name.startswith("/") or ".." in m.name.split("/")
+                                              for m in tf.getmembers()):
+            raise HarnessBuildError(f"{tarball} is not the ncnn {version} sdist (top folder {sorted(top)}): delete "
+                                    "it and build again")
+        try:
+            tf.extractall(dest, filter="data")
+        except TypeError:  # Python without extraction filters (< 3.10.12 / 3.11.4): the members were checked above
+            tf.extractall(dest)
     (src / ".mobileseg-complete").write_text(version + "\n")
     return src
 
