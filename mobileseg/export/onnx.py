@@ -1,0 +1,72 @@
+"""ONNX export: one self-contained file, fixed input shape, simplified with onnxsim, no BatchNormalization left.
+
+torch 2.13's default (dynamo) exporter needs onnxscript and writes weights to a side ``.onnx.data`` file; the
+TorchScript exporter (``dynamo=False``) is used with ``external_data=False`` so the artifact is one file.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from ..errors import require
+from ._util import require_cheap, Converted, ConverterFailure, package_version
+
+OPSET = 17
+CONVERTER = "torch.onnx+onnxsim"
+
+
+def converter_versions() -> dict:
+    return {"torch": package_version("torch"), "onnx": package_version("onnx"), "onnxsim": package_version("onnxsim")}
+
+
+def check_available() -> None:
+    """Raise MissingDependencyError naming the extra when a package is absent (without importing it: fast)."""
+    for mod in ("onnx", "onnxsim", "onnxruntime"):
+        require(mod, "onnx", "ONNX export")
+
+
+def op_histogram(onnx_model) -> dict:
+    return dict(sorted(Counter(n.op_type for n in onnx_model.graph.node).items()))
+
+
+def convert(model, example, out_dir: str, precision: str = "fp32", input_name: str = "input",
+            output_name: str = "logits", log=None) -> Converted:
+    import warnings
+
+    import torch
+
+    onnx = require("onnx", "onnx", "ONNX export")
+    onnxsim = require("onnxsim", "onnx", "ONNX export")
+    path = os.path.join(out_dir, "model.onnx")
+    info = {"opset": OPSET, "exporter": "torchscript (dynamo=False)", "external_data": False,
+            "weights_dtype": "fp32"}
+    if precision == "fp16":
+        info["note"] = ("ONNX is exported with fp32 weights: onnxruntime's CPU provider has no fp16 kernels for "
+                        "most ops; the fp16 parity limit applies")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), path, dynamo=False, opset_version=OPSET, external_data=False,
+                              input_names=[input_name], output_names=[output_name], do_constant_folding=True)
+    except Exception as exc:
+        raise ConverterFailure(f"torch.onnx {package_version('torch')} (opset {OPSET}) failed: "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+    graph = onnx.load(path)
+    try:
+        simplified, ok = onnxsim.simplify(graph)
+        if not ok:
+            raise RuntimeError("onnxsim's check of the simplified graph failed")
+        onnx.save(simplified, path)
+        graph = simplified
+        info["simplified"] = True
+    except Exception as exc:  # keep the unsimplified graph, and say so
+        info["simplified"] = False
+        info["simplify_error"] = f"onnxsim {package_version('onnxsim')}: {type(exc).__name__}: {str(exc)[:300]}"
+        if log:
+            log(f"onnx: simplification failed, keeping the unsimplified graph ({info['simplify_error']})")
+    hist = op_histogram(graph)
+    if hist.get("BatchNormalization"):
+        raise ConverterFailure(f"{hist['BatchNormalization']} BatchNormalization nodes left in the ONNX graph "
+                               "after folding (a bug: report it with the model name)")
+    info["opset"] = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), OPSET)
+    return Converted([path], input_name, output_name, hist, info)
