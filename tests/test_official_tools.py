@@ -129,3 +129,18 @@ def test_missing_binary_names_the_flag(tmp_path):
         ot.OfficialTool(ot.ORT_TOOL, tmp_path / "nope")
     with pytest.raises(ot.OfficialToolError, match="--tflite-benchmark"):
         ot.OfficialTool(ot.TFLITE_TOOL, tmp_path / "nope")
+
+
+def test_driver_seam_for_adb_target(tmp_path):
+    binary = tmp_path / "onnxruntime_perf_test"
+    binary.write_bytes(b"\x7fELF fake")
+    drv = ot.OfficialToolDriver(ot.ORT_TOOL, binary, remote_root=str(tmp_path / "device"))
+    assert drv.name == "onnxruntime_perf_test"
+    assert drv.supports("onnxruntime", {}) is None and "onnxruntime models only" in drv.supports("ncnn", {})
+    dev = ScriptedDevice((FIX / "onnxruntime_perf_test_stdout.txt").read_text(),
+                         (FIX / "onnxruntime_perf_test_results.csv").read_text())
+    artifact = {"dir": str(tmp_path / "device" / "m"), "model": str(tmp_path / "device" / "m" / "model.onnx"),
+                "tools": ["taskset"]}
+    samples, output, info = drv.run(dev, Cell(), artifact, mask="0x80", warmup=1, repeats=10, min_time=None)
+    assert output is None and len(samples) == 10 and info["parity"]["checked"] is False
+    assert info["command"].startswith("taskset 0x80 ") and info["settings"]["threads"] == 2

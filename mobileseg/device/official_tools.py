@@ -220,3 +220,50 @@ class OfficialTool:
                        "command": cmd, "affinity": sorted(int(c) for c in cpus) if cpus else []})
         parsed["runtime_settings"] = {**parsed["settings"], "threads": cell.threads, "harness": self.kind}
         return parsed
+
+
+class OfficialToolDriver:
+    """The harness-driver seam of :class:`mobileseg.device.adb_target.AdbTarget` for an official binary.
+
+    ``run`` returns ``(samples_ms, None, info)``: these tools give timings only, so there is no output to compare and
+    ``info["parity"]`` is ``{"checked": False}``; ``info["stats_ms"]`` holds the tool's own summary when it printed
+    no per-run times (``benchmark_model``).
+    """
+
+    def __init__(self, kind: str, binary, remote_root: str = REMOTE_ROOT):
+        self.tool = OfficialTool(kind, binary, remote_root)
+        self.name = kind
+
+    def supports(self, runtime: str, description: dict) -> str | None:
+        if runtime != self.tool.runtime:
+            return f"{self.tool.kind} times {self.tool.runtime} models only, not '{runtime}'"
+        return None
+
+    def prepare(self, device) -> None:
+        self.tool.prepare(device)
+
+    def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
+            timeout: float = 3600.0):
+        tool = self.tool
+        tool.prepare(device)
+        rdir = artifact["dir"]
+        result_file = posixpath.join(rdir, f"{ORT_TOOL}_t{cell.threads}.csv") if tool.kind == ORT_TOOL else None
+        if result_file:
+            device.shell(f"rm -f {shlex.quote(result_file)}", timeout=60)
+        cmd = tool.command(artifact["model"], cell.threads, warmup, repeats, min_time, result_file)
+        if mask and "taskset" in (artifact.get("tools") or ["taskset"]):
+            cmd = f"taskset {mask} {cmd}"
+        rc, out = device.shell(f"cd {shlex.quote(rdir)} && {cmd} 2>&1", timeout=timeout)
+        if rc != 0:
+            raise OfficialToolError(f"{tool.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}")
+        if tool.kind == TFLITE_TOOL:
+            info = parse_benchmark_model(out)
+        else:
+            with tempfile.TemporaryDirectory(prefix="mobileseg-ort-") as tmp:
+                local = Path(tmp) / "results.csv"
+                device.pull(result_file, str(local))
+                info = parse_perf_test(out, local.read_text())
+        info.update({"harness": tool.kind, "runtime": tool.runtime, "command": cmd,
+                     "parity": {"checked": False, "reason": f"{tool.kind} reports timings only"},
+                     "settings": {**info["settings"], "threads": cell.threads, "harness": tool.kind}})
+        return list(info["samples_ms"]), None, info
