@@ -22,7 +22,7 @@ def converter_versions() -> dict:
 def check_available() -> None:
     """Raise MissingDependencyError naming the extra when a package is absent (without importing it: fast)."""
     for mod in ("onnx", "onnxsim", "onnxruntime"):
-        require(mod, "onnx", "ONNX export")
+        require_cheap(mod, "onnx", "ONNX export")
 
 
 def op_histogram(onnx_model) -> dict:
