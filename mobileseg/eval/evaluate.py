@@ -147,49 +147,41 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
-def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, export_root=None) -> Path:
-    """Export (or reuse) the artifact for ``fmt`` and return its folder (the one holding manifest.json)."""
-    import inspect
+def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, export_root=None,
+                    log=None) -> Path:
+    """Export (or reuse, through the exporter's cache) the artifact for ``fmt``; returns the export folder.
 
+    Folders: ``<export_root>/<weights stem or random-init>-<classes>c/<model>_<H>x<W>``. The torch format needs
+    only the manifest (the torch adapter rebuilds the model from it), so it reuses any export of that model or
+    makes an ONNX one.
+    """
     from ..export import export_model
+    from ..export.api import export_dir_name
 
     export_root = Path(export_root or "export/eval")
     tag = "random-init" if weights is None else Path(weights).stem
-    out_dir = export_root / f"{tag}-{num_classes}c"
-    want = [] if fmt == "torch" else [fmt]
-    folder = _find_export(out_dir, model, res, num_classes, fmt)
-    if folder is None:
-        kwargs = dict(res=list(res), formats=want or ["onnx"], graph="logits", out_dir=str(out_dir))
-        params = inspect.signature(export_model).parameters
-        accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-        for k, v in (("weights", None if weights is None else str(weights)), ("num_classes", num_classes),
-                     ("precision", "fp32")):
-            if k in params or accepts_any:
-                kwargs[k] = v
-            elif k != "precision" and v is not None:
-                raise EvalError(f"this mobileseg's export_model() cannot take {k}: update mobileseg")
-        export_model(model, **kwargs)
-        folder = _find_export(out_dir, model, res, num_classes, fmt)
-        if folder is None:
-            raise EvalError(f"the export of {model} at {res[0]}x{res[1]} produced no usable {fmt} artifact under "
-                            f"{out_dir}: see `mobileseg export --model {model} --formats {fmt}`")
-    return folder
-
-
-def _find_export(out_dir: Path, model: str, res, num_classes: int, fmt: str):
-    if not out_dir.is_dir():
-        return None
-    for man_path in sorted(out_dir.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+    folder = export_root / f"{tag}-{num_classes}c" / export_dir_name(model, tuple(res))
+    have = set()
+    man_path = folder / "manifest.json"
+    if man_path.is_file():
         try:
             man = json.loads(man_path.read_text())
+            if man.get("num_classes") == num_classes:
+                have = {f for f, e in (man.get("formats") or {}).items() if e.get("ok", False)}
         except ValueError:
-            continue
-        if (man.get("model") == model and list(man.get("resolution") or []) == list(res)
-                and man.get("num_classes") == num_classes and man.get("graph", "logits") == "logits"
-                and man.get("precision", "fp32") == "fp32"
-                and (fmt == "torch" or (man.get("formats") or {}).get(fmt, {}).get("ok", False))):
-            return man_path.parent
-    return None
+            have = set()
+    if fmt == "torch" and have:
+        return folder
+    formats = sorted(have | {"onnx" if fmt == "torch" else fmt})
+    result = export_model(model, resolution=tuple(res), formats=formats, precision="fp32", graph="logits",
+                          weights=None if weights is None else str(weights), num_classes=num_classes,
+                          out=str(folder), log=log)
+    entry = result.manifest["formats"].get("onnx" if fmt == "torch" else fmt) or {}
+    if not entry.get("ok", False) and not (fmt == "torch" and entry.get("files")):
+        raise EvalError(f"the {fmt} export of {model} at {res[0]}x{res[1]} failed "
+                        f"({entry.get('error') or (entry.get('parity') or {})}): see `mobileseg export --model "
+                        f"{model} --formats {fmt}`")
+    return Path(result.out_dir)
 
 
 def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, weights=None, res=None,
@@ -226,7 +218,8 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
                             f"{num_classes}: use weights trained on {dataset}")
     if limit:
         pairs = pairs[:limit]
-    folder = export_for_eval(spec.name, fmt, (h, w), num_classes, weights, export_root)
+    say = (lambda m: print(f"[export] {m}", file=sys.stderr)) if progress else None
+    folder = export_for_eval(spec.name, fmt, (h, w), num_classes, weights, export_root, log=say)
     man = json.loads((folder / "manifest.json").read_text())
     rt = get_runtime(runtime or FORMAT_RUNTIME[fmt])
     entry = None if fmt == "torch" else man["formats"][fmt]
