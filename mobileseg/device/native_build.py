@@ -182,6 +182,23 @@ def find_toolchain(toolchain: str = "auto", ndk: str | None = None) -> Toolchain
     return _gnu_cross_toolchain()
 
 
+class _Lock:
+    """An exclusive file lock, so two processes building into the same cache folder wait for each other."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+
+    def __enter__(self):
+        self.f = open(self.path, "w")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
 # -- ncnn source ----------------------------------------------------------------------------------------------------
 
 def _sdist_url(version: str) -> tuple[str, str | None]:
@@ -213,6 +230,11 @@ def _sha256(path: Path) -> str:
 def ncnn_source(version: str | None = None, log=print) -> Path:
     """The extracted ncnn sdist of ``version`` (default: the installed package's), downloaded once into the cache."""
     version = version or ncnn_version()
+    with _Lock(cache_root() / "locks" / f"ncnn-src-{version}.lock"):
+        return _ncnn_source(version, log)
+
+
+def _ncnn_source(version: str, log) -> Path:
     dest = cache_root() / "ncnn-src"
     src = dest / f"ncnn-{version}"
     if (src / "CMakeLists.txt").is_file() and (src / ".mobileseg-complete").is_file():
@@ -266,23 +288,6 @@ class BuildResult:
     cached: bool            # True when nothing had to be compiled
     seconds: float
     ncnn_lib_seconds: float | None = None
-
-
-class _Lock:
-    """An exclusive file lock, so two processes building into the same cache folder wait for each other."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-
-    def __enter__(self):
-        self.f = open(self.path, "w")
-        fcntl.flock(self.f, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.f, fcntl.LOCK_UN)
-        self.f.close()
 
 
 def _run(cmd: list[str], logf, cwd: Path | None = None, env: dict | None = None) -> None:
