@@ -137,7 +137,11 @@ def _bench(argv):
 def test_bench_three_runtimes_on_the_emulated_device(emulator, key, tmp_path, monkeypatch):
     pytest.importorskip("mobileseg.export.api", reason="the export stage (mobileseg.export.api) is not installed")
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
+    from mobileseg.export.api import export_model
+
     out = tmp_path / "results"
+    export_model("topformer-t", resolution=(64, 64), formats=("onnx", "ncnn", "tflite"),
+                 out=str(tmp_path / "export" / "topformer-t_64x64"))  # host-side parity is checked by the export
     rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
                  "--runtimes", "ncnn", "onnxruntime", "litert", "--warmup", "1", "--repeats", "3", "--out", str(out),
                  "--export-dir", str(tmp_path / "export"), "--quiet"])
