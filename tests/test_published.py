@@ -82,3 +82,21 @@ def test_missing_published_file(tmp_path, monkeypatch):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(PublishedDataError, match="missing columns"):
         load_published(bad)
+
+
+def test_csv_models_are_registered_and_agree_with_specs(pub):
+    """Every `model` of the CSV is a registered model, and each spec's published figures are a row of the CSV."""
+    from mobileseg.registry import get_spec, list_models
+
+    registered = set(list_models())
+    assert set(pub.model) - {""} <= registered
+    for name in registered:
+        spec = get_spec(name)
+        pubd = spec.published
+        key = "miou" if "miou" in pubd else "top1" if "top1" in pubd else None
+        if key is None:
+            continue
+        rows = pub[(pub.model == name) & (pub.dataset == spec.dataset) & (pub[key] == pubd[key])]
+        assert len(rows), f"{name}: no CSV row with {key} {pubd[key]} on {spec.dataset}"
+        if "gflops" in pubd:
+            assert (rows.gflops == pubd["gflops"]).any(), name
