@@ -85,39 +85,42 @@ def plan_cells(models=None, resolutions=None, runtimes=None, precisions=None, gr
     return cells, {}, explicit
 
 
+class ExportFailedError(MobilesegError):
+    """The export stage could not produce the artifact a cell needs (recorded as that cell's error)."""
+
+
 def _ensure_export(cell: Cell, formats: list[str], export_root: Path, export_fn, cache: dict) -> tuple[Path, dict]:
-    """The export folder of ``cell`` holding every format in ``formats`` (exported now if missing)."""
+    """The export folder of ``cell`` and its manifest, exported now through the export stage if needed.
+
+    One call per (model, resolution, precision, graph) and run, asking for every format the run needs there plus
+    the formats already exported in the folder (the export stage rewrites the manifest with the formats it is
+    given, and reuses up-to-date artifacts from its own cache).
+    """
     import json
 
     key = (cell.model, cell.resolution, cell.precision, cell.graph)
     folder = export_root / export_dir_name(cell.model, cell.resolution, cell.precision, cell.graph)
-    man_path = folder / "manifest.json"
-    needed = [f for f in formats if f != "torch"]
-
-    def usable(man):
-        have = man.get("formats") or {}
-        return all(f in have and have[f].get("ok", True) for f in needed) and \
-            (folder / "reference" / "output.npy").exists()
-
-    if key in cache and usable(cache[key]):
-        return folder, cache[key]
-    man = None
-    if man_path.exists():
-        try:
-            man = json.loads(man_path.read_text())
-        except ValueError:
-            man = None
-    if man is None or not usable(man):
+    if key not in cache:
         if export_fn is None:
             from ..export import export_model as export_fn
-        have = (man or {}).get("formats") or {}
-        missing = [f for f in needed if not (f in have and have[f].get("ok", True))] or needed[:1] or ["onnx"]
-        if man is not None:  # keep formats already there: ask for the union so the folder stays complete
-            missing = sorted(set(missing) | {f for f, e in have.items() if e.get("ok", True)})
-        export_fn(cell.model, res=list(cell.resolution), formats=missing, precision=cell.precision,
-                  graph=cell.graph, out_dir=str(export_root))
-        man = json.loads(man_path.read_text())
-    cache[key] = man
+        wanted = {f for f in formats if f != "torch"} or {"onnx"}  # torch needs only the manifest and reference
+        try:
+            old = json.loads((folder / "manifest.json").read_text())
+            wanted |= {f for f, e in (old.get("formats") or {}).items() if e.get("ok")}
+        except (OSError, ValueError):
+            pass
+        result = export_fn(cell.model, list(cell.resolution), formats=sorted(wanted), precision=cell.precision,
+                           graph=cell.graph, out=str(folder))
+        cache[key] = result.manifest if hasattr(result, "manifest") else result
+    man = cache[key]
+    if cell.format != "torch":
+        entry = (man.get("formats") or {}).get(cell.format)
+        if not entry or not entry.get("files"):
+            why = (entry or {}).get("error") or "no artifact was written"
+            raise ExportFailedError(f"the {cell.format} export of {cell.model} at "
+                                    f"{cell.resolution[0]}x{cell.resolution[1]} failed: {why}")
+    elif not (folder / "reference" / "output.npy").exists():
+        raise ExportFailedError(f"the export folder {folder} has no reference output")
     return folder, man
 
 
