@@ -38,6 +38,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def _point_label(r) -> str:
+    """``model HxW`` plus whatever differs from the default cell (precision, graph, threads) and '(eval)'."""
+    extra = [r.precision] if r.precision != "fp32" else []
+    extra += ["+argmax"] if r.graph == "argmax" else []
+    extra += [f"{r.threads} threads"] if r.threads not in (1, None) else []
+    extra += ["(eval)"] if r.evaluated else []
+    return " ".join([r.model, r.resolution] + extra)
+
+
 def _is_topformer(model: str) -> bool:
     return str(model).startswith("topformer")
 
@@ -91,8 +100,7 @@ def _measured(report: Report, df, published, dataset: str) -> None:
         sub["latency_ms"] = sub.median_ms
         sub["is_topformer"] = [_is_topformer(m) for m in sub.model]
         sub["evaluated"] = sub.miou_source.str.startswith("evaluated")
-        sub["label"] = [f"{m} {r}" + (" (eval)" if e else "") for m, r, e in zip(sub.model, sub.resolution,
-                                                                               sub.evaluated)]
+        sub["label"] = [_point_label(r) for r in sub.itertuples()]
         params = sub.params_m.copy()
         for i, r in sub.iterrows():  # fall back to the paper's parameter count when the record has none
             if params[i] != params[i] or params[i] is None:
@@ -122,7 +130,10 @@ def _measured(report: Report, df, published, dataset: str) -> None:
                 "params_m": "params (M)", "gflops": "GMACs", "miou": "mIoU", "miou_source": "mIoU from",
                 "pareto": "Pareto", "parity_ok": "parity ok"}
         digits = {"median_ms": 2, "p10_ms": 2, "p90_ms": 2, "params_m": 2, "gflops": 2}
-        report.tables.append((f"{dev}, {rt}" + (" (emulated)" if emulated else ""),
+        versions = ", ".join(sorted({v for v in sub.runtime_version if v}))
+        cpu = next((c for c in sub.device_cpu if c), "")
+        report.tables.append((f"{dev}, {rt}" + (f" {versions}" if versions else "") + (f" ({cpu})" if cpu else "")
+                              + (" (emulated)" if emulated else ""),
                               markdown_table(sub, cols, digits), html_table(sub, cols, digits)))
     # Paper vs measured: the paper's Snapdragon 865 latency beside ours, for the models the paper timed.
     rows = []
