@@ -158,8 +158,8 @@ def load_evals(paths):
 
 
 def attach_miou(df, published, evals=None, dataset: str = "ade20k"):
-    """Add ``miou`` and ``miou_source`` to measured rows: an eval record of that model (same format preferred,
-    newest first) wins over the published number, and says so (``evaluated: <file>``)."""
+    """Add ``miou`` and ``miou_source`` to measured rows: an eval record of that model (same input size, then same
+    format preferred, then the newest) wins over the published number, and says so (``evaluated (...)``)."""
     from .published import lookup_miou
 
     df = df.copy()
@@ -169,7 +169,8 @@ def attach_miou(df, published, evals=None, dataset: str = "ade20k"):
         if evals is not None and len(evals):
             cand = evals[(evals.model == r.model) & (evals.dataset == dataset)]
             if len(cand):
-                cand = cand.assign(_same=(cand.format == r.format)).sort_values(["_same", "timestamp"])
+                cand = cand.assign(_res=(cand.resolution == r.resolution), _fmt=(cand.format == r.format))
+                cand = cand.sort_values(["_res", "_fmt", "timestamp"])  # same input size, then same format, newest
                 best = cand.iloc[-1]
                 value, source = float(best.miou), f"evaluated ({best.format}, {Path(best.file).name})"
         if value is None:
