@@ -45,6 +45,10 @@ class ModelSpec:
     # Names of top-level module prefixes -> part label, for the per-part breakdown of `mobileseg info`.
     parts: tuple[tuple[str, str], ...] = ()
     notes: str = ""
+    # Why H and W must be multiples of size_multiple (shown in resolution errors).
+    resolution_note: str = ""
+    # How the paper counted FLOPs: "mmcv" (module hooks only) or "mmcv+attention" (plus attention matmuls).
+    flops_convention: str = "mmcv"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -71,17 +75,8 @@ class ModelSpec:
         why = f"at least {self.min_size}" if v < self.min_size else f"a multiple of {m}"
         raise ResolutionError(
             f"{self.name} cannot take {height}x{width}: height and width must be {why}"
-            f"{' (' + self.notes_resolution + ')' if self.notes_resolution else ''}; nearest valid size: {near}"
+            f"{' (' + self.resolution_note + ')' if self.resolution_note else ''}; nearest valid size: {near}"
         )
-
-    @property
-    def notes_resolution(self) -> str:
-        return _RES_NOTES.get(self.family, "")
-
-
-_RES_NOTES = {
-    "topformer": "the token pyramid is pooled to 1/64 of the input, exact only for multiples of 64",
-}
 
 
 @dataclass

@@ -23,8 +23,10 @@ def model_info(name: str, res=None, num_classes: int | None = None) -> dict:
     spec.check_resolution(h, w)
     model = create_model(name, num_classes=num_classes)
     c = count_complexity(model, h, w)
+    paper_macs = c.macs + (c.matmul_macs if spec.flops_convention == "mmcv+attention" else 0)
     info = {"model": spec.name, "resolution": [h, w], "num_classes": model.spec.num_classes,
             "params": c.params, "macs": c.macs, "attention_matmul_macs": c.matmul_macs,
+            "flops_convention": spec.flops_convention, "paper_convention_macs": paper_macs,
             "output_shape": list(c.output_shape), "parts": c.parts,
             "published": spec.published, "paper": spec.paper, "table": spec.table,
             "published_at": list(spec.default_resolution)}
@@ -50,7 +52,12 @@ def run(args) -> int:
     rows.append({"part": "total", "params (M)": f"{info['params'] / 1e6:.3f}", "share of params": "100%",
                  "GMACs": f"{info['macs'] / 1e9:.3f}", "share of MACs": "100%"})
     print(table(rows))
-    print(f"attention matmuls (not counted by the papers' mmcv convention): {info['attention_matmul_macs'] / 1e9:.4f} GMACs")
+    mm = info["attention_matmul_macs"] / 1e9
+    if info["flops_convention"] == "mmcv+attention":
+        print(f"attention matmuls: {mm:.4f} GMACs (counted by this paper): "
+              f"{info['paper_convention_macs'] / 1e9:.3f} GMACs in the paper's convention")
+    else:
+        print(f"attention matmuls (not counted by this paper's mmcv convention): {mm:.4f} GMACs")
     pub = info["published"]
     if pub:
         ph, pw = info["published_at"]

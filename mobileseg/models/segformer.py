@@ -277,7 +277,7 @@ def _register(variant: str) -> None:
     res = (640, 640) if variant == "b5" else (512, 512)
     register_model(ModelSpec(
         name=f"segformer-{variant}", family="segformer", default_resolution=res, output_stride=4,
-        size_multiple=32, min_size=64, paper=SEGFORMER_PAPER,
+        size_multiple=32, min_size=64, paper=SEGFORMER_PAPER, flops_convention="mmcv+attention",
         table=f"Table 1a (ADE20K val, single scale, {res[0]}x{res[1]}) and Table 2",
         published=_PUBLISHED[variant], parts=SEGFORMER_PARTS,
         notes="logits at 1/4; LayerNorm eps as in the NVlabs release (norm_eps=1e-5 matches transformers)",

@@ -283,7 +283,8 @@ def _register(variant: str) -> None:
     name = f"topformer-{variant}"
     register_model(ModelSpec(
         name=name, family="topformer", default_resolution=(512, 512), output_stride=8, size_multiple=64,
-        min_size=64, paper=TOPFORMER_PAPER, table="Table 1 (ADE20K val, 512x512, Snapdragon 865 1 thread)",
+        min_size=64, resolution_note="the token pyramid is pooled to 1/64 of the input, exact only for multiples of 64",
+        paper=TOPFORMER_PAPER, table="Table 1 (ADE20K val, 512x512, Snapdragon 865 1 thread)",
         published=_PUBLISHED[variant], parts=_PARTS,
     ))(lambda num_classes=150, **kw: TopFormerSeg(variant, num_classes, **kw))
     register_model(ModelSpec(

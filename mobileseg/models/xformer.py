@@ -283,9 +283,12 @@ _PARTS = (("backbone.stem", "stem"), ("backbone.stage1", "MV3 stages"), ("backbo
           ("stem_out", "stem_out"), ("head", "classifier"),
           ("decode_head", "decoder (All-MLP)"))
 
+_RES_NOTE = "2x2 patches at 1/8, 1/16 and 1/32 of the input"
+
 register_model(ModelSpec(
     name="xformer-cls", family="xformer", task="classification", default_resolution=(256, 256), output_stride=32,
     size_multiple=64, min_size=64, num_classes=1000, dataset="imagenet", paper=XFORMER_PAPER,
+    resolution_note=_RES_NOTE,
     table="Table 1 (spec, drawn at 224x224) and Table 3 (ImageNet-1K)",
     published=dict(params_m=5.5, gflops=1.7, top1=78.5), parts=_PARTS,
     notes="2x2 patches need inputs that are multiples of 64: default 256 (Table 1 draws 224, whose 7x7 map cannot "
@@ -294,7 +297,7 @@ register_model(ModelSpec(
 
 register_model(ModelSpec(
     name="xformer-segformer", family="xformer", default_resolution=(1024, 1024), output_stride=4, size_multiple=64,
-    min_size=64, num_classes=19, dataset="cityscapes", paper=XFORMER_PAPER,
+    min_size=64, num_classes=19, dataset="cityscapes", paper=XFORMER_PAPER, resolution_note=_RES_NOTE,
     table="Table 5 (Cityscapes val, sliding 1024x1024 windows; FPS at 2048x1024 on a Titan RTX)",
     published=dict(params_m=5.3, gflops=48.7, miou=78.5, fps_gpu=15.3), parts=_PARTS,
     notes="SegFormer All-MLP decoder, C=256; default 1024x1024 (the training crop and sliding-window size), where our "
@@ -302,7 +305,3 @@ register_model(ModelSpec(
 ))(lambda num_classes=19, **kw: XFormerSegFormer(num_classes, **kw))
 
 register_family("xformer", None, classifier_keys=("decode_head.linear_pred.weight", "head.weight"))
-
-from ..registry import _RES_NOTES  # noqa: E402
-
-_RES_NOTES.setdefault("xformer", "2x2 patches at 1/8, 1/16 and 1/32 of the input")
