@@ -1,0 +1,169 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import mobileseg
+from mobileseg.cli import main
+from mobileseg.errors import CheckpointError, MissingDependencyError, ResolutionError, UnknownModelError
+from mobileseg.export import export_model
+from mobileseg.export.api import ExportError, export_dir_name
+
+
+def _bn_nodes(path):
+    import onnx
+
+    return sum(n.op_type == "BatchNormalization" for n in onnx.load(path).graph.node)
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp") / "t64"
+    return export_model("topformer-t", 64, formats="onnx", out=str(out))
+
+
+def test_onnx_export_manifest_and_parity(onnx_export):
+    res = onnx_export
+    assert res.ok and not res.cached
+    man = json.load(open(res.manifest_path))
+    assert man["schema_version"] == 1 and man["model"] == "topformer-t" and man["resolution"] == [64, 64]
+    assert man["graph"] == "logits" and man["precision"] == "fp32"
+    assert man["input"]["shape"] == [1, 3, 64, 64] and man["input"]["layout"] == "NCHW"
+    assert man["output"]["shape"] == [1, 150, 8, 8]
+    entry = man["formats"]["onnx"]
+    assert entry["parity"]["rel_l2"] <= 1e-4 and entry["runtime"]["settings"]["intra_op_threads"] == 1
+    assert entry["info"]["opset"] and entry["info"]["simplified"] is True
+    assert "BatchNormalization" not in entry["op_histogram"] and entry["op_histogram"]["Conv"] > 0
+    (f,) = entry["files"]
+    path = os.path.join(res.out_dir, f["path"])
+    assert os.listdir(res.out_dir) and not any(n.endswith(".data") for n in os.listdir(res.out_dir))
+    assert f["bytes"] == os.path.getsize(path) and len(f["sha256"]) == 64
+    assert _bn_nodes(path) == 0
+    x = np.load(os.path.join(res.out_dir, "reference", "input.npy"))
+    assert x.dtype == np.float32 and x.shape == (1, 3, 64, 64)
+    assert "scaled" in man["weights"]["note"] and man["weights"]["classifier_scale"] > 0
+
+
+def test_second_run_uses_cache_and_changes_invalidate(onnx_export, tmp_path):
+    again = export_model("topformer-t", 64, formats="onnx", out=onnx_export.out_dir)
+    assert again.cached and again.ok
+    assert again.formats["onnx"]["files"] == onnx_export.formats["onnx"]["files"]
+    # a corrupted artifact is not reused
+    path = os.path.join(onnx_export.out_dir, "model.onnx")
+    with open(path, "ab") as f:
+        f.write(b"x")
+    fixed = export_model("topformer-t", 64, formats="onnx", out=onnx_export.out_dir)
+    assert not fixed.cached and fixed.ok
+    assert _bn_nodes(path) == 0
+
+
+def test_dir_names():
+    assert export_dir_name("topformer-t", (448, 448)) == "topformer-t_448x448"
+    assert export_dir_name("topformer-t", (512, 1024), "fp16", "argmax") == "topformer-t_512x1024_fp16_argmax"
+
+
+def test_argmax_graph_onnx(tmp_path):
+    res = export_model("topformer-t", 64, formats="onnx", graph="argmax", out=str(tmp_path / "a"))
+    assert res.ok, res.failures()
+    man = res.manifest
+    assert man["graph"] == "argmax" and man["output"]["shape"] == [1, 64, 64]
+    assert man["formats"]["onnx"]["parity"]["argmax_agree"] >= 0.999
+    assert "ArgMax" in man["formats"]["onnx"]["op_histogram"]
+
+
+def test_ncnn_export_fp32(tmp_path):
+    res = export_model("topformer-t", 64, formats="ncnn", out=str(tmp_path / "n"))
+    assert res.ok, res.failures()
+    names = sorted(os.listdir(res.out_dir))
+    assert names == ["manifest.json", "model.ncnn.bin", "model.ncnn.param", "reference"]
+    e = res.formats["ncnn"]
+    assert e["info"]["weights_dtype"] == "fp32" and e["parity"]["rel_l2"] <= 1e-4
+    assert e["runtime"]["settings"]["use_fp16_storage"] is False
+
+
+def test_default_output_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = export_model("topformer-t", 64, formats="onnx", parity=False)
+    assert res.out_dir == str(tmp_path / "export" / "topformer-t_64x64")
+    assert res.formats["onnx"]["parity"] == {"checked": False, "note": "--no-parity"}
+
+
+# --- error paths -------------------------------------------------------------------------------------------------
+
+def test_unknown_model(tmp_path):
+    with pytest.raises(UnknownModelError, match="did you mean"):
+        export_model("topformer-q", 64, out=str(tmp_path))
+
+
+@pytest.mark.parametrize("res", ["100", "64x65", "abc", "0"])
+def test_bad_resolution(res, tmp_path):
+    with pytest.raises(ResolutionError):
+        export_model("topformer-t", res, out=str(tmp_path))
+
+
+def test_bad_format_and_precision(tmp_path):
+    with pytest.raises(ExportError, match="onnx, ncnn, tflite"):
+        export_model("topformer-t", 64, formats="onnx,coreml", out=str(tmp_path))
+    with pytest.raises(ExportError, match="fp32 or fp16"):
+        export_model("topformer-t", 64, precision="int8", out=str(tmp_path))
+
+
+@pytest.mark.parametrize("fmt,module,extra", [("ncnn", "pnnx", "ncnn"), ("tflite", "litert_torch", "tflite"),
+                                              ("onnx", "onnxsim", "onnx")])
+def test_missing_converter_names_the_extra(fmt, module, extra, tmp_path, monkeypatch):
+    import importlib
+    import importlib.util
+
+    real_find, real_import = importlib.util.find_spec, importlib.import_module
+
+    def find_spec(name, *a, **k):
+        return None if name.split(".")[0] == module else real_find(name, *a, **k)
+
+    def import_module(name, *a, **k):
+        if name.split(".")[0] == module:
+            raise ImportError(f"No module named '{module}'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    with pytest.raises(MissingDependencyError, match=rf"mobileseg\[{extra}\]"):
+        export_model("topformer-t", 64, formats=fmt, out=str(tmp_path))
+
+
+def test_weights_that_do_not_fit_list_keys(tmp_path):
+    ckpt = tmp_path / "s.pth"
+    torch.save(mobileseg.create_model("topformer-s").state_dict(), ckpt)
+    with pytest.raises(CheckpointError, match="shape mismatches: .*backbone"):
+        export_model("topformer-t", 64, formats="onnx", weights=str(ckpt), out=str(tmp_path / "o"))
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExportError, match="--out"):
+        export_model("topformer-t", 64, formats="onnx", out=str(blocker / "sub"))
+
+
+def test_cli_errors_exit_2(capsys, tmp_path):
+    assert main(["export", "--model", "nope", "--res", "64", "--out", str(tmp_path)]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["export", "--model", "topformer-t", "--res", "70", "--out", str(tmp_path)]) == 2
+    assert "multiple of 64" in capsys.readouterr().err
+
+
+def test_cli_parity_failure_keeps_artifact_and_exits_nonzero(tmp_path, monkeypatch, capsys):
+    import mobileseg.export.api as api
+
+    def failing(out, ref, precision="fp32"):
+        return {"ok": False, "max_abs": 1.0, "rel_l2": 0.5, "argmax_agree": 0.1, "limit_rel_l2": 1e-4}
+
+    monkeypatch.setattr(api, "compare", failing)
+    out = tmp_path / "f"
+    rc = main(["export", "--model", "topformer-t", "--res", "64", "--formats", "onnx", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 1
+    assert "parity check failed" in text and "5.00e-01" in text
+    assert (out / "model.onnx").is_file()
+    assert json.load(open(out / "manifest.json"))["formats"]["onnx"]["ok"] is False
