@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from mobileseg.errors import MissingDependencyError, MobilesegError
+from mobileseg.export import export_model
+from mobileseg.parity import compare
+from mobileseg.runtimes import RUNTIMES, get_runtime
+from mobileseg.runtimes.base import ArtifactError
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rt") / "t64"
+    res = export_model("topformer-t", 64, formats="onnx,ncnn", out=str(out), parity=False)
+    x = np.load(out / "reference" / "input.npy")
+    ref = np.load(out / "reference" / "output.npy")
+    return res, x, ref
+
+
+def test_registry_names():
+    assert set(RUNTIMES) == {"torch", "onnxruntime", "ncnn", "litert"}
+    formats = {get_runtime(n).format for n in RUNTIMES}
+    assert formats == {"torch", "onnx", "ncnn", "tflite"}
+    assert get_runtime("ort").name == "onnxruntime" and get_runtime("tflite").name == "litert"
+    with pytest.raises(MobilesegError, match="choose one of"):
+        get_runtime("tensorrt")
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime", "ncnn"])
+def test_runtime_matches_reference_single_thread(exported, name):
+    res, x, ref = exported
+    rt = get_runtime(name)
+    assert rt.version()
+    sess = rt.load(res.out_dir, None, threads=1)
+    out = sess.run(x)
+    out2 = sess.run(x.copy())
+    sess.close()
+    assert out.shape == ref.shape
+    assert compare(out, ref)["rel_l2"] <= 1e-4
+    np.testing.assert_array_equal(out, out2)  # repeated calls are deterministic (input kept alive in ncnn)
+    assert sess.settings["threads"] == 1
+
+
+def test_thread_settings(exported):
+    res, _, _ = exported
+    ort = get_runtime("onnxruntime").load(res.out_dir, threads=1)
+    assert ort.settings["intra_op_threads"] == 1 and ort.settings["inter_op_threads"] == 1
+    assert ort.settings["execution_mode"] == "sequential"
+    nc32 = get_runtime("ncnn").load(res.out_dir, threads=1, precision="fp32")
+    assert not any(nc32.settings[k] for k in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"))
+    nc16 = get_runtime("ncnn").load(res.out_dir, threads=2, precision="fp16")
+    assert nc16.settings["use_fp16_storage"] is True and nc16.settings["threads"] == 2
+    for s in (ort, nc32, nc16):
+        s.close()
+
+
+def test_ncnn_input_buffer_is_kept_alive(exported):
+    # a temporary array passed straight in must give the same result as a held one (ncnn.Mat does not copy)
+    res, x, ref = exported
+    sess = get_runtime("ncnn").load(res.out_dir, threads=1)
+    out = sess.run(np.array(x, copy=True))
+    assert compare(out, ref)["rel_l2"] <= 1e-4
+    sess.close()
+
+
+def test_load_errors(exported, tmp_path):
+    res, _, _ = exported
+    with pytest.raises(ArtifactError, match="mobileseg export"):
+        get_runtime("onnxruntime").load(str(tmp_path))
+    with pytest.raises(ArtifactError, match="no tflite artifact"):
+        get_runtime("litert").load(res.out_dir)
+    with pytest.raises(MobilesegError, match="threads"):
+        get_runtime("onnxruntime").load(res.out_dir, threads=0)
+
+
+def test_missing_runtime_package_names_extra(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name.startswith(("onnxruntime", "ncnn", "ai_edge_litert", "tflite_runtime")):
+            raise ImportError(f"No module named '{name}'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *a, **k):
+        if name.startswith("tflite_runtime"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    for name, extra in (("onnxruntime", "onnx"), ("ncnn", "ncnn"), ("litert", "tflite")):
+        with pytest.raises(MissingDependencyError, match=rf"mobileseg\[{extra}\]"):
+            get_runtime(name).version()
+
+
+@pytest.mark.slow
+def test_litert_runtime(tmp_path):
+    res = export_model("topformer-t", 64, formats="tflite", out=str(tmp_path / "t"), parity=False)
+    x = np.load(tmp_path / "t" / "reference" / "input.npy")
+    ref = np.load(tmp_path / "t" / "reference" / "output.npy")
+    sess = get_runtime("litert").load(res.out_dir, threads=1)
+    assert sess.settings["threads"] == 1 and sess.settings["interpreter"] == "ai-edge-litert"
+    assert compare(sess.run(x), ref)["rel_l2"] <= 1e-4
+    sess.close()
