@@ -190,8 +190,12 @@ def parse_suite(data: dict, where: str = "suite") -> Suite:
 
 def load_suite(path) -> Suite:
     """Read and validate a suite file; any problem is a :class:`SuiteError` naming the file and the fix."""
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser as the tomli package
+        from ..errors import require
 
+        tomllib = require("tomli", "all", "reading suite files on Python 3.10")
     p = Path(path)
     if not p.exists():
         near = sorted(str(q) for q in Path("bench").glob("*.toml")) if Path("bench").is_dir() else []
