@@ -6,7 +6,8 @@ channels) is gated by a sigmoid of a pooled 1x1 conv branch (``image_pool``); th
 classified (``conv_seg``), and added to a linear classifier of the 40-channel 1/8 feature (``low_classifier``).
 Logits come out at 1/8 of the input. Table 1's 3.2 M / 2.0 G and 1.6 M / 1.3 G are this graph's size (torchvision
 publishes 3.22 M params for it); mmseg's ``LRASPPHead`` (``lraspp_m-v3-d8``: output stride 8 with two extra skip
-branches up to 1/2) is a different, ~4x heavier graph (about 8 GMACs at 512x512), so it is not what Table 1 lists.
+branches up to 1/2) is a different, much heavier graph (about 6.2 G backbone + 3.6 G head at 512x512, by our
+count), so it is not what Table 1 lists, and its checkpoints do not fit this graph.
 
 Pooling reading: the paper pools with a 49x49 kernel and stride (16, 20), sized for 1024x2048 Cityscapes crops (a
 64x128 map at 1/16); at 512x512 the 1/16 map is 32x32, smaller than that kernel. We pool globally (torchvision's
