@@ -108,7 +108,8 @@ class LocalFolderDevice:
     def shell(self, cmd: str, timeout: float | None = None):
         self.commands.append(cmd)
         if self.wrap:
-            cmd = re.sub(r"(\S*mobileseg-ncnn-harness-[0-9a-f]{12})", rf"{self.wrap} \1", cmd)
+            # only where the harness is executed (not where it is hashed or chmod-ed)
+            cmd = re.sub(r"(^|&& |; |taskset \S+ )(\S*mobileseg-ncnn-harness-[0-9a-f]{12})", rf"\1{self.wrap} \2", cmd)
         p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout + p.stderr
 
@@ -360,6 +361,12 @@ def test_aarch64_static_harness_under_qemu(tiny_export, tmp_path):
     assert parity["rel_l2"] <= 1e-4
     # The emulated CPU has fp16 arithmetic, so ncnn's own defaults would have used it: the harness switched it off.
     assert info["cpu"]["arch"] == "arm64" and info["cpu"]["asimdhp"] is True
+    # ...and asking for fp16 does change the numbers (beyond the fp32 limit, within the fp16 one).
+    info16, out16 = _run_harness([QEMU, "-cpu", QEMU_CPU], res.path, export_dir, tmp_path, repeats=1,
+                                 extra=("--fp16", "1"))
+    assert info16["settings"]["use_fp16_arithmetic"] is True
+    p16 = compare(out16, np.load(export_dir / "reference" / "output.npy"), "fp16")
+    assert p16["ok"] and p16["rel_l2"] > 1e-4, p16
 
     # The same binary through the driver, as over ADB (the 'device' runs arm64 binaries with qemu).
     dev = LocalFolderDevice(wrap=f"{QEMU} -cpu {QEMU_CPU}")

@@ -363,6 +363,9 @@ def build_harness(toolchain: str = "auto", ndk: str | None = None, jobs: int = 2
             shutil.copy2(build / HARNESS_NAME, binary)
             shutil.rmtree(build, ignore_errors=True)
             (out / ".complete").write_text(f"{version}\n{tc.name}\n{tc.compiler_id}\n")
+            for old in out.parent.glob(f"{_ncnn_lib_key(tc, version)}-*"):  # builds of older harness sources
+                if old != out:
+                    shutil.rmtree(old, ignore_errors=True)
     return BuildResult(binary, tc.name, version, out.name, False, time.monotonic() - t0, lib_seconds)
 
 
