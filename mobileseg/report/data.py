@@ -66,7 +66,7 @@ def device_label(dev: dict) -> str:
     """A short human name for a record's ``device``: phone model (or SoC) for ADB devices, 'host' for local."""
     dev = dev or {}
     if dev.get("kind", "local") == "local":
-        name = "host"
+        name = dev.get("model") or "host"
     else:
         name = dev.get("model") or dev.get("soc") or dev.get("serial") or "adb"
     if dev.get("emulated"):
