@@ -316,13 +316,13 @@ def build_ncnn(tc: Toolchain, version: str, jobs: int = 2, log=print) -> tuple[P
         if done.is_file():
             return prefix, None
         src = ncnn_source(version, log=log)
-        shutil.rmtree(root, ignore_errors=True)
-        build = root / "build"
-        build.mkdir(parents=True)
+        shutil.rmtree(prefix, ignore_errors=True)
+        build = root / "build"  # kept when a build was interrupted: make resumes where it stopped
+        build.mkdir(parents=True, exist_ok=True)
         date = version.rsplit(".", 1)[-1]  # 1.0.YYYYMMDD: keep ncnn's own version string instead of today's date
         t0 = time.monotonic()
         log(f"building ncnn {version} for {tc.name} with {jobs} job(s) (several minutes, once; log: {root / 'build.log'})")
-        with open(root / "build.log", "w") as logf:
+        with open(root / "build.log", "a") as logf:
             _run(["cmake", "-S", str(src), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={prefix}",
                   f"-DNCNN_VERSION={date}", *NCNN_CMAKE_OPTIONS, *tc.cmake_args], logf)
             _run([*_nice(), "cmake", "--build", str(build), "-j", str(jobs)], logf)
@@ -363,8 +363,8 @@ def build_harness(toolchain: str = "auto", ndk: str | None = None, jobs: int = 2
             shutil.copy2(build / HARNESS_NAME, binary)
             shutil.rmtree(build, ignore_errors=True)
             (out / ".complete").write_text(f"{version}\n{tc.name}\n{tc.compiler_id}\n")
-            for old in out.parent.glob(f"{_ncnn_lib_key(tc, version)}-*"):  # builds of older harness sources
-                if old != out:
+            for old in out.parent.glob(f"{_ncnn_lib_key(tc, version)}-*"):  # failed builds (kept for their log)
+                if old != out and not (old / ".complete").is_file():
                     shutil.rmtree(old, ignore_errors=True)
     return BuildResult(binary, tc.name, version, out.name, False, time.monotonic() - t0, lib_seconds)
 
