@@ -10,14 +10,18 @@ def register(sub) -> None:
     p.add_argument("--weights", default=None, help="checkpoint (official layouts are converted); default: random init")
     p.add_argument("--format", "-f", default="onnx", choices=["torch", "onnx", "ncnn", "tflite"], dest="fmt")
     p.add_argument("--runtime", default=None, help="runtime adapter (default: the host runtime of the format)")
-    p.add_argument("--data", required=True, help="dataset root: images/ + annotations/ (ADE20K) or leftImg8bit/ + gtFine/ (Cityscapes)")
+    p.add_argument("--data", required=True,
+                   help="dataset root: images/ + annotations/ (ADE20K) or leftImg8bit/ + gtFine/ (Cityscapes)")
     p.add_argument("--dataset", choices=["ade20k", "cityscapes"], default=None, help="default: detected from --data")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (sorted by name)")
-    p.add_argument("--res", default=None, help="artifact input size, 512 or HxW (default: the model's; 512x1024 for Cityscapes)")
+    p.add_argument("--res", default=None,
+                   help="artifact input size, 512 or HxW (default: the model's; 512x1024 for Cityscapes)")
     p.add_argument("--mode", choices=["slide", "stretch"], default="slide",
                    help="slide (default): keep ratio, short side to the artifact's, sliding windows; stretch: resize to the artifact")
-    p.add_argument("--export-root", default="export/eval", help="where the eval artifacts are exported (default export/eval)")
-    p.add_argument("--out", default="results/eval.jsonl", help="eval records are appended here (default results/eval.jsonl)")
+    p.add_argument("--export-root", default="export/eval",
+                   help="where the eval artifacts are exported (default export/eval)")
+    p.add_argument("--out", default="results/eval.jsonl",
+                   help="eval records are appended here (default results/eval.jsonl)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the whole record")
     p.set_defaults(func=run)

@@ -8,7 +8,8 @@ def register(sub) -> None:
     p = sub.add_parser("report", help="Pareto plots, tables and an HTML page from results (and published numbers)")
     p.add_argument("--results", nargs="+", default=None, metavar="FILE",
                    help="measurement records (JSONL, patterns allowed); default: results/*.jsonl")
-    p.add_argument("--device", action="append", default=None, help="keep only this device (label, kind, serial, model or SoC); repeatable")
+    p.add_argument("--device", action="append", default=None,
+                   help="keep only this device (label, kind, serial, model or SoC); repeatable")
     p.add_argument("--runtime", action="append", default=None, help="keep only this runtime or format; repeatable")
     p.add_argument("--dataset", default="ade20k", help="dataset whose mIoU is plotted (default ade20k)")
     p.add_argument("--eval", nargs="+", default=None, metavar="FILE", dest="eval_files",

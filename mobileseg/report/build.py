@@ -157,8 +157,9 @@ def _measured(report: Report, df, published, dataset: str) -> None:
         meas["ratio"] = meas.latency_ms / meas.paper_ms
         cols = {"model": "model", "resolution": "input", "series": "measured on", "latency_ms": "ours (ms)",
                 "paper_ms": "paper SD865 (ms)", "ratio": "ours / paper"}
-        report.tables.append(("Paper vs measured latency", markdown_table(meas, cols, {"latency_ms": 2, "ratio": 2, "paper_ms": 0}),
-                              html_table(meas, cols, {"latency_ms": 2, "ratio": 2, "paper_ms": 0})))
+        digits = {"latency_ms": 2, "ratio": 2, "paper_ms": 0}
+        report.tables.append(("Paper vs measured latency", markdown_table(meas, cols, digits),
+                              html_table(meas, cols, digits)))
     else:
         report.notes.append("None of the measured models has a latency in the TopFormer paper's Table 1.")
     for dev, sub in df.groupby("device", sort=True):
