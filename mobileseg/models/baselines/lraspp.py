@@ -3,7 +3,8 @@
 Graph (the MobileNetV3 paper's segmentation head, as torchvision's ``lraspp_mobilenet_v3_large``): the backbone runs
 at output stride 16 (last stage dilated); on the 960-channel 1/16 map a 1x1 conv-BN-ReLU (``aspp_conv``, 128
 channels) is gated by a sigmoid of a pooled 1x1 conv branch (``image_pool``); the product is upsampled to 1/8 and
-classified (``conv_seg``), and added to a linear classifier of the 40-channel 1/8 feature (``low_classifier``).
+classified (``conv_seg``), and added to a linear classifier of the 40-channel 1/8 feature (``low_classifier``; the
+output of ``layer4``, the first block at 1/8, which is the feature torchvision's implementation taps).
 Logits come out at 1/8 of the input. Table 1's 3.2 M / 2.0 G and 1.6 M / 1.3 G are this graph's size (torchvision
 publishes 3.22 M params for it); mmseg's ``LRASPPHead`` (``lraspp_m-v3-d8``: output stride 8 with two extra skip
 branches up to 1/2) is a different, much heavier graph (about 6.2 G backbone + 3.6 G head at 512x512, by our
@@ -62,8 +63,8 @@ class LRASPP(nn.Module):
 
     def __init__(self, num_classes: int = 150, reduce: bool = False):
         super().__init__()
-        self.backbone = MobileNetV3(out_indices=(6, 16), output_stride=16, reduce=reduce)
-        self.decode_head = LRASPPHead(self.backbone.out_channels[6], self.backbone.out_channels[16], num_classes)
+        self.backbone = MobileNetV3(out_indices=(4, 16), output_stride=16, reduce=reduce)
+        self.decode_head = LRASPPHead(self.backbone.out_channels[4], self.backbone.out_channels[16], num_classes)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.decode_head(self.backbone(image))
