@@ -83,6 +83,7 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
                Line2D([], [], ls="--", color="#2ca02c", label="real-time zone boundary")]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=4, fontsize=8,
               title="bubble area = parameters", title_fontsize=8, frameon=False)
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -90,6 +91,18 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
     if note:
         fig.text(0.01, -0.1, note, fontsize=7, color="#555555", ha="left", va="top", wrap=True)
     return _save(fig, Path(out_base))
+
+
+def _plain_log_ticks(axis) -> None:
+    """Log-axis ticks as plain numbers (20, 50, 100, 200 ...) instead of powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(v, _pos):
+        lead = int(f"{v:.0e}"[0])
+        return f"{v:g}" if lead in (2, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 _OFFSETS = [(7, 3), (7, -11), (-7, 3), (-7, -11), (7, 13), (7, -21), (-7, 13), (-7, -21), (7, 23), (7, -31)]
@@ -143,6 +156,7 @@ def paper_vs_measured(rows, out_base, title: str) -> list[Path]:
         color = "#7f7f7f" if s.startswith("paper") else cmap(si % 10)
         ax.bar(xs, ys, width=width, color=color, label=s, yerr=[lo, hi], capsize=2, hatch="//" if s.startswith("paper") else None)
     ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels(keys, fontsize=8)
     ax.set_ylabel("latency (ms, log scale; bars = median, whiskers = p10..p90)")
