@@ -170,8 +170,15 @@ def _measured(report: Report, df, published, dataset: str) -> None:
         report.plots.append((title, paths))
 
 
+ABOUT = ("Latency: the median of each measured cell (one thread; whiskers p10..p90). mIoU: the papers' published "
+         "numbers (results/published.csv, source named per row) unless an eval record of `mobileseg eval` is given "
+         "with --eval, in which case the point is marked (eval). Bubble area = parameters. Pareto frontier: no other "
+         "point is both faster and more accurate. The dashed line bounds the real-time zone: 30 frames per second "
+         "(33 ms), our choice.")
+
+
 def _write_markdown(report: Report) -> None:
-    lines = ["# mobileseg report", ""]
+    lines = ["# mobileseg report", "", ABOUT, ""]
     for title, paths in report.plots:
         png = next(p for p in paths if p.suffix == ".png")
         lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
@@ -188,7 +195,7 @@ def _write_html(report: Report) -> None:
              "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;font-size:13px;margin-bottom:1.5em}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}",
-             "</style></head><body><h1>mobileseg report</h1>"]
+             "</style></head><body><h1>mobileseg report</h1>", f"<p>{html.escape(ABOUT)}</p>"]
     for title, paths in report.plots:
         png = next(p for p in paths if p.suffix == ".png")
         data = base64.b64encode(png.read_bytes()).decode("ascii")
