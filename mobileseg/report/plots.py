@@ -20,6 +20,7 @@ def _pyplot():
 
     mpl = require("matplotlib", "report", "the report plots")
     mpl.use("Agg", force=True)
+    mpl.rcParams["svg.hashsalt"] = "mobileseg"  # stable element ids: the same data gives the same SVG bytes
     import matplotlib.pyplot as plt
 
     return plt
