@@ -15,8 +15,9 @@ def _fmt_s(seconds: float) -> str:
 class Progress:
     """Line-oriented progress (one line per event, safe in logs and CI); ``enabled=False`` silences it.
 
-    The ETA is the mean wall time of the cells measured so far in this run times the cells left (cells skipped by
-    ``--resume`` count as done but not in the mean).
+    The ETA is the mean wall time of the cells measured so far in this run times the cells left. Only measured
+    cells count in the mean: not the cells skipped by ``--resume``, not the cells that ended in an error, and not
+    the export of a model (shown as its own "exporting <model> <res>" line, before the first cell that needs it).
     """
 
     def __init__(self, total: int, stream=None, enabled: bool = True, clock=time.monotonic) -> None:
@@ -48,20 +49,31 @@ class Progress:
         self.done += 1
         self._emit(f"{self._prefix()} skip {label}: {why}")
 
+    def _times(self) -> str:
+        eta = self.eta_s()
+        tail = f", ETA {_fmt_s(eta)}" if eta is not None else ""
+        return f"(elapsed {_fmt_s(self.clock() - self.t0)}{tail})"
+
+    def exporting(self, label: str) -> None:
+        """The export of ``label`` (model and resolution) starts; its time is left out of the cells' times."""
+        self.current = f"exporting {label}"
+        self._emit(f"{self._prefix()} exporting {label} {self._times()}")
+
     def start(self, label: str) -> None:
         self.current = label
         self._cell_t0 = self.clock()
-        eta = self.eta_s()
-        tail = f", ETA {_fmt_s(eta)}" if eta is not None else ""
-        self._emit(f"{self._prefix()} running {label} (elapsed {_fmt_s(self.clock() - self.t0)}{tail})")
+        self._emit(f"{self._prefix()} running {label} {self._times()}")
 
-    def finish(self, summary: str) -> None:
+    def finish(self, summary: str, measured: bool = True) -> None:
+        """The current cell ended; ``measured=False`` (an error) keeps its time out of the ETA."""
         spent = self.clock() - (self._cell_t0 if self._cell_t0 is not None else self.clock())
         self.done += 1
-        self.measured += 1
-        self.measured_s += spent
+        if measured:
+            self.measured += 1
+            self.measured_s += spent
         self._emit(f"{self._prefix()} {self.current}: {summary} ({_fmt_s(spent)})")
         self.current = None
+        self._cell_t0 = None
 
     def note(self, text: str) -> None:
         self._emit(f"{' ' * len(self._prefix())} {text}")

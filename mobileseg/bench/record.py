@@ -12,6 +12,7 @@ SCHEMA_VERSION = 1
 
 STATUSES = ("ok", "parity_failed", "error")
 HARNESSES = ("python-inproc", "device-python", "native-ncnn", "benchmark_model", "onnxruntime_perf_test")
+TIMINGS_ONLY_HARNESSES = ("benchmark_model", "onnxruntime_perf_test")  # official binaries: no output, no parity
 
 
 def cell_key(device: str, model: str, resolution, fmt: str, runtime: str, precision: str, graph: str,
@@ -92,13 +93,26 @@ def validate_record(d: dict) -> list[str]:
         return problems
     if d["status"] not in STATUSES:
         problems.append(f"status {d['status']!r} is not one of {STATUSES}")
+    if d["status"] != "error" and d["harness"] not in HARNESSES:
+        problems.append(f"harness {d['harness']!r} is not one of {HARNESSES}")
     if d["status"] != "error":
         st = d["stats_ms"]
         for k in ("median", "p10", "p90", "mean", "stdev", "min", "max", "count"):
             if k not in st:
                 problems.append(f"stats_ms lacks '{k}'")
-        if st.get("count") != len(d["samples_ms"]):
-            problems.append("stats_ms.count differs from the number of samples")
+        if d["samples_ms"] or d.get("stats_source", "samples") == "samples":
+            if st.get("count") != len(d["samples_ms"]):
+                problems.append("stats_ms.count differs from the number of samples")
+        else:  # timings-only tools without per-iteration times: stats_ms is the tool's own summary
+            if d["harness"] not in TIMINGS_ONLY_HARNESSES:
+                problems.append(f"only {' and '.join(TIMINGS_ONLY_HARNESSES)} records may lack samples, not "
+                                f"{d['harness']!r}")
+            if not isinstance(st.get("count"), int) or st["count"] < 1:
+                problems.append("stats_ms.count of a tool summary is not a positive integer")
+            if st.get("median") is None and st.get("mean") is None:
+                problems.append("stats_ms of a tool summary has neither a median nor a mean")
+        if d["harness"] in TIMINGS_ONLY_HARNESSES and d["parity"].get("checked") is not False:
+            problems.append(f"{d['harness']} gives timings only, so parity must be {{'checked': false}}")
         if "checked" not in d["parity"] and "rel_l2" not in d["parity"]:
             problems.append("parity has neither figures nor checked=false")
     if len(d["resolution"]) != 2:

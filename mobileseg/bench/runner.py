@@ -172,10 +172,19 @@ def _artifact(folder: Path, manifest: dict, fmt: str) -> dict:
             "weights": manifest.get("weights")}
 
 
-def _throttled(before: dict, after: dict, cpu) -> bool:
-    fb, fa = (before or {}).get("freqs_khz", {}), (after or {}).get("freqs_khz", {})
-    keys = [str(cpu)] if cpu is not None and str(cpu) in fb else list(fb)
-    return any(k in fa and fb[k] and fa[k] < 0.95 * fb[k] for k in keys)
+THROTTLE_DROP = 0.95  # a CPU running below 95% of its frequency before the cell counts as throttled
+
+
+def _throttled(before: dict, after: dict, cpu, affinity=None) -> bool:
+    """Whether the frequency of a CPU the cell ran on dropped between ``before`` and ``after`` (device states).
+
+    The CPUs looked at are the cell's affinity when known, else the pinned CPU, else every CPU of the state.
+    """
+    fb, fa = (before or {}).get("freqs_khz") or {}, (after or {}).get("freqs_khz") or {}
+    keys = [str(c) for c in affinity or [] if str(c) in fb]
+    if not keys:
+        keys = [str(cpu)] if cpu is not None and str(cpu) in fb else list(fb)
+    return any(k in fa and fb[k] and fa[k] < THROTTLE_DROP * fb[k] for k in keys)
 
 
 def _now() -> str:
@@ -277,21 +286,46 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
                 continue
             if cooldown_s and last_model is not None and cell.model != last_model:
                 target.cooldown(reference_state, cooldown_s)
+            group = (cell.model, cell.resolution, cell.precision, cell.graph)
+            if group not in export_cache:  # the export is not part of the cell's time (nor of the ETA)
+                prog.exporting(_group_label(cell))
+            try:
+                export = _ensure_export(cell, sorted(formats_by_group[group]), export_root, export_fn, export_cache)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # recorded as this cell's error by _measure_cell
+                export = exc
             prog.start(cell.label())
-            rec = _measure_cell(cell, key, target, description, host, export_root, export_fn, export_cache,
-                                sorted(formats_by_group[(cell.model, cell.resolution, cell.precision, cell.graph)]),
-                                warmup, repeats, min_time, run.sgemm)
+            rec = _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time, run.sgemm)
             reference_state = rec.device_state.get("before", {})
             last_model = cell.model
             store.append(rec)
             d = rec.to_dict()
             run.append(d)
-            prog.finish(_summary(d))
+            prog.finish(_summary(d), measured=d["status"] != "error")
         prog.close()
+    except TargetLostError as exc:
+        # Keep the subclass (DeviceLostError...) and say what was kept and how to go on.
+        if run.path is not None and "--resume" not in str(exc):
+            left = len(cells) - len(run) - len(run.skipped)
+            exc.args = (f"{exc}; {len(run) + len(run.skipped)} finished cell(s) are kept in {run.path}: rerun the "
+                        f"same command with --resume to measure the {left} cell(s) left",)
+        raise
     finally:
         if own_target:
             target.close()
     return run
+
+
+def _group_label(cell: Cell) -> str:
+    h, w = cell.resolution
+    tags = [t for t in (cell.precision if cell.precision != "fp32" else "",
+                        cell.graph if cell.graph != "logits" else "") if t]
+    return f"{cell.model} {h}x{w}" + (f" ({', '.join(tags)})" if tags else "")
+
+
+def _fmt_ms(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def _summary(d: dict) -> str:
@@ -302,11 +336,33 @@ def _summary(d: dict) -> str:
     par = (f"rel_l2 {p['rel_l2']:.1e}" if p.get("rel_l2") is not None else
            f"argmax {p.get('argmax_agree')}" if "argmax_agree" in p else "parity not checked")
     tag = "" if d["status"] == "ok" else " PARITY FAILED"
-    return f"median {s['median']:.2f} ms (p10 {s['p10']:.2f}, p90 {s['p90']:.2f}, n={s['count']}), {par}{tag}"
+    if (d.get("device_state") or {}).get("throttled"):
+        tag += " THROTTLED (the CPU frequency dropped during the cell)"
+    if s.get("median") is None:  # a tool's own summary without a median (benchmark_model)
+        return f"mean {_fmt_ms(s.get('mean'))} ms (min {_fmt_ms(s.get('min'))}, max {_fmt_ms(s.get('max'))}, " \
+               f"n={s.get('count')}, {d.get('harness')} summary), {par}{tag}"
+    return (f"median {_fmt_ms(s['median'])} ms (p10 {_fmt_ms(s.get('p10'))}, p90 {_fmt_ms(s.get('p90'))}, "
+            f"n={s['count']}), {par}{tag}")
 
 
-def _measure_cell(cell, key, target, description, host, export_root, export_fn, export_cache, formats, warmup,
-                  repeats, min_time, sgemm) -> LatencyRecord:
+STATS_KEYS = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")
+
+
+def _cell_stats(cr) -> tuple[dict, str]:
+    """(stats_ms, stats_source) of a CellRun: from its samples, else from the harness's own summary."""
+    if cr.samples_ms:
+        return summarize(cr.samples_ms), "samples"
+    tool = cr.stats_ms or {}
+    if not tool.get("count") or all(tool.get(k) is None for k in ("median", "mean")):
+        raise MobilesegError(f"the {cr.harness} harness returned no timings (neither samples nor a summary)")
+    stats = {k: tool.get(k) for k in STATS_KEYS}
+    stats["count"] = int(stats["count"])
+    return stats, "tool-summary"
+
+
+def _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time,
+                  sgemm) -> LatencyRecord:
+    """Measure one cell whose export is ``export`` ((folder, manifest), or the exception the export raised)."""
     from .env import package_versions
 
     base = dict(id=key, model=cell.model, resolution=list(cell.resolution), format=cell.format, runtime=cell.runtime,
@@ -315,11 +371,14 @@ def _measure_cell(cell, key, target, description, host, export_root, export_fn, 
                 timestamp=_now(), schema_version=SCHEMA_VERSION)
     extra = {"sgemm": sgemm} if sgemm else {}
     try:
-        folder, manifest = _ensure_export(cell, formats, export_root, export_fn, export_cache)
+        if isinstance(export, BaseException):
+            raise export
+        folder, manifest = export
         target.prepare(folder, cell.format)
         before = target.state()
         cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time)
         after = target.state()
+        stats, stats_source = _cell_stats(cr)
     except (KeyboardInterrupt, TargetLostError):
         raise
     except Exception as exc:  # one broken cell (export, load or run) must not stop a suite
@@ -327,15 +386,19 @@ def _measure_cell(cell, key, target, description, host, export_root, export_fn, 
         gmacs, params = model_complexity(cell.model, cell.resolution)
         return LatencyRecord(**base, status="error", error=msg.splitlines()[0] if msg else type(exc).__name__,
                              versions=package_versions(), gflops=gmacs, params=params, extra=extra)
-    parity = _parity(cr.output, folder, cell, manifest)
+    if cr.output is None:  # timings-only harness (official benchmark binaries)
+        parity = {"checked": False, "reason": cr.parity_note or f"the {cr.harness} harness returns no output"}
+    else:
+        parity = _parity(cr.output, folder, cell, manifest)
     gmacs, params = model_complexity(cell.model, cell.resolution, manifest.get("num_classes"))
     versions = package_versions()
     versions.update({k: v for k, v in (manifest.get("versions") or {}).items() if k not in versions})
+    extra["stats_source"] = stats_source
     return LatencyRecord(
         **base, runtime_version=cr.runtime_version, runtime_settings=cr.runtime_settings, affinity=list(cr.affinity),
         device_state={"before": before, "after": after,
-                      "throttled": _throttled(before, after, description.get("pinned_cpu"))},
-        harness=cr.harness, stats_ms=summarize(cr.samples_ms), samples_ms=[round(v, 6) for v in cr.samples_ms],
+                      "throttled": _throttled(before, after, description.get("pinned_cpu"), cr.affinity)},
+        harness=cr.harness, stats_ms=stats, samples_ms=[round(v, 6) for v in cr.samples_ms],
         overhead_ms=cr.overhead_ms, parity=parity, gflops=gmacs, params=params, versions=versions,
         artifact=_artifact(folder, manifest, cell.format),
         status="ok" if parity.get("ok", True) or parity.get("checked") is False else "parity_failed",

@@ -62,6 +62,12 @@ class StorageFullError(PushError):
     pass
 
 
+def _TRANSPORT_ERRORS(ex) -> tuple:  # noqa: N802 - a constant that needs adb_shell imported
+    """adb-shell exceptions (and OS errors) that mean the connection itself broke."""
+    return (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError, ex.InvalidResponseError,
+            ex.InvalidCommandError, ex.InvalidChecksumError)
+
+
 def default_key_path() -> Path:
     base = os.environ.get("ANDROID_USER_HOME") or os.path.join(os.path.expanduser("~"), ".android")
     return Path(base) / "adbkey"
@@ -104,6 +110,25 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _eof_aware_tcp_transport(host: str, port: int):
+    """adb-shell's TCP transport, except that a closed connection raises instead of reading b"" forever.
+
+    adb-shell's ``TcpTransport.bulk_read`` returns b"" once the peer has closed the socket (daemon killed, phone
+    gone), and its reader loops on that until the command's read timeout (30 minutes for a harness run) before
+    calling it a timeout. Raising ``ConnectionResetError`` at once makes a dropped device a :class:`DeviceLostError`.
+    """
+    from adb_shell.transport.tcp_transport import TcpTransport
+
+    class EofAwareTcpTransport(TcpTransport):
+        def bulk_read(self, numbytes, transport_timeout_s):
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            if not data and numbytes:
+                raise ConnectionResetError(f"{host}:{port} closed the connection")
+            return data
+
+    return EofAwareTcpTransport(host, port)
+
+
 class AdbDevice:
     """One ADB device. Every command has a timeout; a dropped connection raises :class:`DeviceLostError`."""
 
@@ -117,6 +142,7 @@ class AdbDevice:
         self.default_timeout = default_timeout
         self._dev = None
         self._signer = None
+        self._was_connected = False  # after a first connection, failing to reconnect means the device was lost
         self.serial = f"{self.address}:{self.port}" if self.transport == "tcp" else self.address
 
     @classmethod
@@ -127,10 +153,11 @@ class AdbDevice:
 
     # -- connection ----------------------------------------------------------------------------------------------
     def _make_device(self):
-        from adb_shell.adb_device import AdbDeviceTcp
+        from adb_shell.adb_device import AdbDevice as _ShellDevice
 
         if self.transport == "tcp":
-            return AdbDeviceTcp(self.address, self.port, default_transport_timeout_s=self.connect_timeout)
+            return _ShellDevice(_eof_aware_tcp_transport(self.address, self.port),
+                                default_transport_timeout_s=self.connect_timeout)
         try:
             from adb_shell.adb_device import AdbDeviceUsb
             from adb_shell.transport.usb_transport import UsbTransport  # noqa: F401 (needs libusb1)
@@ -178,6 +205,7 @@ class AdbDevice:
             raise NoDeviceError(f"the ADB device {self.serial} does not answer the ADB handshake ({exc}): check "
                                 "that this address is an adb daemon (adb tcpip PORT on the phone)") from None
         self._dev = dev
+        self._was_connected = True
         return self
 
     def _unauthorized_message(self) -> str:
@@ -198,14 +226,29 @@ class AdbDevice:
 
     def _device(self):
         if self._dev is None:
-            self.connect()
+            if not self._was_connected:
+                self.connect()
+            else:  # the connection was closed (timeout, error): a device that no longer answers is lost
+                try:
+                    self.connect()
+                except AdbError as exc:
+                    raise self._lost(exc) from None
         return self._dev
 
     def _lost(self, exc) -> DeviceLostError:
         self.close()
-        return DeviceLostError(f"the ADB device {self.serial} was lost ({type(exc).__name__}: {exc}): reconnect it "
-                               "(for the emulated device: mobileseg emulator start) and rerun with --resume to keep "
-                               "the finished cells")
+        why = str(exc).split(": ", 1)[0] if isinstance(exc, AdbError) else f"{type(exc).__name__}: {exc}"
+        return DeviceLostError(f"the ADB device {self.serial} was lost ({why}): reconnect it (for the emulated "
+                               "device: mobileseg emulator start)")
+
+    def _timed_out(self, message: str) -> AdbError:
+        """The error for a command that timed out: lost when the device no longer answers, else a timeout."""
+        self.close()  # the connection holds a half-read stream: start afresh
+        try:
+            self._device()
+        except DeviceLostError as exc:
+            return exc
+        return DeviceTimeoutError(message)
 
     # -- commands ------------------------------------------------------------------------------------------------
     def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str]:
@@ -219,13 +262,10 @@ class AdbDevice:
             out = dev.shell(wrapped, transport_timeout_s=timeout, read_timeout_s=timeout, timeout_s=timeout,
                             decode=True)
         except ex.AdbTimeoutError:
-            self.close()  # the connection holds a half-read stream: start afresh next time
-            raise DeviceTimeoutError(f"the device command timed out after {timeout:.0f} s: {cmd[:120]}") from None
+            raise self._timed_out(f"the device command timed out after {timeout:.0f} s: {cmd[:120]}") from None
         except (ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
-            self.close()
-            raise DeviceTimeoutError(f"the device did not answer within {timeout:.0f} s ({exc}): {cmd[:120]}") from None
-        except (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError,
-                ex.InvalidResponseError, ex.InvalidCommandError, ex.InvalidChecksumError) as exc:
+            raise self._timed_out(f"the device did not answer within {timeout:.0f} s ({exc}): {cmd[:120]}") from None
+        except _TRANSPORT_ERRORS(ex) as exc:
             raise self._lost(exc) from None
         out = out.replace("\r\n", "\n")
         idx = out.rfind(RC_MARKER)
@@ -292,10 +332,11 @@ class AdbDevice:
                                        "again") from None
             raise PushError(msg or "the device refused the file") from None
         except (ex.AdbTimeoutError, ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
-            self.close()
+            err = self._timed_out(f"timed out ({exc})")
+            if isinstance(err, DeviceLostError):
+                raise err from None
             raise PushError(f"timed out ({exc})") from None
-        except (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError,
-                ex.InvalidResponseError, ex.InvalidCommandError, ex.InvalidChecksumError) as exc:
+        except _TRANSPORT_ERRORS(ex) as exc:
             raise self._lost(exc) from None
 
     def pull(self, remote: str, local: str | os.PathLike, timeout: float | None = None) -> Path:
@@ -310,10 +351,8 @@ class AdbDevice:
         except (ex.AdbCommandFailureException, ex.DevicePathInvalidError) as exc:
             raise AdbError(f"cannot pull {remote} from the device: {exc}") from None
         except (ex.AdbTimeoutError, ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
-            self.close()
-            raise DeviceTimeoutError(f"pulling {remote} timed out after {timeout:.0f} s ({exc})") from None
-        except (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError,
-                ex.InvalidResponseError, ex.InvalidCommandError, ex.InvalidChecksumError) as exc:
+            raise self._timed_out(f"pulling {remote} timed out after {timeout:.0f} s ({exc})") from None
+        except _TRANSPORT_ERRORS(ex) as exc:
             raise self._lost(exc) from None
         return local
 

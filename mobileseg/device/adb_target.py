@@ -101,6 +101,24 @@ class PythonHarnessDriver:
         return [float(v) for v in info["samples_ms"]], output, info
 
 
+FORMAT_RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert", "ncnn": "ncnn"}
+
+
+def official_tool_drivers(tflite_benchmark=None, ort_perf_test=None) -> dict:
+    """Drivers of the user-supplied official binaries, by the runtime they time (``--tflite-benchmark``,
+    ``--ort-perf-test``); a missing file is one clear error."""
+    if not tflite_benchmark and not ort_perf_test:
+        return {}
+    from .official_tools import ORT_TOOL, TFLITE_TOOL, OfficialToolDriver
+
+    drivers = {}
+    if tflite_benchmark:
+        drivers["litert"] = OfficialToolDriver(TFLITE_TOOL, tflite_benchmark)
+    if ort_perf_test:
+        drivers["onnxruntime"] = OfficialToolDriver(ORT_TOOL, ort_perf_test)
+    return drivers
+
+
 def _crash_reason(rc: int, log: str) -> str:
     tail = " ".join(log.strip().splitlines()[-2:])[:300]
     if rc >= 128 or rc in (132, 134, 135, 136, 137, 139):
@@ -119,7 +137,7 @@ class AdbTarget(Target):
     kind = "adb"
 
     def __init__(self, device: AdbDevice, cpu: int | None = None, harness: str = "auto", run_timeout: float = 1800.0,
-                 cooldown_poll_s: float = 2.0):
+                 cooldown_poll_s: float = 2.0, tool_drivers: dict | None = None):
         self.device = device
         self.run_timeout = float(run_timeout)
         self.cooldown_poll_s = cooldown_poll_s
@@ -135,20 +153,30 @@ class AdbTarget(Target):
             d["pinned_cpu"], d["pin_mask"] = cpu, hex(1 << cpu)
             d["governor"] = d.get("governors", {}).get(str(cpu), d.get("governor"))
         self.emulated = bool(d.get("emulated"))
+        # Official benchmark binaries (user-supplied) replace the harness for their runtime: litert, onnxruntime.
+        self.tool_drivers = dict(tool_drivers or {})
         self.driver = self._choose_driver(harness)
         d["harness"] = self.driver.name
-        self._prepared_harness = False
+        if self.tool_drivers:
+            d["official_tools"] = {rt: drv.name for rt, drv in sorted(self.tool_drivers.items())}
+        self._prepared_drivers: set = set()
         self._pushed: dict = {}
 
     @classmethod
     def open(cls, device_arg: str = "adb", cpu=None, harness: str = "auto", key_path=None,
-             connect_timeout: float = 10.0, run_timeout: float = 1800.0, **_ignored) -> "AdbTarget":
+             connect_timeout: float = 10.0, run_timeout: float = 1800.0, tflite_benchmark=None, ort_perf_test=None,
+             **_ignored) -> "AdbTarget":
+        tools = official_tool_drivers(tflite_benchmark, ort_perf_test)  # a bad path fails before connecting
         dev = AdbDevice.open(device_arg, key_path=key_path, connect_timeout=connect_timeout)
         try:
-            return cls(dev, cpu=cpu, harness=harness, run_timeout=run_timeout)
+            return cls(dev, cpu=cpu, harness=harness, run_timeout=run_timeout, tool_drivers=tools)
         except BaseException:
             dev.close()
             raise
+
+    def driver_for(self, runtime: str):
+        """The driver that measures ``runtime``: its official binary when one was given, else the harness."""
+        return self.tool_drivers.get(runtime) or self.driver
 
     def _choose_driver(self, harness: str):
         want = (harness or "auto").lower()
@@ -172,7 +200,7 @@ class AdbTarget(Target):
         return f"adb-{tag}{_slug(self._desc.get('model'))}"
 
     def check_runtime(self, runtime: str) -> None:
-        why = self.driver.supports(runtime, self._desc)
+        why = self.driver_for(runtime).supports(runtime, self._desc)
         if why:
             raise MissingDependencyError(why)
 
@@ -190,15 +218,18 @@ class AdbTarget(Target):
         if not files:
             raise MobilesegError(f"the export {export_dir} has no '{fmt}' artifact: export it first "
                                  f"(mobileseg export --formats {fmt})")
-        local = [export_dir / p for p in files] + [export_dir / "reference" / "input.npy"]
+        driver = self.driver_for(FORMAT_RUNTIMES.get(fmt, fmt))
+        local = [export_dir / p for p in files]
+        if getattr(driver, "needs_input", True):  # the official binaries generate their own input
+            local.append(export_dir / "reference" / "input.npy")
         need = sum(p.stat().st_size for p in local if p.exists())
         free = self._desc.get("storage_free_bytes")
         if free is not None and need > free:
             raise StorageFullError(f"the device has {free / 1e6:.0f} MB free under {WORKDIR} but the {fmt} artifact "
                                    f"needs {need / 1e6:.0f} MB: free space on the device and run again")
-        if not self._prepared_harness:
-            self.driver.prepare(self.device)
-            self._prepared_harness = True
+        if id(driver) not in self._prepared_drivers:  # each harness / binary is pushed once per run
+            driver.prepare(self.device)
+            self._prepared_drivers.add(id(driver))
         rdir = self._remote_dir(export_dir)
         for p in local:
             rel = p.relative_to(export_dir).as_posix()
@@ -224,17 +255,21 @@ class AdbTarget(Target):
         from ..bench.targets import CellRun
 
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
-        samples, output, info = self.driver.run(
+        driver = self.driver_for(cell.runtime)
+        samples, output, info = driver.run(
             self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask, warmup=warmup,
             repeats=repeats, min_time=min_time, timeout=self.run_timeout)
         out_spec = (manifest.get("output") or {}).get("shape")
-        if out_spec and output.size == int(__import__("numpy").prod(out_spec)):
+        if output is not None and out_spec and output.size == int(__import__("numpy").prod(out_spec)):
             output = output.reshape(out_spec)
         settings = dict(info.get("settings") or {})
         settings["device_pin_mask"] = mask
+        parity = info.get("parity") or {}
         return CellRun(samples_ms=samples, output=output, runtime_version=info.get("runtime_version"),
                        runtime_settings=settings, affinity=list(info.get("affinity") or []),
-                       harness=self.driver.name, overhead_ms=info.get("overhead_ms"))
+                       harness=driver.name, overhead_ms=info.get("overhead_ms"),
+                       stats_ms=info.get("stats_ms") if output is None else None,
+                       parity_note=parity.get("reason") if output is None else None)
 
     def cooldown(self, reference_state, timeout_s) -> None:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bench.targets import TargetLostError
 from ..errors import MobilesegError
 
 REMOTE_ROOT = "/data/local/tmp/mobileseg"
@@ -211,7 +212,7 @@ class NativeHarness:
             try:
                 device.pull(timings, str(tmp / "timings.json"))
                 info = parse_timings((tmp / "timings.json").read_text())
-            except NativeHarnessError:
+            except (NativeHarnessError, TargetLostError):
                 raise
             except Exception:  # no timings file: the harness crashed before writing one
                 info = None

@@ -230,9 +230,12 @@ class OfficialToolDriver:
     no per-run times (``benchmark_model``).
     """
 
+    needs_input = False  # the tools generate their own input (timings only)
+
     def __init__(self, kind: str, binary, remote_root: str = REMOTE_ROOT):
         self.tool = OfficialTool(kind, binary, remote_root)
         self.name = kind
+        self._sha256: str | None = None
 
     def supports(self, runtime: str, description: dict) -> str | None:
         if runtime != self.tool.runtime:
@@ -251,8 +254,11 @@ class OfficialToolDriver:
         if result_file:
             device.shell(f"rm -f {shlex.quote(result_file)}", timeout=60)
         cmd = tool.command(artifact["model"], cell.threads, warmup, repeats, min_time, result_file)
+        affinity = []
         if mask and "taskset" in (artifact.get("tools") or ["taskset"]):
             cmd = f"taskset {mask} {cmd}"
+            bits = int(str(mask), 16)
+            affinity = [c for c in range(bits.bit_length()) if bits >> c & 1]
         rc, out = device.shell(f"cd {shlex.quote(rdir)} && {cmd} 2>&1", timeout=timeout)
         if rc != 0:
             raise OfficialToolError(f"{tool.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}")
@@ -263,7 +269,11 @@ class OfficialToolDriver:
                 local = Path(tmp) / "results.csv"
                 device.pull(result_file, str(local))
                 info = parse_perf_test(out, local.read_text())
-        info.update({"harness": tool.kind, "runtime": tool.runtime, "command": cmd,
+        if self._sha256 is None:
+            self._sha256 = sha256_file(tool.binary)
+        info.update({"harness": tool.kind, "runtime": tool.runtime, "command": cmd, "affinity": affinity,
                      "parity": {"checked": False, "reason": f"{tool.kind} reports timings only"},
-                     "settings": {**info["settings"], "threads": cell.threads, "harness": tool.kind}})
+                     "settings": {**info["settings"], "threads": cell.threads, "harness": tool.kind,
+                                  "binary": tool.binary.name, "binary_sha256": self._sha256,
+                                  "remote_binary": tool.remote_binary, "warmup_runs": max(int(warmup), 1)}})
         return list(info["samples_ms"]), None, info

@@ -16,7 +16,11 @@ class TargetError(MobilesegError):
 
 
 class TargetLostError(MobilesegError):
-    """The target went away mid-run (device unplugged, connection dropped): the runner stops and keeps what is done."""
+    """The target went away mid-run (device unplugged, connection dropped): the runner stops and keeps what is done.
+
+    Every ADB path raises a subclass (:class:`mobileseg.device.adb.DeviceLostError`) when the transport drops; the
+    runner then stops instead of recording an error for each remaining cell, and tells the user to ``--resume``.
+    """
 
 
 @dataclass
@@ -24,12 +28,17 @@ class CellRun:
     """What a target returns for one measured cell."""
 
     samples_ms: list
-    output: object  # np.ndarray: the output of the last timed call (for parity)
+    output: object  # np.ndarray: the output of the last timed call (for parity); None: timings only
     runtime_version: str | None = None
     runtime_settings: dict = field(default_factory=dict)
     affinity: list = field(default_factory=list)
     harness: str = "python-inproc"
     overhead_ms: float | None = None
+    # Harnesses that give timings only (the official benchmark binaries): their own summary when they print no
+    # per-iteration samples ({median, p10, p90, mean, stdev, min, max, count}, None where the tool says nothing),
+    # and why parity was not checked (output=None).
+    stats_ms: dict | None = None
+    parity_note: str | None = None
 
 
 class Target:
@@ -77,6 +86,15 @@ def open_target(device_arg: str = "local", **options) -> Target:
     if arg in ("local", "host"):
         from .local import LocalTarget
 
+        harness = (options.pop("harness", None) or "auto").lower()
+        if harness not in ("auto", "python", "python-inproc"):
+            raise TargetError(f"--harness {harness} runs on ADB devices only: on the host the runtimes run in this "
+                              "Python process (use --harness auto, or --device adb)")
+        tools = [f for f, k in (("--tflite-benchmark", "tflite_benchmark"), ("--ort-perf-test", "ort_perf_test"))
+                 if options.pop(k, None)]
+        if tools:
+            raise TargetError(f"{' and '.join(tools)} run official binaries built for a phone: use them with "
+                              "--device adb (on the host the runtimes' Python packages are timed)")
         return LocalTarget(**options)
     if arg == "adb" or arg.startswith("adb:"):
         try:
