@@ -16,6 +16,7 @@ pytest.importorskip("adb_shell")
 
 from mobileseg.device.adb import (AdbDevice, DeviceLostError, DeviceUnauthorizedError, NoDeviceError,  # noqa: E402
                                   PushError, StorageFullError, load_signer)
+from mobileseg.bench.targets import TargetLostError  # noqa: E402
 from mobileseg.emulator import control  # noqa: E402
 
 
@@ -131,10 +132,55 @@ def test_daemon_stopped_mid_session_is_device_lost(daemon, key, tmp_path, monkey
     port = daemon()
     dev = AdbDevice.open(f"adb:127.0.0.1:{port}", key_path=key)
     assert dev.shell("echo up")[0] == 0
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"data")
     control.terminate(procs[0])
-    with pytest.raises((DeviceLostError, NoDeviceError)):
-        dev.shell("echo still there?", timeout=5)
+    # every path raises the runner's TargetLostError (it stops and keeps the finished cells), never NoDeviceError
+    # (an AdbError: the runner would record it as an error for each remaining cell)
+    for call in (lambda: dev.shell("echo still there?", timeout=5),
+                 lambda: dev.push(src, str(tmp_path / "device" / "f.bin"), timeout=5),
+                 lambda: dev.pull(str(src), tmp_path / "back.bin", timeout=5),
+                 lambda: dev.shell("echo and again?", timeout=5)):
+        with pytest.raises(DeviceLostError, match="was lost") as info:
+            call()
+        assert isinstance(info.value, TargetLostError)
     dev.close()
+
+
+def test_daemon_killed_during_a_command_is_device_lost_not_a_timeout(daemon, key, tmp_path, monkeypatch):
+    """adb-shell reads b"" forever from a closed socket; the transport must say the device is gone instead of
+    spinning until the command's timeout and calling it a timeout (a harness run's timeout is 30 minutes)."""
+    import threading
+
+    _authorize(key, tmp_path / "adb_keys")
+    procs = []
+    real_launch = control.launch
+
+    def spy(*a, **k):
+        p, port = real_launch(*a, **k)
+        procs.append(p)
+        return p, port
+
+    monkeypatch.setattr(control, "launch", spy)
+    port = daemon()
+    dev = AdbDevice.open(f"adb:127.0.0.1:{port}", key_path=key)
+    started = tmp_path / "started"
+    killer = threading.Thread(target=lambda: (_wait_for(started), control.terminate(procs[0])))
+    killer.start()
+    try:
+        with pytest.raises(DeviceLostError, match="was lost"):
+            dev.shell(f"touch {started}; sleep 60", timeout=120)
+    finally:
+        killer.join()
+        dev.close()
+
+
+def _wait_for(path, limit_s: float = 60.0) -> None:
+    import time
+
+    end = time.monotonic() + limit_s
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
 
 
 def test_shell_timeout_kills_the_command(daemon, key, tmp_path):

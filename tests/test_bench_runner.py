@@ -154,3 +154,144 @@ def test_unknown_device_and_bad_repeats(tmp_path, capsys):
     from mobileseg.errors import MobilesegError
     with pytest.raises(MobilesegError, match="at least 1"):
         bench(tmp_path, FakeTarget(), repeats=0)
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_progress_shows_the_export_and_keeps_it_out_of_the_eta(tmp_path):
+    """The first cell of a model used to include its export: a 100 s export made the ETA jump."""
+    import io
+
+    from mobileseg.bench.progress import Progress
+
+    clock, stream = FakeClock(), io.StringIO()
+    export = fake_export([])
+
+    def slow_export(*a, **k):
+        clock.t += 100.0
+        return export(*a, **k)
+
+    class TimedTarget(FakeTarget):
+        def run_cell(self, *a, **k):
+            clock.t += 2.0
+            return super().run_cell(*a, **k)
+
+    prog = Progress(3, stream=stream, clock=clock)
+    run_bench(target=TimedTarget(), export_fn=slow_export, export_root=tmp_path / "export",
+              results_file=tmp_path / "r.jsonl", warmup=0, repeats=2, measure_reference=False, progress=prog,
+              models=["topformer-t"], resolutions=[64], runtimes=["onnxruntime", "ncnn", "litert"])
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[0/3] exporting topformer-t 64x64 (elapsed 0s)")
+    assert lines[1] == "[0/3] running topformer-t 64x64 onnxruntime fp32 logits t1 (elapsed 1m40s)"
+    assert lines[2].endswith("(2s)")  # the cell's own time, without the export
+    assert lines[3] == "[1/3] running topformer-t 64x64 ncnn fp32 logits t1 (elapsed 1m42s, ETA 4s)"
+    assert sum("exporting" in l for l in lines) == 1  # one export serves the three cells
+
+
+def test_eta_counts_measured_cells_only(tmp_path):
+    import io
+
+    from mobileseg.bench.progress import Progress
+
+    clock, stream = FakeClock(), io.StringIO()
+    p = Progress(4, stream=stream, clock=clock)
+    p.start("a")
+    clock.t += 60
+    p.finish("ERROR broke", measured=False)
+    assert p.eta_s() is None  # an error says nothing about how long a cell takes
+    p.start("b")
+    clock.t += 3
+    p.finish("median 1 ms")
+    assert p.eta_s() == pytest.approx(6.0)
+
+
+class TimingsOnlyTarget(FakeTarget):
+    def __init__(self, summary=None):
+        super().__init__()
+        self.summary = summary
+
+    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time):
+        return CellRun(samples_ms=[], output=None, runtime_version=None, affinity=[3], harness="benchmark_model",
+                       stats_ms=self.summary, parity_note="benchmark_model reports timings only")
+
+
+def test_a_timings_only_cell_records_the_tools_summary_and_no_parity(tmp_path):
+    summary = {"mean": 47.7, "stdev": 0.7, "min": 46.9, "max": 49.8, "count": 20}
+    (r,) = bench(tmp_path, TimingsOnlyTarget(summary), runtimes=["litert"])
+    assert validate_record(r) == [], validate_record(r)
+    assert r["status"] == "ok" and r["parity"] == {"checked": False, "reason": "benchmark_model reports timings only"}
+    assert r["stats_ms"] == {"median": None, "p10": None, "p90": None, "mean": 47.7, "stdev": 0.7, "min": 46.9,
+                             "max": 49.8, "count": 20}
+    assert r["samples_ms"] == [] and r["stats_source"] == "tool-summary"
+    # a harness that gives neither samples nor a summary is that cell's error, not a crash
+    (bad,) = bench(tmp_path, TimingsOnlyTarget(None), runtimes=["litert"])
+    assert bad["status"] == "error" and "returned no timings" in bad["error"]
+
+
+def test_validate_record_rejects_sampleless_records_from_harnesses_with_samples():
+    d = {"stats_ms": {"median": 1.0, "count": 3}, "samples_ms": [], "harness": "device-python",
+         "parity": {"checked": False}, "stats_source": "tool-summary", "status": "ok", "resolution": [64, 64]}
+    from mobileseg.bench.record import REQUIRED_KEYS
+
+    d.update({k: d.get(k, None) for k in REQUIRED_KEYS})
+    d.update(stats_ms={k: 1.0 for k in ("median", "p10", "p90", "mean", "stdev", "min", "max")} | {"count": 3})
+    assert any("only benchmark_model and onnxruntime_perf_test" in p for p in validate_record(d))
+    d["harness"] = "benchmark_model"
+    assert validate_record(d) == []
+    d["parity"] = {"ok": True, "rel_l2": 0.0}
+    assert any("timings only" in p for p in validate_record(d))
+
+
+def test_lost_target_says_what_was_kept_and_to_resume(tmp_path):
+    with pytest.raises(TargetLostError) as info:
+        bench(tmp_path, FakeTarget(lose_at=1), runtimes=["onnxruntime", "ncnn", "litert"])
+    msg = str(info.value)
+    assert "went away" in msg and "1 finished cell(s) are kept" in msg and "--resume" in msg
+    assert "2 cell(s) left" in msg
+
+
+def test_cli_help_documents_harness_and_official_binaries(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--harness {auto,python,native}" in out and "mobileseg harness build" in out
+    assert "--tflite-benchmark PATH" in out and "benchmark_model" in out
+    assert "--ort-perf-test PATH" in out and "onnxruntime_perf_test" in out
+
+
+def test_cli_passes_harness_and_binaries_to_the_target(tmp_path, monkeypatch):
+    from mobileseg.bench import runner
+
+    seen = {}
+
+    def fake_open(device, **opts):
+        seen.update(device=device, **opts)
+        return FakeTarget()
+
+    monkeypatch.setattr(runner, "open_target", fake_open)
+    monkeypatch.setattr(runner, "_ensure_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export")))
+    rc = main(["bench", "--device", "adb:127.0.0.1:5555", "--harness", "native", "--tflite-benchmark", "/x/bm",
+               "--ort-perf-test", "/x/pt", "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn",
+               "--results-file", str(tmp_path / "r.jsonl"), "-q"])
+    assert rc == 1  # the (fake) export failed: recorded as that cell's error
+    assert seen == {"device": "adb:127.0.0.1:5555", "harness": "native", "tflite_benchmark": "/x/bm",
+                    "ort_perf_test": "/x/pt"}
+    seen.clear()
+    main(["bench", "--device", "adb:127.0.0.1:5555", "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn",
+          "--results-file", str(tmp_path / "r.jsonl"), "-q"])
+    assert seen == {"device": "adb:127.0.0.1:5555"}  # defaults: the target decides (auto)
+
+
+@pytest.mark.parametrize("flags, needle", [(["--harness", "native"], "--harness native runs on ADB devices only"),
+                                           (["--ort-perf-test", "/x/pt"], "--ort-perf-test run official binaries")])
+def test_device_only_options_on_the_host_are_one_clear_sentence(tmp_path, capsys, flags, needle):
+    rc = main(["bench", "--device", "local", *flags, "-m", "topformer-t", "--res", "64", "--runtimes", "torch",
+               "--out", str(tmp_path), "--no-sgemm"])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("adb_shell")
 
+from mobileseg.bench.record import validate_record  # noqa: E402
 from mobileseg.emulator import build, control  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
@@ -134,26 +135,126 @@ def _bench(argv):
     return main(["bench", *argv])
 
 
-def test_bench_three_runtimes_on_the_emulated_device(emulator, key, tmp_path, monkeypatch):
+def _records(out: Path) -> list[dict]:
+    return [json.loads(l) for f in sorted(out.glob("*.jsonl")) for l in f.read_text().splitlines() if l.strip()]
+
+
+@pytest.fixture(scope="module")
+def export_root(tmp_path_factory):
+    """topformer-t at 64x64 exported once to onnx, ncnn and tflite (the export stage checks host-side parity)."""
     pytest.importorskip("mobileseg.export.api", reason="the export stage (mobileseg.export.api) is not installed")
-    monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     from mobileseg.export.api import export_model
 
-    out = tmp_path / "results"
+    root = tmp_path_factory.mktemp("export")
     export_model("topformer-t", resolution=(64, 64), formats=("onnx", "ncnn", "tflite"),
-                 out=str(tmp_path / "export" / "topformer-t_64x64"))  # host-side parity is checked by the export
+                 out=str(root / "topformer-t_64x64"))
+    return root
+
+
+def test_bench_three_runtimes_on_the_emulated_device(emulator, key, export_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
+    out = tmp_path / "results"
     rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
                  "--runtimes", "ncnn", "onnxruntime", "litert", "--warmup", "1", "--repeats", "3", "--out", str(out),
-                 "--export-dir", str(tmp_path / "export"), "--quiet"])
+                 "--export-dir", str(export_root), "--harness", "python", "--quiet"])
     assert rc == 0
-    recs = [json.loads(l) for f in out.glob("*.jsonl") for l in f.read_text().splitlines() if l.strip()]
+    recs = _records(out)
     assert sorted(r["runtime"] for r in recs) == ["litert", "ncnn", "onnxruntime"]
     for r in recs:
+        assert validate_record(r) == [], validate_record(r)
         assert r["emulated"] is True and r["device"]["emulated"] is True
         assert r["harness"] == "device-python"
         assert r["status"] == "ok", (r["runtime"], r.get("error"), r["parity"])
         assert r["parity"]["rel_l2"] is not None and r["parity"]["rel_l2"] <= r["parity"]["limit_rel_l2"]
         assert len(r["samples_ms"]) == 3
+
+
+# Stand-ins for the official binaries: shell scripts that print the tools' documented output (the fixtures of
+# test_official_tools.py) for as many runs as asked, and log their arguments and CPU affinity on the device.
+FIX = Path(__file__).parent / "fixtures" / "official_tools"
+TOOL_LOG = "/data/local/tmp/mobileseg/fake_tools.log"
+LOG_LINE = 'echo "{tool} $* | mask=$(taskset -p $$ | sed \'s/.*: //\')" >> ' + TOOL_LOG  # affinity it ran with
+
+
+def _fake_benchmark_model(path: Path) -> Path:
+    text = (FIX / "benchmark_model_arm64_t1.txt").read_text()
+    head, rest = text.split("INFO: count=20 ")
+    timed = "INFO: count=$runs " + rest.split("\n", 1)[0]
+    tail = rest.split("\n", 1)[1]
+    path.write_text("#!/bin/sh\n" + LOG_LINE.format(tool="benchmark_model") + "\n"
+                    "runs=1\n"
+                    'for a in "$@"; do case "$a" in --num_runs=*) runs="${a#--num_runs=}";; esac; done\n'
+                    "cat <<'EOF'\n" + head + "EOF\n"
+                    f'echo "{timed}"\n'
+                    "cat <<'EOF'\n" + tail + "EOF\n")
+    return path
+
+
+def _fake_perf_test(path: Path) -> Path:
+    stdout = (FIX / "onnxruntime_perf_test_stdout.txt").read_text()
+    path.write_text("#!/bin/sh\n" + LOG_LINE.format(tool="onnxruntime_perf_test") + "\n"
+                    "runs=1; prev=; model=; result=\n"
+                    'for a in "$@"; do [ "$prev" = "-r" ] && runs=$a; prev=$a; model=$result; result=$a; done\n'
+                    "i=0\n"
+                    'while [ $i -lt $runs ]; do echo "$model,0.0$((40 + i)),61440000,12,$i" >> "$result"; '
+                    "i=$((i + 1)); done\n"
+                    "cat <<'EOF'\n" + stdout + "EOF\n")
+    return path
+
+
+def test_official_binaries_time_litert_and_onnxruntime_cells(emulator, key, export_root, tmp_path, monkeypatch):
+    from mobileseg.device.adb import AdbDevice, sha256_file
+
+    monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
+    bm = _fake_benchmark_model(tmp_path / "benchmark_model")
+    pt = _fake_perf_test(tmp_path / "onnxruntime_perf_test")
+    with AdbDevice.open(f"adb:127.0.0.1:{emulator}", key_path=key) as dev:
+        dev.shell(f"rm -f {TOOL_LOG}")
+    out = tmp_path / "results"
+    rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
+                 "--runtimes", "litert", "onnxruntime", "ncnn", "--warmup", "1", "--repeats", "4", "--out", str(out),
+                 "--export-dir", str(export_root), "--tflite-benchmark", str(bm), "--ort-perf-test", str(pt),
+                 "--quiet"])
+    assert rc == 0
+    recs = {r["runtime"]: r for r in _records(out)}
+    assert sorted(recs) == ["litert", "ncnn", "onnxruntime"]
+    for r in recs.values():
+        assert validate_record(r) == [], (r["runtime"], validate_record(r))
+        assert r["status"] == "ok", (r["runtime"], r.get("error"))
+    pinned = recs["ncnn"]["device"]["pinned_cpu"]
+    # ncnn has no official binary here: the Python harness ran it, with parity checked on the ARM kernels
+    assert recs["ncnn"]["harness"] == "device-python" and recs["ncnn"]["parity"]["rel_l2"] is not None
+
+    lite = recs["litert"]
+    assert lite["harness"] == "benchmark_model" and lite["parity"]["checked"] is False
+    assert lite["samples_ms"] == [] and lite["stats_source"] == "tool-summary"
+    assert lite["stats_ms"]["count"] == 4 and lite["stats_ms"]["median"] is None
+    assert lite["stats_ms"]["mean"] == pytest.approx(47.7024) and lite["stats_ms"]["min"] == pytest.approx(46.873)
+    assert lite["affinity"] == [pinned] and lite["runtime_settings"]["binary_sha256"] == sha256_file(bm)
+
+    ort = recs["onnxruntime"]
+    assert ort["harness"] == "onnxruntime_perf_test" and ort["parity"]["checked"] is False
+    assert ort["samples_ms"] == pytest.approx([40.0, 41.0, 42.0, 43.0]) and ort["stats_source"] == "samples"
+    assert ort["stats_ms"]["count"] == 4 and ort["stats_ms"]["median"] == pytest.approx(41.5)
+    assert ort["affinity"] == [pinned]
+
+    with AdbDevice.open(f"adb:127.0.0.1:{emulator}", key_path=key) as dev:
+        rc, log = dev.shell(f"cat {TOOL_LOG}")
+        assert rc == 0
+        for tool, binary in (("benchmark_model", bm), ("onnxruntime_perf_test", pt)):
+            remote = f"/data/local/tmp/mobileseg/bin/{tool}-{sha256_file(binary)[:12]}"
+            assert dev.remote_sha256(remote) == sha256_file(binary)  # pushed and verified
+    lines = [l for l in log.splitlines() if l.strip()]
+    assert sorted(l.split()[0] for l in lines) == ["benchmark_model", "onnxruntime_perf_test"]
+    by_tool = {l.split()[0]: l for l in lines}
+    assert "--num_threads=1" in by_tool["benchmark_model"] and "--num_runs=4" in by_tool["benchmark_model"]
+    assert " -x 1 " in by_tool["onnxruntime_perf_test"] and " -r 4 " in by_tool["onnxruntime_perf_test"]
+    for line in lines:  # both ran under taskset on the pinned core, like the harness
+        assert int(line.split("mask=")[1].strip(), 16) == 1 << pinned, line
+
+    from mobileseg.cli import main
+
+    assert main(["results", str(out), "--csv", str(tmp_path / "r.csv")]) == 0  # listing takes these records as is
 
 
 def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tmp_path, monkeypatch, capsys):
@@ -164,7 +265,7 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     export = tmp_path / "export"
-    for h in (64, 128):
+    for h in (64, 96, 128):
         _onnx_export(export / f"topformer-t_{h}x{h}", "topformer-t", h, h)
     out = tmp_path / "results"
     proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(build.rootfs_dir()))
@@ -178,16 +279,19 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
         return real_run_cell(self, cell, *a, **k)
 
     monkeypatch.setattr(adb_target.AdbTarget, "run_cell", run_then_pull_the_plug)
-    args = ["--threads", "1", "-m", "topformer-t", "--res", "64x64", "128x128", "--runtimes", "onnxruntime",
+    args = ["--threads", "1", "-m", "topformer-t", "--res", "64x64", "96x96", "128x128", "--runtimes", "onnxruntime",
             "--warmup", "0", "--repeats", "1", "--out", str(out), "--export-dir", str(export), "--quiet"]
     try:
         rc = _bench(["--device", f"adb:127.0.0.1:{port}", *args])
     finally:
         control.terminate(proc)
     err = capsys.readouterr().err
-    assert rc == 2 and "lost" in err and "--resume" in err
+    assert rc == 2 and "was lost" in err and "--resume" in err and "2 cell(s) left" in err, err
+    assert "Traceback" not in err
+    assert len(calls) == 2  # the run stopped at the lost cell: the third one was not tried
     files = list(out.glob("*.jsonl"))
     first = [json.loads(l) for l in files[0].read_text().splitlines() if l.strip()]
+    # only the finished cell is kept: neither the lost cell nor the one after it is recorded as an error
     assert [r["resolution"] for r in first] == [[64, 64]] and first[0]["status"] == "ok"
 
     monkeypatch.setattr(adb_target.AdbTarget, "run_cell", real_run_cell)
@@ -199,5 +303,5 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
         control.terminate(proc2)
     assert rc == 0
     recs = [json.loads(l) for l in files[0].read_text().splitlines() if l.strip()]
-    assert sorted(tuple(r["resolution"]) for r in recs) == [(64, 64), (128, 128)]
-    assert all(r["status"] == "ok" and r["emulated"] for r in recs)
+    assert sorted(tuple(r["resolution"]) for r in recs) == [(64, 64), (96, 96), (128, 128)]
+    assert all(r["status"] == "ok" and r["emulated"] and validate_record(r) == [] for r in recs)

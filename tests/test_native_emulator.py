@@ -91,19 +91,24 @@ def test_native_harness_cell_over_adb(emulator, key, tmp_path):
     assert p["ok"] and p["rel_l2"] <= 1e-4, p
 
 
-def test_bench_records_native_cells_on_the_emulated_device(emulator, key, tmp_path, monkeypatch):
+def test_bench_cli_harness_native_records_ncnn_cells_on_the_emulated_device(emulator, key, tmp_path, monkeypatch):
+    """`mobileseg bench --harness native` on a device that has Python: the native harness is used anyway."""
     pytest.importorskip("mobileseg.export.api", reason="the export stage (mobileseg.export.api) is not installed")
     pytest.importorskip("pnnx", reason="the ncnn export needs pnnx: pip install 'mobileseg[ncnn]'")
-    from mobileseg.bench.runner import run_bench
+    from mobileseg.bench.record import validate_record
+    from mobileseg.cli import main
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     out = tmp_path / "results"
-    run_bench(models=["topformer-t"], resolutions=["64x64"], runtimes=["ncnn"], device=f"adb:127.0.0.1:{emulator}",
-              threads=1, warmup=1, repeats=2, out_dir=str(out), export_root=str(tmp_path / "export"),
-              progress=False, measure_reference=False, target_options={"harness": "native", "key_path": key})
+    rc = main(["bench", "--device", f"adb:127.0.0.1:{emulator}", "--harness", "native", "--threads", "1",
+               "-m", "topformer-t", "--res", "64x64", "--runtimes", "ncnn", "--warmup", "1", "--repeats", "2",
+               "--out", str(out), "--export-dir", str(tmp_path / "export"), "--quiet"])
+    assert rc == 0
     recs = [json.loads(line) for f in out.glob("*.jsonl") for line in f.read_text().splitlines() if line.strip()]
     assert len(recs) == 1
     r = recs[0]
+    assert validate_record(r) == [], validate_record(r)
+    assert r["device"]["python"]  # the device has Python: only --harness native chose the C++ harness
     assert r["harness"] == "native-ncnn" and r["runtime"] == "ncnn" and r["emulated"] is True
     assert r["status"] == "ok", (r.get("error"), r["parity"])
     assert len(r["samples_ms"]) == 2 and r["stats_ms"]["count"] == 2
