@@ -36,3 +36,16 @@ def test_results_table_and_csv(tmp_path, capsys):
 def test_results_missing_file_is_clear(tmp_path, capsys):
     assert main(["results", str(tmp_path / "none.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_tool_summary_without_median_lists_its_mean(tmp_path, capsys):
+    key = cell_key("adb-x", "topformer-t", (512, 512), "tflite", "litert", "fp32", "logits", 1)
+    rec = LatencyRecord(id=key, model="topformer-t", resolution=[512, 512], format="tflite", runtime="litert",
+                        harness="benchmark_model", samples_ms=[], parity={"checked": False},
+                        stats_ms={"median": None, "p10": None, "p90": None, "mean": 47.7024, "stdev": 0.7,
+                                  "min": 46.9, "max": 49.8, "count": 20},
+                        extra={"stats_source": "tool-summary"})
+    ResultStore(tmp_path / "adb-x-t1.jsonl").append(rec)
+    assert main(["results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "47.70 (mean)" in out and "litert" in out
