@@ -167,3 +167,98 @@ def test_cli_parity_failure_keeps_artifact_and_exits_nonzero(tmp_path, monkeypat
     assert "parity check failed" in text and "5.00e-01" in text
     assert (out / "model.onnx").is_file()
     assert json.load(open(out / "manifest.json"))["formats"]["onnx"]["ok"] is False
+
+
+# --- manifest merge across calls -----------------------------------------------------------------------------------
+
+def test_formats_from_earlier_calls_stay_in_the_manifest(tmp_path):
+    out = str(tmp_path / "m")
+    first = export_model("topformer-t", 64, formats="onnx", out=out, parity=False)
+    second = export_model("topformer-t", 64, formats="ncnn", out=out, parity=False)
+    assert not second.cached and second.requested == ["ncnn"]
+    man = json.load(open(second.manifest_path))
+    assert list(man["formats"]) == ["onnx", "ncnn"]
+    assert man["formats"]["onnx"] == first.formats["onnx"]  # kept as it was: same cache key, files intact
+    assert "onnx" in man["versions"] and "pnnx" in man["versions"]
+    assert [r["cached"] for r in second.rows()] == ["earlier", ""]
+    # all asked-for formats cached: the earlier ones are still listed
+    again = export_model("topformer-t", 64, formats="ncnn", out=out, parity=False)
+    assert again.cached and list(again.formats) == ["onnx", "ncnn"]
+    # an earlier artifact that no longer holds drops out (from the returned and the written manifest)
+    os.remove(os.path.join(out, "model.onnx"))
+    dropped = export_model("topformer-t", 64, formats="ncnn", out=out, parity=False)
+    assert list(dropped.formats) == ["ncnn"]
+    assert list(json.load(open(dropped.manifest_path))["formats"]) == ["ncnn"]
+    # a different export into the same folder (another cache key) does not keep the old entries
+    other = export_model("topformer-t", 128, formats="onnx", out=out, parity=False)
+    assert list(json.load(open(other.manifest_path))["formats"]) == ["onnx"]
+
+
+def test_earlier_failed_format_does_not_fail_this_call(tmp_path, monkeypatch):
+    import mobileseg.export.api as api
+
+    out = str(tmp_path / "f")
+    monkeypatch.setattr(api, "compare", lambda o, r, precision="fp32": {"ok": False, "max_abs": 1.0, "rel_l2": 0.5,
+                                                                         "argmax_agree": 0.1, "limit_rel_l2": 1e-4})
+    bad = export_model("topformer-t", 64, formats="onnx", out=out)
+    assert not bad.ok
+    monkeypatch.undo()
+    good = export_model("topformer-t", 64, formats="ncnn", out=out)
+    assert good.ok and "onnx" not in good.formats  # a failed entry is never carried over as if it held
+
+
+# --- argmax graph for ncnn and the meaning of the argmax figures --------------------------------------------------
+
+def test_min_index_formulation_equals_torch_argmax_including_ties():
+    from mobileseg.export.graphs import ArgmaxGraph
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, y):
+            super().__init__()
+            self.y = y
+
+        def forward(self, x):
+            return self.y
+
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn(1, 19, 8, 8, generator=g) * 1e3
+    y[0, 5] = y.max(dim=1).values[0]  # ties: class 5 equals the maximum everywhere
+    y[0, 11, :4] = y[0, 5, :4]       # a three-way... two-way tie after 5 in the top half
+    y[0, 2, 0, 0] = y[0, 5, 0, 0] + 1e-4  # a tiny but real margin
+    tiny = torch.randn(1, 19, 8, 8, generator=g) * 1e-30  # values near the float32 denormal range
+    for t in (y, tiny):
+        want = t.argmax(dim=1)
+        got = ArgmaxGraph(Fixed(t), (8, 8), "min-index")(torch.zeros(1))
+        assert torch.equal(got.long(), want)
+
+
+def test_argmax_graph_ncnn(tmp_path):
+    res = export_model("topformer-t", 64, formats="ncnn", graph="argmax", out=str(tmp_path / "a"))
+    assert res.ok, res.failures()
+    e = res.formats["ncnn"]
+    assert e["info"]["argmax_formulation"] == "min-index"
+    assert e["info"]["argmax_formulation_equals_torch_argmax"] is True
+    assert not any("." in t for t in e["op_histogram"]) and "Reduction" in e["op_histogram"]
+    assert e["parity"]["argmax_agree"] >= 0.999
+    # the class map of the argmax graph follows the image (random weights alone pick one class everywhere)
+    assert res.manifest["reference"]["margins"]["classes"] > 10
+
+
+def test_reference_margins_see_flat_logits():
+    from mobileseg.export.api import reference_margins
+
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(size=(1, 10, 1, 1)) * 5.0
+    flat = offsets + rng.normal(size=(1, 10, 6, 6)) * 1e-3  # what random weights give
+    m = reference_margins(flat)
+    assert m["classes_raw"] == 1 and m["top_class_share_raw"] == 1.0
+    assert m["classes"] > 3 and m["top2_margin_median"] < 1e-2 and m["pixels"] == 36
+
+
+def test_logits_parity_reports_margins(onnx_export):
+    p = onnx_export.formats["onnx"]["parity"]
+    margins = onnx_export.manifest["reference"]["margins"]
+    assert margins["classes_raw"] >= 1 and margins["classes"] > 1
+    assert p["top2_margin_median"] == margins["top2_margin_median"]
+    assert p["margin_over_max_abs"] == pytest.approx(p["top2_margin_median"] / p["max_abs"])
+    assert 0.0 <= p["flip_possible_share"] <= 1.0 and p["argmax_agree_centred"] >= 0.99

@@ -8,6 +8,7 @@ converter versions, mobileseg version) and the sha256 of its files.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -48,6 +49,7 @@ class ExportResult:
     cached: bool
     seconds: float
     reused: list = field(default_factory=list)
+    requested: list = field(default_factory=list)
 
     @property
     def manifest_path(self) -> str:
@@ -55,28 +57,35 @@ class ExportResult:
 
     @property
     def formats(self) -> dict:
+        """Every format in the manifest: the ones asked for in this call and still-valid earlier ones."""
         return self.manifest["formats"]
+
+    def _asked(self) -> dict:
+        return {f: e for f, e in self.formats.items() if not self.requested or f in self.requested}
 
     @property
     def ok(self) -> bool:
-        return all(e.get("ok") for e in self.formats.values())
+        """Whether every format asked for in this call passed."""
+        return all(e.get("ok") for e in self._asked().values())
 
     def failures(self) -> dict:
-        return {f: e.get("error") or "parity check failed" for f, e in self.formats.items() if not e.get("ok")}
+        return {f: e.get("error") or "parity check failed" for f, e in self._asked().items() if not e.get("ok")}
 
     def rows(self) -> list[dict]:
         rows = []
         for fmt, e in self.formats.items():
             p = e.get("parity") or {}
             size = sum(f["bytes"] for f in e.get("files", []))
+            earlier = bool(self.requested) and fmt not in self.requested
             rows.append({"format": fmt, "runtime": (e.get("runtime") or {}).get("name", ""),
                          "ok": "yes" if e.get("ok") else "NO", "MB": f"{size / 1e6:.2f}" if size else "-",
                          "max_abs": _fmt(p.get("max_abs")), "rel_l2": _fmt(p.get("rel_l2")),
                          "limit": _fmt(p.get("limit_rel_l2") if "limit_argmax_agree" not in p
                                        else p.get("limit_argmax_agree")),
                          "argmax_agree": _fmt(p.get("argmax_agree"), ".4f"),
+                         "top2_margin": _fmt(p.get("top2_margin_median"), ".3g"),
                          "seconds": _fmt(e.get("seconds", {}).get("convert"), ".1f"),
-                         "cached": "yes" if fmt in self.reused else "",
+                         "cached": "earlier" if earlier else ("yes" if fmt in self.reused else ""),
                          "error": (e.get("error") or "")[:160]})
         return rows
 
@@ -105,26 +114,14 @@ def reference_input(spec, resolution, seed: int = INPUT_SEED) -> np.ndarray:
     return ((img - mean) / std).astype(np.float32)
 
 
-def _argmax_module(model, size):
-    import torch.nn.functional as F
-    from torch import nn
+def _argmax_module(model, size, formulation: str = "argmax"):
+    from .graphs import ArgmaxGraph
 
-    class ArgmaxGraph(nn.Module):
-        """The model's logits, bilinearly resized to the input size (segmentation), then argmax over classes."""
+    return ArgmaxGraph(model, size, formulation).eval()
 
-        def __init__(self, inner, out_size):
-            super().__init__()
-            self.model = inner
-            self.size = (int(out_size[0]), int(out_size[1]))
-            self.spec = getattr(inner, "spec", None)
 
-        def forward(self, x):
-            y = self.model(x)
-            if y.dim() == 4 and tuple(y.shape[-2:]) != self.size:
-                y = F.interpolate(y, size=self.size, mode="bilinear", align_corners=False)
-            return y.argmax(dim=1)
-
-    return ArgmaxGraph(model, size).eval()
+# the argmax graph each format is converted from (ncnn: pnnx leaves torch.argmax unconverted, see _argmax_module)
+FORMAT_ARGMAX = {"onnx": "argmax", "ncnn": "min-index", "tflite": "argmax"}
 
 
 def _final_layer(model, example):
@@ -145,13 +142,25 @@ def _final_layer(model, example):
     return (hit[0] if hit else None), out
 
 
+def fold_resolution(spec, resolution) -> tuple[int, int]:
+    """The smallest square size ``spec`` accepts (at least 64), or ``resolution`` when that is not smaller."""
+    m = int(getattr(spec, "size_multiple", 32) or 32)
+    side = -(-max(int(getattr(spec, "min_size", 64) or 64), 64) // m) * m
+    try:
+        spec.check_resolution(side, side)
+    except Exception:
+        return tuple(resolution)
+    return (side, side) if side * side < resolution[0] * resolution[1] else tuple(resolution)
+
+
 def build_export_model(name: str, resolution, num_classes=None, weights=None, graph: str = "logits",
-                       classifier_scale=None, example=None):
+                       classifier_scale=None, example=None, classifier_shift=None):
     """The exact PyTorch model that is exported: ``(model, info)``.
 
-    Random weights (no ``weights``) are drawn after ``torch.manual_seed(WEIGHTS_SEED)``, and the classifier is
-    scaled so the logits are spread (std ``LOGIT_SPREAD``); ``classifier_scale`` replays a recorded scale.
-    BatchNorm is folded (verified) before the optional argmax head is added.
+    Random weights (no ``weights``) are drawn after ``torch.manual_seed(WEIGHTS_SEED)``; then the classifier is set
+    up so the reference class map is worth comparing (see :func:`_spread_classifier`); ``classifier_scale`` and
+    ``classifier_shift`` replay recorded values. BatchNorm is folded (verified at the smallest size the model
+    accepts: folding does not depend on the resolution) before the optional argmax head is added.
     """
     import torch
 
@@ -165,25 +174,103 @@ def build_export_model(name: str, resolution, num_classes=None, weights=None, gr
     spec = model.spec
     if example is None:
         example = torch.from_numpy(reference_input(spec, (h, w)))
-    folded = fold_batchnorm(model, example)
+    fold_res = fold_resolution(spec, (h, w))
+    fold_example = example if fold_res == (h, w) else torch.from_numpy(reference_input(spec, fold_res))
+    folded = fold_batchnorm(model, fold_example)
+    folded.fold_report["verify_resolution"] = list(fold_res)
     info = {"fold": folded.fold_report, "num_classes": spec.num_classes, "classifier": None,
-            "classifier_scale": None}
+            "classifier_scale": None, "classifier_shift": None}
     if weights is None:
-        layer, out = _final_layer(folded, example)
-        if layer is not None:
-            if classifier_scale is None:
-                std = float(out.double().std())
-                classifier_scale = float(f"{LOGIT_SPREAD / std:.6g}") if std > 0 else 1.0
-            mod = folded.get_submodule(layer)
-            with torch.no_grad():
-                mod.weight.mul_(classifier_scale)
-                if mod.bias is not None:
-                    mod.bias.mul_(classifier_scale)
-            info.update(classifier=layer, classifier_scale=classifier_scale)
+        info.update(_spread_classifier(folded, example, classifier_scale, classifier_shift,
+                                       centre=graph == "argmax"))
     if graph == "argmax":
         folded = _argmax_module(folded, (h, w))
     folded.eval()
     return folded, info
+
+
+def _spread_classifier(model, example, scale=None, shift=None, centre=False) -> dict:
+    """Scale (and for the argmax graph, centre) a random-weight classifier; returns what was done (for the manifest).
+
+    Random weights give spatially flat logits: every pixel's logits are nearly the same vector (per-class offsets
+    hundreds to 1e9 times larger than what varies with the image), so the reference class map is one class
+    everywhere and argmax agreement is 1.0 whatever the artifact does to the features. Scaling the classifier does
+    not change that (logits and their errors scale alike): the scale only puts max_abs on a common footing (logit
+    std ``LOGIT_SPREAD``). For the logits graph the weights are left otherwise as drawn (so relative L2 is that of
+    the model's own logits) and parity compares argmax on logits centred per class over the pixels (see
+    :func:`reference_margins`). The argmax graph has only its class map to compare, so there (``centre``) the
+    classifier's bias is shifted by each class's mean over the reference pixels: the class map follows the image.
+    """
+    import torch
+
+    layer, out = _final_layer(model, example)
+    if layer is None:
+        return {}
+    mod = model.get_submodule(layer)
+    o = out.double()
+    spatial = o.dim() == 4 and o.shape[2] * o.shape[3] > 1
+    if shift is None and centre and spatial:
+        shift = [float(v) for v in o.mean(dim=(0, 2, 3)).float()]
+    if shift is not None:
+        o = o - torch.tensor(shift, dtype=torch.float64).view(1, -1, *([1] * (o.dim() - 2)))
+    if scale is None:
+        std = float(o.std())
+        scale = float(f"{LOGIT_SPREAD / std:.6g}") if std > 0 else 1.0
+    with torch.no_grad():
+        if shift is not None:
+            b = mod.bias.double() if mod.bias is not None else torch.zeros(mod.weight.shape[0], dtype=torch.float64)
+            b = (b - torch.tensor(shift, dtype=torch.float64)) * scale
+            if mod.bias is None:
+                mod.bias = torch.nn.Parameter(b.to(mod.weight.dtype), requires_grad=False)
+            else:
+                mod.bias.copy_(b.to(mod.bias.dtype))
+        elif mod.bias is not None:
+            mod.bias.mul_(scale)
+        mod.weight.mul_(scale)
+    return {"classifier": layer, "classifier_scale": scale, "classifier_shift": shift}
+
+
+def centred(logits) -> np.ndarray:
+    """Logits minus each class's mean over the pixels (float64): what varies with the image."""
+    a = np.asarray(logits, dtype=np.float64)
+    if a.ndim == 4 and a.shape[2] * a.shape[3] > 1:
+        return a - a.mean(axis=(0, 2, 3), keepdims=True)
+    return a
+
+
+def _top2(a: np.ndarray) -> np.ndarray:
+    top = np.partition(a, a.shape[1] - 2, axis=1)
+    return (top[:, -1] - top[:, -2]).ravel()
+
+
+def reference_margins(logits) -> dict:
+    """How much an argmax comparison on these reference logits can show.
+
+    ``classes_raw``/``top_class_share_raw``: the class map of the logits as they are (random weights: often one
+    class everywhere). The rest is for the logits centred per class over the pixels (:func:`centred`), on which
+    parity compares argmax: top-2 margin median/p10/min and the number of classes in that map.
+    """
+    a = np.asarray(logits, dtype=np.float64)
+    if a.ndim < 2 or a.shape[1] < 2:
+        return {}
+    raw = np.bincount(np.argmax(a, axis=1).ravel())
+    c = centred(a)
+    margin = _top2(c)
+    counts = np.bincount(np.argmax(c, axis=1).ravel())
+    return {"top2_margin_median": float(np.median(margin)), "top2_margin_p10": float(np.percentile(margin, 10)),
+            "top2_margin_min": float(margin.min()), "classes": int(np.count_nonzero(counts)),
+            "top_class_share": float(counts.max() / counts.sum()), "classes_raw": int(np.count_nonzero(raw)),
+            "top_class_share_raw": float(raw.max() / raw.sum()), "pixels": int(counts.sum()),
+            "centred": bool(a.ndim == 4 and a.shape[2] * a.shape[3] > 1)}
+
+
+def _margin_figures(margins: dict, max_abs) -> dict:
+    if not margins:
+        return {}
+    fig = {"top2_margin_median": margins["top2_margin_median"], "ref_classes": margins["classes"]}
+    if max_abs is not None:
+        fig["margin_over_max_abs"] = (margins["top2_margin_median"] / max_abs) if max_abs > 0 else None
+    return fig
 
 
 def _converter(fmt: str):
@@ -249,7 +336,8 @@ def _read_manifest(out_dir: str) -> dict | None:
         return None
 
 
-def _parity(fmt: str, out_dir: str, manifest: dict, entry: dict, precision: str, graph: str, x, ref) -> dict:
+def _parity(fmt: str, out_dir: str, manifest: dict, entry: dict, precision: str, graph: str, x, ref,
+            margins: dict) -> dict:
     from ..runtimes import runtime_for_format
 
     rt = runtime_for_format(fmt)
@@ -267,8 +355,20 @@ def _parity(fmt: str, out_dir: str, manifest: dict, entry: dict, precision: str,
         limit = ARGMAX_AGREE_LIMITS[precision]
         diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
         return {"ok": agree >= limit, "argmax_agree": agree, "limit_argmax_agree": limit,
-                "max_abs": float(diff.max()), "rel_l2": None, "limit_rel_l2": None, "what": "class map"}
-    return compare(out, ref, precision)
+                "max_abs": float(diff.max()), "rel_l2": None, "limit_rel_l2": None, "what": "class map",
+                **_margin_figures(margins, None)}
+    fig = compare(out, ref, precision)
+    fig.update(_margin_figures(margins, fig.get("max_abs")))
+    if fig.get("max_abs") is not None and margins:
+        # argmax on logits centred per class over the pixels (the same per-class constant off both): the raw
+        # random-weight logits pick one class everywhere, which no error short of a gross one changes
+        r = np.asarray(ref, dtype=np.float64)
+        mean = r.mean(axis=(0, 2, 3), keepdims=True) if margins.get("centred") else 0.0
+        o = np.asarray(out, dtype=np.float64).reshape(r.shape)
+        fig["argmax_agree_centred"] = float(np.mean(np.argmax(o - mean, axis=1) == np.argmax(r - mean, axis=1)))
+        # pixels whose class an error of this size could flip (a disagreement elsewhere is a real error)
+        fig["flip_possible_share"] = float(np.mean(_top2(r - mean) <= 2 * fig["max_abs"]))
+    return fig
 
 
 def _check_options(formats, precision, graph):
@@ -304,6 +404,31 @@ def export_model(model: str, resolution=None, formats=FORMATS, precision: str = 
     Returns an :class:`ExportResult`; converter failures and parity failures are recorded in it (``ok`` False),
     user errors raise :class:`~mobileseg.errors.MobilesegError`.
     """
+    with torch_threads(1):
+        return _export_model(model, resolution, formats, precision, graph, weights, num_classes, out, parity,
+                             force, log)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run PyTorch with ``n`` intra-op threads, then restore the previous setting.
+
+    Export runs its PyTorch work (model build, fold check, reference, tracing inside the converters) on one thread:
+    on this loaded 2-core host, two OpenMP threads made a TopFormer-B forward pass up to 50x slower (threads
+    spinning against other processes), while one thread costs at most 2x when the machine is idle.
+    """
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _export_model(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force,
+                  log) -> ExportResult:
     from ..checkpoint import file_sha256
     from ..errors import CheckpointError
     from ..registry import get_spec, parse_resolution
@@ -327,15 +452,24 @@ def export_model(model: str, resolution=None, formats=FORMATS, precision: str = 
     versions = _versions(formats)
     base = {"model": spec.name, "weights_sha256": weights_sha, "num_classes": num_classes, "resolution": [h, w],
             "precision": precision, "graph": graph, "parity": bool(parity)}
-    keys = {fmt: _cache_key(base, fmt, versions) for fmt in formats}
-    old = None if force else _read_manifest(out_dir)
+    old = _read_manifest(out_dir)
     ref_ok = all(os.path.isfile(os.path.join(out_dir, "reference", f)) for f in ("input.npy", "output.npy"))
-    reused = {f: e for f in formats if ref_ok and (e := _cached_entry(out_dir, old, f, keys[f]))}
+    # every format's entry that still holds (same cache key, files intact, passed): formats asked for now are
+    # reused unless `force`; formats exported earlier and not asked for now are kept in the manifest
+    valid = {f: e for f in FORMATS if ref_ok and (e := _cached_entry(out_dir, old, f, _cache_key(base, f, versions)))}
+    reused = {} if force else {f: valid[f] for f in formats if f in valid}
+    kept = {f: valid[f] for f in FORMATS if f in valid and f not in formats}
     if old and len(reused) == len(formats):
         manifest = dict(old)
-        manifest["formats"] = {f: reused[f] for f in formats}
+        manifest["formats"] = {f: valid[f] for f in FORMATS if f in valid}
+        manifest["parity_runtime"] = {f: (e.get("runtime") or {}).get("name") for f, e in manifest["formats"].items()
+                                      if (e.get("runtime") or {}).get("name")}
+        if manifest["formats"].keys() != (old.get("formats") or {}).keys():
+            _write_manifest(out_dir, manifest)  # drop entries whose artifacts no longer hold
         say(f"{spec.name} {h}x{w}: every artifact is up to date in {out_dir} (cache)")
-        return ExportResult(out_dir, manifest, True, time.perf_counter() - t0, list(formats))
+        return ExportResult(out_dir, manifest, True, time.perf_counter() - t0, list(formats), list(formats))
+    if kept:
+        versions = {**(old.get("versions") or {}), **versions}
 
     import torch
 
@@ -344,16 +478,26 @@ def export_model(model: str, resolution=None, formats=FORMATS, precision: str = 
     net, info = build_export_model(spec.name, (h, w), num_classes=num_classes, weights=weights, graph=graph,
                                    example=torch.from_numpy(x))
     with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
+        xt = torch.from_numpy(x)
+        if graph == "argmax":
+            logits = net.logits(xt)
+            ref = logits.argmax(dim=1).numpy()
+        else:
+            logits = net(xt)
+            ref = logits.numpy()
+    margins = reference_margins(logits.numpy()) if spec.task == "segmentation" or logits.dim() == 2 else {}
     build_seconds = time.perf_counter() - t_build
     np.save(os.path.join(out_dir, "reference", "input.npy"), x)
     np.save(os.path.join(out_dir, "reference", "output.npy"), ref)
     say(f"{spec.name} {h}x{w}: BatchNorm folded ({info['fold']['batchnorm_before']} BN, verify rel L2 "
-        f"{info['fold']['verify_rel_l2']:.1e}) in {build_seconds:.1f} s")
+        f"{info['fold']['verify_rel_l2']:.1e} at {'x'.join(map(str, info['fold']['verify_resolution']))}), "
+        f"reference in {build_seconds:.1f} s")
     n_cls = info["num_classes"]
     if weights is None:
-        note = (f"random weights (torch.manual_seed({WEIGHTS_SEED})); classifier {info['classifier']} scaled by "
-                f"{info['classifier_scale']} so logits are spread (std {LOGIT_SPREAD}) for a meaningful argmax check")
+        note = (f"random weights (torch.manual_seed({WEIGHTS_SEED})); classifier {info['classifier']} "
+                + ("bias shifted by each class's mean over the reference pixels and " if info["classifier_shift"]
+                   else "") + f"scaled by {info['classifier_scale']} (logit std {LOGIT_SPREAD}); the top-2 margin "
+                "in reference.margins and in each parity entry says how much the argmax agreement can show")
     else:
         note = "checkpoint loaded with strict=True"
     out_name = "classes" if graph == "argmax" else "logits"
@@ -362,6 +506,7 @@ def export_model(model: str, resolution=None, formats=FORMATS, precision: str = 
         "num_classes": n_cls,
         "weights": {"path": weights, "sha256": weights_sha, "note": note,
                     "classifier_scale": info["classifier_scale"] if weights is None else None,
+                    "classifier_shift": info["classifier_shift"] if weights is None else None,
                     "seed": WEIGHTS_SEED if weights is None else None},
         "graph": graph, "precision": precision,
         "graph_note": ("logits at the model's own stride" if graph == "logits" else
@@ -371,62 +516,160 @@ def export_model(model: str, resolution=None, formats=FORMATS, precision: str = 
         "output": {"name": out_name, "shape": list(ref.shape), "dtype": str(ref.dtype),
                    "stride": spec.output_stride if graph == "logits" and spec.task == "segmentation" else 1},
         "fold": info["fold"],
-        "reference": {"input": "reference/input.npy", "output": "reference/output.npy", "seed": INPUT_SEED},
+        "reference": {"input": "reference/input.npy", "output": "reference/output.npy", "seed": INPUT_SEED,
+                      "margins": margins},
         "formats": {}, "parity_runtime": {}, "versions": versions, "export_seconds": None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cache": {"key_fields": sorted(base) + ["converter_versions", "mobileseg"]},
     }
-    for fmt in formats:
-        if fmt in reused and not force:
+    todo = [f for f in formats if f not in reused]
+    # TFLite (litert-torch: the slowest converter, one thread) converts in a child process while the others
+    # convert here, when there is another format to overlap with and a second core
+    background = {}
+    if "tflite" in todo and len(todo) > 1 and (os.cpu_count() or 1) > 1:
+        background["tflite"] = _start_worker("tflite", _graph_for(net, graph, "tflite"), x, out_dir, precision,
+                                             out_name, say)
+    for fmt in FORMATS:
+        if fmt in reused:
             manifest["formats"][fmt] = reused[fmt]
             manifest["parity_runtime"][fmt] = (reused[fmt].get("runtime") or {}).get("name")
             say(f"{fmt}: up to date (cache)")
-            continue
-        mod = _converter(fmt)
-        conv_versions = mod.converter_versions()
-        entry = {"files": [], "input_name": None, "output_name": None, "op_histogram": {},
-                 "converter": {"name": mod.CONVERTER, "version": conv_versions}, "ok": False, "error": None,
-                 "parity": {"checked": False}, "seconds": {}, "cache_key": keys[fmt]}
-        manifest["formats"][fmt] = entry
-        say(f"{fmt}: converting with {mod.CONVERTER} ...")
-        t = time.perf_counter()
-        for stale in _stale_files(out_dir, fmt):
-            os.remove(stale)
-        try:
-            conv = mod.convert(net, torch.from_numpy(x), out_dir, precision=precision, input_name="input",
-                               output_name=out_name, log=say)
-        except ConverterFailure as exc:
-            entry["error"] = str(exc)
-            entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
-            say(f"{fmt}: FAILED: {exc}")
-            continue
-        entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
-        entry.update(files=[_file_record(p, out_dir) for p in conv.files], input_name=conv.input_name,
-                     output_name=conv.output_name, op_histogram=conv.op_histogram, info=conv.info)
-        if not parity:
-            entry["ok"] = True
-            entry["parity"] = {"checked": False, "note": "--no-parity"}
-            continue
-        t = time.perf_counter()
-        try:
-            entry["parity"] = _parity(fmt, out_dir, manifest, entry, precision, graph, x, ref)
-        except Exception as exc:  # the runtime cannot load or run the artifact
-            entry["parity"] = {"checked": False}
-            entry["error"] = (f"{fmt} artifact does not run in its runtime: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
-            say(f"{fmt}: FAILED: {entry['error']}")
-            continue
-        entry["seconds"]["parity"] = round(time.perf_counter() - t, 3)
-        manifest["parity_runtime"][fmt] = entry["runtime"]["name"]
-        entry["ok"] = bool(entry["parity"]["ok"])
-        if not entry["ok"]:
-            entry["error"] = "parity check failed (the artifact is kept for inspection)"
+        elif fmt in kept:
+            manifest["formats"][fmt] = kept[fmt]
+            manifest["parity_runtime"][fmt] = (kept[fmt].get("runtime") or {}).get("name")
+        elif fmt in todo:
+            manifest["formats"][fmt] = None  # keeps the FORMATS order in the manifest
+    for fmt in sorted(todo, key=lambda f: f in background):
+        manifest["formats"][fmt] = _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest,
+                                                      precision, out_name, _cache_key(base, fmt, versions), parity,
+                                                      background.get(fmt), say)
     manifest["export_seconds"] = round(time.perf_counter() - t0, 3)
+    _write_manifest(out_dir, manifest)
+    return ExportResult(out_dir, manifest, False, time.perf_counter() - t0, list(reused), list(formats))
+
+
+def _graph_for(net, graph: str, fmt: str):
+    """The module converted for ``fmt``: ``net`` itself, or for the argmax graph the formulation ``fmt`` can run."""
+    if graph == "argmax" and FORMAT_ARGMAX[fmt] != net.formulation:
+        return net.with_formulation(FORMAT_ARGMAX[fmt])
+    return net
+
+
+class _Worker:
+    """A conversion running in a child process (see :mod:`mobileseg.export._worker`)."""
+
+    def __init__(self, fmt, proc, job, started):
+        self.fmt, self.proc, self.job, self.started = fmt, proc, job, started
+
+    def result(self):
+        from ._util import Converted
+
+        try:
+            _, err = self.proc.communicate()
+            path = os.path.join(self.job.name, "result.json")
+            if self.proc.returncode != 0 or not os.path.isfile(path):
+                tail = " | ".join(ln.strip() for ln in (err or "").splitlines() if ln.strip())[-300:]
+                raise ConverterFailure(f"the {self.fmt} conversion process exited with code {self.proc.returncode}"
+                                       f" ({tail})")
+            with open(path) as f:
+                res = json.load(f)
+        finally:
+            self.job.cleanup()
+        if "error" in res:
+            raise ConverterFailure(res["error"])
+        return Converted(res["files"], res["input_name"], res["output_name"], res["op_histogram"], res["info"])
+
+
+def _start_worker(fmt, module, x, out_dir, precision, out_name, say):
+    """Start converting ``module`` to ``fmt`` in a child process; None when the module cannot be handed over."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import torch
+
+    job = tempfile.TemporaryDirectory(prefix=f"mobileseg-{fmt}-job-")
+    try:
+        torch.save(module, os.path.join(job.name, "model.pt"))
+    except Exception as exc:  # a module that does not pickle: convert in this process instead
+        job.cleanup()
+        say(f"{fmt}: converting in this process ({type(exc).__name__} handing the model to a child process)")
+        return None
+    np.save(os.path.join(job.name, "input.npy"), x)
+    with open(os.path.join(job.name, "job.json"), "w") as f:
+        json.dump({"format": fmt, "out_dir": out_dir, "precision": precision, "input_name": "input",
+                   "output_name": out_name}, f)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen([sys.executable, "-m", "mobileseg.export._worker", job.name], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    say(f"{fmt}: converting in a child process (pid {proc.pid}) alongside the other formats ...")
+    return _Worker(fmt, proc, job, time.perf_counter())
+
+
+def _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest, precision, out_name, key, parity,
+                       worker, say) -> dict:
+    """Convert ``net`` to ``fmt`` (or collect ``worker``'s result) and check parity: the format's manifest entry."""
+    import torch
+
+    mod = _converter(fmt)
+    conv_versions = mod.converter_versions()
+    entry = {"files": [], "input_name": None, "output_name": None, "op_histogram": {},
+             "converter": {"name": mod.CONVERTER, "version": conv_versions}, "ok": False, "error": None,
+             "parity": {"checked": False}, "seconds": {}, "cache_key": key}
+    module = _graph_for(net, graph, fmt)
+    t = worker.started if worker else time.perf_counter()
+    try:
+        if worker is not None:
+            conv = worker.result()
+        else:
+            say(f"{fmt}: converting with {mod.CONVERTER} ...")
+            for stale in _stale_files(out_dir, fmt):
+                os.remove(stale)
+            conv = mod.convert(module, torch.from_numpy(x), out_dir, precision=precision, input_name="input",
+                               output_name=out_name, log=say)
+    except ConverterFailure as exc:
+        entry["error"] = str(exc)
+        entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
+        say(f"{fmt}: FAILED: {exc}")
+        return entry
+    entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
+    if worker is not None:
+        entry["seconds"]["converted_in"] = "child process (alongside the other formats)"
+    entry.update(files=[_file_record(p, out_dir) for p in conv.files], input_name=conv.input_name,
+                 output_name=conv.output_name, op_histogram=conv.op_histogram, info=dict(conv.info))
+    if module is not net:
+        entry["info"]["argmax_formulation"] = module.formulation
+        with torch.no_grad():
+            same = np.array_equal(module(torch.from_numpy(x)).numpy().astype(np.int64), ref.astype(np.int64))
+        entry["info"]["argmax_formulation_equals_torch_argmax"] = bool(same)
+    if not parity:
+        entry["ok"] = True
+        entry["parity"] = {"checked": False, "note": "--no-parity"}
+        return entry
+    t = time.perf_counter()
+    try:
+        entry["parity"] = _parity(fmt, out_dir, manifest, entry, precision, graph, x, ref, margins)
+    except Exception as exc:  # the runtime cannot load or run the artifact
+        entry["parity"] = {"checked": False}
+        entry["error"] = (f"{fmt} artifact does not run in its runtime: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        say(f"{fmt}: FAILED: {entry['error']}")
+        return entry
+    entry["seconds"]["parity"] = round(time.perf_counter() - t, 3)
+    manifest["parity_runtime"][fmt] = entry["runtime"]["name"]
+    entry["ok"] = bool(entry["parity"]["ok"])
+    if not entry["ok"]:
+        entry["error"] = "parity check failed (the artifact is kept for inspection)"
+    say(f"{fmt}: {'ok' if entry['ok'] else 'FAILED'} (convert {entry['seconds']['convert']:.1f} s)")
+    return entry
+
+
+def _write_manifest(out_dir: str, manifest: dict) -> None:
     tmp = os.path.join(out_dir, "manifest.json.tmp")
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=2)
     os.replace(tmp, os.path.join(out_dir, "manifest.json"))
-    return ExportResult(out_dir, manifest, False, time.perf_counter() - t0, [f for f in reused])
 
 
 def _stale_files(out_dir: str, fmt: str) -> list[str]:

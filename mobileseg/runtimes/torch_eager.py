@@ -53,5 +53,6 @@ class TorchRuntime(Runtime):
         w = man.get("weights") or {}
         model, _ = build_export_model(man["model"], tuple(man["resolution"]), num_classes=man.get("num_classes"),
                                       weights=w.get("path"), graph=man.get("graph", "logits"),
-                                      classifier_scale=w.get("classifier_scale"))
+                                      classifier_scale=w.get("classifier_scale"),
+                                      classifier_shift=w.get("classifier_shift"))
         return TorchSession(model, threads, precision)
