@@ -119,7 +119,8 @@ def fake_export(model, res, formats, precision, graph, out):
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
     rng = np.random.default_rng(h)
     np.save(os.path.join(out, "reference", "input.npy"), rng.standard_normal((1, 3, h, w), dtype=np.float32))
-    np.save(os.path.join(out, "reference", "output.npy"), rng.standard_normal((1, 5, h // 8, w // 8)).astype(np.float32))
+    ref = rng.standard_normal((1, 5, h // 8, w // 8)).astype(np.float32)
+    np.save(os.path.join(out, "reference", "output.npy"), ref)
     files = {"onnx": "model.onnx", "tflite": "model.tflite", "ncnn": "model.ncnn.param"}
     for f in formats:
         Path(out, files[f]).write_bytes(b"model")

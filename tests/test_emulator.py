@@ -265,7 +265,7 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     export = tmp_path / "export"
-    for h in (64, 96, 128):
+    for h in (64, 128, 256):
         _onnx_export(export / f"topformer-t_{h}x{h}", "topformer-t", h, h)
     out = tmp_path / "results"
     proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(build.rootfs_dir()))
@@ -279,7 +279,7 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
         return real_run_cell(self, cell, *a, **k)
 
     monkeypatch.setattr(adb_target.AdbTarget, "run_cell", run_then_pull_the_plug)
-    args = ["--threads", "1", "-m", "topformer-t", "--res", "64x64", "96x96", "128x128", "--runtimes", "onnxruntime",
+    args = ["--threads", "1", "-m", "topformer-t", "--res", "64x64", "128x128", "256x256", "--runtimes", "onnxruntime",
             "--warmup", "0", "--repeats", "1", "--out", str(out), "--export-dir", str(export), "--quiet"]
     try:
         rc = _bench(["--device", f"adb:127.0.0.1:{port}", *args])
@@ -303,5 +303,5 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
         control.terminate(proc2)
     assert rc == 0
     recs = [json.loads(l) for l in files[0].read_text().splitlines() if l.strip()]
-    assert sorted(tuple(r["resolution"]) for r in recs) == [(64, 64), (96, 96), (128, 128)]
+    assert sorted(tuple(r["resolution"]) for r in recs) == [(64, 64), (128, 128), (256, 256)]
     assert all(r["status"] == "ok" and r["emulated"] and validate_record(r) == [] for r in recs)
