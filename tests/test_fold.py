@@ -107,3 +107,20 @@ def test_fold_every_model(name):
     folded = fold_batchnorm(model, torch.randn(1, 3, *_small_res(name)))
     assert count_batchnorm(folded) == 0
     assert folded.fold_report["verify_rel_l2"] <= 1e-6
+
+
+def test_fold_checked_at_small_size_holds_at_export_size():
+    # export folds and verifies at the smallest size the model takes: the folded model must match at the export size
+    from mobileseg.export.api import build_export_model, fold_resolution, torch_threads
+
+    spec = mobileseg.get_spec("topformer-t")
+    assert fold_resolution(spec, (512, 512)) == (64, 64)
+    assert fold_resolution(spec, (64, 64)) == (64, 64)
+    model = _randomise_bn(mobileseg.create_model("topformer-t"))
+    with torch_threads(1):  # two threads crawl on a loaded 2-core host
+        folded = fold_batchnorm(model, torch.randn(1, 3, 64, 64))
+        x = torch.randn(1, 3, 192, 256, dtype=torch.float64)
+        with torch.no_grad():
+            assert rel_l2(folded.double()(x), model.double()(x)) <= 1e-6
+        net, info = build_export_model("topformer-t", (192, 256))
+    assert info["fold"]["verify_resolution"] == [64, 64] and info["fold"]["batchnorm_after"] == 0

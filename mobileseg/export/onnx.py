@@ -9,7 +9,7 @@ import os
 from collections import Counter
 
 from ..errors import require
-from ._util import require_cheap, Converted, ConverterFailure, package_version
+from ._util import Converted, ConverterFailure, captured_output, package_version, require_cheap, workdir
 
 OPSET = 17
 CONVERTER = "torch.onnx+onnxsim"
@@ -53,7 +53,8 @@ def convert(model, example, out_dir: str, precision: str = "fp32", input_name: s
                                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
     graph = onnx.load(path)
     try:
-        simplified, ok = onnxsim.simplify(graph)
+        with workdir("onnxsim") as tmp, captured_output(os.path.join(tmp, "onnxsim.log")):
+            simplified, ok = onnxsim.simplify(graph)  # its native warnings go to the log, not the user's terminal
         if not ok:
             raise RuntimeError("onnxsim's check of the simplified graph failed")
         onnx.save(simplified, path)
