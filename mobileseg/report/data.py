@@ -130,7 +130,10 @@ def _flatten(rec: dict) -> dict:
         "device": device_label(dev), "device_kind": dev.get("kind", "local"), "device_serial": dev.get("serial") or "",
         "device_model": dev.get("model") or "", "device_soc": dev.get("soc") or "", "device_cpu": dev.get("cpu") or "",
         "emulated": bool(rec.get("emulated", dev.get("emulated", False))), "harness": rec.get("harness") or "",
-        "median_ms": stats.get("median"), "p10_ms": stats.get("p10"), "p90_ms": stats.get("p90"),
+        # benchmark_model prints no median (records say stats_source "tool-summary"): its mean stands in.
+        "median_ms": stats.get("median") if stats.get("median") is not None else stats.get("mean"),
+        "latency_stat": "median" if stats.get("median") is not None else "mean",
+        "p10_ms": stats.get("p10"), "p90_ms": stats.get("p90"),
         "stdev_ms": stats.get("stdev"), "count": stats.get("count"),
         "gflops": rec.get("gflops"), "params_m": (params / 1e6 if isinstance(params, (int, float)) else None),
         "parity_ok": parity.get("ok") if parity.get("checked", True) else None,
