@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import MissingDependencyError, MobilesegError
+from ..export.api import export_dir_name  # contract 2 folder naming, owned by the export stage
 from .progress import Progress
 from .record import SCHEMA_VERSION, LatencyRecord
 from .stats import summarize
@@ -28,17 +29,6 @@ class BenchRun(list):
     path: Path | None = None
     skipped: list
     sgemm: dict | None = None
-
-
-def export_dir_name(model: str, resolution, precision: str = "fp32", graph: str = "logits") -> str:
-    """Contract 2 folder name: ``<model>_<H>x<W>[_<precision>][_<graph>]`` (fp32 + logits keep the short name)."""
-    h, w = resolution
-    name = f"{model}_{h}x{w}"
-    if precision != "fp32":
-        name += f"_{precision}"
-    if graph != "logits":
-        name += f"_{graph}"
-    return name
 
 
 def results_file_for(target: Target, threads: int, out_dir="results") -> Path:
