@@ -262,3 +262,16 @@ def test_logits_parity_reports_margins(onnx_export):
     assert p["top2_margin_median"] == margins["top2_margin_median"]
     assert p["margin_over_max_abs"] == pytest.approx(p["top2_margin_median"] / p["max_abs"])
     assert 0.0 <= p["flip_possible_share"] <= 1.0 and p["argmax_agree_centred"] >= 0.99
+
+
+def test_child_process_conversion_failures_are_explained(tmp_path):
+    from mobileseg.export import api
+    from mobileseg.export._util import ConverterFailure
+
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    local = type("Local", (torch.nn.Identity,), {"__module__": "__main__"})()
+    assert api._start_worker("tflite", local, x, str(tmp_path), "fp32", "logits", print) is None  # in-process then
+    worker = api._start_worker("nosuchformat", torch.nn.Identity(), x, str(tmp_path), "fp32", "logits", print)
+    with pytest.raises(ConverterFailure, match="exited with code 1.*nosuchformat"):
+        worker.result()
+    assert not os.path.exists(worker.job.name)

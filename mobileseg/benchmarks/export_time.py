@@ -34,21 +34,26 @@ def main(argv=None) -> int:
         out = tmp.name
     runs = []
     for i, force in enumerate((True, False)):
+        load_before = _loadavg()
         t = time.perf_counter()
         res = export_model(args.model, args.res, formats=args.formats, out=out, force=force)
         seconds = time.perf_counter() - t
         fmts = {f: {"ok": e["ok"], "convert_s": e.get("seconds", {}).get("convert"),
                     "parity_s": e.get("seconds", {}).get("parity"),
                     "rel_l2": (e.get("parity") or {}).get("rel_l2")} for f, e in res.formats.items()}
-        runs.append({"run": i + 1, "cached": res.cached, "seconds": round(seconds, 2), "ok": res.ok, "formats": fmts})
-        print(f"run {i + 1}: {seconds:.1f} s (cache: {res.cached}, ok: {res.ok}) "
+        runs.append({"run": i + 1, "cached": res.cached, "seconds": round(seconds, 2), "ok": res.ok, "formats": fmts,
+                     "loadavg_before": load_before, "loadavg_after": _loadavg()})
+        print(f"run {i + 1}: {seconds:.1f} s (cache: {res.cached}, ok: {res.ok}; load average {load_before}) "
               + ", ".join(f"{f} {v['convert_s']} s" for f, v in fmts.items()))
     record = {"benchmark": "export_time", "model": args.model, "resolution": args.res, "formats": args.formats,
               "runs": runs, "goals_s": {"first": 60, "second": 2}, "mobileseg": __version__,
               "host": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
               "versions": res.manifest.get("versions"),
               "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "note": "wall clock in one process; run 2 includes the sha256 check of every artifact file"}
+              "note": ("wall clock of export_model; run 1 converts TFLite in a child process alongside ONNX and ncnn "
+                       "(its convert_s counts from the child's start, import and model hand-over included); run 2 "
+                       "includes the sha256 check of every artifact file; loadavg: 1/5/15-minute load averages of "
+                       "the host (other jobs share it)")}
     os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
     with open(args.results, "w") as f:
         json.dump(record, f, indent=2)
@@ -56,6 +61,13 @@ def main(argv=None) -> int:
     if tmp is not None:
         tmp.cleanup()
     return 0
+
+
+def _loadavg() -> list:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def _cpu_model() -> str:

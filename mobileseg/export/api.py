@@ -539,10 +539,15 @@ def _export_model(model, resolution, formats, precision, graph, weights, num_cla
             manifest["parity_runtime"][fmt] = (kept[fmt].get("runtime") or {}).get("name")
         elif fmt in todo:
             manifest["formats"][fmt] = None  # keeps the FORMATS order in the manifest
-    for fmt in sorted(todo, key=lambda f: f in background):
-        manifest["formats"][fmt] = _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest,
-                                                      precision, out_name, _cache_key(base, fmt, versions), parity,
-                                                      background.get(fmt), say)
+    try:
+        for fmt in sorted(todo, key=lambda f: f in background):
+            manifest["formats"][fmt] = _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest,
+                                                          precision, out_name, _cache_key(base, fmt, versions),
+                                                          parity, background.get(fmt), say)
+    finally:
+        for worker in background.values():
+            if worker is not None:
+                worker.stop()  # only does something when this loop was interrupted
     manifest["export_seconds"] = round(time.perf_counter() - t0, 3)
     _write_manifest(out_dir, manifest)
     return ExportResult(out_dir, manifest, False, time.perf_counter() - t0, list(reused), list(formats))
@@ -558,17 +563,26 @@ def _graph_for(net, graph: str, fmt: str):
 class _Worker:
     """A conversion running in a child process (see :mod:`mobileseg.export._worker`)."""
 
-    def __init__(self, fmt, proc, job, started):
-        self.fmt, self.proc, self.job, self.started = fmt, proc, job, started
+    def __init__(self, fmt, proc, job, log, started):
+        self.fmt, self.proc, self.job, self.log, self.started = fmt, proc, job, log, started
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.job.cleanup()
 
     def result(self):
         from ._util import Converted
 
         try:
-            _, err = self.proc.communicate()
+            self.proc.wait()
+            self.log.close()
             path = os.path.join(self.job.name, "result.json")
             if self.proc.returncode != 0 or not os.path.isfile(path):
-                tail = " | ".join(ln.strip() for ln in (err or "").splitlines() if ln.strip())[-300:]
+                with open(self.log.name, errors="replace") as f:
+                    tail = " | ".join(ln.strip() for ln in f.read().splitlines() if ln.strip())[-300:]
                 raise ConverterFailure(f"the {self.fmt} conversion process exited with code {self.proc.returncode}"
                                        f" ({tail})")
             with open(path) as f:
@@ -588,6 +602,9 @@ def _start_worker(fmt, module, x, out_dir, precision, out_name, say):
 
     import torch
 
+    if any(type(m).__module__ == "__main__" for m in module.modules()):
+        say(f"{fmt}: converting in this process (the model's classes live in __main__, a child cannot import them)")
+        return None
     job = tempfile.TemporaryDirectory(prefix=f"mobileseg-{fmt}-job-")
     try:
         torch.save(module, os.path.join(job.name, "model.pt"))
@@ -601,10 +618,12 @@ def _start_worker(fmt, module, x, out_dir, precision, out_name, say):
                    "output_name": out_name}, f)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    # the child's output goes to a file: a pipe nobody reads until the end could fill up and stall the child
+    log = open(os.path.join(job.name, "worker.log"), "w")
     proc = subprocess.Popen([sys.executable, "-m", "mobileseg.export._worker", job.name], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     say(f"{fmt}: converting in a child process (pid {proc.pid}) alongside the other formats ...")
-    return _Worker(fmt, proc, job, time.perf_counter())
+    return _Worker(fmt, proc, job, log, time.perf_counter())
 
 
 def _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest, precision, out_name, key, parity,
