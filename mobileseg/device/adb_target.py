@@ -22,13 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..resources import project_path
 from ..errors import MissingDependencyError, MobilesegError
 from . import probe as _probe
 from ..bench.targets import Target
 from .adb import AdbDevice, AdbError, StorageFullError, sha256_file
 
 WORKDIR = _probe.WORKDIR
-HARNESS = Path(__file__).resolve().parents[2] / "device_scripts" / "harness.py"
+HARNESS = project_path("device_scripts", "harness.py")
 RUNTIME_MODULES = {"ncnn": ("ncnn",), "onnxruntime": ("onnxruntime",), "litert": ("ai_edge_litert", "tflite_runtime")}
 RUNTIME_PIP = {"ncnn": "ncnn", "onnxruntime": "onnxruntime", "litert": "ai-edge-litert"}
 

@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..resources import project_path
 from ..errors import MissingDependencyError, MobilesegError
 
 HARNESS_NAME = "mobileseg-ncnn-harness"
@@ -63,7 +64,7 @@ def cache_root() -> Path:
 
 def harness_source_dir() -> Path:
     """``device_scripts/native`` of the source tree (the harness is built from source, never shipped as a binary)."""
-    src = Path(__file__).resolve().parents[2] / "device_scripts" / "native"
+    src = project_path("device_scripts", "native")
     if not (src / "CMakeLists.txt").is_file():
         raise HarnessBuildError(f"the native harness source is not at {src}: run mobileseg from a source checkout "
                                 "(pip install -e .) to build the harness")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..resources import project_path
 from .errors import PublishedDataError
 
 COLUMNS = ["paper_file", "table", "method", "encoder", "dataset", "split", "resolution", "params_m", "gflops",
@@ -25,7 +26,7 @@ def default_path() -> Path:
     env = os.environ.get("MOBILESEG_PUBLISHED")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "results" / "published.csv"
+    return project_path("results", "published.csv")
 
 
 def load_published(path=None):
