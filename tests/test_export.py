@@ -270,8 +270,11 @@ def test_child_process_conversion_failures_are_explained(tmp_path):
 
     x = np.zeros((1, 3, 8, 8), np.float32)
     local = type("Local", (torch.nn.Identity,), {"__module__": "__main__"})()
-    assert api._start_worker("tflite", local, x, str(tmp_path), "fp32", "logits", print) is None  # in-process then
-    worker = api._start_worker("nosuchformat", torch.nn.Identity(), x, str(tmp_path), "fp32", "logits", print)
+    w = api._Worker.spawn("tflite", print)
+    assert w.submit(local, x, str(tmp_path), "fp32", "logits", print) is False  # converts in-process then
+    assert w.proc.poll() is not None and not os.path.exists(w.job.name)  # the waiting child was stopped
+    w = api._Worker.spawn("nosuchformat", print)  # a child that dies: its output explains the failure
+    assert w.submit(torch.nn.Identity(), x, str(tmp_path), "fp32", "logits", print)
     with pytest.raises(ConverterFailure, match="exited with code 1.*nosuchformat"):
-        worker.result()
-    assert not os.path.exists(worker.job.name)
+        w.result()
+    assert not os.path.exists(w.job.name)

@@ -473,6 +473,27 @@ def _export_model(model, resolution, formats, precision, graph, weights, num_cla
 
     import torch
 
+    todo = [f for f in formats if f not in reused]
+    # TFLite (litert-torch: the slowest converter, one thread) converts in a child process while the others
+    # convert here, when there is another format to overlap with and a second core; the child starts now and
+    # imports the converter while the model is built
+    background = {}
+    if "tflite" in todo and len(todo) > 1 and (os.cpu_count() or 1) > 1:
+        background["tflite"] = _Worker.spawn("tflite", say)
+    try:
+        return _build_convert_check(spec, (h, w), formats, precision, graph, weights, weights_sha, num_classes,
+                                    out_dir, parity, base, versions, reused, kept, todo, background, say, t0)
+    finally:
+        for worker in background.values():
+            if worker is not None:
+                worker.stop()  # only does something when the export was interrupted
+
+
+def _build_convert_check(spec, res, formats, precision, graph, weights, weights_sha, num_classes, out_dir, parity,
+                         base, versions, reused, kept, todo, background, say, t0) -> ExportResult:
+    import torch
+
+    h, w = res
     x = reference_input(spec, (h, w))
     t_build = time.perf_counter()
     net, info = build_export_model(spec.name, (h, w), num_classes=num_classes, weights=weights, graph=graph,
@@ -522,13 +543,9 @@ def _export_model(model, resolution, formats, precision, graph, weights, num_cla
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cache": {"key_fields": sorted(base) + ["converter_versions", "mobileseg"]},
     }
-    todo = [f for f in formats if f not in reused]
-    # TFLite (litert-torch: the slowest converter, one thread) converts in a child process while the others
-    # convert here, when there is another format to overlap with and a second core
-    background = {}
-    if "tflite" in todo and len(todo) > 1 and (os.cpu_count() or 1) > 1:
-        background["tflite"] = _start_worker("tflite", _graph_for(net, graph, "tflite"), x, out_dir, precision,
-                                             out_name, say)
+    for fmt, worker in list(background.items()):
+        if not worker.submit(_graph_for(net, graph, fmt), x, out_dir, precision, out_name, say):
+            background[fmt] = None  # converts in this process
     for fmt in FORMATS:
         if fmt in reused:
             manifest["formats"][fmt] = reused[fmt]
@@ -539,15 +556,10 @@ def _export_model(model, resolution, formats, precision, graph, weights, num_cla
             manifest["parity_runtime"][fmt] = (kept[fmt].get("runtime") or {}).get("name")
         elif fmt in todo:
             manifest["formats"][fmt] = None  # keeps the FORMATS order in the manifest
-    try:
-        for fmt in sorted(todo, key=lambda f: f in background):
-            manifest["formats"][fmt] = _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest,
-                                                          precision, out_name, _cache_key(base, fmt, versions),
-                                                          parity, background.get(fmt), say)
-    finally:
-        for worker in background.values():
-            if worker is not None:
-                worker.stop()  # only does something when this loop was interrupted
+    for fmt in sorted(todo, key=lambda f: background.get(f) is not None):
+        manifest["formats"][fmt] = _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest,
+                                                      precision, out_name, _cache_key(base, fmt, versions),
+                                                      parity, background.get(fmt), say)
     manifest["export_seconds"] = round(time.perf_counter() - t0, 3)
     _write_manifest(out_dir, manifest)
     return ExportResult(out_dir, manifest, False, time.perf_counter() - t0, list(reused), list(formats))
@@ -561,15 +573,62 @@ def _graph_for(net, graph: str, fmt: str):
 
 
 class _Worker:
-    """A conversion running in a child process (see :mod:`mobileseg.export._worker`)."""
+    """A conversion in a child process (see :mod:`mobileseg.export._worker`): ``spawn``, ``submit``, ``result``."""
 
-    def __init__(self, fmt, proc, job, log, started):
-        self.fmt, self.proc, self.job, self.log, self.started = fmt, proc, job, log, started
+    def __init__(self, fmt, proc, job, log):
+        self.fmt, self.proc, self.job, self.log, self.started = fmt, proc, job, log, None
+
+    @classmethod
+    def spawn(cls, fmt, say):
+        import subprocess
+        import sys
+        import tempfile
+
+        job = tempfile.TemporaryDirectory(prefix=f"mobileseg-{fmt}-job-")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        # the child's output goes to a file: a pipe nobody reads until the end could fill up and stall the child
+        log = open(os.path.join(job.name, "worker.log"), "w")
+        proc = subprocess.Popen([sys.executable, "-m", "mobileseg.export._worker", job.name, fmt], env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        say(f"{fmt}: a child process (pid {proc.pid}) will convert it alongside the other formats")
+        return cls(fmt, proc, job, log)
+
+    def submit(self, module, x, out_dir, precision, out_name, say) -> bool:
+        """Hand the model over; False (and the child stopped) when it cannot be, so the caller converts in-process."""
+        import torch
+
+        reason = None
+        if any(type(m).__module__ == "__main__" for m in module.modules()):
+            reason = "the model's classes live in __main__, a child cannot import them"
+        else:
+            try:
+                torch.save(module, os.path.join(self.job.name, "model.pt"))
+            except Exception as exc:
+                reason = f"{type(exc).__name__} handing the model to a child process"
+        if reason:
+            say(f"{self.fmt}: converting in this process ({reason})")
+            self.stop()
+            return False
+        np.save(os.path.join(self.job.name, "input.npy"), x)
+        tmp = os.path.join(self.job.name, "job.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump({"format": self.fmt, "out_dir": out_dir, "precision": precision, "input_name": "input",
+                       "output_name": out_name}, f)
+        for stale in _stale_files(out_dir, self.fmt):
+            os.remove(stale)
+        os.replace(tmp, os.path.join(self.job.name, "job.json"))
+        self.started = time.perf_counter()
+        return True
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            try:
+                open(os.path.join(self.job.name, "cancel"), "w").close()
+                self.proc.wait(timeout=2)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
         self.log.close()
         self.job.cleanup()
 
@@ -592,38 +651,6 @@ class _Worker:
         if "error" in res:
             raise ConverterFailure(res["error"])
         return Converted(res["files"], res["input_name"], res["output_name"], res["op_histogram"], res["info"])
-
-
-def _start_worker(fmt, module, x, out_dir, precision, out_name, say):
-    """Start converting ``module`` to ``fmt`` in a child process; None when the module cannot be handed over."""
-    import subprocess
-    import sys
-    import tempfile
-
-    import torch
-
-    if any(type(m).__module__ == "__main__" for m in module.modules()):
-        say(f"{fmt}: converting in this process (the model's classes live in __main__, a child cannot import them)")
-        return None
-    job = tempfile.TemporaryDirectory(prefix=f"mobileseg-{fmt}-job-")
-    try:
-        torch.save(module, os.path.join(job.name, "model.pt"))
-    except Exception as exc:  # a module that does not pickle: convert in this process instead
-        job.cleanup()
-        say(f"{fmt}: converting in this process ({type(exc).__name__} handing the model to a child process)")
-        return None
-    np.save(os.path.join(job.name, "input.npy"), x)
-    with open(os.path.join(job.name, "job.json"), "w") as f:
-        json.dump({"format": fmt, "out_dir": out_dir, "precision": precision, "input_name": "input",
-                   "output_name": out_name}, f)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    # the child's output goes to a file: a pipe nobody reads until the end could fill up and stall the child
-    log = open(os.path.join(job.name, "worker.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mobileseg.export._worker", job.name], env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    say(f"{fmt}: converting in a child process (pid {proc.pid}) alongside the other formats ...")
-    return _Worker(fmt, proc, job, log, time.perf_counter())
 
 
 def _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest, precision, out_name, key, parity,
@@ -693,4 +720,4 @@ def _write_manifest(out_dir: str, manifest: dict) -> None:
 
 def _stale_files(out_dir: str, fmt: str) -> list[str]:
     names = {"onnx": ["model.onnx"], "ncnn": ["model.ncnn.param", "model.ncnn.bin"], "tflite": ["model.tflite"]}
-    return [p for p in (os.path.join(out_dir, n) for n in names[fmt]) if os.path.exists(p)]
+    return [p for p in (os.path.join(out_dir, n) for n in names.get(fmt, [])) if os.path.exists(p)]

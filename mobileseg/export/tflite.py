@@ -23,6 +23,11 @@ def check_available() -> None:
     require_cheap("ai_edge_litert.interpreter", "tflite", "TFLite export")
 
 
+def warm_up() -> None:
+    """Import the converter (seconds: it pulls in jax), e.g. in a child process while the model is being built."""
+    require("litert_torch", "tflite", "TFLite export")
+
+
 def op_histogram(path: str) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
