@@ -4,7 +4,11 @@ Steps: build the model (registry, strict checkpoint) -> fold BatchNorm (verified
 reference input/output -> one artifact per format -> run each artifact with its own runtime at 1 thread and compare
 with :func:`mobileseg.parity.compare` -> ``manifest.json``. An unchanged re-run reuses the artifacts: every format
 entry carries a content hash of what made it (model, weights sha256, classes, resolution, precision, graph,
-converter versions, mobileseg version) and the sha256 of its files.
+converter versions, mobileseg version) and the sha256 of its files. The manifest lists every format whose entry
+still holds, including formats exported by earlier calls into the same folder and not asked for now.
+
+PyTorch work runs on one thread (see :func:`torch_threads`); when TFLite and another format are converted, TFLite
+converts in a child process alongside them (:class:`_Worker`).
 """
 from __future__ import annotations
 
@@ -120,7 +124,7 @@ def _argmax_module(model, size, formulation: str = "argmax"):
     return ArgmaxGraph(model, size, formulation).eval()
 
 
-# the argmax graph each format is converted from (ncnn: pnnx leaves torch.argmax unconverted, see _argmax_module)
+# the argmax graph each format is converted from (ncnn: pnnx leaves torch.argmax unconverted: graphs.ArgmaxGraph)
 FORMAT_ARGMAX = {"onnx": "argmax", "ncnn": "min-index", "tflite": "argmax"}
 
 
