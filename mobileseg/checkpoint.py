@@ -7,7 +7,6 @@ state_dict the way official releases do (``state_dict``, ``model``, ``state_dict
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,6 +14,7 @@ from typing import Callable
 import torch
 
 from .errors import CheckpointError
+from .hashing import sha256_file as file_sha256  # noqa: F401
 
 _WRAPPERS = ("state_dict_ema", "state_dict", "model", "model_state", "net")
 
@@ -32,14 +32,6 @@ _FAMILIES: dict[str, FamilyCheckpointInfo] = {}
 
 def register_family(family: str, converter: Callable | None = None, classifier_keys: tuple[str, ...] = ()) -> None:
     _FAMILIES[family] = FamilyCheckpointInfo(converter, tuple(classifier_keys))
-
-
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:

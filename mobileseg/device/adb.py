@@ -13,7 +13,6 @@ marker line is parsed off the output.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
@@ -22,6 +21,7 @@ import socket
 from pathlib import Path
 
 from ..errors import MobilesegError, require
+from ..hashing import sha256_file  # noqa: F401  (re-exported)
 
 try:  # the runner stops a suite (keeping finished cells) on TargetLostError
     from ..bench.targets import TargetLostError as _LostBase
@@ -100,14 +100,6 @@ def parse_spec(spec: str) -> tuple[str, str | None, int | None]:
     if m:
         return "tcp", m.group(1), int(m.group(2))
     return "usb", s, None
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _eof_aware_tcp_transport(host: str, port: int):

@@ -13,7 +13,6 @@ file's, and a matching file is not sent again.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import shlex
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..bench.targets import TargetLostError
 from ..errors import MobilesegError
+from ..hashing import sha256_file  # noqa: F401  (re-exported)
 
 REMOTE_ROOT = "/data/local/tmp/mobileseg"
 HARNESS_LABEL = "native-ncnn"
@@ -31,14 +31,6 @@ HARNESS_LABEL = "native-ncnn"
 
 class NativeHarnessError(MobilesegError):
     """The native harness is missing, cannot run on the device, or failed; the message says what to do."""
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cpu_mask(cpus) -> str:

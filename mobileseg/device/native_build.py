@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..resources import project_path
 from ..errors import MissingDependencyError, MobilesegError
+from ..hashing import sha256_file as _sha256
 
 HARNESS_NAME = "mobileseg-ncnn-harness"
 PYPI_SIMPLE_URL = "https://pypi.org/simple/ncnn/"
@@ -218,14 +219,6 @@ def _sdist_url(version: str) -> tuple[str, str | None]:
             return urllib.request.urljoin(PYPI_SIMPLE_URL, url), sha
     raise HarnessBuildError(f"PyPI has no source distribution {want} for the installed ncnn: install an ncnn "
                             "version that has one, or set MOBILESEG_NCNN_SDIST to a local copy of it")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ncnn_source(version: str | None = None, log=print) -> Path:

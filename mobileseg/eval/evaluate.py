@@ -16,7 +16,6 @@ excluded), and the argmax is compared with the label.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MobilesegError
+from ..hashing import sha256_file as _sha256
 from .datasets import DATASETS, find_pairs, read_image, read_label
 from .metrics import ConfusionMatrix
 from .resize import logits_to_labels, resize_image
@@ -137,14 +137,6 @@ def run_pairs(run, pairs, dataset: str, in_hw, mean, std, out_hw, mode: str = "s
         slid += info["windows"] > 1
         prog.update(i, cm.miou())
     return cm, windows, slid
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, export_root=None,

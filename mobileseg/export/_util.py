@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
+
+from ..hashing import sha256_file  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -44,14 +45,6 @@ def package_version(dist: str) -> str | None:
         return version(dist)
     except PackageNotFoundError:
         return None
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
