@@ -191,6 +191,20 @@ class OfficialTool:
                     q(remote_model), q(result_file or "")]
         return _pinned(" ".join(args), cpus)
 
+    def execute(self, device, remote_dir: str, cmd: str, result_file: str | None, timeout: float) -> dict:
+        """Run ``cmd`` in ``remote_dir`` on the device and parse the tool's output (and its result file)."""
+        if result_file:
+            device.shell(f"rm -f {shlex.quote(result_file)}", timeout=60)
+        rc, out = device.shell(f"cd {shlex.quote(remote_dir)} && {cmd} 2>&1", timeout=timeout)
+        if rc != 0:
+            raise OfficialToolError(f"{self.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}")
+        if self.kind == TFLITE_TOOL:
+            return parse_benchmark_model(out)
+        with tempfile.TemporaryDirectory(prefix="mobileseg-ort-") as tmp:
+            local = Path(tmp) / "results.csv"
+            device.pull(result_file, str(local))
+            return parse_perf_test(out, local.read_text())
+
     def run(self, device, cell, export_dir, manifest: dict, warmup: int = 3, repeats: int | None = 10,
             min_time: float | None = None, cpus=None, timeout: float = 3600.0) -> dict:
         """Run the tool on one cell; returns the parsed timings plus ``harness``, ``parity`` and the command."""
@@ -202,19 +216,8 @@ class OfficialTool:
         remote_model = f"{remote_dir}/{model.name}"
         push_checked(device, model, remote_model)
         result_file = posixpath.join(remote_dir, f"{ORT_TOOL}.csv") if self.kind == ORT_TOOL else None
-        if result_file:
-            device.shell(f"rm -f {shlex.quote(result_file)}", timeout=60)
         cmd = self.command(remote_model, cell.threads, warmup, repeats, min_time, result_file, cpus)
-        rc, out = device.shell(f"cd {shlex.quote(remote_dir)} && {cmd} 2>&1", timeout=timeout)
-        if rc != 0:
-            raise OfficialToolError(f"{self.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}")
-        if self.kind == TFLITE_TOOL:
-            parsed = parse_benchmark_model(out)
-        else:
-            with tempfile.TemporaryDirectory(prefix="mobileseg-ort-") as tmp:
-                local = Path(tmp) / "results.csv"
-                device.pull(result_file, str(local))
-                parsed = parse_perf_test(out, local.read_text())
+        parsed = self.execute(device, remote_dir, cmd, result_file, timeout)
         parsed.update({"harness": self.kind, "runtime": self.runtime, "threads": parsed["threads"] or cell.threads,
                        "parity": {"checked": False, "reason": f"{self.kind} reports timings only"},
                        "command": cmd, "affinity": sorted(int(c) for c in cpus) if cpus else []})
@@ -251,24 +254,13 @@ class OfficialToolDriver:
         tool.prepare(device)
         rdir = artifact["dir"]
         result_file = posixpath.join(rdir, f"{ORT_TOOL}_t{cell.threads}.csv") if tool.kind == ORT_TOOL else None
-        if result_file:
-            device.shell(f"rm -f {shlex.quote(result_file)}", timeout=60)
         cmd = tool.command(artifact["model"], cell.threads, warmup, repeats, min_time, result_file)
         affinity = []
         if mask and "taskset" in (artifact.get("tools") or ["taskset"]):
             cmd = f"taskset {mask} {cmd}"
             bits = int(str(mask), 16)
             affinity = [c for c in range(bits.bit_length()) if bits >> c & 1]
-        rc, out = device.shell(f"cd {shlex.quote(rdir)} && {cmd} 2>&1", timeout=timeout)
-        if rc != 0:
-            raise OfficialToolError(f"{tool.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}")
-        if tool.kind == TFLITE_TOOL:
-            info = parse_benchmark_model(out)
-        else:
-            with tempfile.TemporaryDirectory(prefix="mobileseg-ort-") as tmp:
-                local = Path(tmp) / "results.csv"
-                device.pull(result_file, str(local))
-                info = parse_perf_test(out, local.read_text())
+        info = tool.execute(device, rdir, cmd, result_file, timeout)
         if self._sha256 is None:
             self._sha256 = sha256_file(tool.binary)
         info.update({"harness": tool.kind, "runtime": tool.runtime, "command": cmd, "affinity": affinity,
