@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""On-device latency harness: runs ONE artifact with ncnn, onnxruntime or LiteRT and times each call.
+"""On-device latency harness: runs ONE artifact with ncnn (CPU or Vulkan), onnxruntime or LiteRT and times each call.
 
 Runs ON the device (an ARM Linux board, Android with Termux, or the emulated ARM64 device); imports nothing from
 mobileseg, only numpy and the runtime's package. The host pushes it with the artifact and the reference input,
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -26,14 +27,69 @@ import traceback
 import numpy as np
 
 
-def load_ncnn(args):
+def vulkan_device(ncnn):
+    """The Vulkan device ncnn-vulkan runs on and its record fields (as mobileseg.runtimes.ncnn_vulkan writes them)."""
+    hint = ("install a GPU driver, or Mesa's software Vulkan driver lavapipe "
+            "(apt-get install mesa-vulkan-drivers on Debian/Ubuntu)")
+    if ncnn.get_gpu_count() < 1:
+        raise RuntimeError(f"ncnn finds no Vulkan device: {hint}")
+    index = int(os.environ.get("MOBILESEG_VULKAN_DEVICE") or ncnn.get_default_gpu_index())
+    info = ncnn.get_gpu_info(index)
+    name, kind, api = str(info.device_name()), int(info.type()), int(info.api_version())
+    if ncnn.get_gpu_device(index) is None:
+        raise RuntimeError(f"the Vulkan driver of '{name}' fails to create the device: {hint}")
+    soft = next((d for k, d in (("llvmpipe", "lavapipe (Mesa)"), ("swiftshader", "SwiftShader")) if k in name.lower()),
+                None)
+    fields = {"vulkan_device": name, "vulkan_device_index": index,
+              "vulkan_device_type": {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}.get(kind, "other"),
+              "vulkan_vendor_id": int(info.vendor_id()), "vulkan_driver": soft or hex(int(info.vendor_id())),
+              "vulkan_driver_version": int(info.driver_version()),
+              "vulkan_api_version": f"{(api >> 22) & 0x7F}.{(api >> 12) & 0x3FF}.{api & 0xFFF}",
+              "vulkan_software": bool(kind == 3 or soft)}
+    return index, fields
+
+
+def mesa_version():
+    """The Mesa release of the installed Vulkan drivers, from Debian's changelog (None elsewhere: the ncnn binding
+    exposes no driver-info string, and lavapipe's driverVersion is 1)."""
+    import gzip
+
+    try:
+        with gzip.open("/usr/share/doc/mesa-vulkan-drivers/changelog.Debian.gz", "rt") as f:
+            m = re.match(r"mesa \(([\d.]+)", f.readline())
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+def fp16_refusal(fields):
+    """Why fp16 cannot run on this Vulkan device (one sentence), or None. Checked before any shader is compiled: a
+    driver that cannot compile ncnn's fp16 shaders aborts the whole process (SIGABRT) instead of failing one call."""
+    name = fields["vulkan_device"]
+    llvm = re.search(r"LLVM (\d+)[.\d]*", name)
+    if "llvmpipe" in name.lower() and llvm and int(llvm.group(1)) <= 15 and platform.machine() == "aarch64":
+        # measured with Debian 12's arm64 mesa-vulkan-drivers (Mesa 22.3.6, LLVM 15.0.6), which also reports no fp16
+        # arithmetic (ncnn's fp16-p/s/u/a=1/1/1/0): LLVM's AArch64 instruction selection aborts on fp16 storage
+        return (f"fp16 is unsupported by this driver build: lavapipe of Mesa {mesa_version() or '(version unknown)'} "
+                f"with {llvm.group(0)} on aarch64 aborts compiling ncnn's fp16 shaders (LLVM cannot select "
+                "'v4f32 = fp_extend v4i16'); use fp32")
+    return None
+
+
+def load_ncnn(args, vulkan=False):
     import ncnn
 
     net = ncnn.Net()
     opt = net.opt
     opt.num_threads = args.threads
-    opt.use_vulkan_compute = False
+    opt.use_vulkan_compute = vulkan
+    index, device = vulkan_device(ncnn) if vulkan else (None, {})
     fp16 = args.precision == "fp16"
+    if vulkan:
+        refusal = fp16_refusal(device) if fp16 else None
+        if refusal:
+            raise RuntimeError(refusal)
+        net.set_vulkan_device(index)
     for switch in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
         setattr(opt, switch, fp16)  # ncnn uses fp16 silently on ARMv8.2 unless told otherwise
     opt.use_bf16_storage = False
@@ -56,11 +112,11 @@ def load_ncnn(args):
             raise RuntimeError(f"ncnn extract of '{out_name}' failed (code {ret})")
         return np.array(mat, copy=True)[None]
 
-    settings = {"threads": args.threads, "vulkan": False, "light_mode": True, "use_fp16_packed": fp16,
+    settings = {"threads": args.threads, "vulkan": vulkan, "light_mode": True, "use_fp16_packed": fp16,
                 "use_fp16_storage": fp16, "use_fp16_arithmetic": fp16, "use_bf16_storage": False,
                 "use_packing_layout": bool(opt.use_packing_layout),
                 "use_winograd_convolution": bool(opt.use_winograd_convolution),
-                "use_sgemm_convolution": bool(opt.use_sgemm_convolution), "precision": args.precision}
+                "use_sgemm_convolution": bool(opt.use_sgemm_convolution), "precision": args.precision, **device}
     return prepare, run, ncnn.__version__, settings, net.clear
 
 
@@ -126,7 +182,7 @@ def load_litert(args):
     return prepare, run, ver, settings, lambda: None
 
 
-LOADERS = {"ncnn": load_ncnn, "onnxruntime": load_onnxruntime, "litert": load_litert}
+LOADERS = {"ncnn": load_ncnn, "ncnn-vulkan": lambda args: load_ncnn(args, vulkan=True), "onnxruntime": load_onnxruntime, "litert": load_litert}
 
 
 def empty_call_overhead_ms(n: int = 2000) -> float:

@@ -8,7 +8,7 @@ state_dict the way official releases do (``state_dict``, ``model``, ``state_dict
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -53,11 +53,39 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
     return state
 
 
-def read_checkpoint(path, spec=None) -> dict[str, torch.Tensor]:
-    """Read ``path`` into a plain state_dict converted to our layout (when ``spec``'s family has a converter)."""
+def check_checkpoint_file(path) -> str:
+    """``path`` as a string if it names an existing file, else a :class:`CheckpointError` saying what it is."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a folder: give the checkpoint file itself (.pth, .pt, .bin or "
+                              ".safetensors)")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
+    return path
+
+
+def _unreadable_message(path: str, exc: Exception) -> str:
+    """One sentence for a file torch.load refuses. Its own text is paragraphs of advice about ``weights_only``; the
+    cause is the ``WeightsUnpickler error`` line (or the first sentence): garbage bytes, or a pickled Python object
+    (argparse.Namespace in a training checkpoint) that safe loading does not run."""
+    import re
+
+    text = str(exc)
+    m = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    detail = (m.group(1) if m else text.strip().splitlines()[0] if text.strip() else type(exc).__name__).strip()
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", detail)
+    if unsafe:
+        return (f"cannot read checkpoint {path} safely: it stores the Python object {unsafe.group(1)}, which "
+                "torch.load(weights_only=True) refuses to run; if you trust the file, save only its tensors "
+                "(torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth')) and pass that")
+    detail = detail.split(". ")[0].rstrip(".")[:160]
+    return (f"cannot read checkpoint {path}: the file is corrupted or not a PyTorch/safetensors state_dict "
+            f"({type(exc).__name__}: {detail})")
+
+
+def read_checkpoint(path, spec=None) -> dict[str, torch.Tensor]:
+    """Read ``path`` into a plain state_dict converted to our layout (when ``spec``'s family has a converter)."""
+    path = check_checkpoint_file(path)
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -67,9 +95,10 @@ def read_checkpoint(path, spec=None) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
+    except OSError as exc:  # no permission, I/O error
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # corrupted/truncated/not a checkpoint
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupted or not a PyTorch/"
-                              f"safetensors state_dict ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+        raise CheckpointError(_unreadable_message(path, exc)) from None
     state = unwrap_state_dict(obj)
     if spec is not None:
         info = _FAMILIES.get(spec.family)

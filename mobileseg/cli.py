@@ -10,7 +10,7 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = ["models", "info", "export", "bench", "results", "report", "eval", "emulator", "harness"]
+COMMANDS = ["models", "info", "export", "bench", "results", "report", "eval", "emulator", "harness", "tools"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,9 +48,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mobileseg: interrupted (finished results were kept)", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:
+        message = out_of_memory_message(exc)
+        if message is None:
+            raise
+        print(f"mobileseg: error: {message}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     return int(rc or 0)
+
+
+def out_of_memory_message(exc: BaseException) -> str | None:
+    """One sentence for an allocation the machine cannot hold (numpy's MemoryError, torch's CPU allocator
+    RuntimeError), typically an input size such as ``--res 100000``; None for any other error. Linux refuses such an
+    allocation at once when it exceeds the machine's memory, so this is caught before any work is lost."""
+    import re
+
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and "can't allocate memory" not in text:
+        return None
+    need = ""
+    if m := re.search(r"allocate (\d+) bytes", text):  # torch
+        need = f" ({int(m.group(1)) / 2 ** 30:.1f} GiB at once)"
+    elif m := re.search(r"allocate ([\d.]+) ?([KMGTP]i?B)", text):  # numpy: "223. GiB"
+        need = f" ({float(m.group(1)):g} {m.group(2)} at once)"
+    return (f"out of memory{need}: this machine cannot hold the tensors of that input size; use a smaller --res "
+            "(or a smaller model)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,19 @@ class CheckpointError(MobilesegError):
     pass
 
 
+class TargetLostError(MobilesegError):
+    """The bench target went away mid-run (device unplugged, connection dropped).
+
+    Raised by the transport (``mobileseg.device.adb.DeviceLostError`` is a subclass) and caught by the bench runner,
+    which then stops instead of recording an error for each remaining cell, keeps what is done and says ``--resume``.
+    It lives here, below both, so the device layer needs nothing from the bench layer.
+    """
+
+
+class ResultsFileError(MobilesegError):
+    """A results or eval file is missing, unreadable, not in the record schema (contract 4), or cannot be written."""
+
+
 class MissingDependencyError(MobilesegError, ImportError):
     """A runtime/converter package is not installed; the message names the extra that provides it."""
 

@@ -1,25 +1,58 @@
-"""Numerical parity between an artifact's output and the PyTorch reference (numpy only: runs anywhere).
+"""Numerical parity between an artifact's output and the PyTorch reference: every limit, in one place.
 
-Figures (DESIGN.md section 6): max abs error, relative L2 error ``||out - ref|| / ||ref||`` and the share of pixels
-whose argmax class agrees. Limits: fp32 relative L2 <= 1e-4, fp16 <= 2e-2.
+Numpy only (it runs wherever a result is judged: export, bench, the device harness's host side). Figures: max abs
+error, relative L2 error ``||out - ref|| / ||ref||`` and the share of pixels whose argmax class agrees (see
+docs/measurement.md). Export and bench both judge an artifact with :func:`check`, so an artifact that passed export
+is not failed by bench for the same output.
+
+Limits: logits graphs are judged by relative L2 (fp32 <= 1e-4, fp16 <= 2e-2; ncnn-vulkan fp32 <= 5e-4); argmax graphs output a class map, with
+no logits to take an L2 of, and are judged by the share of agreeing pixels (fp32 >= 0.999, fp16 >= 0.98: fp16
+weights flip the class of pixels whose top-2 logits are within the fp16 error).
 """
 from __future__ import annotations
 
 import numpy as np
 
+# Measured (tools/tolerances.py; figures in results/reference/tolerances-host.json): fp32 artifacts of every format against the
+# BN-folded PyTorch model reached at most 9.5e-7 on this x86 host (72 exports: 4 models x 64..256 px x 3 formats x 2
+# precisions) and 8.4e-6 on the emulated ARM64 device (results/reference/emulated-arm64-parity-256.jsonl): the fp32
+# limit is 12x the worst. fp16 weights reached 4.6e-4 (ncnn and tflite, segformer-b0): the fp16 limit is 44x that,
+# room for fp16 *arithmetic* on ARM/GPU, which this host cannot run. One wrong layer costs 1e-2 and more
+# (tests/test_parity_limits.py).
 REL_L2_LIMITS = {"fp32": 1e-4, "fp16": 2e-2}
+ARGMAX_AGREE_LIMITS = {"fp32": 0.999, "fp16": 0.98}
+# Per runtime where one needs its own. ncnn-vulkan (ncnn's compute shaders), measured on lavapipe, Mesa's CPU Vulkan
+# (results/reference/ncnn-vulkan-lavapipe-parity.csv: 18 segmentation models at 64 px): fp32 CNNs and TopFormers
+# reached at most 4.1e-7, but the transformers (SegFormer b0-b5, XFormer: which of softmax, GELU or LayerNorm's shader
+# is not isolated) 2.8e-5 to 6.1e-5 (segformer-b4), too near 1e-4: the fp32 limit there is 5e-4, 8x the worst and
+# still 20x below one wrong layer. fp16 storage + arithmetic (what phones' GPUs run) reached 7.0e-3 (segformer-b5;
+# TopFormer-T 1.45e-3, argmax agreement >= 0.969): the shared fp16 limit holds it with 2.9x room and stays, as a looser
+# one would pass a wrong layer.
+RUNTIME_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4}
 
 
-def compare(out, ref, precision: str = "fp32", class_axis: int = 1) -> dict:
-    """Parity figures of ``out`` against ``ref`` (same shape) and whether they pass the precision's limit."""
+def rel_l2_limit(precision: str, runtime: str | None = None) -> float:
+    """The relative L2 limit of ``precision`` (on ``runtime`` when that runtime has its own)."""
+    if (runtime, precision) in RUNTIME_REL_L2_LIMITS:
+        return RUNTIME_REL_L2_LIMITS[(runtime, precision)]
+    return REL_L2_LIMITS.get(precision, REL_L2_LIMITS["fp32"])
+
+
+def argmax_agree_limit(precision: str) -> float:
+    return ARGMAX_AGREE_LIMITS.get(precision, ARGMAX_AGREE_LIMITS["fp32"])
+
+
+def compare(out, ref, precision: str = "fp32", class_axis: int = 1, runtime: str | None = None) -> dict:
+    """Parity figures of logits ``out`` against ``ref`` (same shape) and whether they pass the precision's limit."""
     out = np.asarray(out, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
+    limit = rel_l2_limit(precision, runtime)
     if out.shape != ref.shape:
         if out.size == ref.size:
             out = out.reshape(ref.shape)
         else:
             return {"ok": False, "error": f"output shape {list(out.shape)} != reference shape {list(ref.shape)}",
-                    "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": REL_L2_LIMITS.get(precision)}
+                    "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": limit}
     diff = out - ref
     denom = float(np.linalg.norm(ref)) or 1.0
     rel = float(np.linalg.norm(diff)) / denom
@@ -27,7 +60,31 @@ def compare(out, ref, precision: str = "fp32", class_axis: int = 1) -> dict:
         agree = float(np.mean(np.argmax(out, axis=class_axis) == np.argmax(ref, axis=class_axis)))
     else:
         agree = None
-    limit = REL_L2_LIMITS.get(precision, REL_L2_LIMITS["fp32"])
     finite = bool(np.all(np.isfinite(out)))
     return {"ok": bool(finite and rel <= limit), "max_abs": float(np.max(np.abs(diff))) if diff.size else 0.0,
             "rel_l2": rel, "argmax_agree": agree, "limit_rel_l2": limit, "finite": finite}
+
+
+def compare_class_maps(out, ref, precision: str = "fp32") -> dict:
+    """Parity of a class map (the argmax graph's output) against the reference class map."""
+    limit = argmax_agree_limit(precision)
+    out = np.asarray(out)
+    ref = np.asarray(ref)
+    if out.size != ref.size:
+        return {"ok": False, "error": f"output shape {list(out.shape)} != reference {list(ref.shape)}",
+                "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": None,
+                "limit_argmax_agree": limit}
+    out = out.reshape(ref.shape)
+    agree = float(np.mean(out.astype(np.int64) == ref.astype(np.int64)))
+    diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+    return {"ok": agree >= limit, "argmax_agree": agree, "limit_argmax_agree": limit,
+            "max_abs": float(diff.max()) if diff.size else 0.0, "rel_l2": None, "limit_rel_l2": None,
+            "what": "class map"}
+
+
+def check(out, ref, precision: str = "fp32", graph: str = "logits", runtime: str | None = None) -> dict:
+    """THE parity verdict of an artifact's output: class maps for the argmax graph, logits otherwise; ``runtime``:
+    the runtime that produced ``out``, for the limits of :data:`RUNTIME_REL_L2_LIMITS`."""
+    if graph == "argmax":
+        return compare_class_maps(out, ref, precision)
+    return compare(out, ref, precision, runtime=runtime)

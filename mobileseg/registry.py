@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from .errors import ResolutionError, UnknownModelError
+from .errors import MobilesegError, ResolutionError, UnknownModelError
 
 # ImageNet statistics on the 0..255 pixel scale, as in the mmseg / TopFormer / SegFormer configs.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -144,6 +144,10 @@ def create_model(name: str, num_classes: int | None = None, weights: str | None 
     """
     entry = _lookup(name)
     spec = entry.spec
+    if num_classes is not None and (isinstance(num_classes, bool) or not hasattr(num_classes, "__index__")
+                                    or num_classes < 1):
+        raise MobilesegError(f"the number of classes (--num-classes) must be a whole number of at least 1, "
+                             f"not {num_classes!r}")
     state = None
     if weights is not None:
         from .checkpoint import read_checkpoint, infer_num_classes

@@ -9,3 +9,15 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    """An adb key pair for the emulated devices: ``adbkey`` (+ ``.pub``), with ``adb_keys`` beside it authorising it."""
+    pytest.importorskip("adb_shell")
+    from mobileseg.device.adb import load_signer
+
+    path = tmp_path_factory.mktemp("adbhome") / "adbkey"
+    load_signer(path)
+    (path.parent / "adb_keys").write_text(open(str(path) + ".pub").read())
+    return path

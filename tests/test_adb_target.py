@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from mobileseg.bench import run_bench
-from mobileseg.bench.record import validate_record
-from mobileseg.bench.store import ResultStore
+from mobileseg.results.record import validate_record
+from mobileseg.results.store import ResultStore
 from mobileseg.bench.targets import TargetLostError
-from mobileseg.device import adb_target
-from mobileseg.device.adb_target import AdbTarget, PythonHarnessDriver
-from mobileseg.device.official_tools import OfficialToolDriver, OfficialToolError
+from mobileseg.bench.targets import adb as adb_target
+from mobileseg.bench.targets.adb import AdbTarget
+from mobileseg.device.python_harness import PythonHarnessDriver
+from mobileseg.device.official_tools import OfficialToolError
 
 BIG, LITTLE = 2419200, 1804800
 PROBE = f"""@getprop
@@ -231,7 +232,9 @@ def test_a_missing_official_binary_fails_before_connecting(tmp_path, monkeypatch
     def no_connect(*a, **k):
         raise AssertionError("connected before checking the binary")
 
-    monkeypatch.setattr(adb_target.AdbDevice, "open", no_connect)
+    from mobileseg.device import selection
+
+    monkeypatch.setattr(selection, "open_devices", no_connect)
     with pytest.raises(OfficialToolError, match="--tflite-benchmark .*no such file"):
         AdbTarget.open("adb:127.0.0.1:5555", tflite_benchmark=tmp_path / "nope")
 

@@ -54,7 +54,7 @@ def test_macs_within_10_percent_and_512_forward(name):
 def test_forward_512x1024(name):
     m = mobileseg.create_model(name)
     with torch.no_grad():
-        y = m(torch.randn(1, 3, 512, 1024))
+        y = m(torch.randn(1, 3, 512, 1024, generator=torch.Generator().manual_seed(110)))
     assert tuple(y.shape) == m.spec.output_shape(512, 1024)
     assert torch.isfinite(y).all()
 
@@ -63,7 +63,7 @@ def test_forward_512x1024(name):
 def test_heavy_models_forward_small(name):
     m = mobileseg.create_model(name)
     with torch.no_grad():
-        y = m(torch.randn(2, 3, 128, 192))
+        y = m(torch.randn(2, 3, 128, 192, generator=torch.Generator().manual_seed(109)))
     assert tuple(y.shape) == m.spec.output_shape(128, 192, batch=2)
 
 
@@ -122,13 +122,14 @@ def test_mmseg_parameter_names(name):
     assert not any(k.startswith("auxiliary_head.") for k in state)
 
 
-def _randomise(model):
+def _randomise(model, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
     for p in model.parameters():
-        p.data.normal_(0, 0.05)
+        p.data.normal_(0, 0.05, generator=g)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.uniform_(-0.1, 0.1, generator=g)
+            m.running_var.uniform_(0.5, 1.5, generator=g)
     return model
 
 
@@ -137,17 +138,17 @@ def test_mmseg_checkpoint_strict_round_trip(name, tmp_path, capsys):
     src = _randomise(mobileseg.create_model(name, num_classes=19))
     state = dict(src.state_dict())
     # training-only auxiliary FCN head, as in mmseg checkpoints
-    state["auxiliary_head.convs.0.conv.weight"] = torch.randn(256, 96, 3, 3)
-    state["auxiliary_head.convs.0.bn.weight"] = torch.randn(256)
-    state["auxiliary_head.conv_seg.weight"] = torch.randn(19, 256, 1, 1)
-    state["auxiliary_head.conv_seg.bias"] = torch.randn(19)
+    state["auxiliary_head.convs.0.conv.weight"] = torch.randn(256, 96, 3, 3, generator=torch.Generator().manual_seed(108))
+    state["auxiliary_head.convs.0.bn.weight"] = torch.randn(256, generator=torch.Generator().manual_seed(107))
+    state["auxiliary_head.conv_seg.weight"] = torch.randn(19, 256, 1, 1, generator=torch.Generator().manual_seed(106))
+    state["auxiliary_head.conv_seg.bias"] = torch.randn(19, generator=torch.Generator().manual_seed(105))
     path = tmp_path / "iter_160000.pth"
     torch.save({"meta": {"iter": 160000}, "state_dict": state}, path)
 
     m = mobileseg.create_model(name, weights=str(path))
     assert m.spec.num_classes == 19  # follows the checkpoint's classifier
     assert "dropped 4 auxiliary_head" in capsys.readouterr().out
-    x = torch.randn(1, 3, 64, 96)
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(104))
     with torch.no_grad():
         assert torch.equal(m(x), src.eval()(x))
 
@@ -176,13 +177,13 @@ def test_checkpoint_errors_are_mobileseg_errors(tmp_path):
 
 @pytest.mark.parametrize("hw,out", [((64, 64), (3, 3)), ((64, 96), (6, 6)), ((17, 23), (6, 2)), ((32, 48), (2, 3))])
 def test_export_friendly_adaptive_pool_matches_torch(hw, out):
-    x = torch.randn(2, 5, *hw)
+    x = torch.randn(2, 5, *hw, generator=torch.Generator().manual_seed(103))
     assert torch.allclose(adaptive_avg_pool(x, out), F.adaptive_avg_pool2d(x, out), atol=1e-6)
 
 
 def test_mbv3_stem_pads_like_tensorflow_same():
     m = mobileseg.create_model("lraspp-mbv3-large").backbone.layer0
-    x = torch.randn(1, 3, 64, 96)
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(102))
     conv = m.conv
     ref = F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, None, 2, 0)  # SAME: the extra pixel goes right/bottom
     with torch.no_grad():
@@ -197,7 +198,7 @@ def test_mbv3_stem_pads_like_tensorflow_same():
 def test_onnx_export_matches_torch(name, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     m = _randomise(mobileseg.create_model(name))
-    x = torch.randn(1, 3, 128, 128)
+    x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(101))
     with torch.no_grad():
         ref = m(x).numpy()
     path = tmp_path / "m.onnx"
@@ -206,4 +207,6 @@ def test_onnx_export_matches_torch(name, tmp_path):
     so.intra_op_num_threads = 1
     out = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
     assert out.shape == ref.shape
-    assert float(((out - ref) ** 2).sum() ** 0.5 / ((ref ** 2).sum() ** 0.5)) < 1e-4
+    # Limit 1e-5: tools/tolerances.py measured torch -> ONNX (legacy exporter) -> onnxruntime at most 1.5e-7 over 99
+    # cases (11 models x 3 seeds x 64..128x192); the 68x headroom covers other CPUs' kernels (up to 8.4e-6 on ARM).
+    assert float(((out - ref) ** 2).sum() ** 0.5 / ((ref ** 2).sum() ** 0.5)) < 1e-5

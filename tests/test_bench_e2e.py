@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from mobileseg.bench.record import validate_record
-from mobileseg.bench.store import ResultStore
+from mobileseg.results.record import validate_record
+from mobileseg.results.store import ResultStore
 from mobileseg.cli import main
 
 

@@ -1,9 +1,10 @@
 """``mobileseg results``: table listing and CSV export of stored records."""
 import pandas as pd
+import pytest
 
-from mobileseg.bench.record import LatencyRecord, cell_key
-from mobileseg.bench.stats import summarize
-from mobileseg.bench.store import ResultStore
+from mobileseg.results.record import LatencyRecord, cell_key
+from mobileseg.results.stats import summarize
+from mobileseg.results.store import ResultStore
 from mobileseg.cli import main
 
 
@@ -49,3 +50,27 @@ def test_a_tool_summary_without_median_lists_its_mean(tmp_path, capsys):
     assert main(["results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "47.70 (mean)" in out and "litert" in out
+
+
+def test_results_csv_and_report_give_one_latency_for_a_tool_summary(tmp_path, capsys):
+    """benchmark_model prints no median: `results --csv` and `report` both show its mean, from one table view."""
+    from mobileseg.report.data import load_results
+
+    key = cell_key("adb-x", "topformer-t", (512, 512), "tflite", "litert", "fp32", "logits", 1)
+    rec = LatencyRecord(id=key, model="topformer-t", resolution=[512, 512], format="tflite", runtime="litert",
+                        harness="benchmark_model", samples_ms=[], parity={"checked": False}, gflops=1.8,
+                        device={"kind": "adb", "model": "Pixel 9", "serial": "x"},
+                        stats_ms={"median": None, "p10": None, "p90": None, "mean": 47.7024, "stdev": 0.7,
+                                  "min": 46.9, "max": 49.8, "count": 20},
+                        extra={"stats_source": "tool-summary"})
+    path = tmp_path / "adb-x-t1.jsonl"
+    ResultStore(path).append(rec)
+    assert main(["results", str(path), "--csv", str(tmp_path / "r.csv")]) == 0
+    csv = pd.read_csv(tmp_path / "r.csv")
+    assert main(["report", "--results", str(path), "--out", str(tmp_path / "report")]) == 0
+    report_md = (tmp_path / "report" / "report.md").read_text()
+    df = load_results([path])
+    assert csv.loc[0, "latency_ms"] == pytest.approx(47.7024) and csv.loc[0, "latency_stat"] == "mean"
+    assert df.loc[0, "latency_ms"] == csv.loc[0, "latency_ms"]
+    assert csv.loc[0, "gmac_per_s"] == pytest.approx(1.8 / 0.0477024)  # the rate follows the same latency
+    assert "47.70" in report_md and "| mean |" in report_md

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mobileseg.bench import run_bench
-from mobileseg.bench.record import validate_record
-from mobileseg.bench.store import ResultStore
+from mobileseg.results.record import validate_record
+from mobileseg.results.store import ResultStore
 from mobileseg.bench.targets import CellRun, Target, TargetLostError
 from mobileseg.cli import main
 
@@ -237,7 +237,7 @@ def test_a_timings_only_cell_records_the_tools_summary_and_no_parity(tmp_path):
 def test_validate_record_rejects_sampleless_records_from_harnesses_with_samples():
     d = {"stats_ms": {"median": 1.0, "count": 3}, "samples_ms": [], "harness": "device-python",
          "parity": {"checked": False}, "stats_source": "tool-summary", "status": "ok", "resolution": [64, 64]}
-    from mobileseg.bench.record import REQUIRED_KEYS
+    from mobileseg.results.record import REQUIRED_KEYS
 
     d.update({k: d.get(k, None) for k in REQUIRED_KEYS})
     d.update(stats_ms={k: 1.0 for k in ("median", "p10", "p90", "mean", "stdev", "min", "max")} | {"count": 3})

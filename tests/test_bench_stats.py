@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from mobileseg.bench.stats import percentile, summarize
+from mobileseg.results.stats import percentile, summarize
 
 
 def test_summary_of_ten_samples_by_hand():

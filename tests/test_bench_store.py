@@ -6,9 +6,9 @@ import subprocess
 import sys
 import time
 
-from mobileseg.bench.record import LatencyRecord, cell_key, validate_record
-from mobileseg.bench.stats import summarize
-from mobileseg.bench.store import ResultStore, read_records
+from mobileseg.results.record import LatencyRecord, cell_key, validate_record
+from mobileseg.results.stats import summarize
+from mobileseg.results.store import ResultStore, read_records
 
 
 def make_record(i: int, n_samples: int = 5) -> LatencyRecord:
@@ -55,8 +55,8 @@ def test_a_complete_line_that_happens_to_parse_is_not_taken_from_a_partial_tail(
 _WRITER = r"""
 import sys
 sys.path.insert(0, {root!r})
-from mobileseg.bench.store import ResultStore
-from mobileseg.bench.record import LatencyRecord
+from mobileseg.results.store import ResultStore
+from mobileseg.results.record import LatencyRecord
 store = ResultStore({path!r})
 samples = [0.123456789] * 400000          # ~5 MB per line: a kill lands mid-write often
 i = 0

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("adb_shell")
 
-from mobileseg.bench.record import validate_record  # noqa: E402
+from mobileseg.results.record import validate_record  # noqa: E402
 from mobileseg.emulator import build, control  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
@@ -28,17 +28,6 @@ def _skip_reason() -> str | None:
     if not build.is_built():
         return "the emulated device is not built: run `mobileseg emulator build` first"
     return None
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    from mobileseg.device.adb import load_signer
-
-    path = tmp_path_factory.mktemp("adbhome") / "adbkey"
-    load_signer(path)
-    keys = path.parent / "adb_keys"
-    keys.write_text(open(str(path) + ".pub").read())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +81,17 @@ def test_runtimes_import_under_qemu(emulator, key):
         lines = out.split()
         assert lines[0] == "aarch64"
         assert len(lines) == 4
+        # the device runs the versions the host was tested with (lock file, else the host's own)
+        want = dict(w.split("==") for w in build.runtime_wheels()[0])
+        assert lines[1:] == [want["numpy"], want["ncnn"], want["onnxruntime"]]
         assert dev.shell("exit 9")[0] == 9
         assert "emulated" in dev.getprop("ro.product.model")
 
 
 def test_probe_reports_an_emulated_arm64_device(emulator, key):
-    from mobileseg.device.adb_target import AdbTarget
+    from mobileseg.bench.targets.adb import AdbTarget
 
-    with AdbTarget.open(f"adb:127.0.0.1:{emulator}", key_path=key) as t:
+    with AdbTarget.open(f"adb:127.0.0.1:{emulator}", key_path=key, adb_transport="direct") as t:
         d = t.describe()
         assert t.emulated and d["emulated"] is True
         assert d["abi"] == "arm64-v8a"
@@ -114,13 +106,13 @@ def test_probe_reports_an_emulated_arm64_device(emulator, key):
 
 def test_harness_computes_the_reference_on_arm_kernels(emulator, key, tmp_path):
     from mobileseg.bench.suite import Cell
-    from mobileseg.device.adb_target import AdbTarget
+    from mobileseg.bench.targets.adb import AdbTarget
     from mobileseg.parity import compare
 
     folder = _onnx_export(tmp_path / "export" / "topformer-t_64x64", "topformer-t", 64, 64)
     man = json.loads((folder / "manifest.json").read_text())
     cell = Cell("topformer-t", (64, 64), "onnxruntime")
-    with AdbTarget.open(f"adb:127.0.0.1:{emulator}", key_path=key) as t:
+    with AdbTarget.open(f"adb:127.0.0.1:{emulator}", key_path=key, adb_transport="direct") as t:
         t.prepare(folder, "onnx")
         run = t.run_cell(cell, folder, man, warmup=0, repeats=2, min_time=None)
     assert len(run.samples_ms) == 2 and all(s > 0 for s in run.samples_ms)
@@ -154,7 +146,7 @@ def export_root(tmp_path_factory):
 def test_bench_three_runtimes_on_the_emulated_device(emulator, key, export_root, tmp_path, monkeypatch):
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     out = tmp_path / "results"
-    rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
+    rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--adb-transport", "direct", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
                  "--runtimes", "ncnn", "onnxruntime", "litert", "--warmup", "1", "--repeats", "3", "--out", str(out),
                  "--export-dir", str(export_root), "--harness", "python", "--quiet"])
     assert rc == 0
@@ -165,6 +157,8 @@ def test_bench_three_runtimes_on_the_emulated_device(emulator, key, export_root,
         assert r["emulated"] is True and r["device"]["emulated"] is True
         assert r["harness"] == "device-python"
         assert r["status"] == "ok", (r["runtime"], r.get("error"), r["parity"])
+        host_pkg = {"ncnn": "ncnn", "onnxruntime": "onnxruntime", "litert": "ai-edge-litert"}[r["runtime"]]
+        assert r["runtime_version"] == r["versions"][host_pkg]  # ARM against host: one version on both sides
         assert r["parity"]["rel_l2"] is not None and r["parity"]["rel_l2"] <= r["parity"]["limit_rel_l2"]
         assert len(r["samples_ms"]) == 3
 
@@ -211,7 +205,7 @@ def test_official_binaries_time_litert_and_onnxruntime_cells(emulator, key, expo
     with AdbDevice.open(f"adb:127.0.0.1:{emulator}", key_path=key) as dev:
         dev.shell(f"rm -f {TOOL_LOG}")
     out = tmp_path / "results"
-    rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
+    rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--adb-transport", "direct", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
                  "--runtimes", "litert", "onnxruntime", "ncnn", "--warmup", "1", "--repeats", "4", "--out", str(out),
                  "--export-dir", str(export_root), "--tflite-benchmark", str(bm), "--ort-perf-test", str(pt),
                  "--quiet"])
@@ -261,7 +255,7 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
     why = _skip_reason()
     if why:
         pytest.skip(why)
-    from mobileseg.device import adb_target
+    from mobileseg.bench.targets import adb as adb_target
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     export = tmp_path / "export"
@@ -282,7 +276,7 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
     args = ["--threads", "1", "-m", "topformer-t", "--res", "64x64", "128x128", "256x256", "--runtimes", "onnxruntime",
             "--warmup", "0", "--repeats", "1", "--out", str(out), "--export-dir", str(export), "--quiet"]
     try:
-        rc = _bench(["--device", f"adb:127.0.0.1:{port}", *args])
+        rc = _bench(["--device", f"adb:127.0.0.1:{port}", "--adb-transport", "direct", *args])
     finally:
         control.terminate(proc)
     err = capsys.readouterr().err
@@ -298,7 +292,7 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
     proc2, port2 = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True,
                                   rootfs=str(build.rootfs_dir()))
     try:
-        rc = _bench(["--device", f"adb:127.0.0.1:{port2}", "--resume", *args])
+        rc = _bench(["--device", f"adb:127.0.0.1:{port2}", "--adb-transport", "direct", "--resume", *args])
     finally:
         control.terminate(proc2)
     assert rc == 0

@@ -9,7 +9,8 @@ import mobileseg
 from mobileseg.cli import main
 from mobileseg.errors import CheckpointError, MissingDependencyError, ResolutionError, UnknownModelError
 from mobileseg.export import export_model
-from mobileseg.export.api import ExportError, export_dir_name
+from mobileseg.export.api import ExportError
+from mobileseg.manifest import export_dir_name
 
 
 def _bn_nodes(path):
@@ -106,7 +107,7 @@ def test_bad_resolution(res, tmp_path):
 def test_bad_format_and_precision(tmp_path):
     with pytest.raises(ExportError, match="onnx, ncnn, tflite"):
         export_model("topformer-t", 64, formats="onnx,coreml", out=str(tmp_path))
-    with pytest.raises(ExportError, match="fp32 or fp16"):
+    with pytest.raises(ExportError, match="fp32, fp16"):
         export_model("topformer-t", 64, precision="int8", out=str(tmp_path))
 
 
@@ -154,12 +155,12 @@ def test_cli_errors_exit_2(capsys, tmp_path):
 
 
 def test_cli_parity_failure_keeps_artifact_and_exits_nonzero(tmp_path, monkeypatch, capsys):
-    import mobileseg.export.api as api
+    import mobileseg.parity as parity_rules
 
-    def failing(out, ref, precision="fp32"):
+    def failing(out, ref, precision="fp32", **kw):
         return {"ok": False, "max_abs": 1.0, "rel_l2": 0.5, "argmax_agree": 0.1, "limit_rel_l2": 1e-4}
 
-    monkeypatch.setattr(api, "compare", failing)
+    monkeypatch.setattr(parity_rules, "compare", failing)
     out = tmp_path / "f"
     rc = main(["export", "--model", "topformer-t", "--res", "64", "--formats", "onnx", "--out", str(out)])
     text = capsys.readouterr().out
@@ -195,10 +196,10 @@ def test_formats_from_earlier_calls_stay_in_the_manifest(tmp_path):
 
 
 def test_earlier_failed_format_does_not_fail_this_call(tmp_path, monkeypatch):
-    import mobileseg.export.api as api
+    import mobileseg.parity as parity_rules
 
     out = str(tmp_path / "f")
-    monkeypatch.setattr(api, "compare", lambda o, r, precision="fp32": {"ok": False, "max_abs": 1.0, "rel_l2": 0.5,
+    monkeypatch.setattr(parity_rules, "compare", lambda o, r, precision="fp32": {"ok": False, "max_abs": 1.0, "rel_l2": 0.5,
                                                                          "argmax_agree": 0.1, "limit_rel_l2": 1e-4})
     bad = export_model("topformer-t", 64, formats="onnx", out=out)
     assert not bad.ok
@@ -245,7 +246,7 @@ def test_argmax_graph_ncnn(tmp_path):
 
 
 def test_reference_margins_see_flat_logits():
-    from mobileseg.export.api import reference_margins
+    from mobileseg.export.reference import reference_margins
 
     rng = np.random.default_rng(0)
     offsets = rng.normal(size=(1, 10, 1, 1)) * 5.0
@@ -265,15 +266,15 @@ def test_logits_parity_reports_margins(onnx_export):
 
 
 def test_child_process_conversion_failures_are_explained(tmp_path):
-    from mobileseg.export import api
     from mobileseg.export._util import ConverterFailure
+    from mobileseg.export._worker import Worker
 
     x = np.zeros((1, 3, 8, 8), np.float32)
     local = type("Local", (torch.nn.Identity,), {"__module__": "__main__"})()
-    w = api._Worker.spawn("tflite", print)
+    w = Worker.spawn("tflite", print)
     assert w.submit(local, x, str(tmp_path), "fp32", "logits", print) is False  # converts in-process then
     assert w.proc.poll() is not None and not os.path.exists(w.job.name)  # the waiting child was stopped
-    w = api._Worker.spawn("nosuchformat", print)  # a child that dies: its output explains the failure
+    w = Worker.spawn("nosuchformat", print)  # a child that dies: its output explains the failure
     assert w.submit(torch.nn.Identity(), x, str(tmp_path), "fp32", "logits", print)
     with pytest.raises(ConverterFailure, match="exited with code 1.*nosuchformat"):
         w.result()

@@ -326,20 +326,35 @@ def test_host_harness_reports_bad_input(tiny_export, tmp_path):
         native.parse_timings(timings.read_text())
 
 
+def _pushed_artifact(dev, export_dir: Path, manifest: dict, remote_root: Path) -> dict:
+    """Push an export's ncnn files and input as AdbTarget.prepare does; the artifact dict it hands the driver."""
+    rdir = remote_root / export_dir.name
+    for rel in ("model.ncnn.param", "model.ncnn.bin", "reference/input.npy"):
+        native.push_checked(dev, export_dir / rel, str(rdir / rel))
+    entry = manifest["formats"]["ncnn"]
+    return {"dir": str(rdir), "model": str(rdir / "model.ncnn.param"), "weights": str(rdir / "model.ncnn.bin"),
+            "input": str(rdir / "reference" / "input.npy"), "input_name": entry["input_name"],
+            "output_name": entry["output_name"], "tools": ["taskset"]}
+
+
 @pytest.mark.slow
 def test_driver_runs_the_host_harness_pinned(tiny_export, tmp_path):
     export_dir, manifest = tiny_export
     binary = native_build.build_harness("host", jobs=2).path
     dev = LocalFolderDevice()
-    h = NativeHarness(binary=binary, remote_root=str(tmp_path / "device"))
+    drv = native.NativeHarnessDriver(binary=binary, remote_root=str(tmp_path / "device"))
+    artifact = _pushed_artifact(dev, export_dir, manifest, tmp_path / "device")
     cpu = sorted(__import__("os").sched_getaffinity(0))[0]
-    run = h.run_cell(dev, Cell(threads=1), export_dir, manifest, warmup=1, repeats=3, min_time=None, cpus=[cpu])
-    assert run.harness == "native-ncnn" and len(run.samples_ms) == 3
-    assert run.affinity == [cpu]  # taskset reached the harness process
-    assert run.runtime_settings["use_fp16_storage"] is False and run.runtime_settings["precision"] == "fp32"
-    assert compare(run.output, np.load(export_dir / "reference" / "output.npy"), "fp32")["ok"]
+    samples, output, info = drv.run(dev, Cell(threads=1), artifact, mask=native.cpu_mask([cpu]), warmup=1,
+                                    repeats=3, min_time=None)
+    assert info["harness"] == "native-ncnn" and len(samples) == 3
+    assert info["affinity"] == [cpu]  # taskset reached the harness process
+    assert info["runtime_settings"]["use_fp16_storage"] is False and info["runtime_settings"]["precision"] == "fp32"
+    ref = np.load(export_dir / "reference" / "output.npy")
+    assert compare(output.reshape(ref.shape), ref, "fp32")["ok"]
     n_pushed = len(dev.pushed)
-    h.run(dev, Cell(), export_dir, manifest, warmup=0, repeats=1)
+    _pushed_artifact(dev, export_dir, manifest, tmp_path / "device")
+    drv.run(dev, Cell(), artifact, mask=None, warmup=0, repeats=1, min_time=None)
     assert len(dev.pushed) == n_pushed  # harness, model and input were already on the device
 
 
@@ -370,10 +385,12 @@ def test_aarch64_static_harness_under_qemu(tiny_export, tmp_path):
 
     # The same binary through the driver, as over ADB (the 'device' runs arm64 binaries with qemu).
     dev = LocalFolderDevice(wrap=f"{QEMU} -cpu {QEMU_CPU}")
-    h = NativeHarness(binary=res.path, remote_root=str(tmp_path / "device"))
-    samples, output, info2 = h.run(dev, Cell(), export_dir, manifest, warmup=1, repeats=2)
+    drv = native.NativeHarnessDriver(binary=res.path, remote_root=str(tmp_path / "device"))
+    artifact = _pushed_artifact(dev, export_dir, manifest, tmp_path / "device")
+    samples, output, info2 = drv.run(dev, Cell(), artifact, mask=None, warmup=1, repeats=2, min_time=None)
     assert len(samples) == 2 and info2["harness"] == "native-ncnn"
-    assert compare(output, np.load(export_dir / "reference" / "output.npy"), "fp32")["rel_l2"] <= 1e-4
+    ref = np.load(export_dir / "reference" / "output.npy")
+    assert compare(output.reshape(ref.shape), ref, "fp32")["rel_l2"] <= 1e-4
 
 
 @pytest.mark.slow
@@ -391,3 +408,31 @@ def test_cli_harness_build_and_path(capsys):
     assert again["cached"] is True and again["path"] == built["path"]
     assert main(["harness", "path", "--toolchain", "aarch64-linux-gnu"]) == 0
     assert capsys.readouterr().out.strip() == built["path"]
+
+
+def test_the_vulkan_variant_needs_the_ndk_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("ANDROID_NDK_HOME", raising=False)
+    monkeypatch.delenv("ANDROID_NDK_ROOT", raising=False)
+    for toolchain in ("auto", "aarch64-linux-gnu", "host"):
+        with pytest.raises(native_build.ToolchainError, match="needs the Android NDK.*static glibc binary cannot"):
+            native_build.build_harness(toolchain, vulkan=True)
+    binary = tmp_path / "mobileseg-ncnn-harness"
+    binary.write_bytes(b"\x7fELF")
+    drv = native.NativeHarnessDriver(binary=binary)  # the CPU harness is built, the Vulkan variant is not
+    assert drv.supports("ncnn", {"abi": "arm64-v8a"}) is None
+    assert "needs the Android NDK" in drv.supports("ncnn-vulkan", {"abi": "arm64-v8a"})
+    # with an NDK: its own cache key (ncnn built with NCNN_VULKAN=ON) and the build command in the sentence
+    (tmp_path / "ndk" / "build" / "cmake").mkdir(parents=True)
+    (tmp_path / "ndk" / "build" / "cmake" / "android.toolchain.cmake").write_text("")
+    tc = native_build.find_vulkan_toolchain(ndk=str(tmp_path / "ndk"))
+    assert native_build._ncnn_lib_key(tc, "1.0", vulkan=True) != native_build._ncnn_lib_key(tc, "1.0")
+    assert "-DNCNN_VULKAN=ON" in native_build.ncnn_cmake_options(vulkan=True)
+    assert "-DNCNN_VULKAN=OFF" not in native_build.ncnn_cmake_options(vulkan=True)
+    vk = native.NativeHarnessDriver(binary=binary, ndk=str(tmp_path / "ndk"))
+    assert "mobileseg harness build --vulkan --ndk" in vk.supports("ncnn-vulkan", {"abi": "arm64-v8a"})
+    h = native.NativeHarness(binary=binary, vulkan=True)
+    h.remote_binary = "/data/local/tmp/mobileseg/bin/h"
+    assert "--vulkan 1" in h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="fp16")
+    cpu = native.NativeHarness(binary=binary)
+    cpu.remote_binary = "/data/local/tmp/mobileseg/bin/h"
+    assert "--vulkan 0" in cpu.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None)

@@ -34,16 +34,6 @@ def _skip_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    from mobileseg.device.adb import load_signer
-
-    path = tmp_path_factory.mktemp("adbhome") / "adbkey"
-    load_signer(path)
-    (path.parent / "adb_keys").write_text(open(str(path) + ".pub").read())
-    return path
-
-
-@pytest.fixture(scope="module")
 def harness_binary():
     try:
         return native_build.build_harness(jobs=2).path
@@ -67,11 +57,11 @@ def test_native_harness_cell_over_adb(emulator, key, tmp_path):
     from test_native import make_tiny_export
 
     from mobileseg.bench.suite import Cell
-    from mobileseg.device.adb_target import AdbTarget
+    from mobileseg.bench.targets.adb import AdbTarget
 
     folder, man = make_tiny_export(tmp_path / "export" / "tiny_seg_32x40")
     cell = Cell("tiny-seg", (32, 40), "ncnn")
-    with AdbTarget.open(f"adb:127.0.0.1:{emulator}", key_path=key, harness="native") as t:
+    with AdbTarget.open(f"adb:127.0.0.1:{emulator}", key_path=key, adb_transport="direct", harness="native") as t:
         assert t.describe()["harness"] == "native-ncnn"
         t.check_runtime("ncnn")
         t.prepare(folder, "ncnn")
@@ -95,12 +85,12 @@ def test_bench_cli_harness_native_records_ncnn_cells_on_the_emulated_device(emul
     """`mobileseg bench --harness native` on a device that has Python: the native harness is used anyway."""
     pytest.importorskip("mobileseg.export.api", reason="the export stage (mobileseg.export.api) is not installed")
     pytest.importorskip("pnnx", reason="the ncnn export needs pnnx: pip install 'mobileseg[ncnn]'")
-    from mobileseg.bench.record import validate_record
+    from mobileseg.results.record import validate_record
     from mobileseg.cli import main
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     out = tmp_path / "results"
-    rc = main(["bench", "--device", f"adb:127.0.0.1:{emulator}", "--harness", "native", "--threads", "1",
+    rc = main(["bench", "--device", f"adb:127.0.0.1:{emulator}", "--adb-transport", "direct", "--harness", "native", "--threads", "1",
                "-m", "topformer-t", "--res", "64x64", "--runtimes", "ncnn", "--warmup", "1", "--repeats", "2",
                "--out", str(out), "--export-dir", str(tmp_path / "export"), "--quiet"])
     assert rc == 0

@@ -4,7 +4,6 @@ The fixtures under tests/fixtures/official_tools are written in the tools' docum
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -87,24 +86,25 @@ class Cell:
     precision = "fp32"
 
 
-def _export(tmp_path, fmt, name):
-    d = tmp_path / "m_32x32"
-    d.mkdir()
-    (d / name).write_bytes(b"model bytes")
-    (d / "manifest.json").write_text(json.dumps({"formats": {fmt: {"files": [{"path": name}]}}}))
-    return d, json.loads((d / "manifest.json").read_text())
+def _artifact(tmp_path, name):
+    """What AdbTarget hands a driver once it has pushed the model (here the 'device' is a local folder)."""
+    rdir = tmp_path / "device" / "m_32x32"
+    rdir.mkdir(parents=True)
+    (rdir / name).write_bytes(b"model bytes")
+    return {"dir": str(rdir), "model": str(rdir / name), "tools": ["taskset"]}
 
 
 def test_tflite_benchmark_run_is_pinned_and_says_parity_not_checked(tmp_path):
     binary = tmp_path / "benchmark_model"
     binary.write_bytes(b"\x7fELF fake")
-    export_dir, manifest = _export(tmp_path, "tflite", "model.tflite")
+    artifact = _artifact(tmp_path, "model.tflite")
     dev = ScriptedDevice((FIX / "benchmark_model_arm64_t1.txt").read_text())
-    tool = ot.OfficialTool(ot.TFLITE_TOOL, binary, remote_root=str(tmp_path / "device"))
-    r = tool.run(dev, Cell(), export_dir, manifest, warmup=2, repeats=20, cpus=[7])
+    drv = ot.OfficialToolDriver(ot.TFLITE_TOOL, binary, remote_root=str(tmp_path / "device"))
+    samples, output, r = drv.run(dev, Cell(), artifact, mask="80", warmup=2, repeats=20, min_time=None)
     cmd = r["command"]
     assert cmd.startswith("taskset 80 ") and "--num_threads=2" in cmd and "--num_runs=20" in cmd
-    assert "--warmup_runs=2" in cmd and str(tmp_path / "device" / "m_32x32" / "model.tflite") in cmd
+    assert "--warmup_runs=2" in cmd and artifact["model"] in cmd
+    assert output is None and samples == []  # benchmark_model prints a summary only
     assert r["parity"] == {"checked": False, "reason": "benchmark_model reports timings only"}
     assert r["harness"] == "benchmark_model" and r["runtime"] == "litert" and r["affinity"] == [7]
     assert r["stats_ms"]["count"] == 20
@@ -113,14 +113,14 @@ def test_tflite_benchmark_run_is_pinned_and_says_parity_not_checked(tmp_path):
 def test_ort_perf_test_run_pulls_per_run_times(tmp_path):
     binary = tmp_path / "onnxruntime_perf_test"
     binary.write_bytes(b"\x7fELF fake")
-    export_dir, manifest = _export(tmp_path, "onnx", "model.onnx")
+    artifact = _artifact(tmp_path, "model.onnx")
     dev = ScriptedDevice((FIX / "onnxruntime_perf_test_stdout.txt").read_text(),
                          (FIX / "onnxruntime_perf_test_results.csv").read_text())
-    tool = ot.OfficialTool(ot.ORT_TOOL, binary, remote_root=str(tmp_path / "device"))
-    r = tool.run(dev, Cell(), export_dir, manifest, warmup=1, repeats=10, cpus=[4, 5])
+    drv = ot.OfficialToolDriver(ot.ORT_TOOL, binary, remote_root=str(tmp_path / "device"))
+    samples, output, r = drv.run(dev, Cell(), artifact, mask="30", warmup=1, repeats=10, min_time=None)
     cmd = r["command"]
     assert cmd.startswith("taskset 30 ") and " -x 2 " in cmd and " -m times -r 10 " in cmd and " -I " in cmd
-    assert len(r["samples_ms"]) == 10 and r["parity"]["checked"] is False
+    assert len(samples) == 10 and r["parity"]["checked"] is False and r["affinity"] == [4, 5]
     assert r["runtime"] == "onnxruntime" and r["harness"] == "onnxruntime_perf_test"
 
 

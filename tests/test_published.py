@@ -1,4 +1,4 @@
-"""results/published.csv against numbers typed from the papers (/work/shared/papers), a dozen spot checks."""
+"""results/published.csv against numbers typed from the papers, a dozen spot checks."""
 import math
 
 import pytest

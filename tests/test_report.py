@@ -10,7 +10,8 @@ from mobileseg.report.published import load_published
 
 
 def record(model, res, runtime, median, device=None, status="ok", params=None, fmt=None, ts="2026-11-21T05:00:00"):
-    fmt = fmt or {"onnxruntime": "onnx", "ncnn": "ncnn", "torch": "torch", "litert": "tflite"}[runtime]
+    fmt = fmt or {"onnxruntime": "onnx", "ncnn": "ncnn", "ncnn-vulkan": "ncnn", "torch": "torch",
+                  "litert": "tflite"}[runtime]
     device = device or {"kind": "local", "model": None, "emulated": False}
     h, w = res
     return {"schema_version": 1, "id": f"{device['kind']}|{model}|{h}x{w}|{fmt}|{runtime}|fp32|logits|t1",
@@ -99,6 +100,35 @@ def test_report_renders(results_file, tmp_path):
     assert rows["lraspp-mbv3-large"].rstrip(" |").split("|")[-2].strip() == ""
     assert rows["segformer-b0"].rstrip(" |").split("|")[-2].strip() == ""
     assert "Paper vs measured latency" in md and "| topformer-s | 512x512 | host onnxruntime | 35.00 | 74" in md
+
+
+def test_software_vulkan_and_emulated_timings_stay_off_latency_axes(results_file, tmp_path):
+    from mobileseg.results.table import numerics_only
+
+    lavapipe = record("topformer-t", (512, 512), "ncnn-vulkan", 3.0, params=1_400_000)
+    lavapipe["runtime_settings"] = {"vulkan": True, "vulkan_device": "llvmpipe (LLVM 15.0.6, 256 bits)",
+                                    "vulkan_device_type": "cpu", "vulkan_software": True}
+    lavapipe["parity"] = {"ok": True, "rel_l2": 1.5e-3, "argmax_agree": 1.0}
+    gpu = dict(lavapipe, id="adb|" + lavapipe["id"].split("|", 1)[1],
+               device={"kind": "adb", "model": "Pixel 4", "serial": "abc", "emulated": False},
+               runtime_settings=dict(lavapipe["runtime_settings"], vulkan_device="Adreno (TM) 640",
+                                     vulkan_device_type="integrated", vulkan_software=False))
+    emu = record("topformer-t", (512, 512), "ncnn", 4.0,
+                 device={"kind": "emu", "model": "emu-arm64", "serial": "e", "emulated": True})
+    assert numerics_only(lavapipe) and numerics_only(emu) and not numerics_only(gpu)
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(results_file.read_text() + "".join(json.dumps(r) + "\n" for r in (lavapipe, gpu, emu)))
+    rep = build_report(results=[str(path)], out=tmp_path / "report")
+    stems = {p.stem for p in rep.files() if p.suffix == ".png"}
+    assert "pareto-pixel-4-ncnn-vulkan" in stems  # a real GPU's timings are plotted
+    assert not any("emu-arm64" in s for s in stems) and "pareto-host-ncnn-vulkan" not in stems
+    md = (tmp_path / "report" / "report.md").read_text()
+    section = md.split("### host, ncnn-vulkan: numerics only (software Vulkan")[1].split("###")[0]
+    assert "1.50000000e-03" in section or "0.0015" in section
+    assert "latency" not in section.split("\n\n")[1]  # the table has no latency column
+    assert "emu-arm64 (emulated), ncnn: numerics only (emulated device" in md
+    paper = md.split("### Paper vs measured latency")[1].split("###")[0]
+    assert "ncnn-vulkan" not in paper.replace("Pixel 4 ncnn-vulkan", "") and "emu-arm64" not in paper
 
 
 def test_published_only_and_cli(tmp_path, capsys):

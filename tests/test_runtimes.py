@@ -11,17 +11,18 @@ from mobileseg.runtimes.base import ArtifactError
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("rt") / "t64"
-    res = export_model("topformer-t", 64, formats="onnx,ncnn", out=str(out), parity=False)
+    res = export_model("topformer-t", 64, formats="torch,onnx,ncnn", out=str(out), parity=False)
     x = np.load(out / "reference" / "input.npy")
     ref = np.load(out / "reference" / "output.npy")
     return res, x, ref
 
 
 def test_registry_names():
-    assert set(RUNTIMES) == {"torch", "onnxruntime", "ncnn", "litert"}
+    assert set(RUNTIMES) == {"torch", "onnxruntime", "ncnn", "ncnn-vulkan", "litert"}
     formats = {get_runtime(n).format for n in RUNTIMES}
     assert formats == {"torch", "onnx", "ncnn", "tflite"}
     assert get_runtime("ort").name == "onnxruntime" and get_runtime("tflite").name == "litert"
+    assert get_runtime("ncnn_vulkan").name == "ncnn-vulkan" and get_runtime("ncnn-vulkan").format == "ncnn"
     with pytest.raises(MobilesegError, match="choose one of"):
         get_runtime("tensorrt")
 
@@ -108,3 +109,62 @@ def test_litert_runtime(tmp_path):
     assert sess.settings["threads"] == 1 and sess.settings["interpreter"] == "ai-edge-litert"
     assert compare(sess.run(x), ref)["rel_l2"] <= 1e-4
     sess.close()
+
+
+def test_torch_runtime_runs_the_saved_module_without_rebuilding_it(exported, monkeypatch):
+    """The torch cell loads model.pt (the module export checked); it neither builds nor folds the model again."""
+    from mobileseg.export import fold, reference
+
+    def no(*a, **k):
+        raise AssertionError("the torch runtime rebuilt the model")
+
+    monkeypatch.setattr(reference, "build_export_model", no)
+    monkeypatch.setattr(fold, "fold_batchnorm", no)
+    res, x, ref = exported
+    assert [f["path"] for f in res.manifest["formats"]["torch"]["files"]] == ["model.pt"]
+    sess = get_runtime("torch").load(res.out_dir, None, threads=1)
+    np.testing.assert_array_equal(sess.run(x), ref)  # the very module the reference came from
+    sess.close()
+
+
+def test_torch_runtime_without_a_torch_artifact_says_what_to_export(tmp_path):
+    import json
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"formats": {"onnx": {"files": []}}}))
+    with pytest.raises(ArtifactError, match="--formats torch"):
+        get_runtime("torch").load(tmp_path, None)
+
+
+_INTERRUPT_NCNN = """
+import sys
+import numpy as np
+import mobileseg.runtimes.ncnn as mod
+from mobileseg.runtimes import get_runtime
+
+class Interrupting:  # numpy, except that copying the output out raises Ctrl-C (extractor and blob still alive)
+    def __getattr__(self, name):
+        return getattr(np, name)
+    def array(self, *a, **k):
+        raise KeyboardInterrupt
+
+sess = get_runtime("ncnn").load(sys.argv[1], threads=1)
+x = np.load(sys.argv[1] + "/reference/input.npy")
+mod.np = Interrupting()
+try:
+    sess.run(x)
+except KeyboardInterrupt:
+    sess.close()  # as the bench does while the interrupt unwinds: the traceback still holds run()'s frame
+print("closed")
+"""
+
+
+def test_ncnn_close_after_an_interrupted_run_is_clean(exported):
+    """Ctrl-C mid-run used to end a bench with ncnn's 'FATAL ERROR! pool allocator destroyed too early'."""
+    import subprocess
+    import sys
+
+    res, _, _ = exported
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_NCNN, str(res.out_dir)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "closed" in proc.stdout, proc.stderr
+    assert "destroyed too early" not in proc.stderr and "still in use" not in proc.stderr, proc.stderr

@@ -15,19 +15,41 @@ def test_registered():
     assert (s.num_classes, s.output_stride, s.dataset) == (19, 4, "cityscapes")
 
 
-def test_xfa_follows_equations_2_to_5():
-    torch.manual_seed(0)
+def xfa_and_equations(seed: int = 0, tokens: int = 10):
+    """(module, input, equations 2-5 written out by hand) for one seeded XFA block."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     a = CrossFeatureAttention(dim=24, qkv_dim=8).eval()
     with torch.no_grad():
         a.temperature.fill_(0.7)
-        x = torch.randn(2, 10, 24)
+        x = torch.randn(2, tokens, 24, generator=g)
         q, k, v = a.q(x), a.k(x), a.v(x)
         qh = q / q.norm(dim=-1, keepdim=True)
         kh = k / k.norm(dim=-1, keepdim=True)
         k_f = kh @ a.w_f.weight.t()                        # N x 1
         k_c = kh.mean(dim=1, keepdim=True)                  # 1 x d (W_c = 1^T / N)
         ref = a.proj(v @ (0.7 * qh.transpose(1, 2) @ k_f @ k_c))
-        assert torch.allclose(a(x), ref, atol=1e-5)
+    return a, x, ref
+
+
+def test_xfa_follows_equations_2_to_5():
+    a, x, ref = xfa_and_equations()
+    with torch.no_grad():
+        # Limit 1e-4 (max abs): tools/tolerances.py measured at most 7.6e-6 over 48 cases (12 seeds x 10..1024
+        # tokens; worst at 1024 tokens), 13x below it. A wrong normalisation axis costs > 1e-3 (next test).
+        assert torch.allclose(a(x), ref, atol=1e-4)
+
+
+def test_xfa_with_a_wrong_layer_fails_by_orders_of_magnitude():
+    """Normalising the keys over tokens instead of channels (a plausible slip) is far outside the limit."""
+    a, x, ref = xfa_and_equations()
+    with torch.no_grad():
+        q, k, v = a.q(x), a.k(x), a.v(x)
+        qh = q / q.norm(dim=-1, keepdim=True)
+        kh = k / k.norm(dim=1, keepdim=True)                # wrong axis
+        wrong = a.proj(v @ (0.7 * qh.transpose(1, 2) @ (kh @ a.w_f.weight.t()) @ kh.mean(dim=1, keepdim=True)))
+        err = float((wrong - ref).abs().max())
+    assert err > 1e-3, err
 
 
 def test_xfa_is_linear_in_tokens():
@@ -37,7 +59,7 @@ def test_xfa_is_linear_in_tokens():
 
     def flops(n):
         with FlopCounterMode(display=False) as fc, torch.no_grad():
-            a(torch.randn(1, n, 16))
+            a(torch.randn(1, n, 16, generator=torch.Generator().manual_seed(106)))
         return fc.get_total_flops()
 
     f1, f2, f4 = flops(256), flops(512), flops(1024)
@@ -45,7 +67,7 @@ def test_xfa_is_linear_in_tokens():
 
 
 def test_patch_unfold_fold_round_trip_and_grouping():
-    x = torch.randn(2, 3, 8, 12)
+    x = torch.randn(2, 3, 8, 12, generator=torch.Generator().manual_seed(105))
     t = unfold_patches(x)
     assert t.shape == (8, 24, 3)
     assert torch.equal(fold_patches(t, 2, 8, 12), x)
@@ -73,7 +95,7 @@ def test_segformer_variant_params_and_macs_match_table5():
 def test_segformer_variant_forward_big(res):
     m = mobileseg.create_model("xformer-segformer")
     with torch.no_grad():
-        y = m(torch.randn(1, 3, *res))
+        y = m(torch.randn(1, 3, *res, generator=torch.Generator().manual_seed(104)))
     assert tuple(y.shape) == (1, 19, res[0] // 4, res[1] // 4)
     assert torch.isfinite(y).all()
 
@@ -82,14 +104,14 @@ def test_segformer_variant_forward_big(res):
 def test_cls_runs_at_any_multiple_of_64(res):
     m = XFormerCls(num_classes=10).eval()
     with torch.no_grad():
-        assert m(torch.randn(1, 3, *res)).shape == (1, 10)
+        assert m(torch.randn(1, 3, *res, generator=torch.Generator().manual_seed(103))).shape == (1, 10)
 
 
 def test_mhsa_baseline_same_shapes_and_params_close():
     a = mobileseg.create_model("xformer-cls", attention="mhsa")
     b = mobileseg.create_model("xformer-cls")
     with torch.no_grad():
-        assert a(torch.randn(1, 3, 128, 128)).shape == (1, 1000)
+        assert a(torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(102))).shape == (1, 1000)
     pa, pb = (sum(p.numel() for p in m.parameters()) for m in (a, b))
     assert 0 < pb - pa < 1000  # XFA adds only W_f and the temperature per block
 
@@ -106,11 +128,13 @@ def test_export_onnx_small():
     ort = pytest.importorskip("onnxruntime")
     import io
     m = mobileseg.create_model("xformer-segformer")
-    x = torch.randn(1, 3, 128, 128)
+    x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(101))
     buf = io.BytesIO()
     torch.onnx.export(m, (x,), buf, dynamo=False, opset_version=17)
     s = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
     y = torch.from_numpy(s.run(None, {s.get_inputs()[0].name: x.numpy()})[0])
     with torch.no_grad():
         r = m(x)
+    # Limit 1e-5: tools/tolerances.py measured torch -> ONNX (legacy exporter) -> onnxruntime at most 1.5e-7 over 99
+    # cases (11 models x 3 seeds x 64..128x192); the 68x headroom covers other CPUs' kernels (up to 8.4e-6 on ARM).
     assert float((y - r).norm() / r.norm()) < 1e-5

@@ -8,6 +8,7 @@
 // default and uses it silently on ARM CPUs with asimdhp, which would make an "fp32" measurement an fp16 one.
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,9 @@
 #include "cpu.h"
 #include "net.h"
 #include "platform.h"
+#if NCNN_VULKAN
+#include "gpu.h"
+#endif
 
 #if defined(__aarch64__)
 #define MOBILESEG_MACHINE "aarch64"
@@ -58,6 +62,8 @@ struct Args
     bool sgemm = true;
     int flush_denormals = 3;
     bool light_mode = true;
+    bool vulkan = false;      // ncnn-vulkan: only in a harness built with `mobileseg harness build --vulkan --ndk`
+    int vulkan_device = -1;   // -1: ncnn's default device
 };
 
 void usage()
@@ -67,7 +73,7 @@ void usage()
                  "         --timings OUT.json --output OUT.npy|OUT.raw [--input-name in0] [--output-name out0]\n"
                  "         [--threads 1] [--warmup 3] [--repeats 10 | --repeats 0 --min-time-ms T] [--max-repeats 100000]\n"
                  "         [--fp16 0|1] [--int8 0|1] [--bf16 0|1] [--packing 0|1] [--winograd 0|1] [--sgemm 0|1]\n"
-                 "         [--flush-denormals 0..3] [--light-mode 0|1]\n"
+                 "         [--flush-denormals 0..3] [--light-mode 0|1] [--vulkan 0|1] [--vulkan-device N]\n"
                  "Inputs/outputs are float32 NCHW, C order: .npy, or raw (then --shape is required for the input).\n"
                  "All fp16/int8/bf16 switches are off unless asked.\n");
 }
@@ -165,6 +171,8 @@ Args parse_args(int argc, char** argv)
         else if (k == "--winograd") ok = parse_bool(v, a.winograd);
         else if (k == "--sgemm") ok = parse_bool(v, a.sgemm);
         else if (k == "--light-mode") ok = parse_bool(v, a.light_mode);
+        else if (k == "--vulkan") ok = parse_bool(v, a.vulkan);
+        else if (k == "--vulkan-device") ok = parse_int(v, a.vulkan_device) && a.vulkan_device >= 0;
         else if (k == "--flush-denormals") ok = parse_int(v, a.flush_denormals) && a.flush_denormals >= 0 && a.flush_denormals <= 3;
         else fail(kExitUsage, "unknown option " + k + " (see --help)");
         if (!ok) fail(kExitUsage, "bad value '" + std::string(v) + "' for " + k);
@@ -408,6 +416,44 @@ int main(int argc, char** argv)
     ncnn::Option& opt = net.opt;
     opt.num_threads = a.threads;
     opt.use_vulkan_compute = false;
+    std::string vulkan_json;  // the device fields of mobileseg.runtimes.ncnn_vulkan, for the settings
+    if (a.vulkan)
+    {
+#if NCNN_VULKAN
+        const char* hint = "install a GPU driver, or Mesa's software Vulkan driver lavapipe";
+        if (ncnn::get_gpu_count() < 1) fail(kExitUsage, std::string("ncnn finds no Vulkan device: ") + hint);
+        int index = a.vulkan_device >= 0 ? a.vulkan_device : ncnn::get_default_gpu_index();
+        if (index >= ncnn::get_gpu_count()) fail(kExitUsage, "--vulkan-device " + std::to_string(index) + " is not a Vulkan device index");
+        const ncnn::GpuInfo& info = ncnn::get_gpu_info(index);
+        std::string name = info.device_name();
+        if (ncnn::get_gpu_device(index) == 0)
+            fail(kExitUsage, "the Vulkan driver of '" + name + "' fails to create the device: " + hint);
+        std::string lower = name;
+        for (size_t i = 0; i < lower.size(); i++) lower[i] = (char)std::tolower((unsigned char)lower[i]);
+        const char* soft = lower.find("llvmpipe") != std::string::npos ? "lavapipe (Mesa)"
+                           : lower.find("swiftshader") != std::string::npos ? "SwiftShader" : 0;
+        const char* kinds[] = {"discrete", "integrated", "virtual", "cpu"};
+        int kind = info.type();
+        unsigned int api = info.api_version();
+        char vendor[16];
+        std::snprintf(vendor, sizeof vendor, "0x%x", info.vendor_id());
+        std::string esc;  // device names are plain ASCII; drop quotes and backslashes rather than escape them
+        for (size_t i = 0; i < name.size(); i++) if (name[i] != '"' && name[i] != '\\') esc += name[i];
+        vulkan_json = ", \"vulkan_device\": \"" + esc + "\", \"vulkan_device_index\": " + std::to_string(index)
+                      + ", \"vulkan_device_type\": \"" + std::string(kind >= 0 && kind <= 3 ? kinds[kind] : "other")
+                      + "\", \"vulkan_vendor_id\": " + std::to_string(info.vendor_id())
+                      + ", \"vulkan_driver\": \"" + std::string(soft ? soft : vendor)
+                      + "\", \"vulkan_driver_version\": " + std::to_string(info.driver_version())
+                      + ", \"vulkan_api_version\": \"" + std::to_string((api >> 22) & 0x7F) + "."
+                      + std::to_string((api >> 12) & 0x3FF) + "." + std::to_string(api & 0xFFF)
+                      + "\", \"vulkan_software\": " + json_bool(kind == 3 || soft);
+        opt.use_vulkan_compute = true;
+        net.set_vulkan_device(index);
+#else
+        fail(kExitUsage, "this harness was built without Vulkan: build the Vulkan variant with "
+                         "`mobileseg harness build --vulkan --ndk PATH`");
+#endif
+    }
     opt.lightmode = a.light_mode;
     opt.use_packing_layout = a.packing;
     opt.use_fp16_packed = a.fp16;
@@ -487,7 +533,8 @@ int main(int argc, char** argv)
     j += "  \"warmup_ms\": " + json_list(warmup_ms) + ",\n";
     j += "  \"overhead_ms\": " + json_num(median(empty)) + ",\n";
     j += "  \"affinity\": " + json_ints(allowed_cpus()) + ",\n";
-    j += "  \"settings\": {\"threads\": " + std::to_string(opt.num_threads) + ", \"vulkan\": false"
+    j += "  \"settings\": {\"threads\": " + std::to_string(opt.num_threads) + ", \"vulkan\": "
+         + json_bool(opt.use_vulkan_compute) + vulkan_json
          + ", \"use_fp16_packed\": " + json_bool(opt.use_fp16_packed)
          + ", \"use_fp16_storage\": " + json_bool(opt.use_fp16_storage)
          + ", \"use_fp16_arithmetic\": " + json_bool(opt.use_fp16_arithmetic)

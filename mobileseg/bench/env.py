@@ -38,6 +38,32 @@ def cpu_slug(model: str | None = None) -> str:
     return slug[:40].rstrip("-") or "cpu"
 
 
+def short_id(*parts) -> str:
+    """Six hex digits of a hash of ``parts``: a stable tag that tells two machines with the same name apart."""
+    import hashlib
+
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:6]
+
+
+def machine_id() -> str | None:
+    """The OS's machine id (systemd / D-Bus), which differs between machines and stays across reboots."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        v = _read(path)
+        if v:
+            return v
+    return None
+
+
+def host_device_id() -> str:
+    """Name of this host in cell keys and result files: ``host-<full CPU model>-<short id>``.
+
+    The CPU model alone is not enough (two EPYC servers would share one results file); the short id hashes the
+    machine id with the CPU model and core count, so it is stable on one machine and differs between two.
+    """
+    model = cpu_model()
+    return f"host-{cpu_slug(model)}-{short_id(machine_id() or '', model, os.cpu_count())}"
+
+
 def cpu_freq_mhz(cpu: int | None = None) -> dict:
     """Current/max frequency of ``cpu`` (MHz) from cpufreq, else the cpuinfo 'cpu MHz' figure; {} if unreadable."""
     cpu = 0 if cpu is None else cpu

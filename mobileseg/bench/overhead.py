@@ -48,7 +48,7 @@ def _empty(_):
 
 def measure_overhead(repeats: int = 2000) -> float:
     """Median cost (ms) of one timed iteration of :func:`time_calls` around an empty call."""
-    from .stats import summarize
+    from ..results.stats import summarize
 
     samples, _ = time_calls(_empty, None, warmup=100, repeats=repeats)
     return summarize(samples)["median"]
@@ -90,7 +90,7 @@ def measure_sgemm(n: int = 1024, min_time: float = 1.0, warmup: int = 2) -> dict
 
 
 def _rate(samples, n, library) -> dict:
-    from .stats import summarize
+    from ..results.stats import summarize
 
     s = summarize(samples)
     return {"library": library, "median_ms": s["median"], "count": s["count"],

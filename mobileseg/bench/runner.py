@@ -7,16 +7,17 @@ or a lost device keeps every finished cell and ``resume=True`` skips them on the
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 
 from ..errors import MissingDependencyError, MobilesegError
-from ..export.api import export_dir_name  # contract 2 folder naming, owned by the export stage
+from .. import manifest as _manifest
+from ..results.paths import RUNS_DIR
 from .progress import Progress
-from .record import SCHEMA_VERSION, LatencyRecord
-from .stats import summarize
-from .store import ResultStore
-from .suite import RUNTIME_FORMATS, Cell, Suite, SuiteError, build_group, load_suite
+from ..results.record import SCHEMA_VERSION, LatencyRecord
+from ..results.stats import summarize
+from ..results.store import ResultStore
+from .. import formats
+from .suite import Cell, Suite, SuiteError, build_group, load_suite
 from .targets import Target, TargetLostError, open_target
 
 DEFAULT_WARMUP = 5
@@ -31,8 +32,8 @@ class BenchRun(list):
     sgemm: dict | None = None
 
 
-def results_file_for(target: Target, threads: int, out_dir="results") -> Path:
-    """Default results file: ``<out_dir>/<device id>-t<threads>.jsonl`` (e.g. ``results/host-amd-epyc-t1.jsonl``)."""
+def results_file_for(target: Target, threads: int, out_dir=RUNS_DIR) -> Path:
+    """Default results file: ``<out_dir>/<device id>-t<threads>.jsonl`` (``results/runs/host-amd-epyc-3f09a1-t1.jsonl``)."""
     return Path(out_dir) / f"{target.device_id()}-t{int(threads)}.jsonl"
 
 
@@ -63,7 +64,7 @@ def plan_cells(models=None, resolutions=None, runtimes=None, precisions=None, gr
         return cells, s.settings, True  # a suite names its runtimes
     explicit = bool(runtimes)
     models = list(models or list_models(task="segmentation"))
-    runtimes = list(runtimes or RUNTIME_FORMATS)
+    runtimes = list(runtimes or formats.default_runtimes())
     precisions = list(precisions or ["fp32"])
     graphs = list(graphs or ["logits"])
     cells = []
@@ -86,53 +87,34 @@ def _ensure_export(cell: Cell, formats: list[str], export_root: Path, export_fn,
     the formats already exported in the folder (the export stage rewrites the manifest with the formats it is
     given, and reuses up-to-date artifacts from its own cache).
     """
-    import json
-
     key = (cell.model, cell.resolution, cell.precision, cell.graph)
-    folder = export_root / export_dir_name(cell.model, cell.resolution, cell.precision, cell.graph)
+    folder = export_root / _manifest.export_dir_name(cell.model, cell.resolution, cell.precision, cell.graph)
     if key not in cache:
         if export_fn is None:
             from ..export import export_model as export_fn
-        wanted = {f for f in formats if f != "torch"} or {"onnx"}  # torch needs only the manifest and reference
-        try:
-            old = json.loads((folder / "manifest.json").read_text())
-            wanted |= {f for f, e in (old.get("formats") or {}).items() if e.get("ok")}
-        except (OSError, ValueError):
-            pass
+        wanted = set(formats) | _manifest.ok_formats(_manifest.read(folder))
         result = export_fn(cell.model, list(cell.resolution), formats=sorted(wanted), precision=cell.precision,
                            graph=cell.graph, out=str(folder))
         cache[key] = result.manifest if hasattr(result, "manifest") else result
     man = cache[key]
-    if cell.format != "torch":
-        entry = (man.get("formats") or {}).get(cell.format)
-        if not entry or not entry.get("files"):
-            why = (entry or {}).get("error") or "no artifact was written"
-            raise ExportFailedError(f"the {cell.format} export of {cell.model} at "
-                                    f"{cell.resolution[0]}x{cell.resolution[1]} failed: {why}")
-    elif not (folder / "reference" / "output.npy").exists():
-        raise ExportFailedError(f"the export folder {folder} has no reference output")
+    entry = _manifest.format_entry(man, cell.format)
+    if not entry or not entry.get("files"):
+        why = (entry or {}).get("error") or "no artifact was written"
+        raise ExportFailedError(f"the {cell.format} export of {cell.model} at "
+                                f"{cell.resolution[0]}x{cell.resolution[1]} failed: {why}")
     return folder, man
 
 
 def _parity(out, folder: Path, cell: Cell, manifest: dict) -> dict:
+    """The cell's parity against the export's reference, judged by the same rule as at export."""
     import numpy as np
 
-    from ..parity import compare
+    from ..parity import check
 
     ref_path = folder / "reference" / "output.npy"
     if not ref_path.exists():
         return {"checked": False, "why": "the export folder has no reference/output.npy"}
-    ref = np.load(ref_path)
-    if (manifest.get("graph") or cell.graph) == "argmax":
-        # Class maps: only the share of agreeing pixels is meaningful.
-        out_i = np.asarray(out).reshape(ref.shape) if np.asarray(out).size == ref.size else None
-        if out_i is None:
-            return {"ok": False, "error": f"output shape {list(np.shape(out))} != reference {list(ref.shape)}",
-                    "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": None}
-        agree = float(np.mean(out_i.astype(np.int64) == ref.astype(np.int64)))
-        return {"ok": agree >= 0.999, "max_abs": None, "rel_l2": None, "argmax_agree": agree,
-                "limit_rel_l2": None, "limit_argmax_agree": 0.999}
-    return compare(out, ref, cell.precision)
+    return check(out, np.load(ref_path), cell.precision, manifest.get("graph") or cell.graph, runtime=cell.runtime)
 
 
 _COMPLEXITY: dict = {}
@@ -143,10 +125,12 @@ def model_complexity(model: str, resolution, num_classes=None) -> tuple[float | 
     key = (model, tuple(resolution), num_classes)
     if key not in _COMPLEXITY:
         try:
+            from ..export.api import torch_threads
             from ..flops import count_complexity
             from ..registry import create_model
 
-            c = count_complexity(create_model(model, num_classes=num_classes), *resolution)
+            with torch_threads(1):  # the process is pinned to one core: more threads would only fight over it
+                c = count_complexity(create_model(model, num_classes=num_classes), *resolution)
             _COMPLEXITY[key] = (c.macs / 1e9, c.params)
         except (ImportError, MobilesegError):
             _COMPLEXITY[key] = (None, None)
@@ -156,7 +140,7 @@ def model_complexity(model: str, resolution, num_classes=None) -> tuple[float | 
 def _artifact(folder: Path, manifest: dict, fmt: str) -> dict:
     entry = (manifest.get("formats") or {}).get(fmt) or {}
     files = entry.get("files") or []
-    return {"export_dir": str(folder), "manifest": str(folder / "manifest.json"),
+    return {"export_dir": str(folder), "manifest": str(folder / _manifest.FILE),
             "sha256": (files[0].get("sha256") if files and isinstance(files[0], dict) else None),
             "files": [f.get("path") if isinstance(f, dict) else f for f in files],
             "weights": manifest.get("weights")}
@@ -183,7 +167,7 @@ def _now() -> str:
 
 def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, graphs=None, suite=None,
               device: str = "local", threads: int = 1, warmup: int | None = None, repeats: int | None = None,
-              min_time: float | None = None, cpu: int | None = None, resume: bool = False, out_dir="results",
+              min_time: float | None = None, cpu: int | None = None, resume: bool = False, out_dir=RUNS_DIR,
               results_file=None, export_root="export", target: Target | None = None, export_fn=None,
               progress: bool | Progress = True, cooldown_s: float | None = None, measure_reference: bool = True,
               target_options: dict | None = None) -> BenchRun:
@@ -197,12 +181,15 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         warmup, repeats, min_time: untimed warm-up calls; timed calls, or seconds of timed calls (default 20 calls).
         cpu: the CPU to pin to on the host (default: the last one).
         resume: skip cells that already have a finished record in the results file.
-        out_dir, results_file: where records go (default ``results/<device>-t<threads>.jsonl``).
+        out_dir, results_file: where records go (default ``results/runs/<device>-t<threads>.jsonl``).
         export_root: the export stage's output folder (artifacts are reused when present).
         measure_reference: also time this core's single-thread SGEMM (stored in every record as ``sgemm``).
     """
     if repeats is not None and min_time is not None:
         raise MobilesegError("give either --repeats or --min-time, not both")
+    from ..runtimes.base import check_threads
+
+    threads = check_threads(threads)  # before any cell: one sentence, not an error record per cell
     cells, settings, explicit_runtimes = plan_cells(models, resolutions, runtimes, precisions, graphs, suite, threads)
     warmup = int(warmup if warmup is not None else settings.get("warmup", DEFAULT_WARMUP))
     if repeats is None and min_time is None:
@@ -213,7 +200,11 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         raise MobilesegError(f"--repeats must be at least 1, not {repeats}")
     if warmup < 0:
         raise MobilesegError(f"--warmup must be 0 or more, not {warmup}")
+    if min_time is not None and float(min_time) < 0:
+        raise MobilesegError(f"--min-time must be 0 or more seconds, not {min_time}")
     cooldown_s = float(cooldown_s if cooldown_s is not None else settings.get("cooldown_s", 0))
+    if cooldown_s < 0:
+        raise MobilesegError(f"--cooldown must be 0 or more seconds, not {cooldown_s:g}")
 
     own_target = target is None
     if own_target:
@@ -245,13 +236,14 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         device_id = target.device_id()
         path = Path(results_file) if results_file else results_file_for(target, threads, out_dir)
         store = ResultStore(path)
+        store.check_writable()  # a bad --out/--results-file fails now, not after the first measured cell
         run.path = path
         done = store.done_keys() if resume else set()
         prog = progress if isinstance(progress, Progress) else Progress(len(cells), enabled=bool(progress))
         for r in missing_rts:
             prog.note(f"runtime '{r}' is not installed: its cells are left out")
         description = target.describe()
-        from .env import describe_host, package_versions
+        from .env import describe_host
 
         host = describe_host()
         todo = [c for c in cells if c.key(device_id) not in done]
@@ -319,20 +311,22 @@ def _fmt_ms(v) -> str:
 
 
 def _summary(d: dict) -> str:
+    """The progress line of a finished cell (latency from the results table view)."""
+    from ..results.table import row
+
     if d["status"] == "error":
         return f"ERROR {d['error']}"
-    s = d["stats_ms"]
-    p = d["parity"]
-    par = (f"rel_l2 {p['rel_l2']:.1e}" if p.get("rel_l2") is not None else
-           f"argmax {p.get('argmax_agree')}" if "argmax_agree" in p else "parity not checked")
+    r = row(d)
+    par = (f"rel_l2 {r['rel_l2']:.1e}" if r["rel_l2"] is not None else
+           f"argmax {r['argmax_agree']}" if r["argmax_agree"] is not None else "parity not checked")
     tag = "" if d["status"] == "ok" else " PARITY FAILED"
     if (d.get("device_state") or {}).get("throttled"):
         tag += " THROTTLED (the CPU frequency dropped during the cell)"
-    if s.get("median") is None:  # a tool's own summary without a median (benchmark_model)
-        return f"mean {_fmt_ms(s.get('mean'))} ms (min {_fmt_ms(s.get('min'))}, max {_fmt_ms(s.get('max'))}, " \
-               f"n={s.get('count')}, {d.get('harness')} summary), {par}{tag}"
-    return (f"median {_fmt_ms(s['median'])} ms (p10 {_fmt_ms(s.get('p10'))}, p90 {_fmt_ms(s.get('p90'))}, "
-            f"n={s['count']}), {par}{tag}")
+    if r["latency_stat"] == "mean":  # a tool's own summary without a median (benchmark_model)
+        return f"mean {_fmt_ms(r['mean_ms'])} ms (min {_fmt_ms(r['min_ms'])}, max {_fmt_ms(r['max_ms'])}, " \
+               f"n={r['count']}, {d.get('harness')} summary), {par}{tag}"
+    return (f"median {_fmt_ms(r['latency_ms'])} ms (p10 {_fmt_ms(r['p10_ms'])}, p90 {_fmt_ms(r['p90_ms'])}, "
+            f"n={r['count']}), {par}{tag}")
 
 
 STATS_KEYS = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")

@@ -25,13 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import formats
 from ..errors import MobilesegError
-from .record import cell_key
-
-# Runtime name -> artifact format it runs (contract 3); kept here so planning a suite imports no runtime package.
-RUNTIME_FORMATS = {"torch": "torch", "onnxruntime": "onnx", "ncnn": "ncnn", "litert": "tflite"}
-PRECISIONS = ("fp32", "fp16")
-GRAPHS = ("logits", "argmax")
+from ..formats import GRAPHS, PRECISIONS
+from ..results.record import cell_key
 
 _TOP_KEYS = {"name", "description", "settings", "cells"}
 _SETTINGS_KEYS = {"threads", "warmup", "repeats", "min_time", "cooldown_s"}
@@ -55,7 +52,7 @@ class Cell:
 
     @property
     def format(self) -> str:
-        return RUNTIME_FORMATS[self.runtime]
+        return formats.runtime_format(self.runtime)
 
     def key(self, device: str) -> str:
         return cell_key(device, self.model, self.resolution, self.format, self.runtime, self.precision, self.graph,
@@ -136,8 +133,8 @@ def build_group(models, resolutions, runtimes, precisions=("fp32",), graphs=("lo
             except MobilesegError as exc:
                 raise SuiteError(f"{where}: {exc}") from None
     for rt in runtimes:
-        if rt not in RUNTIME_FORMATS:
-            raise SuiteError(f"{where}: unknown runtime '{rt}'; choose from {', '.join(RUNTIME_FORMATS)}")
+        if rt not in formats.RUNTIMES:
+            raise SuiteError(f"{where}: unknown runtime '{rt}'; choose from {', '.join(formats.RUNTIMES)}")
     for p in precisions:
         if p not in PRECISIONS:
             raise SuiteError(f"{where}: unknown precision '{p}'; choose from {', '.join(PRECISIONS)}")
@@ -207,6 +204,9 @@ def load_suite(path) -> Suite:
         raise SuiteError(f"suite file '{p}' is not valid TOML ({exc}); fix that line") from None
     except UnicodeDecodeError:
         raise SuiteError(f"suite file '{p}' is not UTF-8 text; save it as a UTF-8 TOML file") from None
+    except OSError as exc:  # a folder, no permission
+        why = "is a folder, not a file" if p.is_dir() else f"cannot be read ({exc.strerror or exc})"
+        raise SuiteError(f"suite file '{p}' {why}; give a path such as bench/smoke.toml") from None
     suite = parse_suite(data, where=str(p))
     suite.path = str(p)
     return suite

@@ -1,14 +1,9 @@
 """``mobileseg bench``: single-thread latency of exported models on the host or an ADB device, with parity."""
 from __future__ import annotations
 
-
-def _split(values):
-    if not values:
-        return None
-    out = []
-    for v in values:
-        out += [p for p in str(v).replace(",", " ").split() if p]
-    return out
+from ..formats import GRAPHS, PRECISIONS, RUNTIMES, default_runtimes
+from ..results.paths import RUNS_DIR
+from ._args import add_export_dir, add_list, add_quiet, split_list
 
 
 def register(sub) -> None:
@@ -16,13 +11,25 @@ def register(sub) -> None:
                        description="Measure every cell (model x resolution x runtime x precision x graph) on the "
                                    "target, check its output against the PyTorch reference, and append one record "
                                    "per cell to a JSON Lines results file.")
-    p.add_argument("--device", default="local", help="local (default), adb, adb:HOST:PORT or adb:SERIAL")
-    p.add_argument("--threads", type=int, default=1, help="threads per runtime (1: one intra-op thread, no pool)")
-    p.add_argument("--models", "-m", nargs="+", help="model names (default: every segmentation model, or the suite's)")
-    p.add_argument("--res", nargs="+", help="resolutions, 448 or HxW (default: each model's paper resolution)")
-    p.add_argument("--runtimes", nargs="+", help="torch, onnxruntime, ncnn, litert (default: every installed one)")
-    p.add_argument("--precision", nargs="+", help="fp32 (default) or fp16")
-    p.add_argument("--graph", nargs="+", choices=["logits", "argmax"], help="timed graph boundary (default logits)")
+    p.add_argument("--device", default="local",
+                   help="local (default); adb (the only device the adb server lists), adb:SERIAL (any serial it "
+                        "lists: USB, HOST:PORT, emulator-5554; a HOST:PORT it does not list is adb-connected), "
+                        "adb:S1,S2 or adb:all (several devices in parallel, one results file each)")
+    p.add_argument("--adb-transport", choices=["auto", "server", "direct"], default="auto",
+                   help="server: through the adb server (ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT, else "
+                        "localhost:5037; started with adb start-server when needed); direct: adb-shell straight to "
+                        "the device (TCP, or USB with libusb and no adb server running); auto (default): the "
+                        "server, or direct when none answers and no adb binary can start one")
+    p.add_argument("--threads", type=int, default=1, help="threads per runtime (default 1: one intra-op thread, no inter-op pool)")
+    add_list(p, "--models", "model names (default: every segmentation model, or the suite's)", aliases=("-m",))
+    add_list(p, "--res", "resolutions, 448 or HxW (default: each model's paper resolution)")
+    add_list(p, "--runtimes", f"{', '.join(RUNTIMES)} (default: every installed one of "
+             f"{', '.join(default_runtimes())}; ncnn-vulkan only when named: it needs a Vulkan device, Mesa's software "
+             "lavapipe where there is no GPU)")
+    add_list(p, "--precisions", f"{' or '.join(PRECISIONS)} (default fp32, for every runtime; on ncnn-vulkan fp16 "
+             "means fp16 storage and arithmetic, what ncnn runs on phones' GPUs: ask for it with --precisions fp16)",
+             aliases=("--precision",))
+    add_list(p, "--graphs", f"timed graph boundary: {' or '.join(GRAPHS)} (default logits)", aliases=("--graph",))
     p.add_argument("--suite", help="a suite file such as bench/smoke.toml; --models/--res/--runtimes then filter it")
     p.add_argument("--warmup", type=int, default=None, help="untimed warm-up runs per cell (default 5)")
     g = p.add_mutually_exclusive_group()
@@ -35,19 +42,20 @@ def register(sub) -> None:
                         "device's python3: ncnn, onnxruntime, litert), native (the C++ ncnn harness built by "
                         "`mobileseg harness build`, for phones without Python; ncnn only) or auto (default: python "
                         "when the device has it, else native); on the host the runtimes always run in-process")
-    p.add_argument("--tflite-benchmark", metavar="PATH", default=None,
+    p.add_argument("--tflite-benchmark", metavar="PATH|auto", default=None,
                    help="time litert cells on the ADB device with this TFLite benchmark_model binary (built for "
-                        "the device; pushed once, same threads and pinning; timings only: parity not checked)")
+                        "the device; pushed once, same threads and pinning; timings only: parity not checked); "
+                        "auto: the official prebuilt fetched by `mobileseg tools fetch tflite-benchmark`")
     p.add_argument("--ort-perf-test", metavar="PATH", default=None,
                    help="time onnxruntime cells on the ADB device with this onnxruntime_perf_test binary (built "
                         "for the device; pushed once, same threads and pinning; timings only: parity not checked)")
-    p.add_argument("--cooldown", type=float, default=None, help="max seconds to wait for temperatures between models")
+    p.add_argument("--cooldown", type=float, default=None, help="max seconds to wait for temperatures between models (default: the suite's cooldown_s, else no wait)")
     p.add_argument("--resume", action="store_true", help="skip cells already finished in the results file")
-    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--out", default=RUNS_DIR, help=f"results folder (default {RUNS_DIR}/, git-ignored)")
     p.add_argument("--results-file", default=None, help="append to this file instead of <out>/<device>-t<N>.jsonl")
-    p.add_argument("--export-dir", default="export", help="export folder (artifacts are reused; default export/)")
+    add_export_dir(p)
     p.add_argument("--no-sgemm", action="store_true", help="skip timing the core's SGEMM reference rate")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -56,6 +64,8 @@ def target_options(args) -> dict:
     opts = {}
     if getattr(args, "harness", "auto") not in (None, "auto"):
         opts["harness"] = args.harness
+    if getattr(args, "adb_transport", "auto") not in (None, "auto"):
+        opts["adb_transport"] = args.adb_transport
     for key in ("tflite_benchmark", "ort_perf_test"):
         if getattr(args, key, None):
             opts[key] = getattr(args, key)
@@ -66,8 +76,14 @@ def run(args) -> int:
     from ..bench import run_bench
     from ._format import table
 
-    records = run_bench(models=_split(args.models), resolutions=_split(args.res), runtimes=_split(args.runtimes),
-                        precisions=_split(args.precision), graphs=args.graph, suite=args.suite, device=args.device,
+    if args.device.startswith("adb:"):
+        from ..device.selection import parse_device_arg
+
+        if parse_device_arg(args.device).several:
+            return run_several(args)
+    records = run_bench(models=split_list(args.models), resolutions=split_list(args.res),
+                        runtimes=split_list(args.runtimes), precisions=split_list(args.precisions),
+                        graphs=split_list(args.graphs), suite=args.suite, device=args.device,
                         threads=args.threads, warmup=args.warmup, repeats=args.repeats, min_time=args.min_time,
                         cpu=args.cpu, resume=args.resume, out_dir=args.out, results_file=args.results_file,
                         export_root=args.export_dir, progress=not args.quiet, cooldown_s=args.cooldown,
@@ -79,20 +95,58 @@ def run(args) -> int:
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
-def summary_row(r: dict) -> dict:
-    s = r.get("stats_ms") or {}
-    p = r.get("parity") or {}
-    h, w = r["resolution"]
-    med = s.get("median")
-    rate = (r["gflops"] / (med / 1e3)) if (med and r.get("gflops")) else None
-    if med is None and s.get("mean") is not None:  # a tool summary without a median (benchmark_model)
-        med_text = f"{s['mean']:.2f} (mean)"
-    else:
-        med_text = f"{med:.2f}" if med is not None else ""
-    return {"model": r["model"], "res": f"{h}x{w}", "runtime": r["runtime"], "prec": r["precision"],
-            "graph": r["graph"], "median ms": med_text,
-            "p10": f"{s['p10']:.2f}" if s.get("p10") is not None else "",
-            "p90": f"{s['p90']:.2f}" if s.get("p90") is not None else "",
-            "n": s.get("count", ""), "GMAC/s": f"{rate:.2f}" if rate else "",
-            "rel_l2": f"{p['rel_l2']:.1e}" if p.get("rel_l2") is not None else "",
-            "status": r["status"] if r["status"] != "error" else f"error: {r.get('error')}"}
+def summary_row(rec: dict) -> dict:
+    """The printed row of one record, from the results table view (latency and rate rules live there)."""
+    from ..results.table import latency_text, row
+
+    r = row(rec)
+    two = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+    return {"model": r["model"], "res": r["resolution"], "runtime": r["runtime"], "prec": r["precision"],
+            "graph": r["graph"], "latency ms": latency_text(r), "p10": two(r["p10_ms"]), "p90": two(r["p90_ms"]),
+            "n": r["count"] if r["count"] is not None else "", "GMAC/s": two(r["gmac_per_s"]),
+            "rel_l2": "" if r["rel_l2"] is None else f"{r['rel_l2']:.1e}",
+            "status": r["status"] if r["status"] != "error" else f"error: {r['error']}"}
+
+
+def run_several(args) -> int:
+    """``--device adb:S1,S2`` / ``adb:all``: the same plan on every device in parallel (mobileseg.bench.fleet)."""
+    import sys
+
+    from ..bench.fleet import DevicesLostError, run_on_devices
+    from ..bench.targets.adb import AdbTarget, official_tool_drivers
+    from ..device.selection import open_devices
+    from ._format import table
+
+    official_tool_drivers(args.tflite_benchmark, args.ort_perf_test)  # a bad path fails before connecting
+    devices, notes = open_devices(args.device, transport=args.adb_transport)
+    for n in notes:
+        print(f"mobileseg: {n}", file=sys.stderr)
+
+    def target(dev):  # each device gets its own drivers (they remember what they pushed there)
+        return AdbTarget.on_device(dev, cpu=args.cpu, harness=args.harness,
+                                   tool_drivers=official_tool_drivers(args.tflite_benchmark, args.ort_perf_test))
+
+    print(f"mobileseg: {len(devices)} device(s) in parallel: {', '.join(d.serial for d in devices)}", file=sys.stderr)
+    try:
+        outcomes = run_on_devices(
+            target, devices, threads=args.threads, out_dir=args.out, progress=not args.quiet,
+            results_file=args.results_file, models=split_list(args.models), resolutions=split_list(args.res),
+            runtimes=split_list(args.runtimes), precisions=split_list(args.precisions), graphs=split_list(args.graphs),
+            suite=args.suite,
+            warmup=args.warmup, repeats=args.repeats, min_time=args.min_time, resume=args.resume,
+            export_root=args.export_dir, cooldown_s=args.cooldown, measure_reference=False)
+    except DevicesLostError as exc:
+        outcomes = exc.outcomes
+        _print_outcomes(outcomes, table)
+        raise
+    _print_outcomes(outcomes, table)
+    bad = any(not o.ok or any(r["status"] != "ok" for r in o.run) for o in outcomes)
+    return 1 if bad else 0
+
+
+def _print_outcomes(outcomes, table) -> None:
+    rows = [{"device": o.serial, **summary_row(r)} for o in outcomes if o.run for r in o.run]
+    if rows:
+        print(table(rows))
+    for o in outcomes:
+        print(o.summary())

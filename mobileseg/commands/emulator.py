@@ -1,55 +1,103 @@
-"""``mobileseg emulator build|start|stop|status``: the emulated ARM64 device (arm64 rootfs under qemu + a Python adbd).
+"""``mobileseg emulator build|start|stop|status``: emulated ARM64 devices (arm64 rootfs under qemu + a Python adbd).
 
-Timings taken on it are emulated (hundreds of times slower than a phone): they prove the ARM kernels compute the
-right numbers, never how fast a phone is. Records taken on it are marked ``emulated``.
+Two profiles: ``debian`` (default: Python and the runtimes, for the Python harness) and ``android`` (a stock phone:
+no Python, busybox /system/bin/sh, getprop, a 4+3+1 big.LITTLE topology; the native harness). Several devices can
+run at once, one per port.
+
+Timings taken on them are emulated (hundreds of times slower than a phone): they prove the ARM kernels compute the
+right numbers, never how fast a phone is. Records taken on them are marked ``emulated``.
 """
 from __future__ import annotations
 
 import json
 
+from ..errors import MobilesegError
+
+PROFILE_HELP = "debian (default: Python + runtimes) or android (stock phone: no Python, native harness)"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("emulator", help="build, start and stop the emulated ARM64 device (ADB over TCP)")
+    p = sub.add_parser("emulator", help="build, start and stop emulated ARM64 devices (ADB over TCP)")
     esub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    b = esub.add_parser("build", help="build the arm64 rootfs with Python and the runtimes (cached, ~1 minute)")
+    b = esub.add_parser("build", help="build a profile's arm64 rootfs (cached; debian ~1 minute, android seconds)")
+    b.add_argument("--profile", default=None, help=PROFILE_HELP)
     b.add_argument("--force", action="store_true", help="rebuild even if the recipe did not change")
     b.add_argument("--mirror", default=None, help="Debian mirror (default: the host's)")
-    s = esub.add_parser("start", help="start the emulated device's adbd on 127.0.0.1")
+    b.add_argument("--vulkan", action="store_true",
+                   help="opt-in: the debian rootfs plus arm64 lavapipe (Mesa's CPU Vulkan) for ncnn-vulkan, a separate "
+                        "cached rootfs (a few minutes)")
+    s = esub.add_parser("start", help="start an emulated device's adbd on 127.0.0.1 (one per port)")
+    s.add_argument("--profile", default=None, help=PROFILE_HELP)
     s.add_argument("--port", type=int, default=None, help="TCP port (default 5560; 0 picks a free one)")
     s.add_argument("--adb-keys", default=None, help="adb_keys file of authorised keys (default: in the cache)")
     s.add_argument("--refuse-new-keys", action="store_true",
                    help="act like a phone whose 'Allow USB debugging?' prompt is never accepted")
-    esub.add_parser("stop", help="stop the emulated device")
-    st = esub.add_parser("status", help="what is built and running")
+    s.add_argument("--vulkan", action="store_true",
+                   help="the debian device with lavapipe (built by emulator build --vulkan); VK_ICD_FILENAMES is set")
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument("--refuse-auth", action="store_true",
+                      help="refuse every key, known ones too: `adb devices` lists it as unauthorized")
+    mode.add_argument("--offline", action="store_true",
+                      help="accept connections but never answer them: `adb devices` lists it as offline")
+    t = esub.add_parser("stop", help="stop emulated devices (the only one running, --port N or --all)")
+    which = t.add_mutually_exclusive_group()
+    which.add_argument("--port", type=int, default=None, help="the device on this port")
+    which.add_argument("--all", action="store_true", help="every emulated device started by `emulator start`")
+    st = esub.add_parser("status", help="what is built and which devices are running")
     st.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
+
+
+def _mb(n) -> str:
+    return f"{(n or 0) / 1e6:.1f} MB"
 
 
 def run(args) -> int:
     from ..emulator import build, control
 
     if args.action == "build":
-        res = build.build(force=args.force, mirror=args.mirror)
-        print(f"rootfs: {res['rootfs']} ({(res['bytes'] or 0) / 1e6:.0f} MB, recipe {res['hash']}, "
+        if args.vulkan:
+            from ..emulator import vulkan
+
+            if args.profile not in (None, build.profiles.DEFAULT):
+                raise MobilesegError(f"--vulkan is a variant of the debian profile, not of {args.profile}")
+            res = vulkan.build_rootfs(force=args.force, mirror=args.mirror)
+        else:
+            res = build.build(force=args.force, mirror=args.mirror, profile=args.profile)
+        print(f"rootfs ({res['profile']}): {res['rootfs']} ({_mb(res['bytes'])}, recipe {res['hash']}, "
               f"build {res['build_seconds']} s)")
         return 0
     if args.action == "start":
-        st = control.start(port=control.DEFAULT_PORT if args.port is None else args.port, adb_keys=args.adb_keys,
-                           refuse_new_keys=args.refuse_new_keys)
-        print(f"emulated ARM64 device running (pid {st['pid']}): --device {st['device']}")
-        print(f"  adb client: adb connect 127.0.0.1:{st['port']}   log: {st['log']}")
+        d = control.start(port=control.DEFAULT_PORT if args.port is None else args.port, adb_keys=args.adb_keys,
+                          refuse_new_keys=args.refuse_new_keys, profile=args.profile, refuse_auth=args.refuse_auth,
+                          offline=args.offline, vulkan=args.vulkan)
+        mode = "" if d["mode"] == "normal" else f", {d['mode']}"
+        print(f"emulated {d['profile']} device running (pid {d['pid']}{mode}): --device {d['device']}")
+        print(f"  adb client: adb connect 127.0.0.1:{d['port']}   log: {d['log']}")
         return 0
     if args.action == "stop":
-        print("emulated device stopped" if control.stop() else "the emulated device was not running")
+        ports = control.stop(port=args.port, all_=args.all)
+        if ports:
+            print("stopped the emulated device(s) on port " + ", ".join(map(str, ports)))
+        else:
+            print("no emulated device was running" + (f" on port {args.port}" if args.port is not None else ""))
         return 0
     st = control.status()
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
-    b = st["build"]
-    print(f"rootfs: {b['rootfs']}: " + ("not built (mobileseg emulator build)" if not b["built"] else
-                                        f"built, {'current' if b['current'] else 'OUTDATED (rebuild)'}, "
-                                        f"{(b['bytes'] or 0) / 1e6:.0f} MB, recipe {b['hash']}"))
-    print(f"adbd: running on port {st['port']} (pid {st['pid']}), --device {st['device']}" if st["running"]
-          else "adbd: not running (mobileseg emulator start)")
+    for name, b in st["build"].items():
+        print(f"rootfs {name}: " + ("not built (mobileseg emulator build --profile " + name + ")" if not b["built"]
+                                    else f"built, {'current' if b['current'] else 'OUTDATED (rebuild)'}, "
+                                         f"{_mb(b['bytes'])}, recipe {b['hash']}, {b['rootfs']}"))
+    v = st["vulkan"]
+    print(f"rootfs {v['profile']} (opt-in): " + ("not built (mobileseg emulator build --vulkan)" if not v["built"]
+                                                 else f"built, {'current' if v['current'] else 'OUTDATED (rebuild)'}, "
+                                                      f"{_mb(v['bytes'])}, recipe {v['hash']}, {v['rootfs']}"))
+    for d in st["devices"]:
+        mode = "" if d.get("mode", "normal") == "normal" else f", {d['mode']}"
+        print(f"running: {d.get('profile') or 'host'} on port {d['port']} (pid {d['pid']}{mode}), "
+              f"--device {d['device']}")
+    if not st["devices"]:
+        print("running: none (mobileseg emulator start [--profile android] [--port N])")
     return 0

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
+
+from ..formats import FORMATS
+from ..results.paths import EVAL_FILE, RUNS_DIR
+from ._args import add_export_dir, add_quiet
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="mIoU of an exported artifact on ADE20K / Cityscapes (feeds `mobileseg report --eval`)")
     p.add_argument("--model", "-m", required=True)
     p.add_argument("--weights", default=None, help="checkpoint (official layouts are converted); default: random init")
-    p.add_argument("--format", "-f", default="onnx", choices=["torch", "onnx", "ncnn", "tflite"], dest="fmt")
+    p.add_argument("--format", "-f", default="onnx", choices=list(FORMATS), dest="fmt")
     p.add_argument("--runtime", default=None, help="runtime adapter (default: the host runtime of the format)")
     p.add_argument("--data", required=True,
                    help="dataset root: images/ + annotations/ (ADE20K) or leftImg8bit/ + gtFine/ (Cityscapes)")
@@ -18,11 +23,10 @@ def register(sub) -> None:
                    help="artifact input size, 512 or HxW (default: the model's; 512x1024 for Cityscapes)")
     p.add_argument("--mode", choices=["slide", "stretch"], default="slide",
                    help="slide (default): keep ratio, short side to the artifact's, sliding windows; stretch: resize to the artifact")
-    p.add_argument("--export-root", default="export/eval",
-                   help="where the eval artifacts are exported (default export/eval)")
-    p.add_argument("--out", default="results/eval.jsonl",
-                   help="eval records are appended here (default results/eval.jsonl)")
-    p.add_argument("--no-progress", action="store_true")
+    add_export_dir(p, default="export/eval", aliases=("--export-root",))
+    p.add_argument("--out", default=RUNS_DIR,
+                   help=f"folder whose eval.jsonl the record is appended to (default {RUNS_DIR}: {EVAL_FILE})")
+    add_quiet(p, aliases=("--no-progress",))
     p.add_argument("--json", action="store_true", help="print the whole record")
     p.set_defaults(func=run)
 
@@ -31,9 +35,10 @@ def run(args) -> int:
     from ..eval.evaluate import append_record, evaluate
 
     rec = evaluate(args.model, args.data, fmt=args.fmt, dataset=args.dataset, weights=args.weights, res=args.res,
-                   limit=args.limit, mode=args.mode, export_root=args.export_root, progress=not args.no_progress,
+                   limit=args.limit, mode=args.mode, export_root=args.export_dir, progress=not args.quiet,
                    runtime=args.runtime)
-    path = append_record(rec, args.out)
+    # --out is a folder; a path ending in .jsonl (the old meaning) is still taken as the file itself
+    path = append_record(rec, args.out if str(args.out).endswith(".jsonl") else os.path.join(args.out, "eval.jsonl"))
     if args.json:
         print(json.dumps(rec, indent=2))
     h, w = rec["resolution"]

@@ -3,22 +3,30 @@ from __future__ import annotations
 
 import json
 
+from ..formats import DEFAULT_EXPORT_FORMATS, FORMATS, GRAPHS, PRECISIONS
+from ._args import add_export_dir, add_list, add_quiet, split_list
+
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX, ncnn and TFLite (BatchNorm folded, parity-checked)")
     p.add_argument("--model", "-m", required=True)
     p.add_argument("--res", default=None, help="448 or HxW such as 512x1024 (default: the model's)")
-    p.add_argument("--formats", default="onnx,ncnn,tflite", help="comma-separated subset of onnx,ncnn,tflite")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
+    add_list(p, "--formats", f"any of {', '.join(FORMATS)} (default {' '.join(DEFAULT_EXPORT_FORMATS)})")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="fp16 writes fp16 weights for ncnn and TFLite (parity limit 2e-2)")
-    p.add_argument("--graph", default="logits", choices=["logits", "argmax"],
+    p.add_argument("--graph", default="logits", choices=list(GRAPHS),
                    help="logits at the model's stride (default) or + bilinear resize to input size + argmax")
     p.add_argument("--weights", default=None, help="checkpoint file (default: seeded random weights)")
     p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--out", default=None, help="output folder (default: export/<model>_<H>x<W>[_fp16][_argmax])")
+    p.add_argument("--out", default=None,
+                   help="the export folder written (default: <export-dir>/<model>_<H>x<W>[_fp16][_argmax])")
+    add_export_dir(p)
     p.add_argument("--no-parity", action="store_true", help="skip running the artifacts against PyTorch")
+    add_list(p, "--parity-runtimes", "runtimes that check their format instead of its host runtime, e.g. "
+             "ncnn-vulkan: the ncnn artifact judged on the Vulkan device (limit: mobileseg/parity.py)")
     p.add_argument("--force", action="store_true", help="convert again even if the cached artifacts are current")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -26,10 +34,22 @@ def run(args) -> int:
     from ..export.api import export_model
     from ._format import table
 
-    quiet = args.json
-    res = export_model(args.model, args.res, formats=args.formats, precision=args.precision, graph=args.graph,
-                       weights=args.weights, num_classes=args.num_classes, out=args.out,
-                       parity=not args.no_parity, force=args.force, log=None if quiet else print)
+    import os
+
+    from ..manifest import export_dir_name
+    from ..registry import get_spec, parse_resolution
+
+    quiet = args.json or args.quiet
+    out = args.out
+    if out is None and args.export_dir != "export":
+        spec = get_spec(args.model)
+        res = parse_resolution(args.res) if args.res else spec.default_resolution
+        out = os.path.join(args.export_dir, export_dir_name(spec.name, res, args.precision, args.graph))
+    res = export_model(args.model, args.res, formats=split_list(args.formats) or list(DEFAULT_EXPORT_FORMATS),
+                       precision=args.precision, graph=args.graph,
+                       weights=args.weights, num_classes=args.num_classes, out=out,
+                       parity=not args.no_parity, force=args.force, log=None if quiet else print,
+                       parity_runtimes=split_list(args.parity_runtimes))
     if args.json:
         print(json.dumps(res.manifest, indent=2))
         return 0 if res.ok else 1

@@ -16,6 +16,9 @@ def register(sub) -> None:
                             "aarch64-linux-gnu cross compiler is used)")
         a.add_argument("--toolchain", default="auto", choices=["auto", "android-arm64", "aarch64-linux-gnu", "host"],
                        help="auto: the NDK when given, else aarch64-linux-gnu; host: this machine (for tests)")
+        a.add_argument("--vulkan", action="store_true",
+                       help="the Vulkan variant (ncnn-vulkan on a phone's GPU, loading its libvulkan.so at run time): "
+                            "needs the NDK (--ndk), as a static glibc binary cannot load bionic's libvulkan")
         a.add_argument("--json", action="store_true")
         if name == "build":
             a.add_argument("--jobs", "-j", type=int, default=2, help="parallel compile jobs (default 2)")
@@ -30,10 +33,10 @@ def run(args) -> int:
         args.harness_parser.print_help()
         return 1
     if action == "path":
-        path = harness_path(args.toolchain, args.ndk)
+        path = harness_path(args.toolchain, args.ndk, vulkan=args.vulkan)
         if path is None:
             print("mobileseg: the native harness is not built for this ncnn version and toolchain: run "
-                  "`mobileseg harness build`", file=sys.stderr)
+                  f"`mobileseg harness build{' --vulkan' if args.vulkan else ''}`", file=sys.stderr)
             return 1
         print(json.dumps({"path": str(path)}) if args.json else path)
         return 0
@@ -42,7 +45,7 @@ def run(args) -> int:
 
         raise MobilesegError("--jobs must be at least 1")
     res = build_harness(args.toolchain, args.ndk, jobs=args.jobs,
-                        log=lambda m: print(m, file=sys.stderr, flush=True))
+                        log=lambda m: print(m, file=sys.stderr, flush=True), vulkan=args.vulkan)
     if args.json:
         print(json.dumps({"path": str(res.path), "toolchain": res.toolchain, "ncnn_version": res.ncnn_version,
                           "key": res.key, "cached": res.cached, "seconds": round(res.seconds, 3),

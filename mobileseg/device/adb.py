@@ -1,8 +1,11 @@
-"""ADB transport for bench targets: :class:`AdbDevice` on adb-shell (TCP or USB), with timeouts on every command.
+"""The direct ADB transport: :class:`AdbDevice` on adb-shell, straight to the device's adbd (TCP, or USB with libusb),
+with timeouts on every command. The default transport goes through the adb server instead
+(:mod:`mobileseg.device.adb_server`); this one is for machines with no adb server or binary (``--adb-transport
+direct``, or automatically when no server answers and none can be started: see :mod:`mobileseg.device.selection`).
 
-Stable API (also used by the native harness driver): ``AdbDevice.open(spec)``, ``shell(cmd, timeout) -> (rc,
-stdout)``, ``push(local, remote)`` (skips files whose sha256 on the device already matches, verifies after the push,
-retries once), ``pull(remote, local)``, ``close()``.
+API shared with the server transport (:class:`~mobileseg.device.transport.DeviceTransport`): ``AdbDevice.open(spec)``,
+``shell(cmd, timeout) -> (rc, stdout)``, ``push(local, remote)`` (skips files whose sha256 on the device already
+matches, verifies after the push, retries once), ``pull(remote, local)``, ``close()``, ``transport_info()``.
 
 Device specs: ``adb`` (the only USB device), ``adb:SERIAL`` (a USB device), ``adb:HOST:PORT`` (TCP, ``adb tcpip``
 phones and the emulated device). Authentication uses the standard ``~/.android/adbkey`` (created when missing, like
@@ -14,52 +17,19 @@ marker line is parsed off the output.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
-import shlex
 import socket
 from pathlib import Path
 
-from ..errors import MobilesegError, require
+from ..errors import require
 from ..hashing import sha256_file  # noqa: F401  (re-exported)
+from .transport import (RC_MARKER, AdbError, DeviceLostError, DeviceTimeoutError,  # noqa: F401  (re-exported)
+                        DeviceTransport, DeviceUnauthorizedError, NoDeviceError, PushError, StorageFullError)
 
-try:  # the runner stops a suite (keeping finished cells) on TargetLostError
-    from ..bench.targets import TargetLostError as _LostBase
-except ImportError:  # pragma: no cover - bench stage absent
-    _LostBase = MobilesegError
-
-RC_MARKER = "__mobileseg_rc="
 DEFAULT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
 AUTH_TIMEOUT = 30.0
-
-
-class AdbError(MobilesegError):
-    """A device command failed in a way the user can act on."""
-
-
-class NoDeviceError(AdbError):
-    pass
-
-
-class DeviceUnauthorizedError(AdbError):
-    pass
-
-
-class DeviceLostError(_LostBase):
-    """The device went away mid-run (unplugged, connection dropped, daemon stopped)."""
-
-
-class DeviceTimeoutError(AdbError):
-    pass
-
-
-class PushError(AdbError):
-    pass
-
-
-class StorageFullError(PushError):
-    pass
+TRANSPORT = "adb-direct"
 
 
 def _TRANSPORT_ERRORS(ex) -> tuple:  # noqa: N802 - a constant that needs adb_shell imported
@@ -121,8 +91,9 @@ def _eof_aware_tcp_transport(host: str, port: int):
     return EofAwareTcpTransport(host, port)
 
 
-class AdbDevice:
-    """One ADB device. Every command has a timeout; a dropped connection raises :class:`DeviceLostError`."""
+class AdbDevice(DeviceTransport):
+    """One ADB device reached directly (adb-shell). Every command has a timeout; a dropped connection raises
+    :class:`DeviceLostError`."""
 
     def __init__(self, spec: str = "adb", key_path=None, connect_timeout: float = CONNECT_TIMEOUT,
                  auth_timeout: float = AUTH_TIMEOUT, default_timeout: float = DEFAULT_TIMEOUT):
@@ -136,6 +107,12 @@ class AdbDevice:
         self._signer = None
         self._was_connected = False  # after a first connection, failing to reconnect means the device was lost
         self.serial = f"{self.address}:{self.port}" if self.transport == "tcp" else self.address
+
+    def transport_info(self) -> dict:
+        import adb_shell
+
+        return {"transport": TRANSPORT, "serial": self.serial, "link": self.transport,
+                "client": f"adb-shell {getattr(adb_shell, '__version__', '')}".strip()}
 
     @classmethod
     def open(cls, spec: str = "adb", **kw) -> "AdbDevice":
@@ -155,7 +132,8 @@ class AdbDevice:
             from adb_shell.transport.usb_transport import UsbTransport  # noqa: F401 (needs libusb1)
         except ImportError:
             raise NoDeviceError(
-                "USB devices need the package 'libusb1' (pip install 'adb-shell[usb]'); or connect over TCP: run "
+                "USB devices need the package 'libusb1': install it with: pip install 'mobileseg[usb]' -c "
+                "constraints.txt; or connect over TCP: run "
                 "'adb tcpip 5555' once with the phone plugged in and pass --device adb:PHONE_IP:5555") from None
         try:
             return AdbDeviceUsb(serial=self.address, default_transport_timeout_s=self.connect_timeout)
@@ -267,49 +245,6 @@ class AdbDevice:
         rc = int(rc_text) if rc_text.isdigit() else 255
         return rc, out[:idx]
 
-    def check(self, cmd: str, timeout: float | None = None, what: str | None = None) -> str:
-        """Run ``cmd``; return its output or raise :class:`AdbError` naming ``what`` failed."""
-        rc, out = self.shell(cmd, timeout)
-        if rc != 0:
-            tail = " ".join(out.strip().splitlines()[-3:])[:300]
-            raise AdbError(f"{what or 'the device command'} failed (exit {rc}): {tail or cmd[:120]}")
-        return out
-
-    def remote_sha256(self, remote: str, timeout: float | None = None) -> str | None:
-        q = shlex.quote(remote)
-        rc, out = self.shell(f"sha256sum {q} 2>/dev/null || toybox sha256sum {q}", timeout)
-        if rc != 0:
-            return None
-        m = re.search(r"\b([0-9a-f]{64})\b", out)
-        return m.group(1) if m else None
-
-    def push(self, local: str | os.PathLike, remote: str, timeout: float | None = None,
-             local_sha256: str | None = None) -> bool:
-        """Push one file unless the device has it already (same sha256); verify; retry once. True when sent."""
-        local = Path(local)
-        if not local.is_file():
-            raise PushError(f"cannot push {local}: no such file")
-        want = local_sha256 or sha256_file(local)
-        if self.remote_sha256(remote, timeout) == want:
-            return False
-        timeout = float(timeout or max(self.default_timeout, 30 + local.stat().st_size / 2e6))
-        self.shell(f"mkdir -p {shlex.quote(posixpath.dirname(remote) or '/')}", timeout)
-        last = None
-        for _attempt in range(2):
-            try:
-                self._push_once(local, remote, timeout)
-            except StorageFullError:
-                raise
-            except PushError as exc:
-                last = str(exc)
-                continue
-            got = self.remote_sha256(remote, timeout)
-            if got == want:
-                return True
-            last = f"checksum after push is {got or 'missing'}, expected {want[:12]}..."
-        raise PushError(f"pushing {local.name} to {remote} failed twice ({last}): check the connection and the "
-                        "free space on the device")
-
     def _push_once(self, local: Path, remote: str, timeout: float) -> None:
         from adb_shell import exceptions as ex
 
@@ -319,9 +254,7 @@ class AdbDevice:
         except ex.PushFailedError as exc:
             msg = str(exc)
             if "space" in msg.lower() or "ENOSPC" in msg:
-                raise StorageFullError(f"the device storage is full while pushing {local.name} to {remote}: free "
-                                       "space on the device (adb shell rm -r /data/local/tmp/mobileseg) and run "
-                                       "again") from None
+                raise self.storage_full(local, remote) from None
             raise PushError(msg or "the device refused the file") from None
         except (ex.AdbTimeoutError, ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
             err = self._timed_out(f"timed out ({exc})")
@@ -347,13 +280,3 @@ class AdbDevice:
         except _TRANSPORT_ERRORS(ex) as exc:
             raise self._lost(exc) from None
         return local
-
-    def getprop(self, name: str, timeout: float | None = None) -> str:
-        rc, out = self.shell(f"getprop {shlex.quote(name)} 2>/dev/null", timeout)
-        return out.strip() if rc == 0 else ""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bench.targets import TargetLostError
-from ..errors import MobilesegError
+from ..errors import MobilesegError, TargetLostError
 from ..hashing import sha256_file  # noqa: F401  (re-exported)
 
 REMOTE_ROOT = "/data/local/tmp/mobileseg"
@@ -75,17 +74,6 @@ def push_checked(device, local, remote: str, mode: str | None = None) -> bool:
     return True
 
 
-def _ncnn_files(export_dir: Path, manifest: dict) -> tuple[Path, Path, dict]:
-    entry = (manifest.get("formats") or {}).get("ncnn") or {}
-    files = [Path(export_dir) / f["path"] for f in entry.get("files") or []]
-    files = files or sorted(Path(export_dir).glob("*.ncnn.*"))
-    param = next((p for p in files if p.name.endswith(".param")), None)
-    binary = next((p for p in files if p.name.endswith(".bin")), None)
-    if not param or not binary or not param.is_file() or not binary.is_file():
-        raise NativeHarnessError(f"{export_dir} has no ncnn .param/.bin: export the model with --formats ncnn first")
-    return param, binary, entry
-
-
 def parse_timings(text: str) -> dict:
     """Parse and check a harness timings JSON (the contract in device_scripts/README.md)."""
     try:
@@ -122,16 +110,18 @@ class NativeHarness:
     """Driver of the native ncnn harness on one device.
 
     ``binary`` is the harness built for the device (default: the cached ``mobileseg harness build`` output).
-    ``prepare(device)`` pushes it once; ``run(device, cell, export_dir, manifest, ...)`` pushes the model and input
-    (sha256-checked), runs the harness under ``taskset`` and returns ``(samples_ms, output, info)``.
+    ``prepare(device)`` pushes it once (sha256-checked); ``execute(device, ...)`` runs it under ``taskset`` on files
+    already on the device and returns ``(samples_ms, output, info)``. Pushing the artifact is the target's job.
     """
 
     harness = HARNESS_LABEL
     runtime = "ncnn"
 
-    def __init__(self, binary=None, remote_root: str = REMOTE_ROOT, toolchain: str = "auto", ndk: str | None = None):
+    def __init__(self, binary=None, remote_root: str = REMOTE_ROOT, toolchain: str = "auto", ndk: str | None = None,
+                 vulkan: bool = False):
         self._binary = Path(binary) if binary else None
         self.toolchain, self.ndk = toolchain, ndk
+        self.vulkan = vulkan  # the Vulkan variant (ncnn-vulkan; built with the NDK only) run with --vulkan 1
         self.remote_root = remote_root.rstrip("/")
         self.remote_binary: str | None = None
 
@@ -140,10 +130,11 @@ class NativeHarness:
         if self._binary is None:
             from .native_build import harness_path
 
-            found = harness_path(self.toolchain, self.ndk)
+            found = harness_path(self.toolchain, self.ndk, vulkan=self.vulkan)  # no NDK for Vulkan: one sentence
             if found is None:
-                raise NativeHarnessError("the native ncnn harness is not built: run `mobileseg harness build` "
-                                         "(the device has no Python, so the bench needs it)")
+                build = "mobileseg harness build --vulkan --ndk PATH" if self.vulkan else "mobileseg harness build"
+                raise NativeHarnessError(f"the native ncnn harness{' (Vulkan variant)' if self.vulkan else ''} is "
+                                         f"not built: run `{build}` (the device has no Python, so the bench needs it)")
             self._binary = found
         if not self._binary.is_file():
             raise NativeHarnessError(f"the native harness {self._binary} does not exist: run `mobileseg harness build`")
@@ -176,6 +167,7 @@ class NativeHarness:
                 "--input-name", q(input_name or "in0"), "--output-name", q(output_name or "out0"),
                 "--threads", str(int(threads)), "--warmup", str(int(warmup)),
                 "--fp16", "1" if precision == "fp16" else "0", "--int8", "0", "--bf16", "0",
+                "--vulkan", "1" if self.vulkan else "0",
                 "--timings", q(timings), "--output", q(output)]
         if shape is not None:
             args += ["--shape", ",".join(str(int(d)) for d in shape)]
@@ -220,40 +212,9 @@ class NativeHarness:
         info["command"] = cmd
         return [float(v) for v in info["samples_ms"]], out, info
 
-    def run(self, device, cell, export_dir, manifest: dict, warmup: int = 3, repeats: int | None = 10,
-            min_time: float | None = None, cpus=None, timeout: float = 3600.0):
-        """Push one export's ncnn files and input (sha256-checked) and measure it; ``(samples_ms, output, info)``."""
-        export_dir = Path(export_dir)
-        self.prepare(device)
-        param, weights, entry = _ncnn_files(export_dir, manifest)
-        x_path = export_dir / "reference" / "input.npy"
-        x = np.load(x_path, mmap_mode="r")
-        if x.dtype != np.float32 or not x.flags.c_contiguous:
-            raise NativeHarnessError(f"{x_path} is not C-ordered float32: re-export the model")
-        remote_dir = f"{self.remote_root}/{export_dir.name}"
-        rparam, rbin, rin = (f"{remote_dir}/{param.name}", f"{remote_dir}/{weights.name}",
-                             f"{remote_dir}/reference/input.npy")
-        for local, remote in ((param, rparam), (weights, rbin), (x_path, rin)):
-            push_checked(device, local, remote)
-        precision = getattr(cell, "precision", "fp32")
-        return self.execute(device, remote_dir, rparam, rbin, rin, threads=cell.threads, warmup=warmup,
-                            repeats=repeats, min_time=min_time, precision=precision,
-                            mask=f"{cpu_mask(cpus)}" if cpus else None, input_name=entry.get("input_name"),
-                            output_name=entry.get("output_name"), want_shape=(manifest.get("output") or {}).get("shape"),
-                            timeout=timeout, tag=f"{precision}_t{cell.threads}")
-
-    def run_cell(self, device, cell, export_dir, manifest, warmup, repeats, min_time, cpus=None):
-        """:meth:`run` packaged as the bench's :class:`~mobileseg.bench.targets.CellRun`."""
-        from ..bench.targets import CellRun
-
-        samples, output, info = self.run(device, cell, export_dir, manifest, warmup, repeats, min_time, cpus=cpus)
-        return CellRun(samples_ms=samples, output=output, runtime_version=info.get("runtime_version"),
-                       runtime_settings=info["runtime_settings"], affinity=list(info.get("affinity") or []),
-                       harness=HARNESS_LABEL, overhead_ms=info.get("overhead_ms"))
-
 
 class NativeHarnessDriver:
-    """The harness-driver seam of :class:`mobileseg.device.adb_target.AdbTarget` for the native ncnn harness.
+    """The harness-driver seam (see :mod:`mobileseg.device.python_harness`) for the native ncnn harness.
 
     The target pushes the artifact and ``reference/input.npy``; this driver pushes the harness binary once, runs it
     with the target's ``taskset`` mask and returns ``(samples_ms, output, info)`` like the Python harness driver.
@@ -261,23 +222,35 @@ class NativeHarnessDriver:
 
     name = HARNESS_LABEL
 
-    def __init__(self, binary=None, toolchain: str = "auto", ndk: str | None = None, remote_root: str = REMOTE_ROOT):
+    def __init__(self, binary=None, toolchain: str = "auto", ndk: str | None = None, remote_root: str = REMOTE_ROOT,
+                 vulkan_binary=None):
         self.harness = NativeHarness(binary=binary, remote_root=remote_root, toolchain=toolchain, ndk=ndk)
+        self.vulkan_harness = NativeHarness(binary=vulkan_binary, remote_root=remote_root, toolchain=toolchain,
+                                            ndk=ndk, vulkan=True)
+
+    def _for(self, runtime: str) -> NativeHarness:
+        return self.vulkan_harness if runtime == "ncnn-vulkan" else self.harness
 
     def supports(self, runtime: str, description: dict) -> str | None:
-        if runtime != "ncnn":
+        if runtime not in ("ncnn", "ncnn-vulkan"):
             return (f"the native harness runs ncnn only, not '{runtime}': install python3 on the device for "
                     f"{runtime}, or time it with the official binary (--tflite-benchmark / --ort-perf-test)")
         abi = (description or {}).get("abi") or ""
         if abi and not abi.startswith(("arm64", "aarch64")):
             return f"the native harness is built for arm64 but the device's ABI is {abi}: use --harness python"
         try:
-            self.harness.binary
+            self._for(runtime).binary
         except MobilesegError as exc:
             return str(exc)
         return None
 
     def prepare(self, device) -> None:
+        """Push the CPU harness when it is built; the Vulkan variant is pushed by its first cell (a device measured
+        on ncnn-vulkan alone needs no CPU harness; supports() said which binary is missing)."""
+        try:
+            self.harness.binary
+        except MobilesegError:
+            return
         self.harness.prepare(device)
 
     def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
@@ -287,8 +260,8 @@ class NativeHarnessDriver:
                                      "no .bin weights: re-export it with --formats ncnn")
         if mask and "taskset" not in (artifact.get("tools") or ["taskset"]):
             mask = None  # no taskset on this device: the record's affinity shows the CPUs actually allowed
-        return self.harness.execute(device, artifact["dir"], artifact["model"], artifact["weights"],
+        return self._for(cell.runtime).execute(device, artifact["dir"], artifact["model"], artifact["weights"],
                                     artifact["input"], threads=cell.threads, warmup=warmup, repeats=repeats,
                                     min_time=min_time, precision=cell.precision, mask=mask,
                                     input_name=artifact.get("input_name"), output_name=artifact.get("output_name"),
-                                    timeout=timeout, tag=f"{cell.precision}_t{cell.threads}")
+                                    timeout=timeout, tag=f"{cell.runtime}_{cell.precision}_t{cell.threads}")

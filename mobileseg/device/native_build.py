@@ -10,6 +10,11 @@ and the Python runtime adapter compute with the same library. Two stages, each c
 Toolchains: ``android-arm64`` (the NDK given by ``--ndk`` or ``ANDROID_NDK_HOME``), ``aarch64-linux-gnu`` (Debian's
 cross compiler, fully static: a static binary needs no bionic and runs on Android too) and ``host`` (the machine's
 own compiler, used by the tests to compare the harness with the ncnn Python package).
+
+The Vulkan variant (``vulkan=True``, ``mobileseg harness build --vulkan``) runs ``ncnn-vulkan`` on a phone's GPU. ncnn
+then loads the phone's ``libvulkan.so`` at run time (its own minimal loader, ``NCNN_SIMPLEVK``), which only a
+binary linked against bionic can do: a static glibc binary cannot load bionic's library, so the variant is built
+with the NDK only.
 """
 from __future__ import annotations
 
@@ -48,6 +53,18 @@ NCNN_CMAKE_OPTIONS = (
     "-DNCNN_PIXEL_AFFINE=OFF",
     "-DNCNN_PIXEL_DRAWING=OFF",
 )
+
+# The Vulkan variant: the same library with ncnn's compute shaders (glslang from the sdist compiles them at build
+# time) and ncnn's own loader, which dlopen()s the device's libvulkan.so instead of linking it.
+NCNN_VULKAN_CMAKE_OPTIONS = tuple(o for o in NCNN_CMAKE_OPTIONS if o != "-DNCNN_VULKAN=OFF") + (
+    "-DNCNN_VULKAN=ON", "-DNCNN_SIMPLEVK=ON", "-DNCNN_SYSTEM_GLSLANG=OFF")
+VULKAN_NEEDS_NDK = ("the Vulkan native harness needs the Android NDK (--ndk PATH or ANDROID_NDK_HOME): it loads the "
+                    "phone's libvulkan.so, which a static glibc binary cannot; without the NDK use the CPU harness, or "
+                    "the device's Python harness (--harness python) where the board has Python and a Vulkan driver")
+
+
+def ncnn_cmake_options(vulkan: bool = False) -> tuple[str, ...]:
+    return NCNN_VULKAN_CMAKE_OPTIONS if vulkan else NCNN_CMAKE_OPTIONS
 
 
 class ToolchainError(MobilesegError):
@@ -296,13 +313,13 @@ def _nice() -> list[str]:
     return ["nice", "-n", "10"] if shutil.which("nice") else []
 
 
-def _ncnn_lib_key(tc: Toolchain, version: str) -> str:
-    return f"{version}-{tc.key(' '.join(NCNN_CMAKE_OPTIONS))}"
+def _ncnn_lib_key(tc: Toolchain, version: str, vulkan: bool = False) -> str:
+    return f"{version}-{tc.key(' '.join(ncnn_cmake_options(vulkan)))}"
 
 
-def build_ncnn(tc: Toolchain, version: str, jobs: int = 2, log=print) -> tuple[Path, float | None]:
+def build_ncnn(tc: Toolchain, version: str, jobs: int = 2, log=print, vulkan: bool = False) -> tuple[Path, float | None]:
     """Static ncnn for ``tc`` installed into the cache; returns (install prefix, seconds or None when cached)."""
-    key = _ncnn_lib_key(tc, version)
+    key = _ncnn_lib_key(tc, version, vulkan)
     root = cache_root() / "ncnn-lib" / key
     prefix = root / "install"
     done = root / ".complete"
@@ -318,7 +335,7 @@ def build_ncnn(tc: Toolchain, version: str, jobs: int = 2, log=print) -> tuple[P
         log(f"building ncnn {version} for {tc.name} with {jobs} job(s) (several minutes, once; log: {root / 'build.log'})")
         with open(root / "build.log", "a") as logf:
             _run(["cmake", "-S", str(src), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={prefix}",
-                  f"-DNCNN_VERSION={date}", *NCNN_CMAKE_OPTIONS, *tc.cmake_args], logf)
+                  f"-DNCNN_VERSION={date}", *ncnn_cmake_options(vulkan), *tc.cmake_args], logf)
             _run([*_nice(), "cmake", "--build", str(build), "-j", str(jobs)], logf)
             _run(["cmake", "--install", str(build)], logf)
         shutil.rmtree(build, ignore_errors=True)  # objects are large; the installed library is all we need
@@ -326,21 +343,32 @@ def build_ncnn(tc: Toolchain, version: str, jobs: int = 2, log=print) -> tuple[P
         return prefix, time.monotonic() - t0
 
 
-def _harness_dir(tc: Toolchain, version: str, src_hash: str) -> Path:
-    return cache_root() / "harness" / f"{_ncnn_lib_key(tc, version)}-{src_hash}"
+def _harness_dir(tc: Toolchain, version: str, src_hash: str, vulkan: bool = False) -> Path:
+    return cache_root() / "harness" / f"{_ncnn_lib_key(tc, version, vulkan)}-{src_hash}"
 
 
-def build_harness(toolchain: str = "auto", ndk: str | None = None, jobs: int = 2, log=print) -> BuildResult:
-    """Build (or reuse) the native harness; the Python API behind ``mobileseg harness build``."""
+def find_vulkan_toolchain(toolchain: str = "auto", ndk: str | None = None) -> Toolchain:
+    """The NDK toolchain for the Vulkan variant, or the one-sentence :data:`VULKAN_NEEDS_NDK`."""
+    if toolchain not in ("auto", "android-arm64"):
+        raise ToolchainError(VULKAN_NEEDS_NDK)
+    ndk = ndk or os.environ.get("ANDROID_NDK_HOME") or os.environ.get("ANDROID_NDK_ROOT")
+    if not ndk:
+        raise ToolchainError(VULKAN_NEEDS_NDK)
+    return find_toolchain("android-arm64", ndk)
+
+
+def build_harness(toolchain: str = "auto", ndk: str | None = None, jobs: int = 2, log=print,
+                  vulkan: bool = False) -> BuildResult:
+    """Build (or reuse) the native harness; the Python API behind ``mobileseg harness build [--vulkan]``."""
     t0 = time.monotonic()
-    tc = find_toolchain(toolchain, ndk)
+    tc = find_vulkan_toolchain(toolchain, ndk) if vulkan else find_toolchain(toolchain, ndk)
     version = ncnn_version()
     src = harness_source_dir()
-    out = _harness_dir(tc, version, harness_source_hash(src))
+    out = _harness_dir(tc, version, harness_source_hash(src), vulkan)
     binary = out / HARNESS_NAME
     if binary.is_file() and (out / ".complete").is_file():
         return BuildResult(binary, tc.name, version, out.name, True, time.monotonic() - t0)
-    prefix, lib_seconds = build_ncnn(tc, version, jobs=jobs, log=log)
+    prefix, lib_seconds = build_ncnn(tc, version, jobs=jobs, log=log, vulkan=vulkan)
     with _Lock(cache_root() / "locks" / f"harness-{out.name}.lock"):
         if not (binary.is_file() and (out / ".complete").is_file()):
             shutil.rmtree(out, ignore_errors=True)
@@ -357,15 +385,15 @@ def build_harness(toolchain: str = "auto", ndk: str | None = None, jobs: int = 2
             shutil.copy2(build / HARNESS_NAME, binary)
             shutil.rmtree(build, ignore_errors=True)
             (out / ".complete").write_text(f"{version}\n{tc.name}\n{tc.compiler_id}\n")
-            for old in out.parent.glob(f"{_ncnn_lib_key(tc, version)}-*"):  # failed builds (kept for their log)
+            for old in out.parent.glob(f"{_ncnn_lib_key(tc, version, vulkan)}-*"):  # failed builds (kept for their log)
                 if old != out and not (old / ".complete").is_file():
                     shutil.rmtree(old, ignore_errors=True)
     return BuildResult(binary, tc.name, version, out.name, False, time.monotonic() - t0, lib_seconds)
 
 
-def harness_path(toolchain: str = "auto", ndk: str | None = None) -> Path | None:
+def harness_path(toolchain: str = "auto", ndk: str | None = None, vulkan: bool = False) -> Path | None:
     """The cached harness binary for the current ncnn version, toolchain and source, or None if not built yet."""
-    tc = find_toolchain(toolchain, ndk)
-    out = _harness_dir(tc, ncnn_version(), harness_source_hash())
+    tc = find_vulkan_toolchain(toolchain, ndk) if vulkan else find_toolchain(toolchain, ndk)
+    out = _harness_dir(tc, ncnn_version(), harness_source_hash(), vulkan)
     binary = out / HARNESS_NAME
     return binary if binary.is_file() and (out / ".complete").is_file() else None

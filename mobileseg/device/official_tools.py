@@ -23,11 +23,13 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from .. import formats
 from ..errors import MobilesegError
-from .native import REMOTE_ROOT, cpu_mask, push_checked, sha256_file
+from .native import REMOTE_ROOT, push_checked, sha256_file
 
 TFLITE_TOOL = "benchmark_model"
 ORT_TOOL = "onnxruntime_perf_test"
+TOOL_RUNTIMES = {TFLITE_TOOL: "litert", ORT_TOOL: "onnxruntime"}  # the runtime each binary times
 
 
 class OfficialToolError(MobilesegError):
@@ -115,7 +117,7 @@ def parse_perf_test(stdout: str, result_file: str | None = None) -> dict:
         raise OfficialToolError(f"{ORT_TOOL} printed no timings (last lines: {' | '.join(tail)}): run it by hand on "
                                 "the device to see why (model path, missing input data, wrong architecture)")
     if samples:
-        from ..bench.stats import summarize
+        from ..results.stats import summarize
 
         stats = _stats(summarize(samples))
     else:
@@ -130,19 +132,6 @@ def parse_perf_test(stdout: str, result_file: str | None = None) -> dict:
 
 
 # -- running them on the device ---------------------------------------------------------------------------------------
-
-def _pinned(cmd: str, cpus) -> str:
-    return f"taskset {cpu_mask(cpus)} {cmd}" if cpus else cmd
-
-
-def _model_file(export_dir: Path, manifest: dict, fmt: str, suffix: str) -> Path:
-    entry = (manifest.get("formats") or {}).get(fmt) or {}
-    files = [Path(export_dir) / f["path"] for f in entry.get("files") or []] or sorted(Path(export_dir).glob(f"*{suffix}"))
-    model = next((p for p in files if p.name.endswith(suffix) and p.is_file()), None)
-    if model is None:
-        raise OfficialToolError(f"{export_dir} has no {suffix} file: export the model with --formats {fmt} first")
-    return model
-
 
 class OfficialTool:
     """One user-supplied official benchmark binary on one device."""
@@ -159,12 +148,12 @@ class OfficialTool:
         self.remote_binary: str | None = None
 
     @property
-    def fmt(self) -> str:
-        return "tflite" if self.kind == TFLITE_TOOL else "onnx"
+    def runtime(self) -> str:
+        return TOOL_RUNTIMES[self.kind]
 
     @property
-    def runtime(self) -> str:
-        return "litert" if self.kind == TFLITE_TOOL else "onnxruntime"
+    def fmt(self) -> str:
+        return formats.runtime_format(self.runtime)
 
     def prepare(self, device) -> str:
         if self.remote_binary is None:
@@ -174,7 +163,7 @@ class OfficialTool:
         return self.remote_binary
 
     def command(self, remote_model: str, threads: int, warmup: int, repeats: int | None, min_time: float | None,
-                result_file: str | None = None, cpus=None) -> str:
+                result_file: str | None = None) -> str:
         q = shlex.quote
         if self.kind == TFLITE_TOOL:
             args = [q(self.remote_binary or ""), f"--graph={q(remote_model)}", f"--num_threads={int(threads)}",
@@ -189,7 +178,7 @@ class OfficialTool:
             mode = ["-m", "times", "-r", str(n)] if n else ["-m", "duration", "-t", str(max(1, round(min_time or 1)))]
             args = [q(self.remote_binary or ""), "-e", "cpu", "-I", "-x", str(int(threads)), "-y", "1", *mode,
                     q(remote_model), q(result_file or "")]
-        return _pinned(" ".join(args), cpus)
+        return " ".join(args)
 
     def execute(self, device, remote_dir: str, cmd: str, result_file: str | None, timeout: float) -> dict:
         """Run ``cmd`` in ``remote_dir`` on the device and parse the tool's output (and its result file)."""
@@ -205,28 +194,9 @@ class OfficialTool:
             device.pull(result_file, str(local))
             return parse_perf_test(out, local.read_text())
 
-    def run(self, device, cell, export_dir, manifest: dict, warmup: int = 3, repeats: int | None = 10,
-            min_time: float | None = None, cpus=None, timeout: float = 3600.0) -> dict:
-        """Run the tool on one cell; returns the parsed timings plus ``harness``, ``parity`` and the command."""
-        export_dir = Path(export_dir)
-        self.prepare(device)
-        suffix = ".tflite" if self.kind == TFLITE_TOOL else ".onnx"
-        model = _model_file(export_dir, manifest, self.fmt, suffix)
-        remote_dir = f"{self.remote_root}/{export_dir.name}"
-        remote_model = f"{remote_dir}/{model.name}"
-        push_checked(device, model, remote_model)
-        result_file = posixpath.join(remote_dir, f"{ORT_TOOL}.csv") if self.kind == ORT_TOOL else None
-        cmd = self.command(remote_model, cell.threads, warmup, repeats, min_time, result_file, cpus)
-        parsed = self.execute(device, remote_dir, cmd, result_file, timeout)
-        parsed.update({"harness": self.kind, "runtime": self.runtime, "threads": parsed["threads"] or cell.threads,
-                       "parity": {"checked": False, "reason": f"{self.kind} reports timings only"},
-                       "command": cmd, "affinity": sorted(int(c) for c in cpus) if cpus else []})
-        parsed["runtime_settings"] = {**parsed["settings"], "threads": cell.threads, "harness": self.kind}
-        return parsed
-
 
 class OfficialToolDriver:
-    """The harness-driver seam of :class:`mobileseg.device.adb_target.AdbTarget` for an official binary.
+    """The harness-driver seam (see :mod:`mobileseg.device.python_harness`) for an official binary.
 
     ``run`` returns ``(samples_ms, None, info)``: these tools give timings only, so there is no output to compare and
     ``info["parity"]`` is ``{"checked": False}``; ``info["stats_ms"]`` holds the tool's own summary when it printed
@@ -235,9 +205,10 @@ class OfficialToolDriver:
 
     needs_input = False  # the tools generate their own input (timings only)
 
-    def __init__(self, kind: str, binary, remote_root: str = REMOTE_ROOT):
+    def __init__(self, kind: str, binary, remote_root: str = REMOTE_ROOT, version: str | None = None):
         self.tool = OfficialTool(kind, binary, remote_root)
         self.name = kind
+        self.version = version  # e.g. nightly-2026-01-01 for a binary fetched by mobileseg tools fetch
         self._sha256: str | None = None
 
     def supports(self, runtime: str, description: dict) -> str | None:
@@ -267,5 +238,6 @@ class OfficialToolDriver:
                      "parity": {"checked": False, "reason": f"{tool.kind} reports timings only"},
                      "settings": {**info["settings"], "threads": cell.threads, "harness": tool.kind,
                                   "binary": tool.binary.name, "binary_sha256": self._sha256,
+                                  **({"binary_version": self.version} if self.version else {}),
                                   "remote_binary": tool.remote_binary, "warmup_runs": max(int(warmup), 1)}})
         return list(info["samples_ms"]), None, info

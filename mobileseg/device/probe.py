@@ -1,7 +1,7 @@
 """What a device is and what state it is in, from one shell round trip each.
 
-``probe(dev)``: model, SoC/board, ABI, Android release (getprop), CPUs grouped into clusters by
-``cpuinfo_max_freq``, the big-core mask, governor and current frequencies, thermal zones, free storage under
+``probe(dev)``: model, SoC (named as users know it, with the raw id), board, ABI, Android release (getprop), CPUs grouped into clusters by
+``cpuinfo_max_freq`` (little/mid/big/prime), the core pinned to and why, the big-core mask, governor and current frequencies, thermal zones, free storage under
 /data/local/tmp, whether Python (and which runtimes) are available. On ARM Linux without getprop the same facts come
 from /proc and /sys (``/proc/device-tree/model``, ``uname -m``, ``/etc/os-release``).
 
@@ -10,6 +10,9 @@ from /proc and /sys (``/proc/device-tree/model``, ``uname -m``, ``/etc/os-releas
 from __future__ import annotations
 
 import re
+
+from .. import formats
+from .soc_names import soc_name
 
 WORKDIR = "/data/local/tmp/mobileseg"
 
@@ -45,12 +48,13 @@ mkdir -p WORKDIR 2>/dev/null; df -k WORKDIR 2>/dev/null | tail -n 1
 echo @python
 for p in python3 python; do
   if command -v $p >/dev/null 2>&1; then
-    $p -c 'import sys, importlib.util as u; print(sys.executable, sys.version.split()[0], *[m for m in ("numpy", "ncnn", "onnxruntime", "ai_edge_litert", "tflite_runtime") if u.find_spec(m)])' 2>/dev/null && break
+    $p -c 'import sys, importlib.util as u; print(sys.executable, sys.version.split()[0], *[m for m in (DEVICE_MODULES) if u.find_spec(m)])' 2>/dev/null && break
   fi
 done
 echo @tools
 for t in taskset sha256sum toybox; do command -v $t >/dev/null 2>&1 && echo $t; done
-""" + _STATE_SCRIPT
+""".replace("DEVICE_MODULES", ", ".join(f'"{m}"' for m in ("numpy",) + formats.device_modules())) + _STATE_SCRIPT
+# (double quotes: the module list sits inside the single-quoted python3 -c '...' above)
 
 CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
              "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
@@ -94,6 +98,38 @@ def cpu_zone(temps: dict) -> str | None:
     return next(iter(temps), None)
 
 
+def _clusters(by_khz: dict[int, list[int]]):
+    """(clusters, big cores, pinned CPU, why) from CPUs grouped by cpuinfo_max_freq (0: unknown).
+
+    Clusters are named little < mid < big by frequency; a fastest cluster of one CPU is the ``prime`` core
+    (Snapdragon 865: 4 little, 3 mid, 1 prime). Single-thread cells pin to the prime core, else to the last CPU of
+    the fastest cluster; multi-thread cells use the big cores: every CPU outside the slowest cluster.
+    """
+    ordered = sorted(by_khz.items())
+    out = []
+    for i, (khz, cpus) in enumerate(ordered):
+        if len(ordered) == 1:
+            kind = "all"
+        elif i == 0:
+            kind = "little"
+        elif i < len(ordered) - 1:
+            kind = "mid"
+        else:
+            kind = "prime" if len(cpus) == 1 else "big"
+        out.append({"cpus": cpus, "max_khz": khz or None, "kind": kind})
+    if not out:
+        return [], [], 0, "no CPU list: CPU 0"
+    big = [c for cl in out[1:] for c in cl["cpus"]] or out[0]["cpus"]
+    top = out[-1]
+    if not top["max_khz"]:
+        return out, big, top["cpus"][-1], "no cpuinfo_max_freq: the last CPU"
+    if len(top["cpus"]) == 1 and len(out) > 1:
+        why = f"the prime core: the only CPU of the fastest cluster ({top['max_khz'] / 1e6:.2f} GHz)"
+    else:
+        why = f"the last CPU of the fastest cluster ({top['max_khz'] / 1e6:.2f} GHz)"
+    return out, big, top["cpus"][-1], why
+
+
 def parse_probe(text: str) -> dict:
     s = _sections(text)
     props = {}
@@ -114,9 +150,7 @@ def parse_probe(text: str) -> dict:
     clusters: dict[int, list[int]] = {}
     for cpu, khz in cpus:
         clusters.setdefault(khz or 0, []).append(cpu)
-    cluster_list = [{"cpus": v, "max_khz": k or None} for k, v in sorted(clusters.items())]
-    big = cluster_list[-1]["cpus"] if cluster_list else []
-    big_cpu = big[-1] if big else 0  # the last CPU of the fastest cluster (the prime core on 1+3+4 SoCs)
+    cluster_list, big, big_cpu, pin_reason = _clusters(clusters)
     cpuinfo = s.get("cpuinfo", [])
     hardware = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("Hardware")), None)
     model_name = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model name")), None)
@@ -134,11 +168,16 @@ def parse_probe(text: str) -> dict:
     abi = props.get("ro.product.cpu.abi") or {"aarch64": "arm64-v8a", "armv7l": "armeabi-v7a"}.get(uname[0], uname[0])
     emulated = props.get("ro.mobileseg.emulated") == "1" or props.get("ro.kernel.qemu") == "1"
     st = parse_state(s)
+    soc_id = props.get("ro.soc.model") or props.get("ro.board.platform") or hardware or dt_model
     desc = {
         "kind": "adb",
         "model": props.get("ro.product.model") or dt_model or hardware or "unknown ARM device",
         "manufacturer": props.get("ro.product.manufacturer"),
-        "soc": props.get("ro.soc.model") or props.get("ro.board.platform") or hardware or dt_model,
+        "serialno": props.get("ro.serialno") or props.get("ro.boot.serialno"),
+        # as users know it (SM8250 -> Snapdragon 865); the id as reported stays in soc_id
+        "soc": soc_name(props.get("ro.soc.model"), props.get("ro.board.platform"), hardware) or soc_id,
+        "soc_id": soc_id,
+        "soc_manufacturer": props.get("ro.soc.manufacturer"),
         "board": props.get("ro.product.board") or props.get("ro.board.platform") or dt_model,
         "abi": abi,
         "android_release": props.get("ro.build.version.release"),
@@ -153,6 +192,7 @@ def parse_probe(text: str) -> dict:
         "big_core_mask": hex(sum(1 << c for c in big)) if big else None,
         "pinned_cpu": big_cpu,
         "pin_mask": hex(1 << big_cpu),
+        "pinned_reason": pin_reason,
         "governor": governors.get(big_cpu),
         "governors": {str(k): v for k, v in governors.items()},
         "freqs_khz": st["freqs_khz"],

@@ -6,7 +6,7 @@ against an adb_keys file; public key accepted or refused), OPEN/OKAY/WRTE/CLSE w
 ``shell:`` (v1: merged output, no exit code), ``shell,v2,...:`` (packets stdin/stdout/stderr/exit/close-stdin),
 ``exec:`` and ``sync:`` (STAT, LIST, SEND, RECV, QUIT).
 
-Quirks real clients depend on (DESIGN.md section 5): the banner does not end with a NUL; a CLSE from the host is
+Quirks real clients depend on (docs/adb.md): the banner does not end with a NUL; a CLSE from the host is
 echoed (adb-shell waits for it after sync); checksums are always sent (adb-shell verifies them); the protocol
 version answered is the lower of the host's and ours.
 
@@ -15,7 +15,11 @@ Two back ends run the shell commands and serve the files:
 - ``RootfsBackend``: the arm64 rootfs under ``proot -r ROOTFS -q qemu-aarch64-static`` with ``QEMU_CPU=cortex-a76``
   (the emulated device); sync paths are mapped into the rootfs directly.
 
-Run: ``python -m mobileseg.emulator.adbd --port 5560 --adb-keys FILE [--rootfs DIR] [--refuse-new-keys]``.
+Fault modes for the host side's error messages: ``--refuse-new-keys`` (the "Allow USB debugging?" prompt is never
+accepted), ``--refuse-auth`` (no key is accepted, known ones included: ``unauthorized``), ``--offline`` (connections
+are accepted but CNXN is never answered: ``offline``).
+
+Run: ``python -m mobileseg.emulator.adbd --port 5560 --adb-keys FILE [--rootfs DIR --profile P] [--refuse-auth]``.
 """
 from __future__ import annotations
 
@@ -26,7 +30,6 @@ import logging
 import os
 import shutil
 import signal
-import stat as statmod
 import struct
 import sys
 from pathlib import Path
@@ -69,9 +72,10 @@ def parse_android_pubkey(line: str):
 class KeyStore:
     """The device's ``adb_keys``: public keys whose signatures are accepted; new keys are appended when accepted."""
 
-    def __init__(self, path: str | os.PathLike | None, accept_new: bool = True):
+    def __init__(self, path: str | os.PathLike | None, accept_new: bool = True, refuse_all: bool = False):
         self.path = Path(path) if path else None
-        self.accept_new = accept_new
+        self.accept_new = accept_new and not refuse_all
+        self.refuse_all = refuse_all  # a phone that revoked every authorisation and never shows the prompt
 
     def keys(self):
         if not self.path or not self.path.exists():
@@ -90,6 +94,8 @@ class KeyStore:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding, utils
 
+        if self.refuse_all:
+            return False
         for key in self.keys():
             try:  # the client signs the 20-byte token as if it were a SHA-1 digest
                 key.verify(signature, token, padding.PKCS1v15(), utils.Prehashed(hashes.SHA1()))
@@ -140,25 +146,36 @@ class HostBackend:
 
 
 class RootfsBackend(HostBackend):
-    """The arm64 rootfs under proot + qemu-aarch64-static (the emulated ARM64 device)."""
+    """An arm64 rootfs under proot + qemu-aarch64-static (the emulated ARM64 device of one profile)."""
 
     emulated = True
 
-    def __init__(self, rootfs: str | os.PathLike, cpu: str = "cortex-a76"):
-        from . import device_files
+    def __init__(self, rootfs: str | os.PathLike, cpu: str = "cortex-a76", profile: str | None = None,
+                 extra_env: dict | None = None):
+        from . import device_files, profiles
 
         self.rootfs = Path(rootfs).resolve()
+        self.extra_env = dict(extra_env or {})  # e.g. the Vulkan variant's VK_ICD_FILENAMES
         self.cpu = cpu
-        super().__init__({k: v for k, v in device_files.PROPS.items() if k.startswith("ro.product.")})
+        self.profile = profiles.get(profile)
+        # absolute: the device's PATH (the android profile's has no /usr/bin) is not where the host tools are
+        self.proot = shutil.which("proot") or "proot"
+        self.qemu = shutil.which("qemu-aarch64-static") or "qemu-aarch64-static"
+        self.prelude = device_files.shell_prelude(self.profile)
+        # the banner carries what a phone's adbd sends: product name, model and device
+        super().__init__({k: self.profile.props[k] for k in ("ro.product.name", "ro.product.model",
+                                                             "ro.product.device") if k in self.profile.props})
 
     def shell_argv(self, command: str) -> list[str]:
-        return ["proot", "-r", str(self.rootfs), "-q", "qemu-aarch64-static", "-b", "/dev", "-w", "/",
-                "/bin/sh", *(["-c", command] if command else [])]
+        return [self.proot, "-r", str(self.rootfs), "-q", self.qemu, "-b", "/dev", "-w", "/", self.profile.shell,
+                *(["-c", self.prelude + command] if command else [])]
 
     def env(self) -> dict:
-        env = {"PATH": "/system/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "HOME": "/data/local/tmp", "TMPDIR": "/data/local/tmp", "LANG": "C.UTF-8", "QEMU_CPU": self.cpu,
-               "ANDROID_DATA": "/data", "PROOT_NO_SECCOMP": os.environ.get("PROOT_NO_SECCOMP", "")}
+        env = {"PATH": self.profile.path, "HOME": "/data/local/tmp" if self.profile.python else "/",
+               "TMPDIR": "/data/local/tmp", "LANG": "C.UTF-8" if self.profile.python else "",
+               "QEMU_CPU": self.cpu, "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system",
+               "ENV": "/system/etc/mkshrc" if self.prelude else "",
+               "PROOT_NO_SECCOMP": os.environ.get("PROOT_NO_SECCOMP", ""), **self.extra_env}
         return {k: v for k, v in env.items() if v}
 
     def path(self, device_path: str) -> Path:
@@ -257,6 +274,8 @@ class Connection:
             self.writer.close()
 
     async def dispatch(self, cmd, arg0, arg1, data) -> None:
+        if self.daemon.offline:
+            return
         if cmd == A_CNXN:
             self.version = min(arg0, VERSION)
             self.max_data = max(4096, min(arg1, MAX_PAYLOAD))
@@ -354,9 +373,11 @@ async def _kill(proc) -> None:
 
 
 class AdbDaemon:
-    def __init__(self, backend: HostBackend, keys: KeyStore | None, storage_limit: int | None = None):
+    def __init__(self, backend: HostBackend, keys: KeyStore | None, storage_limit: int | None = None,
+                 offline: bool = False):
         self.backend = backend
         self.keys = keys
+        self.offline = offline  # accept TCP, never answer: what `adb devices` lists as "offline"
         self.storage_limit = storage_limit  # fault injection: a SEND beyond this many bytes fails "no space left"
         self.server: asyncio.base_events.Server | None = None
         self.connections: set[Connection] = set()
@@ -596,12 +617,14 @@ async def serve(args) -> None:
     if args.rootfs:
         from . import device_files
 
-        device_files.install(Path(args.rootfs))
-        backend: HostBackend = RootfsBackend(args.rootfs, cpu=args.cpu)
+        device_files.install(Path(args.rootfs), args.profile)
+        backend: HostBackend = RootfsBackend(args.rootfs, cpu=args.cpu, profile=args.profile,
+                                             extra_env=dict(kv.split("=", 1) for kv in args.env))
     else:
         backend = HostBackend()
-    keys = None if args.no_auth else KeyStore(args.adb_keys, accept_new=not args.refuse_new_keys)
-    daemon = AdbDaemon(backend, keys, storage_limit=args.storage_limit)
+    keys = None if args.no_auth else KeyStore(args.adb_keys, accept_new=not args.refuse_new_keys,
+                                              refuse_all=args.refuse_auth)
+    daemon = AdbDaemon(backend, keys, storage_limit=args.storage_limit, offline=args.offline)
     server = await daemon.start(args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     if args.port_file:
@@ -623,9 +646,16 @@ def main(argv=None) -> int:
     p.add_argument("--port-file", default=None)
     p.add_argument("--adb-keys", default=None, help="adb_keys file of authorised public keys")
     p.add_argument("--refuse-new-keys", action="store_true", help="never accept an unknown key (prompt refused)")
+    p.add_argument("--refuse-auth", action="store_true",
+                   help="refuse every key, known ones too: the device stays 'unauthorized'")
+    p.add_argument("--offline", action="store_true",
+                   help="accept connections but never complete CNXN: the device stays 'offline'")
     p.add_argument("--no-auth", action="store_true", help="skip AUTH (like a device with ro.adb.secure=0)")
     p.add_argument("--rootfs", default=None, help="serve this arm64 rootfs under proot+qemu (default: the host)")
+    p.add_argument("--profile", default=None, help="what the rootfs is: debian (default) or android")
     p.add_argument("--cpu", default="cortex-a76")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="set this in every shell command of the rootfs (repeatable)")
     p.add_argument("--storage-limit", type=int, default=None, help="fault injection: bytes one push may write")
     p.add_argument("--verbose", "-v", action="store_true")
     args = p.parse_args(argv)

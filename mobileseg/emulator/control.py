@@ -1,12 +1,14 @@
-"""Start, stop and inspect the emulated ARM64 device (the adbd of :mod:`.adbd` serving the built rootfs).
+"""Start, stop and list emulated devices (the adbd of :mod:`.adbd` serving a built rootfs), several at once.
 
-The daemon runs detached; its pid, port and log live in ``<cache>/emulator/run/``. ``stop`` ends only the process
-recorded there (and its process group: shell commands still running in the rootfs).
+Each daemon runs detached and is known by its port: its pid, profile, log and port file live in
+``<cache>/emulator/run/<port>/``. ``stop`` ends only processes recorded there (and their process groups: shell
+commands still running in the rootfs).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import MobilesegError
-from . import build
+from . import build, profiles
 
 DEFAULT_PORT = 5560
 
@@ -24,8 +26,8 @@ def run_dir() -> Path:
     return build.emulator_dir() / "run"
 
 
-def _state_file() -> Path:
-    return run_dir() / "adbd.json"
+def _port_dir(port: int) -> Path:
+    return run_dir() / str(int(port))
 
 
 def _alive(pid: int) -> bool:
@@ -42,73 +44,131 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def status() -> dict:
-    st = {"build": build.status(), "running": False}
-    try:
-        info = json.loads(_state_file().read_text())
-    except (OSError, ValueError):
-        return st
-    if _alive(int(info.get("pid", 0))):
-        st.update(running=True, **info, device=f"adb:127.0.0.1:{info['port']}")
-    return st
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
+def running() -> list[dict]:
+    """The emulated devices started by :func:`start` that are still running, by port (stale records are removed)."""
+    out = []
+    for state in sorted(run_dir().glob("*/adbd.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit()
+                        else 0):
         try:
-            s.bind(("127.0.0.1", port))
+            info = json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(int(info.get("pid", 0))):
+            out.append({**info, "device": f"adb:127.0.0.1:{info['port']}"})
+        else:
+            shutil.rmtree(state.parent, ignore_errors=True)
+    return out
+
+
+def status() -> dict:
+    devices = running()
+    from . import vulkan
+
+    return {"build": {name: build.status(name) for name in sorted(profiles.PROFILES)}, "vulkan": vulkan.status(),
+            "devices": devices, "running": bool(devices)}
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a listener could bind ``port`` now.
+
+    With SO_REUSEADDR, as the daemon binds (asyncio's default): connections of a stopped daemon left in TIME_WAIT
+    -- the adb server probes ports 5555-5585 every second -- do not make the port look taken; a listener does.
+    """
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
             return True
         except OSError:
             return False
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _daemon_cmd(port: int, port_file: Path, adb_keys, rootfs, profile: str | None, refuse_new_keys: bool,
+                refuse_auth: bool, offline: bool, extra_args) -> list[str]:
+    return [sys.executable, "-m", "mobileseg.emulator.adbd", "--port", str(port), "--port-file", str(port_file),
+            *(["--adb-keys", str(adb_keys)] if adb_keys else ["--no-auth"]),
+            *(["--refuse-new-keys"] if refuse_new_keys else []), *(["--refuse-auth"] if refuse_auth else []),
+            *(["--offline"] if offline else []),
+            *(["--rootfs", str(rootfs), "--profile", profiles.get(profile).name] if rootfs else []),
+            *(extra_args or [])]
+
+
+def _spawn(cmd: list[str], log_path: Path, port_file: Path, wait_s: float):
+    """Run the daemon detached and wait until it wrote its port; returns ``(process, port)``."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                cwd=str(Path(__file__).resolve().parents[2]))
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise MobilesegError(f"the emulated device's adbd exited at start (exit {proc.returncode}): "
+                                 f"{' '.join(tail)}")
+        if port_file.exists() and port_file.read_text().strip():
+            return proc, int(port_file.read_text())
+        time.sleep(0.05)
+    _kill(proc.pid)
+    raise MobilesegError(f"the emulated device's adbd did not start within {wait_s:.0f} s: see {log_path}")
+
+
 def start(port: int = DEFAULT_PORT, adb_keys: str | None = None, refuse_new_keys: bool = False,
-          host_mode: bool = False, wait_s: float = 20.0, extra_args: list[str] | None = None) -> dict:
-    """Start the daemon detached and wait until it listens; returns :func:`status`."""
-    st = status()
-    if st["running"]:
-        raise MobilesegError(f"the emulated device is already running on port {st['port']} (pid {st['pid']}): "
-                             "use it, or stop it with: mobileseg emulator stop")
+          host_mode: bool = False, wait_s: float = 20.0, extra_args: list[str] | None = None,
+          profile: str | None = None, refuse_auth: bool = False, offline: bool = False, vulkan: bool = False) -> dict:
+    """Start one emulated device on ``port`` (0: a free one), detached; returns its record (see :func:`running`).
+
+    ``vulkan``: the debian device with lavapipe (:mod:`.vulkan`), its driver named in the shell's environment."""
+    from . import vulkan as vk
+
+    prof = profiles.get(profile)
+    if vulkan and prof.name != profiles.DEFAULT:
+        raise MobilesegError(f"--vulkan is a variant of the {profiles.DEFAULT} profile, not of {prof.name}")
+    port = int(port)
+    if not 0 <= port <= 65535:
+        raise MobilesegError(f"--port must be between 0 and 65535, not {port}")
+    for info in running():
+        if port and info["port"] == port:
+            raise MobilesegError(f"an emulated device ({info.get('profile', 'debian')}) is already running on port "
+                                 f"{port} (pid {info['pid']}): use it, stop it with mobileseg emulator stop --port "
+                                 f"{port}, or pick another --port")
     if not host_mode:
-        build.check_host_tools()
-        if not st["build"]["built"]:
-            raise MobilesegError("the emulated device is not built yet: run mobileseg emulator build (about a "
-                                 "minute and 420 MB under the cache folder)")
-    if port and not _port_free(port):
+        build.check_host_tools(prof.name)
+        if vulkan and not vk.status()["built"]:
+            raise MobilesegError("the emulated device with Vulkan is not built yet: run mobileseg emulator build "
+                                 "--vulkan (a few minutes; it adds arm64 lavapipe to the debian rootfs)")
+        if not vulkan and not build.status(prof.name)["built"]:
+            raise MobilesegError(f"the emulated device ({prof.name}) is not built yet: run mobileseg emulator build "
+                                 f"--profile {prof.name}")
+    if port and not port_free(port):
         raise MobilesegError(f"port {port} is in use on 127.0.0.1: pick another with --port")
-    rd = run_dir()
+    port = port or _free_port()
+    rd = _port_dir(port)
     rd.mkdir(parents=True, exist_ok=True)
     port_file = rd / "port"
     port_file.unlink(missing_ok=True)
     keys = adb_keys or str(build.emulator_dir() / "adb_keys")
-    cmd = [sys.executable, "-m", "mobileseg.emulator.adbd", "--port", str(port), "--port-file", str(port_file),
-           "--adb-keys", keys, *(["--refuse-new-keys"] if refuse_new_keys else []),
-           *([] if host_mode else ["--rootfs", str(build.rootfs_dir())]), *(extra_args or [])]
-    log = open(rd / "adbd.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                            cwd=str(Path(__file__).resolve().parents[2]))
-    log.close()
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (rd / "adbd.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise MobilesegError(f"the emulated device's adbd exited at start (exit {proc.returncode}): "
-                                 f"{' '.join(tail)}")
-        if port_file.exists() and port_file.read_text().strip():
-            break
-        time.sleep(0.1)
-    else:
-        _kill(proc.pid)
-        raise MobilesegError(f"the emulated device's adbd did not start within {wait_s:.0f} s: see {rd / 'adbd.log'}")
-    info = {"pid": proc.pid, "port": int(port_file.read_text()), "adb_keys": keys, "rootfs": None if host_mode else
-            str(build.rootfs_dir()), "log": str(rd / "adbd.log"), "started": time.time()}
-    _state_file().write_text(json.dumps(info))
-    return status()
+    rootfs = None if host_mode else vk.rootfs_dir() if vulkan else build.rootfs_dir(prof.name)
+    extra = [*(vk.env_args() if vulkan else []), *(extra_args or [])]
+    cmd = _daemon_cmd(port, port_file, keys, rootfs, prof.name, refuse_new_keys, refuse_auth, offline, extra)
+    proc, port = _spawn(cmd, rd / "adbd.log", port_file, wait_s)
+    info = {"pid": proc.pid, "port": port, "profile": None if host_mode else vk.NAME if vulkan else prof.name,
+            "adb_keys": keys,
+            "rootfs": None if host_mode else str(rootfs), "log": str(rd / "adbd.log"), "started": time.time(),
+            "mode": "offline" if offline else "refuse-auth" if refuse_auth else
+            "refuse-new-keys" if refuse_new_keys else "normal"}
+    (rd / "adbd.json").write_text(json.dumps(info))
+    return {**info, "device": f"adb:127.0.0.1:{port}"}
 
 
 def launch(port: int = 0, adb_keys: str | None = None, rootfs: str | None = None, refuse_new_keys: bool = False,
-           extra_args: list[str] | None = None, log_path: str | None = None, wait_s: float = 20.0):
-    """Run an adbd child (not recorded as *the* emulator; tests use this) and wait until it listens.
+           extra_args: list[str] | None = None, log_path: str | None = None, wait_s: float = 20.0,
+           profile: str | None = None, refuse_auth: bool = False, offline: bool = False):
+    """Run an adbd child that is not recorded in the run folder (tests use this) and wait until it listens.
 
     Returns ``(process, port)``; end it with :func:`terminate`.
     """
@@ -116,23 +176,8 @@ def launch(port: int = 0, adb_keys: str | None = None, rootfs: str | None = None
 
     tmp = Path(tempfile.mkdtemp(prefix="mobileseg-adbd-"))
     port_file = tmp / "port"
-    cmd = [sys.executable, "-m", "mobileseg.emulator.adbd", "--port", str(port), "--port-file", str(port_file),
-           *(["--adb-keys", str(adb_keys)] if adb_keys else ["--no-auth"]),
-           *(["--refuse-new-keys"] if refuse_new_keys else []), *(["--rootfs", str(rootfs)] if rootfs else []),
-           *(extra_args or [])]
-    log = open(log_path or tmp / "adbd.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                            cwd=str(Path(__file__).resolve().parents[2]))
-    log.close()
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise MobilesegError(f"adbd exited at start (exit {proc.returncode}), see {log.name}")
-        if port_file.exists() and port_file.read_text().strip():
-            return proc, int(port_file.read_text())
-        time.sleep(0.05)
-    terminate(proc)
-    raise MobilesegError(f"adbd did not start within {wait_s:.0f} s, see {log.name}")
+    cmd = _daemon_cmd(port, port_file, adb_keys, rootfs, profile, refuse_new_keys, refuse_auth, offline, extra_args)
+    return _spawn(cmd, Path(log_path or tmp / "adbd.log"), port_file, wait_s)
 
 
 def terminate(proc) -> None:
@@ -164,15 +209,21 @@ def _kill(pid: int, wait_s: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def stop() -> bool:
-    """Stop the daemon started by :func:`start`; False when none was running."""
-    try:
-        info = json.loads(_state_file().read_text())
-    except (OSError, ValueError):
-        return False
-    pid = int(info.get("pid", 0))
-    running = pid > 0 and _alive(pid)
-    if running:
-        _kill(pid)
-    _state_file().unlink(missing_ok=True)
-    return running
+def stop(port: int | None = None, all_: bool = False) -> list[int]:
+    """Stop emulated devices started by :func:`start`; returns the ports stopped.
+
+    ``port``: that one; ``all_``: every one; neither: the only one running (several: one sentence listing them).
+    """
+    devices = running()
+    if port is not None:
+        devices = [d for d in devices if d["port"] == int(port)]
+    elif not all_ and len(devices) > 1:
+        listed = ", ".join(f"{d['port']} ({d.get('profile') or 'host'})" for d in devices)
+        raise MobilesegError(f"{len(devices)} emulated devices are running, on ports {listed}: stop one with "
+                             "--port N or all of them with --all")
+    stopped = []
+    for d in devices:
+        _kill(int(d["pid"]))
+        shutil.rmtree(_port_dir(d["port"]), ignore_errors=True)
+        stopped.append(d["port"])
+    return stopped

@@ -16,7 +16,6 @@ excluded), and the argmax is compared with the label.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -25,13 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import formats
 from ..errors import MobilesegError
 from ..hashing import sha256_file as _sha256
+from ..manifest import load as load_manifest
 from .datasets import DATASETS, find_pairs, read_image, read_label
 from .metrics import ConfusionMatrix
 from .resize import logits_to_labels, resize_image
 
-FORMAT_RUNTIME = {"torch": "torch", "onnx": "onnxruntime", "ncnn": "ncnn", "tflite": "litert"}
+
 MODES = ("slide", "stretch")
 
 
@@ -143,33 +144,21 @@ def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, e
                     log=None) -> Path:
     """Export (or reuse, through the exporter's cache) the artifact for ``fmt``; returns the export folder.
 
-    Folders: ``<export_root>/<weights stem or random-init>-<classes>c/<model>_<H>x<W>``. The torch format needs
-    only the manifest (the torch adapter rebuilds the model from it), so it reuses any export of that model or
-    makes an ONNX one.
+    Folders: ``<export_root>/<weights stem or random-init>-<classes>c/<model>_<H>x<W>``.
     """
     from ..export import export_model
-    from ..export.api import export_dir_name
+    from ..manifest import export_dir_name, ok_formats, read
 
     export_root = Path(export_root or "export/eval")
     tag = "random-init" if weights is None else Path(weights).stem
     folder = export_root / f"{tag}-{num_classes}c" / export_dir_name(model, tuple(res))
-    have = set()
-    man_path = folder / "manifest.json"
-    if man_path.is_file():
-        try:
-            man = json.loads(man_path.read_text())
-            if man.get("num_classes") == num_classes:
-                have = {f for f, e in (man.get("formats") or {}).items() if e.get("ok", False)}
-        except ValueError:
-            have = set()
-    if fmt == "torch" and have:
-        return folder
-    formats = sorted(have | {"onnx" if fmt == "torch" else fmt})
-    result = export_model(model, resolution=tuple(res), formats=formats, precision="fp32", graph="logits",
+    old = read(folder)
+    have = ok_formats(old) if old and old.get("num_classes") == num_classes else set()
+    result = export_model(model, resolution=tuple(res), formats=sorted(have | {fmt}), precision="fp32", graph="logits",
                           weights=None if weights is None else str(weights), num_classes=num_classes,
                           out=str(folder), log=log)
-    entry = result.manifest["formats"].get("onnx" if fmt == "torch" else fmt) or {}
-    if not entry.get("ok", False) and not (fmt == "torch" and entry.get("files")):
+    entry = result.manifest["formats"].get(fmt) or {}
+    if not entry.get("ok", False):
         raise EvalError(f"the {fmt} export of {model} at {res[0]}x{res[1]} failed "
                         f"({entry.get('error') or (entry.get('parity') or {})}): see `mobileseg export --model "
                         f"{model} --formats {fmt}`")
@@ -183,8 +172,8 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
     from ..registry import get_spec, parse_resolution
     from ..runtimes import get_runtime
 
-    if fmt not in FORMAT_RUNTIME:
-        raise EvalError(f"unknown format '{fmt}': choose one of {', '.join(FORMAT_RUNTIME)}")
+    if fmt not in formats.FORMATS:
+        raise EvalError(f"unknown format '{fmt}': choose one of {', '.join(formats.FORMATS)}")
     if mode not in MODES:
         raise EvalError(f"unknown mode '{mode}': choose one of {', '.join(MODES)}")
     if limit is not None and limit < 1:
@@ -212,9 +201,9 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
         pairs = pairs[:limit]
     say = (lambda m: print(f"[export] {m}", file=sys.stderr)) if progress else None
     folder = export_for_eval(spec.name, fmt, (h, w), num_classes, weights, export_root, log=say)
-    man = json.loads((folder / "manifest.json").read_text())
-    rt = get_runtime(runtime or FORMAT_RUNTIME[fmt])
-    entry = None if fmt == "torch" else man["formats"][fmt]
+    _, man = load_manifest(folder)
+    rt = get_runtime(runtime or formats.host_runtime(fmt))
+    entry = man["formats"][fmt]
     inp = man.get("input") or {}
     mean, std = inp.get("mean", spec.mean), inp.get("std", spec.std)
     out_shape = (man.get("output") or {}).get("shape") or list(spec.output_shape(h, w, 1))
@@ -244,8 +233,8 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
 
 
 def append_record(record: dict, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-    return path
+    """Append an eval record through the results store (crash-safe, locked, like measurement records)."""
+    from ..results.store import ResultStore
+
+    ResultStore(path).append(record)
+    return Path(path)

@@ -1,12 +1,13 @@
-"""Export: BatchNorm folding, then ONNX / ncnn / TFLite artifacts with a manifest and a parity check each.
+"""Export: BatchNorm folding, then torch / ONNX / ncnn / TFLite artifacts with a manifest and a parity check each.
 
 ``export_model(...)`` (see :mod:`mobileseg.export.api`) is the Python API behind ``mobileseg export``.
 """
 from __future__ import annotations
 
+from .. import formats as _formats
 from .fold import FoldError, fold_batchnorm
 
-FORMATS = ("onnx", "ncnn", "tflite")
+FORMATS = tuple(_formats.FORMATS)  # every format export can write (the table: mobileseg.formats)
 
 
 def export_model(*args, **kwargs):

@@ -1,14 +1,16 @@
-"""``export_model``: the Python API behind ``mobileseg export`` (contract 2 of docs/ARCHITECTURE.md).
+"""``export_model``: the orchestration behind ``mobileseg export`` (contract 2 of docs/ARCHITECTURE.md).
 
-Steps: build the model (registry, strict checkpoint) -> fold BatchNorm (verified) -> optional argmax head -> seeded
-reference input/output -> one artifact per format -> run each artifact with its own runtime at 1 thread and compare
-with :func:`mobileseg.parity.compare` -> ``manifest.json``. An unchanged re-run reuses the artifacts: every format
+Steps: check the options -> reuse what the cache still holds -> build the model and its reference
+(:mod:`.reference`: registry, strict checkpoint, BatchNorm folded and verified, optional argmax head, seeded input)
+-> one artifact per format (the converter module named in :mod:`mobileseg.formats`) -> run each artifact with its
+host runtime at 1 thread and judge it with :func:`mobileseg.parity.check` -> ``manifest.json``
+(:mod:`mobileseg.manifest`, its only reader and writer). An unchanged re-run reuses the artifacts: every format
 entry carries a content hash of what made it (model, weights sha256, classes, resolution, precision, graph,
 converter versions, mobileseg version) and the sha256 of its files. The manifest lists every format whose entry
 still holds, including formats exported by earlier calls into the same folder and not asked for now.
 
 PyTorch work runs on one thread (see :func:`torch_threads`); when TFLite and another format are converted, TFLite
-converts in a child process alongside them (:class:`_Worker`).
+converts in a child process alongside them (:class:`mobileseg.export._worker.Worker`).
 """
 from __future__ import annotations
 
@@ -23,25 +25,53 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import formats as _formats
+from .. import manifest as _manifest
+from .. import parity as _parity_rules
 from ..errors import MobilesegError
-from ..parity import REL_L2_LIMITS, compare
-from ._util import ConverterFailure, package_version, sha256_file
+from ..formats import DEFAULT_EXPORT_FORMATS, GRAPHS, PRECISIONS
+from ..manifest import SCHEMA_VERSION, export_dir_name  # noqa: F401  (export_dir_name: re-exported)
+from ._util import ConverterFailure, package_version
+from .reference import (INPUT_SEED, LOGIT_SPREAD, WEIGHTS_SEED, Reference, build_export_model,  # noqa: F401
+                        build_reference, fold_resolution, margin_figures, reference_input, reference_margins, top2)
 
-SCHEMA_VERSION = 1
-FORMATS = ("onnx", "ncnn", "tflite")
-PRECISIONS = ("fp32", "fp16")
-GRAPHS = ("logits", "argmax")
-# share of pixels whose class must agree, for the argmax graph (its output has no logits to take an L2 of)
-ARGMAX_AGREE_LIMITS = {"fp32": 0.999, "fp16": 0.98}
-# random weights give flat logits: the classifier is scaled so logits have this standard deviation
-LOGIT_SPREAD = 4.0
-INPUT_SEED = 0
-WEIGHTS_SEED = 0
-_FORMAT_EXTRA = {"onnx": "onnx", "ncnn": "ncnn", "tflite": "tflite"}
+FORMATS = tuple(_formats.FORMATS)
 
 
 class ExportError(MobilesegError):
     """Bad export options or an unusable output folder."""
+
+
+@dataclass
+class ExportJob:
+    """One ``export_model`` call, checked: what to export, where, and what the cache key is made of."""
+
+    spec: object
+    resolution: tuple
+    formats: list
+    precision: str
+    graph: str
+    weights: str | None
+    weights_sha: str | None
+    num_classes: int | None
+    out_dir: str
+    parity: bool
+    force: bool
+    say: object
+    t0: float
+    versions: dict = field(default_factory=dict)
+    parity_runtimes: dict = field(default_factory=dict)  # format -> the runtime that checks it, when not the host's
+
+    @property
+    def cache_fields(self) -> dict:
+        h, w = self.resolution
+        return {"model": self.spec.name, "weights_sha256": self.weights_sha, "num_classes": self.num_classes,
+                "resolution": [h, w], "precision": self.precision, "graph": self.graph, "parity": bool(self.parity)}
+
+    def cache_key(self, fmt: str) -> str:
+        payload = dict(self.cache_fields, format=fmt, converter_versions=_converter(fmt).converter_versions(),
+                       mobileseg=self.versions["mobileseg"], schema_version=SCHEMA_VERSION)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -57,7 +87,7 @@ class ExportResult:
 
     @property
     def manifest_path(self) -> str:
-        return os.path.join(self.out_dir, "manifest.json")
+        return os.path.join(self.out_dir, _manifest.FILE)
 
     @property
     def formats(self) -> dict:
@@ -98,193 +128,14 @@ def _fmt(v, spec=".2e"):
     return "-" if v is None else format(v, spec)
 
 
-def export_dir_name(model: str, resolution, precision: str = "fp32", graph: str = "logits") -> str:
-    h, w = resolution
-    name = f"{model}_{h}x{w}"
-    if precision != "fp32":
-        name += f"_{precision}"
-    if graph != "logits":
-        name += f"_{graph}"
-    return name
-
-
-def reference_input(spec, resolution, seed: int = INPUT_SEED) -> np.ndarray:
-    """A seeded image (uniform pixels 0..255) normalised with the model's mean/std: float32 1 x 3 x H x W."""
-    h, w = resolution
-    rng = np.random.default_rng(seed)
-    img = rng.uniform(0.0, 255.0, size=(1, 3, h, w))
-    mean = np.asarray(spec.mean, dtype=np.float64).reshape(1, 3, 1, 1)
-    std = np.asarray(spec.std, dtype=np.float64).reshape(1, 3, 1, 1)
-    return ((img - mean) / std).astype(np.float32)
-
-
-def _argmax_module(model, size, formulation: str = "argmax"):
-    from .graphs import ArgmaxGraph
-
-    return ArgmaxGraph(model, size, formulation).eval()
-
-
-# the argmax graph each format is converted from (ncnn: pnnx leaves torch.argmax unconverted: graphs.ArgmaxGraph)
-FORMAT_ARGMAX = {"onnx": "argmax", "ncnn": "min-index", "tflite": "argmax"}
-
-
-def _final_layer(model, example):
-    """Name of the Conv/Linear whose output is the model's output (the classifier), or None."""
-    import torch
-    from torch import nn
-
-    seen = {}
-    handles = [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(id(out), (n, out)))
-               for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            out = model(example)
-    finally:
-        for h in handles:
-            h.remove()
-    hit = seen.get(id(out))
-    return (hit[0] if hit else None), out
-
-
-def fold_resolution(spec, resolution) -> tuple[int, int]:
-    """The smallest square size ``spec`` accepts (at least 64), or ``resolution`` when that is not smaller."""
-    m = int(getattr(spec, "size_multiple", 32) or 32)
-    side = -(-max(int(getattr(spec, "min_size", 64) or 64), 64) // m) * m
-    try:
-        spec.check_resolution(side, side)
-    except Exception:
-        return tuple(resolution)
-    return (side, side) if side * side < resolution[0] * resolution[1] else tuple(resolution)
-
-
-def build_export_model(name: str, resolution, num_classes=None, weights=None, graph: str = "logits",
-                       classifier_scale=None, example=None, classifier_shift=None):
-    """The exact PyTorch model that is exported: ``(model, info)``.
-
-    Random weights (no ``weights``) are drawn after ``torch.manual_seed(WEIGHTS_SEED)``; then the classifier is set
-    up so the reference class map is worth comparing (see :func:`_spread_classifier`); ``classifier_scale`` and
-    ``classifier_shift`` replay recorded values. BatchNorm is folded (verified at the smallest size the model
-    accepts: folding does not depend on the resolution) before the optional argmax head is added.
-    """
-    import torch
-
-    from ..registry import create_model
-    from .fold import fold_batchnorm
-
-    h, w = resolution
-    if weights is None:
-        torch.manual_seed(WEIGHTS_SEED)
-    model = create_model(name, num_classes=num_classes, weights=weights)
-    spec = model.spec
-    if example is None:
-        example = torch.from_numpy(reference_input(spec, (h, w)))
-    fold_res = fold_resolution(spec, (h, w))
-    fold_example = example if fold_res == (h, w) else torch.from_numpy(reference_input(spec, fold_res))
-    folded = fold_batchnorm(model, fold_example)
-    folded.fold_report["verify_resolution"] = list(fold_res)
-    info = {"fold": folded.fold_report, "num_classes": spec.num_classes, "classifier": None,
-            "classifier_scale": None, "classifier_shift": None}
-    if weights is None:
-        info.update(_spread_classifier(folded, example, classifier_scale, classifier_shift,
-                                       centre=graph == "argmax"))
-    if graph == "argmax":
-        folded = _argmax_module(folded, (h, w))
-    folded.eval()
-    return folded, info
-
-
-def _spread_classifier(model, example, scale=None, shift=None, centre=False) -> dict:
-    """Scale (and for the argmax graph, centre) a random-weight classifier; returns what was done (for the manifest).
-
-    Random weights give spatially flat logits: every pixel's logits are nearly the same vector (per-class offsets
-    hundreds to 1e9 times larger than what varies with the image), so the reference class map is one class
-    everywhere and argmax agreement is 1.0 whatever the artifact does to the features. Scaling the classifier does
-    not change that (logits and their errors scale alike): the scale only puts max_abs on a common footing (logit
-    std ``LOGIT_SPREAD``). For the logits graph the weights are left otherwise as drawn (so relative L2 is that of
-    the model's own logits) and parity compares argmax on logits centred per class over the pixels (see
-    :func:`reference_margins`). The argmax graph has only its class map to compare, so there (``centre``) the
-    classifier's bias is shifted by each class's mean over the reference pixels: the class map follows the image.
-    """
-    import torch
-
-    layer, out = _final_layer(model, example)
-    if layer is None:
-        return {}
-    mod = model.get_submodule(layer)
-    o = out.double()
-    spatial = o.dim() == 4 and o.shape[2] * o.shape[3] > 1
-    if shift is None and centre and spatial:
-        shift = [float(v) for v in o.mean(dim=(0, 2, 3)).float()]
-    if shift is not None:
-        o = o - torch.tensor(shift, dtype=torch.float64).view(1, -1, *([1] * (o.dim() - 2)))
-    if scale is None:
-        std = float(o.std())
-        scale = float(f"{LOGIT_SPREAD / std:.6g}") if std > 0 else 1.0
-    with torch.no_grad():
-        if shift is not None:
-            b = mod.bias.double() if mod.bias is not None else torch.zeros(mod.weight.shape[0], dtype=torch.float64)
-            b = (b - torch.tensor(shift, dtype=torch.float64)) * scale
-            if mod.bias is None:
-                mod.bias = torch.nn.Parameter(b.to(mod.weight.dtype), requires_grad=False)
-            else:
-                mod.bias.copy_(b.to(mod.bias.dtype))
-        elif mod.bias is not None:
-            mod.bias.mul_(scale)
-        mod.weight.mul_(scale)
-    return {"classifier": layer, "classifier_scale": scale, "classifier_shift": shift}
-
-
-def centred(logits) -> np.ndarray:
-    """Logits minus each class's mean over the pixels (float64): what varies with the image."""
-    a = np.asarray(logits, dtype=np.float64)
-    if a.ndim == 4 and a.shape[2] * a.shape[3] > 1:
-        return a - a.mean(axis=(0, 2, 3), keepdims=True)
-    return a
-
-
-def _top2(a: np.ndarray) -> np.ndarray:
-    top = np.partition(a, a.shape[1] - 2, axis=1)
-    return (top[:, -1] - top[:, -2]).ravel()
-
-
-def reference_margins(logits) -> dict:
-    """How much an argmax comparison on these reference logits can show.
-
-    ``classes_raw``/``top_class_share_raw``: the class map of the logits as they are (random weights: often one
-    class everywhere). The rest is for the logits centred per class over the pixels (:func:`centred`), on which
-    parity compares argmax: top-2 margin median/p10/min and the number of classes in that map.
-    """
-    a = np.asarray(logits, dtype=np.float64)
-    if a.ndim < 2 or a.shape[1] < 2:
-        return {}
-    raw = np.bincount(np.argmax(a, axis=1).ravel())
-    c = centred(a)
-    margin = _top2(c)
-    counts = np.bincount(np.argmax(c, axis=1).ravel())
-    return {"top2_margin_median": float(np.median(margin)), "top2_margin_p10": float(np.percentile(margin, 10)),
-            "top2_margin_min": float(margin.min()), "classes": int(np.count_nonzero(counts)),
-            "top_class_share": float(counts.max() / counts.sum()), "classes_raw": int(np.count_nonzero(raw)),
-            "top_class_share_raw": float(raw.max() / raw.sum()), "pixels": int(counts.sum()),
-            "centred": bool(a.ndim == 4 and a.shape[2] * a.shape[3] > 1)}
-
-
-def _margin_figures(margins: dict, max_abs) -> dict:
-    if not margins:
-        return {}
-    fig = {"top2_margin_median": margins["top2_margin_median"], "ref_classes": margins["classes"]}
-    if max_abs is not None:
-        fig["margin_over_max_abs"] = (margins["top2_margin_median"] / max_abs) if max_abs > 0 else None
-    return fig
+def _fmt(v, spec=".2e"):
+    return "-" if v is None else format(v, spec)
 
 
 def _converter(fmt: str):
     from importlib import import_module
 
-    return import_module(f"{__package__}.{fmt}")
-
-
-def _file_record(path: str, out_dir: str) -> dict:
-    return {"path": os.path.relpath(path, out_dir), "bytes": os.path.getsize(path), "sha256": sha256_file(path)}
+    return import_module(f"{__package__}.{_formats.FORMATS[fmt].converter}")
 
 
 def _versions(formats) -> dict:
@@ -299,27 +150,6 @@ def _versions(formats) -> dict:
     return v
 
 
-def _cache_key(base: dict, fmt: str, versions: dict) -> str:
-    conv = _converter(fmt).converter_versions()
-    payload = dict(base, format=fmt, converter_versions=conv, mobileseg=versions["mobileseg"],
-                   schema_version=SCHEMA_VERSION)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _cached_entry(out_dir: str, old: dict | None, fmt: str, key: str) -> dict | None:
-    """The old manifest's entry for ``fmt`` when its key matches and every file is intact."""
-    if not old:
-        return None
-    entry = (old.get("formats") or {}).get(fmt)
-    if not entry or entry.get("cache_key") != key or not entry.get("ok"):
-        return None
-    for f in entry.get("files", []):
-        p = os.path.join(out_dir, f["path"])
-        if not os.path.isfile(p) or os.path.getsize(p) != f["bytes"] or sha256_file(p) != f["sha256"]:
-            return None
-    return entry
-
-
 def _prepare_out_dir(out_dir: str) -> None:
     try:
         os.makedirs(os.path.join(out_dir, "reference"), exist_ok=True)
@@ -329,49 +159,37 @@ def _prepare_out_dir(out_dir: str) -> None:
         os.remove(probe)
     except OSError as exc:
         raise ExportError(f"cannot write to the output folder {out_dir} ({exc.strerror or exc}): "
-                          "choose a writable folder with --out") from None
+                          "choose a writable folder with --export-dir (or --out, the export folder itself)") from None
 
 
-def _read_manifest(out_dir: str) -> dict | None:
+def check_artifact(fmt: str, entry: dict, manifest: dict, out_dir: str, ref: Reference, precision: str,
+                   graph: str, runtime: str | None = None) -> dict:
+    """Run the ``fmt`` artifact at 1 thread with ``runtime`` (default: the format's host runtime) and judge it
+    (:func:`mobileseg.parity.check`)."""
+    from ..runtimes import get_runtime, runtime_for_format
+
+    rt = get_runtime(runtime) if runtime else runtime_for_format(fmt)
+    sess = rt.load(dict(manifest, _dir=out_dir), entry, threads=1, precision=precision)
     try:
-        with open(os.path.join(out_dir, "manifest.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _parity(fmt: str, out_dir: str, manifest: dict, entry: dict, precision: str, graph: str, x, ref,
-            margins: dict) -> dict:
-    from ..runtimes import runtime_for_format
-
-    rt = runtime_for_format(fmt)
-    man = dict(manifest, _dir=out_dir)
-    sess = rt.load(man, entry, threads=1, precision=precision)
-    try:
-        out = sess.run(x)
+        out = sess.run(ref.x)
         settings = dict(sess.settings)
     finally:
         sess.close()
     entry["runtime"] = {"name": rt.name, "version": rt.version(), "settings": settings}
+    fig = _parity_rules.check(out, ref.ref, precision, graph, runtime=rt.name)
     if graph == "argmax":
-        out = np.asarray(out).reshape(ref.shape)
-        agree = float(np.mean(out.astype(np.int64) == ref.astype(np.int64)))
-        limit = ARGMAX_AGREE_LIMITS[precision]
-        diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
-        return {"ok": agree >= limit, "argmax_agree": agree, "limit_argmax_agree": limit,
-                "max_abs": float(diff.max()), "rel_l2": None, "limit_rel_l2": None, "what": "class map",
-                **_margin_figures(margins, None)}
-    fig = compare(out, ref, precision)
-    fig.update(_margin_figures(margins, fig.get("max_abs")))
-    if fig.get("max_abs") is not None and margins:
+        fig.update(margin_figures(ref.margins, None))
+        return fig
+    fig.update(margin_figures(ref.margins, fig.get("max_abs")))
+    if fig.get("max_abs") is not None and ref.margins:
         # argmax on logits centred per class over the pixels (the same per-class constant off both): the raw
         # random-weight logits pick one class everywhere, which no error short of a gross one changes
-        r = np.asarray(ref, dtype=np.float64)
-        mean = r.mean(axis=(0, 2, 3), keepdims=True) if margins.get("centred") else 0.0
+        r = np.asarray(ref.ref, dtype=np.float64)
+        mean = r.mean(axis=(0, 2, 3), keepdims=True) if ref.margins.get("centred") else 0.0
         o = np.asarray(out, dtype=np.float64).reshape(r.shape)
         fig["argmax_agree_centred"] = float(np.mean(np.argmax(o - mean, axis=1) == np.argmax(r - mean, axis=1)))
         # pixels whose class an error of this size could flip (a disagreement elsewhere is a real error)
-        fig["flip_possible_share"] = float(np.mean(_top2(r - mean) <= 2 * fig["max_abs"]))
+        fig["flip_possible_share"] = float(np.mean(top2(r - mean) <= 2 * fig["max_abs"]))
     return fig
 
 
@@ -381,21 +199,23 @@ def _check_options(formats, precision, graph):
     if bad or not formats:
         raise ExportError(f"unknown format {', '.join(bad) or '(none)'}: choose from {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
-        raise ExportError(f"unknown precision '{precision}': choose fp32 or fp16")
+        raise ExportError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
     if graph not in GRAPHS:
         raise ExportError(f"unknown graph '{graph}': choose logits or argmax")
     return list(dict.fromkeys(formats))
 
 
-def export_model(model: str, resolution=None, formats=FORMATS, precision: str = "fp32", graph: str = "logits",
-                 weights: str | None = None, num_classes: int | None = None, out: str | None = None,
-                 parity: bool = True, force: bool = False, log=None) -> ExportResult:
+def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, precision: str = "fp32",
+                 graph: str = "logits", weights: str | None = None, num_classes: int | None = None,
+                 out: str | None = None, parity: bool = True, force: bool = False, log=None,
+                 parity_runtimes=None) -> ExportResult:
     """Export ``model`` at ``resolution`` to ``formats`` with a manifest, checking each artifact's parity.
 
     Args:
         model: registered model name.
         resolution: ``448``, ``"512x1024"`` or ``(H, W)``; default the model's default resolution.
-        formats: subset of ``("onnx", "ncnn", "tflite")`` (list or comma-separated string).
+        formats: names of :data:`mobileseg.formats.FORMATS` (list or comma-separated string); default
+            ``onnx, ncnn, tflite`` (``torch`` saves the checked module itself, for the torch runtime).
         precision: ``"fp32"`` or ``"fp16"`` (fp16 weights for ncnn and TFLite).
         graph: ``"logits"`` (the model's own output) or ``"argmax"`` (resize to the input size + argmax).
         weights: checkpoint path (loaded strictly); None exports seeded random weights.
@@ -404,13 +224,36 @@ def export_model(model: str, resolution=None, formats=FORMATS, precision: str = 
         parity: run each artifact with its runtime at 1 thread and compare with PyTorch.
         force: ignore the cache and convert again.
         log: ``callable(str)`` for progress lines (default: silent).
+        parity_runtimes: runtimes that check their format's artifact instead of its host runtime (e.g.
+            ``["ncnn-vulkan"]``: the ncnn artifact is judged on the Vulkan device).
 
     Returns an :class:`ExportResult`; converter failures and parity failures are recorded in it (``ok`` False),
     user errors raise :class:`~mobileseg.errors.MobilesegError`.
     """
     with torch_threads(1):
-        return _export_model(model, resolution, formats, precision, graph, weights, num_classes, out, parity,
-                             force, log)
+        job = _make_job(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force, log)
+        job.parity_runtimes = _check_parity_runtimes(parity_runtimes, job.formats) if parity else {}
+        return _run(job)
+
+
+def _check_parity_runtimes(names, formats) -> dict:
+    """``{format: runtime}`` for ``--parity-runtimes``; one sentence for an unknown runtime, a format not exported
+    or a runtime that cannot run here (no Vulkan device)."""
+    from .. import formats as _formats
+    from ..runtimes import get_runtime
+
+    chosen = {}
+    for name in ([n for n in names.split(",") if n.strip()] if isinstance(names, str) else list(names or [])):
+        key = _formats.runtime_key(name)
+        if key is None:
+            raise ExportError(f"unknown parity runtime '{name}': choose from {', '.join(_formats.RUNTIMES)}")
+        fmt = _formats.runtime_format(key)
+        if fmt not in formats:
+            raise ExportError(f"{key} checks {fmt} artifacts, which this export does not write: add {fmt} to "
+                              "--formats")
+        get_runtime(key).check()
+        chosen[fmt] = key
+    return chosen
 
 
 @contextlib.contextmanager
@@ -431,14 +274,13 @@ def torch_threads(n: int):
         torch.set_num_threads(prev)
 
 
-def _export_model(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force,
-                  log) -> ExportResult:
-    from ..checkpoint import file_sha256
-    from ..errors import CheckpointError
+def _make_job(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force,
+              log) -> ExportJob:
+    """Check every option (one clear error each) and turn the call into an :class:`ExportJob`."""
+    from ..checkpoint import check_checkpoint_file, file_sha256
     from ..registry import get_spec, parse_resolution
 
     t0 = time.perf_counter()
-    say = log or (lambda _msg: None)
     formats = _check_options(formats, precision, graph)
     spec = get_spec(model)
     h, w = parse_resolution(resolution) if resolution is not None else spec.default_resolution
@@ -447,237 +289,164 @@ def _export_model(model, resolution, formats, precision, graph, weights, num_cla
         _converter(fmt).check_available()
     weights_sha = None
     if weights is not None:
-        weights = os.path.abspath(os.fspath(weights))
-        if not os.path.isfile(weights):
-            raise CheckpointError(f"checkpoint file not found: {weights}")
+        weights = check_checkpoint_file(os.path.abspath(os.fspath(weights)))
         weights_sha = file_sha256(weights)
     out_dir = os.path.abspath(out or os.path.join("export", export_dir_name(spec.name, (h, w), precision, graph)))
     _prepare_out_dir(out_dir)
-    versions = _versions(formats)
-    base = {"model": spec.name, "weights_sha256": weights_sha, "num_classes": num_classes, "resolution": [h, w],
-            "precision": precision, "graph": graph, "parity": bool(parity)}
-    old = _read_manifest(out_dir)
-    ref_ok = all(os.path.isfile(os.path.join(out_dir, "reference", f)) for f in ("input.npy", "output.npy"))
+    return ExportJob(spec, (h, w), formats, precision, graph, weights, weights_sha, num_classes, out_dir,
+                     bool(parity), bool(force), log or (lambda _msg: None), t0, _versions(formats))
+
+
+@dataclass
+class _Plan:
+    """What the cache still holds: formats reused now, earlier formats kept, formats to convert."""
+
+    old: dict | None
+    reused: dict
+    kept: dict
+    todo: list
+
+    def entry_of(self, fmt: str) -> dict | None:
+        return self.reused.get(fmt) or self.kept.get(fmt)
+
+
+def _plan(job: ExportJob) -> _Plan:
+    out_dir = job.out_dir
+    old = _manifest.read(out_dir)
+    ref_ok = all(os.path.isfile(os.path.join(out_dir, p)) for p in (_manifest.REFERENCE_INPUT,
+                                                                   _manifest.REFERENCE_OUTPUT))
     # every format's entry that still holds (same cache key, files intact, passed): formats asked for now are
     # reused unless `force`; formats exported earlier and not asked for now are kept in the manifest
-    valid = {f: e for f in FORMATS if ref_ok and (e := _cached_entry(out_dir, old, f, _cache_key(base, f, versions)))}
-    reused = {} if force else {f: valid[f] for f in formats if f in valid}
-    kept = {f: valid[f] for f in FORMATS if f in valid and f not in formats}
-    if old and len(reused) == len(formats):
-        manifest = dict(old)
-        manifest["formats"] = {f: valid[f] for f in FORMATS if f in valid}
+    valid = {f: e for f in FORMATS if ref_ok and (e := _manifest.intact_entry(out_dir, old, f, job.cache_key(f)))
+             and (f not in job.parity_runtimes or (e.get("runtime") or {}).get("name") == job.parity_runtimes[f])}
+    reused = {} if job.force else {f: valid[f] for f in job.formats if f in valid}
+    kept = {f: valid[f] for f in FORMATS if f in valid and f not in job.formats}
+    return _Plan(old, reused, kept, [f for f in job.formats if f not in reused])
+
+
+def _run(job: ExportJob) -> ExportResult:
+    plan = _plan(job)
+    h, w = job.resolution
+    if plan.old and not plan.todo:
+        manifest = dict(plan.old)
+        manifest["formats"] = {f: plan.entry_of(f) for f in FORMATS if plan.entry_of(f)}
         manifest["parity_runtime"] = {f: (e.get("runtime") or {}).get("name") for f, e in manifest["formats"].items()
                                       if (e.get("runtime") or {}).get("name")}
-        if manifest["formats"].keys() != (old.get("formats") or {}).keys():
-            _write_manifest(out_dir, manifest)  # drop entries whose artifacts no longer hold
-        say(f"{spec.name} {h}x{w}: every artifact is up to date in {out_dir} (cache)")
-        return ExportResult(out_dir, manifest, True, time.perf_counter() - t0, list(formats), list(formats))
-    if kept:
-        versions = {**(old.get("versions") or {}), **versions}
+        if manifest["formats"].keys() != (plan.old.get("formats") or {}).keys():
+            _manifest.write(job.out_dir, manifest)  # drop entries whose artifacts no longer hold
+        job.say(f"{job.spec.name} {h}x{w}: every artifact is up to date in {job.out_dir} (cache)")
+        return ExportResult(job.out_dir, manifest, True, time.perf_counter() - job.t0, list(job.formats),
+                            list(job.formats))
+    if plan.kept:
+        job.versions = {**(plan.old.get("versions") or {}), **job.versions}
+    from ._worker import Worker
 
-    import torch
-
-    todo = [f for f in formats if f not in reused]
     # TFLite (litert-torch: the slowest converter, one thread) converts in a child process while the others
     # convert here, when there is another format to overlap with and a second core; the child starts now and
     # imports the converter while the model is built
     background = {}
-    if "tflite" in todo and len(todo) > 1 and (os.cpu_count() or 1) > 1:
-        background["tflite"] = _Worker.spawn("tflite", say)
+    if "tflite" in plan.todo and len(plan.todo) > 1 and (os.cpu_count() or 1) > 1:
+        background["tflite"] = Worker.spawn("tflite", job.say)
     try:
-        return _build_convert_check(spec, (h, w), formats, precision, graph, weights, weights_sha, num_classes,
-                                    out_dir, parity, base, versions, reused, kept, todo, background, say, t0)
+        return _build_convert_check(job, plan, background)
     finally:
         for worker in background.values():
             if worker is not None:
                 worker.stop()  # only does something when the export was interrupted
 
 
-def _build_convert_check(spec, res, formats, precision, graph, weights, weights_sha, num_classes, out_dir, parity,
-                         base, versions, reused, kept, todo, background, say, t0) -> ExportResult:
-    import torch
-
-    h, w = res
-    x = reference_input(spec, (h, w))
-    t_build = time.perf_counter()
-    net, info = build_export_model(spec.name, (h, w), num_classes=num_classes, weights=weights, graph=graph,
-                                   example=torch.from_numpy(x))
-    with torch.no_grad():
-        xt = torch.from_numpy(x)
-        if graph == "argmax":
-            logits = net.logits(xt)
-            ref = logits.argmax(dim=1).numpy()
-        else:
-            logits = net(xt)
-            ref = logits.numpy()
-    margins = reference_margins(logits.numpy()) if spec.task == "segmentation" or logits.dim() == 2 else {}
-    build_seconds = time.perf_counter() - t_build
-    np.save(os.path.join(out_dir, "reference", "input.npy"), x)
-    np.save(os.path.join(out_dir, "reference", "output.npy"), ref)
-    say(f"{spec.name} {h}x{w}: BatchNorm folded ({info['fold']['batchnorm_before']} BN, verify rel L2 "
-        f"{info['fold']['verify_rel_l2']:.1e} at {'x'.join(map(str, info['fold']['verify_resolution']))}), "
-        f"reference in {build_seconds:.1f} s")
-    n_cls = info["num_classes"]
-    if weights is None:
+def _new_manifest(job: ExportJob, ref: Reference) -> dict:
+    h, w = job.resolution
+    spec, info = job.spec, ref.info
+    if job.weights is None:
         note = (f"random weights (torch.manual_seed({WEIGHTS_SEED})); classifier {info['classifier']} "
                 + ("bias shifted by each class's mean over the reference pixels and " if info["classifier_shift"]
                    else "") + f"scaled by {info['classifier_scale']} (logit std {LOGIT_SPREAD}); the top-2 margin "
                 "in reference.margins and in each parity entry says how much the argmax agreement can show")
     else:
         note = "checkpoint loaded with strict=True"
-    out_name = "classes" if graph == "argmax" else "logits"
-    manifest = {
+    random = job.weights is None
+    return {
         "schema_version": SCHEMA_VERSION, "model": spec.name, "task": spec.task, "resolution": [h, w],
-        "num_classes": n_cls,
-        "weights": {"path": weights, "sha256": weights_sha, "note": note,
-                    "classifier_scale": info["classifier_scale"] if weights is None else None,
-                    "classifier_shift": info["classifier_shift"] if weights is None else None,
-                    "seed": WEIGHTS_SEED if weights is None else None},
-        "graph": graph, "precision": precision,
-        "graph_note": ("logits at the model's own stride" if graph == "logits" else
+        "num_classes": info["num_classes"],
+        "weights": {"path": job.weights, "sha256": job.weights_sha, "note": note,
+                    "classifier_scale": info["classifier_scale"] if random else None,
+                    "classifier_shift": info["classifier_shift"] if random else None,
+                    "seed": WEIGHTS_SEED if random else None},
+        "graph": job.graph, "precision": job.precision,
+        "graph_note": ("logits at the model's own stride" if job.graph == "logits" else
                        "logits bilinearly resized to the input size, then argmax over classes (int64 class map)"),
         "input": {"name": "input", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW",
                   "mean": list(spec.mean), "std": list(spec.std), "range": "RGB 0..255, then (x - mean) / std"},
-        "output": {"name": out_name, "shape": list(ref.shape), "dtype": str(ref.dtype),
-                   "stride": spec.output_stride if graph == "logits" and spec.task == "segmentation" else 1},
+        "output": {"name": ref.out_name, "shape": list(ref.ref.shape), "dtype": str(ref.ref.dtype),
+                   "stride": spec.output_stride if job.graph == "logits" and spec.task == "segmentation" else 1},
         "fold": info["fold"],
-        "reference": {"input": "reference/input.npy", "output": "reference/output.npy", "seed": INPUT_SEED,
-                      "margins": margins},
-        "formats": {}, "parity_runtime": {}, "versions": versions, "export_seconds": None,
+        "reference": {"input": _manifest.REFERENCE_INPUT, "output": _manifest.REFERENCE_OUTPUT, "seed": INPUT_SEED,
+                      "margins": ref.margins},
+        "formats": {}, "parity_runtime": {}, "versions": job.versions, "export_seconds": None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "cache": {"key_fields": sorted(base) + ["converter_versions", "mobileseg"]},
+        "cache": {"key_fields": sorted(job.cache_fields) + ["converter_versions", "mobileseg"]},
     }
+
+
+def _build_convert_check(job: ExportJob, plan: _Plan, background: dict) -> ExportResult:
+    h, w = job.resolution
+    ref = build_reference(job.spec, job.resolution, job.graph, job.weights, job.num_classes)
+    np.save(os.path.join(job.out_dir, _manifest.REFERENCE_INPUT), ref.x)
+    np.save(os.path.join(job.out_dir, _manifest.REFERENCE_OUTPUT), ref.ref)
+    fold = ref.info["fold"]
+    job.say(f"{job.spec.name} {h}x{w}: BatchNorm folded ({fold['batchnorm_before']} BN, verify rel L2 "
+            f"{fold['verify_rel_l2']:.1e} at {'x'.join(map(str, fold['verify_resolution']))}), "
+            f"reference in {ref.seconds:.1f} s")
+    manifest = _new_manifest(job, ref)
     for fmt, worker in list(background.items()):
-        if not worker.submit(_graph_for(net, graph, fmt), x, out_dir, precision, out_name, say):
+        if not worker.submit(_graph_for(ref.net, job.graph, fmt), ref.x, job.out_dir, job.precision, ref.out_name,
+                             job.say):
             background[fmt] = None  # converts in this process
     for fmt in FORMATS:
-        if fmt in reused:
-            manifest["formats"][fmt] = reused[fmt]
-            manifest["parity_runtime"][fmt] = (reused[fmt].get("runtime") or {}).get("name")
-            say(f"{fmt}: up to date (cache)")
-        elif fmt in kept:
-            manifest["formats"][fmt] = kept[fmt]
-            manifest["parity_runtime"][fmt] = (kept[fmt].get("runtime") or {}).get("name")
-        elif fmt in todo:
-            manifest["formats"][fmt] = None  # keeps the FORMATS order in the manifest
-    for fmt in sorted(todo, key=lambda f: background.get(f) is not None):
-        manifest["formats"][fmt] = _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest,
-                                                      precision, out_name, _cache_key(base, fmt, versions),
-                                                      parity, background.get(fmt), say)
-    manifest["export_seconds"] = round(time.perf_counter() - t0, 3)
-    _write_manifest(out_dir, manifest)
-    return ExportResult(out_dir, manifest, False, time.perf_counter() - t0, list(reused), list(formats))
+        earlier = plan.entry_of(fmt)
+        if earlier:
+            manifest["formats"][fmt] = earlier
+            manifest["parity_runtime"][fmt] = (earlier.get("runtime") or {}).get("name")
+            if fmt in plan.reused:
+                job.say(f"{fmt}: up to date (cache)")
+        elif fmt in plan.todo:
+            manifest["formats"][fmt] = None  # keeps the table's order in the manifest
+    for fmt in sorted(plan.todo, key=lambda f: background.get(f) is not None):
+        manifest["formats"][fmt] = _convert_and_check(job, fmt, ref, manifest, background.get(fmt))
+    manifest["export_seconds"] = round(time.perf_counter() - job.t0, 3)
+    _manifest.write(job.out_dir, manifest)
+    return ExportResult(job.out_dir, manifest, False, time.perf_counter() - job.t0, list(plan.reused),
+                        list(job.formats))
 
 
 def _graph_for(net, graph: str, fmt: str):
     """The module converted for ``fmt``: ``net`` itself, or for the argmax graph the formulation ``fmt`` can run."""
-    if graph == "argmax" and FORMAT_ARGMAX[fmt] != net.formulation:
-        return net.with_formulation(FORMAT_ARGMAX[fmt])
+    want = _formats.FORMATS[fmt].argmax  # ncnn: pnnx leaves torch.argmax unconverted (graphs.ArgmaxGraph)
+    if graph == "argmax" and want != net.formulation:
+        return net.with_formulation(want)
     return net
 
 
-class _Worker:
-    """A conversion in a child process (see :mod:`mobileseg.export._worker`): ``spawn``, ``submit``, ``result``."""
-
-    def __init__(self, fmt, proc, job, log):
-        self.fmt, self.proc, self.job, self.log, self.started = fmt, proc, job, log, None
-
-    @classmethod
-    def spawn(cls, fmt, say):
-        import subprocess
-        import sys
-        import tempfile
-
-        job = tempfile.TemporaryDirectory(prefix=f"mobileseg-{fmt}-job-")
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-        # the child's output goes to a file: a pipe nobody reads until the end could fill up and stall the child
-        log = open(os.path.join(job.name, "worker.log"), "w")
-        proc = subprocess.Popen([sys.executable, "-m", "mobileseg.export._worker", job.name, fmt], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        say(f"{fmt}: a child process (pid {proc.pid}) will convert it alongside the other formats")
-        return cls(fmt, proc, job, log)
-
-    def submit(self, module, x, out_dir, precision, out_name, say) -> bool:
-        """Hand the model over; False (and the child stopped) when it cannot be, so the caller converts in-process."""
-        import torch
-
-        reason = None
-        if any(type(m).__module__ == "__main__" for m in module.modules()):
-            reason = "the model's classes live in __main__, a child cannot import them"
-        else:
-            try:
-                torch.save(module, os.path.join(self.job.name, "model.pt"))
-            except Exception as exc:
-                reason = f"{type(exc).__name__} handing the model to a child process"
-        if reason:
-            say(f"{self.fmt}: converting in this process ({reason})")
-            self.stop()
-            return False
-        np.save(os.path.join(self.job.name, "input.npy"), x)
-        tmp = os.path.join(self.job.name, "job.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump({"format": self.fmt, "out_dir": out_dir, "precision": precision, "input_name": "input",
-                       "output_name": out_name}, f)
-        for stale in _stale_files(out_dir, self.fmt):
-            os.remove(stale)
-        os.replace(tmp, os.path.join(self.job.name, "job.json"))
-        self.started = time.perf_counter()
-        return True
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                open(os.path.join(self.job.name, "cancel"), "w").close()
-                self.proc.wait(timeout=2)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        self.job.cleanup()
-
-    def result(self):
-        from ._util import Converted
-
-        try:
-            self.proc.wait()
-            self.log.close()
-            path = os.path.join(self.job.name, "result.json")
-            if self.proc.returncode != 0 or not os.path.isfile(path):
-                with open(self.log.name, errors="replace") as f:
-                    tail = " | ".join(ln.strip() for ln in f.read().splitlines() if ln.strip())[-300:]
-                raise ConverterFailure(f"the {self.fmt} conversion process exited with code {self.proc.returncode}"
-                                       f" ({tail})")
-            with open(path) as f:
-                res = json.load(f)
-        finally:
-            self.job.cleanup()
-        if "error" in res:
-            raise ConverterFailure(res["error"])
-        return Converted(res["files"], res["input_name"], res["output_name"], res["op_histogram"], res["info"])
-
-
-def _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest, precision, out_name, key, parity,
-                       worker, say) -> dict:
-    """Convert ``net`` to ``fmt`` (or collect ``worker``'s result) and check parity: the format's manifest entry."""
+def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict, worker) -> dict:
+    """Convert the reference module to ``fmt`` (or collect ``worker``'s result) and check parity: the entry."""
     import torch
 
+    say, out_dir = job.say, job.out_dir
     mod = _converter(fmt)
-    conv_versions = mod.converter_versions()
     entry = {"files": [], "input_name": None, "output_name": None, "op_histogram": {},
-             "converter": {"name": mod.CONVERTER, "version": conv_versions}, "ok": False, "error": None,
-             "parity": {"checked": False}, "seconds": {}, "cache_key": key}
-    module = _graph_for(net, graph, fmt)
+             "converter": {"name": mod.CONVERTER, "version": mod.converter_versions()}, "ok": False, "error": None,
+             "parity": {"checked": False}, "seconds": {}, "cache_key": job.cache_key(fmt)}
+    module = _graph_for(ref.net, job.graph, fmt)
     t = worker.started if worker else time.perf_counter()
     try:
         if worker is not None:
             conv = worker.result()
         else:
             say(f"{fmt}: converting with {mod.CONVERTER} ...")
-            for stale in _stale_files(out_dir, fmt):
-                os.remove(stale)
-            conv = mod.convert(module, torch.from_numpy(x), out_dir, precision=precision, input_name="input",
-                               output_name=out_name, log=say)
+            remove_stale_files(out_dir, fmt)
+            conv = mod.convert(module, torch.from_numpy(ref.x), out_dir, precision=job.precision, input_name="input",
+                               output_name=ref.out_name, log=say)
     except ConverterFailure as exc:
         entry["error"] = str(exc)
         entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
@@ -686,20 +455,21 @@ def _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest, prec
     entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
     if worker is not None:
         entry["seconds"]["converted_in"] = "child process (alongside the other formats)"
-    entry.update(files=[_file_record(p, out_dir) for p in conv.files], input_name=conv.input_name,
+    entry.update(files=[_manifest.file_record(p, out_dir) for p in conv.files], input_name=conv.input_name,
                  output_name=conv.output_name, op_histogram=conv.op_histogram, info=dict(conv.info))
-    if module is not net:
+    if module is not ref.net:
         entry["info"]["argmax_formulation"] = module.formulation
         with torch.no_grad():
-            same = np.array_equal(module(torch.from_numpy(x)).numpy().astype(np.int64), ref.astype(np.int64))
+            same = np.array_equal(module(torch.from_numpy(ref.x)).numpy().astype(np.int64), ref.ref.astype(np.int64))
         entry["info"]["argmax_formulation_equals_torch_argmax"] = bool(same)
-    if not parity:
+    if not job.parity:
         entry["ok"] = True
         entry["parity"] = {"checked": False, "note": "--no-parity"}
         return entry
     t = time.perf_counter()
     try:
-        entry["parity"] = _parity(fmt, out_dir, manifest, entry, precision, graph, x, ref, margins)
+        entry["parity"] = check_artifact(fmt, entry, manifest, out_dir, ref, job.precision, job.graph,
+                                         job.parity_runtimes.get(fmt))
     except Exception as exc:  # the runtime cannot load or run the artifact
         entry["parity"] = {"checked": False}
         entry["error"] = (f"{fmt} artifact does not run in its runtime: {type(exc).__name__}: "
@@ -715,13 +485,10 @@ def _convert_and_check(fmt, net, graph, x, ref, margins, out_dir, manifest, prec
     return entry
 
 
-def _write_manifest(out_dir: str, manifest: dict) -> None:
-    tmp = os.path.join(out_dir, "manifest.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, os.path.join(out_dir, "manifest.json"))
-
-
-def _stale_files(out_dir: str, fmt: str) -> list[str]:
-    names = {"onnx": ["model.onnx"], "ncnn": ["model.ncnn.param", "model.ncnn.bin"], "tflite": ["model.tflite"]}
-    return [p for p in (os.path.join(out_dir, n) for n in names.get(fmt, [])) if os.path.exists(p)]
+def remove_stale_files(out_dir: str, fmt: str) -> None:
+    """Delete ``fmt``'s artifact files left by an earlier export, so a failed conversion leaves none behind."""
+    row = _formats.FORMATS.get(fmt)
+    for name in row.files if row else ():
+        p = os.path.join(out_dir, name)
+        if os.path.exists(p):
+            os.remove(p)

@@ -44,8 +44,8 @@ class ChannelAffine(nn.Module):
 def _bn_scale_shift(bn) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, shift) of an eval-mode BatchNorm, in float64."""
     if bn.running_mean is None or bn.running_var is None:
-        raise FoldError(f"cannot fold a BatchNorm without running statistics (track_running_stats=False): "
-                        f"it normalises with batch statistics even in eval mode; give it running stats")
+        raise FoldError("cannot fold a BatchNorm without running statistics (track_running_stats=False): "
+                        "it normalises with batch statistics even in eval mode; give it running stats")
     var = bn.running_var.double()
     mean = bn.running_mean.double()
     gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(var)
@@ -105,7 +105,7 @@ def _trace_pairs(model: nn.Module, example: torch.Tensor):
     """One forward pass: ``[(layer_name, bn_name)]`` for conv->bn and ``[(bn_name, layer_name)]`` for bn->linear."""
     names = {m: n for n, m in model.named_modules()}
     produced: dict[int, str] = {}  # id(output tensor) -> module name (tensors kept alive in `keep`)
-    keep: list = []
+    keep = []  # tensors kept alive for the whole pass
     calls: dict[str, int] = {}
     inputs_of: dict[str, int] = {}
     outputs_of: dict[str, int] = {}
@@ -155,7 +155,7 @@ def _trace_pairs(model: nn.Module, example: torch.Tensor):
                 and consumers.get(inputs_of[n]) == 1 and _can_fold_before(m)):
             before.append((src, n))
             folded_bns.add(src)
-    del keep
+    keep.clear()
     return after, before
 
 

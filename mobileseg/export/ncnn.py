@@ -1,7 +1,7 @@
 """ncnn export via pnnx: TorchScript trace -> pnnx -> ``model.ncnn.param`` + ``model.ncnn.bin``.
 
 pnnx writes many side files (.pt, pnnx.param/bin, python and onnx dumps): it works in a temporary folder and only
-the ncnn pair is kept. pnnx defaults to fp16 weights: ``fp16=False`` for fp32 (DESIGN.md section 3). Layer types
+the ncnn pair is kept. pnnx defaults to fp16 weights: ``fp16=False`` for fp32 (docs/converters.md). Layer types
 that ncnn cannot run (pnnx leaves them as ``pnnx.*``/``torch.*``/``F.*`` layers) are reported as a converter failure
 naming the op, instead of an artifact that will not load.
 """
@@ -12,6 +12,7 @@ import shutil
 from collections import Counter
 
 from ..errors import require
+from ..formats import FORMATS
 from ._util import require_cheap, Converted, ConverterFailure, captured_output, log_tail, package_version, workdir
 
 CONVERTER = "pnnx"
@@ -75,8 +76,7 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
         inputs = [n for t, n, _, outs in layers if t == "Input" for n in outs]
         consumed = {b for _, _, ins, _ in layers for b in ins}
         outputs = [b for _, _, _, outs in layers for b in outs if b not in consumed]
-        dst_param = os.path.join(out_dir, "model.ncnn.param")
-        dst_bin = os.path.join(out_dir, "model.ncnn.bin")
+        dst_param, dst_bin = (os.path.join(out_dir, name) for name in FORMATS["ncnn"].files)
         shutil.move(paths["ncnnparam"], dst_param)
         shutil.move(paths["ncnnbin"], dst_bin)
     info = {"weights_dtype": "fp16" if fp16 else "fp32", "pnnx_fp16": fp16, "layers": len(layers)}

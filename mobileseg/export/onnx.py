@@ -9,6 +9,7 @@ import os
 from collections import Counter
 
 from ..errors import require
+from ..formats import FORMATS
 from ._util import Converted, ConverterFailure, captured_output, package_version, require_cheap, workdir
 
 OPSET = 17
@@ -37,7 +38,7 @@ def convert(model, example, out_dir: str, precision: str = "fp32", input_name: s
 
     onnx = require("onnx", "onnx", "ONNX export")
     onnxsim = require("onnxsim", "onnx", "ONNX export")
-    path = os.path.join(out_dir, "model.onnx")
+    path = os.path.join(out_dir, FORMATS["onnx"].model_file)
     info = {"opset": OPSET, "exporter": "torchscript (dynamo=False)", "external_data": False,
             "weights_dtype": "fp32"}
     if precision == "fp16":

@@ -8,6 +8,7 @@ import os
 from collections import Counter
 
 from ..errors import require
+from ..formats import FORMATS
 from ._util import require_cheap, Converted, ConverterFailure, captured_output, log_tail, package_version, workdir
 
 CONVERTER = "litert-torch"
@@ -52,7 +53,7 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
                 litert_torch = require("litert_torch", "tflite", "TFLite export")
                 kw = {"quant_config": _fp16_config()} if precision == "fp16" else {}
                 edge = litert_torch.convert(model, (example,), **kw)
-                path = os.path.join(out_dir, "model.tflite")
+                path = os.path.join(out_dir, FORMATS["tflite"].model_file)
                 edge.export(path)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""

@@ -27,7 +27,6 @@ within 1% (B0 at 512x512: 7.40 G mmcv + 1.04 G attention = 8.44 G), while ``macs
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelSpec, register_model
@@ -35,7 +34,7 @@ from .layers import ConvModule, DropPath, resize
 
 SEGFORMER_PAPER = "SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers (NeurIPS 2021)"
 
-# mit_b0..mit_b5 (REFERENCE.md section 2): embed dims, depths; heads 1/2/5/8, mlp 4, sr 8/4/2/1 for all.
+# mit_b0..mit_b5 (docs/models.md section 2): embed dims, depths; heads 1/2/5/8, mlp 4, sr 8/4/2/1 for all.
 MIT_CFGS = {
     "b0": dict(embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2), decoder_dim=256),
     "b1": dict(embed_dims=(64, 128, 320, 512), depths=(2, 2, 2, 2), decoder_dim=256),

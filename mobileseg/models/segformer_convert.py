@@ -1,6 +1,6 @@
 """Checkpoint converters for SegFormer: every known layout -> our (NVlabs / mmseg-0.x) names.
 
-Recognised layouts (REFERENCE.md sections 2-4):
+Recognised layouts (docs/models.md sections 2-4):
 
 * **official** (NVlabs release, mmseg-0.x): our native names. Dead ``decode_head.conv_seg.*`` keys (created but never
   used by mmseg-0.x's ``BaseDecodeHead``) are dropped and reported. A bare ImageNet backbone (``patch_embed1...``
@@ -34,8 +34,8 @@ NATIVE_PATTERNS = [re.compile(p + "$") for p in (
     rf"mlp\.dwconv\.dwconv)\.{_W}",
     rf"backbone\.norm[1-4]\.{_W}",
     rf"decode_head\.linear_c[1-4]\.proj\.{_W}",  # decoder="mlp"
-    rf"decode_head\.linear_c[1-4]\.conv\.weight", rf"decode_head\.linear_c[1-4]\.bn\.{_BN}",  # decoder="mmseg1"
-    rf"decode_head\.linear_fuse\.conv\.weight", rf"decode_head\.linear_fuse\.bn\.{_BN}",
+    r"decode_head\.linear_c[1-4]\.conv\.weight", rf"decode_head\.linear_c[1-4]\.bn\.{_BN}",  # decoder="mmseg1"
+    r"decode_head\.linear_fuse\.conv\.weight", rf"decode_head\.linear_fuse\.bn\.{_BN}",
     rf"decode_head\.linear_pred\.{_W}",
 )]
 

@@ -16,7 +16,6 @@ the registry enforces.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import register_family, rename_prefixes
@@ -25,7 +24,7 @@ from .layers import Conv2dBN, ConvModule, DropPath, HSigmoid, make_divisible, po
 
 TOPFORMER_PAPER = "TopFormer: Token Pyramid Transformer for Mobile Semantic Segmentation (CVPR 2022)"
 
-# [kernel, expand ratio, out channels, stride] per token-pyramid layer (REFERENCE.md section 1 / supplement Table 3)
+# [kernel, expand ratio, out channels, stride] per token-pyramid layer (docs/models.md section 1 / supplement Table 3)
 CFGS = {
     "t": dict(
         cfgs=[[3, 1, 16, 1], [3, 4, 16, 2], [3, 3, 16, 1], [5, 3, 32, 2], [5, 3, 32, 1], [3, 3, 64, 2],

@@ -1,7 +1,7 @@
 """XFormer: Lightweight Vision Transformer with Cross Feature Attention (Zhao et al., arXiv 2207.07268, Samsung).
 
-No implementation has been published (REFERENCE.md section 5); this one is built from the paper alone
-(shared/papers/002_...): section 3.1 (cross feature attention, eq. 2-5), section 3.2 (MV3 and XF blocks, eq. 6-8)
+No implementation has been published (docs/models.md section 5); this one is built from the paper alone:
+section 3.1 (cross feature attention, eq. 2-5), section 3.2 (MV3 and XF blocks, eq. 6-8)
 and Table 1 (the layer specification). What the paper leaves open, and what we chose:
 
 **Cross feature attention (XFA).** Q, K, V are Linear projections of the D-dim tokens to the QKV dim d (96).
@@ -46,12 +46,11 @@ decoder of :mod:`mobileseg.models.segformer` with C=256 (the MiT-B0/B1 width); 1
 5.3 M); dropping Stem_out too would give 5.10 M.
 
 ``attention="mhsa"`` swaps XFA for standard multi-head self-attention (softmax(QK^T/sqrt(d_h))V, 3 heads of 32 over
-the same QKV dim 96) for the Table 2 comparison (:mod:`mobileseg.benchmarks.xfa_attention`).
+the same QKV dim 96) for the Table 2 comparison (:mod:`mobileseg.perf.xfa_attention`).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import register_family

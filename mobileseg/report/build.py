@@ -12,13 +12,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..results.paths import REPORT_DIR, writable_folder
 from . import plots
 from .data import attach_miou, load_evals, load_results
 from .pareto import pareto_mask
 from .published import figure1_rows, load_published, paper_latency
 from .tables import html_table, markdown_table
 
-DEFAULT_OUT = Path("results") / "report"
+DEFAULT_OUT = Path(REPORT_DIR)
 
 
 @dataclass
@@ -80,12 +81,13 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
         if not results:
             from .errors import ResultsFileError
 
-            raise ResultsFileError("no results file given and none found in results/*.jsonl: run `mobileseg bench` "
-                                   "first, pass --results FILE, or use --published-only")
+            raise ResultsFileError("no results file given and none found in results/runs/*.jsonl: run `mobileseg "
+                                   "bench` first, pass --results FILE (e.g. the committed results/reference/"
+                                   "host-amd-epyc-t1.jsonl), or use --published-only")
         df = load_results(results, device=device, runtime=runtime)
         evals = load_evals(eval_files) if eval_files else None
         df = attach_miou(df, published, evals, dataset)
-    report.out.mkdir(parents=True, exist_ok=True)
+    writable_folder(report.out, "the report", "choose a writable folder with --out")
     published_figure(report, published)
     if df is not None:
         _measured(report, df, published, dataset)
@@ -94,10 +96,22 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
     return report
 
 
+def _numerics_table(report: Report, dev: str, rt: str, sub) -> None:
+    """Parity only, for records whose timings are no device's speed (emulated, software Vulkan): no latency column."""
+    why = sorted({"emulated device" if e else "software Vulkan" for e in sub.emulated})
+    cols = {"model": "model", "resolution": "input", "format": "format", "precision": "precision",
+            "max_abs": "max abs", "rel_l2": "rel L2", "argmax_agree": "argmax agree", "parity_ok": "parity ok"}
+    digits = {"max_abs": 6, "rel_l2": 8, "argmax_agree": 4}
+    report.tables.append((f"{dev}, {rt}: numerics only ({', '.join(why)}: its timings are no device's speed and "
+                          "are on no latency axis)", markdown_table(sub, cols, digits), html_table(sub, cols, digits)))
+
+
 def _measured(report: Report, df, published, dataset: str) -> None:
+    for (dev, rt), sub in df[df.numerics_only].groupby(["device", "runtime"], sort=True):
+        _numerics_table(report, dev, rt, sub)
+    df = df[~df.numerics_only]
     for (dev, rt), sub in df.groupby(["device", "runtime"], sort=True):
         sub = sub.copy()
-        sub["latency_ms"] = sub.median_ms
         sub["is_topformer"] = [_is_topformer(m) for m in sub.model]
         sub["evaluated"] = sub.miou_source.str.startswith("evaluated")
         sub["label"] = [_point_label(r) for r in sub.itertuples()]
@@ -107,10 +121,9 @@ def _measured(report: Report, df, published, dataset: str) -> None:
                 rows = published[(published.model == r.model) & published.params_m.notna()]
                 params[i] = float(rows.params_m.iloc[0]) if len(rows) else float("nan")
         sub["params_m"] = params
-        emulated = bool(sub.emulated.any())
         placed = sub[sub.miou.notna()]
         missing = sub[sub.miou.isna()]
-        note = (f"Latency: median of our measurement ({rt}, {dev}{', EMULATED: not a phone speed' if emulated else ''}). "
+        note = (f"Latency: median of our measurement (a tool summary's mean where it printed no median) ({rt}, {dev}). "
                 f"mIoU: {dataset} " + ("published numbers" if not placed.evaluated.any() else
                                        "published, or evaluated by `mobileseg eval` where marked (eval)")
                 + (f". No mIoU for: {', '.join(sorted(set(missing.model)))}." if len(missing) else "."))
@@ -126,23 +139,23 @@ def _measured(report: Report, df, published, dataset: str) -> None:
             front = pareto_mask(placed.latency_ms, placed.miou)
             sub.loc[placed.index[front], "pareto"] = "yes"
         cols = {"model": "model", "resolution": "input", "format": "format", "precision": "precision",
-                "threads": "threads", "median_ms": "median (ms)", "p10_ms": "p10", "p90_ms": "p90", "count": "n",
-                "params_m": "params (M)", "gflops": "GMACs", "miou": "mIoU", "miou_source": "mIoU from",
+                "threads": "threads", "latency_ms": "latency (ms)", "latency_stat": "of", "p10_ms": "p10",
+                "p90_ms": "p90", "count": "n",
+                "params_m": "params (M)", "gmacs": "GMACs", "miou": "mIoU", "miou_source": "mIoU from",
                 "pareto": "Pareto", "parity_ok": "parity ok"}
-        digits = {"median_ms": 2, "p10_ms": 2, "p90_ms": 2, "params_m": 2, "gflops": 2}
+        digits = {"latency_ms": 2, "p10_ms": 2, "p90_ms": 2, "params_m": 2, "gmacs": 2}
         versions = ", ".join(sorted({v for v in sub.runtime_version if v}))
         cpu = next((c for c in sub.device_cpu if c), "")
-        report.tables.append((f"{dev}, {rt}" + (f" {versions}" if versions else "") + (f" ({cpu})" if cpu else "")
-                              + (" (emulated)" if emulated else ""),
+        report.tables.append((f"{dev}, {rt}" + (f" {versions}" if versions else "") + (f" ({cpu})" if cpu else ""),
                               markdown_table(sub, cols, digits), html_table(sub, cols, digits)))
     # Paper vs measured: the paper's Snapdragon 865 latency beside ours, for the models the paper timed.
     rows = []
     for r in df.itertuples():
-        pl = paper_latency(published, r.model, (r.res_h, r.res_w))
+        pl = paper_latency(published, r.model, (r.height, r.width))
         if pl is None:
             continue
         rows.append({"model": r.model, "resolution": r.resolution, "series": f"{r.device} {r.runtime}",
-                     "latency_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "paper_ms": pl})
+                     "latency_ms": r.latency_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "paper_ms": pl})
     if rows:
         import pandas as pd
 

@@ -1,11 +1,7 @@
 """Errors a user can cause in the report and eval stages (all :class:`~mobileseg.errors.MobilesegError`)."""
 from __future__ import annotations
 
-from ..errors import MobilesegError
-
-
-class ResultsFileError(MobilesegError):
-    """A results or eval file is missing, unreadable, or not in our record schema (contract 4)."""
+from ..errors import MobilesegError, ResultsFileError  # noqa: F401  (ResultsFileError: re-exported)
 
 
 class NoRecordsError(MobilesegError):

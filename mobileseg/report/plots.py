@@ -169,5 +169,5 @@ def paper_vs_measured(rows, out_base, title: str) -> list[Path]:
 
 def runtime_comparison(df, out_base, title: str) -> list[Path]:
     """Per model x resolution, one bar per runtime (median, p10..p90 whiskers), log axis."""
-    rows = df.assign(series=df.runtime + " (" + df.precision + ")", latency_ms=df.median_ms)
+    rows = df.assign(series=df.runtime + " (" + df.precision + ")")
     return paper_vs_measured(rows[["model", "resolution", "series", "latency_ms", "p10_ms", "p90_ms"]], out_base, title)

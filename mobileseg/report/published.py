@@ -1,7 +1,7 @@
 """The papers' published numbers (``results/published.csv``) as a pandas DataFrame.
 
 Every row of the papers' result tables is one row of the CSV (one row per dataset when a table row covers several),
-with its source (``paper_file`` in ``/work/shared/papers`` naming, ``table``), the numbers as printed, and ``model``:
+with its source (``paper_file``: the paper, ``table``), the numbers as printed, and ``model``:
 our registered model name when we define that network. Derived values (sums of backbone + head) say so in ``notes``.
 """
 from __future__ import annotations

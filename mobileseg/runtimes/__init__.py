@@ -1,33 +1,24 @@
 """Runtime adapters (contract 3): load an exported artifact with N threads, run a numpy array, return a numpy array.
 
-One module per runtime; adding a runtime touches one file plus one line in :data:`RUNTIMES`. Adapters import no
-model code: they run the files written by :func:`mobileseg.export.export_model` (the ``torch`` adapter rebuilds the
-exported PyTorch model from the manifest through the registry, as the eager reference).
+One module per runtime; adding a runtime is its adapter module plus one row in :data:`mobileseg.formats.RUNTIMES`.
+Adapters import no model code: they run the files written by :func:`mobileseg.export.export_model`.
 
     rt = get_runtime("onnxruntime")
     sess = rt.load("export/topformer-t_448x448", None, threads=1)   # None: the manifest's entry for rt.format
     out = sess.run(x)
     sess.close()
 
-``threads=1`` means one intra-op thread and no inter-op pool in every runtime (DESIGN.md section 6).
+``threads=1`` means one intra-op thread and no inter-op pool in every runtime (docs/measurement.md).
 """
 from __future__ import annotations
 
 from importlib import import_module
 
+from .. import formats
 from ..errors import MobilesegError
 from .base import Runtime, Session, load_manifest, resolve_artifact
 
-# runtime name -> (module, class)
-RUNTIMES = {
-    "torch": ("torch_eager", "TorchRuntime"),
-    "onnxruntime": ("onnxruntime", "OnnxRuntime"),
-    "ncnn": ("ncnn", "NcnnRuntime"),
-    "litert": ("litert", "LiteRTRuntime"),
-}
-
-# the runtime that checks each export format on the host
-DEFAULT_RUNTIME = {"onnx": "onnxruntime", "ncnn": "ncnn", "tflite": "litert", "torch": "torch"}
+RUNTIMES = tuple(formats.RUNTIMES)  # names, in the table's order
 
 
 class UnknownRuntimeError(MobilesegError, KeyError):
@@ -37,19 +28,17 @@ class UnknownRuntimeError(MobilesegError, KeyError):
 
 def get_runtime(name: str) -> Runtime:
     """The adapter called ``name`` (one of :data:`RUNTIMES`); its package is imported lazily by ``version``/``load``."""
-    key = str(name).strip().lower().replace("_", "").replace("-", "")
-    aliases = {"ort": "onnxruntime", "tflite": "litert", "tfliteruntime": "litert", "aiedgelitert": "litert",
-               "torcheager": "torch", "pytorch": "torch"}
-    key = aliases.get(key, key)
-    if key not in RUNTIMES:
+    key = formats.runtime_key(name)
+    if key is None:
         raise UnknownRuntimeError(f"unknown runtime '{name}': choose one of {', '.join(RUNTIMES)}")
-    module, cls = RUNTIMES[key]
+    module, cls = formats.RUNTIMES[key].adapter.split(":")
     return getattr(import_module(f"{__name__}.{module}"), cls)()
 
 
 def runtime_for_format(fmt: str) -> Runtime:
-    return get_runtime(DEFAULT_RUNTIME[fmt])
+    """The runtime that checks ``fmt`` artifacts on the host."""
+    return get_runtime(formats.host_runtime(fmt))
 
 
-__all__ = ["RUNTIMES", "DEFAULT_RUNTIME", "Runtime", "Session", "get_runtime", "runtime_for_format",
+__all__ = ["RUNTIMES", "Runtime", "Session", "get_runtime", "runtime_for_format",
            "load_manifest", "resolve_artifact", "UnknownRuntimeError"]

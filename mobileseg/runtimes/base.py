@@ -1,60 +1,17 @@
 """What every runtime adapter shares: the adapter/session interface and finding an artifact from a manifest."""
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
+from .. import formats
+from .. import manifest as _manifest
 from ..errors import MobilesegError
+from ..manifest import ArtifactError  # noqa: F401  (re-exported)
 
 
-class ArtifactError(MobilesegError):
-    """An export folder or manifest is missing, incomplete, or lacks the requested format."""
-
-
-def load_manifest(export_dir_or_manifest) -> tuple[str, dict]:
-    """``(export_dir, manifest)`` from an export folder, a ``manifest.json`` path, or an already-read manifest dict.
-
-    A dict must carry ``_dir`` (the folder its file paths are relative to) or paths must be absolute.
-    """
-    if isinstance(export_dir_or_manifest, dict):
-        man = export_dir_or_manifest
-        return man.get("_dir", ""), man
-    path = os.fspath(export_dir_or_manifest)
-    if os.path.isdir(path):
-        path = os.path.join(path, "manifest.json")
-    if not os.path.isfile(path):
-        raise ArtifactError(f"no export manifest at {path}: run `mobileseg export` first (or pass the export folder)")
-    try:
-        with open(path) as f:
-            man = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"cannot read {path} ({exc}): re-run `mobileseg export --force`") from None
-    return os.path.dirname(os.path.abspath(path)), man
-
-
-def resolve_artifact(export_dir_or_manifest, fmt_entry, fmt: str) -> tuple[str, dict, dict, list[str]]:
-    """``(export_dir, manifest, fmt_entry, [absolute file paths])`` for format ``fmt``.
-
-    ``fmt_entry`` may be None (take ``manifest['formats'][fmt]``) or a format entry of the manifest.
-    """
-    export_dir, man = load_manifest(export_dir_or_manifest)
-    if fmt_entry is None:
-        fmt_entry = (man.get("formats") or {}).get(fmt)
-        if fmt_entry is None:
-            raise ArtifactError(f"the export in {export_dir or '?'} has no {fmt} artifact: "
-                                f"re-run `mobileseg export --formats {fmt}`")
-    if fmt_entry.get("ok") is False and not fmt_entry.get("files"):
-        raise ArtifactError(f"the {fmt} export failed ({fmt_entry.get('error')}); nothing to load")
-    paths = []
-    for f in fmt_entry.get("files", []):
-        p = f["path"] if isinstance(f, dict) else f
-        p = p if os.path.isabs(p) else os.path.join(export_dir, p)
-        if not os.path.isfile(p):
-            raise ArtifactError(f"artifact file missing: {p}: re-run `mobileseg export --force`")
-        paths.append(p)
-    return export_dir, man, fmt_entry, paths
+# The manifest module reads manifest.json and finds an artifact's files (re-exported here for the adapters).
+load_manifest = _manifest.load
+resolve_artifact = _manifest.artifact_paths
 
 
 class Session:
@@ -76,18 +33,41 @@ class Session:
 
 
 class Runtime:
-    """A runtime adapter: ``name``, the artifact ``format`` it runs, ``version()`` and ``load(...)``."""
+    """A runtime adapter: ``name``, the artifact ``format`` it runs, ``version()`` and ``load(...)``.
+
+    ``format`` and ``extra`` are read from the runtime's row in :data:`mobileseg.formats.RUNTIMES`.
+    """
 
     name: str = ""
-    format: str = ""
-    extra: str = ""
+
+    @property
+    def format(self) -> str:
+        return formats.RUNTIMES[self.name].format
+
+    @property
+    def extra(self) -> str:
+        return formats.RUNTIMES[self.name].extra
+
+    def artifact(self, export_dir_or_manifest, fmt_entry=None) -> tuple[str, dict, dict, list[str]]:
+        """``(export_dir, manifest, fmt_entry, paths)`` of this runtime's format; ``paths[0]`` is the model file."""
+        export_dir, man, entry, paths = resolve_artifact(export_dir_or_manifest, fmt_entry, self.format)
+        model = formats.model_file(self.format, paths)
+        if model is None:
+            raise ArtifactError(f"the {self.format} artifact in {export_dir or '?'} has no "
+                                f"{formats.FORMATS[self.format].suffixes[0]} file: re-run `mobileseg export --force`")
+        return export_dir, man, entry, [model] + [p for p in paths if p != model]
 
     def version(self) -> str:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Raise the one-sentence error (:class:`MissingDependencyError` for a missing package or driver) when this
+        runtime cannot run here."""
+        self.version()
+
     def available(self) -> bool:
         try:
-            self.version()
+            self.check()
             return True
         except MobilesegError:
             return False

@@ -1,14 +1,14 @@
 """LiteRT (TFLite) adapter: ``ai_edge_litert.interpreter.Interpreter(model_path, num_threads=N)``.
 
 ``tflite_runtime`` is accepted as a fallback where it imports (e.g. an ARM board with numpy 1; on numpy 2 it fails
-with ``_ARRAY_API not found``, DESIGN.md section 3). The default op resolver applies the XNNPACK delegate.
+with ``_ARRAY_API not found``; see docs/converters.md). The default op resolver applies the XNNPACK delegate.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import MissingDependencyError, require
-from .base import Runtime, Session, check_threads, resolve_artifact
+from .base import Runtime, Session, check_threads
 
 
 def _interpreter_module():
@@ -51,8 +51,6 @@ class LiteRTSession(Session):
 
 class LiteRTRuntime(Runtime):
     name = "litert"
-    format = "tflite"
-    extra = "tflite"
 
     def version(self) -> str:
         mod, package = _interpreter_module()
@@ -65,5 +63,5 @@ class LiteRTRuntime(Runtime):
 
     def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32") -> LiteRTSession:
         threads = check_threads(threads)
-        _, _, _, paths = resolve_artifact(export_dir_or_manifest, fmt_entry, self.format)
-        return LiteRTSession(next(p for p in paths if p.endswith(".tflite")), threads, precision)
+        _, _, _, paths = self.artifact(export_dir_or_manifest, fmt_entry)
+        return LiteRTSession(paths[0], threads, precision)

@@ -1,28 +1,32 @@
 """ncnn adapter (pnnx-converted ``.param``/``.bin``).
 
-Facts that change the numbers (DESIGN.md section 3): ``ncnn.Mat(ndarray)`` does not copy, so the input array is kept
+Facts that change the numbers (docs/converters.md): ``ncnn.Mat(ndarray)`` does not copy, so the input array is kept
 alive on the session until extraction is done; ncnn silently uses fp16 storage/arithmetic where the CPU has it
 unless the ``use_fp16_*``/``use_bf16_*`` switches are set, so they are always set explicitly from ``precision``.
+The same session runs on a Vulkan device when given one (``ncnn-vulkan``, :mod:`mobileseg.runtimes.ncnn_vulkan`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import require
-from .base import Runtime, Session, check_threads, output_shape, resolve_artifact
+from .. import formats
+from .base import Runtime, Session, check_threads, output_shape
 
 _FP16_SWITCHES = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic")
 
 
 class NcnnSession(Session):
     def __init__(self, param: str, binary: str, threads: int, precision: str, input_name: str | None,
-                 output_name: str | None, out_shape, out_dtype):
+                 output_name: str | None, out_shape, out_dtype, vulkan_device: int | None = None):
         ncnn = require("ncnn", "ncnn", "running ncnn artifacts")
         self._ncnn = ncnn
         net = ncnn.Net()
         opt = net.opt
-        opt.num_threads = threads
-        opt.use_vulkan_compute = False
+        opt.num_threads = threads  # on Vulkan: the CPU threads of layers without a shader
+        opt.use_vulkan_compute = vulkan_device is not None
+        if vulkan_device is not None:
+            net.set_vulkan_device(vulkan_device)  # explicitly, not ncnn's default pick among several GPUs
         fp16 = precision == "fp16"
         for s in _FP16_SWITCHES:
             setattr(opt, s, fp16)
@@ -37,7 +41,7 @@ class NcnnSession(Session):
         self._out_shape = out_shape
         self._out_dtype = np.dtype(out_dtype) if out_dtype else None
         self._keep = None
-        self.settings = {"threads": threads, "vulkan": False, "light_mode": True,
+        self.settings = {"threads": threads, "vulkan": vulkan_device is not None, "light_mode": True,
                          **{s: fp16 for s in _FP16_SWITCHES}, "use_bf16_storage": False,
                          "use_packing_layout": bool(opt.use_packing_layout),
                          "use_winograd_convolution": bool(opt.use_winograd_convolution),
@@ -51,13 +55,18 @@ class NcnnSession(Session):
         # ncnn.Mat wraps this buffer without copying: hold it on self until the output has been copied out.
         self._keep = np.ascontiguousarray(x, dtype=np.float32)
         ex = self._net.create_extractor()
-        ex.set_light_mode(True)
-        ex.input(self.input_name, self._ncnn.Mat(self._keep))
-        ret, mat = ex.extract(self.output_name)
-        if ret != 0:
-            raise RuntimeError(f"ncnn extract of '{self.output_name}' failed (code {ret})")
-        out = np.array(mat, copy=True)
-        self._keep = None
+        try:
+            ex.set_light_mode(True)
+            ex.input(self.input_name, self._ncnn.Mat(self._keep))
+            ret, mat = ex.extract(self.output_name)
+            if ret != 0:
+                raise RuntimeError(f"ncnn extract of '{self.output_name}' failed (code {ret})")
+            out = np.array(mat, copy=True)
+        finally:
+            # A Ctrl-C here keeps this frame alive in its traceback; the extractor and its blobs would then outlive
+            # close()'s net.clear() and ncnn aborts with "pool allocator destroyed too early". Drop them now.
+            ex = mat = None
+            self._keep = None
         if self._out_shape is not None and out.size == int(np.prod(self._out_shape)):
             out = out.reshape(self._out_shape)
         else:
@@ -74,19 +83,22 @@ class NcnnSession(Session):
 
 class NcnnRuntime(Runtime):
     name = "ncnn"
-    format = "ncnn"
-    extra = "ncnn"
+
+    def vulkan(self) -> tuple[int | None, dict]:
+        """The Vulkan device index to run on (None: the CPU) and what to record about it."""
+        return None, {}
 
     def version(self) -> str:
         return require("ncnn", "ncnn", "running ncnn artifacts").__version__
 
     def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32") -> NcnnSession:
         threads = check_threads(threads)
-        _, man, entry, paths = resolve_artifact(export_dir_or_manifest, fmt_entry, self.format)
-        param = next(p for p in paths if p.endswith(".param"))
-        binary = next(p for p in paths if p.endswith(".bin"))
+        _, man, entry, paths = self.artifact(export_dir_or_manifest, fmt_entry)
+        param, binary = paths[0], formats.side_file(self.format, paths)
         out = man.get("output") or {}
+        index, device = self.vulkan()
         sess = NcnnSession(param, binary, threads, precision, entry.get("input_name"), entry.get("output_name"),
-                           output_shape(man), out.get("dtype"))
+                           output_shape(man), out.get("dtype"), vulkan_device=index)
         sess.settings["precision"] = precision
+        sess.settings.update(device)
         return sess

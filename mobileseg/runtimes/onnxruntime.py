@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import require
-from .base import Runtime, Session, check_threads, resolve_artifact
+from .base import Runtime, Session, check_threads
 
 
 class OnnxSession(Session):
@@ -37,8 +37,6 @@ class OnnxSession(Session):
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
-    format = "onnx"
-    extra = "onnx"
 
     def version(self) -> str:
         return require("onnxruntime", "onnx", "running ONNX artifacts").__version__
@@ -46,8 +44,7 @@ class OnnxRuntime(Runtime):
     def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32",
              opt_level: str = "all") -> OnnxSession:
         threads = check_threads(threads)
-        _, _, _, paths = resolve_artifact(export_dir_or_manifest, fmt_entry, self.format)
-        onnx_path = next(p for p in paths if p.endswith(".onnx"))
-        sess = OnnxSession(onnx_path, threads, opt_level)
+        _, _, _, paths = self.artifact(export_dir_or_manifest, fmt_entry)
+        sess = OnnxSession(paths[0], threads, opt_level)
         sess.settings["precision"] = precision
         return sess

@@ -1,19 +1,19 @@
 """PyTorch eager adapter: the reference runtime.
 
-It runs no file: it rebuilds the exported model (same name, classes, weights, BN folding, classifier scaling and
-graph boundary, all read from the manifest) through :mod:`mobileseg.export.api`, so its output is what the
-artifacts were compared against. ``threads=1`` sets one intra-op thread and one inter-op thread (torch allows setting
-the inter-op count only before any parallel work; the setting actually in force is recorded).
+It runs the torch artifact (``model.pt``): the BN-folded module that export checked and compared every other
+artifact against, saved with ``torch.save`` (see :mod:`mobileseg.export.pytorch`). It does not rebuild or re-fold
+the model. ``threads`` is set before the file is loaded; ``threads=1`` sets one intra-op thread and one inter-op
+thread (torch allows setting the inter-op count only before any parallel work; the setting in force is recorded).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Runtime, Session, check_threads, load_manifest
+from .base import Runtime, Session, check_threads
 
 
 class TorchSession(Session):
-    def __init__(self, model, threads: int, precision: str):
+    def __init__(self, path: str, threads: int, precision: str):
         import torch
 
         self._torch = torch
@@ -22,7 +22,7 @@ class TorchSession(Session):
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already set (or parallel work already ran) in this process
             pass
-        self._model = model
+        self._model = torch.load(path, weights_only=False, map_location="cpu").eval()
         self.settings = {"threads": threads, "intra_op_threads": torch.get_num_threads(),
                          "inter_op_threads": torch.get_num_interop_threads(), "mode": "eager, inference_mode",
                          "precision": "fp32", "bn_folded": True}
@@ -37,8 +37,6 @@ class TorchSession(Session):
 
 class TorchRuntime(Runtime):
     name = "torch"
-    format = "torch"
-    extra = ""
 
     def version(self) -> str:
         import torch
@@ -46,13 +44,6 @@ class TorchRuntime(Runtime):
         return torch.__version__
 
     def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32") -> TorchSession:
-        from ..export.api import build_export_model
-
         threads = check_threads(threads)
-        _, man = load_manifest(export_dir_or_manifest)
-        w = man.get("weights") or {}
-        model, _ = build_export_model(man["model"], tuple(man["resolution"]), num_classes=man.get("num_classes"),
-                                      weights=w.get("path"), graph=man.get("graph", "logits"),
-                                      classifier_scale=w.get("classifier_scale"),
-                                      classifier_shift=w.get("classifier_shift"))
-        return TorchSession(model, threads, precision)
+        _, _, _, paths = self.artifact(export_dir_or_manifest, fmt_entry)
+        return TorchSession(paths[0], threads, precision)

@@ -1,26 +1,18 @@
 """Bench targets (contract 5): where cells are measured. ``open_target("local" | "adb" | "adb:HOST:PORT" |
 "adb:SERIAL", **options)`` returns a :class:`Target`; the runner talks to nothing else.
 
-``LocalTarget`` (this host, :mod:`.local`) runs the runtime adapters in-process; ``AdbTarget``
-(:mod:`mobileseg.device.adb_target`) drives a phone or the emulated ARM device over ADB.
+``LocalTarget`` (this host, :mod:`.local`) runs the runtime adapters in-process; ``AdbTarget`` (:mod:`.adb`) drives
+a phone or the emulated ARM device over ADB through the device layer (:mod:`mobileseg.device`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...errors import MobilesegError
+from ...errors import MobilesegError, TargetLostError  # noqa: F401  (TargetLostError: re-exported)
 
 
 class TargetError(MobilesegError):
     """The target cannot be opened or used as asked (bad --device, --cpu...)."""
-
-
-class TargetLostError(MobilesegError):
-    """The target went away mid-run (device unplugged, connection dropped): the runner stops and keeps what is done.
-
-    Every ADB path raises a subclass (:class:`mobileseg.device.adb.DeviceLostError`) when the transport drops; the
-    runner then stops instead of recording an error for each remaining cell, and tells the user to ``--resume``.
-    """
 
 
 @dataclass
@@ -51,7 +43,7 @@ class Target:
         raise NotImplementedError
 
     def device_id(self) -> str:
-        """Short name of the device used in cell keys and result file names (e.g. ``host-amd-epyc``)."""
+        """Short name of the device used in cell keys and result file names (e.g. ``host-amd-epyc-3f09a1``)."""
         d = self.describe()
         return str(d.get("serial") or d.get("model") or self.kind)
 
@@ -81,11 +73,13 @@ class Target:
 
 
 def open_target(device_arg: str = "local", **options) -> Target:
-    """Open the target named by ``--device``: ``local``, ``adb``, ``adb:HOST:PORT`` or ``adb:SERIAL``."""
+    """Open the target named by ``--device``: ``local``, ``adb``, ``adb:HOST:PORT`` or ``adb:SERIAL`` (one device;
+    several, ``adb:S1,S2`` / ``adb:all``, run in parallel through :mod:`mobileseg.bench.fleet`)."""
     arg = (device_arg or "local").strip()
     if arg in ("local", "host"):
         from .local import LocalTarget
 
+        options.pop("adb_transport", None)  # the host needs no transport
         harness = (options.pop("harness", None) or "auto").lower()
         if harness not in ("auto", "python", "python-inproc"):
             raise TargetError(f"--harness {harness} runs on ADB devices only: on the host the runtimes run in this "
@@ -98,16 +92,17 @@ def open_target(device_arg: str = "local", **options) -> Target:
         return LocalTarget(**options)
     if arg == "adb" or arg.startswith("adb:"):
         try:
-            from ...device.adb_target import AdbTarget
+            from .adb import AdbTarget
         except ImportError as exc:
             missing = getattr(exc, "name", "") or ""
             if missing.startswith("mobileseg"):
                 raise TargetError("ADB targets are not available in this build of mobileseg (the module "
-                                  "mobileseg.device.adb_target is missing); use --device local") from None
+                                  "mobileseg.bench.targets.adb is missing); use --device local") from None
             raise TargetError(f"ADB targets need the package '{missing or exc}': install it with: "
                               "pip install 'mobileseg[adb]' -c constraints.txt") from None
         return AdbTarget.open(arg, **options)
-    raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:HOST:PORT or adb:SERIAL")
+    raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:SERIAL (a serial adb devices lists, "
+                      "or HOST:PORT), adb:S1,S2 or adb:all")
 
 
 __all__ = ["CellRun", "Target", "TargetError", "TargetLostError", "open_target"]

@@ -82,7 +82,7 @@ class LocalTarget(Target):
             host = env.describe_host()
             freq = env.cpu_freq_mhz(self.cpu)
             self._description = {
-                "kind": "local", "serial": None, "model": f"host-{env.cpu_slug()}",
+                "kind": "local", "serial": None, "model": env.host_device_id(),
                 "soc": None, "abi": platform.machine(), "cpu": host["cpu_model"], "cores": host["cores"],
                 "clusters": None, "big_core_mask": None, "governor": freq.get("governor"),
                 "freqs_khz": self.state()["freqs_khz"], "emulated": False,
@@ -90,7 +90,7 @@ class LocalTarget(Target):
         return self._description
 
     def device_id(self) -> str:
-        return f"host-{env.cpu_slug()}"
+        return env.host_device_id()
 
     def state(self) -> dict:
         temps = {}
@@ -110,7 +110,7 @@ class LocalTarget(Target):
     def check_runtime(self, runtime: str) -> None:
         from ...runtimes import get_runtime
 
-        get_runtime(runtime).version()  # MissingDependencyError naming the extra when the package is absent
+        get_runtime(runtime).check()  # MissingDependencyError naming the extra (or the driver) when absent
 
     # -- measuring ---------------------------------------------------------------------------------------------
     def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time) -> CellRun:

@@ -1,9 +1,9 @@
 """Benchmark: wall-clock time of ``export_model`` for topformer-b at 512x512 to ONNX, ncnn and TFLite.
 
 Run 1 converts from scratch (``force=True``, parity checks included); run 2 is the identical call, served by the
-content-hash cache. Writes ``results/export_time.json`` (goals: run 1 < 60 s, run 2 < 2 s on the 2-core host).
+content-hash cache. Writes ``results/runs/export_time.json`` (the committed run: ``results/reference/``) (goals: run 1 < 60 s, run 2 < 2 s on the 2-core host).
 
-    python -m mobileseg.benchmarks.export_time [--model topformer-b] [--res 512] [--out DIR]
+    python -m mobileseg.perf.export_time [--model topformer-b] [--res 512] [--export-dir DIR] [--out FILE.json]
 """
 from __future__ import annotations
 
@@ -14,21 +14,24 @@ import platform
 import tempfile
 import time
 
+from ..results.paths import RUNS_DIR
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mobileseg.benchmarks.export_time")
+    ap = argparse.ArgumentParser(prog="python -m mobileseg.perf.export_time")
     ap.add_argument("--model", default="topformer-b")
     ap.add_argument("--res", default="512")
     ap.add_argument("--formats", default="onnx,ncnn,tflite")
-    ap.add_argument("--out", default=None, help="export folder (default: a temporary folder)")
-    ap.add_argument("--results", default=os.path.join("results", "export_time.json"))
+    ap.add_argument("--export-dir", default=None, help="the export folder (default: a temporary folder)")
+    ap.add_argument("--out", "--results", dest="results", default=os.path.join(RUNS_DIR, "export_time.json"),
+                    help="JSON file written (default results/runs/export_time.json)")
     args = ap.parse_args(argv)
 
     from .. import __version__
     from ..export.api import export_model
 
     tmp = None
-    out = args.out
+    out = args.export_dir
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="mobileseg-export-bench-")
         out = tmp.name

@@ -11,8 +11,8 @@ Per cell, in a fresh subprocess (so that peak memory is that cell's alone):
   * ``peak_mb``: growth of the process's peak resident memory (``ru_maxrss``) from the built model to the end of
     the timed passes: activation memory including the allocator's caching, not a GPU allocator figure.
 
-Run: ``python -m mobileseg.benchmarks.xfa_attention [--res 256 512 768 1024] [--repeats 3]``; writes
-``results/xfa-attention-cpu-1thread.{csv,json}``. The machine is shared: times are noisy (compare within a run).
+Run: ``python -m mobileseg.perf.xfa_attention [--res 256 512 768 1024] [--repeats 3]``; writes
+``results/runs/xfa-attention-cpu-1thread.{csv,json}`` (the committed run: ``results/reference/``). The machine is shared: times are noisy (compare within a run).
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ import platform
 import subprocess
 import sys
 import time
+
+from ..results.paths import RUNS_DIR
 
 RESULT_STEM = "xfa-attention-cpu-1thread"
 
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--attention", nargs="+", default=["xfa", "mhsa"], choices=["xfa", "mhsa"])
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", default="results")
+    p.add_argument("--out", default=RUNS_DIR, help="folder written (default results/runs)")
     p.add_argument("--cell", nargs=2, metavar=("ATTENTION", "RES"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.cell:
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
     rows = []
     for res in args.res:
         for attention in args.attention:
-            cmd = [sys.executable, "-m", "mobileseg.benchmarks.xfa_attention", "--cell", attention, str(res),
+            cmd = [sys.executable, "-m", "mobileseg.perf.xfa_attention", "--cell", attention, str(res),
                    "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:

@@ -12,13 +12,10 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import MobilesegError
+from ..errors import ResultsFileError
+from .paths import writable_file
 
 FINISHED_STATUSES = ("ok", "parity_failed")
-
-
-class ResultsFileError(MobilesegError):
-    pass
 
 
 @contextmanager
@@ -66,11 +63,20 @@ class ResultStore:
         self.path = Path(path)
         self.skipped: list[str] = []  # why lines were ignored by the last read
 
+    _FIX = "give a writable file with --results-file or a writable folder with --out"
+
+    def check_writable(self) -> None:
+        """Fail with one sentence before anything is measured when records could not be appended here."""
+        writable_file(self.path, "results", self._FIX)
+
     def append(self, record) -> None:
         d = record.to_dict() if hasattr(record, "to_dict") else dict(record)
         line = (json.dumps(d, separators=(",", ":"), allow_nan=False, default=_json_default) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self.check_writable()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise ResultsFileError(f"cannot write results to {self.path} ({exc.strerror or exc}): {self._FIX}") from None
         try:
             with _locked(fd):
                 _repair_tail(fd)
@@ -82,12 +88,24 @@ class ResultStore:
         finally:
             os.close(fd)
 
-    def read(self) -> list[dict]:
-        """Every complete record, in file order; an unterminated last line and undecodable lines are skipped."""
+    def read(self, strict: bool = False) -> list[dict]:
+        """Every complete record, in file order. An unterminated last line (an interrupted writer's) is skipped
+        with a note in :attr:`skipped`; so are undecodable complete lines, unless ``strict``: then they are a
+        :class:`ResultsFileError` naming the line. A JSON array of records is accepted too."""
         self.skipped = []
         if not self.path.exists():
             return []
-        data = self.path.read_bytes()
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            what = "it is a folder, not a file" if self.path.is_dir() else (exc.strerror or str(exc)).lower()
+            raise ResultsFileError(f"cannot read the results file {self.path}: {what}") from None
+        if data.lstrip().startswith(b"["):
+            try:
+                items = json.loads(data)
+            except ValueError as exc:
+                raise ResultsFileError(f"{self.path} is not valid JSON ({exc}): give a file written by mobileseg") from None
+            return [r for r in items if isinstance(r, dict)]
         lines = data.split(b"\n")
         tail = lines.pop()  # b"" when the file ends with a newline, else an unterminated (partial) line
         if tail.strip():
@@ -100,10 +118,12 @@ class ResultStore:
             try:
                 obj = json.loads(raw)
             except ValueError:
-                self.skipped.append(f"{self.path}:{no}: ignored a line that is not valid JSON")
-                continue
+                obj = None
             if not isinstance(obj, dict):
-                self.skipped.append(f"{self.path}:{no}: ignored a line that is not a JSON object")
+                if strict:
+                    raise ResultsFileError(f"{self.path} line {no} is not JSON: give a file written by mobileseg "
+                                           "(one JSON record per line)")
+                self.skipped.append(f"{self.path}:{no}: ignored a line that is not a JSON record")
                 continue
             records.append(obj)
         return records
@@ -124,22 +144,44 @@ def _json_default(obj):
     raise TypeError(f"cannot store {type(obj).__name__} in a results record")
 
 
-def read_records(paths) -> tuple[list[dict], list[str]]:
-    """Records of several results files (folders are searched for ``*.jsonl``) and the notes on skipped lines."""
+def expand_paths(paths, what: str = "results") -> list[Path]:
+    """Files, folders (their ``*.jsonl``) and shell patterns -> existing files; a missing one is one clear error."""
+    import glob
+
     files: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
             files += sorted(p.glob("*.jsonl"))
+        elif any(c in str(p) for c in "*?["):
+            hits = sorted(glob.glob(str(p)))
+            if not hits:
+                raise ResultsFileError(f"no file matches {p}: check the pattern or run `mobileseg bench` first")
+            files += [Path(h) for h in hits]
         elif p.exists():
             files.append(p)
         else:
-            raise ResultsFileError(f"results file '{p}' does not exist: give a .jsonl file or a folder holding some "
-                                   "(default: results/)")
+            stage = "bench" if what == "results" else "eval"
+            raise ResultsFileError(f"{what} file '{p}' not found: it does not exist; give a .jsonl file or a folder "
+                                   f"holding some, or run `mobileseg {stage}` first")
+    return files
+
+
+def read_records(paths, required=(), what: str = "results", strict: bool = True) -> tuple[list[dict], list[str]]:
+    """THE reader of results (and eval) files: the records of ``paths`` and notes on skipped lines.
+
+    Each record gets ``_file``. ``required``: keys without which a record is not ours (a clear error). ``strict``:
+    a complete line that is not JSON is an error (an interrupted writer's unterminated last line is only noted).
+    """
     records, notes = [], []
-    for f in files:
+    for f in expand_paths(paths, what):
         store = ResultStore(f)
-        for r in store.read():
+        for n, r in enumerate(store.read(strict=strict), 1):
+            missing = [k for k in required if k not in r]
+            if missing:
+                stage = "bench" if what == "results" else "eval"
+                raise ResultsFileError(f"{f} record {n} is not a mobileseg {what} record (missing "
+                                       f"{', '.join(missing)}): give a file written by `mobileseg {stage}`")
             r.setdefault("_file", str(f))
             records.append(r)
         notes += store.skipped

@@ -5,127 +5,57 @@ sha256) under ``/data/local/tmp/mobileseg/<export folder>/``, run a *harness dri
 big core, pull the timings and the output, and let the runner compare the output with the PyTorch reference on the
 host (so the parity figures are those of the device's ARM kernels).
 
-Harness drivers are the seam between the transport and what runs on the device. A driver has
-``name`` (the record's ``harness``), ``supports(runtime, description) -> str | None`` (None, or why not),
-``prepare(device)`` and ``run(device, cell, artifact, *, mask, warmup, repeats, min_time, timeout) -> (samples_ms,
-output ndarray, info dict)``. :class:`PythonHarnessDriver` (``device_scripts/harness.py`` under the device's
-python3) is here; the native C++ ncnn harness for phones without Python plugs in as
-``mobileseg.device.native.NativeHarnessDriver`` (chosen with ``harness="native"`` or when the device has no Python).
+The drivers live in the device layer (the seam is described in :mod:`mobileseg.device.python_harness`):
+:class:`~mobileseg.device.python_harness.PythonHarnessDriver` (the device's python3),
+:class:`~mobileseg.device.native.NativeHarnessDriver` (the C++ ncnn harness, for phones without Python; chosen with
+``harness="native"`` or when the device has no Python) and the official binaries'
+:class:`~mobileseg.device.official_tools.OfficialToolDriver`.
 """
 from __future__ import annotations
 
-import json
 import posixpath
 import re
-import shlex
-import tempfile
 import time
 from pathlib import Path
 
-from ..resources import project_path
-from ..errors import MissingDependencyError, MobilesegError
-from . import probe as _probe
-from ..bench.targets import Target
-from .adb import AdbDevice, AdbError, StorageFullError, sha256_file
+from ... import formats
+from ... import manifest as _manifest
+from ...device import probe as _probe
+from ...device.adb import StorageFullError, sha256_file
+from ...device.transport import DeviceTransport
+from ...device.python_harness import PythonHarnessDriver
+from ...errors import MissingDependencyError, MobilesegError
+from . import CellRun, Target
 
 WORKDIR = _probe.WORKDIR
-HARNESS = project_path("device_scripts", "harness.py")
-RUNTIME_MODULES = {"ncnn": ("ncnn",), "onnxruntime": ("onnxruntime",), "litert": ("ai_edge_litert", "tflite_runtime")}
-RUNTIME_PIP = {"ncnn": "ncnn", "onnxruntime": "onnxruntime", "litert": "ai-edge-litert"}
-
-
-class HarnessError(MobilesegError):
-    """The on-device harness failed or crashed for one cell."""
-
-
-class PythonHarnessDriver:
-    """``device_scripts/harness.py`` run by the device's own python3 (ARM Linux boards, Termux, the emulator)."""
-
-    name = "device-python"
-
-    def __init__(self, python: str = "python3"):
-        self.python = python
-        self.remote = posixpath.join(WORKDIR, "harness.py")
-
-    def supports(self, runtime: str, description: dict) -> str | None:
-        py = description.get("python")
-        if not py:
-            return "the device has no python3 (use the native harness: --harness native)"
-        mods = set(py.get("modules") or [])
-        if runtime not in RUNTIME_MODULES:
-            return f"the device harness does not run '{runtime}'"
-        if not mods & set(RUNTIME_MODULES[runtime]):
-            return (f"the device's Python lacks the '{RUNTIME_PIP[runtime]}' package: install it on the device "
-                    f"(pip install {RUNTIME_PIP[runtime]}) or leave the runtime out with --runtimes")
-        if "numpy" not in mods:
-            return "the device's Python lacks numpy: install it on the device (pip install numpy)"
-        return None
-
-    def prepare(self, device: AdbDevice) -> None:
-        if not HARNESS.exists():
-            raise HarnessError(f"the device harness {HARNESS} is missing from this checkout: reinstall mobileseg")
-        device.push(HARNESS, self.remote)
-
-    def run(self, device: AdbDevice, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float):
-        import numpy as np
-
-        rdir = artifact["dir"]
-        tag = f"{cell.runtime}_t{cell.threads}"
-        out_npy, timings = posixpath.join(rdir, f"out_{tag}.npy"), posixpath.join(rdir, f"timings_{tag}.json")
-        args = ["--runtime", cell.runtime, "--model", artifact["model"], "--input", artifact["input"],
-                "--output", out_npy, "--timings", timings, "--threads", str(cell.threads), "--warmup", str(warmup),
-                "--precision", cell.precision]
-        if artifact.get("weights"):
-            args += ["--weights", artifact["weights"]]
-        if repeats is not None:
-            args += ["--repeats", str(int(repeats))]
-        elif min_time is not None:
-            args += ["--min-time", str(float(min_time))]
-        for key in ("input_name", "output_name"):
-            if artifact.get(key) and cell.runtime != "litert":
-                args += [f"--{key.replace('_', '-')}", artifact[key]]
-        pin = f"taskset {mask} " if mask and "taskset" in (artifact.get("tools") or []) else ""
-        cmd = (f"cd {shlex.quote(rdir)} && rm -f {shlex.quote(out_npy)} {shlex.quote(timings)} && "
-               f"{pin}{self.python} {shlex.quote(self.remote)} {' '.join(shlex.quote(a) for a in args)}")
-        rc, log = device.shell(cmd, timeout)
-        with tempfile.TemporaryDirectory(prefix="mobileseg-adb-") as tmp:
-            info = None
-            try:
-                info = json.loads(device.pull(timings, Path(tmp) / "timings.json").read_text())
-            except (AdbError, ValueError, OSError):
-                pass
-            if rc != 0 or not info or not info.get("ok"):
-                why = (info or {}).get("error") or _crash_reason(rc, log)
-                raise HarnessError(f"the device harness failed on {cell.label()} ({why})")
-            output = np.load(device.pull(out_npy, Path(tmp) / "output.npy"))
-        return [float(v) for v in info["samples_ms"]], output, info
-
-
-FORMAT_RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert", "ncnn": "ncnn"}
 
 
 def official_tool_drivers(tflite_benchmark=None, ort_perf_test=None) -> dict:
-    """Drivers of the user-supplied official binaries, by the runtime they time (``--tflite-benchmark``,
-    ``--ort-perf-test``); a missing file is one clear error."""
+    """Drivers of the official binaries, by the runtime they time (``--tflite-benchmark PATH|auto``,
+    ``--ort-perf-test PATH``); a missing file is one clear error. ``auto``: the binary ``mobileseg tools fetch
+    tflite-benchmark`` put in the cache."""
     if not tflite_benchmark and not ort_perf_test:
         return {}
-    from .official_tools import ORT_TOOL, TFLITE_TOOL, OfficialToolDriver
+    from ...device.official_tools import ORT_TOOL, TFLITE_TOOL, OfficialToolDriver
 
     drivers = {}
     if tflite_benchmark:
-        drivers["litert"] = OfficialToolDriver(TFLITE_TOOL, tflite_benchmark)
+        version = None
+        if str(tflite_benchmark).lower() == "auto":  # the official prebuilt fetched by mobileseg tools fetch
+            from ...device import tool_fetch
+
+            tflite_benchmark = tool_fetch.cached_binary("tflite-benchmark")
+            version = (tool_fetch.cached("tflite-benchmark") or {}).get("version")
+        drivers["litert"] = OfficialToolDriver(TFLITE_TOOL, tflite_benchmark, version=version)
     if ort_perf_test:
         drivers["onnxruntime"] = OfficialToolDriver(ORT_TOOL, ort_perf_test)
     return drivers
 
 
-def _crash_reason(rc: int, log: str) -> str:
-    tail = " ".join(log.strip().splitlines()[-2:])[:300]
-    if rc >= 128 or rc in (132, 134, 135, 136, 137, 139):
-        sig = {132: "SIGILL", 134: "SIGABRT", 135: "SIGBUS", 136: "SIGFPE", 137: "SIGKILL", 139: "SIGSEGV"}.get(rc)
-        return f"it crashed with exit {rc}{' (' + sig + ')' if sig else ''}{': ' + tail if tail else ''}"
-    return f"exit {rc}: {tail}" if tail else f"exit {rc}"
+def _note(text: str) -> None:
+    import sys
+
+    print(f"mobileseg: {text}", file=sys.stderr)
 
 
 def _slug(text: str) -> str:
@@ -136,14 +66,20 @@ class AdbTarget(Target):
     """A device over ADB (contract 5). Open with :meth:`open` (``adb``, ``adb:SERIAL``, ``adb:HOST:PORT``)."""
 
     kind = "adb"
+    _by_serial = False  # set by distinguish(): the adb serial joins the device id
 
-    def __init__(self, device: AdbDevice, cpu: int | None = None, harness: str = "auto", run_timeout: float = 1800.0,
+    def __init__(self, device: DeviceTransport, cpu: int | None = None, harness: str = "auto", run_timeout: float = 1800.0,
                  cooldown_poll_s: float = 2.0, tool_drivers: dict | None = None):
         self.device = device
         self.run_timeout = float(run_timeout)
         self.cooldown_poll_s = cooldown_poll_s
         self._desc = _probe.probe(device)
         d = self._desc
+        info = dict(device.transport_info()) if hasattr(device, "transport_info") else {}
+        if info:  # which transport measured it: adb-server (and where the server is) or adb-direct
+            d["transport"] = info.pop("transport")
+            d["serial"] = info.pop("serial", d.get("serial"))
+            d["adb"] = info
         if cpu is not None:
             try:
                 cpu = int(cpu)
@@ -166,13 +102,33 @@ class AdbTarget(Target):
     @classmethod
     def open(cls, device_arg: str = "adb", cpu=None, harness: str = "auto", key_path=None,
              connect_timeout: float = 10.0, run_timeout: float = 1800.0, tflite_benchmark=None, ort_perf_test=None,
-             **_ignored) -> "AdbTarget":
+             adb_transport: str = "auto", notes=None, **_ignored) -> "AdbTarget":
+        """The one device ``device_arg`` names (see :mod:`mobileseg.device.selection`), through ``adb_transport``
+        (auto, server, direct); ``notes(text)`` receives what the user should know (default: printed on stderr)."""
+        from ...device.selection import open_devices
+
         tools = official_tool_drivers(tflite_benchmark, ort_perf_test)  # a bad path fails before connecting
-        dev = AdbDevice.open(device_arg, key_path=key_path, connect_timeout=connect_timeout)
+        devices, msgs = open_devices(device_arg, transport=adb_transport, connect_timeout=connect_timeout,
+                                     key_path=key_path)
+        for m in msgs:
+            (notes or _note)(m)
+        if len(devices) > 1:
+            for dev in devices:
+                dev.close()
+            from . import TargetError
+
+            raise TargetError(f"--device {device_arg} names {len(devices)} devices "
+                              f"({', '.join(d.serial for d in devices)}): one target measures one device; mobileseg "
+                              "bench measures several in parallel (mobileseg.bench.fleet.run_on_devices)")
+        return cls.on_device(devices[0], cpu=cpu, harness=harness, run_timeout=run_timeout, tool_drivers=tools)
+
+    @classmethod
+    def on_device(cls, device: DeviceTransport, **kw) -> "AdbTarget":
+        """The target on an opened transport device; the device is closed if probing it fails."""
         try:
-            return cls(dev, cpu=cpu, harness=harness, run_timeout=run_timeout, tool_drivers=tools)
+            return cls(device, **kw)
         except BaseException:
-            dev.close()
+            device.close()
             raise
 
     def driver_for(self, runtime: str):
@@ -181,11 +137,14 @@ class AdbTarget(Target):
 
     def _choose_driver(self, harness: str):
         want = (harness or "auto").lower()
+        if want in ("python", "device-python") and not self._desc.get("python"):
+            raise MobilesegError("--harness python cannot run on this device because it has no python3 (stock "
+                                 "Android has none): use --harness native (ncnn) or --harness auto")
         if want in ("python", "device-python") or (want == "auto" and self._desc.get("python")):
             return PythonHarnessDriver()
         if want in ("native", "native-ncnn", "auto"):
             try:
-                from .native import NativeHarnessDriver
+                from ...device.native import NativeHarnessDriver
             except ImportError:
                 raise MobilesegError("this device has no Python and the native ncnn harness is not part of this "
                                      "build: install python3 on the device (Termux) or update mobileseg") from None
@@ -197,8 +156,22 @@ class AdbTarget(Target):
         return dict(self._desc)
 
     def device_id(self) -> str:
-        tag = "emu-" if self.emulated and "emu" not in _slug(self._desc.get("model")) else ""
-        return f"adb-{tag}{_slug(self._desc.get('model'))}"
+        """``adb-[emu-]<phone model>-<short id>``: the id hashes the device's serial number (``ro.serialno``, else a
+        USB serial), or for a TCP device without one its model, SoC and cores, so two phones of one model differ.
+        After :meth:`distinguish` the adb serial is hashed in too (two such devices measured in one run)."""
+        from ..env import short_id
+
+        d = self._desc
+        tag = "emu-" if self.emulated and "emu" not in _slug(d.get("model")) else ""
+        serial = d.get("serialno") or (d.get("serial") if ":" not in str(d.get("serial") or ":") else None)
+        stable = serial or "|".join(str(d.get(k)) for k in ("model", "soc", "cores"))
+        if self._by_serial:
+            stable = f"{stable}|{d.get('serial')}"
+        return f"adb-{tag}{_slug(d.get('model'))}-{short_id(stable)}"
+
+    def distinguish(self) -> None:
+        """Tell this device from another one with the same id (two emulated devices) by its adb serial."""
+        self._by_serial = True
 
     def check_runtime(self, runtime: str) -> None:
         why = self.driver_for(runtime).supports(runtime, self._desc)
@@ -213,13 +186,12 @@ class AdbTarget(Target):
 
     def prepare(self, export_dir, fmt) -> None:
         export_dir = Path(export_dir)
-        manifest = json.loads((export_dir / "manifest.json").read_text())
-        entry = (manifest.get("formats") or {}).get(fmt) or {}
-        files = [f["path"] if isinstance(f, dict) else f for f in entry.get("files") or []]
+        _, manifest = _manifest.load(export_dir)
+        files = _manifest.relative_files(_manifest.format_entry(manifest, fmt))
         if not files:
             raise MobilesegError(f"the export {export_dir} has no '{fmt}' artifact: export it first "
                                  f"(mobileseg export --formats {fmt})")
-        driver = self.driver_for(FORMAT_RUNTIMES.get(fmt, fmt))
+        driver = self.driver_for(formats.host_runtime(fmt))
         local = [export_dir / p for p in files]
         if getattr(driver, "needs_input", True):  # the official binaries generate their own input
             local.append(export_dir / "reference" / "input.npy")
@@ -241,11 +213,11 @@ class AdbTarget(Target):
             self._pushed[rel] = key
 
     def _artifact(self, export_dir, manifest, fmt) -> dict:
-        entry = (manifest.get("formats") or {}).get(fmt) or {}
-        files = [f["path"] if isinstance(f, dict) else f for f in entry.get("files") or []]
+        entry = _manifest.format_entry(manifest, fmt) or {}
+        files = _manifest.relative_files(entry)
         rdir = self._remote_dir(export_dir)
-        model = next((f for f in files if f.endswith((".onnx", ".tflite", ".param"))), files[0] if files else None)
-        weights = next((f for f in files if f.endswith(".bin")), None)
+        model = formats.model_file(fmt, files) or (files[0] if files else None)
+        weights = formats.side_file(fmt, files)
         return {"dir": rdir, "model": posixpath.join(rdir, model) if model else None,
                 "weights": posixpath.join(rdir, weights) if weights else None,
                 "input": posixpath.join(rdir, "reference", "input.npy"),
@@ -253,8 +225,6 @@ class AdbTarget(Target):
                 "tools": self._desc.get("tools") or []}
 
     def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time):
-        from ..bench.targets import CellRun
-
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
         driver = self.driver_for(cell.runtime)
         samples, output, info = driver.run(

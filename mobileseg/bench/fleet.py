@@ -1,0 +1,221 @@
+"""Several ADB devices at once (``--device adb:S1,S2`` / ``adb:all``): the same plan on each, in parallel.
+
+One worker thread per device runs :func:`~mobileseg.bench.runner.run_bench` on its own target: that device's cells
+stay sequential and pinned to its own big core, and its records go to its own results file
+(``<out>/<device id>-t<threads>.jsonl``). The host only waits on sockets while the devices compute, so threads are
+enough; exports (host work, shared export folder) are done once, under a lock, whichever worker needs one first.
+
+One :class:`SharedProgress` prints every worker's lines with the device's name and the overall count. A device lost
+mid-suite ends only its own worker (its finished cells are in its file); the others finish, and
+:func:`run_on_devices` then raises :class:`DevicesLostError` naming the lost device(s) and saying that ``--resume``
+completes them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MobilesegError, TargetLostError
+from .progress import Progress, _fmt_s
+from .runner import BenchRun, plan_cells, results_file_for, run_bench
+
+
+class DevicesLostError(TargetLostError):
+    """One or more devices were lost during a several-device run (the others finished)."""
+
+    exit_code = 3
+
+
+class SharedProgress:
+    """The one progress display of a several-device run: a line per event, ``[done/total] <device>: ...``."""
+
+    def __init__(self, total: int, stream=None, enabled: bool = True, clock=time.monotonic):
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.views: list[DeviceProgress] = []
+        self.t0 = clock()
+
+    def done(self) -> int:
+        return sum(v.done for v in self.views)
+
+    def view(self, name: str, total: int) -> "DeviceProgress":
+        v = DeviceProgress(self, name, total)
+        self.views.append(v)
+        return v
+
+    def emit(self, text: str) -> None:
+        if self.enabled:
+            import sys
+
+            with self.lock:
+                print(text, file=self.stream if self.stream is not None else sys.stderr, flush=True)
+
+    def elapsed(self) -> str:
+        return _fmt_s(self.clock() - self.t0)
+
+
+class DeviceProgress(Progress):
+    """One device's share of a :class:`SharedProgress` (the interface the runner drives; ETA per device)."""
+
+    def __init__(self, shared: SharedProgress, name: str, total: int):
+        super().__init__(total, stream=shared.stream, enabled=shared.enabled, clock=shared.clock)
+        self.shared = shared
+        self.name = name
+
+    def _prefix(self) -> str:
+        width = len(str(self.shared.total))
+        return f"[{self.shared.done():>{width}}/{self.shared.total}] {self.name}:"
+
+    def _emit(self, text: str) -> None:
+        self.shared.emit(text)
+
+    def close(self) -> None:
+        self._emit(f"{self._prefix()} finished its {self.total} cell(s) in {_fmt_s(self.clock() - self.t0)}")
+
+
+@dataclass
+class DeviceOutcome:
+    """What one worker did: its records (``run``), or why it stopped (``lost`` / ``error``)."""
+
+    name: str
+    serial: str
+    results: Path | None = None
+    run: BenchRun | None = None
+    lost: TargetLostError | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+    measured: int = field(default=0)
+
+    @property
+    def ok(self) -> bool:
+        return self.lost is None and self.error is None
+
+    def summary(self) -> str:
+        where = f" -> {self.results}" if self.results else ""
+        if self.lost is not None:
+            return f"{self.name} ({self.serial}): LOST after {self.measured} cell(s) in {_fmt_s(self.seconds)}{where}"
+        if self.error is not None:
+            return f"{self.name} ({self.serial}): FAILED ({self.error}){where}"
+        bad = sum(r["status"] != "ok" for r in self.run)
+        tail = f", {bad} not ok" if bad else ""
+        return (f"{self.name} ({self.serial}): {len(self.run)} cell(s) measured, {len(self.run.skipped)} skipped"
+                f"{tail} in {_fmt_s(self.seconds)}{where}")
+
+
+def _locked_export(export_fn):
+    """The export stage behind one lock, each (model, resolution, formats, precision, graph, folder) done once."""
+    lock = threading.Lock()
+    done: dict = {}
+
+    def export(model, res, formats, precision, graph, out):
+        key = (model, tuple(res), tuple(formats), precision, graph, str(out))
+        with lock:
+            if key not in done:
+                fn = export_fn
+                if fn is None:
+                    from ..export import export_model as fn
+                done[key] = fn(model, res, formats=formats, precision=precision, graph=graph, out=out)
+            return done[key]
+
+    return export
+
+
+def run_on_devices(targets_factory, devices: list, *, threads: int = 1, out_dir="results", progress=True,
+                   export_fn=None, results_file=None, stream=None, **bench_kwargs) -> list[DeviceOutcome]:
+    """Run the same plan on every device of ``devices`` in parallel; returns one :class:`DeviceOutcome` each.
+
+    ``targets_factory(device) -> Target`` opens the bench target on one transport device (in that device's worker,
+    so the probes run in parallel too). ``bench_kwargs`` are :func:`run_bench`'s plan and timing options.
+    Raises :class:`DevicesLostError` after every worker ended when a device was lost.
+    """
+    if results_file:
+        raise MobilesegError("--results-file names one file, and several devices each write their own "
+                             "(<out>/<device>-t<threads>.jsonl): leave it out, or choose the folder with --out")
+    plan_keys = ("models", "resolutions", "runtimes", "precisions", "graphs", "suite")
+    cells, _settings, _explicit = plan_cells(**{k: bench_kwargs.get(k) for k in plan_keys}, threads=threads)
+    shared = SharedProgress(len(cells) * len(devices), stream=stream, enabled=bool(progress))
+    export = _locked_export(export_fn)
+    outcomes = [DeviceOutcome(name=getattr(d, "serial", None) or f"device {i + 1}",
+                              serial=getattr(d, "serial", None) or "") for i, d in enumerate(devices)]
+
+    targets: dict = {}
+
+    def tell_apart():  # once every device is probed: one id, and so one results file, per device
+        by_id: dict = {}
+        for t in targets.values():
+            by_id.setdefault(t.device_id(), []).append(t)
+        for same in by_id.values():
+            if len(same) > 1:
+                for t in same:
+                    if hasattr(t, "distinguish"):
+                        t.distinguish()
+
+    probed = threading.Barrier(len(devices), action=tell_apart)
+
+    def work(dev, out: DeviceOutcome):
+        t0 = time.monotonic()
+        target = None
+        try:
+            try:
+                target = targets[id(out)] = targets_factory(dev)
+            finally:
+                probed.wait(timeout=600)  # hang guard; a failed probe still lets the others go on
+            out.name = target.device_id()
+            out.results = results_file_for(target, threads, out_dir)
+            view = shared.view(out.name, len(cells))
+            out.run = run_bench(target=target, threads=threads, out_dir=out_dir, progress=view, export_fn=export,
+                                **bench_kwargs)
+            out.measured = len(out.run)
+        except TargetLostError as exc:
+            out.lost = exc
+            out.measured = _count(out.results)
+            shared.emit(f"[{shared.done()}/{shared.total}] {out.name}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - one device's failure must not stop the others
+            out.error = exc
+            shared.emit(f"[{shared.done()}/{shared.total}] {out.name}: {exc}")
+        finally:
+            out.seconds = time.monotonic() - t0
+            if target is not None:
+                target.close()
+            else:
+                _close(dev)
+
+    workers = [threading.Thread(target=work, args=(d, o), name=f"bench-{o.serial}", daemon=True)
+               for d, o in zip(devices, outcomes)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        while w.is_alive():
+            w.join(0.5)
+    lost = [o for o in outcomes if o.lost is not None]
+    if lost:
+        others = [o for o in outcomes if o.lost is None]
+        names = ", ".join(f"{o.serial} ({o.name})" for o in lost)
+        kept = "; ".join(f"{o.measured} finished cell(s) of {o.serial} are kept in {o.results}" for o in lost)
+        rest = (f"; the other device(s) finished: {', '.join(o.serial for o in others)}" if others else "")
+        err = DevicesLostError(f"{'device' if len(lost) == 1 else 'devices'} lost: {names}; {kept}: reconnect "
+                               f"{'it' if len(lost) == 1 else 'them'} and rerun the same command with --resume to "
+                               f"complete {'it' if len(lost) == 1 else 'them'}{rest}")
+        err.outcomes = outcomes
+        raise err
+    return outcomes
+
+
+def _count(path: Path | None) -> int:
+    if path is None or not Path(path).exists():
+        return 0
+    from ..results.store import ResultStore
+
+    return len(ResultStore(path).read())
+
+
+def _close(dev) -> None:
+    try:
+        dev.close()
+    except Exception:  # noqa: BLE001
+        pass

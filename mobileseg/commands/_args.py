@@ -1,0 +1,46 @@
+"""The one command-line vocabulary, shared by every sub-command.
+
+* ``--out``: where the command writes (a folder; ``eval`` appends ``eval.jsonl`` in it).
+* ``--export-dir``: the folder that holds export folders (read and written; default ``export/``).
+* Lists (``--models``, ``--res``, ``--runtimes``, ``--formats``, ``--precisions``, ``--graphs``, ``--devices``) take
+  values separated by spaces or commas, and may be repeated; a singular name (``--runtime``, ``--format``,
+  ``--precision``) takes exactly one value.
+* ``--quiet``/``-q``: no progress lines.
+
+Old spellings stay as hidden aliases (``--export-root``, ``--no-progress``, ``report --runtime/--device``,
+``bench --precision/--graph``) so scripts keep working; ``--help`` shows only the names above.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def split_list(values) -> list[str] | None:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``; None or empty -> None."""
+    if not values:
+        return None
+    out = []
+    for v in values if isinstance(values, (list, tuple)) else [values]:
+        out += [p for p in str(v).replace(",", " ").split() if p]
+    return out or None
+
+
+def add_list(p, name: str, help: str, aliases=(), **kw) -> None:
+    """A list option (``--name a b`` or ``--name a,b``, repeatable); ``aliases``: hidden old spellings."""
+    dest = name.lstrip("-").replace("-", "_")
+    p.add_argument(name, nargs="+", action="extend", dest=dest, help=help, **kw)
+    for alias in aliases:
+        p.add_argument(alias, nargs="+", action="extend", dest=dest, help=argparse.SUPPRESS)
+
+
+def add_quiet(p, aliases=()) -> None:
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    for alias in aliases:
+        p.add_argument(alias, action="store_true", dest="quiet", help=argparse.SUPPRESS)
+
+
+def add_export_dir(p, default: str = "export", aliases=()) -> None:
+    p.add_argument("--export-dir", default=default,
+                   help=f"folder holding the export folders (artifacts are reused; default {default}/)")
+    for alias in aliases:
+        p.add_argument(alias, dest="export_dir", help=argparse.SUPPRESS)

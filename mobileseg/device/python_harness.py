@@ -1,0 +1,103 @@
+"""The Python harness driver: ``device_scripts/harness.py`` run by the device's own python3 over ADB.
+
+A harness driver is the seam between a bench target and what runs on the device: ``name`` (the record's
+``harness``), ``supports(runtime, description) -> str | None`` (None, or why not), ``prepare(device)`` (push what the
+driver itself needs) and ``run(device, cell, artifact, *, mask, warmup, repeats, min_time, timeout) -> (samples_ms,
+output ndarray or None, info dict)``. The target pushes the artifact and the reference input before ``run``; the
+other drivers are :class:`mobileseg.device.native.NativeHarnessDriver` and
+:class:`mobileseg.device.official_tools.OfficialToolDriver`. ``device`` is an :class:`mobileseg.device.adb.AdbDevice`
+(or anything with its ``shell``/``push``/``pull``); ``cell`` anything with ``runtime``, ``threads``, ``precision`` and
+``label()``.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import shlex
+import tempfile
+from pathlib import Path
+
+from .. import formats
+from ..errors import MobilesegError
+from ..resources import project_path
+from .adb import AdbError
+from .probe import WORKDIR
+
+HARNESS = project_path("device_scripts", "harness.py")
+
+
+class HarnessError(MobilesegError):
+    """The on-device harness failed or crashed for one cell."""
+
+
+class PythonHarnessDriver:
+    """``device_scripts/harness.py`` run by the device's own python3 (ARM Linux boards, Termux, the emulator)."""
+
+    name = "device-python"
+
+    def __init__(self, python: str = "python3"):
+        self.python = python
+        self.remote = posixpath.join(WORKDIR, "harness.py")
+
+    def supports(self, runtime: str, description: dict) -> str | None:
+        py = description.get("python")
+        if not py:
+            return "the device has no python3 (use the native harness: --harness native)"
+        mods = set(py.get("modules") or [])
+        row = formats.RUNTIMES.get(runtime)
+        if row is None or not row.device_modules:
+            return f"the device harness does not run '{runtime}'"
+        if not mods & set(row.device_modules):
+            return (f"the device's Python lacks the '{row.device_pip}' package: install it on the device "
+                    f"(pip install {row.device_pip}) or leave the runtime out with --runtimes")
+        if "numpy" not in mods:
+            return "the device's Python lacks numpy: install it on the device (pip install numpy)"
+        return None
+
+    def prepare(self, device) -> None:
+        if not HARNESS.exists():
+            raise HarnessError(f"the device harness {HARNESS} is missing from this checkout: reinstall mobileseg")
+        device.push(HARNESS, self.remote)
+
+    def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
+            timeout: float):
+        import numpy as np
+
+        rdir = artifact["dir"]
+        tag = f"{cell.runtime}_t{cell.threads}"
+        out_npy, timings = posixpath.join(rdir, f"out_{tag}.npy"), posixpath.join(rdir, f"timings_{tag}.json")
+        args = ["--runtime", cell.runtime, "--model", artifact["model"], "--input", artifact["input"],
+                "--output", out_npy, "--timings", timings, "--threads", str(cell.threads), "--warmup", str(warmup),
+                "--precision", cell.precision]
+        if artifact.get("weights"):
+            args += ["--weights", artifact["weights"]]
+        if repeats is not None:
+            args += ["--repeats", str(int(repeats))]
+        elif min_time is not None:
+            args += ["--min-time", str(float(min_time))]
+        for key in ("input_name", "output_name"):
+            if artifact.get(key) and cell.runtime != "litert":
+                args += [f"--{key.replace('_', '-')}", artifact[key]]
+        pin = f"taskset {mask} " if mask and "taskset" in (artifact.get("tools") or []) else ""
+        cmd = (f"cd {shlex.quote(rdir)} && rm -f {shlex.quote(out_npy)} {shlex.quote(timings)} && "
+               f"{pin}{self.python} {shlex.quote(self.remote)} {' '.join(shlex.quote(a) for a in args)}")
+        rc, log = device.shell(cmd, timeout)
+        with tempfile.TemporaryDirectory(prefix="mobileseg-adb-") as tmp:
+            info = None
+            try:
+                info = json.loads(device.pull(timings, Path(tmp) / "timings.json").read_text())
+            except (AdbError, ValueError, OSError):
+                pass
+            if rc != 0 or not info or not info.get("ok"):
+                why = (info or {}).get("error") or _crash_reason(rc, log)
+                raise HarnessError(f"the device harness failed on {cell.label()} ({why})")
+            output = np.load(device.pull(out_npy, Path(tmp) / "output.npy"))
+        return [float(v) for v in info["samples_ms"]], output, info
+
+
+def _crash_reason(rc: int, log: str) -> str:
+    tail = " ".join(log.strip().splitlines()[-2:])[:300]
+    if rc >= 128 or rc in (132, 134, 135, 136, 137, 139):
+        sig = {132: "SIGILL", 134: "SIGABRT", 135: "SIGBUS", 136: "SIGFPE", 137: "SIGKILL", 139: "SIGSEGV"}.get(rc)
+        return f"it crashed with exit {rc}{' (' + sig + ')' if sig else ''}{': ' + tail if tail else ''}"
+    return f"exit {rc}: {tail}" if tail else f"exit {rc}"

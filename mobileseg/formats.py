@@ -1,0 +1,142 @@
+"""The one table of artifact formats and runtimes: every other list of them is read from here.
+
+In the spirit of ultralytics' ``export_formats()``: a row per format (what the exporter writes) and a row per
+runtime (what runs it, on the host and on a device). Export, the runtime registry, suites, eval, the ADB target and
+its harness drivers, the CLI choices and the docs read these rows; nothing else names a format's files, suffixes,
+pip extra, device packages or argmax formulation. The module imports nothing (it is read where neither torch nor a
+runtime is installed).
+
+Adding a runtime for an existing format (say ``ncnn-vulkan``) is one :class:`RuntimeRow` here plus its adapter
+module in ``mobileseg/runtimes/``. Adding a format (say ExecuTorch) is one :class:`FormatRow`, one converter module in
+``mobileseg/export/`` and one adapter in ``mobileseg/runtimes/`` (plus a pip extra in pyproject.toml). A precision
+(say ``int8``) is a value in the ``precisions`` of the rows whose converter and adapter handle it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GRAPHS = ("logits", "argmax")
+
+
+@dataclass(frozen=True)
+class FormatRow:
+    """One artifact format.
+
+    ``files``: what the converter writes in the export folder (the first is the model file a runtime opens);
+    ``converter``: the module ``mobileseg.export.<converter>`` (``convert``, ``check_available``,
+    ``converter_versions``, ``CONVERTER``); ``host_runtime``: the runtime that checks the artifact's parity at
+    export; ``argmax``: the argmax formulation the converter can take (see ``mobileseg.export.graphs``);
+    ``extra``: the pip extra with the converter and the host runtime ("" when torch alone suffices).
+    """
+
+    name: str
+    files: tuple[str, ...]
+    converter: str
+    host_runtime: str
+    extra: str
+    argmax: str = "argmax"
+    precisions: tuple[str, ...] = ("fp32", "fp16")
+    description: str = ""
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """File-name endings of the artifact files, e.g. ``(".ncnn.param", ".ncnn.bin")``."""
+        return tuple(f[f.index("."):] for f in self.files)
+
+    @property
+    def model_file(self) -> str:
+        return self.files[0]
+
+
+@dataclass(frozen=True)
+class RuntimeRow:
+    """One runtime. ``adapter``: ``module:Class`` under ``mobileseg.runtimes``; ``extra``: its pip extra;
+    ``device_modules``: the Python modules that provide it on a device (the first that imports is used) and
+    ``device_pip``: the package to install there (empty: it does not run in the device harness); ``default``: in
+    bench's runtime list when ``--runtimes`` is not given (``ncnn-vulkan`` is not: without a GPU its timings are a
+    software driver's)."""
+
+    name: str
+    format: str
+    adapter: str
+    extra: str
+    device_modules: tuple[str, ...] = ()
+    device_pip: str = ""
+    aliases: tuple[str, ...] = field(default=())
+    default: bool = True
+
+
+FORMATS: dict[str, FormatRow] = {row.name: row for row in (
+    FormatRow("torch", ("model.pt",), "pytorch", "torch", "", precisions=("fp32",),
+              description="the BN-folded nn.Module export checked, saved with torch.save (the eager reference)"),
+    FormatRow("onnx", ("model.onnx",), "onnx", "onnxruntime", "onnx",
+              description="torch.onnx (TorchScript exporter, opset 17) simplified with onnxsim, one file"),
+    FormatRow("ncnn", ("model.ncnn.param", "model.ncnn.bin"), "ncnn", "ncnn", "ncnn", argmax="min-index",
+              description="pnnx: graph (.param) and weights (.bin)"),
+    FormatRow("tflite", ("model.tflite",), "tflite", "litert", "tflite",
+              description="litert-torch (no TensorFlow needed)"),
+)}
+
+RUNTIMES: dict[str, RuntimeRow] = {row.name: row for row in (
+    RuntimeRow("torch", "torch", "torch_eager:TorchRuntime", "", aliases=("pytorch", "torcheager")),
+    RuntimeRow("onnxruntime", "onnx", "onnxruntime:OnnxRuntime", "onnx", ("onnxruntime",), "onnxruntime",
+               aliases=("ort",)),
+    RuntimeRow("ncnn", "ncnn", "ncnn:NcnnRuntime", "ncnn", ("ncnn",), "ncnn"),
+    # ncnn's compute shaders on a Vulkan device (a phone's GPU; lavapipe, Mesa's CPU driver, where there is none)
+    RuntimeRow("ncnn-vulkan", "ncnn", "ncnn_vulkan:NcnnVulkanRuntime", "ncnn", ("ncnn",), "ncnn",
+               aliases=("vulkan", "ncnngpu"), default=False),
+    RuntimeRow("litert", "tflite", "litert:LiteRTRuntime", "tflite", ("ai_edge_litert", "tflite_runtime"),
+               "ai-edge-litert", aliases=("tflite", "tfliteruntime", "aiedgelitert")),
+)}
+
+PRECISIONS = tuple(dict.fromkeys(p for row in FORMATS.values() for p in row.precisions))
+# what `mobileseg export` converts when --formats is not given (torch is written when a bench or eval asks for it)
+DEFAULT_EXPORT_FORMATS = ("onnx", "ncnn", "tflite")
+
+
+def runtime_format(runtime: str) -> str:
+    """The artifact format ``runtime`` runs (``onnxruntime`` -> ``onnx``)."""
+    return RUNTIMES[runtime].format
+
+
+def host_runtime(fmt: str) -> str:
+    """The runtime that checks ``fmt`` artifacts on the host (``tflite`` -> ``litert``)."""
+    return FORMATS[fmt].host_runtime
+
+
+def runtime_key(name: str) -> str | None:
+    """The runtime a user-typed name means (case, ``-``/``_`` and aliases forgiven), or None."""
+    key = str(name).strip().lower().replace("_", "").replace("-", "")
+    for row in RUNTIMES.values():
+        if key == row.name.replace("-", "") or key in row.aliases:
+            return row.name
+    return None
+
+
+def default_runtimes() -> tuple[str, ...]:
+    """What bench measures when ``--runtimes`` is not given (every installed one among these)."""
+    return tuple(r.name for r in RUNTIMES.values() if r.default)
+
+
+def device_runtimes() -> tuple[str, ...]:
+    """Runtimes the on-device Python harness can run (those with device modules)."""
+    return tuple(r.name for r in RUNTIMES.values() if r.device_modules)
+
+
+def device_modules() -> tuple[str, ...]:
+    """Every Python module that provides a runtime on a device (what the device probe looks for)."""
+    return tuple(dict.fromkeys(m for r in RUNTIMES.values() for m in r.device_modules))
+
+
+def model_file(fmt: str, files) -> str | None:
+    """The model file among ``files`` (manifest paths) of a ``fmt`` artifact: the one a runtime opens."""
+    want = FORMATS[fmt].suffixes[0]
+    return next((f for f in files if str(f).endswith(want)), None)
+
+
+def side_file(fmt: str, files) -> str | None:
+    """The second artifact file (ncnn's .bin weights), or None for single-file formats."""
+    suffixes = FORMATS[fmt].suffixes
+    if len(suffixes) < 2:
+        return None
+    return next((f for f in files if str(f).endswith(suffixes[1])), None)

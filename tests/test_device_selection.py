@@ -1,0 +1,279 @@
+"""Choosing ADB devices: the --device forms, one sentence per failure, one device listed twice is one device.
+
+Unit tests on fake ``adb devices -l`` listings (every state a phone can be in), then the same against Debian's real
+adb server with Python adbd children (the host's shell): two devices, connect on demand, the emulator auto-detected
+as ``emulator-N`` and also ``adb connect``-ed, a phone seen twice by its ro.serialno, the fallback without a server.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+pytest.importorskip("adbutils")
+pytest_plugins = ["adb_server_fixtures"]  # its fixtures: adb_env, adb_server, daemons
+
+from adb_server_helpers import free_emulator_port, free_port  # noqa: E402
+
+from mobileseg.device import adb_server as srv  # noqa: E402
+from mobileseg.device import selection as sel  # noqa: E402
+from mobileseg.device.adb import DeviceUnauthorizedError, NoDeviceError  # noqa: E402
+from mobileseg.device.adb_server import ServerEntry  # noqa: E402
+from mobileseg.device.selection import DeviceFacts  # noqa: E402
+
+
+def entry(serial, state="device", model="Pixel_7"):
+    return ServerEntry(serial, state, {"model": model} if model else {})
+
+
+# ------------------------------------------------------------------------------------------ parsing
+@pytest.mark.parametrize("arg, kind, serials", [
+    ("adb", "only", []),
+    ("adb:all", "all", []),
+    ("adb:ALL", "all", []),
+    ("adb:R58M123", "serials", ["R58M123"]),
+    ("adb:127.0.0.1:5555", "serials", ["127.0.0.1:5555"]),
+    ("adb:emulator-5554", "serials", ["emulator-5554"]),
+    ("adb:A, B,A", "serials", ["A", "B"]),
+    ("adb:[::1]:5555", "serials", ["[::1]:5555"]),
+])
+def test_parse_device_arg(arg, kind, serials):
+    r = sel.parse_device_arg(arg)
+    assert (r.kind, r.serials) == (kind, serials)
+    assert r.several == (kind == "all" or len(serials) > 1)
+
+
+@pytest.mark.parametrize("arg", ["adb:", "adbx", "adb: "])
+def test_bad_device_arg(arg):
+    with pytest.raises(sel.DeviceChoiceError, match="use --device adb, adb:SERIAL"):
+        sel.parse_device_arg(arg)
+
+
+@pytest.mark.parametrize("serial, ep", [
+    ("emulator-5554", ("127.0.0.1", 5555)), ("emulator-5584", ("127.0.0.1", 5585)),
+    ("127.0.0.1:5555", ("127.0.0.1", 5555)), ("localhost:5557", ("127.0.0.1", 5557)),
+    ("192.168.1.20:5555", ("192.168.1.20", 5555)), ("R58M123", None),
+])
+def test_endpoint(serial, ep):
+    assert sel.endpoint(serial) == ep
+
+
+# ------------------------------------------------------------------------------------------ duplicates
+def test_emulator_listed_twice_is_one_device_and_the_connected_serial_is_kept():
+    devices, notes = sel.collapse([entry("emulator-5554", model="emu"), entry("127.0.0.1:5555", model="emu"),
+                                   entry("127.0.0.1:5557", model="emu")])
+    assert [(d.serial, d.aliases) for d in devices] == [("127.0.0.1:5555", ["emulator-5554"]), ("127.0.0.1:5557", [])]
+    assert notes == ["127.0.0.1:5555 and emulator-5554 are one device (the same adb port 127.0.0.1:5555): using "
+                     "127.0.0.1:5555"]
+
+
+def test_the_serial_the_user_named_is_kept():
+    devices, _ = sel.collapse([entry("emulator-5554"), entry("127.0.0.1:5555")], prefer=("emulator-5554",))
+    assert [(d.serial, d.aliases) for d in devices] == [("emulator-5554", ["127.0.0.1:5555"])]
+
+
+def test_a_phone_on_usb_and_over_tcp_is_one_device_by_serialno_and_boot_id():
+    entries = [entry("192.168.1.20:5555"), entry("R58M123"), entry("0123456789ABCDEF"), entry("10.0.0.9:5555")]
+    facts = {"192.168.1.20:5555": DeviceFacts("R58M123", "boot-a", "Galaxy S21"),
+             "R58M123": DeviceFacts("R58M123", "boot-a", "Galaxy S21"),
+             # two cheap phones with the same factory serial are two devices: their boot ids differ
+             "0123456789ABCDEF": DeviceFacts("0123456789ABCDEF", "boot-b", "Phone B"),
+             "10.0.0.9:5555": DeviceFacts("0123456789ABCDEF", "boot-c", "Phone C")}
+    devices, notes = sel.collapse(entries, facts)
+    assert [(d.serial, d.model, d.aliases) for d in devices] == [
+        ("R58M123", "Galaxy S21", ["192.168.1.20:5555"]), ("0123456789ABCDEF", "Phone B", []),
+        ("10.0.0.9:5555", "Phone C", [])]  # USB is kept over TCP
+    assert notes == ["R58M123 and 192.168.1.20:5555 are one device (the same ro.serialno R58M123 and boot id): "
+                     "using R58M123"]
+
+
+def test_devices_without_serialno_are_not_merged_by_empty_facts():
+    facts = {"127.0.0.1:40001": DeviceFacts("", "boot", "m"), "127.0.0.1:40003": DeviceFacts("", "boot", "m")}
+    devices, notes = sel.collapse([entry("127.0.0.1:40001"), entry("127.0.0.1:40003")], facts)
+    assert len(devices) == 2 and notes == []
+
+
+def test_a_ready_serial_is_kept_over_an_offline_alias():
+    devices, _ = sel.collapse([entry("127.0.0.1:5555", "offline"), entry("emulator-5554")])
+    assert [(d.serial, d.state) for d in devices] == [("emulator-5554", "device")]
+
+
+# ------------------------------------------------------------------------------------------ the sentences
+def choose(arg, listing):
+    devices, _ = sel.collapse(listing)
+    return sel.choose(sel.parse_device_arg(arg), devices, "localhost:5037")
+
+
+def test_the_only_ready_device_is_taken():
+    (d,) = choose("adb", [entry("R58M123"), entry("192.168.1.9:5555", "offline")])
+    assert d.serial == "R58M123"
+
+
+def test_several_devices_list_each_serial_and_model():
+    with pytest.raises(sel.DeviceChoiceError) as info:
+        choose("adb", [entry("R58M123", model="SM_G991B"), entry("127.0.0.1:5557", model="mobileseg_emulated")])
+    msg = str(info.value)
+    assert "2 ADB devices are connected: R58M123 (SM G991B), 127.0.0.1:5557 (mobileseg emulated)" in msg
+    assert "--device adb:SERIAL" in msg and "--device adb:all" in msg and "\n" not in msg
+
+
+def test_no_device_says_what_adb_devices_shows():
+    with pytest.raises(NoDeviceError, match=r"adb devices lists none at localhost:5037\): plug in the phone"):
+        choose("adb", [])
+
+
+def test_an_unauthorized_phone_says_accept_the_prompt():
+    with pytest.raises(DeviceUnauthorizedError, match="R58M123 did not authorize .* accept the 'Allow USB"):
+        choose("adb", [entry("R58M123", "unauthorized", model=None)])
+    with pytest.raises(DeviceUnauthorizedError, match="accept"):
+        choose("adb:R58M123", [entry("R58M123", "unauthorized", model=None)])
+
+
+def test_an_offline_phone_says_replug():
+    with pytest.raises(NoDeviceError, match="R58M123 is offline: unplug and replug it \\(or run adb reconnect\\)"):
+        choose("adb", [entry("R58M123", "offline", model=None)])
+    with pytest.raises(NoDeviceError, match="offline: unplug and replug"):
+        choose("adb:all", [entry("R58M123", "offline", model=None)])
+
+
+def test_several_not_ready_devices_in_one_sentence():
+    with pytest.raises(NoDeviceError) as info:
+        choose("adb", [entry("R58M123", "unauthorized"), entry("9A1B", "offline"), entry("X1", "no permissions")])
+    msg = str(info.value)
+    assert msg.startswith("no ADB device is ready: adb devices lists R58M123 as unauthorized (unlock the phone")
+    assert "9A1B as offline (unplug and replug it" in msg and "X1 as no permissions (give your user" in msg
+
+
+def test_a_serial_the_server_does_not_list():
+    with pytest.raises(sel.DeviceChoiceError, match=r"does not list R58X \(adb devices lists: R58M123 \(Pixel 7\)\)"):
+        choose("adb:R58X", [entry("R58M123")])
+
+
+def test_several_serials_and_all():
+    listing = [entry("emulator-5554"), entry("127.0.0.1:5555"), entry("R58M123"), entry("9A1B", "unauthorized")]
+    assert [d.serial for d in choose("adb:all", listing)] == ["127.0.0.1:5555", "R58M123"]
+    # two serials of one device are measured once
+    assert [d.serial for d in choose("adb:emulator-5554,127.0.0.1:5555,R58M123", listing)] == \
+        ["127.0.0.1:5555", "R58M123"]
+    with pytest.raises(DeviceUnauthorizedError):
+        choose("adb:R58M123,9A1B", listing)
+
+
+# ------------------------------------------------------------------------------------------ a real server
+def _connected(adb_server, daemons, n=1, **kw):
+    serials = []
+    for _ in range(n):
+        _proc, port = daemons(**kw)
+        serial = f"127.0.0.1:{port}"
+        assert adb_server.connect(serial) == "device"
+        serials.append(serial)
+    return serials
+
+
+def test_two_devices_the_error_lists_both_and_all_takes_both(adb_server, daemons):
+    a, b = _connected(adb_server, daemons, 2)
+    server = srv.connect_server()
+    with pytest.raises(sel.DeviceChoiceError) as info:
+        sel.select("adb", server)
+    assert f"{a} (mobileseg host adbd)" in str(info.value) and f"{b} (mobileseg host adbd)" in str(info.value)
+    chosen, _ = sel.select("adb:all", server)
+    assert sorted(d.serial for d in chosen) == sorted([a, b])
+    devices, notes = sel.open_devices(f"adb:{b}")
+    assert [d.serial for d in devices] == [b] and devices[0].shell("exit 6")[0] == 6
+
+
+def test_the_only_device_and_no_device(adb_server, daemons):
+    server = srv.connect_server()
+    with pytest.raises(NoDeviceError, match="adb devices lists none at"):
+        sel.select("adb", server)
+    (serial,) = _connected(adb_server, daemons)
+    devices, _ = sel.open_devices("adb")
+    assert [d.serial for d in devices] == [serial]
+    assert devices[0].transport_info()["transport"] == "adb-server"
+
+
+def test_a_host_port_the_server_does_not_list_is_connected(adb_server, daemons):
+    _proc, port = daemons()
+    serial = f"127.0.0.1:{port}"
+    assert serial not in adb_server.devices()
+    devices, notes = sel.open_devices(f"adb:{serial}")
+    assert [d.serial for d in devices] == [serial] and f"adb connect {serial}: device" in notes
+    assert adb_server.devices()[serial] == "device"
+    with pytest.raises(NoDeviceError, match=f"could not connect to 127.0.0.1:{free_port()}|could not connect"):
+        sel.open_devices(f"adb:127.0.0.1:{free_port()}")
+
+
+def test_unauthorized_through_the_server(adb_server, daemons, tmp_path):
+    _proc, port = daemons(adb_keys=tmp_path / "other_keys", refuse_new_keys=True)
+    serial = f"127.0.0.1:{port}"
+    assert adb_server.connect(serial, states=("unauthorized",)) == "unauthorized"
+    with pytest.raises(DeviceUnauthorizedError, match=f"{serial} did not authorize"):
+        sel.open_devices("adb")
+
+
+def test_the_emulator_auto_detected_and_connected_is_one_device(adb_env, daemons, monkeypatch):
+    port = free_emulator_port()
+    _proc, _ = daemons(port=port)  # listening before the server starts: its scan finds it as emulator-N
+    monkeypatch.delenv("ADB_LOCAL_TRANSPORT_MAX_PORT")
+    adb_env.env.pop("ADB_LOCAL_TRANSPORT_MAX_PORT")
+    adb_env.start()
+    emu, tcp = f"emulator-{port - 1}", f"127.0.0.1:{port}"
+    assert adb_env.wait_state(emu) == "device", adb_env.devices()
+    assert adb_env.connect(tcp) == "device"
+    server = srv.connect_server()
+    devices, notes = sel.list_devices(server)
+    mine = [d for d in devices if tcp in (d.serial, *d.aliases)]  # other emulators on this machine may be listed
+    assert [(d.serial, d.aliases) for d in mine] == [(tcp, [emu])]
+    assert f"{tcp} and {emu} are one device (the same adb port 127.0.0.1:{port}): using {tcp}" in notes
+    # the emulator-N serial works as --device adb:emulator-N, and is the one kept when named
+    opened, _ = sel.open_devices(f"adb:{emu}")
+    assert [d.serial for d in opened] == [emu] and opened[0].aliases == [tcp]
+    assert opened[0].shell("echo emu; exit 2") == (2, "emu\n")
+    opened, _ = sel.open_devices(f"adb:{emu},{tcp}")
+    assert len(opened) == 1
+
+
+def test_a_device_seen_twice_by_its_serialno(adb_server, daemons, tmp_path, monkeypatch):
+    """Two adbd children answering the same ro.serialno (and the host's boot id) stand for one phone on USB and
+    over TCP; a third with another serialno is another phone."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    getprop = bin_dir / "getprop"
+    getprop.write_text('#!/bin/sh\ncase "$1" in ro.serialno) echo "$FAKE_SERIALNO";; '
+                       'ro.product.model) echo "Fake Phone $FAKE_SERIALNO";; esac\n')
+    getprop.chmod(getprop.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # inherited by the adbd children
+    serials = []
+    for serialno in ("SER1", "SER1", "SER2"):
+        monkeypatch.setenv("FAKE_SERIALNO", serialno)
+        serials += _connected(adb_server, daemons)
+    devices, notes = sel.list_devices(srv.connect_server())
+    assert sorted((d.model, len(d.aliases)) for d in devices) == [("Fake Phone SER1", 1), ("Fake Phone SER2", 0)]
+    assert any("the same ro.serialno SER1 and boot id" in n for n in notes)
+
+
+def test_without_a_server_or_adb_the_direct_transport_is_used(adb_env, daemons, tmp_path, monkeypatch):
+    from mobileseg.device.adb import AdbDevice, load_signer
+
+    monkeypatch.delenv("ANDROID_ADB_SERVER_PORT")
+    monkeypatch.setattr(srv, "DEFAULT_PORT", free_port())  # the default address, with nothing listening
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # and no adb binary to start a server
+    key = tmp_path / "key" / "adbkey"
+    load_signer(key)
+    _proc, port = daemons()
+    devices, notes = sel.open_devices(f"adb:127.0.0.1:{port}", key_path=key)
+    assert isinstance(devices[0], AdbDevice) and devices[0].shell("exit 3")[0] == 3
+    assert "using the direct adb-shell transport" in notes[0]
+    devices[0].close()
+    with pytest.raises(sel.DeviceChoiceError, match="adb:all needs the adb server"):
+        sel.open_devices("adb:all")
+    # no phone named, no server, no adb: the sentence says that first, not that a USB library is missing
+    with pytest.raises(NoDeviceError, match=r"no adb server answers.*nothing lists your phone: install adb"):
+        sel.open_devices("adb", key_path=key)
+    # a server the user named that does not answer is an error, not a fallback
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
+    with pytest.raises(srv.NoServerError, match="no adb server answers"):
+        sel.open_devices(f"adb:127.0.0.1:{port}", key_path=key)
+    with pytest.raises(srv.NoServerError):
+        sel.open_devices(f"adb:127.0.0.1:{port}", transport="server")
