@@ -295,3 +295,16 @@ def test_device_only_options_on_the_host_are_one_clear_sentence(tmp_path, capsys
                "--out", str(tmp_path), "--no-sgemm"])
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_cell_takes_the_complexity_from_the_export_and_builds_no_model(monkeypatch):
+    from types import SimpleNamespace
+
+    from mobileseg.bench import runner
+
+    def no_model(*a, **k):
+        raise AssertionError("a cell of a new export must not build the model to count it")
+
+    monkeypatch.setattr(runner, "model_complexity", no_model)
+    cell = SimpleNamespace(model="topformer-t", resolution=(128, 128))
+    assert runner._complexity_of({"complexity": {"gmacs": 0.036, "params": 1389654}}, cell) == (0.036, 1389654)

@@ -45,6 +45,11 @@ def test_onnx_export_manifest_and_parity(onnx_export):
     x = np.load(os.path.join(res.out_dir, "reference", "input.npy"))
     assert x.dtype == np.float32 and x.shape == (1, 3, 64, 64)
     assert "scaled" in man["weights"]["note"] and man["weights"]["classifier_scale"] > 0
+    # counted once, on the model before folding (the papers count BatchNorm), so bench cells build no model
+    from mobileseg import create_model
+    from mobileseg.flops import count_complexity
+    counted = count_complexity(create_model("topformer-t"), 64, 64)
+    assert man["complexity"] == {"gmacs": counted.macs / 1e9, "params": counted.params}
 
 
 def test_second_run_uses_cache_and_changes_invalidate(onnx_export, tmp_path):

@@ -137,6 +137,14 @@ def model_complexity(model: str, resolution, num_classes=None) -> tuple[float | 
     return _COMPLEXITY[key]
 
 
+def _complexity_of(manifest: dict, cell) -> tuple[float | None, int | None]:
+    """The export's own count (manifest ``complexity``), so a cell builds no model; counted here for older exports."""
+    c = manifest.get("complexity") or {}
+    if c.get("gmacs") is not None:
+        return c["gmacs"], c.get("params")
+    return model_complexity(cell.model, cell.resolution, manifest.get("num_classes"))
+
+
 def _artifact(folder: Path, manifest: dict, fmt: str) -> dict:
     entry = (manifest.get("formats") or {}).get(fmt) or {}
     files = entry.get("files") or []
@@ -374,7 +382,7 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
         parity = {"checked": False, "reason": cr.parity_note or f"the {cr.harness} harness returns no output"}
     else:
         parity = _parity(cr.output, folder, cell, manifest)
-    gmacs, params = model_complexity(cell.model, cell.resolution, manifest.get("num_classes"))
+    gmacs, params = _complexity_of(manifest, cell)
     versions = package_versions()
     versions.update({k: v for k, v in (manifest.get("versions") or {}).items() if k not in versions})
     extra["stats_source"] = stats_source

@@ -381,6 +381,7 @@ def _new_manifest(job: ExportJob, ref: Reference) -> dict:
         "output": {"name": ref.out_name, "shape": list(ref.ref.shape), "dtype": str(ref.ref.dtype),
                    "stride": spec.output_stride if job.graph == "logits" and spec.task == "segmentation" else 1},
         "fold": info["fold"],
+        "complexity": info["complexity"],
         "reference": {"input": _manifest.REFERENCE_INPUT, "output": _manifest.REFERENCE_OUTPUT, "seed": INPUT_SEED,
                       "margins": ref.margins},
         "formats": {}, "parity_runtime": {}, "versions": job.versions, "export_seconds": None,

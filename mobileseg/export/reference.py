@@ -112,12 +112,17 @@ def build_export_model(name: str, resolution, num_classes=None, weights=None, gr
     spec = model.spec
     if example is None:
         example = torch.from_numpy(reference_input(spec, (h, w)))
+    from ..flops import count_complexity
+
+    with torch.no_grad():
+        counted = count_complexity(model, h, w)  # before folding: the papers count BatchNorm's parameters and MACs
     fold_res = fold_resolution(spec, (h, w))
     fold_example = example if fold_res == (h, w) else torch.from_numpy(reference_input(spec, fold_res))
     folded = fold_batchnorm(model, fold_example)
     folded.fold_report["verify_resolution"] = list(fold_res)
     info = {"fold": folded.fold_report, "num_classes": spec.num_classes, "classifier": None,
-            "classifier_scale": None, "classifier_shift": None}
+            "classifier_scale": None, "classifier_shift": None,
+            "complexity": {"gmacs": counted.macs / 1e9, "params": counted.params}}
     if weights is None:
         info.update(_spread_classifier(folded, example, classifier_scale, classifier_shift,
                                        centre=graph == "argmax"))
