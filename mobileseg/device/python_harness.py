@@ -34,6 +34,7 @@ class PythonHarnessDriver:
     """``device_scripts/harness.py`` run by the device's own python3 (ARM Linux boards, Termux, the emulator)."""
 
     name = "device-python"
+    adaptive_sampling = True  # applies --target-ci / --max-time on the device (harness.py --target-ci)
 
     def __init__(self, python: str = "python3"):
         self.python = python
@@ -60,7 +61,7 @@ class PythonHarnessDriver:
         device.push(HARNESS, self.remote)
 
     def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float):
+            timeout: float, sampling=None):
         import numpy as np
 
         rdir = artifact["dir"]
@@ -75,6 +76,10 @@ class PythonHarnessDriver:
             args += ["--repeats", str(int(repeats))]
         elif min_time is not None:
             args += ["--min-time", str(float(min_time))]
+        if sampling is not None:  # adaptive: harness.py applies mobileseg.bench.sampling's rule on the device
+            args += ["--target-ci", str(sampling.target_ci), "--max-time", str(sampling.max_time),
+                     "--min-repeats", str(sampling.min_repeats)]
+            args = [a for i, a in enumerate(args) if not (a == "--repeats" or (i and args[i - 1] == "--repeats"))]
         for key in ("input_name", "output_name"):
             if artifact.get(key) and cell.runtime != "litert":
                 args += [f"--{key.replace('_', '-')}", artifact[key]]
