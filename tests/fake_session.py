@@ -12,7 +12,8 @@ MB = 2 ** 20
 
 
 class FakeSession:
-    def __init__(self, load_mb: int, run_mb: int, call_ms, settings=None):
+    def __init__(self, load_mb: int, run_mb: int, call_ms, settings=None, sleep: bool = False):
+        self.sleep = sleep  # sleep instead of busy-waiting: off the CPU, so a shared core stretches it least
         self.weights = np.ones(load_mb * MB // 8)  # touched: resident
         self.run_mb = run_mb
         self.call_ms = call_ms  # a number, or a callable returning the next call's milliseconds
@@ -23,6 +24,9 @@ class FakeSession:
             scratch = np.ones(self.run_mb * MB // 8)  # transient, freed before the call returns
             del scratch
         ms = self.call_ms() if callable(self.call_ms) else self.call_ms
+        if self.sleep:
+            time.sleep(ms / 1e3)
+            return x[:, :1]
         end = time.perf_counter_ns() + int(ms * 1e6)
         while time.perf_counter_ns() < end:  # busy wait: the call takes (at least) ms
             pass
