@@ -171,7 +171,7 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
               results_file=None, export_root="export", target: Target | None = None, export_fn=None,
               progress: bool | Progress = True, cooldown_s: float | None = None, measure_reference: bool = True,
               target_options: dict | None = None, target_ci: float | None = None,
-              max_time: float | None = None) -> BenchRun:
+              max_time: float | None = None, profile: bool = False) -> BenchRun:
     """Measure cells and append one :class:`LatencyRecord` per cell to the results store; return the new records.
 
     Args:
@@ -188,6 +188,8 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         target_ci, max_time: sample each cell until the 95% interval of its median is within ``target_ci`` percent
             (relative half-width, :mod:`mobileseg.bench.sampling`) or ``max_time`` seconds ran out; ``repeats`` is
             then the minimum count.
+        profile: after each cell's samples, a per-op profile in its own pass (``profile`` in the record;
+            :mod:`mobileseg.bench.profile`).
     """
     if repeats is not None and min_time is not None:
         raise MobilesegError("give either --repeats or --min-time, not both")
@@ -296,6 +298,8 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
             prog.start(cell.label())
             rec = _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time, run.sgemm,
                                 sampling)
+            if profile and rec.status != "error":
+                rec.extra["profile"] = _profile(target, cell, export)
             reference_state = rec.device_state.get("before", {})
             last_model = cell.model
             store.append(rec)
@@ -417,3 +421,21 @@ def cell_extras(cr, repeats, min_time) -> dict:
     out["sampling"] = getattr(cr, "sampling", None) or {"rule": "repeats" if repeats is not None else "min-time",
                                                          "repeats": repeats, "min_time_s": min_time}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _profile(target, cell, export) -> dict:
+    """The cell's per-op profile (host cells; ``{"unavailable": why}`` where there is no profiler)."""
+    if getattr(target, "kind", "") != "local":
+        return {"unavailable": "per-op profiles are taken on the host only in this version (on a phone: "
+                               "benchmark_model --enable_op_profiling, parsed by mobileseg.bench.profile)"}
+    import numpy as np
+
+    from .profile import profile_local
+
+    folder, manifest = export
+    x = np.ascontiguousarray(np.load(Path(folder) / "reference" / "input.npy"), dtype=np.float32)
+    try:
+        return profile_local(cell.runtime, folder, (manifest.get("formats") or {}).get(cell.format), x,
+                             threads=cell.threads)
+    except Exception as exc:  # a profiler failure must not lose the measured cell
+        return {"unavailable": f"the profiler failed: {type(exc).__name__}: {exc}"}

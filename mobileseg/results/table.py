@@ -102,6 +102,10 @@ def row(rec: dict) -> dict:
 def _cell_figures(rec: dict, s: dict) -> dict:
     """The median's 95% interval (and its relative half-width in percent), load and first-run time, peak memory."""
     mem = rec.get("memory") or {}
+    if "median_ci_low" not in s and len(rec.get("samples_ms") or []) >= 6:  # records written before the interval
+        from .stats import median_ci
+
+        s = {**s, **median_ci(rec["samples_ms"])}
     hw = s.get("median_ci_halfwidth_rel")
     return {"median_ci_low_ms": s.get("median_ci_low"), "median_ci_high_ms": s.get("median_ci_high"),
             "ci_halfwidth_pct": None if hw is None else 100 * hw, "load_ms": rec.get("load_ms"),
