@@ -171,7 +171,8 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
               results_file=None, export_root="export", target: Target | None = None, export_fn=None,
               progress: bool | Progress = True, cooldown_s: float | None = None, measure_reference: bool = True,
               target_options: dict | None = None, target_ci: float | None = None,
-              max_time: float | None = None, profile: bool = False) -> BenchRun:
+              max_time: float | None = None, profile: bool = False, sustained: float | None = None,
+              sustained_minute_s: float | None = None) -> BenchRun:
     """Measure cells and append one :class:`LatencyRecord` per cell to the results store; return the new records.
 
     Args:
@@ -188,6 +189,8 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         target_ci, max_time: sample each cell until the 95% interval of its median is within ``target_ci`` percent
             (relative half-width, :mod:`mobileseg.bench.sampling`) or ``max_time`` seconds ran out; ``repeats`` is
             then the minimum count.
+        sustained, sustained_minute_s: run each cell for this many minutes in one-minute chunks, with per-minute
+            statistics, temperatures and frequencies (``sustained`` in the record; :mod:`mobileseg.bench.sustained`).
         profile: after each cell's samples, a per-op profile in its own pass (``profile`` in the record;
             :mod:`mobileseg.bench.profile`).
     """
@@ -220,6 +223,12 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         raise MobilesegError(f"--warmup must be 0 or more, not {warmup}")
     if min_time is not None and float(min_time) < 0:
         raise MobilesegError(f"--min-time must be 0 or more seconds, not {min_time}")
+    if sustained is not None:
+        from .sustained import minute_seconds
+
+        if not float(sustained) > 0:
+            raise MobilesegError(f"--sustained takes a number of minutes above 0, not {sustained:g}")
+        minute_seconds(sustained_minute_s)
     cooldown_s = float(cooldown_s if cooldown_s is not None else settings.get("cooldown_s", 0))
     if cooldown_s < 0:
         raise MobilesegError(f"--cooldown must be 0 or more seconds, not {cooldown_s:g}")
@@ -297,7 +306,7 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
                 export = exc
             prog.start(cell.label())
             rec = _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time, run.sgemm,
-                                sampling)
+                                sampling, (sustained, sustained_minute_s) if sustained else None)
             if profile and rec.status != "error":
                 rec.extra["profile"] = _profile(target, cell, export)
             reference_state = rec.device_state.get("before", {})
@@ -366,7 +375,7 @@ def _cell_stats(cr) -> tuple[dict, str]:
 
 
 def _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time,
-                  sgemm, sampling=None) -> LatencyRecord:
+                  sgemm, sampling=None, sustained=None) -> LatencyRecord:
     """Measure one cell whose export is ``export`` ((folder, manifest), or the exception the export raised)."""
     from .env import package_versions
 
@@ -381,7 +390,11 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
         folder, manifest = export
         target.prepare(folder, cell.format)
         before = target.state()
-        if sampling is not None:
+        if sustained is not None:
+            from .sustained import run_sustained
+
+            cr, extra["sustained"] = run_sustained(target, cell, folder, manifest, warmup, *sustained)
+        elif sampling is not None:
             cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time, sampling=sampling)
         else:
             cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time)

@@ -14,6 +14,12 @@ def add_sampling(p) -> None:
                         "the minimum count (default 10)")
     p.add_argument("--max-time", type=float, default=None, metavar="S",
                    help="with --target-ci: seconds of sampling per cell at most (default 30)")
+    p.add_argument("--sustained", type=float, default=None, metavar="MINUTES",
+                   help="run each cell for MINUTES minutes on end: per-minute median/p90, temperatures and "
+                        "frequencies, and the minute the median first exceeds minute 1's by 10%%")
+    import argparse
+
+    p.add_argument("--sustained-minute-s", type=float, default=None, help=argparse.SUPPRESS)  # tests: short minutes
     p.add_argument("--profile", action="store_true",
                    help="also record a per-op profile of each cell in its own pass after the timed runs (host: "
                         "ONNX Runtime's profiler, ncnn layer by layer); the report shows each cell's top ops")
@@ -102,7 +108,8 @@ def run(args) -> int:
                         cpu=args.cpu, resume=args.resume, out_dir=args.out, results_file=args.results_file,
                         export_root=args.export_dir, progress=not args.quiet, cooldown_s=args.cooldown,
                         measure_reference=not args.no_sgemm, target_options=target_options(args),
-                        target_ci=args.target_ci, max_time=args.max_time, profile=args.profile)
+                        target_ci=args.target_ci, max_time=args.max_time, profile=args.profile,
+                        sustained=args.sustained, sustained_minute_s=args.sustained_minute_s)
     rows = [summary_row(r) for r in records]
     if rows:
         print(table(rows))
