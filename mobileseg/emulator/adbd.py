@@ -168,7 +168,7 @@ class RootfsBackend(HostBackend):
                                                              "ro.product.device") if k in self.profile.props})
 
     def shell_argv(self, command: str) -> list[str]:
-        binds = [a for host, dev in self.binds for a in ("-b", f"{host}:{dev}")]
+        binds = [a for host, dev in self.binds for a in ("-b", f"{host}:{dev}" if host != dev else host)]
         return [self.proot, "-r", str(self.rootfs), "-q", self.qemu, "-b", "/dev", *binds, "-w", "/", self.profile.shell,
                 *(["-c", self.prelude + command] if command else [])]
 
@@ -639,6 +639,9 @@ async def serve(args) -> None:
         backend.binds += sim.binds()
         daemon.on_spawn = sim.track
         sim.start()
+    if args.host_proc and args.rootfs:  # the kernel's /proc (memory figures), the device's own cpuinfo and mounts
+        backend.binds += [("/proc", "/proc")] + [(str(Path(args.rootfs) / "proc" / f), f"/proc/{f}")
+                                                 for f in ("cpuinfo", "mounts")]
     server = await daemon.start(args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     if args.port_file:
@@ -673,6 +676,10 @@ def main(argv=None) -> int:
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="set this in every shell command of the rootfs (repeatable)")
     p.add_argument("--storage-limit", type=int, default=None, help="fault injection: bytes one push may write")
+    p.add_argument("--host-proc", action="store_true",
+                   help="bind the kernel's /proc (keeping the device's cpuinfo and mounts), so that /proc/self/status, "
+                        "smaps_rollup and clear_refs work: the harnesses' memory figures (off by default: the host's "
+                        "boot id and meminfo would show through)")
     p.add_argument("--thermal-sim", default=None, metavar="SPEC",
                    help="simulate heat and throttling with load (mobileseg.emulator.thermal; SPEC: default, or "
                         "rise=,tau=,trip=,drop=,floor=,period=)")
