@@ -108,7 +108,8 @@ class ThermalSim:
             if int(fields[2]) in self.groups:  # pgrp
                 self._cpu[int(pid)] = (int(fields[11]) + int(fields[12])) / self._tick
                 live.add(int(fields[2]))
-        self.groups &= live | {g for g in self.groups if _alive(g)}
+        # remove only groups that ended (a group tracked meanwhile by the daemon's thread must stay)
+        self.groups -= {g for g in list(self.groups) if g not in live and not _alive(g)}
         return sum(self._cpu.values())
 
     def step(self, u: float, dt: float) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..results.paths import RUNS_DIR
 
-THERMAL = "rise=2,tau=200,trip=46,drop=0.15,floor=0.3,period=0.004"
+THERMAL = "rise=1,tau=200,trip=48,drop=0.15,floor=0.3,period=0.004"
 
 
 def main(argv=None) -> int:
