@@ -69,6 +69,10 @@ def test_thermal_model_heats_with_load_throttles_and_cools(tmp_path):
         assert sim.temp > 45 and sim.ratio < 1
         hot_freq = int((prime[0] / "scaling_cur_freq").read_text())
         assert hot_freq < fmax
+        if sim.cgroup is not None:  # the speed falls with the clock: the commands' CPU quota is that share
+            quota = sim.cgroup / "cpu.cfs_quota_us"
+            text = quota.read_text() if quota.exists() else (sim.cgroup / "cpu.max").read_text().split()[0]
+            assert int(text) == max(1000, int(sim.ratio * 10000))
         for _ in range(400):  # idle: back to the idle temperature and the full clock
             sim.step(0.0, 2.0)
         assert sim.ratio == 1.0 and int((prime[0] / "scaling_cur_freq").read_text()) == fmax

@@ -384,6 +384,7 @@ class AdbDaemon:
         self.server: asyncio.base_events.Server | None = None
         self.connections: set[Connection] = set()
         self.on_spawn = None  # called with each shell command's process group (the thermal model tracks them)
+        self.preexec = None   # run in each shell command's child before exec (the thermal model's cgroup)
 
     def service_handler(self, service: str):
         if service.startswith("shell") and ":" in service:
@@ -411,7 +412,8 @@ class AdbDaemon:
         proc = await asyncio.create_subprocess_exec(
             *b.shell_argv(command), stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if merge else asyncio.subprocess.PIPE,
-            env=b.env(), cwd=b.cwd() if not b.emulated else None, start_new_session=True)
+            env=b.env(), cwd=b.cwd() if not b.emulated else None, start_new_session=True,
+            **({"preexec_fn": self.preexec} if self.preexec else {}))
         if self.on_spawn:
             self.on_spawn(proc.pid)
         return proc
@@ -638,6 +640,7 @@ async def serve(args) -> None:
         sim = ThermalSim(Path(args.rootfs), args.thermal_sim)
         backend.binds += sim.binds()
         daemon.on_spawn = sim.track
+        daemon.preexec = sim.preexec
         sim.start()
     if args.host_proc and args.rootfs:  # the kernel's /proc (memory figures), the device's own cpuinfo and mounts
         backend.binds += [("/proc", "/proc")] + [(str(Path(args.rootfs) / "proc" / f), f"/proc/{f}")

@@ -7,8 +7,10 @@ model beside its shell commands:
 * load ``u`` (0..1): the CPU time its shell commands' process groups used over the last tick, per second;
 * temperature of the CPU zones: ``dT/dt = rise * u - (T - T0) / tau`` (T0: the profile's idle value);
 * frequency of every cpufreq policy: its maximum times ``r = max(floor, 1 - drop * (T - trip))`` above ``trip``;
-* the slowdown a lower clock causes: while ``r < 1`` the busy process groups are stopped (SIGSTOP) for ``1 - r`` of
-  every ``period`` and continued (SIGCONT) for the rest, so they run at ``r`` of their speed.
+* the slowdown a lower clock causes: the shell commands run in a CPU cgroup of their own (cgroup v1
+  ``cpu.cfs_quota_us``, or v2 ``cpu.max``) whose quota is ``r`` of every 10 ms, so they run at ``r`` of their speed
+  (a kernel bandwidth limit: exact, and blind to ptrace). Where no cgroup can be made, the busy process groups are
+  stopped (SIGSTOP) for ``1 - r`` of every ``period`` instead; under proot's ptrace that is approximate.
 
 The zones and policies live in a folder of this daemon only (bound over ``/sys/class/thermal`` and
 ``/sys/devices/system/cpu/cpufreq`` with proot ``-b``), so devices sharing one rootfs do not see each other's heat.
@@ -75,6 +77,16 @@ class ThermalSim:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="thermal-sim", daemon=True)
         self._tick = os.sysconf("SC_CLK_TCK")
+        self.cgroup = _make_cgroup()  # None: fall back to SIGSTOP/SIGCONT
+        self._quota = None
+
+    def preexec(self) -> None:
+        """Run in each shell command's child before exec: join the throttling cgroup (inherited by its children)."""
+        if self.cgroup is not None:
+            try:
+                (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            except OSError:
+                pass
 
     def binds(self) -> list[tuple[str, str]]:
         return [(str(self.dir / "thermal"), "/sys/class/thermal"),
@@ -92,6 +104,12 @@ class ThermalSim:
             self._thread.join(timeout=2)
         self._signal(signal.SIGCONT)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.cgroup is not None:
+            _set_quota(self.cgroup, 1.0)
+            try:
+                self.cgroup.rmdir()
+            except OSError:  # still has processes: the kernel frees it when they end (or it is reused by name)
+                pass
 
     # -- the model ---------------------------------------------------------------------------------------------
     def _group_cpu_s(self) -> float:
@@ -124,6 +142,9 @@ class ThermalSim:
             cur = max([s for s in steps if s <= want] or [steps[0]])
             for name in ("scaling_cur_freq", "cpuinfo_cur_freq"):
                 _write(pol / name, f"{cur}\n")
+        if self.cgroup is not None and self._quota != round(self.ratio, 3):
+            self._quota = round(self.ratio, 3)
+            _set_quota(self.cgroup, self.ratio)
 
     def _signal(self, sig) -> None:
         for g in list(self.groups):
@@ -136,7 +157,7 @@ class ThermalSim:
         last_t, last_cpu = time.monotonic(), self._group_cpu_s()
         period = self.p["period"]
         while not self._stop.is_set():
-            if self.ratio < 1.0 and self.groups:
+            if self.ratio < 1.0 and self.groups and self.cgroup is None:
                 self._signal(signal.SIGSTOP)
                 time.sleep((1.0 - self.ratio) * period)
                 self._signal(signal.SIGCONT)
@@ -148,6 +169,38 @@ class ThermalSim:
                 cpu = self._group_cpu_s()
                 self.step(min(1.0, max(0.0, (cpu - last_cpu) / (now - last_t))), now - last_t)
                 last_t, last_cpu = now, cpu
+
+
+CG_PERIOD_US = 10000
+
+
+def _make_cgroup() -> Path | None:
+    """A CPU cgroup for this daemon's shell commands (v1 cpu controller, else v2), or None where not allowed."""
+    name = f"mobileseg-thermal-{os.getpid()}"
+    for base, files in ((Path("/sys/fs/cgroup/cpu"), ("cpu.cfs_quota_us", "cpu.cfs_period_us")),
+                        (Path("/sys/fs/cgroup"), ("cpu.max",))):
+        try:
+            d = base / name
+            d.mkdir(exist_ok=True)
+            if all((d / f).exists() for f in files):
+                _set_quota(d, 1.0)
+                return d
+            d.rmdir()
+        except OSError:
+            continue
+    return None
+
+
+def _set_quota(d: Path, ratio: float) -> None:
+    quota = -1 if ratio >= 1.0 else max(1000, int(ratio * CG_PERIOD_US))
+    try:
+        if (d / "cpu.cfs_quota_us").exists():
+            (d / "cpu.cfs_period_us").write_text(str(CG_PERIOD_US))
+            (d / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (d / "cpu.max").write_text(f"{'max' if quota < 0 else quota} {CG_PERIOD_US}")
+    except OSError:
+        pass
 
 
 def _alive(pgid: int) -> bool:
