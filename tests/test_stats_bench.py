@@ -16,8 +16,13 @@ def _bench(tmp_path, extra):
     return ResultStore(tmp_path / "r.jsonl").read()[-1]
 
 
-def test_records_carry_interval_load_first_run_and_memory(tmp_path):
-    r = _bench(tmp_path, ["--repeats", "12"])
+def test_records_carry_interval_load_first_run_memory_and_profile(tmp_path):
+    r = _bench(tmp_path, ["--repeats", "12", "--profile"])
+    prof = r["profile"]
+    assert prof["source"] == "onnxruntime-profiler" and prof["runs"] >= 1 and prof["ops"]
+    assert sum(o["share"] for o in prof["ops"]) == pytest.approx(1.0, abs=1e-3)
+    assert any(o["module"] and o["module"].startswith("backbone") for o in prof["ops"])
+    assert prof["ops"][0]["median_ms"] >= prof["ops"][-1]["median_ms"]
     assert validate_record(r) == []
     s = r["stats_ms"]
     assert s["median_ci_low"] <= s["median"] <= s["median_ci_high"] and s["median_ci_coverage"] >= 0.95
