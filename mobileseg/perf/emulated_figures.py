@@ -29,25 +29,30 @@ def main(argv=None) -> int:
     ap.add_argument("--export-dir", default="export")
     ap.add_argument("--out", default=RUNS_DIR)
     args = ap.parse_args(argv)
-    from ..cli import main as cli
+    from ..bench import run_bench
     from ..emulator import build, control
 
     out = Path(args.out)
     rc = 0
     for profile, port, extra, runtimes, harness in (
-            ("android", args.port, ["--thermal-sim", THERMAL, "--host-proc"], "ncnn", "native"),
-            ("debian", args.port + 2, ["--host-proc"], "ncnn,onnxruntime", "python")):
+            ("android", args.port, ["--thermal-sim", THERMAL, "--host-proc"], ["ncnn"], "native"),
+            ("debian", args.port + 2, ["--host-proc"], ["ncnn", "onnxruntime"], "python")):
         proc, port = control.launch(port=port, rootfs=str(build.rootfs_dir(profile)), profile=profile,
                                     extra_args=extra)
         try:
-            common = ["--device", f"adb:127.0.0.1:{port}", "--adb-transport", "direct", "--harness", harness,
-                      "--models", args.models, "--res", args.res, "--runtimes", runtimes, "--warmup", "2",
-                      "--export-dir", args.export_dir, "--quiet"]
-            rc |= cli(["bench", *common, "--repeats", "10",
-                       "--results-file", str(out / f"emulated-{profile}-figures.jsonl")])
+            common = dict(device=f"adb:127.0.0.1:{port}", target_options={"harness": harness, "adb_transport": "direct"},
+                          models=args.models.split(","), resolutions=[args.res], runtimes=runtimes, warmup=2,
+                          export_root=args.export_dir, progress=False)
+            runs = [run_bench(**common, repeats=10, results_file=out / f"emulated-{profile}-figures.jsonl")]
             if profile == "android":
-                rc |= cli(["bench", *common, "--sustained", str(args.minutes), "--sustained-minute-s",
-                           str(args.minute_s), "--results-file", str(out / "emulated-android-sustained.jsonl")])
+                runs.append(run_bench(**common, sustained=args.minutes, sustained_minute_s=args.minute_s,
+                                      results_file=out / "emulated-android-sustained.jsonl"))
+            for run in runs:
+                for r in run:
+                    rc |= r["status"] != "ok"
+                    print(f"{profile} {r['runtime']} {r['harness']}: load {r.get('load_ms')} ms, first run "
+                          f"{r.get('first_run_ms')} ms, memory {r.get('memory')}, sustained "
+                          f"{(r.get('sustained') or {}).get('slowdown_minute')}", flush=True)
         finally:
             control.terminate(proc)
     return rc
