@@ -87,6 +87,8 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
                Line2D([], [], marker="o", ls="", color=OTHER_COLOR, alpha=0.6, label="previous models"),
                Line2D([], [], color="#555555", label="Pareto frontier"),
                Line2D([], [], ls="--", color="#2ca02c", label="real-time zone boundary")]
+    if not (realtime_ms and ax.get_xlim()[0] < realtime_ms < ax.get_xlim()[1]):
+        handles = handles[:3]  # no boundary in view: no legend entry for it
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=4, fontsize=8,
               title="bubble area = parameters", title_fontsize=8, frameon=False)
     _plain_log_ticks(ax.xaxis)
