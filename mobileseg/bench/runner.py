@@ -439,8 +439,14 @@ def cell_extras(cr, repeats, min_time) -> dict:
 def _profile(target, cell, export) -> dict:
     """The cell's per-op profile (host cells; ``{"unavailable": why}`` where there is no profiler)."""
     if getattr(target, "kind", "") != "local":
-        return {"unavailable": "per-op profiles are taken on the host only in this version (on a phone: "
-                               "benchmark_model --enable_op_profiling, parsed by mobileseg.bench.profile)"}
+        folder, manifest = export
+        text = target.op_profile_text(cell, folder, manifest) if hasattr(target, "op_profile_text") else None
+        if text is not None:
+            from .profile import parse_benchmark_model
+
+            return parse_benchmark_model(text) or {"unavailable": "benchmark_model printed no op-profiling table"}
+        return {"unavailable": "on a device, per-op profiles come from benchmark_model (--tflite-benchmark) in this "
+                               "version; the device harnesses take none"}
     import numpy as np
 
     from .profile import profile_local

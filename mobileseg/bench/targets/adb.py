@@ -249,6 +249,15 @@ class AdbTarget(Target):
                        load_ms=info.get("load_ms"), first_run_ms=info.get("first_run_ms"), memory=info.get("memory"),
                        sampling=_device_sampling(info, sampling, adaptive))
 
+    def op_profile_text(self, cell, export_dir, manifest) -> str | None:
+        """The official tool's op-profiling output for ``cell`` (benchmark_model), or None where there is none."""
+        driver = self.driver_for(cell.runtime)
+        if not hasattr(driver, "op_profile_text"):
+            return None
+        mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
+        return driver.op_profile_text(self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask,
+                                      timeout=self.run_timeout)
+
     def cooldown(self, reference_state, timeout_s) -> None:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
         ref_temps = (reference_state or {}).get("temps_c") or {}
