@@ -7,7 +7,7 @@ def register(sub) -> None:
                                        "interval); --run times two exports alternately on one core",
                        description="Match the cells of two results files by their key without the device part "
                                    "(model|HxW|format|runtime|precision|graph|tN) and print, per cell, the ratio of "
-                                   "medians B/A with its 95%% bootstrap interval and a verdict: slower (interval "
+                                   "medians B/A with its 95% bootstrap interval and a verdict: slower (interval "
                                    "above 1), faster (below 1) or no difference at this noise.")
     p.add_argument("a", help="results file A (.jsonl), the baseline; with --run: export folder A")
     p.add_argument("b", help="results file B (.jsonl), the candidate; with --run: export folder B")
