@@ -133,3 +133,16 @@ def test_sustained_detects_the_simulated_throttling(android, key, exports):
     assert m[-1]["freq_khz"] < m[0]["freq_khz"], m           # the prime core's clock fell
     assert info["slowdown_minute"] is not None, [x["median_ms"] for x in m]
     assert m[info["slowdown_minute"] - 1]["median_ms"] > 1.1 * m[0]["median_ms"]
+
+
+def test_device_python_harness_profile(debian, key, exports):
+    from mobileseg.bench.profile import from_device
+    from mobileseg.bench.suite import Cell
+
+    (folder, man), _ = exports
+    with _open(debian, key, "python") as t:
+        t.prepare(folder, "ncnn")
+        prof = from_device(t.op_profile_text(Cell("tiny-seg", (32, 40), "ncnn"), folder, man))
+    assert prof["source"] == "ncnn-layer-extract" and prof["runs"] == 10
+    assert {o["type"] for o in prof["ops"]} >= {"Convolution", "ConvolutionDepthWise"}
+    assert abs(sum(o["share"] for o in prof["ops"]) - 1) < 1e-3

@@ -189,3 +189,16 @@ def profile_local(runtime: str, export_dir, fmt_entry: dict, x, runs: int = DEFA
     why = {"litert": "LiteRT's op profiler is in benchmark_model: use --device adb with --tflite-benchmark",
            "torch": "no per-op profile for torch cells (use torch.profiler directly)"}
     return {"unavailable": why.get(runtime, f"no per-op profiler for {runtime}")}
+
+
+def from_device(raw: dict) -> dict:
+    """The schema from ``device_scripts/profile_ops.py``'s output (the same rules as :func:`parse_onnxruntime` and
+    :func:`profile_ncnn` on the host)."""
+    runs = int(raw.get("runs") or 1)
+    if raw.get("source") == "onnxruntime-profiler":
+        return parse_onnxruntime(raw.get("events") or [], runs)
+    cost = float(raw.get("extract_overhead_ms") or 0.0)
+    times = {k: [max(0.0, v - cost) for v in ms] for k, ms in (raw.get("times") or {}).items()}
+    out = summarize_ops(times, raw.get("types") or {}, "ncnn-layer-extract", runs)
+    out["extract_overhead_ms"] = round(cost, 6)
+    return out

@@ -441,12 +441,16 @@ def _profile(target, cell, export) -> dict:
     if getattr(target, "kind", "") != "local":
         folder, manifest = export
         text = target.op_profile_text(cell, folder, manifest) if hasattr(target, "op_profile_text") else None
+        if isinstance(text, dict):  # the device Python harness's per-op times
+            from .profile import from_device
+
+            return from_device(text)
         if text is not None:
             from .profile import parse_benchmark_model
 
             return parse_benchmark_model(text) or {"unavailable": "benchmark_model printed no op-profiling table"}
-        return {"unavailable": "on a device, per-op profiles come from benchmark_model (--tflite-benchmark) in this "
-                               "version; the device harnesses take none"}
+        return {"unavailable": "on a device, per-op profiles come from the device Python harness (onnxruntime, "
+                               "ncnn) or benchmark_model (--tflite-benchmark); the native harness takes none"}
     import numpy as np
 
     from .profile import profile_local

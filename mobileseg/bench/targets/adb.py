@@ -249,14 +249,19 @@ class AdbTarget(Target):
                        load_ms=info.get("load_ms"), first_run_ms=info.get("first_run_ms"), memory=info.get("memory"),
                        sampling=_device_sampling(info, sampling, adaptive))
 
-    def op_profile_text(self, cell, export_dir, manifest) -> str | None:
-        """The official tool's op-profiling output for ``cell`` (benchmark_model), or None where there is none."""
+    def op_profile_text(self, cell, export_dir, manifest):
+        """The raw per-op profile of ``cell``: benchmark_model's op-profiling output (text), the device Python
+        harness's per-op times (dict, device_scripts/profile_ops.py), or None where there is none."""
         driver = self.driver_for(cell.runtime)
-        if not hasattr(driver, "op_profile_text"):
-            return None
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
-        return driver.op_profile_text(self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask,
-                                      timeout=self.run_timeout)
+        artifact = self._artifact(export_dir, manifest, cell.format)
+        if hasattr(driver, "op_profile_text"):
+            return driver.op_profile_text(self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
+        if isinstance(driver, PythonHarnessDriver):
+            from ...device.python_harness import op_profile_raw
+
+            return op_profile_raw(driver, self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
+        return None
 
     def cooldown(self, reference_state, timeout_s) -> None:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
