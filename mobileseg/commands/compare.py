@@ -59,6 +59,9 @@ def run(args) -> int:
         print(table([{"cell": c.key, "A ms": f(c.a_median_ms), "B ms": f(c.b_median_ms), "B/A": f(c.ratio, 3),
                       "95% interval": "" if c.ratio_low is None else f"{c.ratio_low:.3f}..{c.ratio_high:.3f}",
                       "n A/B": f"{c.a_count}/{c.b_count}", "verdict": c.verdict, "note": c.note} for c in comps]))
+        if not args.run:
+            print("note: A and B were measured apart: the intervals hold the noise within each run, not a drift "
+                  "between them (use compare --run to alternate the two on one core)", file=sys.stderr)
         for side, keys in (("A", only_a), ("B", only_b)):
             if keys:
                 print(f"{len(keys)} cell(s) only in {side}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
