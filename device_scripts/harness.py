@@ -198,6 +198,82 @@ def empty_call_overhead_ms(n: int = 2000) -> float:
     return samples[len(samples) // 2] / 1e6
 
 
+# -- per-cell figures beside the timings (the host's mobileseg.bench.memory / .sampling, copied: this script imports
+#    nothing from mobileseg) ----------------------------------------------------------------------------------------
+MEMORY_DEFINITION = ("peak_rss_growth_mb = peak RSS over load + runs (VmHWM, reset before the load) - RSS before the "
+                     "load; load_rss_growth_mb = RSS after load - RSS before; pss_mb = Pss of /proc/self/smaps_rollup "
+                     "after the runs; MB = 2^20 bytes")
+
+
+def proc_kb(path, field):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_figures(rss0, rss_loaded, resettable):
+    import resource
+
+    peak = proc_kb("/proc/self/status", "VmHWM")
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mb = lambda kb: None if kb is None else round(kb / 1024.0, 2)  # noqa: E731
+    out = {"definition": MEMORY_DEFINITION, "rss_before_mb": mb(rss0), "peak_rss_mb": mb(peak),
+           "source": "VmHWM reset through /proc/self/clear_refs" if resettable else
+           "VmHWM of this fresh process (clear_refs refused: the peak includes Python's start-up)"}
+    if rss0 is not None and peak is not None:
+        out["peak_rss_growth_mb"] = mb(max(0, peak - rss0))
+    if rss0 is not None and rss_loaded is not None:
+        out["load_rss_growth_mb"] = mb(rss_loaded - rss0)
+    pss = proc_kb("/proc/self/smaps_rollup", "Pss")
+    out["pss_mb"] = mb(pss)
+    if pss is None:
+        out["pss_note"] = "/proc/self/smaps_rollup is not readable here (kernel < 4.14, or not exposed)"
+    return out
+
+
+def median_ci_halfwidth(sorted_ms, level=0.95):
+    """Relative half-width max(median - low, high - median) / median of the order-statistics interval of the
+    median (mobileseg.results.stats.median_ci); None below 6 samples."""
+    import math
+
+    n = len(sorted_ms)
+    if n < 6:
+        return None
+
+    def cov(j):  # P(j <= B <= n - j), B ~ Binomial(n, 1/2), 1-based j
+        terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2.0)
+                 for i in range(j)]
+        top = max(terms)
+        return 1.0 - 2.0 * math.exp(top) * math.fsum(math.exp(t - top) for t in terms)
+
+    lo, hi = 1, (n + 1) // 2
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cov(mid) >= level:
+            lo = mid
+        else:
+            hi = mid - 1
+    m = sorted_ms[(n - 1) // 2] if n % 2 else 0.5 * (sorted_ms[n // 2 - 1] + sorted_ms[n // 2])
+    if not m:
+        return None
+    return max(m - sorted_ms[lo - 1], sorted_ms[n - lo] - m) / m
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runtime", required=True, choices=sorted(LOADERS))
@@ -214,27 +290,57 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--input-name", default=None)
     p.add_argument("--output-name", default=None)
+    p.add_argument("--target-ci", type=float, default=None,
+                   help="sample until the median's 95%% interval is within this percent (relative half-width)")
+    p.add_argument("--max-time", type=float, default=30.0, help="seconds of sampling at most with --target-ci")
+    p.add_argument("--min-repeats", type=int, default=10, help="samples before --target-ci is first checked")
     args = p.parse_args(argv)
     result = {"ok": False, "runtime": args.runtime, "python": platform.python_version(), "numpy": np.__version__,
               "machine": platform.machine(), "pid": os.getpid()}
     try:
+        x_in = np.load(args.input)
+        resettable = reset_peak()
+        rss0 = proc_kb("/proc/self/status", "VmRSS")
         t0 = time.perf_counter()
         prepare, run, version, settings, close = LOADERS[args.runtime](args)
-        result.update(runtime_version=version, settings=settings, load_s=time.perf_counter() - t0)
-        x = prepare(np.load(args.input))
-        for _ in range(max(0, args.warmup)):
+        load_s = time.perf_counter() - t0
+        rss_loaded = proc_kb("/proc/self/status", "VmRSS")
+        result.update(runtime_version=version, settings=settings, load_s=load_s, load_ms=round(load_s * 1e3, 3))
+        x = prepare(x_in)
+        t = time.perf_counter_ns()
+        out = run(x)  # the first call after the load: timed alone, one of the warm-up runs
+        result["first_run_ms"] = round((time.perf_counter_ns() - t) / 1e6, 3)
+        for _ in range(max(0, args.warmup - 1)):
             out = run(x)
         samples = []
         start = time.perf_counter()
         repeats = args.repeats if args.repeats is not None else (None if args.min_time else 20)
+        if args.target_ci is not None:
+            repeats, ordered, next_check, hw = None, [], max(6, args.min_repeats), None
         while True:
             t = time.perf_counter_ns()
             out = run(x)
             samples.append((time.perf_counter_ns() - t) / 1e6)
+            if args.target_ci is not None:  # mobileseg.bench.sampling's rule
+                import bisect
+
+                bisect.insort(ordered, samples[-1])
+                n = len(samples)
+                stop = time.perf_counter() - start >= args.max_time or n >= args.max_repeats
+                if n >= next_check or stop:
+                    hw = median_ci_halfwidth(ordered)
+                    next_check = max(n + 1, int(n * 1.05))
+                    if (hw is not None and hw * 100 <= args.target_ci) or stop:
+                        result["sampling"] = {"reached": hw is not None and hw * 100 <= args.target_ci,
+                                              "halfwidth_pct": None if hw is None else round(hw * 100, 4),
+                                              "elapsed_s": round(time.perf_counter() - start, 3)}
+                        break
+                continue
             if repeats is not None and len(samples) >= repeats:
                 break
             if repeats is None and (time.perf_counter() - start >= args.min_time or len(samples) >= args.max_repeats):
                 break
+        result["memory"] = memory_figures(rss0, rss_loaded, resettable)
         np.save(args.output, np.asarray(out))
         close()
         affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []

@@ -48,8 +48,8 @@ def tiny_export(tmp_path_factory):
     return make_tiny_export(tmp_path_factory.mktemp("tiny_seg_32x40"))
 
 
-def make_tiny_export(d: Path):
-    """An export folder (contract 2) holding a pnnx-converted ncnn model and its PyTorch reference."""
+def make_tiny_export(d: Path, h: int = 32, w: int = 40):
+    """An export folder (contract 2) holding a pnnx-converted ncnn model and its PyTorch reference (h x w input)."""
     pnnx = pytest.importorskip("pnnx", reason="pnnx converts the test model to ncnn: pip install 'mobileseg[ncnn]'")
     torch.manual_seed(0)
     model = TinySegNet().eval()
@@ -58,7 +58,7 @@ def make_tiny_export(d: Path):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     d.mkdir(parents=True, exist_ok=True)
-    x = torch.randn(1, 3, 32, 40)
+    x = torch.randn(1, 3, h, w)
     with torch.no_grad():
         ref = model(x).numpy()
     work = d / "pnnx"
@@ -69,8 +69,8 @@ def make_tiny_export(d: Path):
     (d / "reference").mkdir()
     np.save(d / "reference" / "input.npy", x.numpy())
     np.save(d / "reference" / "output.npy", ref)
-    manifest = {"schema_version": 1, "model": "tiny_seg", "resolution": [32, 40], "precision": "fp32",
-                "input": {"name": "in0", "shape": [1, 3, 32, 40], "dtype": "float32", "layout": "NCHW"},
+    manifest = {"schema_version": 1, "model": "tiny_seg", "resolution": [h, w], "precision": "fp32",
+                "input": {"name": "in0", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW"},
                 "output": {"name": "out0", "shape": list(ref.shape), "dtype": "float32"},
                 "formats": {"ncnn": {"files": [{"path": "model.ncnn.param"}, {"path": "model.ncnn.bin"}],
                                      "input_name": "in0", "output_name": "out0", "ok": True}}}

@@ -144,3 +144,21 @@ def test_driver_seam_for_adb_target(tmp_path):
     samples, output, info = drv.run(dev, Cell(), artifact, mask="0x80", warmup=1, repeats=10, min_time=None)
     assert output is None and len(samples) == 10 and info["parity"]["checked"] is False
     assert info["command"].startswith("taskset 0x80 ") and info["settings"]["threads"] == 2
+
+
+def test_tflite_benchmark_op_profile_pass_feeds_the_profile_schema(tmp_path):
+    from mobileseg.bench.profile import parse_benchmark_model
+
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(b"\x7fELF fake")
+    artifact = _artifact(tmp_path, "model.tflite")
+    text = (Path(__file__).parent / "fixtures" / "profiles" / "benchmark_model_op_profiling.txt").read_text()
+    dev = ScriptedDevice(text)
+    drv = ot.OfficialToolDriver(ot.TFLITE_TOOL, binary, remote_root=str(tmp_path / "device"))
+    out = drv.op_profile_text(dev, Cell(), artifact, mask="80", runs=10)
+    cmd = dev.commands[-1]
+    assert "taskset 80 " in cmd and "--enable_op_profiling=true" in cmd and "--num_runs=10" in cmd
+    prof = parse_benchmark_model(out)
+    assert prof["source"] == "benchmark_model-op-profiling" and prof["ops"][0]["type"] == "TfLiteXNNPackDelegate"
+    ort = ot.OfficialToolDriver(ot.ORT_TOOL, binary, remote_root=str(tmp_path / "device"))
+    assert ort.op_profile_text(dev, Cell(), artifact, mask=None) is None

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -64,6 +65,9 @@ struct Args
     bool light_mode = true;
     bool vulkan = false;      // ncnn-vulkan: only in a harness built with `mobileseg harness build --vulkan --ndk`
     int vulkan_device = -1;   // -1: ncnn's default device
+    double target_ci_pct = 0; // > 0: sample until the median's 95% interval is within this percent (--max-time-ms)
+    double max_time_ms = 30000;
+    int min_repeats = 10;
 };
 
 void usage()
@@ -74,6 +78,7 @@ void usage()
                  "         [--threads 1] [--warmup 3] [--repeats 10 | --repeats 0 --min-time-ms T] [--max-repeats 100000]\n"
                  "         [--fp16 0|1] [--int8 0|1] [--bf16 0|1] [--packing 0|1] [--winograd 0|1] [--sgemm 0|1]\n"
                  "         [--flush-denormals 0..3] [--light-mode 0|1] [--vulkan 0|1] [--vulkan-device N]\n"
+                 "         [--target-ci-pct P [--max-time-ms T] [--min-repeats 10]]\n"
                  "Inputs/outputs are float32 NCHW, C order: .npy, or raw (then --shape is required for the input).\n"
                  "All fp16/int8/bf16 switches are off unless asked.\n");
 }
@@ -173,6 +178,14 @@ Args parse_args(int argc, char** argv)
         else if (k == "--light-mode") ok = parse_bool(v, a.light_mode);
         else if (k == "--vulkan") ok = parse_bool(v, a.vulkan);
         else if (k == "--vulkan-device") ok = parse_int(v, a.vulkan_device) && a.vulkan_device >= 0;
+        else if (k == "--target-ci-pct" || k == "--max-time-ms")
+        {
+            char* end = nullptr;
+            double x = std::strtod(v, &end);
+            ok = end != v && !*end && x > 0;
+            (k == "--target-ci-pct" ? a.target_ci_pct : a.max_time_ms) = x;
+        }
+        else if (k == "--min-repeats") ok = parse_int(v, a.min_repeats) && a.min_repeats >= 1;
         else if (k == "--flush-denormals") ok = parse_int(v, a.flush_denormals) && a.flush_denormals >= 0 && a.flush_denormals <= 3;
         else fail(kExitUsage, "unknown option " + k + " (see --help)");
         if (!ok) fail(kExitUsage, "bad value '" + std::string(v) + "' for " + k);
@@ -180,7 +193,7 @@ Args parse_args(int argc, char** argv)
     g_timings_path = a.timings;
     if (a.param.empty() || a.bin.empty() || a.input.empty() || a.timings.empty() || a.output.empty())
         fail(kExitUsage, "--param, --bin, --input, --timings and --output are required (see --help)");
-    if (a.repeats == 0 && a.min_time_ms <= 0) fail(kExitUsage, "--repeats 0 needs --min-time-ms > 0");
+    if (a.repeats == 0 && a.min_time_ms <= 0 && a.target_ci_pct <= 0) fail(kExitUsage, "--repeats 0 needs --min-time-ms > 0");
     if (a.shape.size() > 5 || (a.shape.size() == 5 && a.shape[0] != 1))
         fail(kExitUsage, "--shape takes 1 to 4 dimensions, plus a leading batch of 1");
     return a;
@@ -404,6 +417,60 @@ double ms_between(Clock::time_point a, Clock::time_point b)
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+// -- per-cell figures beside the timings: the same definitions as device_scripts/harness.py and
+//    mobileseg.bench.memory / mobileseg.bench.sampling (docs/measurement.md) --------------------------------------
+long proc_kb(const char* path, const char* field)
+{
+    FILE* f = std::fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t n = std::strlen(field);
+    while (std::fgets(line, sizeof line, f))
+        if (!std::strncmp(line, field, n) && line[n] == ':') { v = std::atol(line + n + 1); break; }
+    std::fclose(f);
+    return v;
+}
+
+bool reset_peak()
+{
+    FILE* f = std::fopen("/proc/self/clear_refs", "w");
+    if (!f) return false;
+    bool ok = std::fputs("5", f) >= 0;
+    return std::fclose(f) == 0 && ok;
+}
+
+std::string json_mb(long kb) { return kb < 0 ? "null" : json_num(kb / 1024.0); }
+
+// Relative half-width max(median - low, high - median) / median of the order-statistics 95% interval of the
+// median (mobileseg.results.stats.median_ci); < 0 below 6 samples.
+double median_ci_halfwidth(const std::vector<double>& sorted_ms)
+{
+    int n = (int)sorted_ms.size();
+    if (n < 6) return -1;
+    auto coverage = [n](int j) {  // P(j <= B <= n - j), B ~ Binomial(n, 1/2), 1-based j
+        double top = -1e300, sum = 0;
+        std::vector<double> t(j);
+        for (int i = 0; i < j; i++)
+        {
+            t[i] = std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0) - n * std::log(2.0);
+            top = std::max(top, t[i]);
+        }
+        for (int i = 0; i < j; i++) sum += std::exp(t[i] - top);
+        return 1.0 - 2.0 * std::exp(top) * sum;
+    };
+    int lo = 1, hi = (n + 1) / 2;
+    while (lo < hi)
+    {
+        int mid = (lo + hi + 1) / 2;
+        if (coverage(mid) >= 0.95) lo = mid;
+        else hi = mid - 1;
+    }
+    double m = n % 2 ? sorted_ms[n / 2] : 0.5 * (sorted_ms[n / 2 - 1] + sorted_ms[n / 2]);
+    if (m == 0) return -1;
+    return std::max(m - sorted_ms[lo - 1], sorted_ms[n - lo] - m) / m;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -469,8 +536,13 @@ int main(int argc, char** argv)
     opt.use_sgemm_convolution = a.sgemm;
     opt.flush_denormals = (unsigned char)a.flush_denormals;
 
+    bool resettable = reset_peak();
+    long rss0 = proc_kb("/proc/self/status", "VmRSS");
+    Clock::time_point load0 = Clock::now();
     if (net.load_param(a.param.c_str()) != 0) fail(kExitUsage, "cannot load the ncnn param file " + a.param);
     if (net.load_model(a.bin.c_str()) != 0) fail(kExitUsage, "cannot load the ncnn weights file " + a.bin);
+    double load_ms = ms_between(load0, Clock::now());
+    long rss_loaded = proc_kb("/proc/self/status", "VmRSS");
 
     ncnn::Mat in = read_input(a);
     ncnn::Mat out;
@@ -486,8 +558,11 @@ int main(int argc, char** argv)
         if (ms) *ms = ms_between(t0, t1);
     };
 
-    std::vector<double> warmup_ms, samples_ms;
-    for (int i = 0; i < a.warmup; i++)
+    std::vector<double> warmup_ms, samples_ms, ordered;
+    double first_run_ms = 0;  // the first call after the load: timed alone, one of the warm-up runs
+    run_once(&first_run_ms);
+    if (a.warmup > 0) warmup_ms.push_back(first_run_ms);
+    for (int i = 1; i < a.warmup; i++)
     {
         double ms = 0;
         run_once(&ms);
@@ -495,7 +570,10 @@ int main(int argc, char** argv)
     }
     // Same stopping rule as the Python harness: a fixed count when --repeats > 0, otherwise until --min-time-ms of
     // timed calls (and at least 3 of them); never more than --max-repeats.
-    double total = 0;
+    double total = 0, halfwidth = -1;
+    int next_check = std::max(6, a.min_repeats);
+    bool reached = false;
+    Clock::time_point sampling0 = Clock::now();
     for (;;)
     {
         double ms = 0;
@@ -503,6 +581,19 @@ int main(int argc, char** argv)
         samples_ms.push_back(ms);
         total += ms;
         int n = (int)samples_ms.size();
+        if (a.target_ci_pct > 0)  // --target-ci: mobileseg.bench.sampling's rule
+        {
+            ordered.insert(std::upper_bound(ordered.begin(), ordered.end(), ms), ms);
+            bool stop = ms_between(sampling0, Clock::now()) >= a.max_time_ms || n >= a.max_repeats;
+            if (n >= next_check || stop)
+            {
+                halfwidth = median_ci_halfwidth(ordered);
+                next_check = std::max(n + 1, (int)(n * 1.05));
+                reached = halfwidth >= 0 && halfwidth * 100 <= a.target_ci_pct;
+                if (reached || stop) break;
+            }
+            continue;
+        }
         if (a.repeats > 0 && n >= a.repeats) break;
         if (a.repeats == 0 && total >= a.min_time_ms && n >= 3) break;
         if (n >= a.max_repeats) break;
@@ -517,6 +608,8 @@ int main(int argc, char** argv)
         empty.push_back(ms_between(t0, t1));
     }
 
+    long peak = proc_kb("/proc/self/status", "VmHWM"), pss = proc_kb("/proc/self/smaps_rollup", "Pss");
+    double sampling_s = ms_between(sampling0, Clock::now()) / 1000.0;
     std::vector<int> out_shape = write_output(out, a.output, a.shape.size() == 4 || a.shape.size() == 5);
 
     std::string j = "{\n";
@@ -532,6 +625,20 @@ int main(int argc, char** argv)
     j += "  \"samples_ms\": " + json_list(samples_ms) + ",\n";
     j += "  \"warmup_ms\": " + json_list(warmup_ms) + ",\n";
     j += "  \"overhead_ms\": " + json_num(median(empty)) + ",\n";
+    j += "  \"load_ms\": " + json_num(load_ms) + ",\n";
+    j += "  \"first_run_ms\": " + json_num(first_run_ms) + ",\n";
+    j += "  \"memory\": {\"definition\": \"peak_rss_growth_mb = peak RSS over load + runs (VmHWM, reset before the load) - "
+         "RSS before the load; load_rss_growth_mb = RSS after load - RSS before; pss_mb = Pss of /proc/self/smaps_rollup "
+         "after the runs; MB = 2^20 bytes\", \"source\": "
+         + std::string(resettable ? "\"VmHWM reset through /proc/self/clear_refs\""
+                                  : "\"VmHWM of this fresh process (clear_refs refused)\"")
+         + ", \"rss_before_mb\": " + json_mb(rss0) + ", \"peak_rss_mb\": " + json_mb(peak)
+         + ", \"peak_rss_growth_mb\": " + json_mb(rss0 >= 0 && peak >= 0 ? std::max(0L, peak - rss0) : -1)
+         + ", \"load_rss_growth_mb\": " + (rss0 >= 0 && rss_loaded >= 0 ? json_num((rss_loaded - rss0) / 1024.0) : "null")
+         + ", \"pss_mb\": " + json_mb(pss) + "},\n";
+    if (a.target_ci_pct > 0)
+        j += "  \"sampling\": {\"reached\": " + std::string(json_bool(reached)) + ", \"halfwidth_pct\": "
+             + (halfwidth >= 0 ? json_num(halfwidth * 100) : "null") + ", \"elapsed_s\": " + json_num(sampling_s) + "},\n";
     j += "  \"affinity\": " + json_ints(allowed_cpus()) + ",\n";
     j += "  \"settings\": {\"threads\": " + std::to_string(opt.num_threads) + ", \"vulkan\": "
          + json_bool(opt.use_vulkan_compute) + vulkan_json

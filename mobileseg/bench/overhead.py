@@ -42,6 +42,26 @@ def time_calls(fn, arg, warmup: int, repeats: int | None = None, min_time: float
     return samples, result
 
 
+def timed_cell(fn, arg, warmup: int, repeats=None, min_time=None, sampling=None):
+    """One cell's calls after the load: the first call timed on its own (the first-inference time; it counts as one
+    of the ``warmup`` runs, or is one extra untimed run when ``warmup`` is 0), the rest of the warm-up, then the
+    timed calls (:func:`time_calls`, or :func:`mobileseg.bench.sampling.sample_until` for ``--target-ci``).
+    Returns ``(samples_ms, last_result, first_run_ms)``."""
+    t0 = time.perf_counter_ns()
+    fn(arg)
+    first_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+    rest = max(0, int(warmup) - 1)
+    if sampling is not None and sampling.adaptive:
+        from .sampling import sample_until
+
+        for _ in range(rest):
+            fn(arg)
+        samples, result = sample_until(fn, arg, sampling)
+    else:
+        samples, result = time_calls(fn, arg, rest, repeats, min_time)
+    return samples, result, first_ms
+
+
 def _empty(_):
     return None
 

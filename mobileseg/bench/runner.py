@@ -14,7 +14,7 @@ from .. import manifest as _manifest
 from ..results.paths import RUNS_DIR
 from .progress import Progress
 from ..results.record import SCHEMA_VERSION, LatencyRecord
-from ..results.stats import summarize
+from ..results.stats import median_ci, summarize
 from ..results.store import ResultStore
 from .. import formats
 from .suite import Cell, Suite, SuiteError, build_group, load_suite
@@ -178,7 +178,9 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
               min_time: float | None = None, cpu: int | None = None, resume: bool = False, out_dir=RUNS_DIR,
               results_file=None, export_root="export", target: Target | None = None, export_fn=None,
               progress: bool | Progress = True, cooldown_s: float | None = None, measure_reference: bool = True,
-              target_options: dict | None = None) -> BenchRun:
+              target_options: dict | None = None, target_ci: float | None = None,
+              max_time: float | None = None, profile: bool = False, sustained: float | None = None,
+              sustained_minute_s: float | None = None) -> BenchRun:
     """Measure cells and append one :class:`LatencyRecord` per cell to the results store; return the new records.
 
     Args:
@@ -192,15 +194,34 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         out_dir, results_file: where records go (default ``results/runs/<device>-t<threads>.jsonl``).
         export_root: the export stage's output folder (artifacts are reused when present).
         measure_reference: also time this core's single-thread SGEMM (stored in every record as ``sgemm``).
+        target_ci, max_time: sample each cell until the 95% interval of its median is within ``target_ci`` percent
+            (relative half-width, :mod:`mobileseg.bench.sampling`) or ``max_time`` seconds ran out; ``repeats`` is
+            then the minimum count.
+        sustained, sustained_minute_s: run each cell for this many minutes in one-minute chunks, with per-minute
+            statistics, temperatures and frequencies (``sustained`` in the record; :mod:`mobileseg.bench.sustained`).
+        profile: after each cell's samples, a per-op profile in its own pass (``profile`` in the record;
+            :mod:`mobileseg.bench.profile`).
     """
     if repeats is not None and min_time is not None:
         raise MobilesegError("give either --repeats or --min-time, not both")
+    if target_ci is not None and min_time is not None:
+        raise MobilesegError("give --target-ci (with --max-time) or --min-time, not both")
+    if target_ci is None and max_time is not None:
+        raise MobilesegError("--max-time bounds --target-ci sampling: give --target-ci PCT too (or use --min-time)")
     from ..runtimes.base import check_threads
 
     threads = check_threads(threads)  # before any cell: one sentence, not an error record per cell
     cells, settings, explicit_runtimes = plan_cells(models, resolutions, runtimes, precisions, graphs, suite, threads)
     warmup = int(warmup if warmup is not None else settings.get("warmup", DEFAULT_WARMUP))
-    if repeats is None and min_time is None:
+    sampling = None
+    if target_ci is not None:  # adaptive: --repeats (if given) is the minimum count; a suite's counts are ignored
+        from .sampling import SamplingRule
+
+        if repeats is not None and int(repeats) < 1:
+            raise MobilesegError(f"--repeats must be at least 1, not {repeats}")
+        sampling = SamplingRule(repeats=repeats, target_ci=float(target_ci),
+                                max_time=None if max_time is None else float(max_time))
+    elif repeats is None and min_time is None:
         repeats, min_time = settings.get("repeats"), settings.get("min_time")
         if repeats is None and min_time is None:
             repeats = DEFAULT_REPEATS
@@ -210,6 +231,12 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         raise MobilesegError(f"--warmup must be 0 or more, not {warmup}")
     if min_time is not None and float(min_time) < 0:
         raise MobilesegError(f"--min-time must be 0 or more seconds, not {min_time}")
+    if sustained is not None:
+        from .sustained import minute_seconds
+
+        if not float(sustained) > 0:
+            raise MobilesegError(f"--sustained takes a number of minutes above 0, not {sustained:g}")
+        minute_seconds(sustained_minute_s)
     cooldown_s = float(cooldown_s if cooldown_s is not None else settings.get("cooldown_s", 0))
     if cooldown_s < 0:
         raise MobilesegError(f"--cooldown must be 0 or more seconds, not {cooldown_s:g}")
@@ -286,7 +313,10 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
             except Exception as exc:  # recorded as this cell's error by _measure_cell
                 export = exc
             prog.start(cell.label())
-            rec = _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time, run.sgemm)
+            rec = _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time, run.sgemm,
+                                sampling, (sustained, sustained_minute_s) if sustained else None)
+            if profile and rec.status != "error":
+                rec.extra["profile"] = _profile(target, cell, export)
             reference_state = rec.device_state.get("before", {})
             last_model = cell.model
             store.append(rec)
@@ -343,7 +373,7 @@ STATS_KEYS = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")
 def _cell_stats(cr) -> tuple[dict, str]:
     """(stats_ms, stats_source) of a CellRun: from its samples, else from the harness's own summary."""
     if cr.samples_ms:
-        return summarize(cr.samples_ms), "samples"
+        return {**summarize(cr.samples_ms), **median_ci(cr.samples_ms)}, "samples"
     tool = cr.stats_ms or {}
     if not tool.get("count") or all(tool.get(k) is None for k in ("median", "mean")):
         raise MobilesegError(f"the {cr.harness} harness returned no timings (neither samples nor a summary)")
@@ -353,7 +383,7 @@ def _cell_stats(cr) -> tuple[dict, str]:
 
 
 def _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time,
-                  sgemm) -> LatencyRecord:
+                  sgemm, sampling=None, sustained=None) -> LatencyRecord:
     """Measure one cell whose export is ``export`` ((folder, manifest), or the exception the export raised)."""
     from .env import package_versions
 
@@ -368,7 +398,14 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
         folder, manifest = export
         target.prepare(folder, cell.format)
         before = target.state()
-        cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time)
+        if sustained is not None:
+            from .sustained import run_sustained
+
+            cr, extra["sustained"] = run_sustained(target, cell, folder, manifest, warmup, *sustained)
+        elif sampling is not None:
+            cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time, sampling=sampling)
+        else:
+            cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time)
         after = target.state()
         stats, stats_source = _cell_stats(cr)
     except (KeyboardInterrupt, TargetLostError):
@@ -386,6 +423,7 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
     versions = package_versions()
     versions.update({k: v for k, v in (manifest.get("versions") or {}).items() if k not in versions})
     extra["stats_source"] = stats_source
+    extra.update(cell_extras(cr, repeats, min_time))
     return LatencyRecord(
         **base, runtime_version=cr.runtime_version, runtime_settings=cr.runtime_settings, affinity=list(cr.affinity),
         device_state={"before": before, "after": after,
@@ -395,3 +433,40 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
         artifact=_artifact(folder, manifest, cell.format),
         status="ok" if parity.get("ok", True) or parity.get("checked") is False else "parity_failed",
         extra=extra)
+
+
+def cell_extras(cr, repeats, min_time) -> dict:
+    """The per-cell fields beside the timings: ``load_ms``, ``first_run_ms``, ``memory`` (with its definition) and
+    ``sampling`` (the rule that stopped the loop), each only when the harness measured it."""
+    out = {k: getattr(cr, k, None) for k in ("load_ms", "first_run_ms", "memory")}
+    out["sampling"] = getattr(cr, "sampling", None) or {"rule": "repeats" if repeats is not None else "min-time",
+                                                         "repeats": repeats, "min_time_s": min_time}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _profile(target, cell, export) -> dict:
+    """The cell's per-op profile (host cells; ``{"unavailable": why}`` where there is no profiler)."""
+    if getattr(target, "kind", "") != "local":
+        folder, manifest = export
+        text = target.op_profile_text(cell, folder, manifest) if hasattr(target, "op_profile_text") else None
+        if isinstance(text, dict):  # the device Python harness's per-op times
+            from .profile import from_device
+
+            return from_device(text)
+        if text is not None:
+            from .profile import parse_benchmark_model
+
+            return parse_benchmark_model(text) or {"unavailable": "benchmark_model printed no op-profiling table"}
+        return {"unavailable": "on a device, per-op profiles come from the device Python harness (onnxruntime, "
+                               "ncnn) or benchmark_model (--tflite-benchmark); the native harness takes none"}
+    import numpy as np
+
+    from .profile import profile_local
+
+    folder, manifest = export
+    x = np.ascontiguousarray(np.load(Path(folder) / "reference" / "input.npy"), dtype=np.float32)
+    try:
+        return profile_local(cell.runtime, folder, (manifest.get("formats") or {}).get(cell.format), x,
+                             threads=cell.threads)
+    except Exception as exc:  # a profiler failure must not lose the measured cell
+        return {"unavailable": f"the profiler failed: {type(exc).__name__}: {exc}"}

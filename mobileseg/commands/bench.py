@@ -6,6 +6,25 @@ from ..results.paths import RUNS_DIR
 from ._args import add_export_dir, add_list, add_quiet, split_list
 
 
+def add_sampling(p) -> None:
+    """``--target-ci PCT`` and ``--max-time S`` (mobileseg.bench.sampling)."""
+    p.add_argument("--target-ci", type=float, default=None, metavar="PCT",
+                   help="keep sampling each cell until the 95%% interval of its median is within PCT percent of the "
+                        "median (relative half-width, the wider side), or --max-time ran out; --repeats is then "
+                        "the minimum count (default 10)")
+    p.add_argument("--max-time", type=float, default=None, metavar="S",
+                   help="with --target-ci: seconds of sampling per cell at most (default 30)")
+    p.add_argument("--sustained", type=float, default=None, metavar="MINUTES",
+                   help="run each cell for MINUTES minutes on end: per-minute median/p90, temperatures and "
+                        "frequencies, and the minute the median first exceeds minute 1's by 10%%")
+    import argparse
+
+    p.add_argument("--sustained-minute-s", type=float, default=None, help=argparse.SUPPRESS)  # tests: short minutes
+    p.add_argument("--profile", action="store_true",
+                   help="also record a per-op profile of each cell in its own pass after the timed runs (host: "
+                        "ONNX Runtime's profiler, ncnn layer by layer); the report shows each cell's top ops")
+
+
 def register(sub) -> None:
     p = sub.add_parser("bench", help="time exported models (one pinned core) and check parity; results -> JSONL",
                        description="Measure every cell (model x resolution x runtime x precision x graph) on the "
@@ -35,6 +54,7 @@ def register(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--repeats", type=int, default=None, help="timed runs per cell (default 20)")
     g.add_argument("--min-time", type=float, default=None, help="seconds of timed runs per cell instead of --repeats")
+    add_sampling(p)
     p.add_argument("--cpu", type=int, default=None,
                    help="CPU to pin to (default: the host's last CPU; on a device, the last core of the big cluster)")
     p.add_argument("--harness", choices=["auto", "python", "native"], default="auto",
@@ -87,7 +107,9 @@ def run(args) -> int:
                         threads=args.threads, warmup=args.warmup, repeats=args.repeats, min_time=args.min_time,
                         cpu=args.cpu, resume=args.resume, out_dir=args.out, results_file=args.results_file,
                         export_root=args.export_dir, progress=not args.quiet, cooldown_s=args.cooldown,
-                        measure_reference=not args.no_sgemm, target_options=target_options(args))
+                        measure_reference=not args.no_sgemm, target_options=target_options(args),
+                        target_ci=args.target_ci, max_time=args.max_time, profile=args.profile,
+                        sustained=args.sustained, sustained_minute_s=args.sustained_minute_s)
     rows = [summary_row(r) for r in records]
     if rows:
         print(table(rows))
@@ -134,6 +156,7 @@ def run_several(args) -> int:
             runtimes=split_list(args.runtimes), precisions=split_list(args.precisions), graphs=split_list(args.graphs),
             suite=args.suite,
             warmup=args.warmup, repeats=args.repeats, min_time=args.min_time, resume=args.resume,
+            target_ci=args.target_ci, max_time=args.max_time,
             export_root=args.export_dir, cooldown_s=args.cooldown, measure_reference=False)
     except DevicesLostError as exc:
         outcomes = exc.outcomes

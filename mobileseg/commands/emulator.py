@@ -32,6 +32,11 @@ def register(sub) -> None:
     s.add_argument("--adb-keys", default=None, help="adb_keys file of authorised keys (default: in the cache)")
     s.add_argument("--refuse-new-keys", action="store_true",
                    help="act like a phone whose 'Allow USB debugging?' prompt is never accepted")
+    s.add_argument("--host-proc", action="store_true",
+                   help="show the kernel's /proc inside (keeping the device's cpuinfo): memory figures in records")
+    s.add_argument("--thermal-sim", metavar="SPEC", default=None,
+                   help="heat with load and throttle past a trip temperature, to test --sustained (SPEC: default, "
+                        "or rise=,tau=,trip=,drop=,floor=,period=; docs/measurement.md)")
     s.add_argument("--vulkan", action="store_true",
                    help="the debian device with lavapipe (built by emulator build --vulkan); VK_ICD_FILENAMES is set")
     mode = s.add_mutually_exclusive_group()
@@ -70,7 +75,9 @@ def run(args) -> int:
     if args.action == "start":
         d = control.start(port=control.DEFAULT_PORT if args.port is None else args.port, adb_keys=args.adb_keys,
                           refuse_new_keys=args.refuse_new_keys, profile=args.profile, refuse_auth=args.refuse_auth,
-                          offline=args.offline, vulkan=args.vulkan)
+                          offline=args.offline, vulkan=args.vulkan,
+                          extra_args=[*(["--host-proc"] if args.host_proc else []),
+                                      *(["--thermal-sim", args.thermal_sim] if args.thermal_sim else [])])
         mode = "" if d["mode"] == "normal" else f", {d['mode']}"
         print(f"emulated {d['profile']} device running (pid {d['pid']}{mode}): --device {d['device']}")
         print(f"  adb client: adb connect 127.0.0.1:{d['port']}   log: {d['log']}")

@@ -156,7 +156,7 @@ class NativeHarness:
 
     def command(self, param: str, weights: str, input_path: str, timings: str, output: str, threads: int,
                 warmup: int, repeats: int | None, min_time: float | None, precision: str = "fp32", mask: str | None = None,
-                input_name: str | None = None, output_name: str | None = None, shape=None) -> str:
+                input_name: str | None = None, output_name: str | None = None, shape=None, sampling=None) -> str:
         """The shell command that runs one cell (pinned with ``taskset <mask>`` when ``mask`` is given)."""
         if precision not in ("fp32", "fp16"):
             raise NativeHarnessError(f"the native ncnn harness runs fp32 or fp16 artifacts, not {precision!r}")
@@ -171,7 +171,11 @@ class NativeHarness:
                 "--timings", q(timings), "--output", q(output)]
         if shape is not None:
             args += ["--shape", ",".join(str(int(d)) for d in shape)]
-        if repeats:
+        if sampling is not None:  # --target-ci: the harness applies mobileseg.bench.sampling's rule itself
+            args += ["--repeats", "0", "--target-ci-pct", f"{float(sampling.target_ci):g}",
+                     "--max-time-ms", f"{float(sampling.max_time) * 1000:.0f}", "--min-repeats",
+                     str(int(sampling.min_repeats))]
+        elif repeats:
             args += ["--repeats", str(int(repeats))]
         else:
             args += ["--repeats", "0", "--min-time-ms", f"{float(min_time or 1.0) * 1000:.3f}"]
@@ -181,13 +185,14 @@ class NativeHarness:
     def execute(self, device, remote_dir: str, param: str, weights: str, input_path: str, *, threads: int,
                 warmup: int, repeats, min_time, precision: str = "fp32", mask: str | None = None,
                 input_name: str | None = None, output_name: str | None = None, want_shape=None,
-                timeout: float = 3600.0, tag: str = "ncnn"):
+                timeout: float = 3600.0, tag: str = "ncnn", sampling=None):
         """Run the harness on files already on the device; returns ``(samples_ms, output, info)``."""
         self.prepare(device)
         q = shlex.quote
         timings, output = f"{remote_dir}/timings_native_{tag}.json", f"{remote_dir}/out_native_{tag}.npy"
         cmd = self.command(param, weights, input_path, timings, output, threads, warmup, repeats, min_time,
-                           precision=precision, mask=mask, input_name=input_name, output_name=output_name)
+                           precision=precision, mask=mask, input_name=input_name, output_name=output_name,
+                           sampling=sampling)
         rc, log = device.shell(f"cd {q(remote_dir)} && rm -f {q(timings)} {q(output)} && {cmd} 2>&1",
                                timeout=timeout)
         with tempfile.TemporaryDirectory(prefix="mobileseg-native-") as tmp:
@@ -221,6 +226,7 @@ class NativeHarnessDriver:
     """
 
     name = HARNESS_LABEL
+    adaptive_sampling = True  # --target-ci-pct / --max-time-ms on the device
 
     def __init__(self, binary=None, toolchain: str = "auto", ndk: str | None = None, remote_root: str = REMOTE_ROOT,
                  vulkan_binary=None):
@@ -254,7 +260,7 @@ class NativeHarnessDriver:
         self.harness.prepare(device)
 
     def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float = 3600.0):
+            timeout: float = 3600.0, sampling=None):
         if not artifact.get("weights"):
             raise NativeHarnessError(f"the ncnn artifact of {cell.label() if hasattr(cell, 'label') else cell} has "
                                      "no .bin weights: re-export it with --formats ncnn")
@@ -264,4 +270,5 @@ class NativeHarnessDriver:
                                     artifact["input"], threads=cell.threads, warmup=warmup, repeats=repeats,
                                     min_time=min_time, precision=cell.precision, mask=mask,
                                     input_name=artifact.get("input_name"), output_name=artifact.get("output_name"),
-                                    timeout=timeout, tag=f"{cell.runtime}_{cell.precision}_t{cell.threads}")
+                                    timeout=timeout, tag=f"{cell.runtime}_{cell.precision}_t{cell.threads}",
+                                    sampling=sampling)

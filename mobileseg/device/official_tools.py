@@ -241,3 +241,19 @@ class OfficialToolDriver:
                                   **({"binary_version": self.version} if self.version else {}),
                                   "remote_binary": tool.remote_binary, "warmup_runs": max(int(warmup), 1)}})
         return list(info["samples_ms"]), None, info
+
+    def op_profile_text(self, device, cell, artifact: dict, *, mask: str | None, runs: int = 10,
+                        timeout: float = 3600.0) -> str | None:
+        """benchmark_model's output with ``--enable_op_profiling=true`` (its operator-wise table; parsed by
+        :func:`mobileseg.bench.profile.parse_benchmark_model`), or None for a tool without an op profiler."""
+        tool = self.tool
+        if tool.kind != TFLITE_TOOL:
+            return None
+        tool.prepare(device)
+        cmd = tool.command(artifact["model"], cell.threads, 1, runs, None) + " --enable_op_profiling=true"
+        if mask and "taskset" in (artifact.get("tools") or ["taskset"]):
+            cmd = f"taskset {mask} {cmd}"
+        rc, out = device.shell(f"cd {shlex.quote(artifact['dir'])} && {cmd} 2>&1", timeout=timeout)
+        if rc != 0:
+            raise OfficialToolError(f"{tool.kind} --enable_op_profiling failed (exit {rc}): {out.strip()[-300:]}")
+        return out

@@ -24,6 +24,7 @@ from .adb import AdbError
 from .probe import WORKDIR
 
 HARNESS = project_path("device_scripts", "harness.py")
+PROFILER = project_path("device_scripts", "profile_ops.py")
 
 
 class HarnessError(MobilesegError):
@@ -34,6 +35,7 @@ class PythonHarnessDriver:
     """``device_scripts/harness.py`` run by the device's own python3 (ARM Linux boards, Termux, the emulator)."""
 
     name = "device-python"
+    adaptive_sampling = True  # applies --target-ci / --max-time on the device (harness.py --target-ci)
 
     def __init__(self, python: str = "python3"):
         self.python = python
@@ -60,7 +62,7 @@ class PythonHarnessDriver:
         device.push(HARNESS, self.remote)
 
     def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float):
+            timeout: float, sampling=None):
         import numpy as np
 
         rdir = artifact["dir"]
@@ -75,6 +77,10 @@ class PythonHarnessDriver:
             args += ["--repeats", str(int(repeats))]
         elif min_time is not None:
             args += ["--min-time", str(float(min_time))]
+        if sampling is not None:  # adaptive: harness.py applies mobileseg.bench.sampling's rule on the device
+            args += ["--target-ci", str(sampling.target_ci), "--max-time", str(sampling.max_time),
+                     "--min-repeats", str(sampling.min_repeats)]
+            args = [a for i, a in enumerate(args) if not (a == "--repeats" or (i and args[i - 1] == "--repeats"))]
         for key in ("input_name", "output_name"):
             if artifact.get(key) and cell.runtime != "litert":
                 args += [f"--{key.replace('_', '-')}", artifact[key]]
@@ -93,6 +99,29 @@ class PythonHarnessDriver:
                 raise HarnessError(f"the device harness failed on {cell.label()} ({why})")
             output = np.load(device.pull(out_npy, Path(tmp) / "output.npy"))
         return [float(v) for v in info["samples_ms"]], output, info
+
+
+def op_profile_raw(driver, device, cell, artifact: dict, *, mask: str | None, runs: int = 10,
+                   timeout: float = 3600.0) -> dict | None:
+    """Per-op times of one cell from ``device_scripts/profile_ops.py`` on the device (onnxruntime, ncnn), raw:
+    :func:`mobileseg.bench.profile.from_device` turns them into the profile schema. None for other runtimes."""
+    if cell.runtime not in ("onnxruntime", "ncnn"):
+        return None
+    remote = posixpath.join(WORKDIR, "profile_ops.py")
+    device.push(PROFILER, remote)
+    rdir = artifact["dir"]
+    out = posixpath.join(rdir, f"ops_{cell.runtime}_t{cell.threads}.json")
+    args = ["--runtime", cell.runtime, "--model", artifact["model"], "--input", artifact["input"], "--out", out,
+            "--runs", str(int(runs)), "--threads", str(cell.threads)]
+    if artifact.get("weights"):
+        args += ["--weights", artifact["weights"]]
+    pin = f"taskset {mask} " if mask and "taskset" in (artifact.get("tools") or []) else ""
+    rc, log = device.shell(f"cd {shlex.quote(rdir)} && {pin}{driver.python} {shlex.quote(remote)} "
+                           f"{' '.join(shlex.quote(a) for a in args)}", timeout)
+    if rc != 0:
+        raise HarnessError(f"the device profiler failed on {cell.label()} ({_crash_reason(rc, log)})")
+    with tempfile.TemporaryDirectory(prefix="mobileseg-ops-") as tmp:
+        return json.loads(device.pull(out, Path(tmp) / "ops.json").read_text())
 
 
 def _crash_reason(rc: int, log: str) -> str:

@@ -162,12 +162,14 @@ class RootfsBackend(HostBackend):
         self.proot = shutil.which("proot") or "proot"
         self.qemu = shutil.which("qemu-aarch64-static") or "qemu-aarch64-static"
         self.prelude = device_files.shell_prelude(self.profile)
+        self.binds: list = []  # (host path, device path) bound with proot -b (the thermal model's sysfs)
         # the banner carries what a phone's adbd sends: product name, model and device
         super().__init__({k: self.profile.props[k] for k in ("ro.product.name", "ro.product.model",
                                                              "ro.product.device") if k in self.profile.props})
 
     def shell_argv(self, command: str) -> list[str]:
-        return [self.proot, "-r", str(self.rootfs), "-q", self.qemu, "-b", "/dev", "-w", "/", self.profile.shell,
+        binds = [a for host, dev in self.binds for a in ("-b", f"{host}:{dev}" if host != dev else host)]
+        return [self.proot, "-r", str(self.rootfs), "-q", self.qemu, "-b", "/dev", *binds, "-w", "/", self.profile.shell,
                 *(["-c", self.prelude + command] if command else [])]
 
     def env(self) -> dict:
@@ -381,6 +383,8 @@ class AdbDaemon:
         self.storage_limit = storage_limit  # fault injection: a SEND beyond this many bytes fails "no space left"
         self.server: asyncio.base_events.Server | None = None
         self.connections: set[Connection] = set()
+        self.on_spawn = None  # called with each shell command's process group (the thermal model tracks them)
+        self.preexec = None   # run in each shell command's child before exec (the thermal model's cgroup)
 
     def service_handler(self, service: str):
         if service.startswith("shell") and ":" in service:
@@ -405,10 +409,14 @@ class AdbDaemon:
 
     async def spawn(self, command: str, merge: bool, stdin_pipe: bool):
         b = self.backend
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             *b.shell_argv(command), stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if merge else asyncio.subprocess.PIPE,
-            env=b.env(), cwd=b.cwd() if not b.emulated else None, start_new_session=True)
+            env=b.env(), cwd=b.cwd() if not b.emulated else None, start_new_session=True,
+            **({"preexec_fn": self.preexec} if self.preexec else {}))
+        if self.on_spawn:
+            self.on_spawn(proc.pid)
+        return proc
 
     async def exec_service(self, s: Stream, service: str) -> None:
         """``exec:cmd``: raw stdout only, no exit code (what ``adb exec-out`` uses)."""
@@ -625,6 +633,18 @@ async def serve(args) -> None:
     keys = None if args.no_auth else KeyStore(args.adb_keys, accept_new=not args.refuse_new_keys,
                                               refuse_all=args.refuse_auth)
     daemon = AdbDaemon(backend, keys, storage_limit=args.storage_limit, offline=args.offline)
+    sim = None
+    if args.thermal_sim and args.rootfs:  # mobileseg.emulator.thermal: heat with load, throttle past a trip
+        from .thermal import ThermalSim
+
+        sim = ThermalSim(Path(args.rootfs), args.thermal_sim)
+        backend.binds += sim.binds()
+        daemon.on_spawn = sim.track
+        daemon.preexec = sim.preexec
+        sim.start()
+    if args.host_proc and args.rootfs:  # the kernel's /proc (memory figures), the device's own cpuinfo and mounts
+        backend.binds += [("/proc", "/proc")] + [(str(Path(args.rootfs) / "proc" / f), f"/proc/{f}")
+                                                 for f in ("cpuinfo", "mounts")]
     server = await daemon.start(args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     if args.port_file:
@@ -637,6 +657,8 @@ async def serve(args) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.close()
+    if sim:
+        sim.close()
 
 
 def main(argv=None) -> int:
@@ -657,6 +679,13 @@ def main(argv=None) -> int:
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="set this in every shell command of the rootfs (repeatable)")
     p.add_argument("--storage-limit", type=int, default=None, help="fault injection: bytes one push may write")
+    p.add_argument("--host-proc", action="store_true",
+                   help="bind the kernel's /proc (keeping the device's cpuinfo and mounts), so that /proc/self/status, "
+                        "smaps_rollup and clear_refs work: the harnesses' memory figures (off by default: the host's "
+                        "boot id and meminfo would show through)")
+    p.add_argument("--thermal-sim", default=None, metavar="SPEC",
+                   help="simulate heat and throttling with load (mobileseg.emulator.thermal; SPEC: default, or "
+                        "rise=,tau=,trip=,drop=,floor=,period=)")
     p.add_argument("--verbose", "-v", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,

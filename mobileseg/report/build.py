@@ -45,7 +45,17 @@ def _point_label(r) -> str:
     extra += ["+argmax"] if r.graph == "argmax" else []
     extra += [f"{r.threads} threads"] if r.threads not in (1, None) else []
     extra += ["(eval)"] if r.evaluated else []
+    extra += [resolution_mismatch(r)] if resolution_mismatch(r) else []
     return " ".join([r.model, r.resolution] + extra)
+
+
+def resolution_mismatch(r) -> str:
+    """``(mIoU at 512, latency at 256)`` when the point's mIoU was measured at another input size, else ''."""
+    at = getattr(r, "miou_resolution", None)
+    if not at or not isinstance(at, str) or at == r.resolution:
+        return ""
+    short = lambda res: res.split("x")[0] if len(set(res.split("x"))) == 1 else res  # noqa: E731
+    return f"(mIoU at {short(at)}, latency at {short(r.resolution)})"
 
 
 def _is_topformer(model: str) -> bool:
@@ -91,6 +101,9 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
     published_figure(report, published)
     if df is not None:
         _measured(report, df, published, dataset)
+        from .profile import top_ops_section
+
+        top_ops_section(report, results, df[~df.numerics_only])
     _write_markdown(report)
     _write_html(report)
     return report
@@ -129,7 +142,8 @@ def _measured(report: Report, df, published, dataset: str) -> None:
                 + (f". No mIoU for: {', '.join(sorted(set(missing.model)))}." if len(missing) else "."))
         title = f"{dataset} mIoU vs measured latency: {dev}, {rt}"
         if len(placed):
-            paths = plots.figure1(placed, report.out / f"pareto-{_slug(dev)}-{_slug(rt)}", title,
+            paths = plots.figure1(placed.assign(ci_low_ms=placed.median_ci_low_ms,
+                                                ci_high_ms=placed.median_ci_high_ms), report.out / f"pareto-{_slug(dev)}-{_slug(rt)}", title,
                                   xlabel=f"Latency (ms, {dev}, {rt}; log scale)", note=note)
             report.plots.append((title, paths))
         else:
@@ -139,11 +153,14 @@ def _measured(report: Report, df, published, dataset: str) -> None:
             front = pareto_mask(placed.latency_ms, placed.miou)
             sub.loc[placed.index[front], "pareto"] = "yes"
         cols = {"model": "model", "resolution": "input", "format": "format", "precision": "precision",
-                "threads": "threads", "latency_ms": "latency (ms)", "latency_stat": "of", "p10_ms": "p10",
-                "p90_ms": "p90", "count": "n",
+                "threads": "threads", "latency_ms": "latency (ms)", "latency_stat": "of",
+                "median_ci_low_ms": "95% CI low", "median_ci_high_ms": "95% CI high", "p10_ms": "p10",
+                "p90_ms": "p90", "count": "n", "load_ms": "load (ms)", "first_run_ms": "first run (ms)",
+                "peak_rss_growth_mb": "peak RSS growth (MB)",
                 "params_m": "params (M)", "gmacs": "GMACs", "miou": "mIoU", "miou_source": "mIoU from",
                 "pareto": "Pareto", "parity_ok": "parity ok"}
-        digits = {"latency_ms": 2, "p10_ms": 2, "p90_ms": 2, "params_m": 2, "gmacs": 2}
+        digits = {"latency_ms": 2, "p10_ms": 2, "p90_ms": 2, "params_m": 2, "gmacs": 2, "median_ci_low_ms": 2,
+                  "median_ci_high_ms": 2, "load_ms": 0, "first_run_ms": 1, "peak_rss_growth_mb": 1}
         versions = ", ".join(sorted({v for v in sub.runtime_version if v}))
         cpu = next((c for c in sub.device_cpu if c), "")
         report.tables.append((f"{dev}, {rt}" + (f" {versions}" if versions else "") + (f" ({cpu})" if cpu else ""),
@@ -151,18 +168,19 @@ def _measured(report: Report, df, published, dataset: str) -> None:
     # Paper vs measured: the paper's Snapdragon 865 latency beside ours, for the models the paper timed.
     rows = []
     for r in df.itertuples():
-        pl = paper_latency(published, r.model, (r.height, r.width))
+        pl = paper_latency(published, r.model, (r.height, r.width), exact=True)  # same input size only
         if pl is None:
             continue
         rows.append({"model": r.model, "resolution": r.resolution, "series": f"{r.device} {r.runtime}",
-                     "latency_ms": r.latency_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "paper_ms": pl})
+                     "latency_ms": r.latency_ms, "ci_low_ms": r.median_ci_low_ms, "ci_high_ms": r.median_ci_high_ms,
+                     "paper_ms": pl})
     if rows:
         import pandas as pd
 
         meas = pd.DataFrame(rows)
         paper = meas.drop_duplicates(["model", "resolution"]).assign(series="paper: Snapdragon 865 (TNN)",
                                                                      latency_ms=lambda d: d.paper_ms,
-                                                                     p10_ms=float("nan"), p90_ms=float("nan"))
+                                                                     ci_low_ms=float("nan"), ci_high_ms=float("nan"))
         both = pd.concat([paper, meas], ignore_index=True)
         paths = plots.paper_vs_measured(both, report.out / "paper-vs-measured",
                                         "Latency: TopFormer paper (Snapdragon 865, 1 core) vs our measurements")
@@ -181,9 +199,16 @@ def _measured(report: Report, df, published, dataset: str) -> None:
         title = f"Runtime comparison on {dev}"
         paths = plots.runtime_comparison(sub, report.out / f"runtimes-{_slug(dev)}", title)
         report.plots.append((title, paths))
+    for dev, sub in df[df.peak_rss_growth_mb.notna()].groupby("device", sort=True):
+        title = f"Peak memory vs latency on {dev}"
+        paths = plots.memory_vs_latency(sub, report.out / f"memory-{_slug(dev)}", title)
+        report.plots.append((title, paths))
 
 
-ABOUT = ("Latency: the median of each measured cell (one thread; whiskers p10..p90). mIoU: the papers' published "
+ABOUT = ("Latency: the median of each measured cell (one thread; error bars: the 95% confidence interval of the "
+         "median, distribution-free, from the samples). A point whose published mIoU is for another input size than "
+         "its latency says so (mIoU at 512, latency at 256). Emulated devices and software Vulkan are on no latency "
+         "axis: their parity is tabled instead. mIoU: the papers' published "
          "numbers (results/published.csv, source named per row) unless an eval record of `mobileseg eval` is given "
          "with --eval, in which case the point is marked (eval). Bubble area = parameters. Pareto frontier: no other "
          "point is both faster and more accurate. The dashed line bounds the real-time zone: 30 frames per second "

@@ -72,12 +72,12 @@ def load_evals(paths):
 def attach_miou(df, published, evals=None, dataset: str = "ade20k"):
     """Add ``miou`` and ``miou_source`` to measured rows: an eval record of that model (same input size, then same
     format preferred, then the newest) wins over the published number, and says so (``evaluated (...)``)."""
-    from .published import lookup_miou
+    from .published import lookup_miou_at
 
     df = df.copy()
-    mious, sources = [], []
+    mious, sources, at = [], [], []
     for r in df.itertuples():
-        value, source = None, None
+        value, source, res = None, None, None
         if evals is not None and len(evals):
             cand = evals[(evals.model == r.model) & (evals.dataset == dataset)]
             if len(cand):
@@ -85,11 +85,15 @@ def attach_miou(df, published, evals=None, dataset: str = "ade20k"):
                 cand = cand.sort_values(["_res", "_fmt", "timestamp"])  # same input size, then same format, newest
                 best = cand.iloc[-1]
                 value, source = float(best.miou), f"evaluated ({best.format}, {Path(best.file).name})"
+                res = best.resolution
         if value is None:
-            value, source = lookup_miou(published, r.model, dataset, (r.height, r.width))
+            value, source, res = lookup_miou_at(published, r.model, dataset, (r.height, r.width))
             source = f"published ({source})" if source else "none"
         mious.append(value)
         sources.append(source)
+        at.append(res)
     df["miou"] = mious
     df["miou_source"] = sources
+    # the input size the mIoU belongs to: a point pairs it with a latency at another size only when marked so
+    df["miou_resolution"] = at
     return df

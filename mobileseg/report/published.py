@@ -68,14 +68,20 @@ def _label(r) -> str:
 
 
 def lookup_miou(df, model: str, dataset: str, resolution=None):
-    """Published mIoU of one of our models on a dataset: ``(miou, source)`` or ``(None, None)``.
+    """Published mIoU of one of our models on a dataset: ``(miou, source)`` or ``(None, None)``."""
+    miou, source, _res = lookup_miou_at(df, model, dataset, resolution)
+    return miou, source
+
+
+def lookup_miou_at(df, model: str, dataset: str, resolution=None):
+    """:func:`lookup_miou` plus the resolution the mIoU was published at (``"512x512"``): ``(miou, source, res)``.
 
     Preference: a row at the same resolution, then the TopFormer paper's Table 1 (the numbers of Figure 1), then
     SegFormer's main tables, then any. ``source`` is ``"<paper file> <table>"``.
     """
     rows = df[(df.model == model) & (df.dataset == dataset) & df.miou.notna()]
     if rows.empty:
-        return None, None
+        return None, None, None
     res = f"{resolution[0]}x{resolution[1]}" if resolution is not None else None
 
     def rank(r):
@@ -84,11 +90,12 @@ def lookup_miou(df, model: str, dataset: str, resolution=None):
                 (0 if r.table in ("Table 1a", "Table 2") else 1))
 
     best = min(rows.itertuples(), key=rank)
-    return float(best.miou), f"{best.paper_file} {best.table}"
+    return float(best.miou), f"{best.paper_file} {best.table}", (best.resolution or None)
 
 
-def paper_latency(df, model: str, resolution=None):
-    """The TopFormer paper's Snapdragon 865 latency (ms) of one of our models, or None."""
+def paper_latency(df, model: str, resolution=None, exact: bool = False):
+    """The TopFormer paper's Snapdragon 865 latency (ms) of one of our models, or None (``exact``: only at
+    ``resolution``, never another input size's latency)."""
     rows = figure1_rows(df)
     rows = rows[(rows.model == model) & rows.latency_ms.notna()]
     if rows.empty:
@@ -97,5 +104,7 @@ def paper_latency(df, model: str, resolution=None):
         same = rows[rows.resolution == f"{resolution[0]}x{resolution[1]}"]
         if not same.empty:
             return float(same.latency_ms.iloc[0])
+        if exact:
+            return None
     plain = rows[rows.resolution == "512x512"]
     return float((plain if not plain.empty else rows).latency_ms.iloc[0])

@@ -18,11 +18,13 @@ COLUMNS = ["id", "model", "height", "width", "resolution", "format", "runtime", 
            "p90_ms", "mean_ms", "stdev_ms", "min_ms", "max_ms", "count", "stats_source", "overhead_ms", "gmacs",
            "params", "params_m", "gmac_per_s", "sgemm_gflop_s", "share_of_sgemm", "parity_checked", "parity_ok",
            "max_abs", "rel_l2", "argmax_agree", "status", "error", "cpu_model", "timestamp", "schema_version",
-           "file"]
+           "file", "median_ci_low_ms", "median_ci_high_ms", "ci_halfwidth_pct", "load_ms", "first_run_ms",
+           "peak_rss_growth_mb", "peak_rss_mb", "pss_mb"]
 
 FLOAT_COLUMNS = ["latency_ms", "median_ms", "p10_ms", "p90_ms", "mean_ms", "stdev_ms", "min_ms", "max_ms",
                  "overhead_ms", "gmacs", "params_m", "gmac_per_s", "sgemm_gflop_s", "share_of_sgemm", "max_abs",
-                 "rel_l2", "argmax_agree"]
+                 "rel_l2", "argmax_agree", "median_ci_low_ms", "median_ci_high_ms", "ci_halfwidth_pct", "load_ms",
+                 "first_run_ms", "peak_rss_growth_mb", "peak_rss_mb", "pss_mb"]
 
 
 def latency(stats: dict | None) -> tuple[float | None, str | None]:
@@ -93,8 +95,22 @@ def row(rec: dict) -> dict:
         "rel_l2": p.get("rel_l2"), "argmax_agree": p.get("argmax_agree"), "status": rec.get("status", "ok"),
         "error": rec.get("error") or "", "cpu_model": (rec.get("host") or {}).get("cpu_model"),
         "timestamp": str(rec.get("timestamp") or ""), "schema_version": rec.get("schema_version"),
-        "file": rec.get("_file"),
+        "file": rec.get("_file"), **_cell_figures(rec, s),
     }
+
+
+def _cell_figures(rec: dict, s: dict) -> dict:
+    """The median's 95% interval (and its relative half-width in percent), load and first-run time, peak memory."""
+    mem = rec.get("memory") or {}
+    if "median_ci_low" not in s and len(rec.get("samples_ms") or []) >= 6:  # records written before the interval
+        from .stats import median_ci
+
+        s = {**s, **median_ci(rec["samples_ms"])}
+    hw = s.get("median_ci_halfwidth_rel")
+    return {"median_ci_low_ms": s.get("median_ci_low"), "median_ci_high_ms": s.get("median_ci_high"),
+            "ci_halfwidth_pct": None if hw is None else 100 * hw, "load_ms": rec.get("load_ms"),
+            "first_run_ms": rec.get("first_run_ms"), "peak_rss_growth_mb": mem.get("peak_rss_growth_mb"),
+            "peak_rss_mb": mem.get("peak_rss_mb"), "pss_mb": mem.get("pss_mb")}
 
 
 def frame(records):

@@ -31,6 +31,12 @@ class CellRun:
     # and why parity was not checked (output=None).
     stats_ms: dict | None = None
     parity_note: str | None = None
+    # Per cell (every harness): load/initialisation time, the first call after the load, peak memory with its
+    # definition (mobileseg.bench.memory), and the sampling rule that stopped the loop (mobileseg.bench.sampling).
+    load_ms: float | None = None
+    first_run_ms: float | None = None
+    memory: dict | None = None
+    sampling: dict | None = None
 
 
 class Target:
@@ -56,7 +62,9 @@ class Target:
     def prepare(self, export_dir, fmt) -> None:
         pass
 
-    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time) -> CellRun:
+    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time, sampling=None) -> CellRun:
+        """``sampling``: a :class:`mobileseg.bench.sampling.SamplingRule` when ``--target-ci`` asks for adaptive
+        sampling (passed only then, so targets written before it keep working)."""
         raise NotImplementedError
 
     def cooldown(self, reference_state, timeout_s) -> None:

@@ -224,12 +224,17 @@ class AdbTarget(Target):
                 "input_name": entry.get("input_name"), "output_name": entry.get("output_name"),
                 "tools": self._desc.get("tools") or []}
 
-    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time):
+    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time, sampling=None):
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
         driver = self.driver_for(cell.runtime)
+        # --target-ci: the device harnesses apply the rule themselves; the official binaries take a fixed count
+        adaptive = {"sampling": sampling} if sampling is not None and getattr(driver, "adaptive_sampling", False) \
+            else {}
+        if sampling is not None and not adaptive and repeats is None:
+            repeats = sampling.min_repeats
         samples, output, info = driver.run(
             self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask, warmup=warmup,
-            repeats=repeats, min_time=min_time, timeout=self.run_timeout)
+            repeats=repeats, min_time=min_time, timeout=self.run_timeout, **adaptive)
         out_spec = (manifest.get("output") or {}).get("shape")
         if output is not None and out_spec and output.size == int(__import__("numpy").prod(out_spec)):
             output = output.reshape(out_spec)
@@ -240,7 +245,23 @@ class AdbTarget(Target):
                        runtime_settings=settings, affinity=list(info.get("affinity") or []),
                        harness=driver.name, overhead_ms=info.get("overhead_ms"),
                        stats_ms=info.get("stats_ms") if output is None else None,
-                       parity_note=parity.get("reason") if output is None else None)
+                       parity_note=parity.get("reason") if output is None else None,
+                       load_ms=info.get("load_ms"), first_run_ms=info.get("first_run_ms"), memory=info.get("memory"),
+                       sampling=_device_sampling(info, sampling, adaptive))
+
+    def op_profile_text(self, cell, export_dir, manifest):
+        """The raw per-op profile of ``cell``: benchmark_model's op-profiling output (text), the device Python
+        harness's per-op times (dict, device_scripts/profile_ops.py), or None where there is none."""
+        driver = self.driver_for(cell.runtime)
+        mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
+        artifact = self._artifact(export_dir, manifest, cell.format)
+        if hasattr(driver, "op_profile_text"):
+            return driver.op_profile_text(self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
+        if isinstance(driver, PythonHarnessDriver):
+            from ...device.python_harness import op_profile_raw
+
+            return op_profile_raw(driver, self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
+        return None
 
     def cooldown(self, reference_state, timeout_s) -> None:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
@@ -265,3 +286,13 @@ class AdbTarget(Target):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _device_sampling(info: dict, sampling, adaptive: dict) -> dict | None:
+    """The record's ``sampling`` of a device cell: the rule plus what the device harness reported at its stop."""
+    if sampling is None:
+        return None
+    if not adaptive:
+        return {"rule": "repeats", "repeats": sampling.min_repeats,
+                "note": "this harness takes a fixed count: --target-ci was not applied"}
+    return {**sampling.record(), **(info.get("sampling") or {})}

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .. import env
-from ..overhead import measure_overhead, time_calls
+from ..overhead import measure_overhead, timed_cell
 from . import CellRun, Target, TargetError
 
 
@@ -113,29 +113,38 @@ class LocalTarget(Target):
         get_runtime(runtime).check()  # MissingDependencyError naming the extra (or the driver) when absent
 
     # -- measuring ---------------------------------------------------------------------------------------------
-    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time) -> CellRun:
+    def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time, sampling=None) -> CellRun:
         import numpy as np
 
         from ...runtimes import get_runtime
+        from ..memory import PeakMemory
 
         rt = get_runtime(cell.runtime)
         fmt_entry = (manifest.get("formats") or {}).get(cell.format)
         if self.pin:
             _set_affinity_all({self.cpu})
+        x = np.ascontiguousarray(np.load(Path(export_dir) / "reference" / "input.npy"), dtype=np.float32)
+        mem = PeakMemory()
+        mem.start()
+        t0 = time.perf_counter_ns()
         sess = rt.load(export_dir, fmt_entry, threads=cell.threads, precision=cell.precision)
+        load_ms = (time.perf_counter_ns() - t0) / 1e6
+        mem.loaded()
         try:
             if self.pin:  # a runtime may have started (or re-pinned) worker threads while loading
                 _set_affinity_all({self.cpu})
-            x = np.ascontiguousarray(np.load(Path(export_dir) / "reference" / "input.npy"), dtype=np.float32)
-            samples, out = time_calls(sess.run, x, warmup, repeats, min_time)
+            samples, out, first_ms = timed_cell(sess.run, x, warmup, repeats, min_time, sampling)
             out = np.array(out, copy=True)
+            memory = mem.result()
             settings = dict(getattr(sess, "settings", {}) or {})
             affinity = _affinity_all() if self.pin else sorted(getattr(os, "sched_getaffinity", lambda _: [])(0))
         finally:
             sess.close()
         overhead = measure_overhead(self.overhead_repeats)
         return CellRun(samples_ms=samples, output=out, runtime_version=rt.version(), runtime_settings=settings,
-                       affinity=affinity, harness="python-inproc", overhead_ms=overhead)
+                       affinity=affinity, harness="python-inproc", overhead_ms=overhead, load_ms=round(load_ms, 3),
+                       first_run_ms=round(first_ms, 3), memory=memory,
+                       sampling=sampling.record() if sampling is not None else None)
 
     def cooldown(self, reference_state, timeout_s) -> None:
         """Wait (up to ``timeout_s``) until the hottest thermal zone is within 2 C of ``reference_state``'s."""
