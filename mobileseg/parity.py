@@ -29,6 +29,12 @@ ARGMAX_AGREE_LIMITS = {"fp32": 0.999, "fp16": 0.98}
 # TopFormer-T 1.45e-3, argmax agreement >= 0.969): the shared fp16 limit holds it with 2.9x room and stays, as a looser
 # one would pass a wrong layer.
 RUNTIME_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4}
+# int8 (static post-training quantization, mobileseg.export.quantize_*), judged against the fp32 PyTorch output on a
+# procedural image (not the uniform-noise input: noise lies outside every calibrated range). SQNR (dB) =
+# -20 log10(rel L2), so one limit states both; the limit is recorded with each check as limit_rel_l2 and
+# limit_sqnr_db. Measured: see INT8_MEASURED below and docs/converters.md, "INT8".
+REL_L2_LIMITS["int8"] = 0.25
+ARGMAX_AGREE_LIMITS["int8"] = 0.9
 
 
 def rel_l2_limit(precision: str, runtime: str | None = None) -> float:
@@ -36,6 +42,16 @@ def rel_l2_limit(precision: str, runtime: str | None = None) -> float:
     if (runtime, precision) in RUNTIME_REL_L2_LIMITS:
         return RUNTIME_REL_L2_LIMITS[(runtime, precision)]
     return REL_L2_LIMITS.get(precision, REL_L2_LIMITS["fp32"])
+
+
+def sqnr_db(out, ref) -> float | None:
+    """Signal-to-quantization-noise ratio ``10 log10(||ref||^2 / ||out - ref||^2)`` in dB (inf when equal)."""
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64).reshape(out.shape) if np.size(ref) == np.size(out) else None
+    if ref is None:
+        return None
+    noise = float(np.sum((out - ref) ** 2))
+    return float("inf") if noise == 0 else float(10 * np.log10(max(float(np.sum(ref ** 2)), 1e-300) / noise))
 
 
 def argmax_agree_limit(precision: str) -> float:
@@ -61,8 +77,20 @@ def compare(out, ref, precision: str = "fp32", class_axis: int = 1, runtime: str
     else:
         agree = None
     finite = bool(np.all(np.isfinite(out)))
-    return {"ok": bool(finite and rel <= limit), "max_abs": float(np.max(np.abs(diff))) if diff.size else 0.0,
-            "rel_l2": rel, "argmax_agree": agree, "limit_rel_l2": limit, "finite": finite}
+    fig = {"ok": bool(finite and rel <= limit), "max_abs": float(np.max(np.abs(diff))) if diff.size else 0.0,
+           "rel_l2": rel, "argmax_agree": agree, "limit_rel_l2": limit, "finite": finite}
+    if precision == "int8":
+        fig.update(int8_figures(out, ref, rel, agree))
+    return fig
+
+
+def int8_figures(out, ref, rel: float, agree) -> dict:
+    """SQNR and the limits an int8 logits output is held to (argmax agreement counts only with real classes)."""
+    lim = argmax_agree_limit("int8")
+    sqnr = sqnr_db(out, ref)
+    fig = {"sqnr_db": sqnr, "limit_sqnr_db": float(-20 * np.log10(rel_l2_limit("int8"))),
+           "limit_argmax_agree": lim, "reference": "fp32 PyTorch"}
+    return fig
 
 
 def compare_class_maps(out, ref, precision: str = "fp32") -> dict:

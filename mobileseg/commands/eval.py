@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..eval.datasets import DATASETS
 from ..formats import FORMATS
 from ..results.paths import EVAL_FILE, RUNS_DIR
 from ._args import add_export_dir, add_quiet
@@ -17,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--runtime", default=None, help="runtime adapter (default: the host runtime of the format)")
     p.add_argument("--data", required=True,
                    help="dataset root: images/ + annotations/ (ADE20K) or leftImg8bit/ + gtFine/ (Cityscapes)")
-    p.add_argument("--dataset", choices=["ade20k", "cityscapes"], default=None, help="default: detected from --data")
+    p.add_argument("--dataset", choices=list(DATASETS), default=None, help="default: detected from --data")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (sorted by name)")
     p.add_argument("--res", default=None,
                    help="artifact input size, 512 or HxW (default: the model's; 512x1024 for Cityscapes)")
