@@ -3,7 +3,8 @@ own input contract, so the activation ranges a quantizer records are those the d
 
 Preprocessing is eval's ``stretch`` path (bilinear without anti-aliasing, the arithmetic of
 :mod:`mobileseg.eval.resize`, to the artifact's H x W, then ``(x - mean) / std`` with the spec's RGB 0..255 mean/std). Files are taken in sorted order of their
-path under the folder (recursively: an ADE20K-style ``images/validation`` tree works as it is), the first
+path under the folder (recursively; in a data-set folder, ADE20K-style ``images/`` + ``annotations/`` or Cityscapes'
+``leftImg8bit/`` + ``gtFine/``, only the images folder, never the label maps), the first
 ``count`` of them. The set is identified by a sha256 over the names and file hashes of the images used plus the
 preprocessing, recorded in the manifest (``int8.calibration``) and in the cache key of the int8 artifacts.
 
@@ -67,7 +68,10 @@ def list_images(folder) -> list[Path]:
         raise CalibrationError(f"calibration folder {root} does not exist: pass --calib a folder of images")
     if not root.is_dir():
         raise CalibrationError(f"--calib {root} is a file: pass the folder that holds the calibration images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    # a data-set folder (ADE20K / shapes: images/ + annotations/; Cityscapes: leftImg8bit/ + gtFine/): its images
+    # only, never its label maps
+    top = next((root / d for d in ("images", "leftImg8bit") if (root / d).is_dir()), root)
+    files = sorted(p for p in top.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise CalibrationError(f"calibration folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)}): put a few "
                                "dozen images like the ones the model will see there")
