@@ -33,7 +33,7 @@ RUNTIME_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4}
 # procedural image (not the uniform-noise input: noise lies outside every calibrated range). SQNR (dB) =
 # -20 log10(rel L2), so one limit states both; the limit is recorded with each check as limit_rel_l2 and
 # limit_sqnr_db. Measured: see INT8_MEASURED below and docs/converters.md, "INT8".
-REL_L2_LIMITS["int8"] = 0.25
+REL_L2_LIMITS["int8"] = 0.1
 ARGMAX_AGREE_LIMITS["int8"] = 0.9
 
 
