@@ -383,7 +383,7 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
     if manifest.get("int8"):
         from .int8 import record_fields
 
-        extra.update(record_fields(manifest, cell.format))
+        extra.update(record_fields(manifest, cell.format, cr.output, folder))
     return LatencyRecord(
         **base, runtime_version=cr.runtime_version, runtime_settings=cr.runtime_settings, affinity=list(cr.affinity),
         device_state={"before": before, "after": after,

@@ -180,6 +180,10 @@ def check_artifact(fmt: str, entry: dict, manifest: dict, out_dir: str, ref: Ref
     finally:
         sess.close()
     entry["runtime"] = {"name": rt.name, "version": rt.version(), "settings": settings}
+    if precision == "int8":  # what other devices' int8 kernels are compared with (bench: host_int8_agreement)
+        from .quantize import save_host_output
+
+        entry["host_output"] = save_host_output(out_dir, fmt, out, rt.name)
     fig = _parity_rules.check(out, ref.ref, precision, graph, runtime=rt.name)
     if graph == "argmax":
         fig.update(margin_figures(ref.margins, None))

@@ -57,6 +57,15 @@ class Int8Job:
                            input_name="input", output_name=output_name, log=say)
 
 
+def save_host_output(out_dir: str, fmt: str, out, runtime: str) -> dict:
+    """Keep the host runtime's int8 output for the parity input: devices' int8 outputs are compared with it."""
+    import os
+
+    rel = f"reference/int8-{fmt}-host-output.npy"
+    np.save(os.path.join(out_dir, rel), np.asarray(out))
+    return {"path": rel, "runtime": runtime}
+
+
 def int8_job(job, calib=None, calib_count=None, keep_float=None) -> Int8Job | None:
     """The :class:`Int8Job` of an export (None unless ``job.precision`` is int8); user errors in one sentence."""
     from .api import ExportError
