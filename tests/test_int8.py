@@ -126,3 +126,36 @@ def test_shapes_folder_is_an_eval_set(shapes_dir):
     assert dataset == "shapes" and len(pairs) == 3
     lab = read_label(pairs[0][1], dataset)
     assert lab.shape == (32, 32) and set(np.unique(lab)) <= {0, 1, 2, 3}
+
+
+def test_report_marks_precision_and_tables_speedup_and_miou_delta(tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pandas")
+    import json
+
+    from mobileseg.report import build_report
+
+    def rec(model, rt, prec, median):
+        fmt = {"onnxruntime": "onnx", "litert": "tflite"}[rt]
+        return {"schema_version": 1, "id": f"local|{model}|512x512|{fmt}|{rt}|{prec}|logits|t1",
+                "timestamp": "2026-12-01T00:00:00", "model": model, "resolution": [512, 512], "format": fmt,
+                "runtime": rt, "runtime_version": "1", "precision": prec, "graph": "logits", "threads": 1,
+                "device": {"kind": "local", "model": None, "emulated": False}, "emulated": False,
+                "harness": "python-inproc", "stats_ms": {"median": median, "p10": median, "p90": median, "count": 5},
+                "samples_ms": [median] * 5, "parity": {"ok": True, "rel_l2": 0.01}, "gflops": 1.0,
+                "params": 1_400_000, "status": "ok"}
+
+    res = tmp_path / "r.jsonl"
+    res.write_text("\n".join(json.dumps(r) for r in (
+        rec("topformer-t", "onnxruntime", "fp32", 30.0), rec("topformer-t", "onnxruntime", "int8", 20.0),
+        rec("topformer-b", "onnxruntime", "fp32", 60.0))) + "\n")
+    ev = tmp_path / "eval.jsonl"
+    ev.write_text(json.dumps({"kind": "eval", "model": "topformer-t", "dataset": "shapes", "format": "onnx",
+                              "runtime": "onnxruntime", "precision": "int8", "miou": 80.0, "fp32_miou": 81.5,
+                              "miou_delta": -1.5, "timestamp": "2026-12-01T00:00:00"}) + "\n")
+    rep = build_report(results=[str(res)], eval_files=[str(ev)], out=tmp_path / "report")
+    assert any(p.name == "precision-host-onnxruntime.png" for p in rep.files())
+    md = (tmp_path / "report" / "report.md").read_text()
+    table = md.split("Precision: speed-up and mIoU change against fp32")[1]
+    row = next(line for line in table.splitlines() if line.startswith("| host") or "topformer-t" in line)
+    assert "| int8 |" in row and "1.50" in row and "-1.50" in row, row

@@ -91,6 +91,9 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
     published_figure(report, published)
     if df is not None:
         _measured(report, df, published, dataset)
+        from .precision import precision_views
+
+        precision_views(report, df, eval_files)
     _write_markdown(report)
     _write_html(report)
     return report
