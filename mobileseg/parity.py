@@ -32,7 +32,12 @@ RUNTIME_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4}
 # int8 (static post-training quantization, mobileseg.export.quantize_*), judged against the fp32 PyTorch output on a
 # procedural image (not the uniform-noise input: noise lies outside every calibrated range). SQNR (dB) =
 # -20 log10(rel L2), so one limit states both; the limit is recorded with each check as limit_rel_l2 and
-# limit_sqnr_db. Measured: see INT8_MEASURED below and docs/converters.md, "INT8".
+# limit_sqnr_db. Measured (python -m mobileseg.perf.int8; tests/test_int8_e2e.py): the trained fixture (TopFormer-T,
+# shapes, 128 px, 32 calibration images) 0.0295 onnxruntime / 0.0307 LiteRT (30.6 / 30.3 dB, argmax agreement 1.0),
+# random-weight TopFormer-T 0.013, LR-ASPP 0.0067 (onnxruntime); the fixture calibrated on a constant grey image
+# 0.63 (4.0 dB). The limit, 0.1 (20 dB), is 3.3x the trained model's worst and 6x below the bad calibration.
+# Argmax agreement is reported with its limit (0.9) but not enforced: on random weights the top-2 margins are
+# ~1e-5, far below any int8 step, so only a trained model's agreement means anything (the fixture's is 1.0).
 REL_L2_LIMITS["int8"] = 0.1
 ARGMAX_AGREE_LIMITS["int8"] = 0.9
 

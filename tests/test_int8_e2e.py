@@ -17,10 +17,12 @@ pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "topformer-t-shapes.pth"
 INT8_FORMATS = [f for f, row in formats.FORMATS.items() if "int8" in row.precisions]
 # int8 may cost at most this many mIoU points on the fixture against its fp32 artifact on the same images, per runtime.
-# Measured (python -m mobileseg.perf.int8, results/reference/int8-*): see MIOU_BUDGET_NOTE in docs/converters.md.
-MIOU_BUDGET = 3.0
-# a constant calibration image must cost at least this much SQNR against the real calibration (measured: ~20 dB)
-BAD_CALIBRATION_DROP_DB = 10.0
+# Measured (python -m mobileseg.perf.int8, results/reference/int8-host/int8-miou.jsonl, 64 images): -0.14 points on
+# onnxruntime, -0.00 on LiteRT; the budget leaves room for the 24 images drawn here.
+MIOU_BUDGET = 2.0
+# a constant calibration image must cost at least this much SQNR against the real calibration (measured: 30.6 dB
+# against 4.0 dB, a 26.6 dB drop, on onnxruntime)
+BAD_CALIBRATION_DROP_DB = 15.0
 
 
 def _need(fmt):

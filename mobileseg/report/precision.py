@@ -29,7 +29,7 @@ def _eval_deltas(eval_files) -> dict:
 
 def trade_rows(df, deltas: dict) -> list[dict]:
     rows = []
-    for (dev, rt, model, res, graph), sub in df.groupby(["device", "runtime", "model", "resolution", "graph"],
+    for (dev, rt, model, res, _graph), sub in df.groupby(["device", "runtime", "model", "resolution", "graph"],
                                                        sort=True):
         base = sub[sub.precision == "fp32"]
         if base.empty:
