@@ -104,3 +104,18 @@ def test_constant_calibration_is_a_large_sqnr_drop(fixture_evals, tmp_path):
     g, b = good["formats"]["onnx"]["parity"], bad.manifest["formats"]["onnx"]["parity"]
     assert g["sqnr_db"] - b["sqnr_db"] >= BAD_CALIBRATION_DROP_DB, (g["sqnr_db"], b["sqnr_db"])
     assert not bad.ok  # outside the int8 limit: the export says so
+
+
+def test_keep_float_layers_stay_float_and_unknown_ones_are_one_sentence(tmp_path):
+    _need("onnx")
+    from mobileseg.errors import MobilesegError
+    from mobileseg.export import export_model
+
+    r = export_model("topformer-t", 64, formats=["onnx"], precision="int8", weights=str(FIXTURE),
+                     int8_keep_float=["decode_head.conv_seg"], calib_count=4, out=str(tmp_path / "k"))
+    info = r.manifest["formats"]["onnx"]["info"]["int8"]
+    assert info["kept_float_nodes"] == ["/decode_head/conv_seg/Conv"] and info["float_ops"].get("Conv") == 1
+    assert r.manifest["int8"]["keep_float"] == ["decode_head.conv_seg"]
+    with pytest.raises(MobilesegError, match="no ONNX node is named decode_head.nope"):
+        export_model("topformer-t", 64, formats=["onnx"], precision="int8", int8_keep_float=["decode_head.nope"],
+                     calib_count=2, out=str(tmp_path / "n"))

@@ -23,13 +23,15 @@ CONVERTER = "onnxruntime.quantization (quantize_static, QDQ)"
 
 
 def float_ops(graph) -> dict:
-    """``{op_type: count}`` of compute nodes that read no dequantized tensor: what runs in float."""
+    """``{op_type: count}`` of compute nodes left in float: their data input (and, for Conv/MatMul/Gemm, their
+    weights) does not come from a DequantizeLinear."""
     produced_by_dq = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     out = {}
     for n in graph.node:
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear", "Constant") or not n.input:
             continue
-        if not any(i in produced_by_dq for i in n.input):
+        need = n.input[:2] if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm") else n.input[:1]
+        if not all(i in produced_by_dq for i in need):
             out[n.op_type] = out.get(n.op_type, 0) + 1
     return dict(sorted(out.items()))
 
