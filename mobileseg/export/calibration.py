@@ -83,7 +83,8 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow comes with matplotlib
-        raise CalibrationError("reading calibration images needs Pillow: pip install pillow") from None
+        raise CalibrationError("reading calibration images needs Pillow: pip install pillow (part of the onnx and "
+                               "tflite extras)") from None
     try:
         with Image.open(path) as im:
             return np.ascontiguousarray(np.array(im.convert("RGB")))
