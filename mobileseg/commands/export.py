@@ -52,7 +52,12 @@ def run(args) -> int:
         spec = get_spec(args.model)
         res = parse_resolution(args.res) if args.res else spec.default_resolution
         out = os.path.join(args.export_dir, export_dir_name(spec.name, res, args.precision, args.graph))
-    res = export_model(args.model, args.res, formats=split_list(args.formats) or list(DEFAULT_EXPORT_FORMATS),
+    default = list(DEFAULT_EXPORT_FORMATS)
+    if args.precision == "int8":  # without --formats: every format that has an int8 path
+        from ..export.quantize import int8_formats
+
+        default = list(int8_formats())
+    res = export_model(args.model, args.res, formats=split_list(args.formats) or default,
                        precision=args.precision, graph=args.graph,
                        weights=args.weights, num_classes=args.num_classes, out=out,
                        parity=not args.no_parity, force=args.force, log=None if quiet else print,
