@@ -36,8 +36,9 @@ RUNTIME_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4}
 # shapes, 128 px, 32 calibration images) 0.0295 onnxruntime / 0.0307 LiteRT (30.6 / 30.3 dB, argmax agreement 1.0),
 # random-weight TopFormer-T 0.013, LR-ASPP 0.0067 (onnxruntime); the fixture calibrated on a constant grey image
 # 0.63 (4.0 dB). The limit, 0.1 (20 dB), is 3.3x the trained model's worst and 6x below the bad calibration.
-# Argmax agreement is reported with its limit (0.9) but not enforced: on random weights the top-2 margins are
-# ~1e-5, far below any int8 step, so only a trained model's agreement means anything (the fixture's is 1.0).
+# On logits, argmax agreement is reported but not judged: on random weights the top-2 margins are ~1e-5, far below
+# any int8 step, so only a trained model's agreement means anything (the fixture's is 1.0). The argmax graph's class
+# map (nothing else to judge) is held to 0.9.
 REL_L2_LIMITS["int8"] = 0.1
 ARGMAX_AGREE_LIMITS["int8"] = 0.9
 
@@ -90,12 +91,9 @@ def compare(out, ref, precision: str = "fp32", class_axis: int = 1, runtime: str
 
 
 def int8_figures(out, ref, rel: float, agree) -> dict:
-    """SQNR and the limits an int8 logits output is held to (argmax agreement counts only with real classes)."""
-    lim = argmax_agree_limit("int8")
-    sqnr = sqnr_db(out, ref)
-    fig = {"sqnr_db": sqnr, "limit_sqnr_db": float(-20 * np.log10(rel_l2_limit("int8"))),
-           "limit_argmax_agree": lim, "reference": "fp32 PyTorch"}
-    return fig
+    """SQNR and the SQNR form of the limit an int8 logits output is held to."""
+    return {"sqnr_db": sqnr_db(out, ref), "limit_sqnr_db": float(-20 * np.log10(rel_l2_limit("int8"))),
+            "reference": "fp32 PyTorch"}
 
 
 def compare_class_maps(out, ref, precision: str = "fp32") -> dict:
