@@ -106,17 +106,22 @@ def main(argv=None) -> int:
     (out / "int8-summary.json").write_text(json.dumps({"rows": rows, "miou": [
         {k: r.get(k) for k in ("runtime", "format", "fp32_miou", "miou", "miou_delta", "images")} for r in mi]},
         indent=1) + "\n")
-    lines = ["| model | runtime | fp32 ms (median) | int8 ms (median) | speed-up | int8 SQNR dB | fixture mIoU delta |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | runtime | fp32 ms median (p10-p90) | int8 ms median (p10-p90) | speed-up | int8 SQNR dB "
+             "| fixture (128 px, trained) mIoU delta |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['runtime']} | {_f(r['fp32_median_ms'])} | {_f(r['int8_median_ms'])} | "
-                     f"{_f(r['speedup'], '.2f')}x | {_f(r['int8_sqnr_db'], '.1f')} | {_f(r['fixture_miou_delta'], '+.2f')} |")
+        lines.append(f"| {r['model']} | {r['runtime']} | {_f(r['fp32_median_ms'])} ({_spread(r['fp32_p10_p90_ms'])}) | "
+                     f"{_f(r['int8_median_ms'])} ({_spread(r['int8_p10_p90_ms'])}) | {_f(r['speedup'], '.2f')}x | "
+                     f"{_f(r['int8_sqnr_db'], '.1f')} | {_f(r['fixture_miou_delta'], '+.2f')} |")
     for r in mi:
         lines.append(f"\nfixture (topformer-t, shapes, 128 px) on {r['runtime']}: fp32 {r['fp32_miou']:.2f}%, "
                      f"int8 {r['miou']:.2f}%, delta {r['miou_delta']:+.2f} points ({r['images']} images)")
     (out / "int8-summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def _spread(v) -> str:
+    return "-" if not v else f"{v[0]:.1f}-{v[1]:.1f}"
 
 
 def _f(v, spec=".1f"):
