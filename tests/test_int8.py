@@ -153,7 +153,7 @@ def test_report_marks_precision_and_tables_speedup_and_miou_delta(tmp_path):
     ev.write_text(json.dumps({"kind": "eval", "model": "topformer-t", "dataset": "shapes", "format": "onnx",
                               "runtime": "onnxruntime", "precision": "int8", "miou": 80.0, "fp32_miou": 81.5,
                               "miou_delta": -1.5, "timestamp": "2026-12-01T00:00:00"}) + "\n")
-    rep = build_report(results=[str(res)], eval_files=[str(ev)], out=tmp_path / "report")
+    rep = build_report(results=[str(res)], eval_files=[str(ev)], out=tmp_path / "report", dataset="shapes")
     assert any(p.name == "precision-host-onnxruntime.png" for p in rep.files())
     md = (tmp_path / "report" / "report.md").read_text()
     table = md.split("Precision: speed-up and mIoU change against fp32")[1]

@@ -93,7 +93,7 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
         _measured(report, df, published, dataset)
         from .precision import precision_views
 
-        precision_views(report, df, eval_files)
+        precision_views(report, df, eval_files, dataset)
     _write_markdown(report)
     _write_html(report)
     return report

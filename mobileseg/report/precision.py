@@ -13,8 +13,9 @@ MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 COLORS = {"fp32": "#1f77b4", "fp16": "#ff7f0e", "int8": "#d62728"}
 
 
-def _eval_deltas(eval_files) -> dict:
-    """``{(model, runtime, precision): miou_delta}`` from eval records that carry one (the newest wins)."""
+def _eval_deltas(eval_files, dataset: str | None = None) -> dict:
+    """``{(model, runtime, precision): miou_delta}`` from eval records on ``dataset`` that carry one (the newest
+    wins): a delta measured on another data set is not added to this one's mIoU."""
     if not eval_files:
         return {}
     from ..results.store import read_records
@@ -22,7 +23,7 @@ def _eval_deltas(eval_files) -> dict:
     records, _ = read_records(eval_files, ("model", "miou"), what="eval")
     out = {}
     for rec in sorted(records, key=lambda r: str(r.get("timestamp") or "")):
-        if rec.get("miou_delta") is not None:
+        if rec.get("miou_delta") is not None and (dataset is None or rec.get("dataset") == dataset):
             out[(rec["model"], rec.get("runtime"), rec.get("precision"))] = rec["miou_delta"]
     return out
 
@@ -66,7 +67,7 @@ def precision_pareto(points, out_base, title: str) -> list[Path]:
     return plots._save(fig, Path(out_base))
 
 
-def precision_views(report, df, eval_files=None) -> None:
+def precision_views(report, df, eval_files=None, dataset: str | None = None) -> None:
     """Append the per-precision Pareto plots and the trade table to ``report`` (nothing with one precision)."""
     from .build import _slug
     from .tables import html_table, markdown_table
@@ -74,7 +75,7 @@ def precision_views(report, df, eval_files=None) -> None:
     df = df[~df.numerics_only]
     if df.empty or df.precision.nunique() < 2:
         return
-    deltas = _eval_deltas(eval_files)
+    deltas = _eval_deltas(eval_files, dataset)
     for (dev, rt), sub in df.groupby(["device", "runtime"], sort=True):
         if sub.precision.nunique() < 2:
             continue
