@@ -69,11 +69,11 @@ class RuntimeRow:
 FORMATS: dict[str, FormatRow] = {row.name: row for row in (
     FormatRow("torch", ("model.pt",), "pytorch", "torch", "", precisions=("fp32",),
               description="the BN-folded nn.Module export checked, saved with torch.save (the eager reference)"),
-    FormatRow("onnx", ("model.onnx",), "onnx", "onnxruntime", "onnx",
+    FormatRow("onnx", ("model.onnx",), "onnx", "onnxruntime", "onnx", precisions=("fp32", "fp16", "int8"),
               description="torch.onnx (TorchScript exporter, opset 17) simplified with onnxsim, one file"),
     FormatRow("ncnn", ("model.ncnn.param", "model.ncnn.bin"), "ncnn", "ncnn", "ncnn", argmax="min-index",
               description="pnnx: graph (.param) and weights (.bin)"),
-    FormatRow("tflite", ("model.tflite",), "tflite", "litert", "tflite",
+    FormatRow("tflite", ("model.tflite",), "tflite", "litert", "tflite", precisions=("fp32", "fp16", "int8"),
               description="litert-torch (no TensorFlow needed)"),
 )}
 

@@ -112,8 +112,8 @@ def test_bad_resolution(res, tmp_path):
 def test_bad_format_and_precision(tmp_path):
     with pytest.raises(ExportError, match="onnx, ncnn, tflite"):
         export_model("topformer-t", 64, formats="onnx,coreml", out=str(tmp_path))
-    with pytest.raises(ExportError, match="fp32, fp16"):
-        export_model("topformer-t", 64, precision="int8", out=str(tmp_path))
+    with pytest.raises(ExportError, match="fp32, fp16, int8"):
+        export_model("topformer-t", 64, precision="int4", out=str(tmp_path))
 
 
 @pytest.mark.parametrize("fmt,module,extra", [("ncnn", "pnnx", "ncnn"), ("tflite", "litert_torch", "tflite"),

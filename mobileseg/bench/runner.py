@@ -73,7 +73,9 @@ def plan_cells(models=None, resolutions=None, runtimes=None, precisions=None, gr
         g = build_group([m], res, runtimes, precisions, graphs, where="command line")
         s = Suite(name="command line", groups=[g])
         cells += [c for c in s.cells(threads) if c not in cells]
-    return cells, {}, explicit
+    from .int8 import int8_cells
+
+    return int8_cells(cells, explicit), {}, explicit
 
 
 class ExportFailedError(MobilesegError):
@@ -424,6 +426,10 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
     versions.update({k: v for k, v in (manifest.get("versions") or {}).items() if k not in versions})
     extra["stats_source"] = stats_source
     extra.update(cell_extras(cr, repeats, min_time))
+    if manifest.get("int8"):
+        from .int8 import record_fields
+
+        extra.update(record_fields(manifest, cell.format, cr.output, folder))
     return LatencyRecord(
         **base, runtime_version=cr.runtime_version, runtime_settings=cr.runtime_settings, affinity=list(cr.affinity),
         device_state={"before": before, "after": after,

@@ -13,7 +13,14 @@ def register(sub) -> None:
     p.add_argument("--res", default=None, help="448 or HxW such as 512x1024 (default: the model's)")
     add_list(p, "--formats", f"any of {', '.join(FORMATS)} (default {' '.join(DEFAULT_EXPORT_FORMATS)})")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
-                   help="fp16 writes fp16 weights for ncnn and TFLite (parity limit 2e-2)")
+                   help="fp16 writes fp16 weights for ncnn and TFLite (parity limit 2e-2); int8: static "
+                   "post-training quantization of ONNX and TFLite (docs/converters.md, INT8)")
+    p.add_argument("--calib", default=None, metavar="DIR",
+                   help="int8: folder of calibration images (default: synthetic images, said so in the manifest)")
+    p.add_argument("--calib-count", type=int, default=None, metavar="N",
+                   help="int8: calibrate on the first N images of --calib in name order (default 32)")
+    add_list(p, "--int8-keep-float", "int8: layers kept in float (ONNX node names or torch module paths; "
+             "TFLite tensor-name patterns)")
     p.add_argument("--graph", default="logits", choices=list(GRAPHS),
                    help="logits at the model's stride (default) or + bilinear resize to input size + argmax")
     p.add_argument("--weights", default=None, help="checkpoint file (default: seeded random weights)")
@@ -45,11 +52,17 @@ def run(args) -> int:
         spec = get_spec(args.model)
         res = parse_resolution(args.res) if args.res else spec.default_resolution
         out = os.path.join(args.export_dir, export_dir_name(spec.name, res, args.precision, args.graph))
-    res = export_model(args.model, args.res, formats=split_list(args.formats) or list(DEFAULT_EXPORT_FORMATS),
+    default = list(DEFAULT_EXPORT_FORMATS)
+    if args.precision == "int8":  # without --formats: every format that has an int8 path
+        from ..export.quantize import int8_formats
+
+        default = list(int8_formats())
+    res = export_model(args.model, args.res, formats=split_list(args.formats) or default,
                        precision=args.precision, graph=args.graph,
                        weights=args.weights, num_classes=args.num_classes, out=out,
                        parity=not args.no_parity, force=args.force, log=None if quiet else print,
-                       parity_runtimes=split_list(args.parity_runtimes))
+                       parity_runtimes=split_list(args.parity_runtimes), calib=args.calib,
+                       calib_count=args.calib_count, int8_keep_float=split_list(args.int8_keep_float))
     if args.json:
         print(json.dumps(res.manifest, indent=2))
         return 0 if res.ok else 1

@@ -29,10 +29,14 @@ class DatasetLayout:
 DATASETS = {
     "ade20k": DatasetLayout("ade20k", 150, 512, 4.0),        # mmseg ADE20K test: img_scale=(2048, 512), keep ratio
     "cityscapes": DatasetLayout("cityscapes", 19, 1024, 2.0),  # mmseg Cityscapes test: img_scale=(2048, 1024)
+    # the procedural task of mobileseg.export.synthetic (128 x 128 images, labels = class ids, no ratio to keep)
+    "shapes": DatasetLayout("shapes", 4, 128, 1.0),
 }
 
 
 def detect(root: Path) -> str | None:
+    if (root / "shapes.json").is_file():  # written by mobileseg.export.synthetic.write_split, ADE20K-like folders
+        return "shapes"
     if (root / "images" / "validation").is_dir() or (root / "annotations" / "validation").is_dir():
         return "ade20k"
     if (root / "leftImg8bit").is_dir() or (root / "gtFine").is_dir():
@@ -55,7 +59,7 @@ def find_pairs(data_dir, dataset: str | None = None) -> tuple[str, list[tuple[Pa
                            "Cityscapes folder (leftImg8bit/val + gtFine/val): point --data at the dataset root")
     if dataset not in DATASETS:
         raise DatasetError(f"unknown dataset '{dataset}': choose one of {', '.join(DATASETS)}")
-    pairs = _ade20k(root) if dataset == "ade20k" else _cityscapes(root)
+    pairs = _cityscapes(root) if dataset == "cityscapes" else _ade20k(root)
     return dataset, pairs
 
 

@@ -141,7 +141,7 @@ def run_pairs(run, pairs, dataset: str, in_hw, mean, std, out_hw, mode: str = "s
 
 
 def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, export_root=None,
-                    log=None) -> Path:
+                    log=None, precision: str = "fp32", calib=None, calib_count=None) -> Path:
     """Export (or reuse, through the exporter's cache) the artifact for ``fmt``; returns the export folder.
 
     Folders: ``<export_root>/<weights stem or random-init>-<classes>c/<model>_<H>x<W>``.
@@ -151,14 +151,18 @@ def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, e
 
     export_root = Path(export_root or "export/eval")
     tag = "random-init" if weights is None else Path(weights).stem
-    folder = export_root / f"{tag}-{num_classes}c" / export_dir_name(model, tuple(res))
+    folder = export_root / f"{tag}-{num_classes}c" / export_dir_name(model, tuple(res), precision)
     old = read(folder)
     have = ok_formats(old) if old and old.get("num_classes") == num_classes else set()
-    result = export_model(model, resolution=tuple(res), formats=sorted(have | {fmt}), precision="fp32", graph="logits",
-                          weights=None if weights is None else str(weights), num_classes=num_classes,
-                          out=str(folder), log=log)
+    if precision == "int8":  # int8 formats share one calibration: convert only the one asked for
+        have = set()
+    result = export_model(model, resolution=tuple(res), formats=sorted(have | {fmt}), precision=precision,
+                          graph="logits", weights=None if weights is None else str(weights), num_classes=num_classes,
+                          out=str(folder), log=log,
+                          **({"calib": calib, "calib_count": calib_count} if precision == "int8" else {}))
     entry = result.manifest["formats"].get(fmt) or {}
-    if not entry.get("ok", False):
+    if not entry.get("ok", False) and not (precision == "int8" and entry.get("files")):
+        # an int8 artifact outside its parity limit is still evaluated: its mIoU is what the user asked for
         raise EvalError(f"the {fmt} export of {model} at {res[0]}x{res[1]} failed "
                         f"({entry.get('error') or (entry.get('parity') or {})}): see `mobileseg export --model "
                         f"{model} --formats {fmt}`")
@@ -167,8 +171,12 @@ def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, e
 
 def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, weights=None, res=None,
              limit: int | None = None, mode: str = "slide", export_root=None, progress: bool = True,
-             runtime: str | None = None) -> dict:
-    """mIoU of ``model`` exported to ``fmt`` on the validation folder ``data``; returns the eval record (a dict)."""
+             runtime: str | None = None, precision: str = "fp32", calib=None, calib_count=None) -> dict:
+    """mIoU of ``model`` exported to ``fmt`` on the validation folder ``data``; returns the eval record (a dict).
+
+    ``precision`` int8 (``calib``/``calib_count``: :mod:`mobileseg.export.calibration`) also evaluates the fp32
+    artifact of the same format and runtime on the same images: the record's ``miou_delta`` is int8 - fp32.
+    """
     from ..registry import get_spec, parse_resolution
     from ..runtimes import get_runtime
 
@@ -200,9 +208,17 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
     if limit:
         pairs = pairs[:limit]
     say = (lambda m: print(f"[export] {m}", file=sys.stderr)) if progress else None
-    folder = export_for_eval(spec.name, fmt, (h, w), num_classes, weights, export_root, log=say)
-    _, man = load_manifest(folder)
+    if precision not in formats.FORMATS[fmt].precisions:
+        raise EvalError(f"{fmt} artifacts cannot be {precision}: choose from {', '.join(formats.FORMATS[fmt].precisions)}")
     rt = get_runtime(runtime or formats.host_runtime(fmt))
+    if formats.runtime_format(rt.name) != fmt:
+        raise EvalError(f"runtime {rt.name} runs {formats.runtime_format(rt.name)} artifacts, not {fmt}")
+    fp32 = None
+    if precision != "fp32":
+        fp32 = evaluate(model, data, fmt, dataset, weights, res, limit, mode, export_root, progress, rt.name)
+    folder = export_for_eval(spec.name, fmt, (h, w), num_classes, weights, export_root, log=say,
+                             precision=precision, calib=calib, calib_count=calib_count)
+    _, man = load_manifest(folder)
     entry = man["formats"][fmt]
     inp = man.get("input") or {}
     mean, std = inp.get("mean", spec.mean), inp.get("std", spec.std)
@@ -210,7 +226,7 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
     if out_shape[1] != num_classes:
         raise EvalError(f"the artifact outputs {out_shape[1]} classes but {dataset} has {num_classes}")
     t0 = time.monotonic()
-    sess = rt.load(str(folder), entry, threads=1)
+    sess = rt.load(str(folder), entry, threads=1, precision=precision)
     try:
         cm, windows, slid = run_pairs(sess.run, pairs, dataset, (h, w), mean, std, out_shape[2:], mode, progress)
     finally:
@@ -229,7 +245,14 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
         "weights": {"path": str(weights) if weights else None, "sha256": _sha256(weights) if weights else None,
                     "note": None if weights else "random initialisation: the mIoU is meaningless"},
         "export_dir": str(folder), "seconds": round(time.monotonic() - t0, 3),
+        **(_int8_fields(man, fp32, cm.miou()) if fp32 is not None else {"precision": precision}),
     }
+
+
+def _int8_fields(man: dict, fp32: dict, miou: float) -> dict:
+    """What an int8 eval record adds: the fp32 artifact's mIoU on the same images, the delta, the calibration."""
+    return {"precision": man.get("precision"), "fp32_miou": fp32["miou"], "miou_delta": round(miou - fp32["miou"], 4),
+            "fp32_export_dir": fp32["export_dir"], "int8": man.get("int8")}
 
 
 def append_record(record: dict, path) -> Path:

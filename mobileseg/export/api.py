@@ -61,12 +61,16 @@ class ExportJob:
     t0: float
     versions: dict = field(default_factory=dict)
     parity_runtimes: dict = field(default_factory=dict)  # format -> the runtime that checks it, when not the host's
+    int8: object = None  # int8 only: the mobileseg.export.quantize.Int8Job (calibration batch, layers kept float)
 
     @property
     def cache_fields(self) -> dict:
         h, w = self.resolution
-        return {"model": self.spec.name, "weights_sha256": self.weights_sha, "num_classes": self.num_classes,
-                "resolution": [h, w], "precision": self.precision, "graph": self.graph, "parity": bool(self.parity)}
+        fields = {"model": self.spec.name, "weights_sha256": self.weights_sha, "num_classes": self.num_classes,
+                  "resolution": [h, w], "precision": self.precision, "graph": self.graph, "parity": bool(self.parity)}
+        if self.int8 is not None:
+            fields["int8"] = self.int8.cache_fields()
+        return fields
 
     def cache_key(self, fmt: str) -> str:
         payload = dict(self.cache_fields, format=fmt, converter_versions=_converter(fmt).converter_versions(),
@@ -176,6 +180,10 @@ def check_artifact(fmt: str, entry: dict, manifest: dict, out_dir: str, ref: Ref
     finally:
         sess.close()
     entry["runtime"] = {"name": rt.name, "version": rt.version(), "settings": settings}
+    if precision == "int8":  # what other devices' int8 kernels are compared with (bench: host_int8_agreement)
+        from .quantize import save_host_output
+
+        entry["host_output"] = save_host_output(out_dir, fmt, out, rt.name)
     fig = _parity_rules.check(out, ref.ref, precision, graph, runtime=rt.name)
     if graph == "argmax":
         fig.update(margin_figures(ref.margins, None))
@@ -208,7 +216,8 @@ def _check_options(formats, precision, graph):
 def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, precision: str = "fp32",
                  graph: str = "logits", weights: str | None = None, num_classes: int | None = None,
                  out: str | None = None, parity: bool = True, force: bool = False, log=None,
-                 parity_runtimes=None) -> ExportResult:
+                 parity_runtimes=None, calib=None, calib_count: int | None = None,
+                 int8_keep_float=None) -> ExportResult:
     """Export ``model`` at ``resolution`` to ``formats`` with a manifest, checking each artifact's parity.
 
     Args:
@@ -226,12 +235,17 @@ def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, pr
         log: ``callable(str)`` for progress lines (default: silent).
         parity_runtimes: runtimes that check their format's artifact instead of its host runtime (e.g.
             ``["ncnn-vulkan"]``: the ncnn artifact is judged on the Vulkan device).
+        calib, calib_count, int8_keep_float: int8 only (:mod:`mobileseg.export.quantize`): the calibration image
+            folder (None: synthetic images, said so in the manifest), how many of its images, layers kept in float.
 
     Returns an :class:`ExportResult`; converter failures and parity failures are recorded in it (``ok`` False),
     user errors raise :class:`~mobileseg.errors.MobilesegError`.
     """
     with torch_threads(1):
         job = _make_job(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force, log)
+        from .quantize import int8_job
+
+        job.int8 = int8_job(job, calib, calib_count, int8_keep_float)
         job.parity_runtimes = _check_parity_runtimes(parity_runtimes, job.formats) if parity else {}
         return _run(job)
 
@@ -345,7 +359,7 @@ def _run(job: ExportJob) -> ExportResult:
     # convert here, when there is another format to overlap with and a second core; the child starts now and
     # imports the converter while the model is built
     background = {}
-    if "tflite" in plan.todo and len(plan.todo) > 1 and (os.cpu_count() or 1) > 1:
+    if "tflite" in plan.todo and len(plan.todo) > 1 and (os.cpu_count() or 1) > 1 and job.int8 is None:
         background["tflite"] = Worker.spawn("tflite", job.say)
     try:
         return _build_convert_check(job, plan, background)
@@ -387,12 +401,14 @@ def _new_manifest(job: ExportJob, ref: Reference) -> dict:
         "formats": {}, "parity_runtime": {}, "versions": job.versions, "export_seconds": None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cache": {"key_fields": sorted(job.cache_fields) + ["converter_versions", "mobileseg"]},
+        **({"int8": job.int8.manifest_entry()} if job.int8 is not None else {}),
     }
 
 
 def _build_convert_check(job: ExportJob, plan: _Plan, background: dict) -> ExportResult:
     h, w = job.resolution
-    ref = build_reference(job.spec, job.resolution, job.graph, job.weights, job.num_classes)
+    ref = build_reference(job.spec, job.resolution, job.graph, job.weights, job.num_classes,
+                          x=job.int8.parity_input() if job.int8 is not None else None)
     np.save(os.path.join(job.out_dir, _manifest.REFERENCE_INPUT), ref.x)
     np.save(os.path.join(job.out_dir, _manifest.REFERENCE_OUTPUT), ref.ref)
     fold = ref.info["fold"]
@@ -444,10 +460,13 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
         if worker is not None:
             conv = worker.result()
         else:
-            say(f"{fmt}: converting with {mod.CONVERTER} ...")
             remove_stale_files(out_dir, fmt)
-            conv = mod.convert(module, torch.from_numpy(ref.x), out_dir, precision=job.precision, input_name="input",
-                               output_name=ref.out_name, log=say)
+            if job.int8 is not None:
+                conv = job.int8.convert(fmt, module, torch.from_numpy(ref.x), out_dir, ref.out_name, say)
+            else:
+                say(f"{fmt}: converting with {mod.CONVERTER} ...")
+                conv = mod.convert(module, torch.from_numpy(ref.x), out_dir, precision=job.precision,
+                                   input_name="input", output_name=ref.out_name, log=say)
     except ConverterFailure as exc:
         entry["error"] = str(exc)
         entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)

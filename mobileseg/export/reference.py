@@ -35,12 +35,13 @@ class Reference:
         return "classes" if self.ref.dtype.kind in "iu" else "logits"
 
 
-def build_reference(spec, resolution, graph: str, weights=None, num_classes=None) -> Reference:
-    """Build the export model of ``spec`` and its reference output for the seeded input (one torch thread)."""
+def build_reference(spec, resolution, graph: str, weights=None, num_classes=None, x=None) -> Reference:
+    """Build the export model of ``spec`` and its reference output for the seeded input (one torch thread);
+    ``x``: another input (int8 parity uses a procedural image, see mobileseg.export.quantize)."""
     import torch
 
     h, w = resolution
-    x = reference_input(spec, (h, w))
+    x = reference_input(spec, (h, w)) if x is None else x
     t = time.perf_counter()
     net, info = build_export_model(spec.name, (h, w), num_classes=num_classes, weights=weights, graph=graph,
                                    example=torch.from_numpy(x))

@@ -104,6 +104,9 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
         from .profile import top_ops_section
 
         top_ops_section(report, results, df[~df.numerics_only])
+        from .precision import precision_views
+
+        precision_views(report, df, eval_files, dataset)
     _write_markdown(report)
     _write_html(report)
     return report

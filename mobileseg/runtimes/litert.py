@@ -35,7 +35,7 @@ class LiteRTSession(Session):
         self.output_name = self._out["name"]
         self.settings = {"threads": threads, "interpreter": package, "xnnpack": True,
                          "op_resolver": "auto (builtin ops + default XNNPACK delegate)",
-                         "weights": precision, "compute": "fp32"}
+                         "weights": precision, "compute": "int8" if precision == "int8" else "fp32"}
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self._in["dtype"])
