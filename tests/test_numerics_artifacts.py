@@ -13,10 +13,13 @@ import pytest
 from mobileseg.numerics.analyze import per_layer
 from mobileseg.numerics.inject import perturb
 
-# (fault, module): a 1x1 projection conv with nothing fused after it; a depthwise conv whose ReLU ncnn and LiteRT
-# fuse into it; an attention value conv; the head's fuse conv (followed by a fused ReLU)
-FAULTS = [("noise", "backbone.tpm.layer5.conv.4.c"), ("bf16", "backbone.tpm.layer3.conv.2.c"),
-          ("noise", "backbone.trans.transformer_blocks.1.attn.to_v.c"), ("bf16", "decode_head.linear_fuse.conv")]
+# (fault, module, scale): a 1x1 projection conv with nothing fused after it; a depthwise conv whose ReLU ncnn and
+# LiteRT fuse into it (weights rounded to bf16, and noise as large as the weights: no value test passes there);
+# an attention value conv; the head's fuse conv (followed by a fused ReLU)
+FAULTS = [("noise", "backbone.tpm.layer5.conv.4.c", 0.05), ("bf16", "backbone.tpm.layer3.conv.2.c", None),
+          ("noise", "backbone.tpm.layer3.conv.2.c", 1.0),
+          ("noise", "backbone.trans.transformer_blocks.1.attn.to_v.c", 0.05),
+          ("bf16", "decode_head.linear_fuse.conv", None)]
 
 
 def _export(tmp_path_factory, formats, name):
@@ -71,12 +74,12 @@ def test_the_clean_artifact_has_no_diverging_layer_and_every_leaf_is_accounted_f
         assert any(r["layout"] == "NHWC->NCHW" for r in rep["layers"])
 
 
-@pytest.mark.parametrize("fault,module", FAULTS)
+@pytest.mark.parametrize("fault,module,scale", FAULTS)
 @pytest.mark.parametrize("fmt", FORMAT_PARAMS)
-def test_an_injected_fault_is_named_as_the_first_diverging_layer(fmt, fault, module, request, tmp_path):
+def test_an_injected_fault_is_named_as_the_first_diverging_layer(fmt, fault, module, scale, request, tmp_path):
     folder = tmp_path / "faulty"
     shutil.copytree(_folder(fmt, request), folder)
-    where = perturb(str(folder), fmt, module, fault)
+    where = perturb(str(folder), fmt, module, fault, scale=scale or 0.0)
     rep = per_layer(str(folder), fmt)
     first = rep["first_diverging"]
     assert first is not None, where
@@ -103,3 +106,27 @@ def test_the_command_writes_the_table_json_and_plot(fast_export, tmp_path, capsy
     rep = read(str(tmp_path / "n" / "numerics-onnx-onnxruntime-fp32.json"))
     assert rep["first_diverging"]["module"] == "backbone.tpm.layer5.conv.4.c"
     assert (tmp_path / "n" / "numerics-error-vs-depth.png").stat().st_size > 10000
+
+
+def test_a_bench_cell_that_fails_parity_records_and_prints_its_first_diverging_layer(fast_export, tmp_path, capsys):
+    from mobileseg import manifest
+    from mobileseg.bench import run_bench
+
+    root = tmp_path / "export"
+    folder = root / "topformer-t_128x128"
+    shutil.copytree(fast_export, folder)
+    perturb(str(folder), "ncnn", "decode_head.linear_fuse.conv", "noise", scale=0.5)
+
+    def reuse(model, res, formats, precision, graph, out):  # the faulty folder as the export stage's cache
+        return manifest.read(out)
+
+    recs = run_bench(models=["topformer-t"], resolutions=[128], runtimes=["ncnn", "onnxruntime"], repeats=1,
+                     warmup=0, export_fn=reuse, export_root=root, results_file=tmp_path / "r.jsonl",
+                     measure_reference=False, progress=True)
+    ncnn, ort = sorted(recs, key=lambda r: r["runtime"])
+    assert ncnn["status"] == "parity_failed" and ort["status"] == "ok" and "per_layer" not in ort["parity"]
+    pl = ncnn["parity"]["per_layer"]
+    assert pl["first_diverging"]["module"] == "decode_head.linear_fuse.activate"
+    assert pl["first_diverging"]["fused"] == ["decode_head.linear_fuse.conv"]
+    assert pl["sentence"].startswith("first diverging layer: decode_head.linear_fuse.activate")
+    assert "first diverging layer: decode_head.linear_fuse.activate" in capsys.readouterr().err

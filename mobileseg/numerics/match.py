@@ -9,7 +9,10 @@
    PyTorch outputs are equal may share one); ties go to the tensor nearest in graph order to the last match. A pair
    above :data:`VALUE_MAX_REL_L2` is no match: with an injected fault of a few percent the faulty layer still
    matches, while a convolution's pre-activation output does not match its ReLU's (about 0.7 apart).
-3. Leaf modules left over are ``identity`` (returned their input: an ``Identity`` left by BN folding, eval-mode
+3. ``order+shape``: a module still without a tensor that feeds no leaf module takes the free tensor of its size
+   between the tensors of its matched neighbours in graph order, if positively correlated (cosine >=
+   :data:`ORDER_MIN_COSINE`): a layer so wrong that no value test passes is still found where the graph puts it.
+4. Leaf modules left over are ``identity`` (returned their input: an ``Identity`` left by BN folding, eval-mode
    dropout), ``fused`` into the matched module that consumes their output (an activation or bias a runtime folded
    into a convolution) or, by litert-torch's names, fused into the named op; else ``unmatched``.
 
@@ -27,6 +30,7 @@ from .names import LiteRTNames, onnx_path
 
 NAME_MAX_REL_L2 = 0.5
 VALUE_MAX_REL_L2 = 0.2
+ORDER_MIN_COSINE = 0.5
 
 
 @dataclass
@@ -125,11 +129,35 @@ def match(cap, tensors, runtime: str) -> dict:
         view = dict(aligned(t.value, t.layout, e.value.shape))[label]
         matches[ei] = Match(ei, ti, "order+shape+value", label, figures(view, e.value))
         used.setdefault(ti, ei)
-    # 3. leaf statuses
     consumers: dict[int, list[int]] = {}
     for e in cap.tensors:
         for i in e.input_ids:
             consumers.setdefault(i, []).append(e.index)
+    # 2b. by order and shape: a layer so wrong that no value test passes (a large fault) still has its tensor where
+    # the graph puts it: between the tensors of the matched entries around it. Entries feeding a leaf module
+    # (a convolution before its activation: a weightless leaf of the same shape) are left to be listed as
+    # fused, as in a right artifact.
+    for e in cap.tensors:
+        if e.index in matches or e.path.split("#")[0] in fused_by_name or any(
+                cap.tensors[c].leaf and not cap.tensors[c].params and cap.tensors[c].shape == e.shape
+                for c in consumers.get(e.out_id, [])):
+            continue
+        lo = max((m.tensor for k, m in matches.items() if k < e.index), default=-1)
+        hi = min((m.tensor for k, m in matches.items() if k > e.index), default=len(tensors))
+        cands = []
+        for t in tensors[lo + 1:hi]:
+            if t.index in used:
+                continue
+            bv = best_view(t.value, t.layout, e.value)
+            if bv is not None:
+                f = figures(bv[1], e.value)
+                if f["cosine"] >= ORDER_MIN_COSINE:
+                    cands.append((f["rel_l2"], t.index, bv[0], f))
+        if cands:
+            _, ti, label, f = min(cands, key=lambda c: (c[0], c[1]))
+            matches[e.index] = Match(e.index, ti, "order+shape", label, f)
+            used[ti] = e.index
+    # 3. leaf statuses
     leaves = []
     for leaf in cap.leaves:
         scope = leaf.path.split("#")[0]

@@ -80,8 +80,18 @@ def table_rows(report: dict) -> list[dict]:
                     "rel_l2": _g(r["rel_l2"]), "cosine": f"{r['cosine']:.6f}",
                     "sqnr_db": "exact" if sq is None else f"{sq:.1f}", "max_abs": _g(r["max_abs"]),
                     "match": r["method"] + (f" ({r['layout']})" if r["layout"] == "NHWC->NCHW" else ""),
-                    "fused": ",".join(p.rpartition(".")[2] or p for p in r["fused"])})
+                    "fused": ",".join(_relative(p, r["module"]) for p in r["fused"])})
     return out
+
+
+def _relative(path: str, module: str) -> str:
+    """``path`` without the dotted prefix it shares with ``module`` (``SIM.2.global_act.conv`` beside
+    ``SIM.2.act`` -> ``global_act.conv``)."""
+    a, b = path.split("."), module.split(".")
+    n = 0
+    while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
+        n += 1
+    return ".".join(a[n:])
 
 
 def _short(name: str, width: int = 48) -> str:

@@ -26,6 +26,7 @@ class TorchTensor:
     input_ids: tuple = ()
     out_id: int = 0
     aliases: list = field(default_factory=list)
+    params: bool = False  # the module holds weights (a conv, a linear), so no runtime fuses it into the previous op
 
     @property
     def shape(self) -> list[int]:
@@ -92,7 +93,8 @@ def capture(module, x: np.ndarray) -> TorchCapture:
                 leaves.append(LeafCall(path, type(mod).__name__, entry, id(out) in ins))
             return
         t = TorchTensor(len(tensors), path or "(output)", type(mod).__name__, leaf,
-                        out.detach().to(torch.float32).numpy().copy(), ins, id(out))
+                        out.detach().to(torch.float32).numpy().copy(), ins, id(out),
+                        params=any(True for _ in mod.parameters(recurse=False)))
         by_id[id(out)] = t.index
         tensors.append(t)
         if leaf:
