@@ -122,14 +122,25 @@ def run(args) -> int:
     return 0 if rep["first_diverging"] is None else 1
 
 
+def _open_device(args):
+    """The ADB target ``--device`` names (the bench's targets: one device; several are refused)."""
+    from ..bench.targets import open_target
+
+    if not (args.device == "adb" or str(args.device).startswith("adb:")):
+        raise ParityArgumentError(f"unknown device '{args.device}': use --device local or adb[:SERIAL]")
+    return open_target(args.device, harness=args.harness)
+
+
 def per_layer_report(export_dir, fmt, runtime, precision, args) -> dict:
     from ..numerics.analyze import per_layer
 
     if args.device in (None, "", "local"):
         return per_layer(export_dir, fmt, precision=precision, runtime=runtime)
-    from ..numerics.device import per_layer_on_device
+    from ..numerics.device import capture_on_target
 
-    return per_layer_on_device(args.device, export_dir, fmt, runtime, precision, harness=args.harness)
+    with _open_device(args) as target:
+        tensors, label = capture_on_target(target, export_dir, fmt, runtime, precision)
+    return per_layer(export_dir, fmt, precision=precision, runtime=runtime, tensors=tensors, device=label)
 
 
 def whole_output(export_dir, man, fmt, runtime, precision, args) -> dict:
@@ -147,9 +158,18 @@ def whole_output(export_dir, man, fmt, runtime, precision, args) -> dict:
             out = sess.run(x)
         device = "host"
     else:
-        from ..numerics.device import output_on_device
+        from ..bench.suite import Cell
 
-        out, device = output_on_device(args.device, export_dir, fmt, runtime, precision, harness=args.harness)
+        cell = Cell(man.get("model"), tuple(man.get("resolution")), runtime, precision, man.get("graph") or "logits")
+        with _open_device(args) as target:
+            target.check_runtime(runtime)
+            target.prepare(export_dir, fmt)
+            cr = target.run_cell(cell, export_dir, man, 0, 1, None)
+            device = f"adb:{target.describe().get('serial') or target.device_id()}"
+        if cr.output is None:
+            raise ParityArgumentError(f"the {cr.harness} harness on {device} returns no output: it cannot be "
+                                      "checked (use --harness python or native)")
+        out = cr.output
     res = check(out, ref, precision, man.get("graph") or "logits", runtime=runtime)
     return {"format": fmt, "runtime": runtime, "precision": precision, "device": device, **res}
 

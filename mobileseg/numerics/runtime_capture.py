@@ -50,10 +50,10 @@ def capture(runtime: str, export_dir: str, x: np.ndarray, precision: str = "fp32
                          f"(it is for onnxruntime, ncnn, ncnn-vulkan and litert)")
 
 
-def onnx_tensors(path: str, x: np.ndarray) -> list[RuntimeTensor]:
+def all_outputs_model(path: str):
+    """``(model, order)``: the ONNX model with every float node output added as a graph output, and
+    ``[(output name, node name, op type)]`` in graph order (also pushed to devices: their harness needs no onnx)."""
     onnx = require("onnx", "onnx", "per-layer ONNX capture")
-    from ..runtimes.onnxruntime import OnnxSession
-
     model = onnx.load(path)
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in
@@ -68,6 +68,15 @@ def onnx_tensors(path: str, x: np.ndarray) -> list[RuntimeTensor]:
                 order.append((out, node.name or out, node.op_type))
                 if out not in present:
                     model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
+    return model, order
+
+
+def onnx_tensors(path: str, x: np.ndarray) -> list[RuntimeTensor]:
+    import onnx
+
+    from ..runtimes.onnxruntime import OnnxSession
+
+    model, order = all_outputs_model(path)
     with tempfile.TemporaryDirectory(prefix="mobileseg-numerics-") as tmp:
         p = os.path.join(tmp, "all_outputs.onnx")
         onnx.save(model, p)
@@ -76,6 +85,19 @@ def onnx_tensors(path: str, x: np.ndarray) -> list[RuntimeTensor]:
         values = dict(zip(names, sess._sess.run(names, {sess.input_name: x})))
         sess.close()
     return [RuntimeTensor(i, node, op, np.asarray(values[out])) for i, (out, node, op) in enumerate(order)]
+
+
+def from_npz(path: str, runtime: str, order=None) -> list[RuntimeTensor]:
+    """The tensors a device harness saved (``--intermediates``); ``order``: the ONNX output -> node names."""
+    with np.load(path, allow_pickle=False) as z:
+        names = [str(n) for n in z["__names__"]]
+        ops = [str(o) for o in z["__ops__"]]
+        values = [z[f"t{i:04d}"] for i in range(len(names))]
+    layout = "NHWC" if runtime == "litert" else "NCHW"
+    if runtime == "onnxruntime" and order:
+        got = dict(zip(names, values))
+        return [RuntimeTensor(i, n, op, np.asarray(got[out])) for i, (out, n, op) in enumerate(order) if out in got]
+    return [RuntimeTensor(i, n, op, v, layout) for i, (n, op, v) in enumerate(zip(names, ops, values))]
 
 
 def ncnn_tensors(param: str, binary: str, x: np.ndarray, precision: str, vulkan: bool = False) -> list[RuntimeTensor]:
