@@ -77,8 +77,8 @@ def capture_on_target(target, export_dir: str, fmt: str, runtime: str, precision
             out = posixpath.join(rdir, "intermediates_ncnn.bin")
             q = shlex.quote
             cmd = (f"{q(driver.remote_binary)} --param {q(model)} --bin {q(art['weights'])} --input "
-                   f"{q(art['input'])} --input-name {q(art.get('input_name') or 'in0')} --precision {q(precision)} "
-                   f"--threads 1 --timings {q(status)} --intermediates {q(out)}")
+                   f"{q(art['input'])} --input-name {q(art.get('input_name') or 'in0')} "
+                   f"--fp16 {int(precision == 'fp16')} --threads 1 --timings {q(status)} --intermediates {q(out)}")
         rc, log = dev.shell(f"cd {shlex.quote(rdir)} && rm -f {shlex.quote(out)} {shlex.quote(status)} && {cmd}",
                             timeout)
         info = {}
@@ -112,11 +112,14 @@ def read_native(path: str) -> list[RuntimeTensor]:
         pos += 4
         return v
 
+    def text():
+        nonlocal pos
+        n = u32()
+        pos += n
+        return data[pos - n:pos].decode()
+
     while pos < len(data):
-        name = data[pos:pos + (n := u32())].decode()
-        pos += n
-        op = data[pos:pos + (n := u32())].decode()
-        pos += n
+        name, op = text(), text()
         dims = [u32() for _ in range(u32())]
         count = int(np.prod(dims)) if dims else 0
         value = np.frombuffer(data, dtype="<f4", count=count, offset=pos).reshape(dims).copy()
