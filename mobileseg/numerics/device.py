@@ -76,7 +76,8 @@ def capture_on_target(target, export_dir: str, fmt: str, runtime: str, precision
         else:
             out = posixpath.join(rdir, "intermediates_ncnn.bin")
             q = shlex.quote
-            cmd = (f"{q(driver.remote_binary)} --param {q(model)} --bin {q(art['weights'])} --input "
+            binary = driver.harness.prepare(dev)  # pushed once (sha256-checked); its path on the device
+            cmd = (f"{q(binary)} --param {q(model)} --bin {q(art['weights'])} --input "
                    f"{q(art['input'])} --input-name {q(art.get('input_name') or 'in0')} "
                    f"--fp16 {int(precision == 'fp16')} --threads 1 --timings {q(status)} --intermediates {q(out)}")
         rc, log = dev.shell(f"cd {shlex.quote(rdir)} && rm -f {shlex.quote(out)} {shlex.quote(status)} && {cmd}",
