@@ -31,6 +31,8 @@ def register(sub) -> None:
                    help="local (default) or adb:SERIAL: capture on an ADB device through its harness")
     p.add_argument("--harness", choices=["auto", "python", "native"], default="auto",
                    help="on an ADB device: the Python harness or the native ncnn harness (default: auto)")
+    p.add_argument("--adb-transport", choices=["auto", "server", "direct"], default="auto",
+                   help="on an ADB device: through the adb server, or adb-shell straight to the device (as bench)")
     p.add_argument("--per-layer", action="store_true",
                    help="match every intermediate tensor to its PyTorch module and find the first diverging one")
     p.add_argument("--out", default=None,
@@ -128,7 +130,7 @@ def _open_device(args):
 
     if not (args.device == "adb" or str(args.device).startswith("adb:")):
         raise ParityArgumentError(f"unknown device '{args.device}': use --device local or adb[:SERIAL]")
-    return open_target(args.device, harness=args.harness)
+    return open_target(args.device, harness=args.harness, adb_transport=args.adb_transport)
 
 
 def per_layer_report(export_dir, fmt, runtime, precision, args) -> dict:
