@@ -60,7 +60,7 @@ def test_the_clean_artifact_has_no_diverging_layer_and_every_leaf_is_accounted_f
     s = rep["summary"]
     unmatched = [leaf["module"] for leaf in rep["leaves"] if leaf["status"] == "unmatched"]
     assert not unmatched and s["accounted_pct"] == 100.0
-    assert s["leaf_modules"] == s["matched"] + s["fused"] + s["identity"]
+    assert s["leaf_modules"] == s["matched"] + s["fused"] + s["identity"] and s["removed"] == 0
     # every leaf conv is matched or fused into the tensor of the activation after it
     rows = {r["module"]: r for r in rep["layers"]}
     fused = {p for r in rep["layers"] for p in r["fused"]}

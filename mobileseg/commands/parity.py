@@ -117,7 +117,7 @@ def run(args) -> int:
         print(f"{rep['model']} {'x'.join(map(str, rep['resolution']))} {fmt} via {runtime} ({precision}, "
               f"{rep['device']}): {s['rows']} tensors compared; leaf modules {s['leaf_modules']}: {s['matched']} "
               f"matched ({s['matched_pct']}%), {s['fused']} fused, {s['identity']} identity, "
-              f"{s['unmatched']} unmatched; per-layer limit {rep['limit_rel_l2']:g}")
+              f"{s['removed']} removed by the converter, {s['unmatched']} unmatched; per-layer limit {rep['limit_rel_l2']:g}")
         print(_report.sentence(rep["first_diverging"]) or
               f"no layer over the limit (largest rel-L2 {_g(max((r['rel_l2'] for r in rep['layers']), default=None))})")
         print(f"written: {path}" + (f", {plot_path}" if plot_path else ""))

@@ -14,7 +14,8 @@
    :data:`ORDER_MIN_COSINE`): a layer so wrong that no value test passes is still found where the graph puts it.
 4. Leaf modules left over are ``identity`` (returned their input: an ``Identity`` left by BN folding, eval-mode
    dropout), ``fused`` into the matched module that consumes their output (an activation or bias a runtime folded
-   into a convolution) or, by litert-torch's names, fused into the named op; else ``unmatched``.
+   into a convolution) or, by litert-torch's names, fused into the named op; ``removed`` where names survive but no
+   op carries the module's path (the converter folded it away); else ``unmatched``.
 
 Layouts: a runtime's 4-D NHWC tensor (LiteRT) is compared as NCHW; ncnn's batch-less blobs and any other tensor of
 the same memory order are reshaped.
@@ -31,6 +32,7 @@ from .names import LiteRTNames, onnx_path
 NAME_MAX_REL_L2 = 0.5
 VALUE_MAX_REL_L2 = 0.2
 ORDER_MIN_COSINE = 0.5
+NAMED_RUNTIMES = ("onnxruntime", "litert")  # whose converters keep module paths in tensor names
 
 
 @dataclass
@@ -172,5 +174,12 @@ def match(cap, tensors, runtime: str) -> dict:
         else:
             out_id = cap.tensors[leaf.entry].out_id
             into = next((cap.tensors[c].path for c in consumers.get(out_id, []) if c in matches), None)
-            leaves.append((leaf, "fused", into) if into else (leaf, "unmatched", None))
+            if into:
+                leaves.append((leaf, "fused", into))
+            elif runtime in NAMED_RUNTIMES and not any(_in_scope(p, scope) for p, _ in paths):
+                # names survive, yet no op carries this module's path: the converter removed it (e.g. onnxsim
+                # folding attention q/k convolutions away when one token makes the softmax a constant 1)
+                leaves.append((leaf, "removed", None))
+            else:
+                leaves.append((leaf, "unmatched", None))
     return {"matches": matches, "leaves": leaves, "paths": paths}

@@ -42,7 +42,7 @@ def plot(reports: list[dict], path: str, title: str | None = None) -> str:
         ax.text(1.0, lim, f" limit {lim:g}", va="bottom", ha="right", fontsize=8, color="grey")
     ax.set_yscale("log")
     ax.set_xlabel("depth (matched tensors in graph order, 0 = input side, 1 = output)")
-    ax.set_ylabel("rel-L2 vs PyTorch")
+    ax.set_ylabel("rel-L2 vs PyTorch (exact: at 1e-12)")
     if title is None and reports:
         r0 = reports[0]
         res = "x".join(map(str, r0.get("resolution") or []))

@@ -30,7 +30,7 @@ def build(cap, tensors, result: dict, limit: float, meta: dict) -> dict:
                      "fused": fused_into.get(e.path, []), "runtime_tensor": t.name, "op": t.op,
                      "shape": e.shape, "runtime_shape": list(t.value.shape), "layout": m.layout,
                      "method": m.method, **{k: m.figures[k] for k in ("rel_l2", "cosine", "sqnr_db", "max_abs")}})
-    counts = {s: 0 for s in ("matched", "fused", "identity", "unmatched")}
+    counts = {s: 0 for s in ("matched", "fused", "identity", "removed", "unmatched")}
     for _, status, _ in leaves:
         counts[status] += 1
     total = len(leaves)

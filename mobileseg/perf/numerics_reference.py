@@ -79,7 +79,7 @@ def _row(rep: dict, entry: dict, path: str) -> dict:
     worst = max((r["rel_l2"] for r in rep["layers"]), default=None)
     return {"model": rep["model"], "format": rep["format"], "runtime": rep["runtime"], "precision": rep["precision"],
             "rows": s["rows"], "leaf_modules": s["leaf_modules"], "matched": s["matched"], "fused": s["fused"],
-            "identity": s["identity"], "unmatched": s["unmatched"], "matched_pct": s["matched_pct"],
+            "identity": s["identity"], "removed": s.get("removed", 0), "unmatched": s["unmatched"], "matched_pct": s["matched_pct"],
             "accounted_pct": s["accounted_pct"], "methods": s["methods"], "max_layer_rel_l2": worst,
             "output_rel_l2": (entry.get("parity") or {}).get("rel_l2"), "limit": rep["limit_rel_l2"],
             "first_diverging": first and first["module"], "first_diverging_rel_l2": first and first["rel_l2"],
@@ -103,7 +103,8 @@ def _markdown(rows: list[dict], meta: dict) -> str:
                    f"{r['accounted_pct']} | {_g(r['max_layer_rel_l2'])} | {_g(r['output_rel_l2'])} | {r['limit']:g} | "
                    f"{r['first_diverging'] or 'none'} |")
     out += ["", "matched %: leaf modules whose own output tensor was found in the runtime; accounted %: matched, fused "
-            "into a matched tensor (BN into conv, activation into conv) or identity (folded BatchNorm, eval dropout).",
+            "into a matched tensor (BN into conv, activation into conv), identity (folded BatchNorm, eval dropout) or "
+            "removed by the converter (no op carries its path).",
             ""]
     return "\n".join(out)
 
