@@ -177,6 +177,10 @@ def test_parity_bad_input_is_one_sentence(tmp_path, capsys):
     (folder / "model.onnx").write_bytes(b"")
     rc, err = _cli(capsys, str(folder), "--format", "onnx", "--precision", "int3")
     assert rc == 2 and "unknown precision" in err
+    rc, err = _cli(capsys, str(folder), "--format", "onnx", "--per-layer")
+    assert rc == 2 and "has no model.pt" in err and "--formats torch,onnx" in err and len(err.splitlines()) == 1
+    rc, err = _cli(capsys, str(folder), "--format", "onnx", "--runtime", "ncnn")
+    assert rc == 2 and "does not run onnx artifacts: use onnxruntime" in err
     rc, err = _cli(capsys, str(tmp_path), "--format", "onnx")
     assert rc == 2 and "no export manifest" in err
 

@@ -5,7 +5,6 @@ Slow: each capture runs the model once under qemu (about half a minute for TopFo
 """
 from __future__ import annotations
 
-
 import pytest
 
 pytest.importorskip("adb_shell")

@@ -24,8 +24,15 @@ def per_layer(export_dir: str, fmt: str, precision: str | None = None, runtime: 
     export_dir, man = _manifest.load(export_dir)
     runtime = runtime or host_runtime(fmt)
     precision = precision or man.get("precision") or "fp32"
-    x = np.load(os.path.join(export_dir, _manifest.REFERENCE_INPUT))
-    module = load_module(export_dir)
+    res = "x".join(map(str, man.get("resolution") or [])) or "HxW"
+    module = load_module(export_dir, f"mobileseg export --model {man.get('model')} --res {res} "
+                                     f"--precision {man.get('precision') or 'fp32'} --formats torch,{fmt} "
+                                     f"--out {export_dir}")
+    ref_input = os.path.join(export_dir, _manifest.REFERENCE_INPUT)
+    if not os.path.isfile(ref_input):
+        raise _manifest.ArtifactError(f"{export_dir} has no {_manifest.REFERENCE_INPUT} (the input the layers are "
+                                      "compared on): re-run `mobileseg export --force` for this folder")
+    x = np.load(ref_input)
     cap = torch_capture(module, x)
     if tensors is None:
         from .runtime_capture import capture as runtime_capture

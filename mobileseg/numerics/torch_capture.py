@@ -51,8 +51,8 @@ class TorchCapture:
     classes: dict  # module path -> class qualname (what litert-torch writes into tensor names)
 
 
-def load_module(export_dir: str):
-    """The exported module (``model.pt``), or an ArtifactError saying how to get it."""
+def load_module(export_dir: str, export_cmd: str = "mobileseg export ... --formats torch,<format>"):
+    """The exported module (``model.pt``), or an ArtifactError saying how to get it (``export_cmd``)."""
     import torch
 
     from ..manifest import ArtifactError
@@ -60,7 +60,7 @@ def load_module(export_dir: str):
     path = os.path.join(export_dir, "model.pt")
     if not os.path.isfile(path):
         raise ArtifactError(f"{export_dir} has no model.pt (the exported PyTorch module the layers are compared "
-                            f"with): re-export with `mobileseg export ... --formats torch,<format>`")
+                            f"with): write it with `{export_cmd}`")
     return torch.load(path, weights_only=False).eval()
 
 
