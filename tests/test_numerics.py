@@ -193,3 +193,32 @@ def test_report_json_has_no_infinities(tmp_path):
     path = write(rep, str(tmp_path))
     json.loads(open(path).read(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert read(path)["layers"][0]["rel_l2"] == "inf"
+
+
+def test_an_ambiguous_litert_name_is_not_used():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.ModuleList([Block()])
+            self.b = nn.ModuleList([Block()])
+
+    classes = {n: f"{type(m).__module__}.{type(m).__qualname__}" for n, m in Two().named_modules()}
+    names = LiteRTNames(classes)
+    blk = f"{Block.__module__}.Block_0"
+    assert names.paths(f"root/{blk}/torch.nn.modules.activation.ReLU_act;") == (None, [])  # a.0 or b.0?
+
+
+def test_onnx_nodes_that_lost_their_scope_are_named_after_their_parameters():
+    onnx = pytest.importorskip("onnx")
+    from mobileseg.export.onnx import keep_scopes
+
+    w = onnx.numpy_helper.from_array(np.zeros((2, 2), np.float32), "onnx::MatMul_7")
+    b = onnx.numpy_helper.from_array(np.zeros(2, np.float32), "backbone.block1.0.attn.q.bias")
+    node = onnx.helper.make_node("Gemm", ["x", "onnx::MatMul_7", "backbone.block1.0.attn.q.bias"], ["y"], name="Gemm_1")
+    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", 1, [1, 2])],
+                                   [onnx.helper.make_tensor_value_info("y", 1, [1, 2])], [w, b])
+    model = onnx.helper.make_model(graph)
+    assert keep_scopes(model) == 1
+    assert model.graph.node[0].name == "/backbone/block1/0/attn/q/Gemm"
+    modules = {"backbone", "backbone.block1", "backbone.block1.0", "backbone.block1.0.attn", "backbone.block1.0.attn.q"}
+    assert onnx_path(model.graph.node[0].name, modules) == "backbone.block1.0.attn.q"

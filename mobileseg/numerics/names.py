@@ -6,7 +6,8 @@
 * litert-torch: tensor names are ``;``-separated module stacks, one per PyTorch op folded into the TFLite op, each
   ``<root class>/<class>_<attribute>/...``; the first stack is the op whose output the tensor is (a ReLU), the others
   were fused into it (the convolution before it); a trailing ``;1`` numbers helper tensors of one scope (PAD, the
-  layout TRANSPOSE).
+  layout TRANSPOSE). A ModuleList has no level of its own: where two lists hold children of one class
+  (SegFormer's ``block1.0`` and ``block2.0`` are both ``MiTBlock_0``) the name is ambiguous and not used.
 * pnnx: the ncnn ``.param`` names layers by type and a counter (``convrelu_0``) and blobs by number: no module path
   survives, so ncnn tensors are matched by order, shape and value (:mod:`.match`).
 
@@ -71,18 +72,23 @@ class LiteRTNames:
             p = _join(cur, c)
             if seg == f"{self.classes.get(p)}_{c}":
                 return p
+        hits = []
         for c in self.kids.get(cur, ()):
             p = _join(cur, c)
             if self.classes.get(p, "").endswith((".ModuleList", ".ModuleDict")):
-                for g in self.kids.get(p, ()):
-                    if seg == f"{self.classes.get(_join(p, g))}_{g}":
-                        return _join(p, g)
-        return None
+                hits += [_join(p, g) for g in self.kids.get(p, ()) if seg == f"{self.classes.get(_join(p, g))}_{g}"]
+        if len(hits) > 1:  # MiTBlock_0 under block1, block2, ...: the list's own name is lost, the path with it
+            raise LookupError(seg)
+        return hits[0] if hits else None
 
     def paths(self, name: str) -> tuple[str | None, list[str]]:
-        """``(path of the op's output, paths fused into it)`` of one tensor name."""
+        """``(path of the op's output, paths fused into it)`` of one tensor name; (None, []) when a stack is
+        ambiguous (two ModuleLists whose children have the same class and index)."""
         stacks = [t for t in str(name).split(";") if t and not t.isdigit()]
-        resolved = [self.stack(t) for t in stacks if "/" in t]
+        try:
+            resolved = [self.stack(t) for t in stacks if "/" in t]
+        except LookupError:
+            return None, []
         resolved = [p for p in resolved if p]
         if not resolved:
             return None, []

@@ -58,14 +58,19 @@ def all_outputs_model(path: str):
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in
              list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
+    from ..export.onnx import scope_name
+
     present = {o.name for o in model.graph.output}
+    inits = {i.name for i in model.graph.initializer}
     order = []
     for node in model.graph.node:
         if node.op_type == "Constant":
             continue
+        # artifacts exported before the converter kept scopes: the same naming, from the parameters
+        name = node.name if node.name.startswith("/") else (scope_name(node, inits) or node.name)
         for out in node.output:
             if out and types.get(out) == onnx.TensorProto.FLOAT:
-                order.append((out, node.name or out, node.op_type))
+                order.append((out, name or out, node.op_type))
                 if out not in present:
                     model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
     return model, order
