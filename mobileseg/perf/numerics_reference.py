@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                                  "error": entry.get("error") or "not exported"})
                     continue
                 rep = per_layer(folder, fmt, precision=precision)
-                rep["export_dir"] = os.path.relpath(folder)
+                rep["export_dir"] = os.path.basename(folder)  # where it was is this machine's business
                 path = write(rep, os.path.join(args.out, model))
                 reports.append(rep)
                 rows.append(_row(rep, entry, path))
