@@ -16,10 +16,11 @@ from mobileseg.numerics.inject import perturb
 # (fault, module, scale): a 1x1 projection conv with nothing fused after it; a depthwise conv whose ReLU ncnn and
 # LiteRT fuse into it (weights rounded to bf16, and noise as large as the weights: no value test passes there);
 # an attention value conv; the head's fuse conv (followed by a fused ReLU)
+SLOW = pytest.mark.slow
 FAULTS = [("noise", "backbone.tpm.layer5.conv.4.c", 0.05), ("bf16", "backbone.tpm.layer3.conv.2.c", None),
-          ("noise", "backbone.tpm.layer3.conv.2.c", 1.0),
-          ("noise", "backbone.trans.transformer_blocks.1.attn.to_v.c", 0.05),
-          ("bf16", "decode_head.linear_fuse.conv", None)]
+          pytest.param("noise", "backbone.tpm.layer3.conv.2.c", 1.0, marks=SLOW),
+          pytest.param("noise", "backbone.trans.transformer_blocks.1.attn.to_v.c", 0.05, marks=SLOW),
+          pytest.param("bf16", "decode_head.linear_fuse.conv", None, marks=SLOW)]
 
 
 def _export(tmp_path_factory, formats, name):
