@@ -35,6 +35,8 @@ def test_first_over_skips_unmatched_rows():
     rows = [{"rel_l2": 1e-7}, {"rel_l2": None}, {"rel_l2": 2e-7}, {"rel_l2": 3e-2}, {"rel_l2": 5e-2}]
     assert first_over(rows, 1e-4) == 3
     assert first_over(rows[:3], 1e-4) is None
+    tiny = [{"rel_l2": 1e-7, "ref_rms": 1.0}, {"rel_l2": 0.3, "ref_rms": 1e-6}, {"rel_l2": 0.03, "ref_rms": 1.0}]
+    assert first_over(tiny, 2e-2, min_rms=6.1e-5) == 2 and first_over(tiny, 2e-2) == 1
 
 
 class Block(nn.Module):

@@ -118,8 +118,12 @@ def run(args) -> int:
               f"{rep['device']}): {s['rows']} tensors compared; leaf modules {s['leaf_modules']}: {s['matched']} "
               f"matched ({s['matched_pct']}%), {s['fused']} fused, {s['identity']} identity, "
               f"{s['removed']} removed by the converter, {s['unmatched']} unmatched; per-layer limit {rep['limit_rel_l2']:g}")
+        judged = [r["rel_l2"] for r in rep["layers"] if r.get("judged", True)]
+        skipped = s.get("not_judged") or 0
+        note = (f"; {skipped} tensor(s) marked ~ are smaller than {precision} holds as normal numbers (RMS < "
+                f"{rep['min_ref_rms']:g}) and not judged") if skipped else ""
         print(_report.sentence(rep["first_diverging"]) or
-              f"no layer over the limit (largest rel-L2 {_g(max((r['rel_l2'] for r in rep['layers']), default=None))})")
+              f"no layer over the limit (largest rel-L2 {_g(max(judged, default=None))}{note})")
         print(f"written: {path}" + (f", {plot_path}" if plot_path else ""))
     return 0 if rep["first_diverging"] is None else 1
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import manifest as _manifest
 from ..formats import FORMATS, RUNTIMES, host_runtime
-from ..parity import layer_rel_l2_limit
+from ..parity import layer_min_rms, layer_rel_l2_limit
 from . import report as _report
 from .match import match
 from .torch_capture import capture as torch_capture
@@ -40,7 +40,7 @@ def per_layer(export_dir: str, fmt: str, precision: str | None = None, runtime: 
         tensors = runtime_capture(runtime, export_dir, x, precision)
     result = match(cap, tensors, runtime)
     limit = layer_rel_l2_limit(precision, runtime)
-    return _report.build(cap, tensors, result, limit, meta={
+    return _report.build(cap, tensors, result, limit, min_rms=layer_min_rms(precision), meta={
         "model": man.get("model"), "resolution": man.get("resolution"), "export_dir": export_dir,
         "format": fmt, "runtime": runtime, "precision": precision, "export_precision": man.get("precision"),
         "graph": man.get("graph"), "device": device,

@@ -17,14 +17,16 @@ def figures(out, ref) -> dict:
     sqnr = None if nd == 0 else (20.0 * math.log10(nr / nd) if nr > 0 else -math.inf)
     finite = bool(np.all(np.isfinite(a)))
     return {"rel_l2": rel if finite else math.inf, "cosine": cos, "sqnr_db": sqnr,
-            "max_abs": float(np.max(np.abs(d))) if d.size else 0.0, "finite": finite}
+            "max_abs": float(np.max(np.abs(d))) if d.size else 0.0, "finite": finite,
+            "ref_rms": nr / math.sqrt(r.size) if r.size else 0.0}
 
 
-def first_over(rows: list[dict], limit: float) -> int | None:
-    """Index of the first matched row whose rel-L2 is above ``limit`` (graph order), or None."""
+def first_over(rows: list[dict], limit: float, min_rms: float = 0.0) -> int | None:
+    """Index of the first matched row whose rel-L2 is above ``limit`` (graph order), or None. Rows whose reference
+    RMS is below ``min_rms`` (values the precision cannot hold as normal numbers) are not judged."""
     for i, row in enumerate(rows):
         rel = row.get("rel_l2")
-        if rel is not None and not (rel <= limit):
+        if rel is not None and not (rel <= limit) and not ((row.get("ref_rms") or 0.0) < min_rms):
             return i
     return None
 

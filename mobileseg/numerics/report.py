@@ -13,7 +13,7 @@ from .metrics import first_over, previous_figure
 SCHEMA = "mobileseg.numerics/1"
 
 
-def build(cap, tensors, result: dict, limit: float, meta: dict) -> dict:
+def build(cap, tensors, result: dict, limit: float, meta: dict, min_rms: float = 0.0) -> dict:
     matches, leaves = result["matches"], result["leaves"]
     fused_into: dict[str, list[str]] = {}
     for leaf, status, detail in leaves:
@@ -29,19 +29,21 @@ def build(cap, tensors, result: dict, limit: float, meta: dict) -> dict:
         rows.append({"depth": len(rows), "module": e.path, "class": e.cls, "aliases": e.aliases,
                      "fused": fused_into.get(e.path, []), "runtime_tensor": t.name, "op": t.op,
                      "shape": e.shape, "runtime_shape": list(t.value.shape), "layout": m.layout,
-                     "method": m.method, **{k: m.figures[k] for k in ("rel_l2", "cosine", "sqnr_db", "max_abs")}})
+                     "method": m.method, **{k: m.figures[k] for k in ("rel_l2", "cosine", "sqnr_db", "max_abs", "ref_rms")},
+                     "judged": not (m.figures.get("ref_rms", 1.0) < min_rms)})
     counts = {s: 0 for s in ("matched", "fused", "identity", "removed", "unmatched")}
     for _, status, _ in leaves:
         counts[status] += 1
     total = len(leaves)
-    first = first_over(rows, limit)
-    report = {"schema": SCHEMA, **meta, "limit_rel_l2": limit, "layers": rows,
+    first = first_over(rows, limit, min_rms)
+    report = {"schema": SCHEMA, **meta, "limit_rel_l2": limit, "min_ref_rms": min_rms, "layers": rows,
               "leaves": [{"module": leaf.path, "class": leaf.cls, "status": s, "detail": d} for leaf, s, d in leaves],
               "unmatched": unmatched,
               "summary": {"leaf_modules": total, **counts,
                           "matched_pct": round(100.0 * counts["matched"] / total, 1) if total else None,
                           "accounted_pct": round(100.0 * (total - counts["unmatched"]) / total, 1) if total else None,
                           "rows": len(rows), "runtime_tensors": len(tensors),
+                          "not_judged": sum(not r["judged"] for r in rows),
                           "methods": {k: sum(r["method"] == k for r in rows) for k in
                                       dict.fromkeys(r["method"] for r in rows)}},
               "first_diverging": None}
@@ -75,7 +77,8 @@ def table_rows(report: dict) -> list[dict]:
     out = []
     for r in report["layers"]:
         sq = r["sqnr_db"]
-        out.append({"": ">>" if r["depth"] == first else "", "#": r["depth"], "module": r["module"],
+        mark = ">>" if r["depth"] == first else "" if r.get("judged", True) else "~"
+        out.append({"": mark, "#": r["depth"], "module": r["module"],
                     "runtime tensor": _short(r["runtime_tensor"]), "shape": "x".join(map(str, r["shape"])),
                     "rel_l2": _g(r["rel_l2"]), "cosine": f"{r['cosine']:.6f}",
                     "sqnr_db": "exact" if sq is None else f"{sq:.1f}", "max_abs": _g(r["max_abs"]),
