@@ -294,7 +294,11 @@ def main(argv=None) -> int:
                    help="sample until the median's 95%% interval is within this percent (relative half-width)")
     p.add_argument("--max-time", type=float, default=30.0, help="seconds of sampling at most with --target-ci")
     p.add_argument("--min-repeats", type=int, default=10, help="samples before --target-ci is first checked")
+    p.add_argument("--intermediates", default=None,
+                   help="instead of timing: run once and save every intermediate tensor to this .npz")
     args = p.parse_args(argv)
+    if args.intermediates:
+        return intermediates_main(args)
     result = {"ok": False, "runtime": args.runtime, "python": platform.python_version(), "numpy": np.__version__,
               "machine": platform.machine(), "pid": os.getpid()}
     try:
@@ -348,6 +352,98 @@ def main(argv=None) -> int:
                       overhead_ms=empty_call_overhead_ms(), output_shape=list(np.shape(out)))
         code = 0
     except Exception as exc:  # reported to the host as one line plus the traceback
+        result.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
+        code = 3
+    with open(args.timings, "w") as f:
+        json.dump(result, f)
+    if code:
+        print(f"harness error: {result['error']}", file=sys.stderr)
+    return code
+
+
+# -- intermediate tensors (mobileseg parity --per-layer --device adb:...): one run, every tensor, one .npz file ------
+def intermediates_main(args) -> int:
+    """Run the artifact once and save every intermediate tensor into ``args.intermediates`` (.npz: ``t0000``...
+    in graph order, ``__names__`` and ``__ops__`` beside them); the JSON at ``--timings`` says ok or the error.
+
+    ncnn: every layer's output blob (``Split`` copies skipped) from one extractor without light mode, with the same
+    fp16 switches as a timed run; onnxruntime: every output of the model it is given (the host adds every node
+    output as a graph output before pushing it); LiteRT: ``experimental_preserve_all_tensors``, float tensors in op
+    order."""
+    result = {"ok": False, "runtime": args.runtime, "mode": "intermediates", "machine": platform.machine()}
+    try:
+        x = np.load(args.input)
+        names, ops, values = [], [], []
+        if args.runtime in ("ncnn", "ncnn-vulkan"):
+            import ncnn
+
+            prepare, _run, version, settings, close = load_ncnn(args, vulkan=args.runtime == "ncnn-vulkan")
+            net_layers = []
+            with open(args.model) as f:
+                for line in f.read().splitlines()[2:]:
+                    parts = line.split()
+                    if len(parts) >= 4:
+                        n_in, n_out = int(parts[2]), int(parts[3])
+                        net_layers.append((parts[0], parts[1], parts[4 + n_in:4 + n_in + n_out]))
+            net = close.__self__  # load_ncnn returns net.clear: the net itself
+            keep = prepare(x)
+            ex = net.create_extractor()
+            ex.set_light_mode(False)
+            ex.input(args.input_name or net.input_names()[0], ncnn.Mat(keep))
+            for typ, lname, outs in net_layers:
+                if typ in ("Input", "Split"):
+                    continue
+                for blob in outs:
+                    ret, mat = ex.extract(blob)
+                    if ret == 0:
+                        names.append(f"{lname}:{blob}")
+                        ops.append(typ)
+                        values.append(np.array(mat, copy=True))
+            ex = mat = None
+            close()
+        elif args.runtime == "onnxruntime":
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = args.threads
+            so.inter_op_num_threads = 1
+            sess = ort.InferenceSession(args.model, sess_options=so, providers=["CPUExecutionProvider"])
+            outs = [o.name for o in sess.get_outputs()]
+            for name, value in zip(outs, sess.run(outs, {sess.get_inputs()[0].name: np.ascontiguousarray(x)})):
+                names.append(name)
+                ops.append("")
+                values.append(np.asarray(value))
+            version, settings = ort.__version__, {"threads": args.threads}
+        elif args.runtime == "litert":
+            try:
+                from ai_edge_litert import interpreter as tfl
+            except Exception:
+                import tflite_runtime.interpreter as tfl
+            interp = tfl.Interpreter(model_path=args.model, num_threads=args.threads,
+                                     experimental_preserve_all_tensors=True)
+            interp.allocate_tensors()
+            inp = interp.get_input_details()[0]
+            interp.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
+            interp.invoke()
+            details = {d["index"]: d for d in interp.get_tensor_details()}
+            seen = set()
+            for op in interp._get_ops_details():
+                for t in op["outputs"]:
+                    d = details.get(int(t))
+                    if d is None or t in seen or d["dtype"] != np.float32:
+                        continue
+                    seen.add(t)
+                    names.append(d["name"])
+                    ops.append(op["op_name"])
+                    values.append(interp.get_tensor(int(t)).copy())
+            version, settings = getattr(tfl, "__version__", "unknown"), {"threads": args.threads}
+        else:
+            raise RuntimeError(f"no intermediate capture for runtime {args.runtime}")
+        arrays = {f"t{i:04d}": v for i, v in enumerate(values)}
+        np.savez(args.intermediates, __names__=np.array(names), __ops__=np.array(ops), **arrays)
+        result.update(ok=True, tensors=len(values), runtime_version=version, settings=settings)
+        code = 0
+    except Exception as exc:
         result.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
         code = 3
     with open(args.timings, "w") as f:

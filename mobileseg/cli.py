@@ -10,7 +10,8 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = ["models", "info", "export", "bench", "results", "compare", "report", "eval", "emulator", "harness", "tools"]
+COMMANDS = ["models", "info", "export", "parity", "bench", "results", "compare", "report", "eval", "emulator", "harness",
+            "tools"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -119,3 +119,38 @@ def check(out, ref, precision: str = "fp32", graph: str = "logits", runtime: str
     if graph == "argmax":
         return compare_class_maps(out, ref, precision)
     return compare(out, ref, precision, runtime=runtime)
+
+
+# Per-layer limits (mobileseg.numerics, `mobileseg parity --per-layer`): rel-L2 of one intermediate tensor against
+# the output of the PyTorch module it comes from; the first tensor above it is the first diverging layer. Measured
+# (python -m mobileseg.perf.numerics_reference: results/reference/numerics/summary.md, 128 px, every matched tensor
+# of TopFormer-T, SegFormer-B0 and LR-ASPP on ONNX Runtime, ncnn and LiteRT): fp32 reached at most 1.25e-6 (LR-ASPP
+# on LiteRT; 4.7e-7 on the emulated ARM64 device, TopFormer-T 64 px), so 1e-4 is 80x the worst and the whole-output
+# limit too; one layer's weights rounded to bf16 costs 1.4e-3 to 1.9e-3 there (tests/test_numerics_artifacts.py).
+# fp16 weights reached 9.6e-4 (LR-ASPP, ncnn): 2e-2 is 21x that, the whole-output fp16 limit, with room for fp16
+# arithmetic on ARM/GPU that this host does not run.
+LAYER_REL_L2_LIMITS = {"fp32": 1e-4, "fp16": 2e-2}
+
+
+# Tensors too small for the precision are shown but not judged: fp16 holds normal numbers from 6.1e-5 up; below, its
+# subnormals keep ever fewer bits. Measured: TopFormer-T at 64 px on ncnn-vulkan fp16 (lavapipe), random weights,
+# shrinks TPM layer 9's activations to about 1e-6 (max abs error 7e-7), where rel-L2 reaches 0.26 while the output
+# stays at 1.6e-3; every tensor with an RMS above 6.1e-5 stayed within the fp16 limit there.
+LAYER_MIN_RMS = {"fp16": 6.1e-5}
+
+
+def layer_min_rms(precision: str) -> float:
+    """Reference RMS below which a tensor is not judged at ``precision`` (0: every tensor is judged)."""
+    return LAYER_MIN_RMS.get(precision, 0.0)
+
+
+# ncnn-vulkan fp32: not measured per layer yet (no GPU here; lavapipe per layer is to do): its whole-output limit
+# (5e-4, above) is used until such a measurement exists.
+RUNTIME_LAYER_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4}
+
+
+def layer_rel_l2_limit(precision: str, runtime: str | None = None) -> float:
+    """The rel-L2 limit of one intermediate tensor at ``precision`` (the first layer above it is 'diverging')."""
+    if (runtime, precision) in RUNTIME_LAYER_REL_L2_LIMITS:
+        return RUNTIME_LAYER_REL_L2_LIMITS[(runtime, precision)]
+    return LAYER_REL_L2_LIMITS.get(precision, LAYER_REL_L2_LIMITS["fp32"])

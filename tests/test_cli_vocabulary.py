@@ -21,7 +21,8 @@ def visible_options(p) -> set[str]:
 def test_no_command_shows_an_old_spelling():
     old = {"--export-root", "--no-progress", "--runtime", "--device", "--precision", "--graph"}
     singular_ok = {"export": {"--precision", "--graph"}, "eval": {"--runtime", "--precision"}, "bench": {"--device"},
-                   "compare": {"--runtime"}}  # compare --run times one runtime
+                   "compare": {"--runtime"},  # compare --run times one runtime
+                   "parity": {"--precision", "--runtime", "--device"}}  # one artifact, run once, on one device
     for name, p in subparsers().items():
         shown = visible_options(p) & old - singular_ok.get(name, set())
         assert not shown, f"mobileseg {name} shows {shown}"

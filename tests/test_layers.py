@@ -21,6 +21,7 @@ LAYERS = [
     ("models", ["mobileseg.registry", "mobileseg.checkpoint", "mobileseg.flops", "mobileseg.models"]),
     ("results", ["mobileseg.results"]),
     ("stages", ["mobileseg.runtimes", "mobileseg.export", "mobileseg.device", "mobileseg.emulator"]),
+    ("numerics", ["mobileseg.numerics"]),  # per-layer parity: reads artifacts through the stages, used by bench
     ("bench, eval, report", ["mobileseg.bench", "mobileseg.eval", "mobileseg.report"]),
     ("tools", ["mobileseg.perf"]),
     ("cli", ["mobileseg.commands", "mobileseg.cli", "mobileseg.__main__"]),

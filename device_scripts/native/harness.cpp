@@ -68,6 +68,7 @@ struct Args
     double target_ci_pct = 0; // > 0: sample until the median's 95% interval is within this percent (--max-time-ms)
     double max_time_ms = 30000;
     int min_repeats = 10;
+    std::string intermediates;  // per-layer mode: every blob into this file instead of timing (dump_intermediates)
 };
 
 void usage()
@@ -79,6 +80,7 @@ void usage()
                  "         [--fp16 0|1] [--int8 0|1] [--bf16 0|1] [--packing 0|1] [--winograd 0|1] [--sgemm 0|1]\n"
                  "         [--flush-denormals 0..3] [--light-mode 0|1] [--vulkan 0|1] [--vulkan-device N]\n"
                  "         [--target-ci-pct P [--max-time-ms T] [--min-repeats 10]]\n"
+                 "         [--intermediates OUT.bin]   (instead of timing: every layer's output blob into one file)\n"
                  "Inputs/outputs are float32 NCHW, C order: .npy, or raw (then --shape is required for the input).\n"
                  "All fp16/int8/bf16 switches are off unless asked.\n");
 }
@@ -158,6 +160,7 @@ Args parse_args(int argc, char** argv)
         else if (k == "--output") a.output = v;
         else if (k == "--input-name") a.input_name = v;
         else if (k == "--output-name") a.output_name = v;
+        else if (k == "--intermediates") a.intermediates = v;
         else if (k == "--shape") ok = !(a.shape = parse_shape(v)).empty();
         else if (k == "--threads") ok = parse_int(v, a.threads) && a.threads >= 1;
         else if (k == "--warmup") ok = parse_int(v, a.warmup) && a.warmup >= 0;
@@ -191,7 +194,7 @@ Args parse_args(int argc, char** argv)
         if (!ok) fail(kExitUsage, "bad value '" + std::string(v) + "' for " + k);
     }
     g_timings_path = a.timings;
-    if (a.param.empty() || a.bin.empty() || a.input.empty() || a.timings.empty() || a.output.empty())
+    if (a.param.empty() || a.bin.empty() || a.input.empty() || a.timings.empty() || (a.output.empty() && a.intermediates.empty()))
         fail(kExitUsage, "--param, --bin, --input, --timings and --output are required (see --help)");
     if (a.repeats == 0 && a.min_time_ms <= 0 && a.target_ci_pct <= 0) fail(kExitUsage, "--repeats 0 needs --min-time-ms > 0");
     if (a.shape.size() > 5 || (a.shape.size() == 5 && a.shape[0] != 1))
@@ -471,6 +474,76 @@ double median_ci_halfwidth(const std::vector<double>& sorted_ms)
     return std::max(m - sorted_ms[lo - 1], sorted_ms[n - lo] - m) / m;
 }
 
+// -- per-layer mode (mobileseg parity --per-layer --device adb:...): every layer's output blob, one file ----------
+// File: "MSGI1\n", then per blob: u32 name length, name ("layer:blob"), u32 type length, layer type, u32 dims,
+// dims x u32 (c, h, w order, as ncnn's Python binding gives them), float32 data. Split copies are skipped; one
+// extractor without light mode, so every blob stays computed. Read by mobileseg.numerics.device.read_native.
+int dump_intermediates(ncnn::Net& net, const ncnn::Mat& in, const Args& a)
+{
+    FILE* pf = std::fopen(a.param.c_str(), "rb");
+    if (!pf) fail(kExitUsage, "cannot read the ncnn param file " + a.param);
+    std::vector<std::string> lines;
+    std::string line;
+    for (int ch; (ch = std::fgetc(pf)) != EOF;)
+    {
+        if (ch == '\n') { lines.push_back(line); line.clear(); }
+        else line += (char)ch;
+    }
+    if (!line.empty()) lines.push_back(line);
+    std::fclose(pf);
+    FILE* f = std::fopen(a.intermediates.c_str(), "wb");
+    if (!f) fail(kExitUsage, "cannot write " + a.intermediates);
+    auto put_u32 = [&](unsigned int v) { std::fwrite(&v, 4, 1, f); };
+    auto put_str = [&](const std::string& s) { put_u32((unsigned int)s.size()); std::fwrite(s.data(), 1, s.size(), f); };
+    std::fwrite("MSGI1\n", 1, 6, f);
+    ncnn::Extractor ex = net.create_extractor();
+    ex.set_light_mode(false);
+    if (ex.input(a.input_name.c_str(), in) != 0) fail(kExitUsage, "the model has no input blob named " + a.input_name);
+    int count = 0;
+    for (size_t li = 2; li < lines.size(); li++)
+    {
+        std::vector<std::string> parts;
+        size_t pos = 0;
+        const std::string& l = lines[li];
+        while (pos < l.size())
+        {
+            while (pos < l.size() && (l[pos] == ' ' || l[pos] == '\t' || l[pos] == '\r')) pos++;
+            size_t end = pos;
+            while (end < l.size() && l[end] != ' ' && l[end] != '\t' && l[end] != '\r') end++;
+            if (end > pos) parts.push_back(l.substr(pos, end - pos));
+            pos = end;
+        }
+        int n_in = 0, n_out = 0;
+        if (parts.size() < 4 || !parse_int(parts[2].c_str(), n_in) || !parse_int(parts[3].c_str(), n_out)) continue;
+        if (parts[0] == "Input" || parts[0] == "Split") continue;
+        for (int k = 0; k < n_out && 4 + n_in + k < (int)parts.size(); k++)
+        {
+            const std::string& blob = parts[4 + n_in + k];
+            ncnn::Mat m;
+            if (ex.extract(blob.c_str(), m) != 0 || m.empty()) continue;
+            std::vector<unsigned int> dims;
+            if (m.dims == 1) dims = {(unsigned)m.w};
+            else if (m.dims == 2) dims = {(unsigned)m.h, (unsigned)m.w};
+            else if (m.dims == 3) dims = {(unsigned)m.c, (unsigned)m.h, (unsigned)m.w};
+            else dims = {(unsigned)m.c, (unsigned)m.d, (unsigned)m.h, (unsigned)m.w};
+            put_str(parts[1] + ":" + blob);
+            put_str(parts[0]);
+            put_u32((unsigned int)dims.size());
+            for (unsigned int d : dims) put_u32(d);
+            size_t plane = (size_t)m.w * m.h * m.d;
+            for (int q = 0; q < m.c; q++) std::fwrite(m.channel(q).data, sizeof(float), plane, f);  // cstep padding dropped
+            count++;
+        }
+    }
+    std::fclose(f);
+    std::string j = "{\"ok\": true, \"harness\": \"native-ncnn\", \"runtime\": \"ncnn\", \"mode\": \"intermediates\", "
+                    "\"tensors\": " + std::to_string(count) + ", \"runtime_version\": " + json_str(MOBILESEG_NCNN_VERSION) + "}\n";
+    FILE* t = std::fopen(a.timings.c_str(), "wb");
+    if (!t || std::fwrite(j.data(), 1, j.size(), t) != j.size()) fail(kExitUsage, "cannot write " + a.timings);
+    std::fclose(t);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -545,6 +618,7 @@ int main(int argc, char** argv)
     long rss_loaded = proc_kb("/proc/self/status", "VmRSS");
 
     ncnn::Mat in = read_input(a);
+    if (!a.intermediates.empty()) return dump_intermediates(net, in, a);
     ncnn::Mat out;
 
     // One extractor per iteration: an extractor caches blobs, so a reused one would return without computing.

@@ -360,6 +360,9 @@ def _summary(d: dict) -> str:
     par = (f"rel_l2 {r['rel_l2']:.1e}" if r["rel_l2"] is not None else
            f"argmax {r['argmax_agree']}" if r["argmax_agree"] is not None else "parity not checked")
     tag = "" if d["status"] == "ok" else " PARITY FAILED"
+    per_layer = (d.get("parity") or {}).get("per_layer") or {}
+    if per_layer.get("sentence") or per_layer.get("error"):
+        tag += f"; {per_layer.get('sentence') or per_layer.get('error')}"
     if (d.get("device_state") or {}).get("throttled"):
         tag += " THROTTLED (the CPU frequency dropped during the cell)"
     if r["latency_stat"] == "mean":  # a tool's own summary without a median (benchmark_model)
@@ -421,6 +424,10 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
         parity = {"checked": False, "reason": cr.parity_note or f"the {cr.harness} harness returns no output"}
     else:
         parity = _parity(cr.output, folder, cell, manifest)
+        if parity.get("ok") is False:  # where it diverged (mobileseg.numerics): a summary, never a crash
+            from ..numerics.bench import diverging_layer
+
+            parity["per_layer"] = diverging_layer(folder, cell, manifest, target)
     gmacs, params = _complexity_of(manifest, cell)
     versions = package_versions()
     versions.update({k: v for k, v in (manifest.get("versions") or {}).items() if k not in versions})

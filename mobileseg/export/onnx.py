@@ -30,6 +30,35 @@ def op_histogram(onnx_model) -> dict:
     return dict(sorted(Counter(n.op_type for n in onnx_model.graph.node).items()))
 
 
+def scope_name(node, initializers) -> str | None:
+    """A torch-style scope name (``/backbone/block1/0/attn/q/Gemm``) for a node that has lost its own, from the
+    module path in the name of its weight or bias (``backbone.block1.0.attn.q.bias``), or None."""
+    params = [i for i in node.input if i in initializers and i.rpartition(".")[2] in ("weight", "bias")]
+    if not params:
+        return None
+    return "/" + params[-1].rpartition(".")[0].replace(".", "/") + "/" + node.op_type
+
+
+def keep_scopes(onnx_model) -> int:
+    """Name the nodes onnxsim created without a scope (its MatMul+Add -> Gemm fusion) after their parameters, so the
+    per-layer report (mobileseg.numerics) can tell which module they compute; returns how many were named."""
+    inits = {i.name for i in onnx_model.graph.initializer}
+    used = {n.name for n in onnx_model.graph.node}
+    count = 0
+    for node in onnx_model.graph.node:
+        if node.name.startswith("/"):
+            continue
+        name = scope_name(node, inits)
+        if name:
+            k, base = 1, name
+            while name in used:
+                name, k = f"{base}_{k}", k + 1
+            used.add(name)
+            node.name = name
+            count += 1
+    return count
+
+
 def convert(model, example, out_dir: str, precision: str = "fp32", input_name: str = "input",
             output_name: str = "logits", log=None) -> Converted:
     import warnings
@@ -58,6 +87,7 @@ def convert(model, example, out_dir: str, precision: str = "fp32", input_name: s
             simplified, ok = onnxsim.simplify(graph)  # its native warnings go to the log, not the user's terminal
         if not ok:
             raise RuntimeError("onnxsim's check of the simplified graph failed")
+        info["scopes_restored"] = keep_scopes(simplified)
         onnx.save(simplified, path)
         graph = simplified
         info["simplified"] = True

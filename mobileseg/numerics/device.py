@@ -1,0 +1,129 @@
+"""Per-layer capture on an ADB device: the device harness runs the artifact once and returns every intermediate
+tensor, pulled back as one file.
+
+* Python harness (``device_scripts/harness.py --intermediates FILE.npz``): ncnn, onnxruntime, LiteRT. For ONNX the
+  host adds every node output as a graph output and pushes that model (the device needs no ``onnx`` package).
+* Native ncnn harness (``harness --intermediates FILE``): every blob in one binary file (``MSGI1``: per tensor its
+  name, layer type, dims and float32 data), read by :func:`read_native`.
+* The official binaries (benchmark_model, onnxruntime_perf_test) time only: one sentence says so.
+
+Works on a bench target (duck-typed: ``driver_for``, ``prepare``, ``_artifact``, ``device``), so this module needs
+nothing from the bench layer above it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shlex
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import manifest as _manifest
+from ..errors import MobilesegError
+from .runtime_capture import RuntimeTensor, all_outputs_model, from_npz
+
+ONNX_ALL_OUTPUTS = "model.all_outputs.onnx"
+
+
+class NoIntermediatesError(MobilesegError):
+    """The device (its harness or runtime) cannot return intermediate tensors."""
+
+
+def capture_on_target(target, export_dir: str, fmt: str, runtime: str, precision: str, timeout: float = 3600.0):
+    """``(tensors, device label)`` from a bench target that can return intermediates, else one sentence."""
+    driver = target.driver_for(runtime) if hasattr(target, "driver_for") else None
+    name = getattr(driver, "name", None)
+    if name not in ("device-python", "native-ncnn"):
+        what = f"the {name} binary times only" if name else f"the {getattr(target, 'kind', '?')} target"
+        raise NoIntermediatesError(f"{what} and cannot return intermediate tensors: per-layer analysis needs the "
+                                   "Python harness (--harness python) or, for ncnn, the native harness")
+    if name == "native-ncnn" and runtime not in ("ncnn",):
+        raise NoIntermediatesError(f"the native harness runs ncnn only and cannot return {runtime} tensors: use the "
+                                   "Python harness (--harness python) on a device with python3")
+    why = driver.supports(runtime, target.describe())
+    if why:
+        raise NoIntermediatesError(f"this device cannot return {runtime} intermediate tensors: {why}")
+    export_dir, man = _manifest.load(export_dir)
+    target.prepare(export_dir, fmt)
+    art = target._artifact(export_dir, man, fmt)
+    rdir = art["dir"]
+    dev = target.device
+    label = f"adb:{target.describe().get('serial') or target.device_id()}"
+    with tempfile.TemporaryDirectory(prefix="mobileseg-numerics-") as tmp:
+        order = None
+        model = art["model"]
+        if runtime == "onnxruntime":
+            import onnx
+
+            m, order = all_outputs_model(os.path.join(export_dir, "model.onnx"))
+            local = os.path.join(tmp, ONNX_ALL_OUTPUTS)
+            onnx.save(m, local)
+            model = posixpath.join(rdir, ONNX_ALL_OUTPUTS)
+            dev.push(local, model)
+        status = posixpath.join(rdir, f"intermediates_{runtime}.json")
+        if name == "device-python":
+            out = posixpath.join(rdir, f"intermediates_{runtime}.npz")
+            args = ["--runtime", runtime, "--model", model, "--input", art["input"],
+                    "--output", posixpath.join(rdir, "intermediates_out.npy"), "--timings", status,
+                    "--threads", "1", "--precision", precision, "--intermediates", out]
+            if art.get("weights"):
+                args += ["--weights", art["weights"]]
+            cmd = f"{driver.python} {shlex.quote(driver.remote)} {' '.join(shlex.quote(a) for a in args)}"
+        else:
+            out = posixpath.join(rdir, "intermediates_ncnn.bin")
+            q = shlex.quote
+            binary = driver.harness.prepare(dev)  # pushed once (sha256-checked); its path on the device
+            cmd = (f"{q(binary)} --param {q(model)} --bin {q(art['weights'])} --input "
+                   f"{q(art['input'])} --input-name {q(art.get('input_name') or 'in0')} "
+                   f"--fp16 {int(precision == 'fp16')} --threads 1 --timings {q(status)} --intermediates {q(out)}")
+        rc, log = dev.shell(f"cd {shlex.quote(rdir)} && rm -f {shlex.quote(out)} {shlex.quote(status)} && {cmd}",
+                            timeout)
+        info = {}
+        try:
+            info = json.loads(dev.pull(status, Path(tmp) / "status.json").read_text())
+        except (OSError, ValueError, MobilesegError):
+            pass
+        if rc != 0 or not info.get("ok"):
+            why = info.get("error") or " ".join(str(log).strip().splitlines()[-2:])[:300] or f"exit {rc}"
+            raise NoIntermediatesError(f"the device harness could not return the {runtime} intermediate tensors "
+                                       f"({why})")
+        local = dev.pull(out, Path(tmp) / os.path.basename(out))
+        tensors = from_npz(str(local), runtime, order) if name == "device-python" else read_native(str(local))
+    return tensors, label
+
+
+MAGIC = b"MSGI1\n"
+
+
+def read_native(path: str) -> list[RuntimeTensor]:
+    """The native harness's file: ``MSGI1\\n``, then per tensor: u32 name length, name, u32 type length, type,
+    u32 dims, dims x u32 (ncnn's c, h, w order), float32 data."""
+    data = Path(path).read_bytes()
+    if not data.startswith(MAGIC):
+        raise NoIntermediatesError(f"{path} is not a native-harness intermediates file")
+    pos, out = len(MAGIC), []
+
+    def u32():
+        nonlocal pos
+        (v,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        return v
+
+    def text():
+        nonlocal pos
+        n = u32()
+        pos += n
+        return data[pos - n:pos].decode()
+
+    while pos < len(data):
+        name, op = text(), text()
+        dims = [u32() for _ in range(u32())]
+        count = int(np.prod(dims)) if dims else 0
+        value = np.frombuffer(data, dtype="<f4", count=count, offset=pos).reshape(dims).copy()
+        pos += 4 * count
+        out.append(RuntimeTensor(len(out), name, op, value))
+    return out
