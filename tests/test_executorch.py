@@ -19,21 +19,18 @@ def test_format_and_runtime_rows():
 
 
 def test_missing_package_names_the_extra(monkeypatch):
-    import builtins
+    import sys
 
     from mobileseg.errors import MissingDependencyError
+    from mobileseg.export import executorch as converter
     from mobileseg.runtimes import get_runtime
 
-    real = builtins.__import__
-
-    def no_executorch(name, *a, **kw):
-        if name.split(".")[0] == "executorch":
-            raise ImportError("No module named 'executorch'")
-        return real(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_executorch)
+    for mod in [m for m in sys.modules if m == "executorch" or m.startswith("executorch.")] + ["executorch"]:
+        monkeypatch.setitem(sys.modules, mod, None)  # import of executorch now fails as if not installed
     with pytest.raises(MissingDependencyError, match=r"mobileseg\[executorch\]"):
         get_runtime("executorch").check()
+    with pytest.raises(MissingDependencyError, match=r"mobileseg\[executorch\]"):
+        converter.warm_up()
 
 
 def test_missing_op_sentence():

@@ -42,12 +42,12 @@ class ArtifactCell(Cell):
 
 
 def runtimes_for(fmt: str, wanted=None) -> list[str]:
-    """The runtimes that run ``fmt`` (the table's default ones, or those of ``wanted`` that run it)."""
+    """The runtimes that run ``fmt`` (the table's default ones, else its first; or those of ``wanted`` that run it)."""
     rows = [r for r in formats.RUNTIMES.values() if r.format == fmt]
     if wanted:
         keys = {formats.runtime_key(w) or w for w in wanted}
         return [r.name for r in rows if r.name in keys]
-    return [r.name for r in rows if r.default]
+    return [r.name for r in rows if r.default] or [r.name for r in rows][:1]  # executorch: named only in bench
 
 
 def align(out, ref):
