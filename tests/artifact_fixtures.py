@@ -90,3 +90,20 @@ def torch_output(nhwc: bool, x: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         return tiny_net(nhwc)(torch.from_numpy(x)).numpy()
+
+
+def write_custom_op_tflite(tflite_path, name="custom.tflite") -> Path:
+    """A copy of a litert_torch-written ``.tflite`` whose first operator code is made the custom op 'Sparkle'
+    (LiteRT: "Encountered unresolved custom op: Sparkle")."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(Path(tflite_path).read_bytes(), 0))
+    code = model.operatorCodes[0]
+    code.builtinCode = code.deprecatedBuiltinCode = 32  # BuiltinOperator.CUSTOM
+    code.customCode = "Sparkle"
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    path = Path(tflite_path).parent / name
+    path.write_bytes(b.Output())
+    return path

@@ -164,7 +164,7 @@ def test_layout_guess():
 
 
 @pytest.mark.slow
-def test_tflite_nhwc_and_ncnn_from_other_tools(files, tmp_path):
+def test_tflite_nhwc_and_ncnn_from_other_tools(files, tmp_path, capsys):
     """litert_torch.convert (an NCHW and an NHWC module) and pnnx: each against the torch output, and all four
     files of the one model across formats."""
     pytest.importorskip("litert_torch")
@@ -183,3 +183,7 @@ def test_tflite_nhwc_and_ncnn_from_other_tools(files, tmp_path):
     rc, recs = bench(tmp_path / "cross", "--artifact", files["onnx"], nhwc, param)  # seeded input, no reference
     assert rc == 0 and recs[0]["parity"]["checked"] is False
     assert all(r["parity"]["ok"] and "cross-format" in r["parity"]["against"] for r in recs[1:])
+    custom = af.write_custom_op_tflite(tfl)
+    capsys.readouterr()  # the notes of the runs above
+    err = one_sentence(capsys, tmp_path, "--artifact", custom)
+    assert "custom op 'Sparkle'" in err and "LiteRT does not have" in err
