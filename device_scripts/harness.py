@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""On-device latency harness: runs ONE artifact with ncnn (CPU or Vulkan), onnxruntime or LiteRT and times each call.
+"""On-device latency harness: runs ONE artifact with ncnn (CPU or Vulkan), onnxruntime, LiteRT or ExecuTorch and times
+each call.
 
 Runs ON the device (an ARM Linux board, Android with Termux, or the emulated ARM64 device); imports nothing from
 mobileseg, only numpy and the runtime's package. The host pushes it with the artifact and the reference input,
@@ -182,7 +183,32 @@ def load_litert(args):
     return prepare, run, ver, settings, lambda: None
 
 
-LOADERS = {"ncnn": load_ncnn, "ncnn-vulkan": lambda args: load_ncnn(args, vulkan=True), "onnxruntime": load_onnxruntime, "litert": load_litert}
+def load_executorch(args):
+    import torch
+    from executorch.extension.pybindings import portable_lib
+    from executorch.runtime import Runtime
+
+    from importlib.metadata import version
+
+    portable_lib._unsafe_reset_threadpool(args.threads)
+    program = Runtime.get().load_program(args.model)
+    method = program.load_method("forward")
+    half = int(program.metadata("forward").input_tensor_meta(0).dtype()) == 5  # ScalarType Half
+
+    def prepare(x):
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return t.half() if half else t
+
+    def run(x):
+        return method.execute([x])[0].float().numpy()
+
+    settings = {"threads": args.threads, "threadpool_threads": int(portable_lib._threadpool_get_thread_count()),
+                "backend": "XNNPACK delegate (+ portable kernels)", "precision": args.precision,
+                "program_dtype": "float16" if half else "float32"}
+    return prepare, run, version("executorch"), settings, lambda: None
+
+
+LOADERS = {"ncnn": load_ncnn, "executorch": load_executorch, "ncnn-vulkan": lambda args: load_ncnn(args, vulkan=True), "onnxruntime": load_onnxruntime, "litert": load_litert}
 
 
 def empty_call_overhead_ms(n: int = 2000) -> float:

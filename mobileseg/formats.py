@@ -64,6 +64,8 @@ class RuntimeRow:
     device_pip: str = ""
     aliases: tuple[str, ...] = field(default=())
     default: bool = True
+    # what runs it on a stock Android phone (no Python): the native harness, official binaries (timings only)
+    phone_tools: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, FormatRow] = {row.name: row for row in (
@@ -75,18 +77,24 @@ FORMATS: dict[str, FormatRow] = {row.name: row for row in (
               description="pnnx: graph (.param) and weights (.bin)"),
     FormatRow("tflite", ("model.tflite",), "tflite", "litert", "tflite", precisions=("fp32", "fp16", "int8"),
               description="litert-torch (no TensorFlow needed)"),
+    FormatRow("executorch", ("model.pte",), "executorch", "executorch", "executorch",
+              description="torch.export -> to_edge_transform_and_lower (XNNPACK partitioner) -> .pte"),
 )}
 
 RUNTIMES: dict[str, RuntimeRow] = {row.name: row for row in (
     RuntimeRow("torch", "torch", "torch_eager:TorchRuntime", "", aliases=("pytorch", "torcheager")),
     RuntimeRow("onnxruntime", "onnx", "onnxruntime:OnnxRuntime", "onnx", ("onnxruntime",), "onnxruntime",
-               aliases=("ort",)),
-    RuntimeRow("ncnn", "ncnn", "ncnn:NcnnRuntime", "ncnn", ("ncnn",), "ncnn"),
+               aliases=("ort",), phone_tools=("onnxruntime_perf_test (timings only)",)),
+    RuntimeRow("ncnn", "ncnn", "ncnn:NcnnRuntime", "ncnn", ("ncnn",), "ncnn", phone_tools=("native harness",)),
     # ncnn's compute shaders on a Vulkan device (a phone's GPU; lavapipe, Mesa's CPU driver, where there is none)
     RuntimeRow("ncnn-vulkan", "ncnn", "ncnn_vulkan:NcnnVulkanRuntime", "ncnn", ("ncnn",), "ncnn",
-               aliases=("vulkan", "ncnngpu"), default=False),
+               aliases=("vulkan", "ncnngpu"), default=False, phone_tools=("native harness, Vulkan build (NDK)",)),
     RuntimeRow("litert", "tflite", "litert:LiteRTRuntime", "tflite", ("ai_edge_litert", "tflite_runtime"),
-               "ai-edge-litert", aliases=("tflite", "tfliteruntime", "aiedgelitert")),
+               "ai-edge-litert", aliases=("tflite", "tfliteruntime", "aiedgelitert"),
+               phone_tools=("benchmark_model (timings only)",)),
+    # PyTorch's own on-device runtime (XNNPACK delegate); measured when named: its export takes tens of seconds
+    RuntimeRow("executorch", "executorch", "executorch:ExecuTorchRuntime", "executorch", ("executorch",),
+               "executorch", aliases=("et", "pte"), default=False),
 )}
 
 PRECISIONS = tuple(dict.fromkeys(p for row in FORMATS.values() for p in row.precisions))
@@ -140,3 +148,26 @@ def side_file(fmt: str, files) -> str | None:
     if len(suffixes) < 2:
         return None
     return next((f for f in files if str(f).endswith(suffixes[1])), None)
+
+
+def support_rows() -> list[dict]:
+    """Formats x runtimes x precisions x devices, one row per runtime, from the rows above (README's table)."""
+    rows = []
+    for rt in RUNTIMES.values():
+        fmt = FORMATS[rt.format]
+        rows.append({"format": fmt.name, "files": " + ".join(f"`{f}`" for f in fmt.files),
+                     "runtime": f"`{rt.name}`", "precisions": ", ".join(fmt.precisions),
+                     "host": "yes", "ARM Linux / Termux (device Python)": f"yes (`{rt.device_pip}`)" if rt.device_modules
+                     else "-", "stock Android (no Python)": ", ".join(rt.phone_tools) or "-",
+                     "pip extra": f"`{rt.extra}`" if rt.extra else "(torch)",
+                     "in bench by default": "yes" if rt.default else "when named"})
+    return rows
+
+
+def support_markdown() -> str:
+    """:func:`support_rows` as the Markdown table README.md carries between its ``formats-table`` markers."""
+    rows = support_rows()
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "| " + " | ".join("---" for _ in keys) + " |"]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from .errors import MobilesegError
 from .hashing import sha256_file
@@ -26,7 +27,8 @@ class ArtifactError(MobilesegError):
 def export_dir_name(model: str, resolution, precision: str = "fp32", graph: str = "logits") -> str:
     """``<model>_<H>x<W>[_<precision>][_<graph>]`` (fp32 and logits keep the short name)."""
     h, w = resolution
-    name = f"{model}_{h}x{w}"
+    # a user's factory (pkg.mod:fn) or an artifact name: only characters safe in a folder name on every system
+    name = f"{re.sub(r'[^A-Za-z0-9._-]+', '-', model)}_{h}x{w}"
     if precision != "fp32":
         name += f"_{precision}"
     if graph != "logits":

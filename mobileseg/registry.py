@@ -102,6 +102,9 @@ def register_model(spec: ModelSpec):
 
 def _ensure_loaded() -> None:
     from . import models  # noqa: F401  (importing registers every model)
+    from .models.external import load_entry_points
+
+    load_entry_points(_REGISTRY, register_model)  # third-party models (entry-point group mobileseg.models)
 
 
 def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
@@ -121,6 +124,10 @@ def get_spec(name: str) -> ModelSpec:
 
 def _lookup(name: str) -> _Entry:
     _ensure_loaded()
+    from .models.external import factory_spec, is_factory_name
+
+    if is_factory_name(name):  # a user's factory, pkg.mod:fn (mobileseg.models.external)
+        return _Entry(*factory_spec(name.strip()))
     key = name.strip().lower().replace("_", "-")
     if key in _REGISTRY:
         return _REGISTRY[key]

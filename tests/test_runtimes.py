@@ -18,9 +18,9 @@ def exported(tmp_path_factory):
 
 
 def test_registry_names():
-    assert set(RUNTIMES) == {"torch", "onnxruntime", "ncnn", "ncnn-vulkan", "litert"}
+    assert set(RUNTIMES) == {"torch", "onnxruntime", "ncnn", "ncnn-vulkan", "litert", "executorch"}
     formats = {get_runtime(n).format for n in RUNTIMES}
-    assert formats == {"torch", "onnx", "ncnn", "tflite"}
+    assert formats == {"torch", "onnx", "ncnn", "tflite", "executorch"}
     assert get_runtime("ort").name == "onnxruntime" and get_runtime("tflite").name == "litert"
     assert get_runtime("ncnn_vulkan").name == "ncnn-vulkan" and get_runtime("ncnn-vulkan").format == "ncnn"
     with pytest.raises(MobilesegError, match="choose one of"):

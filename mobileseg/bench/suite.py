@@ -17,6 +17,11 @@ A suite file::
     precisions = ["fp32"]      # optional, default ["fp32"]
     graphs = ["logits"]        # optional, default ["logits"] ("argmax" adds resize + argmax)
 
+    [[cells]]                  # a group of model files from other tools (mobileseg bench --artifact)
+    artifacts = ["models/seg.onnx", "models/seg.tflite"]   # paths relative to the suite file
+    input_shape = "1x3x512x512"  # optional: dynamic dimensions; also optional: input, reference (.npy), runtimes,
+                                 # precisions
+
 Every mistake (unknown key, model, runtime, resolution, a list given as a string...) is reported as one sentence
 naming the file and the fix, before anything is exported or timed.
 """
@@ -33,6 +38,7 @@ from ..results.record import cell_key
 _TOP_KEYS = {"name", "description", "settings", "cells"}
 _SETTINGS_KEYS = {"threads", "warmup", "repeats", "min_time", "cooldown_s"}
 _CELL_KEYS = {"models", "resolutions", "runtimes", "precisions", "graphs", "note"}
+_ARTIFACT_KEYS = {"artifacts", "input_shape", "input", "reference", "runtimes", "precisions", "note"}
 
 
 class SuiteError(MobilesegError, ValueError):
@@ -70,6 +76,7 @@ class Suite:
     settings: dict = field(default_factory=dict)
     groups: list = field(default_factory=list)  # list of dicts with normalised lists
     path: str | None = None
+    artifact_groups: list = field(default_factory=list)  # [[cells]] with artifacts = [paths] (see the module doc)
 
     def cells(self, threads: int | None = None) -> list[Cell]:
         """The suite's cells in file order (models outermost, so one export serves consecutive cells)."""
@@ -145,7 +152,27 @@ def build_group(models, resolutions, runtimes, precisions=("fp32",), graphs=("lo
             "graphs": list(graphs)}
 
 
-def parse_suite(data: dict, where: str = "suite") -> Suite:
+def _artifact_group(c: dict, where: str, base) -> dict:
+    """A ``[[cells]]`` group of model files: paths resolved against the suite file's folder, checked later by
+    :func:`mobileseg.bench.artifact.stage` (one sentence each)."""
+    _unknown(c, _ARTIFACT_KEYS, where)
+    paths = _as_list(c["artifacts"], "artifacts", where)
+    for k in ("input_shape", "input", "reference"):
+        if k in c and not isinstance(c[k], str):
+            raise SuiteError(f"{where}: '{k}' must be a string such as {k} = \"...\"")
+    for rt in c.get("runtimes", []):
+        if rt not in formats.RUNTIMES:
+            raise SuiteError(f"{where}: unknown runtime '{rt}'; choose from {', '.join(formats.RUNTIMES)}")
+    rel = (lambda q: str(Path(base) / q) if base is not None and not Path(q).is_absolute() else q)  # noqa: E731
+    if not all(isinstance(q, str) for q in paths):
+        raise SuiteError(f"{where}: 'artifacts' must list file paths as strings")
+    return {"artifacts": [rel(q) for q in paths], "input_shape": c.get("input_shape"),
+            "input": rel(c["input"]) if c.get("input") else None,
+            "reference": rel(c["reference"]) if c.get("reference") else None,
+            "runtimes": list(c.get("runtimes") or []) or None, "precisions": list(c.get("precisions") or []) or None}
+
+
+def parse_suite(data: dict, where: str = "suite", base=None) -> Suite:
     """Validate a decoded suite mapping and return a :class:`Suite`."""
     _unknown(data, _TOP_KEYS, where)
     settings = data.get("settings", {})
@@ -168,9 +195,12 @@ def parse_suite(data: dict, where: str = "suite") -> Suite:
         raise SuiteError(f"{where}: no [[cells]] group; add one with models, resolutions and runtimes")
     if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
         raise SuiteError(f"{where}: 'cells' must be an array of tables written [[cells]]")
-    groups = []
+    groups, artifact_groups = [], []
     for i, c in enumerate(cells, 1):
         w = f"{where} [[cells]] #{i}"
+        if "artifacts" in c:
+            artifact_groups.append(_artifact_group(c, w, base))
+            continue
         _unknown(c, _CELL_KEYS, w)
         for k in ("models", "resolutions", "runtimes"):
             if k not in c:
@@ -182,7 +212,8 @@ def parse_suite(data: dict, where: str = "suite") -> Suite:
     name = data.get("name", "suite")
     if not isinstance(name, str):
         raise SuiteError(f"{where}: 'name' must be a string")
-    return Suite(name=name, description=str(data.get("description", "")), settings=dict(settings), groups=groups)
+    return Suite(name=name, description=str(data.get("description", "")), settings=dict(settings), groups=groups,
+                 artifact_groups=artifact_groups)
 
 
 def load_suite(path) -> Suite:
@@ -207,6 +238,6 @@ def load_suite(path) -> Suite:
     except OSError as exc:  # a folder, no permission
         why = "is a folder, not a file" if p.is_dir() else f"cannot be read ({exc.strerror or exc})"
         raise SuiteError(f"suite file '{p}' {why}; give a path such as bench/smoke.toml") from None
-    suite = parse_suite(data, where=str(p))
+    suite = parse_suite(data, where=str(p), base=p.parent)
     suite.path = str(p)
     return suite

@@ -76,7 +76,20 @@ def register(sub) -> None:
     add_export_dir(p)
     p.add_argument("--no-sgemm", action="store_true", help="skip timing the core's SGEMM reference rate")
     add_quiet(p)
+    add_artifact_options(p)
     p.set_defaults(func=run)
+
+
+def add_artifact_options(p) -> None:
+    """``--artifact PATH...`` (files mobileseg did not write) and their input/reference options."""
+    add_list(p, "--artifact", "bench these model files instead of registered models: .onnx, .tflite, .ncnn.param "
+             "(with its .ncnn.bin) or .pte, written by any tool; several files of one model get parity across formats")
+    p.add_argument("--input-shape", default=None, metavar="NxCxHxW",
+                   help="with --artifact: the input's size where the file leaves dimensions dynamic (e.g. 1x3x512x512)")
+    p.add_argument("--input", default=None, metavar="FILE.npy",
+                   help="with --artifact: the input array (default: seeded random in the input's declared range)")
+    p.add_argument("--reference", default=None, metavar="OUT.npy",
+                   help="with --artifact: the expected output; parity is checked against it")
 
 
 def target_options(args) -> dict:
@@ -96,6 +109,12 @@ def run(args) -> int:
     from ..bench import run_bench
     from ._format import table
 
+    if any(getattr(args, k, None) for k in ("artifact", "suite", "input_shape", "input", "reference")):
+        from ._artifact import run_artifact_args
+
+        code = run_artifact_args(args)
+        if code is not None:
+            return code
     if args.device.startswith("adb:"):
         from ..device.selection import parse_device_arg
 

@@ -11,6 +11,9 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX, ncnn and TFLite (BatchNorm folded, parity-checked)")
     p.add_argument("--model", "-m", required=True)
     p.add_argument("--res", default=None, help="448 or HxW such as 512x1024 (default: the model's)")
+    p.add_argument("--input-shape", default=None, metavar="NxCxHxW",
+                   help="with --model my_package.my_module:build_fn (any importable function returning an "
+                        "nn.Module): the input it takes, e.g. 1x3x512x512")
     add_list(p, "--formats", f"any of {', '.join(FORMATS)} (default {' '.join(DEFAULT_EXPORT_FORMATS)})")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="fp16 writes fp16 weights for ncnn and TFLite (parity limit 2e-2); int8: static "
@@ -47,6 +50,11 @@ def run(args) -> int:
     from ..registry import get_spec, parse_resolution
 
     quiet = args.json or args.quiet
+    if args.input_shape:  # a user's factory at that shape: every get_spec below sees it
+        from ..export.api import factory_resolution
+
+        h, w = factory_resolution(args.model, args.input_shape, args.res)
+        args.res = args.res or f"{h}x{w}"
     out = args.out
     if out is None and args.export_dir != "export":
         spec = get_spec(args.model)
@@ -62,7 +70,8 @@ def run(args) -> int:
                        weights=args.weights, num_classes=args.num_classes, out=out,
                        parity=not args.no_parity, force=args.force, log=None if quiet else print,
                        parity_runtimes=split_list(args.parity_runtimes), calib=args.calib,
-                       calib_count=args.calib_count, int8_keep_float=split_list(args.int8_keep_float))
+                       calib_count=args.calib_count, int8_keep_float=split_list(args.int8_keep_float),
+                       input_shape=args.input_shape)
     if args.json:
         print(json.dumps(res.manifest, indent=2))
         return 0 if res.ok else 1

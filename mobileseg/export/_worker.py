@@ -59,7 +59,7 @@ class Worker:
         tmp = os.path.join(self.job.name, "job.json.tmp")
         with open(tmp, "w") as f:
             json.dump({"format": self.fmt, "out_dir": out_dir, "precision": precision, "input_name": "input",
-                       "output_name": out_name}, f)
+                       "output_name": out_name, "sys_path": list(sys.path)}, f)
         from .api import remove_stale_files
 
         remove_stale_files(out_dir, self.fmt)
@@ -124,6 +124,8 @@ def run_job(job_dir: str, fmt: str, wait_s: float = 600.0) -> dict:
         time.sleep(0.05)
     with open(job_path) as f:
         job = json.load(f)
+    # the parent's import path: a user's module (export --model pkg.mod:fn) imports here as it did there
+    sys.path.extend(p for p in job.get("sys_path") or [] if p not in sys.path)
     model = torch.load(os.path.join(job_dir, "model.pt"), weights_only=False).eval()
     x = torch.from_numpy(np.load(os.path.join(job_dir, "input.npy")))
     try:

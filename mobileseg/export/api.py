@@ -217,7 +217,7 @@ def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, pr
                  graph: str = "logits", weights: str | None = None, num_classes: int | None = None,
                  out: str | None = None, parity: bool = True, force: bool = False, log=None,
                  parity_runtimes=None, calib=None, calib_count: int | None = None,
-                 int8_keep_float=None) -> ExportResult:
+                 int8_keep_float=None, input_shape=None) -> ExportResult:
     """Export ``model`` at ``resolution`` to ``formats`` with a manifest, checking each artifact's parity.
 
     Args:
@@ -237,17 +237,40 @@ def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, pr
             ``["ncnn-vulkan"]``: the ncnn artifact is judged on the Vulkan device).
         calib, calib_count, int8_keep_float: int8 only (:mod:`mobileseg.export.quantize`): the calibration image
             folder (None: synthetic images, said so in the manifest), how many of its images, layers kept in float.
+        input_shape: ``"1x3x512x512"`` for a user's factory ``model="pkg.mod:fn"`` (see
+            :mod:`mobileseg.models.external`); its H x W is the resolution.
 
     Returns an :class:`ExportResult`; converter failures and parity failures are recorded in it (``ok`` False),
     user errors raise :class:`~mobileseg.errors.MobilesegError`.
     """
     with torch_threads(1):
+        resolution = factory_resolution(model, input_shape, resolution)
         job = _make_job(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force, log)
         from .quantize import int8_job
 
         job.int8 = int8_job(job, calib, calib_count, int8_keep_float)
         job.parity_runtimes = _check_parity_runtimes(parity_runtimes, job.formats) if parity else {}
         return _run(job)
+
+
+def factory_resolution(model: str, input_shape, resolution):
+    """The resolution of a user's factory at ``input_shape`` (registered with that shape); registered models take
+    ``resolution`` only."""
+    from ..models.external import factory_spec, is_factory_name, parse_input_shape
+
+    if input_shape is None:
+        return resolution
+    if not is_factory_name(model):
+        raise ExportError(f"--input-shape is for a factory of your own (--model my_package.my_module:build_fn); "
+                          f"{model} takes --res")
+    _, c, h, w = parse_input_shape(input_shape)
+    if resolution is not None:
+        from ..registry import parse_resolution
+
+        if tuple(parse_resolution(resolution)) != (h, w):
+            raise ExportError(f"--res {resolution} and --input-shape {input_shape} disagree: give one of them")
+    factory_spec(model.strip(), input_shape)
+    return (h, w)
 
 
 def _check_parity_runtimes(names, formats) -> dict:

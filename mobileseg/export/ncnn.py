@@ -53,6 +53,7 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
         log_path = os.path.join(tmp, "pnnx.log")
         cwd = os.getcwd()
         paths = {k: os.path.join(tmp, f"model.{k.replace('ncnn', 'ncnn.')}") for k in ("ncnnparam", "ncnnbin")}
+        failure = None
         try:
             os.chdir(tmp)
             with captured_output(log_path), torch.no_grad():
@@ -60,10 +61,17 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
                             ncnnparam=paths["ncnnparam"], ncnnbin=paths["ncnnbin"],
                             ncnnpy=os.path.join(tmp, "model_ncnn.py"))
         except Exception as exc:
-            raise ConverterFailure(f"pnnx {version} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                                   f" (log: {log_tail(log_path, 3)})") from exc
+            # pnnx writes the ncnn pair, then imports a Python dump of the graph named after the module's children:
+            # an nn.Sequential at the top (children "0", "1"...) makes that dump a SyntaxError while the pair is
+            # complete (and parity-checked like any other)
+            dump = isinstance(exc, SyntaxError) and str(getattr(exc, "filename", "")).endswith("_pnnx.py")
+            if not (dump and all(os.path.isfile(p) for p in paths.values())):
+                failure = exc
         finally:
             os.chdir(cwd)
+        if failure is not None:
+            raise ConverterFailure(f"pnnx {version} failed: {type(failure).__name__}: "
+                                   f"{str(failure).splitlines()[0][:200]} (log: {log_tail(log_path, 3)})") from failure
         if not (os.path.isfile(paths["ncnnparam"]) and os.path.isfile(paths["ncnnbin"])):
             raise ConverterFailure(f"pnnx {version} wrote no ncnn model ({log_tail(log_path, 4, 'error')})")
         layers = read_param(paths["ncnnparam"])

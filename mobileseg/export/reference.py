@@ -54,12 +54,13 @@ def build_reference(spec, resolution, graph: str, weights=None, num_classes=None
 
 
 def reference_input(spec, resolution, seed: int = INPUT_SEED) -> np.ndarray:
-    """A seeded image (uniform pixels 0..255) normalised with the model's mean/std: float32 1 x 3 x H x W."""
+    """A seeded image (uniform pixels 0..255) normalised with the model's mean/std: float32 1 x C x H x W (C: one
+    channel per mean value; 3 for every registered model)."""
     h, w = resolution
     rng = np.random.default_rng(seed)
-    img = rng.uniform(0.0, 255.0, size=(1, 3, h, w))
-    mean = np.asarray(spec.mean, dtype=np.float64).reshape(1, 3, 1, 1)
-    std = np.asarray(spec.std, dtype=np.float64).reshape(1, 3, 1, 1)
+    img = rng.uniform(0.0, 255.0, size=(1, len(spec.mean), h, w))
+    mean = np.asarray(spec.mean, dtype=np.float64).reshape(1, -1, 1, 1)
+    std = np.asarray(spec.std, dtype=np.float64).reshape(1, -1, 1, 1)
     return ((img - mean) / std).astype(np.float32)
 
 
