@@ -3,6 +3,7 @@ busy-waited call time (so the memory definitions and the sampling rules are chec
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import time
 
@@ -11,18 +12,28 @@ import numpy as np
 MB = 2 ** 20
 
 
+def _resident(mb: int) -> mmap.mmap:
+    """``mb`` MB of fresh anonymous pages, every page written (resident). Not numpy: after earlier tests freed
+    memory, malloc can serve an allocation from pages that are already resident, and RSS would not grow."""
+    m = mmap.mmap(-1, max(mb, 1) * MB)
+    if mb:
+        view = np.frombuffer(m, dtype=np.uint8)
+        view[::mmap.PAGESIZE] = 1
+        del view
+    return m
+
+
 class FakeSession:
     def __init__(self, load_mb: int, run_mb: int, call_ms, settings=None, sleep: bool = False):
         self.sleep = sleep  # sleep instead of busy-waiting: off the CPU, so a shared core stretches it least
-        self.weights = np.ones(load_mb * MB // 8)  # touched: resident
+        self.weights = _resident(load_mb)
         self.run_mb = run_mb
         self.call_ms = call_ms  # a number, or a callable returning the next call's milliseconds
         self.settings = settings or {"fake": True}
 
     def run(self, x):
         if self.run_mb:
-            scratch = np.ones(self.run_mb * MB // 8)  # transient, freed before the call returns
-            del scratch
+            _resident(self.run_mb).close()  # transient, unmapped before the call returns
         ms = self.call_ms() if callable(self.call_ms) else self.call_ms
         if self.sleep:
             time.sleep(ms / 1e3)
@@ -33,6 +44,8 @@ class FakeSession:
         return x[:, :1]
 
     def close(self):
+        if self.weights is not None:
+            self.weights.close()
         self.weights = None
 
 
