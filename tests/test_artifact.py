@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import artifact_fixtures as af
+from cli_helpers import one_sentence as cli_one_sentence
 from mobileseg.cli import main
 from mobileseg.results.record import validate_record
 
@@ -39,12 +40,9 @@ def bench(tmp_path, *argv) -> tuple[int, list[dict]]:
     return rc, recs
 
 
-def one_sentence(capsys, tmp_path, *argv) -> str:
-    rc = main(BENCH + ["--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "export"), *map(str, argv)])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert err.startswith("mobileseg: error: ") and "\n" not in err and "Traceback" not in err, err
-    return err
+def bench_error(capsys, tmp_path, *argv) -> str:
+    return cli_one_sentence(capsys, BENCH + ["--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "export"),
+                                             *map(str, argv)])
 
 
 def test_onnx_from_torch_onnx_export_against_reference(files, tmp_path):
@@ -78,12 +76,12 @@ def test_lone_file_says_parity_not_checked_and_uses_the_seeded_input(files, tmp_
 
 
 def test_dynamic_dims_need_input_shape(files, tmp_path, capsys):
-    err = one_sentence(capsys, tmp_path, "--artifact", files["dyn"])
+    err = bench_error(capsys, tmp_path, "--artifact", files["dyn"])
     assert "dynamic" in err and "--input-shape 1x3x" in err
     rc, (rec,) = bench(tmp_path, "--artifact", files["dyn"], "--input-shape", "1x3x32x32", "--input", files["x"],
                        "--reference", files["ref"])
     assert rc == 0 and rec["parity"]["ok"]
-    err = one_sentence(capsys, tmp_path, "--artifact", files["onnx"], "--input-shape", "1x3x64x64")
+    err = bench_error(capsys, tmp_path, "--artifact", files["onnx"], "--input-shape", "1x3x64x64")
     assert "conflicts with tiny.onnx" in err and "fixed at 32" in err
 
 
@@ -97,7 +95,7 @@ def test_cross_format_parity_between_two_files_of_one_model(files, tmp_path):
 
 
 def test_custom_op_is_one_sentence_naming_it(files, tmp_path, capsys):
-    err = one_sentence(capsys, tmp_path, "--artifact", files["custom"])
+    err = bench_error(capsys, tmp_path, "--artifact", files["custom"])
     assert "custom op 'my.ops::Sparkle'" in err and "onnxruntime does not have" in err
 
 
@@ -119,9 +117,9 @@ def test_every_path_error_is_one_sentence(files, tmp_path, capsys):
         (["--artifact", files["onnx"], "--runtimes", "ncnn"], "names no runtime of tiny.onnx"),
     ]
     for argv, want in cases:
-        assert want in one_sentence(capsys, tmp_path, *argv), argv
+        assert want in bench_error(capsys, tmp_path, *argv), argv
     (d / "tiny.ncnn.param").write_text("7767517\n1 1\nInput in0 0 1 in0\n")
-    assert "weights of" in one_sentence(capsys, tmp_path, "--artifact", d / "tiny.ncnn.param")
+    assert "weights of" in bench_error(capsys, tmp_path, "--artifact", d / "tiny.ncnn.param")
 
 
 def test_input_in_the_other_layout_and_wrong_shape(files, tmp_path, capsys):
@@ -131,7 +129,7 @@ def test_input_in_the_other_layout_and_wrong_shape(files, tmp_path, capsys):
     x = np.load(files["x"])
     assert np.array_equal(input_for(info, x.transpose(0, 2, 3, 1)), x)  # an NHWC --input for an NCHW file
     np.save(files["dir"] / "small.npy", x[:, :, :16])
-    err = one_sentence(capsys, tmp_path, "--artifact", files["onnx"], "--input", files["dir"] / "small.npy")
+    err = bench_error(capsys, tmp_path, "--artifact", files["onnx"], "--input", files["dir"] / "small.npy")
     assert "--input has shape 1x3x16x32" in err
 
 
@@ -185,5 +183,5 @@ def test_tflite_nhwc_and_ncnn_from_other_tools(files, tmp_path, capsys):
     assert all(r["parity"]["ok"] and "cross-format" in r["parity"]["against"] for r in recs[1:])
     custom = af.write_custom_op_tflite(tfl)
     capsys.readouterr()  # the notes of the runs above
-    err = one_sentence(capsys, tmp_path, "--artifact", custom)
+    err = bench_error(capsys, tmp_path, "--artifact", custom)
     assert "custom op 'Sparkle'" in err and "LiteRT does not have" in err

@@ -274,7 +274,9 @@ def test_cli_passes_harness_and_binaries_to_the_target(tmp_path, monkeypatch):
         seen.update(device=device, **opts)
         return FakeTarget()
 
-    monkeypatch.setattr(runner, "open_target", fake_open)
+    from mobileseg.bench import targets
+
+    monkeypatch.setattr(targets, "open_target", fake_open)
     monkeypatch.setattr(runner, "_ensure_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export")))
     rc = main(["bench", "--device", "adb:127.0.0.1:5555", "--harness", "native", "--tflite-benchmark", "/x/bm",
                "--ort-perf-test", "/x/pt", "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn",

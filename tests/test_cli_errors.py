@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import pytest
 
+from cli_helpers import one_sentence
 from mobileseg.cli import main
 
 BENCH = ["bench", "--device", "local", "--models", "topformer-t", "--res", "128", "--runtimes", "onnxruntime",
          "--no-sgemm", "--quiet"]
 
 
-def one_sentence(capsys, argv) -> str:
-    """Run ``mobileseg argv``; assert exit 2 and a single ``mobileseg: error:`` line; return that line."""
-    rc = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert err.startswith("mobileseg: error: ") and "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture

@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 
 from mobileseg import parity
-from mobileseg.cli import main
+from cli_helpers import one_sentence
 from mobileseg.export import calibration
 from mobileseg.export.calibration import CalibrationError
 
 
-def one_sentence(capsys, argv) -> str:
-    rc = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert err.startswith("mobileseg: error: ") and "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture

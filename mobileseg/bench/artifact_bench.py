@@ -114,7 +114,7 @@ def run_artifacts(paths, input_shape=None, input=None, reference=None, runtimes=
     from .env import describe_host
     from .progress import Progress
     from .runner import DEFAULT_REPEATS, DEFAULT_WARMUP, BenchRun, _measure_cell, results_file_for
-    from .targets import open_target
+    from .targets import open_own_target
 
     say = notes or (lambda text: print(f"mobileseg: {text}", file=sys.stderr))
     paths = [p for p in (paths or []) if str(p).strip()]
@@ -165,10 +165,7 @@ def run_artifacts(paths, input_shape=None, input=None, reference=None, runtimes=
 
     own = target is None
     if own:
-        opts = dict(target_options or {})
-        if cpu is not None:
-            opts["cpu"] = cpu
-        target = open_target(device, **opts)
+        target = open_own_target(device, target_options, cpu)
     run = BenchRun()
     run.skipped = []
     try:

@@ -18,7 +18,7 @@ from ..results.stats import median_ci, summarize
 from ..results.store import ResultStore
 from .. import formats
 from .suite import Cell, Suite, SuiteError, build_group, load_suite
-from .targets import Target, TargetLostError, open_target
+from .targets import Target, TargetLostError, open_own_target
 
 DEFAULT_WARMUP = 5
 DEFAULT_REPEATS = 20
@@ -245,10 +245,7 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
 
     own_target = target is None
     if own_target:
-        opts = dict(target_options or {})
-        if cpu is not None:
-            opts["cpu"] = cpu
-        target = open_target(device, **opts)
+        target = open_own_target(device, target_options, cpu)
     run = BenchRun()
     run.skipped = []
     try:
