@@ -128,9 +128,10 @@ def test_sustained_detects_the_simulated_throttling(android, key, exports):
         t.prepare(folder, "ncnn")
         _cr, info = run_sustained(t, Cell("tiny-seg", (160, 200), "ncnn"), folder, man, warmup=1, minutes=5,
                                   minute_s=MINUTE_S)
-    m = info["per_minute"]
-    assert m[-1]["temp_c"] > m[0]["temp_c"] + 2, m          # the CPU zone heated
-    assert m[-1]["freq_khz"] < m[0]["freq_khz"], m           # the prime core's clock fell
+    m, start = info["per_minute"], info["start"]
+    # against the state before minute 1: the model can trip within the first (shortened) minute
+    assert m[-1]["temp_c"] > start["temp_c"] + 2, (start, m)         # the CPU zone heated
+    assert m[-1]["freq_khz"] < start["freq_khz"], (start, m)         # the prime core's clock fell
     assert info["slowdown_minute"] is not None, [x["median_ms"] for x in m]
     assert m[info["slowdown_minute"] - 1]["median_ms"] > 1.1 * m[0]["median_ms"]
 

@@ -58,6 +58,8 @@ def run_sustained(target, cell, folder, manifest, warmup: int, minutes: float, m
     minute_s = minute_seconds(minute_s)
     cpu = str((target.describe() or {}).get("pinned_cpu"))
     per_minute, samples, last = [], [], None
+    start = target.state() or {}  # minute 1's reading is taken at its end: the clock may already have fallen by then
+    start_zone, start_temp = _cpu_temp(start)
     for i in range(int(math.ceil(minutes))):
         length = minute_s * min(1.0, minutes - i)
         cr = target.run_cell(cell, folder, manifest, warmup if i == 0 else 1, None, length)
@@ -73,6 +75,8 @@ def run_sustained(target, cell, folder, manifest, warmup: int, minutes: float, m
     medians = [m["median_ms"] for m in per_minute]
     last.samples_ms = samples
     info = {"minutes": minutes, "minute_s": minute_s, "per_minute": per_minute,
+            "start": {"cpu_zone": start_zone, "temp_c": start_temp,
+                      "freq_khz": (start.get("freqs_khz") or {}).get(cpu)},
             "slowdown_factor": SLOWDOWN, "slowdown_minute": slowdown_minute(medians),
             "rule": "first minute whose median exceeds minute 1's by more than 10%"}
     return last, info
