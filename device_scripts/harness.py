@@ -300,6 +300,21 @@ def median_ci_halfwidth(sorted_ms, level=0.95):
     return max(m - sorted_ms[lo - 1], sorted_ms[n - lo] - m) / m
 
 
+def _failed(result: dict, exc: BaseException) -> int:
+    """Record an exception for the host (one line plus the traceback); the harness's exit code for it."""
+    result.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
+    return 3
+
+
+def _write_result(result: dict, code: int, path: str) -> int:
+    """Write the result file the host pulls back, say a failure on stderr, and return ``code``."""
+    with open(path, "w") as f:
+        json.dump(result, f)
+    if code:
+        print(f"harness error: {result['error']}", file=sys.stderr)
+    return code
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runtime", required=True, choices=sorted(LOADERS))
@@ -378,13 +393,8 @@ def main(argv=None) -> int:
                       overhead_ms=empty_call_overhead_ms(), output_shape=list(np.shape(out)))
         code = 0
     except Exception as exc:  # reported to the host as one line plus the traceback
-        result.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
-        code = 3
-    with open(args.timings, "w") as f:
-        json.dump(result, f)
-    if code:
-        print(f"harness error: {result['error']}", file=sys.stderr)
-    return code
+        code = _failed(result, exc)
+    return _write_result(result, code, args.timings)
 
 
 # -- intermediate tensors (mobileseg parity --per-layer --device adb:...): one run, every tensor, one .npz file ------
@@ -470,13 +480,8 @@ def intermediates_main(args) -> int:
         result.update(ok=True, tensors=len(values), runtime_version=version, settings=settings)
         code = 0
     except Exception as exc:
-        result.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
-        code = 3
-    with open(args.timings, "w") as f:
-        json.dump(result, f)
-    if code:
-        print(f"harness error: {result['error']}", file=sys.stderr)
-    return code
+        code = _failed(result, exc)
+    return _write_result(result, code, args.timings)
 
 
 if __name__ == "__main__":
