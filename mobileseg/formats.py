@@ -74,7 +74,7 @@ FORMATS: dict[str, FormatRow] = {row.name: row for row in (
     FormatRow("onnx", ("model.onnx",), "onnx", "onnxruntime", "onnx", precisions=("fp32", "fp16", "int8"),
               description="torch.onnx (TorchScript exporter, opset 17) simplified with onnxsim, one file"),
     FormatRow("ncnn", ("model.ncnn.param", "model.ncnn.bin"), "ncnn", "ncnn", "ncnn", argmax="min-index",
-              description="pnnx: graph (.param) and weights (.bin)"),
+              precisions=("fp32", "fp16", "int8"), description="pnnx: graph (.param) and weights (.bin)"),
     FormatRow("tflite", ("model.tflite",), "tflite", "litert", "tflite", precisions=("fp32", "fp16", "int8"),
               description="litert-torch (no TensorFlow needed)"),
     FormatRow("executorch", ("model.pte",), "executorch", "executorch", "executorch",

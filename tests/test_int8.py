@@ -76,7 +76,7 @@ def test_sqnr_and_int8_limits_are_recorded_with_the_check():
 @pytest.mark.parametrize("argv, words", [
     (["--formats", "onnx", "--calib", "{tmp}/missing"], "does not exist"),
     (["--formats", "onnx", "--calib", "{tmp}/empty"], "holds no images"),
-    (["--formats", "ncnn"], "int8 is not available for ncnn"),
+    (["--formats", "executorch"], "int8 is not available for executorch"),
     (["--formats", "onnx,torch"], "int8 is not available for torch"),
 ])
 def test_export_int8_bad_input_is_one_sentence(capsys, tmp_path, argv, words):
@@ -99,18 +99,18 @@ def test_bench_int8_on_a_runtime_without_int8():
     from mobileseg.bench.runner import plan_cells
     from mobileseg.bench.suite import SuiteError
 
-    with pytest.raises(SuiteError, match="int8 is not available on ncnn"):
-        plan_cells(models=["topformer-t"], resolutions=["64"], runtimes=["ncnn", "onnxruntime"], precisions=["int8"])
+    with pytest.raises(SuiteError, match="int8 is not available on torch"):
+        plan_cells(models=["topformer-t"], resolutions=["64"], runtimes=["torch", "onnxruntime"], precisions=["int8"])
     cells, _, _ = plan_cells(models=["topformer-t"], resolutions=["64"], precisions=["fp32", "int8"])
-    assert {c.runtime for c in cells if c.precision == "int8"} == {"onnxruntime", "litert"}
-    assert "ncnn" in {c.runtime for c in cells if c.precision == "fp32"}
+    assert {c.runtime for c in cells if c.precision == "int8"} == {"onnxruntime", "litert", "ncnn"}
+    assert "torch" in {c.runtime for c in cells if c.precision == "fp32"}
 
 
-def test_eval_int8_refused_for_ncnn(shapes_dir):
+def test_eval_int8_refused_for_torch(shapes_dir):
     from mobileseg.eval.evaluate import EvalError, evaluate
 
-    with pytest.raises(EvalError, match="ncnn artifacts cannot be int8"):
-        evaluate("topformer-t", shapes_dir, fmt="ncnn", res=64, precision="int8", progress=False)
+    with pytest.raises(EvalError, match="torch artifacts cannot be int8"):
+        evaluate("topformer-t", shapes_dir, fmt="torch", res=64, precision="int8", progress=False)
 
 
 def test_shapes_folder_is_an_eval_set(shapes_dir):

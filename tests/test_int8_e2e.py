@@ -26,7 +26,7 @@ BAD_CALIBRATION_DROP_DB = 15.0
 
 
 def _need(fmt):
-    for mod in {"onnx": ("onnx", "onnxruntime"), "tflite": ("litert_torch", "ai_edge_quantizer")}[fmt]:
+    for mod in {"onnx": ("onnx", "onnxruntime"), "tflite": ("litert_torch", "ai_edge_quantizer"), "ncnn": ("pnnx", "ncnn")}[fmt]:
         pytest.importorskip(mod)
 
 

@@ -177,8 +177,11 @@ def test_command_pins_and_sets_every_switch(tmp_path):
         assert part in cmd
     cmd16 = h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="fp16")
     assert "--fp16 1" in cmd16 and "--repeats 5" in cmd16 and "taskset" not in cmd16
-    with pytest.raises(NativeHarnessError, match="fp32 or fp16"):
-        h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="int8")
+    # int8 artifacts carry their scales in the model; the harness must switch ncnn's int8 inference on for them
+    cmd8 = h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="int8")
+    assert "--int8 1" in cmd8 and "--fp16 0" in cmd8
+    with pytest.raises(NativeHarnessError, match="fp32, fp16 or int8"):
+        h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="bf16")
 
 
 def test_driver_supports_ncnn_on_arm64_only(monkeypatch, tmp_path):

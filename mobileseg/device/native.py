@@ -158,15 +158,15 @@ class NativeHarness:
                 warmup: int, repeats: int | None, min_time: float | None, precision: str = "fp32", mask: str | None = None,
                 input_name: str | None = None, output_name: str | None = None, shape=None, sampling=None) -> str:
         """The shell command that runs one cell (pinned with ``taskset <mask>`` when ``mask`` is given)."""
-        if precision not in ("fp32", "fp16"):
-            raise NativeHarnessError(f"the native ncnn harness runs fp32 or fp16 artifacts, not {precision!r}")
+        if precision not in ("fp32", "fp16", "int8"):
+            raise NativeHarnessError(f"the native ncnn harness runs fp32, fp16 or int8 artifacts, not {precision!r}")
         if self.remote_binary is None:
             raise NativeHarnessError("call prepare(device) before running the native harness")
         q = shlex.quote
         args = [q(self.remote_binary), "--param", q(param), "--bin", q(weights), "--input", q(input_path),
                 "--input-name", q(input_name or "in0"), "--output-name", q(output_name or "out0"),
                 "--threads", str(int(threads)), "--warmup", str(int(warmup)),
-                "--fp16", "1" if precision == "fp16" else "0", "--int8", "0", "--bf16", "0",
+                "--fp16", "1" if precision == "fp16" else "0", "--int8", "1" if precision == "int8" else "0", "--bf16", "0",
                 "--vulkan", "1" if self.vulkan else "0",
                 "--timings", q(timings), "--output", q(output)]
         if shape is not None:

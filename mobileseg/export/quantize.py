@@ -77,9 +77,7 @@ def int8_job(job, calib=None, calib_count=None, keep_float=None) -> Int8Job | No
         return None
     bad = [f for f in job.formats if f not in int8_formats()]
     if bad:
-        why = {"ncnn": "the PyPI ncnn ships no quantizer (ncnn2table/ncnn2int8) and this version of mobileseg "
-                       "writes no ncnn int8 tables yet",
-               "torch": "the torch format is the fp32 eager reference"}
+        why = {"torch": "the torch format is the fp32 eager reference"}
         raise ExportError(f"int8 is not available for {', '.join(bad)} ("
                           + "; ".join(why.get(f, "its converter cannot quantize") for f in bad)
                           + f"): use --formats {','.join(int8_formats())}")

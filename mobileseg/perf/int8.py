@@ -1,7 +1,7 @@
 """Benchmark: int8 against fp32 on this host, per runtime, and what int8 costs the trained fixture in mIoU.
 
     python -m mobileseg.perf.int8 [--models topformer-t topformer-s topformer-b lraspp-mbv3-large] [--res 512]
-                                  [--runtimes onnxruntime litert] [--repeats 20] [--skip-latency] [--skip-miou]
+                                  [--runtimes onnxruntime ncnn litert] [--repeats 20] [--skip-latency] [--skip-miou]
                                   [--out DIR]
 
 1. Latency: ``run_bench`` cells (one pinned thread, the bench's warm-up and statistics, parity in every record) for
@@ -82,11 +82,19 @@ def summary(lat: list[dict], mi: list[dict]) -> list[dict]:
     return rows
 
 
+def int8_runtimes() -> list[str]:
+    """Bench's default runtimes that run int8 (the formats table says which)."""
+    from ..bench.int8 import can_int8
+    from ..formats import default_runtimes
+
+    return [r for r in default_runtimes() if can_int8(r)]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mobileseg.perf.int8")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--res", default="512")
-    ap.add_argument("--runtimes", nargs="+", default=["onnxruntime", "litert"])
+    ap.add_argument("--runtimes", nargs="+", default=int8_runtimes())
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--export-dir", default="export")
     ap.add_argument("--skip-latency", action="store_true")
