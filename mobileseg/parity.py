@@ -130,6 +130,12 @@ def check(out, ref, precision: str = "fp32", graph: str = "logits", runtime: str
 # fp16 weights reached 9.6e-4 (LR-ASPP, ncnn): 2e-2 is 21x that, the whole-output fp16 limit, with room for fp16
 # arithmetic on ARM/GPU that this host does not run.
 LAYER_REL_L2_LIMITS = {"fp32": 1e-4, "fp16": 2e-2}
+# int8: each tensor against the fp32 module, so the error of every quantized layer before it is included. Measured on
+# the trained fixture (TopFormer-T, shapes, 128 px, 16 calibration images): the worst matched tensor reached 0.115
+# (onnxruntime QDQ), 0.165 (ncnn) and 0.215 (LiteRT) while the outputs stayed at 0.032-0.040; calibrated on one grey
+# image, the first quantized layer is already at 0.73 (ncnn) / 0.84 (onnxruntime). 0.4 is 1.9x the good worst and
+# puts the bad calibration's divergence at its first layer.
+LAYER_REL_L2_LIMITS["int8"] = 0.4
 
 
 # Tensors too small for the precision are shown but not judged: fp16 holds normal numbers from 6.1e-5 up; below, its

@@ -18,7 +18,8 @@ def _check_memory(mem):
     assert abs(mem["load_rss_growth_mb"] - LOAD_MB) <= TOL_MB, mem
     # the peak holds the weights and the transient per-call scratch at once
     assert abs(mem["peak_rss_growth_mb"] - (LOAD_MB + RUN_MB)) <= TOL_MB, mem
-    assert mem["peak_rss_mb"] >= mem["rss_before_mb"] + mem["peak_rss_growth_mb"] - 0.01
+    # three figures each rounded to 0.01 MB: their sum may be off by 0.015 (171.0 against 27.27 + 143.74 failed)
+    assert mem["peak_rss_mb"] >= mem["rss_before_mb"] + mem["peak_rss_growth_mb"] - 0.02, mem
 
 
 def test_host_target_measures_the_known_allocation_and_times(tmp_path, monkeypatch):

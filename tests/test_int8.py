@@ -77,7 +77,7 @@ def test_sqnr_and_int8_limits_are_recorded_with_the_check():
     (["--formats", "onnx", "--calib", "{tmp}/missing"], "does not exist"),
     (["--formats", "onnx", "--calib", "{tmp}/empty"], "holds no images"),
     (["--formats", "executorch"], "int8 is not available for executorch"),
-    (["--formats", "onnx,torch"], "int8 is not available for torch"),
+    (["--formats", "onnx,executorch"], "int8 is not available for executorch"),
 ])
 def test_export_int8_bad_input_is_one_sentence(capsys, tmp_path, argv, words):
     pytest.importorskip("onnx")

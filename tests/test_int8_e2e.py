@@ -119,3 +119,42 @@ def test_keep_float_layers_stay_float_and_unknown_ones_are_one_sentence(tmp_path
     with pytest.raises(MobilesegError, match="no ONNX node is named decode_head.nope"):
         export_model("topformer-t", 64, formats=["onnx"], precision="int8", int8_keep_float=["decode_head.nope"],
                      calib_count=2, out=str(tmp_path / "n"))
+
+
+@pytest.fixture(scope="module")
+def per_layer_exports(sets, tmp_path_factory):
+    """The fixture at 64 px in every int8 format beside its fp32 reference module, well and badly calibrated."""
+    from mobileseg.export import export_model
+    from mobileseg.export.calibration import CONSTANT
+
+    for fmt in INT8_FORMATS:
+        _need(fmt)
+    root = tmp_path_factory.mktemp("per-layer")
+    good = export_model("topformer-t", 64, formats=["torch", *INT8_FORMATS], precision="int8", weights=str(FIXTURE),
+                        calib=sets[0], out=str(root / "good"))
+    bad = export_model("topformer-t", 64, formats=["torch", "ncnn", "onnx"], precision="int8", weights=str(FIXTURE),
+                       calib=CONSTANT, calib_count=2, out=str(root / "bad"))
+    return good, bad
+
+
+@pytest.mark.parametrize("fmt", INT8_FORMATS)
+def test_per_layer_int8_finds_no_diverging_layer_in_a_good_calibration(per_layer_exports, fmt):
+    from mobileseg.numerics.analyze import per_layer
+
+    good, _ = per_layer_exports
+    assert good.manifest["formats"]["torch"]["ok"]  # the fp32 reference an int8 export may carry
+    rep = per_layer(good.out_dir, fmt, precision="int8")
+    judged = [t for t in rep["layers"] if t.get("rel_l2") is not None]
+    assert len(judged) >= 40, len(judged)  # int8 tensors are compared too (LiteRT's dequantized by their scales)
+    assert rep["first_diverging"] is None, rep["first_diverging"]
+    assert rep["limit_rel_l2"] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("fmt", ["ncnn", "onnx"])
+def test_per_layer_int8_puts_a_constant_calibration_at_the_first_layer(per_layer_exports, fmt):
+    from mobileseg.numerics.analyze import per_layer
+
+    _, bad = per_layer_exports
+    first = per_layer(bad.out_dir, fmt, precision="int8")["first_diverging"]
+    assert first is not None and first["previous_rel_l2"] is None, first  # nothing before it diverged
+    assert first["module"].startswith("backbone.tpm.stem"), first

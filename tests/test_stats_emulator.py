@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("adb_shell")
 
-from mobileseg.device import native_build  # noqa: E402
+from emulated_devices import launch, native_harness  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 
@@ -20,42 +20,16 @@ THERMAL = "rise=2,tau=200,trip=46,drop=0.15,floor=0.3,period=0.004"
 MINUTE_S = 3.0
 
 
-def _skip(profile):
-    import shutil
-
-    missing = [t for t in ("proot", "qemu-aarch64-static") if not shutil.which(t)]
-    if missing:
-        return f"{', '.join(missing)} not installed"
-    from mobileseg.emulator import build
-
-    if not build.is_built(profile):
-        return f"the emulated {profile} device is not built: run `mobileseg emulator build --profile {profile}`"
-    return None
-
-
 @pytest.fixture(scope="module")
 def harness_binary():
-    try:
-        return native_build.build_harness(jobs=2).path
-    except native_build.ToolchainError as exc:
-        pytest.skip(str(exc))
-
-
-def _device(key, profile, extra=None):
-    why = _skip(profile)
-    if why:
-        pytest.skip(why)
-    from mobileseg.emulator import build, control
-
-    return control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True,
-                          rootfs=str(build.rootfs_dir(profile)), profile=profile, extra_args=extra)
+    return native_harness()
 
 
 @pytest.fixture(scope="module")
 def android(key, harness_binary):
     from mobileseg.emulator import control
 
-    proc, port = _device(key, "android", ["--host-proc"])
+    proc, port = launch(key, "android", ["--host-proc"])
     yield port
     control.terminate(proc)
 
@@ -70,7 +44,7 @@ def cool_android(key, harness_binary):
     """
     from mobileseg.emulator import control
 
-    proc, port = _device(key, "android", ["--thermal-sim", THERMAL, "--host-proc"])
+    proc, port = launch(key, "android", ["--thermal-sim", THERMAL, "--host-proc"])
     yield port
     control.terminate(proc)
 
@@ -79,7 +53,7 @@ def cool_android(key, harness_binary):
 def debian(key):
     from mobileseg.emulator import control
 
-    proc, port = _device(key, "debian", ["--host-proc"])
+    proc, port = launch(key, "debian", ["--host-proc"])
     yield port
     control.terminate(proc)
 

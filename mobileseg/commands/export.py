@@ -17,13 +17,13 @@ def register(sub) -> None:
     add_list(p, "--formats", f"any of {', '.join(FORMATS)} (default {' '.join(DEFAULT_EXPORT_FORMATS)})")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="fp16 writes fp16 weights for ncnn and TFLite (parity limit 2e-2); int8: static "
-                   "post-training quantization of ONNX and TFLite (docs/converters.md, INT8)")
+                   "post-training quantization of ONNX, ncnn and TFLite (docs/converters.md, INT8)")
     p.add_argument("--calib", default=None, metavar="DIR",
                    help="int8: folder of calibration images (default: synthetic images, said so in the manifest)")
     p.add_argument("--calib-count", type=int, default=None, metavar="N",
                    help="int8: calibrate on the first N images of --calib in name order (default 32)")
     add_list(p, "--int8-keep-float", "int8: layers kept in float (ONNX node names or torch module paths; "
-             "TFLite tensor-name patterns)")
+             "ncnn layer names or patterns; TFLite tensor-name patterns)")
     p.add_argument("--graph", default="logits", choices=list(GRAPHS),
                    help="logits at the model's stride (default) or + bilinear resize to input size + argmax")
     p.add_argument("--weights", default=None, help="checkpoint file (default: seeded random weights)")

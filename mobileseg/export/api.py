@@ -477,18 +477,21 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
     entry = {"files": [], "input_name": None, "output_name": None, "op_histogram": {},
              "converter": {"name": mod.CONVERTER, "version": mod.converter_versions()}, "ok": False, "error": None,
              "parity": {"checked": False}, "seconds": {}, "cache_key": job.cache_key(fmt)}
+    from .quantize import artifact_precision
+
     module = _graph_for(ref.net, job.graph, fmt)
+    precision = artifact_precision(fmt, job.precision)
     t = worker.started if worker else time.perf_counter()
     try:
         if worker is not None:
             conv = worker.result()
         else:
             remove_stale_files(out_dir, fmt)
-            if job.int8 is not None:
+            if job.int8 is not None and precision == "int8":
                 conv = job.int8.convert(fmt, module, torch.from_numpy(ref.x), out_dir, ref.out_name, say)
             else:
                 say(f"{fmt}: converting with {mod.CONVERTER} ...")
-                conv = mod.convert(module, torch.from_numpy(ref.x), out_dir, precision=job.precision,
+                conv = mod.convert(module, torch.from_numpy(ref.x), out_dir, precision=precision,
                                    input_name="input", output_name=ref.out_name, log=say)
     except ConverterFailure as exc:
         entry["error"] = str(exc)
@@ -511,7 +514,7 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
         return entry
     t = time.perf_counter()
     try:
-        entry["parity"] = check_artifact(fmt, entry, manifest, out_dir, ref, job.precision, job.graph,
+        entry["parity"] = check_artifact(fmt, entry, manifest, out_dir, ref, precision, job.graph,
                                          job.parity_runtimes.get(fmt))
     except Exception as exc:  # the runtime cannot load or run the artifact
         entry["parity"] = {"checked": False}

@@ -26,6 +26,16 @@ def int8_formats() -> tuple[str, ...]:
     return tuple(f for f, row in _formats.FORMATS.items() if "int8" in row.precisions)
 
 
+# what an int8 export may also write unquantized: the BN-folded fp32 module its int8 artifacts are judged against
+# (``mobileseg parity --per-layer`` compares their layers with it)
+REFERENCE_FORMAT = "torch"
+
+
+def artifact_precision(fmt: str, precision: str) -> str:
+    """The precision the ``fmt`` artifact of a ``precision`` export is written in (the reference stays fp32)."""
+    return "fp32" if precision == "int8" and fmt == REFERENCE_FORMAT else precision
+
+
 @dataclass
 class Int8Job:
     spec: object
@@ -75,12 +85,10 @@ def int8_job(job, calib=None, calib_count=None, keep_float=None) -> Int8Job | No
         if calib is not None or calib_count is not None or keep:
             raise ExportError("--calib, --calib-count and --int8-keep-float apply to --precision int8 only")
         return None
-    bad = [f for f in job.formats if f not in int8_formats()]
+    bad = [f for f in job.formats if f not in int8_formats() and f != REFERENCE_FORMAT]
     if bad:
-        why = {"torch": "the torch format is the fp32 eager reference"}
-        raise ExportError(f"int8 is not available for {', '.join(bad)} ("
-                          + "; ".join(why.get(f, "its converter cannot quantize") for f in bad)
-                          + f"): use --formats {','.join(int8_formats())}")
+        raise ExportError(f"int8 is not available for {', '.join(bad)} (its converter cannot quantize): use "
+                          f"--formats {','.join(int8_formats())} (and {REFERENCE_FORMAT} for the fp32 reference)")
     _calibration.check_folder(calib)
     cal = _calibration.load(calib, job.resolution, job.spec.mean, job.spec.std, calib_count)
     job.say(f"int8: calibration set {cal.source} (sha256 {cal.sha256[:12]})")

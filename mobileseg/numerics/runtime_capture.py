@@ -154,8 +154,20 @@ def litert_tensors(path: str, x: np.ndarray) -> list[RuntimeTensor]:
     for op in interp._get_ops_details():
         for t in op["outputs"]:
             d = details.get(int(t))
-            if d is None or t in seen or d["dtype"] != np.float32:
+            value = None if d is None or t in seen else _litert_value(d, interp.get_tensor(int(t)))
+            if value is None:
                 continue
             seen.add(t)
-            out.append(RuntimeTensor(len(out), d["name"], op["op_name"], interp.get_tensor(int(t)).copy(), "NHWC"))
+            out.append(RuntimeTensor(len(out), d["name"], op["op_name"], value, "NHWC"))
     return out
+
+
+def _litert_value(detail: dict, raw: np.ndarray):
+    """A float copy of an op output: float32 as is; an int8 model's quantized activations dequantized by their
+    per-tensor scale and zero point ((q - zero_point) * scale), so int8 layers are compared in real units."""
+    if raw.dtype == np.float32:
+        return raw.copy()
+    scale, zero = detail.get("quantization") or (0.0, 0)
+    if raw.dtype in (np.int8, np.uint8, np.int16) and scale:
+        return (raw.astype(np.float32) - np.float32(zero)) * np.float32(scale)
+    return None
