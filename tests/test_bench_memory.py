@@ -98,9 +98,10 @@ def test_device_python_harness_measures_the_known_allocation_and_times(tmp_path)
     _check_memory(info["memory"])
     assert info["memory"]["pss_mb"] is None or info["memory"]["pss_mb"] > 0
     # --target-ci on the device: the same rule, reported back
-    cmd[-4:] = ["--warmup", "1", "--target-ci", "5", "--max-time", "20"]
-    subprocess.run(cmd, check=True, timeout=120)
+    # (a wide target: ±5% within 20 s was missed once on a loaded CI machine; what is checked is the rule, not speed)
+    cmd[-4:] = ["--warmup", "1", "--target-ci", "25", "--max-time", "60"]
+    subprocess.run(cmd, check=True, timeout=180)
     info = json.loads(timings.read_text())
-    assert info["sampling"]["reached"] is True and info["sampling"]["halfwidth_pct"] <= 5
+    assert info["sampling"]["reached"] is True and info["sampling"]["halfwidth_pct"] <= 25, info["sampling"]
     assert len(info["samples_ms"]) >= 10
     assert np.load(tmp_path / "o.npy").shape == (1, 1, 8, 8)
