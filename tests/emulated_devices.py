@@ -13,7 +13,7 @@ def skip_reason(profile: str = "debian") -> str | None:
     """Why an emulated ``profile`` device cannot run on this machine (None when it can)."""
     missing = [t for t in ("proot", "qemu-aarch64-static") if not shutil.which(t)]
     if missing:
-        return f"{', '.join(missing)} not installed"
+        return f"{', '.join(missing)} not installed (sudo apt-get install proot qemu-user-static)"
     from mobileseg.emulator import build
 
     if not build.is_built(profile):

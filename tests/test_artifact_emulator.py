@@ -6,7 +6,6 @@ numbers of the ARM kernels are what is checked. One tiny model (32x32), one time
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -14,20 +13,10 @@ import pytest
 pytest.importorskip("adb_shell")
 
 import artifact_fixtures as af  # noqa: E402
+from emulated_devices import skip_reason  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 PORTS = (5660, 5661)  # this suite's own ports, apart from the other emulator tests'
-
-
-def _skip_reason(profile=None) -> str | None:
-    missing = [t for t in ("proot", "qemu-aarch64-static") if not shutil.which(t)]
-    if missing:
-        return f"{', '.join(missing)} not installed (apt-get install proot qemu-user-static)"
-    from mobileseg.emulator import build
-
-    if not build.is_built(profile):
-        return f"the emulated device ({profile or 'debian'}) is not built: run `mobileseg emulator build` first"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +32,7 @@ def files(tmp_path_factory):
 
 
 def _launch(key, profile, port):
-    why = _skip_reason(profile)
+    why = skip_reason(profile or "debian")
     if why:
         pytest.skip(why)
     from mobileseg.emulator import build, control

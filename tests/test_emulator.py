@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +16,14 @@ pytest.importorskip("adb_shell")
 
 from mobileseg.results.record import validate_record  # noqa: E402
 from mobileseg.emulator import build, control  # noqa: E402
+from emulated_devices import skip_reason  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 
 
-def _skip_reason() -> str | None:
-    missing = [t for t in ("proot", "qemu-aarch64-static") if not shutil.which(t)]
-    if missing:
-        return f"{', '.join(missing)} not installed (sudo apt-get install proot qemu-user-static)"
-    if not build.is_built():
-        return "the emulated device is not built: run `mobileseg emulator build` first"
-    return None
-
-
 @pytest.fixture(scope="module")
 def emulator(key):
-    why = _skip_reason()
+    why = skip_reason()
     if why:
         pytest.skip(why)
     proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True,
@@ -252,7 +243,7 @@ def test_official_binaries_time_litert_and_onnxruntime_cells(emulator, key, expo
 
 
 def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tmp_path, monkeypatch, capsys):
-    why = _skip_reason()
+    why = skip_reason()
     if why:
         pytest.skip(why)
     from mobileseg.bench.targets import adb as adb_target

@@ -7,7 +7,6 @@ Timings under qemu are meaningless; only the plumbing and the ARM kernels' numbe
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -16,34 +15,19 @@ pytest.importorskip("adb_shell")
 
 from mobileseg.device import native_build  # noqa: E402
 from mobileseg.parity import compare  # noqa: E402
+from emulated_devices import native_harness, skip_reason  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 
 
-def _skip_reason() -> str | None:
-    missing = [t for t in ("proot", "qemu-aarch64-static") if not shutil.which(t)]
-    if missing:
-        return f"{', '.join(missing)} not installed (apt-get install proot qemu-user-static)"
-    try:
-        from mobileseg.emulator import build
-    except ImportError:
-        return "the emulator (mobileseg.emulator) is not part of this build"
-    if not build.is_built():
-        return "the emulated device is not built: run `mobileseg emulator build` first"
-    return None
-
-
 @pytest.fixture(scope="module")
 def harness_binary():
-    try:
-        return native_build.build_harness(jobs=2).path
-    except native_build.ToolchainError as exc:
-        pytest.skip(str(exc))
+    return native_harness()
 
 
 @pytest.fixture(scope="module")
 def emulator(key, harness_binary):
-    why = _skip_reason()
+    why = skip_reason()
     if why:
         pytest.skip(why)
     from mobileseg.emulator import build, control
