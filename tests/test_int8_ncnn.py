@@ -52,20 +52,28 @@ def test_scales_are_written_where_ncnn_reads_them_and_ncnn_runs_int8(net):
     _, layers = qn.read_layers(d / "q.param")
     assert [ly.params.get(8) for ly in layers[1:]] == ["1", "1"]
     q = (d / "q.bin").read_bytes()
-    # conv: weights+bias, then 4 weight scales and 1 input scale; depthwise: the same with one scale per group
-    conv_end = 4 + 4 * 108 + 4 * 4
-    assert len(q) == len(raw) + 4 * (4 + 1) * 2 and q[:conv_end] == raw[:conv_end]
+    # per layer: int8 flag + int8 weights, the fp32 bias, the weight scales (per channel / group), the input scale
     w0 = np.frombuffer(raw[4:4 + 4 * 108], np.float32).reshape(4, -1)
+    assert q[:4] == qn.TAG_INT8.to_bytes(4, "little")
+    conv_end = 4 + 108 + 4 * 4
+    assert q[4 + 108:conv_end] == raw[4 + 4 * 108:4 + 4 * 108 + 16]  # the bias, unchanged
     scales = np.frombuffer(q[conv_end:conv_end + 16], np.float32)
     assert np.allclose(scales, 127 / np.abs(w0).max(axis=1))
+    q0 = np.frombuffer(q[4:4 + 108], np.int8).reshape(4, -1)
+    assert np.abs(q0).max() == 127 and np.allclose(q0 / scales[:, None], w0, atol=0.5 / scales.min())
     input_scale = np.frombuffer(q[conv_end + 16:conv_end + 20], np.float32)[0]
     assert input_scale == pytest.approx(127 / np.abs(cal.images).max())
-    dw_scales = np.frombuffer(q[-20:-4], np.float32)
-    assert dw_scales[0] == 1.0  # the all-zero channel
+    assert len(q) == conv_end + 20 + (4 + 36 + 16 + 16 + 4)
+    assert np.frombuffer(q[-20:-4], np.float32)[0] == 1.0  # the all-zero depthwise channel's scale
     x = cal.images[:1]
     ref, got = _run(d / "m.param", d / "m.bin", x), _run(d / "q.param", d / "q.bin", x)
     rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
     assert 0 < rel < 0.05, rel  # int8 really ran (not bit-identical) and stayed close
+    # the same scales over fp32 weights, which ncnn quantizes itself at load: the stored int8 weights are its values
+    dw = conv_end + 20
+    fp32_weights = raw[:4 + 4 * 108] + q[4 + 108:dw] + raw[4 + 4 * 108 + 16:4 + 4 * 108 + 16 + 4 + 4 * 36] + q[dw + 4 + 36:]
+    (d / "f.bin").write_bytes(fp32_weights)
+    assert np.array_equal(_run(d / "q.param", d / "f.bin", x), got)
 
 
 def test_keep_float_by_name_or_pattern_and_unknown_names(net):

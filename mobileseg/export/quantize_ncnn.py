@@ -3,9 +3,10 @@
 The PyPI ncnn carries neither ncnn2table nor ncnn2int8, and pnnx cannot convert torch-quantized modules, so this
 module does their job itself (docs/converters.md "INT8"). ncnn's Convolution, ConvolutionDepthWise and InnerProduct
 layers read ``8=1`` (int8_scale_term) in the ``.param``; then, in the ``.bin`` right after their weights and bias,
-one weight scale per output channel (per group for depthwise) and one scale for their input blob. At load ncnn
-quantizes the fp32 weights with those scales; at run time it quantizes the input blob, runs the int8 kernels and
-dequantizes the output (bias and fused activation in float), so every layer boundary stays float.
+one weight scale per output channel (per group for depthwise) and one scale for their input blob. Their weights are
+stored as int8 (ncnn's int8 weight flag, as ncnn2int8 writes them: a quarter of the fp32 bytes); at run time ncnn
+quantizes the input blob, runs the int8 kernels and dequantizes the output (bias and fused activation in float), so
+every layer boundary stays float.
 
 Scheme (ncnn's, as ncnn2table writes it): symmetric int8 everywhere; weight scale ``127 / max|w|`` per output
 channel; input scale ``127 / threshold``, the threshold per blob from the fp32 ncnn net run on the calibration batch.
@@ -34,6 +35,7 @@ SCHEME = ("ncnn int8 (int8_scale_term=1): weights int8 symmetric per output chan
 METHOD = "MinMax (max |x| of each input blob over the calibration batch)"
 CONVERTER = "pnnx + mobileseg's ncnn int8 tables (scales written into .param/.bin)"
 TAG_FP32 = 0  # the 4-byte flag before a type-0 weight blob: 0 = raw float32 (what pnnx writes with fp16=False)
+TAG_INT8 = 0x000D4B38  # the flag of int8 weight data (ncnn's modelbin.cpp), padded to 4 bytes
 
 
 @dataclass
@@ -146,6 +148,16 @@ def walk_bin(path: str, layers: list[Layer]) -> list[list[Blob]]:
     return out
 
 
+def int8_weights(layer: Layer, weights: np.ndarray, scales: np.ndarray) -> bytes:
+    """The weight blob as ncnn2int8 stores it: the int8 flag, then ``round(w * scale)`` per channel clamped to
+    [-127, 127] (rounding half away from zero, as ncnn's ``float2int8``), padded to 4 bytes. A quarter of the fp32
+    file's weight bytes, and the same values ncnn would compute at load from the fp32 weights."""
+    rows = scales.shape[0]
+    v = weights.reshape(rows, -1).astype(np.float32) * scales[:, None]
+    q = np.clip(np.trunc(v + np.copysign(np.float32(0.5), v)), -127, 127).astype(np.int8).tobytes()
+    return TAG_INT8.to_bytes(4, "little") + q + b"\0" * (-len(q) % 4)
+
+
 def weight_scales(layer: Layer, weights: np.ndarray) -> np.ndarray:
     """``127 / max|w|`` per output channel (per group for depthwise), 1 for an all-zero channel (ncnn2table's)."""
     rows = layer.get(7, 1) if layer.type == "ConvolutionDepthWise" else layer.get(0)
@@ -220,11 +232,12 @@ def quantize_files(param: str, binary: str, out_param: str, out_bin: str, calibr
         cal.close()
     with open(out_bin, "wb") as f:
         for i, (layer, lblobs) in enumerate(zip(layers, blobs)):
-            for b in lblobs:
-                f.write(b.data)
+            scales = weight_scales(layer, lblobs[0].array) if i in feeds else None
+            for k, b in enumerate(lblobs):
+                f.write(int8_weights(layer, b.array, scales) if scales is not None and k == 0 else b.data)
             if i in feeds:
                 t = thresholds[feeds[i]]
-                f.write(weight_scales(layer, lblobs[0].array).tobytes())
+                f.write(scales.tobytes())
                 f.write(np.float32(127.0 / t if t > 0 else 1.0).tobytes())
                 layer.params[8] = "1"
     with open(out_param, "w") as f:
