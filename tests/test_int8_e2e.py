@@ -156,3 +156,16 @@ def test_per_layer_int8_puts_a_constant_calibration_at_the_first_layer(per_layer
     first = per_layer(bad.out_dir, fmt, precision="int8")["first_diverging"]
     assert first is not None and first["previous_rel_l2"] is None, first  # nothing before it diverged
     assert first["module"].startswith("backbone.tpm.stem"), first
+
+
+def test_transformer_int8_on_ncnn_runs_its_linear_layers_in_int8(tmp_path):
+    """SegFormer's linear layers reach ncnn as Gemm: int8 too (18=2), so its weights shrink to int8."""
+    _need("ncnn")
+    from mobileseg.export import export_model
+
+    r = export_model("segformer-b0", 64, formats=["ncnn"], precision="int8", calib_count=8, out=str(tmp_path / "e"))
+    entry = r.manifest["formats"]["ncnn"]
+    assert r.ok, entry["parity"]
+    assert "Gemm" not in entry["info"]["int8"]["float_ops"], entry["info"]["int8"]["float_ops"]
+    size = sum(f["bytes"] for f in entry["files"])
+    assert size < 0.35 * 4 * 3.7e6, size  # SegFormer-B0's 3.7 M weights: int8 bytes, not fp32 ones

@@ -6,14 +6,15 @@ layers read ``8=1`` (int8_scale_term) in the ``.param``; then, in the ``.bin`` r
 one weight scale per output channel (per group for depthwise) and one scale for their input blob. Their weights are
 stored as int8 (ncnn's int8 weight flag, as ncnn2int8 writes them: a quarter of the fp32 bytes); at run time ncnn
 quantizes the input blob, runs the int8 kernels and dequantizes the output (bias and fused activation in float), so
-every layer boundary stays float.
+every layer boundary stays float. Gemm layers with constant weights run int8 as ncnn2int8 sets them up (:func:`int8_gemm`).
 
 Scheme (ncnn's, as ncnn2table writes it): symmetric int8 everywhere; weight scale ``127 / max|w|`` per output
 channel; input scale ``127 / threshold``, the threshold per blob from the fp32 ncnn net run on the calibration batch.
 The threshold rule was chosen by measurement on the trained fixture (TopFormer-T, shapes, 128 px, 16 calibration and
 24 held-out images; SQNR against fp32 PyTorch on the parity image, mIoU against the fp32 artifact): MinMax 28.9 dB,
 -0.05 points; the 99.999th / 99.99th percentile of |x| 28.6 / 28.0 dB; our reading of ncnn2table's KL search
-(2048 bins, 128 levels) 4.5 dB. Gemm, MatMul and every other layer stay float, listed in the manifest (``float_ops``).
+(2048 bins, 128 levels) 4.5 dB. MatMul, LayerNorm and every other layer stay float, listed in the manifest
+(``float_ops``).
 """
 from __future__ import annotations
 
@@ -197,9 +198,17 @@ class _Calibrator:
         self._sess.close()
 
 
+def int8_gemm(layer: Layer) -> bool:
+    """A Gemm ncnn runs in int8 from its weights alone (``18=2``, as ncnn2int8 writes it): constant B stored
+    N x K (transB), no constant A, not quantized already. Its input is quantized per row at run time by ncnn itself,
+    so it needs no calibration; its weights take one scale for the whole matrix (ncnn's layout has no more)."""
+    g = layer.get
+    return layer.type == "Gemm" and g(5) == 1 and g(4) == 0 and g(3) == 1 and not g(18)
+
+
 def _kept(layers: list[Layer], keep_float) -> set[str]:
     """Names of quantizable layers matching ``keep_float`` (an exact layer name or a regular expression)."""
-    names = [ly.name for ly in layers if ly.type in QUANTIZABLE]
+    names = [ly.name for ly in layers if ly.type in QUANTIZABLE or int8_gemm(ly)]
     kept, unknown = set(), []
     for k in keep_float or ():
         try:
@@ -208,7 +217,8 @@ def _kept(layers: list[Layer], keep_float) -> set[str]:
             hits = [n for n in names if n == k]
         (kept.update(hits) if hits else unknown.append(k))
     if unknown:
-        raise MobilesegError(f"--int8-keep-float: no ncnn Convolution/InnerProduct layer is named {', '.join(unknown)} "
+        raise MobilesegError(f"--int8-keep-float: no quantizable ncnn layer (Convolution, InnerProduct, Gemm) is named "
+                             f"{', '.join(unknown)} "
                              f"(names look like {', '.join(names[:3])}; regular expressions work too)")
     return kept
 
@@ -223,6 +233,7 @@ def quantize_files(param: str, binary: str, out_param: str, out_bin: str, calibr
     # a Split's outputs are its input: calibrate the producing blob
     alias = {t: ly.bottoms[0] for ly in layers if ly.type == "Split" for t in ly.tops}
     feeds = {i: alias.get(layers[i].bottoms[0], layers[i].bottoms[0]) for i in chosen}
+    gemms = {i for i, ly in enumerate(layers) if int8_gemm(ly) and ly.name not in kept and blobs[i]}
     cal = _Calibrator(param, binary, input_name, sorted(set(feeds.values())))
     try:
         if log:
@@ -233,8 +244,14 @@ def quantize_files(param: str, binary: str, out_param: str, out_bin: str, calibr
     with open(out_bin, "wb") as f:
         for i, (layer, lblobs) in enumerate(zip(layers, blobs)):
             scales = weight_scales(layer, lblobs[0].array) if i in feeds else None
+            if i in gemms:
+                absmax = float(np.abs(lblobs[0].array).max())
+                scales = np.full(layer.get(8), 127.0 / absmax if absmax else 1.0, np.float32)
             for k, b in enumerate(lblobs):
                 f.write(int8_weights(layer, b.array, scales) if scales is not None and k == 0 else b.data)
+            if i in gemms:
+                f.write(scales[:1].tobytes())  # B_data_int8_scale, after the C (bias) blob
+                layer.params[18] = "2"
             if i in feeds:
                 t = thresholds[feeds[i]]
                 f.write(scales.tobytes())
@@ -244,9 +261,9 @@ def quantize_files(param: str, binary: str, out_param: str, out_bin: str, calibr
         f.write("\n".join(head + [ly.line() for ly in layers]) + "\n")
     float_ops = {}
     for i, ly in enumerate(layers):
-        if i not in feeds and ly.type not in ("Input", "Split"):
+        if i not in feeds and i not in gemms and ly.type not in ("Input", "Split"):
             float_ops[ly.type] = float_ops.get(ly.type, 0) + 1
-    return {"int8_layers": len(feeds), "kept_float_layers": sorted(kept), "float_ops": dict(sorted(float_ops.items())),
+    return {"int8_layers": len(feeds) + len(gemms), "kept_float_layers": sorted(kept), "float_ops": dict(sorted(float_ops.items())),
             "thresholds": {layers[i].name: round(thresholds[feeds[i]], 6) for i in sorted(feeds)}}
 
 
