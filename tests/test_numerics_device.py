@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("adb_shell")
 
-from test_native_emulator import _skip_reason  # noqa: E402
+from emulated_devices import skip_reason  # noqa: E402
 
 from mobileseg.numerics.analyze import per_layer  # noqa: E402
 from mobileseg.numerics.device import NoIntermediatesError, capture_on_target  # noqa: E402
@@ -21,7 +21,7 @@ FAULT = "backbone.tpm.layer5.conv.4.c"
 
 @pytest.fixture(scope="module")
 def emulator(key):
-    why = _skip_reason()
+    why = skip_reason()
     if why:
         pytest.skip(why)
     from mobileseg.emulator import build, control
