@@ -15,7 +15,7 @@ pytest.importorskip("adb_shell")
 
 from mobileseg.device import native_build  # noqa: E402
 from mobileseg.parity import compare  # noqa: E402
-from emulated_devices import native_harness, skip_reason  # noqa: E402
+from emulated_devices import launch, native_harness  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 
@@ -27,12 +27,9 @@ def harness_binary():
 
 @pytest.fixture(scope="module")
 def emulator(key, harness_binary):
-    why = skip_reason()
-    if why:
-        pytest.skip(why)
-    from mobileseg.emulator import build, control
+    from mobileseg.emulator import control
 
-    proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(build.rootfs_dir()))
+    proc, port = launch(key)
     yield port
     control.terminate(proc)
 

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("adb_shell")
 
-from emulated_devices import skip_reason  # noqa: E402
+from emulated_devices import launch  # noqa: E402
 
 from mobileseg.numerics.analyze import per_layer  # noqa: E402
 from mobileseg.numerics.device import NoIntermediatesError, capture_on_target  # noqa: E402
@@ -21,12 +21,9 @@ FAULT = "backbone.tpm.layer5.conv.4.c"
 
 @pytest.fixture(scope="module")
 def emulator(key):
-    why = skip_reason()
-    if why:
-        pytest.skip(why)
-    from mobileseg.emulator import build, control
+    from mobileseg.emulator import control
 
-    proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(build.rootfs_dir()))
+    proc, port = launch(key)
     yield port
     control.terminate(proc)
 
