@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import MobilesegError
 from ..formats import FORMATS
 from ._util import Converted, ConverterFailure, package_version, workdir
+from .ncnn import Layer, read_layers
 from .ncnn import convert as convert_float
 
 QUANTIZABLE = ("Convolution", "ConvolutionDepthWise", "InnerProduct")
@@ -37,42 +38,6 @@ METHOD = "MinMax (max |x| of each input blob over the calibration batch)"
 CONVERTER = "pnnx + mobileseg's ncnn int8 tables (scales written into .param/.bin)"
 TAG_FP32 = 0  # the 4-byte flag before a type-0 weight blob: 0 = raw float32 (what pnnx writes with fp16=False)
 TAG_INT8 = 0x000D4B38  # the flag of int8 weight data (ncnn's modelbin.cpp), padded to 4 bytes
-
-
-@dataclass
-class Layer:
-    """One ``.param`` line: ``params`` keeps each ``key=value`` as written (arrays included)."""
-
-    type: str
-    name: str
-    bottoms: list
-    tops: list
-    params: dict
-
-    def get(self, key: int, default: int = 0) -> int:
-        v = self.params.get(key)
-        return default if v is None else int(float(v))
-
-    def line(self) -> str:
-        blobs = " ".join(self.bottoms + self.tops)
-        kv = " ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.type:<24} {self.name:<24} {len(self.bottoms)} {len(self.tops)} {blobs} {kv}".rstrip()
-
-
-def read_layers(path: str) -> tuple[list[str], list[Layer]]:
-    """The header lines (magic, counts) and the layers of an ncnn ``.param`` file."""
-    with open(path) as f:
-        lines = f.read().splitlines()
-    layers = []
-    for line in lines[2:]:
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        n_in, n_out = int(parts[2]), int(parts[3])
-        blobs = parts[4:4 + n_in + n_out]
-        params = dict((int(k), v) for k, v in (kv.split("=", 1) for kv in parts[4 + n_in + n_out:]))
-        layers.append(Layer(parts[0], parts[1], blobs[:n_in], blobs[n_in:], params))
-    return lines[:2], layers
 
 
 def blob_loads(layer: Layer) -> list[tuple[int, int]]:
@@ -114,7 +79,6 @@ def blob_loads(layer: Layer) -> list[tuple[int, int]]:
 
 @dataclass
 class Blob:
-    kind: int
     data: bytes  # as stored (type 0: flag included)
     array: np.ndarray | None = None  # the float32 values of a type-0 fp32 blob
 
@@ -139,7 +103,7 @@ def walk_bin(path: str, layers: list[Layer]) -> list[list[Blob]]:
             if end > len(raw):
                 raise ConverterFailure(f"ncnn weights end inside layer {layer.name} ({layer.type}): the .bin does not "
                                        "match the .param")
-            blobs.append(Blob(kind, raw[pos:end], arr))
+            blobs.append(Blob(raw[pos:end], arr))
             pos = end
         out.append(blobs)
     if pos != len(raw):
@@ -149,7 +113,7 @@ def walk_bin(path: str, layers: list[Layer]) -> list[list[Blob]]:
     return out
 
 
-def int8_weights(layer: Layer, weights: np.ndarray, scales: np.ndarray) -> bytes:
+def int8_weights(weights: np.ndarray, scales: np.ndarray) -> bytes:
     """The weight blob as ncnn2int8 stores it: the int8 flag, then ``round(w * scale)`` per channel clamped to
     [-127, 127] (rounding half away from zero, as ncnn's ``float2int8``), padded to 4 bytes. A quarter of the fp32
     file's weight bytes, and the same values ncnn would compute at load from the fp32 weights."""
@@ -248,7 +212,7 @@ def quantize_files(param: str, binary: str, out_param: str, out_bin: str, calibr
                 absmax = float(np.abs(lblobs[0].array).max())
                 scales = np.full(layer.get(8), 127.0 / absmax if absmax else 1.0, np.float32)
             for k, b in enumerate(lblobs):
-                f.write(int8_weights(layer, b.array, scales) if scales is not None and k == 0 else b.data)
+                f.write(int8_weights(b.array, scales) if scales is not None and k == 0 else b.data)
             if i in gemms:
                 f.write(scales[:1].tobytes())  # B_data_int8_scale, after the C (bias) blob
                 layer.params[18] = "2"
