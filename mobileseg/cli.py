@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    if getattr(args, "allow_edited", False):
+        import os
+
+        from .manifest import ALLOW_EDITED_ENV
+
+        os.environ[ALLOW_EDITED_ENV] = "1"
     try:
         rc = args.func(args)
     except MobilesegError as exc:

@@ -20,8 +20,16 @@ REFERENCE_INPUT = "reference/input.npy"
 REFERENCE_OUTPUT = "reference/output.npy"
 
 
+# A user who edited an artifact on purpose (to debug it) runs it as it is with --allow-edited, which sets this.
+ALLOW_EDITED_ENV = "MOBILESEG_ALLOW_EDITED"
+
+
 class ArtifactError(MobilesegError):
     """An export folder or manifest is missing, incomplete, or lacks the requested format."""
+
+
+class EditedArtifactError(ArtifactError):
+    """An artifact file's bytes differ from the sha256 its manifest recorded (damaged, or edited by hand)."""
 
 
 def export_dir_name(model: str, resolution, precision: str = "fp32", graph: str = "logits") -> str:
@@ -74,6 +82,9 @@ def load(export_dir_or_manifest) -> tuple[str, dict]:
             man = json.load(f)
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot read {path} ({exc}): re-run `mobileseg export --force`") from None
+    if not isinstance(man, dict):
+        raise ArtifactError(f"{path} holds a JSON {type(man).__name__}, not the object an export manifest is: "
+                            "re-run `mobileseg export --force` into that folder")
     return os.path.dirname(os.path.abspath(path)), man
 
 
@@ -110,7 +121,46 @@ def artifact_paths(export_dir_or_manifest, fmt_entry, fmt: str) -> tuple[str, di
         if not os.path.isfile(p):
             raise ArtifactError(f"artifact file missing: {p}: re-run `mobileseg export --force`")
         paths.append(p)
+    verify_files(export_dir, man, fmt_entry, fmt)
     return export_dir, man, fmt_entry, paths
+
+
+_VERIFIED: dict = {}  # (path, size, mtime_ns) -> sha256: a bench loads one file once per cell, hashed once
+
+
+def rebuild_command(export_dir: str, man: dict, fmt: str) -> str:
+    """The ``mobileseg export`` command that writes ``fmt`` into ``export_dir`` again."""
+    if man.get("source") == "artifact":  # a staged file of another tool: bench stages it again
+        return f"`mobileseg bench --artifact {(man.get('artifact') or {}).get('path')}`"
+    res = "x".join(map(str, man.get("resolution") or []))
+    parts = [f"--model {man.get('model')}", f"--res {res}" if res else "", f"--formats {fmt}",
+             f"--precision {man['precision']}" if man.get("precision", "fp32") != "fp32" else "",
+             f"--graph {man['graph']}" if man.get("graph", "logits") != "logits" else "", f"--out {export_dir}"]
+    return "`mobileseg export " + " ".join(p for p in parts if p) + " --force`"
+
+
+def verify_files(export_dir: str, man: dict, fmt_entry: dict, fmt: str) -> None:
+    """Check every file of ``fmt_entry`` against the sha256 its manifest recorded, before a runtime reads it (a
+    damaged file would end in the runtime's own traceback). :class:`EditedArtifactError` names the file; with
+    ``MOBILESEG_ALLOW_EDITED=1`` (``--allow-edited``) an edited file is run as it is."""
+    if os.environ.get(ALLOW_EDITED_ENV, "") not in ("", "0"):
+        return
+    for f in (fmt_entry or {}).get("files") or []:
+        if not isinstance(f, dict) or not f.get("sha256"):
+            continue
+        p = f["path"] if os.path.isabs(f["path"]) else os.path.join(export_dir, f["path"])
+        try:
+            st = os.stat(p)
+        except OSError:
+            raise ArtifactError(f"artifact file missing: {p}: re-run `mobileseg export --force`") from None
+        key = (os.path.abspath(p), st.st_size, st.st_mtime_ns)
+        if key not in _VERIFIED:
+            _VERIFIED[key] = sha256_file(p)
+        if _VERIFIED[key] != f["sha256"]:
+            raise EditedArtifactError(
+                f"{p} differs from its manifest (sha256 {_VERIFIED[key][:12]}, recorded {f['sha256'][:12]}): it is "
+                f"damaged or was edited; {rebuild_command(export_dir, man, fmt)} rebuilds it, or pass "
+                "--allow-edited to run the file as it is")
 
 
 def file_record(path: str, export_dir: str) -> dict:

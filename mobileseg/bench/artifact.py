@@ -170,29 +170,61 @@ def load_npy(path, what: str):
 
 
 def input_for(info: ArtifactInfo, given=None):
-    """The input array of ``info``: ``given`` (an array from ``--input``, in this or the other layout), else the
-    seeded one."""
+    """The input array of ``info``: ``given`` (an array from ``--input``), else the seeded one.
+
+    ``given`` is used as it is when its shape is the input's; an image in the other layout (NHWC for NCHW, or the
+    reverse) is transposed, and one without the batch axis gets it, each with a note in ``info.notes``. Anything
+    else is refused: reshaping across axes would scramble the pixels. A dtype change is made only when every value
+    survives it (an integer array into a float input, a narrower integer), with a note; float into an integer input
+    is refused."""
     import numpy as np
 
     shape, layout = info.input_shape, info.layout
     if given is None:
         return seeded_input(shape, info.input_dtype, layout)
     x = np.asarray(given)
+    have = _shape_text(list(x.shape))
+    other = "NHWC" if layout == "NCHW" else "NCHW"
+    if x.ndim == len(shape) - 1 and len(shape) == 4 and shape[0] == 1:
+        x = x[np.newaxis]
+        info.notes.append(f"--input {have} has no batch axis: it is used as 1x{have}")
     if list(x.shape) == list(shape):
         pass
-    elif x.ndim == 4 and list(x.shape) == to_layout_shape(shape, layout, "NHWC" if layout == "NCHW" else "NCHW"):
-        x = convert_layout(x, "NHWC" if layout == "NCHW" else "NCHW", layout)
-    elif x.size == int(np.prod(shape)):
-        x = x.reshape(shape)
+    elif x.ndim == 4 and list(x.shape) == to_layout_shape(shape, layout, other):
+        x = convert_layout(x, other, layout)
+        info.notes.append(f"--input {have} is {other}: transposed to {info.name}'s {layout} "
+                          f"{_shape_text(shape)}")
     else:
-        raise ArtifactError(f"--input has shape {_shape_text(list(x.shape))} but {info.name} takes "
-                            f"{_shape_text(shape)} ({layout}); give an array of that shape")
+        raise ArtifactError(f"--input has shape {have} but {info.name} takes {_shape_text(shape)} ({layout}, or "
+                            f"{_shape_text(to_layout_shape(shape, layout, other))} in {other}); give an array of that "
+                            "shape (mobileseg never reshapes an input across axes)")
     want = np.dtype(info.input_dtype)
     if x.dtype != want:
-        if x.dtype.kind == "f" and want.kind in "iu":
-            raise ArtifactError(f"--input is {x.dtype} but {info.name} takes {want}: save the array as {want}")
-        x = x.astype(want)
+        x = _cast_input(x, want, info)
     return np.ascontiguousarray(x)
+
+
+def _cast_input(x, want, info: ArtifactInfo):
+    """``x`` as ``want`` when no value changes (float to float is a rounding, as numpy.save of float64 makes),
+    else one sentence."""
+    import numpy as np
+
+    if x.dtype.kind == "f" and want.kind == "f":
+        return x.astype(want)
+    if x.dtype.kind in "iu" and want.kind in "iuf":
+        if want.kind == "f":
+            exact = 2 ** (np.finfo(want).nmant + 1)  # integers up to 2^24 (float32) are exact
+            fits = x.size == 0 or (int(np.abs(x.astype(np.int64)).max()) <= exact if x.dtype.kind == "i"
+                                   else int(x.max()) <= exact)
+        else:
+            lim = np.iinfo(want)
+            fits = x.size == 0 or (int(x.min()) >= lim.min and int(x.max()) <= lim.max)
+        if fits:
+            info.notes.append(f"--input is {x.dtype}: converted to {info.name}'s {want} (every value unchanged)")
+            return x.astype(want)
+        raise ArtifactError(f"--input is {x.dtype} with values {int(x.min())}..{int(x.max())}, which {want} (the "
+                            f"input of {info.name}) cannot hold: save the array as {want}")
+    raise ArtifactError(f"--input is {x.dtype} but {info.name} takes {want}: save the array as {want}")
 
 
 # -- staging -----------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..formats import GRAPHS, PRECISIONS, RUNTIMES, default_runtimes
 from ..results.paths import RUNS_DIR
-from ._args import add_export_dir, add_list, add_quiet, split_list
+from ._args import add_allow_edited, add_export_dir, add_list, add_quiet, split_list
 
 
 def add_sampling(p) -> None:
@@ -76,6 +76,7 @@ def register(sub) -> None:
     add_export_dir(p)
     p.add_argument("--no-sgemm", action="store_true", help="skip timing the core's SGEMM reference rate")
     add_quiet(p)
+    add_allow_edited(p)
     add_artifact_options(p)
     p.set_defaults(func=run)
 
@@ -142,11 +143,14 @@ def summary_row(rec: dict) -> dict:
 
     r = row(rec)
     two = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
-    return {"model": r["model"], "res": r["resolution"], "runtime": r["runtime"], "prec": r["precision"],
-            "graph": r["graph"], "latency ms": latency_text(r), "p10": two(r["p10_ms"]), "p90": two(r["p90_ms"]),
-            "n": r["count"] if r["count"] is not None else "", "GMAC/s": two(r["gmac_per_s"]),
-            "rel_l2": "" if r["rel_l2"] is None else f"{r['rel_l2']:.1e}",
-            "status": r["status"] if r["status"] != "error" else f"error: {r['error']}"}
+    out = {"model": r["model"], "res": r["resolution"], "runtime": r["runtime"], "prec": r["precision"],
+           "graph": r["graph"], "latency ms": latency_text(r), "p10": two(r["p10_ms"]), "p90": two(r["p90_ms"]),
+           "n": r["count"] if r["count"] is not None else "", "GMAC/s": two(r["gmac_per_s"]),
+           "rel_l2": "" if r["rel_l2"] is None else f"{r['rel_l2']:.1e}",
+           "status": r["status"] if r["status"] != "error" else f"error: {r['error']}"}
+    if r["status"] == "parity_failed" and (rec.get("parity") or {}).get("error"):  # why, not only in the JSON
+        out["status"] = f"parity_failed: {rec['parity']['error']}"
+    return out
 
 
 def run_several(args) -> int:

@@ -22,6 +22,9 @@ def register(sub) -> None:
     g.add_argument("--warmup", type=int, default=5, help="warm-up calls per side with --run (default 5)")
     g.add_argument("--cpu", type=int, default=None, help="CPU to pin to with --run (default: the last one)")
     g.add_argument("--out", default=None, help="with --run: also append both records to <out>/compare-run.jsonl")
+    from ._args import add_allow_edited
+
+    add_allow_edited(g)
     p.set_defaults(func=run)
 
 

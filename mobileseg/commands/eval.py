@@ -7,7 +7,7 @@ import os
 from ..eval.datasets import DATASETS
 from ..formats import FORMATS
 from ..results.paths import EVAL_FILE, RUNS_DIR
-from ._args import add_export_dir, add_quiet
+from ._args import add_allow_edited, add_export_dir, add_quiet
 
 
 def register(sub) -> None:
@@ -32,6 +32,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=RUNS_DIR,
                    help=f"folder whose eval.jsonl the record is appended to (default {RUNS_DIR}: {EVAL_FILE})")
     add_quiet(p, aliases=("--no-progress",))
+    add_allow_edited(p)
     p.add_argument("--json", action="store_true", help="print the whole record")
     p.set_defaults(func=run)
 

@@ -7,7 +7,7 @@ import os
 
 from ..errors import MobilesegError
 from ..formats import FORMATS, PRECISIONS
-from ._args import add_quiet
+from ._args import add_allow_edited, add_quiet
 
 
 class ParityArgumentError(MobilesegError):
@@ -38,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None,
                    help="folder for the per-layer JSON and plot (default: EXPORT_DIR/numerics)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_allow_edited(p)
     add_quiet(p)
     p.set_defaults(func=run)
 

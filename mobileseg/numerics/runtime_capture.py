@@ -40,6 +40,10 @@ def capture(runtime: str, export_dir: str, x: np.ndarray, precision: str = "fp32
 
         raise ArtifactError(f"{export_dir} has no {fmt} artifact ({os.path.basename(missing[0])} is missing): "
                             f"export it with `mobileseg export ... --formats torch,{fmt}`")
+    from .. import manifest as _manifest
+
+    if os.path.isfile(os.path.join(export_dir, _manifest.FILE)):  # a damaged file: one sentence, not a traceback
+        _manifest.artifact_paths(export_dir, None, fmt)
     if runtime == "onnxruntime":
         return onnx_tensors(files[0], x)
     if runtime in ("ncnn", "ncnn-vulkan"):

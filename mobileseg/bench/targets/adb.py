@@ -191,6 +191,7 @@ class AdbTarget(Target):
         if not files:
             raise MobilesegError(f"the export {export_dir} has no '{fmt}' artifact: export it first "
                                  f"(mobileseg export --formats {fmt})")
+        _manifest.verify_files(str(export_dir), manifest, _manifest.format_entry(manifest, fmt), fmt)
         driver = self.driver_for(formats.host_runtime(fmt))
         local = [export_dir / p for p in files]
         if getattr(driver, "needs_input", True):  # the official binaries generate their own input
