@@ -124,8 +124,8 @@ def run_artifacts(paths, input_shape=None, input=None, reference=None, runtimes=
     warmup = DEFAULT_WARMUP if warmup is None else int(warmup)
     if repeats is None and min_time is None:
         repeats = DEFAULT_REPEATS
-    if warmup < 0 or (repeats is not None and int(repeats) < 1) or (min_time is not None and float(min_time) < 0):
-        raise MobilesegError("--warmup must be 0 or more, --repeats at least 1 and --min-time 0 or more seconds")
+    if warmup < 0 or (repeats is not None and int(repeats) < 1) or (min_time is not None and float(min_time) <= 0):
+        raise MobilesegError("--warmup must be 0 or more, --repeats at least 1 and --min-time more than 0 seconds")
     given = load_npy(input, "--input") if input else None
     ref = load_npy(reference, "--reference") if reference else None
     shapes = shared_shapes(paths) if input_shape is None and given is None and len(paths) > 1 else {}
@@ -187,6 +187,8 @@ def run_artifacts(paths, input_shape=None, input=None, reference=None, runtimes=
             for pr in precisions:
                 cells.append((s, ArtifactCell(i.name, res, rt, pr, "logits", threads, key_name=s.key_name)))
         prog = progress if isinstance(progress, Progress) else Progress(len(cells), enabled=bool(progress))
+        if not resume and (again := store.repeat_note(c.key(device_id) for _, c in cells)):
+            say(again)
         description, host = target.describe(), describe_host()
         capture = _Capture(target)
         cross: dict = {}  # id(group) -> (output, what it is)

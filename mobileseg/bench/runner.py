@@ -231,8 +231,9 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         raise MobilesegError(f"--repeats must be at least 1, not {repeats}")
     if warmup < 0:
         raise MobilesegError(f"--warmup must be 0 or more, not {warmup}")
-    if min_time is not None and float(min_time) < 0:
-        raise MobilesegError(f"--min-time must be 0 or more seconds, not {min_time}")
+    if min_time is not None and float(min_time) <= 0:  # 0 would time the minimum count, not a duration
+        raise MobilesegError(f"--min-time must be more than 0 seconds, not {min_time:g}: give the seconds of timed "
+                             "runs per cell (or --repeats N for a count)")
     if sustained is not None:
         from .sustained import minute_seconds
 
@@ -276,6 +277,8 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         prog = progress if isinstance(progress, Progress) else Progress(len(cells), enabled=bool(progress))
         for r in missing_rts:
             prog.note(f"runtime '{r}' is not installed: its cells are left out")
+        if not resume and (again := store.repeat_note(c.key(device_id) for c in cells)):
+            prog.note(again)
         description = target.describe()
         from .env import describe_host
 

@@ -45,10 +45,17 @@ def run(args) -> int:
                                        warmup=args.warmup, cpu=args.cpu, out_dir=args.out)
         a_recs, b_recs = [rec_a], [rec_b]
     else:
+        import os
+
         from ..results.store import read_records
 
-        a_recs, _ = read_records([args.a], ("model", "resolution", "runtime", "stats_ms"))
-        b_recs, _ = read_records([args.b], ("model", "resolution", "runtime", "stats_ms"))
+        if os.path.isfile(args.a) and os.path.isfile(args.b) and os.path.samefile(args.a, args.b):
+            raise MobilesegError(f"A and B are the same file ({args.a}): compare two runs' results files (or time two "
+                                 "export folders alternately with --run)")
+        a_recs, a_notes = read_records([args.a], ("model", "resolution", "runtime", "stats_ms"))
+        b_recs, b_notes = read_records([args.b], ("model", "resolution", "runtime", "stats_ms"))
+        for note in a_notes + b_notes:  # a torn line skipped: the comparison stands on the other records
+            print(f"note: {note}", file=sys.stderr)
     comps, only_a, only_b = compare_records(a_recs, b_recs, seed=args.seed)
     if not comps:
         raise MobilesegError(f"no cell of {args.a} matches one of {args.b} (by model|HxW|format|runtime|precision|"

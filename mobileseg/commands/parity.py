@@ -78,6 +78,13 @@ def check_args(args) -> tuple[str, dict, str, str, str]:
     precision = args.precision or man.get("precision") or "fp32"
     if precision not in PRECISIONS:
         raise ParityArgumentError(f"unknown precision '{args.precision}': choose one of {', '.join(PRECISIONS)}")
+    made = man.get("precision") or "fp32"
+    if precision != made:  # an fp32 artifact judged "int8" against the int8 limit would pass for what it is not
+        raise ParityArgumentError(
+            f"the export in {export_dir} was made at {made}, not {precision}: check it at {made} (leave --precision "
+            f"out), or export at {precision} (`mobileseg export --model {man.get('model')} --res "
+            f"{'x'.join(map(str, man.get('resolution') or []))} --precision {precision} --formats torch,{fmt}`) "
+            "and check that folder")
     return export_dir, man, fmt, runtime, precision
 
 

@@ -61,6 +61,7 @@ class ExportJob:
     t0: float
     versions: dict = field(default_factory=dict)
     parity_runtimes: dict = field(default_factory=dict)  # format -> the runtime that checks it, when not the host's
+    created_dir: bool = False  # this call made out_dir: a failure removes it again when it is left empty
     int8: object = None  # int8 only: the mobileseg.export.quantize.Int8Job (calibration batch, layers kept float)
 
     @property
@@ -154,9 +155,12 @@ def _versions(formats) -> dict:
     return v
 
 
-def _prepare_out_dir(out_dir: str) -> None:
+def _prepare_out_dir(out_dir: str) -> bool:
+    """Check that ``out_dir`` is writable (made when missing: returns True then); ``reference/`` is made when the
+    reference is written, so an export that fails before leaves no empty folder behind (:func:`_remove_if_empty`)."""
+    created = not os.path.isdir(out_dir)
     try:
-        os.makedirs(os.path.join(out_dir, "reference"), exist_ok=True)
+        os.makedirs(out_dir, exist_ok=True)
         probe = os.path.join(out_dir, ".write-test")
         with open(probe, "w") as f:
             f.write("ok")
@@ -164,6 +168,39 @@ def _prepare_out_dir(out_dir: str) -> None:
     except OSError as exc:
         raise ExportError(f"cannot write to the output folder {out_dir} ({exc.strerror or exc}): "
                           "choose a writable folder with --export-dir (or --out, the export folder itself)") from None
+    return created
+
+
+def _remove_if_empty(out_dir: str, created: bool) -> None:
+    """Remove the folders an export that failed made and left empty (``reference/``, then the folder itself when
+    this export made it)."""
+    for d in (os.path.join(out_dir, "reference"), out_dir) if created else (os.path.join(out_dir, "reference"),):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)  # only an empty folder is removed
+
+
+def _check_folder_holds(out_dir: str, model: str, resolution, precision: str, graph: str) -> None:
+    """One folder holds one export: refuse to write a ``precision`` (or other model, size, graph) export where a
+    different one passed, which would replace its manifest and lose every earlier entry."""
+    old = _manifest.read(out_dir)
+    have = sorted(_manifest.ok_formats(old))
+    if not have or old.get("source") == "artifact":
+        return
+    mine = {"model": model, "resolution": list(resolution), "precision": precision, "graph": graph}
+    differ = [k for k in mine if (old.get(k) or _OLD_DEFAULTS.get(k)) != mine[k]]
+    if differ:
+        what = ", ".join(f"{k} {_text(old.get(k) or _OLD_DEFAULTS.get(k))} (this export: {_text(mine[k])})"
+                         for k in differ)
+        raise ExportError(f"{out_dir} already holds another export ({', '.join(have)}; {what}): one folder holds "
+                          "one model, resolution, precision and graph, so give this export its own --out (or leave "
+                          "--out out: each gets export/<model>_<H>x<W>[_<precision>][_<graph>])")
+
+
+_OLD_DEFAULTS = {"precision": "fp32", "graph": "logits"}
+
+
+def _text(v) -> str:
+    return "x".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 def check_artifact(fmt: str, entry: dict, manifest: dict, out_dir: str, ref: Reference, precision: str,
@@ -208,6 +245,11 @@ def _check_options(formats, precision, graph):
         raise ExportError(f"unknown format {', '.join(bad) or '(none)'}: choose from {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
+    if formats == ["torch"] and precision not in _formats.FORMATS["torch"].precisions:
+        able = [f for f, row in _formats.FORMATS.items() if precision in row.precisions and f != "torch"]
+        raise ExportError(f"--precision {precision} --formats torch would write only the fp32 model.pt (torch is "
+                          f"the fp32 eager reference at every precision): add a format written at {precision} "
+                          f"(--formats {','.join(able)}; torch then comes along as the reference)")
     if graph not in GRAPHS:
         raise ExportError(f"unknown graph '{graph}': choose logits or argmax")
     return list(dict.fromkeys(formats))
@@ -248,9 +290,13 @@ def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, pr
         job = _make_job(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force, log)
         from .quantize import int8_job
 
-        job.int8 = int8_job(job, calib, calib_count, int8_keep_float)
-        job.parity_runtimes = _check_parity_runtimes(parity_runtimes, job.formats) if parity else {}
-        return _run(job)
+        try:
+            job.int8 = int8_job(job, calib, calib_count, int8_keep_float)
+            job.parity_runtimes = _check_parity_runtimes(parity_runtimes, job.formats) if parity else {}
+            return _run(job)
+        except BaseException:
+            _remove_if_empty(job.out_dir, job.created_dir)
+            raise
 
 
 def factory_resolution(model: str, input_shape, resolution):
@@ -329,9 +375,11 @@ def _make_job(model, resolution, formats, precision, graph, weights, num_classes
         weights = check_checkpoint_file(os.path.abspath(os.fspath(weights)))
         weights_sha = file_sha256(weights)
     out_dir = os.path.abspath(out or os.path.join("export", export_dir_name(spec.name, (h, w), precision, graph)))
-    _prepare_out_dir(out_dir)
+    _check_folder_holds(out_dir, spec.name, (h, w), precision, graph)
+    created = _prepare_out_dir(out_dir)
     return ExportJob(spec, (h, w), formats, precision, graph, weights, weights_sha, num_classes, out_dir,
-                     bool(parity), bool(force), log or (lambda _msg: None), t0, _versions(formats))
+                     bool(parity), bool(force), log or (lambda _msg: None), t0, _versions(formats),
+                     created_dir=created)
 
 
 @dataclass
@@ -432,6 +480,7 @@ def _build_convert_check(job: ExportJob, plan: _Plan, background: dict) -> Expor
     h, w = job.resolution
     ref = build_reference(job.spec, job.resolution, job.graph, job.weights, job.num_classes,
                           x=job.int8.parity_input() if job.int8 is not None else None)
+    os.makedirs(os.path.join(job.out_dir, "reference"), exist_ok=True)
     np.save(os.path.join(job.out_dir, _manifest.REFERENCE_INPUT), ref.x)
     np.save(os.path.join(job.out_dir, _manifest.REFERENCE_OUTPUT), ref.ref)
     fold = ref.info["fold"]

@@ -82,11 +82,15 @@ def builder_for(fn, name: str):
             model = fn(**kw)
         except MobilesegError:
             raise
+        except SystemExit as exc:  # builtins:exit, sys:exit: a factory must return a model, not end the process
+            raise MobilesegError(f"{name}() tried to exit (SystemExit {exc.code}) instead of returning an nn.Module: "
+                                 "--model takes a function that builds and returns the model") from None
         except Exception as exc:
             raise MobilesegError(f"{name}() failed: {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         if not isinstance(model, nn.Module):
-            raise MobilesegError(f"{name}() returned a {type(model).__name__}, not a torch nn.Module")
+            raise MobilesegError(f"{name}() returned a {type(model).__name__}, not a torch nn.Module: --model takes a "
+                                 "function that builds and returns the model")
         return model
 
     return build

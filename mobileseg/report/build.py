@@ -95,7 +95,9 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
                                    "bench` first, pass --results FILE (e.g. the committed results/reference/"
                                    "host-amd-epyc-t1.jsonl), or use --published-only")
         df = load_results(results, device=device, runtime=runtime)
+        report.notes += df.attrs.get("notes", [])  # lines skipped, repeated cells (the newest kept)
         evals = load_evals(eval_files) if eval_files else None
+        _check_dataset(dataset, published, evals)
         df = attach_miou(df, published, evals, dataset)
     writable_folder(report.out, "the report", "choose a writable folder with --out")
     published_figure(report, published)
@@ -110,6 +112,20 @@ def build_report(results=None, device=None, runtime=None, dataset: str = "ade20k
     _write_markdown(report)
     _write_html(report)
     return report
+
+
+def _check_dataset(dataset: str, published, evals) -> None:
+    """An unknown ``--dataset`` (a typo such as ade20) would draw no Pareto plot: one sentence with the names known
+    (the published numbers' datasets and those of the eval records given)."""
+    import difflib
+
+    from .errors import DatasetError
+
+    known = sorted(set(published.dataset.dropna()) | (set(evals.dataset) if evals is not None else set()))
+    if dataset not in known:
+        close = difflib.get_close_matches(str(dataset), known, n=2, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise DatasetError(f"unknown dataset '{dataset}'{hint}: choose one of {', '.join(known)}")
 
 
 def _numerics_table(report: Report, dev: str, rt: str, sub) -> None:

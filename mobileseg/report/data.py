@@ -25,7 +25,7 @@ def load_results(paths, device=None, runtime=None, model=None, include_failed: b
     """
     import pandas as pd
 
-    records, _notes = read_records(paths, REQUIRED)
+    records, notes = read_records(paths, REQUIRED)
     if not records:
         raise NoRecordsError(f"the results file(s) {', '.join(map(str, paths))} hold no records: run `mobileseg bench` first")
     df = frame(records)
@@ -47,8 +47,14 @@ def load_results(paths, device=None, runtime=None, model=None, include_failed: b
             f"(device={device or 'any'}, runtime={runtime or 'any'}, model={model or 'any'}); available: "
             f"devices {sorted(set(every.device))}, runtimes {sorted(set(every.runtime))}, "
             f"statuses {sorted(set(every.status))}: change --device/--runtime")
+    before = len(df)
     df = df.sort_values("timestamp").drop_duplicates("id", keep="last")
-    return df.sort_values(["device", "runtime", "model", "height", "width"]).reset_index(drop=True)
+    if len(df) < before:  # a cell benched again without --resume
+        notes.append(f"{before - len(df)} record(s) repeat a cell measured again (bench without --resume): the "
+                     "newest of each cell is kept")
+    df = df.sort_values(["device", "runtime", "model", "height", "width"]).reset_index(drop=True)
+    df.attrs["notes"] = list(notes)  # lines skipped and repeats dropped: the report prints them
+    return df
 
 
 def load_evals(paths):

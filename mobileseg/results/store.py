@@ -90,8 +90,9 @@ class ResultStore:
 
     def read(self, strict: bool = False) -> list[dict]:
         """Every complete record, in file order. An unterminated last line (an interrupted writer's) is skipped
-        with a note in :attr:`skipped`; so are undecodable complete lines, unless ``strict``: then they are a
-        :class:`ResultsFileError` naming the line. A JSON array of records is accepted too."""
+        with a note in :attr:`skipped`; so is a complete line that is not a record among lines that are (torn in
+        the middle, edited by hand), naming the line. With ``strict``, a file none of whose lines is a record is a
+        :class:`ResultsFileError` naming the first line. A JSON array of records is accepted too."""
         self.skipped = []
         if not self.path.exists():
             return []
@@ -111,7 +112,7 @@ class ResultStore:
         if tail.strip():
             self.skipped.append(f"{self.path}: ignored an unterminated last line ({len(tail)} bytes) "
                                 "left by an interrupted writer")
-        records = []
+        records, bad = [], []
         for no, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
@@ -120,13 +121,24 @@ class ResultStore:
             except ValueError:
                 obj = None
             if not isinstance(obj, dict):
-                if strict:
-                    raise ResultsFileError(f"{self.path} line {no} is not JSON: give a file written by mobileseg "
-                                           "(one JSON record per line)")
-                self.skipped.append(f"{self.path}:{no}: ignored a line that is not a JSON record")
+                bad.append(no)
                 continue
             records.append(obj)
+        if bad and strict and not records:  # no line is a record: not a results file at all
+            raise ResultsFileError(f"{self.path} line {bad[0]} is not JSON: give a file written by mobileseg "
+                                   "(one JSON record per line)")
+        for no in bad:  # a torn or foreign line among records (a crash, a hand edit): the rest is still ours
+            self.skipped.append(f"{self.path}:{no}: ignored a line that is not a JSON record (torn or edited)")
         return records
+
+    def repeat_note(self, keys) -> str | None:
+        """The sentence for a run without ``--resume`` whose cells ``keys`` already have finished records here (they
+        are appended again; readers keep the newest), else None."""
+        again = set(keys) & self.done_keys()
+        if not again:
+            return None
+        return (f"{len(again)} of these cells already have records in {self.path}: they are appended again and "
+                "readers (results, report, compare) keep the newest; pass --resume to skip finished cells")
 
     def done_keys(self, statuses=FINISHED_STATUSES) -> set[str]:
         """Cell keys that already have a finished record (what ``--resume`` skips)."""
