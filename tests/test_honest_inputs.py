@@ -302,3 +302,11 @@ def test_report_shows_skipped_lines_and_kept_repeats_and_checks_the_dataset(tmp_
 def test_compare_a_file_with_itself_is_one_sentence(tmp_path, capsys):
     path = _results(tmp_path)
     assert "are the same file" in one_sentence(capsys, ["compare", str(path), str(path)])
+
+
+def test_artifact_precision_that_changes_nothing_is_refused(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    err = one_sentence(capsys, BENCH + ["--artifact", str(af.write_onnx(tmp_path)), "--precisions", "int8",
+                                        "--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "e")])
+    assert "--precisions int8 does not change what onnxruntime runs" in err
+    assert not (tmp_path / "runs").exists()
