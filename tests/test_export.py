@@ -195,9 +195,11 @@ def test_formats_from_earlier_calls_stay_in_the_manifest(tmp_path):
     dropped = export_model("topformer-t", 64, formats="ncnn", out=out, parity=False)
     assert list(dropped.formats) == ["ncnn"]
     assert list(json.load(open(dropped.manifest_path))["formats"]) == ["ncnn"]
-    # a different export into the same folder (another cache key) does not keep the old entries
-    other = export_model("topformer-t", 128, formats="onnx", out=out, parity=False)
-    assert list(json.load(open(other.manifest_path))["formats"]) == ["onnx"]
+    # a different export (another resolution) into the same folder is refused: it would lose the old entries
+    before = open(dropped.manifest_path).read()
+    with pytest.raises(ExportError, match="already holds another export .ncnn; resolution 64x64 .this export: 128x128"):
+        export_model("topformer-t", 128, formats="onnx", out=out, parity=False)
+    assert open(dropped.manifest_path).read() == before
 
 
 def test_earlier_failed_format_does_not_fail_this_call(tmp_path, monkeypatch):

@@ -193,7 +193,8 @@ def _check_folder_holds(out_dir: str, model: str, resolution, precision: str, gr
                          for k in differ)
         raise ExportError(f"{out_dir} already holds another export ({', '.join(have)}; {what}): one folder holds "
                           "one model, resolution, precision and graph, so give this export its own --out (or leave "
-                          "--out out: each gets export/<model>_<H>x<W>[_<precision>][_<graph>])")
+                          "--out out: each gets export/<model>_<H>x<W>[_<precision>][_<graph>]), or delete that "
+                          "folder first")
 
 
 _OLD_DEFAULTS = {"precision": "fp32", "graph": "logits"}

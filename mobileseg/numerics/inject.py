@@ -74,7 +74,23 @@ def perturb(export_dir: str, fmt: str, module: str, mode: str = "noise", scale: 
         where = _bytes(path, w, new)
     else:
         raise InjectError(f"cannot inject into the {fmt} format (onnx, ncnn, tflite)")
-    return {"module": module, "mode": mode, "scale": scale if mode == "noise" else None, "file": path, **where}
+    fault = {"module": module, "mode": mode, "scale": scale if mode == "noise" else None, "file": path, **where}
+    _record_edit(export_dir, fmt, path, fault)
+    return fault
+
+
+def _record_edit(export_dir: str, fmt: str, path: str, fault: dict) -> None:
+    """Say in the manifest that ``path`` was edited on purpose: its file record keeps the exported sha256 (so export
+    rebuilds it) and gains ``edited`` {sha256, by, fault}, the bytes loaders accept (mobileseg.manifest.verify_files)."""
+    from .. import manifest as _manifest
+    from ..hashing import sha256_file
+
+    man = _manifest.read(export_dir)
+    for f in (_manifest.format_entry(man or {}, fmt) or {}).get("files") or []:
+        if isinstance(f, dict) and os.path.abspath(os.path.join(export_dir, f["path"])) == os.path.abspath(path):
+            f["edited"] = {"sha256": sha256_file(path), "by": "mobileseg.numerics.inject",
+                           "fault": {k: v for k, v in fault.items() if k != "file"}}
+            _manifest.write(export_dir, man)
 
 
 def _onnx(path: str, w, new) -> dict:
