@@ -5,6 +5,7 @@ timings. The real transport and harnesses run in test_adb_protocol.py, test_emul
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -127,7 +128,8 @@ def fake_export(model, res, formats, precision, graph, out):
         Path(out, files[f]).write_bytes(b"model")
     man = {"schema_version": 1, "model": model, "resolution": [h, w], "num_classes": 5, "graph": graph,
            "precision": precision,
-           "formats": {f: {"ok": True, "files": [{"path": files[f], "sha256": "ab" * 32}]} for f in formats}}
+           "formats": {f: {"ok": True, "files": [{"path": files[f], "sha256": hashlib.sha256(b"model").hexdigest()}]}
+                       for f in formats}}
     Path(out, "manifest.json").write_text(json.dumps(man))
     return man
 

@@ -15,13 +15,18 @@ def can_int8(runtime: str) -> bool:
 
 
 def int8_cells(cells: list, explicit: bool) -> list:
-    """Drop int8 cells of runtimes that cannot run int8 (one sentence instead when the user named them)."""
-    bad = sorted({c.runtime for c in cells if c.precision == "int8" and not can_int8(c.runtime)})
-    if bad and explicit:
-        ok = [r for r in formats.RUNTIMES if can_int8(r)]
-        raise SuiteError(f"int8 is not available on {', '.join(bad)} (its format has no int8 export here): "
-                         f"drop it from --runtimes for int8, or use {', '.join(ok)}")
-    return [c for c in cells if c.precision != "int8" or can_int8(c.runtime)]
+    """Drop cells of runtimes whose format has no export at the cell's precision (int8 on torch or executorch, fp16
+    on torch: its model.pt is fp32 at every precision); one sentence instead when the user named the runtime."""
+    def able(runtime, precision):
+        return precision in formats.FORMATS[formats.runtime_format(runtime)].precisions
+
+    for precision in dict.fromkeys(c.precision for c in cells):
+        bad = sorted({c.runtime for c in cells if c.precision == precision and not able(c.runtime, precision)})
+        if bad and explicit:
+            ok = [r for r in formats.RUNTIMES if able(r, precision)]
+            raise SuiteError(f"{precision} is not available on {', '.join(bad)} (its format has no {precision} "
+                             f"export here): drop it from --runtimes for {precision}, or use {', '.join(ok)}")
+    return [c for c in cells if able(c.runtime, c.precision)]
 
 
 def record_fields(manifest: dict, fmt: str, output=None, folder=None) -> dict:

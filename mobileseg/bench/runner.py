@@ -361,7 +361,7 @@ def _summary(d: dict) -> str:
            f"argmax {r['argmax_agree']}" if r["argmax_agree"] is not None else "parity not checked")
     tag = "" if d["status"] == "ok" else " PARITY FAILED"
     if (d.get("parity") or {}).get("error"):  # e.g. output shape [1, 4, 64, 64] != reference shape [1, 5, 64, 64]
-        tag += f" ({d['parity']['error']})"
+        par, tag = "PARITY FAILED", f" ({d['parity']['error']})"
     per_layer = (d.get("parity") or {}).get("per_layer") or {}
     if per_layer.get("sentence") or per_layer.get("error"):
         tag += f"; {per_layer.get('sentence') or per_layer.get('error')}"
