@@ -320,3 +320,11 @@ def test_bench_torch_at_fp16_is_refused_when_named_and_left_out_otherwise(tmp_pa
     assert "fp16 is not available on torch" in err
     cells, _, _ = plan_cells(["topformer-t"], [64], None, ["fp16"])
     assert cells and "torch" not in {c.runtime for c in cells}  # its model.pt would be fp32 labelled fp16
+
+
+def test_a_results_file_named_twice_is_read_once(tmp_path):
+    from mobileseg.results.store import read_records
+
+    path = _results(tmp_path)
+    recs, _ = read_records([path, tmp_path, str(tmp_path / "*.jsonl")])
+    assert len(recs) == 2

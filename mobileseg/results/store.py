@@ -157,7 +157,8 @@ def _json_default(obj):
 
 
 def expand_paths(paths, what: str = "results") -> list[Path]:
-    """Files, folders (their ``*.jsonl``) and shell patterns -> existing files; a missing one is one clear error."""
+    """Files, folders (their ``*.jsonl``) and shell patterns -> existing files, each once; a missing one is one clear
+    error."""
     import glob
 
     files: list[Path] = []
@@ -176,7 +177,8 @@ def expand_paths(paths, what: str = "results") -> list[Path]:
             stage = "bench" if what == "results" else "eval"
             raise ResultsFileError(f"{what} file '{p}' not found: it does not exist; give a .jsonl file or a folder "
                                    f"holding some, or run `mobileseg {stage}` first")
-    return files
+    seen: set = set()  # a file named twice (a folder and a pattern both matching it) is read once
+    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
 
 
 def read_records(paths, required=(), what: str = "results", strict: bool = True) -> tuple[list[dict], list[str]]:
