@@ -5,8 +5,8 @@ error, relative L2 error ``||out - ref|| / ||ref||`` and the share of pixels who
 docs/measurement.md). Export and bench both judge an artifact with :func:`check`, so an artifact that passed export
 is not failed by bench for the same output.
 
-Limits: logits graphs are judged by relative L2 (fp32 <= 1e-4, fp16 <= 2e-2; ncnn-vulkan fp32 <= 5e-4,
-onnxruntime fp16 <= 5e-3); argmax graphs output a class map, with
+Limits: logits graphs are judged by relative L2 (fp32 <= 1e-4, fp16 <= 2e-2, fp16 ONNX too; ncnn-vulkan fp32
+<= 5e-4); argmax graphs output a class map, with
 no logits to take an L2 of, and are judged by the share of agreeing pixels (fp32 >= 0.999, fp16 >= 0.98: fp16
 weights flip the class of pixels whose top-2 logits are within the fp16 error).
 """
@@ -29,10 +29,12 @@ ARGMAX_AGREE_LIMITS = {"fp32": 0.999, "fp16": 0.98}
 # still 20x below one wrong layer. fp16 storage + arithmetic (what phones' GPUs run) reached 7.0e-3 (segformer-b5;
 # TopFormer-T 1.45e-3, argmax agreement >= 0.969): the shared fp16 limit holds it with 2.9x room and stays, as a looser
 # one would pass a wrong layer.
-# fp16 ONNX (fp16 weights *and* fp16 arithmetic on onnxruntime's CPU provider: onnxruntime.transformers.float16) reached
-# at most 7.6e-4 (segformer-b0, 64 px; results/reference/onnx-fp16-parity.json: 8 models x 64..256 px): its limit is
-# 5e-3, 6.6x that and 2x below one wrong layer (1e-2), tighter than the shared fp16 limit a GPU's arithmetic needs.
-RUNTIME_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4, ("onnxruntime", "fp16"): 5e-3}
+# fp16 ONNX (fp16 weights *and* fp16 arithmetic: onnxruntime.transformers.float16; results/reference/
+# onnx-fp16-parity.json) reached at most 7.6e-4 on this x86 host (segformer-b0, 64 px; 8 models x 64..256 px) but 6.8e-3
+# on the emulated ARM64 device, whose onnxruntime kernels compute in fp16 (segformer-b0; topformer-t 2.2e-3, lraspp
+# 1.2e-3): a limit set from the host alone (5e-3) failed it. Its limit is the fp16 one, 2e-2: 2.9x ARM's worst, as for
+# ncnn-vulkan's fp16 arithmetic.
+RUNTIME_REL_L2_LIMITS = {("ncnn-vulkan", "fp32"): 5e-4, ("onnxruntime", "fp16"): 2e-2}
 # int8 (static post-training quantization, mobileseg.export.quantize_*), judged against the fp32 PyTorch output on a
 # procedural image (not the uniform-noise input: noise lies outside every calibrated range). SQNR (dB) =
 # -20 log10(rel L2), so one limit states both; the limit is recorded with each check as limit_rel_l2 and

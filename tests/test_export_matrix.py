@@ -92,7 +92,8 @@ def test_fp16(tmp_path):
     assert out.formats["onnx"]["info"]["weights_dtype"] == "fp16"
     assert {t.data_type for t in m.graph.initializer if len(t.dims) == 4} == {onnx.TensorProto.FLOAT16}
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert out.formats["onnx"]["parity"]["limit_rel_l2"] == 5e-3
+    assert out.formats["onnx"]["parity"]["rel_l2"] < 2e-3  # fp16 compute: more error than fp32, within the limit
+    assert out.formats["onnx"]["parity"]["rel_l2"] > 1e-5
 
 
 @pytest.mark.slow

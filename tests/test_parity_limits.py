@@ -93,7 +93,10 @@ def _conv_weight_spans(param_text: str) -> tuple[list[tuple[int, int]], int]:
     return spans, offset
 
 
-def test_ncnn_one_negated_conv_fails_by_orders_of_magnitude(export_dir, tmp_path):
+def test_ncnn_one_negated_conv_fails_by_orders_of_magnitude(export_dir, tmp_path, monkeypatch):
+    from mobileseg.manifest import ALLOW_EDITED_ENV
+
+    monkeypatch.setenv(ALLOW_EDITED_ENV, "1")  # the .bin is edited on purpose below (--allow-edited)
     x, ref = _reference(export_dir)
     assert compare(_run_ncnn(export_dir, x), ref, "fp32")["ok"]
     wrong = tmp_path / "wrong"

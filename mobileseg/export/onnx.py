@@ -2,8 +2,8 @@
 
 torch 2.13's default (dynamo) exporter needs onnxscript and writes weights to a side ``.onnx.data`` file; the
 TorchScript exporter (``dynamo=False``) is used with ``external_data=False`` so the artifact is one file. fp16
-converts the simplified graph with onnxruntime's own float16 tool: fp16 weights and fp16 compute, the float32 input and
-output kept (a Cast at each end), so the artifact takes and returns what the manifest declares.
+converts the simplified graph with onnxruntime's own float16 tool: fp16 weights and fp16 tensors between the ops (ARM64's
+kernels compute in fp16), the float32 input and output kept (a Cast at each end), as the manifest declares them.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def convert(model, example, out_dir: str, precision: str = "fp32", input_name: s
         graph = to_fp16(graph)
         onnx.save(graph, path)
         hist = op_histogram(graph)
-        info.update(weights_dtype="fp16", compute_dtype="fp16", fp16_converter=FP16_CONVERTER,
+        info.update(weights_dtype="fp16", tensors_dtype="fp16", fp16_converter=FP16_CONVERTER,
                     io_dtype="float32 (Cast nodes at the graph's input and output)")
     return Converted([path], input_name, output_name, hist, info)
 
@@ -114,7 +114,7 @@ FP16_CONVERTER = "onnxruntime.transformers.float16.convert_float_to_float16(keep
 
 
 def to_fp16(graph):
-    """``graph`` with fp16 weights and fp16 compute, its input and output still float32 as the manifest declares
+    """``graph`` with fp16 weights and fp16 tensors, its input and output still float32 as the manifest declares
     them (onnxruntime's own converter, shipped with onnxruntime: no other package)."""
     require("onnxruntime", "onnx", "fp16 ONNX export")
     from onnxruntime.transformers.float16 import convert_float_to_float16
