@@ -283,7 +283,9 @@ def test_torn_line_in_the_middle_is_skipped_with_a_note(tmp_path, capsys):
     assert len(recs) == 2 and notes == [f"{path}:2: ignored a line that is not a JSON record (torn or edited)"]
     (tmp_path / "b.jsonl").write_text(path.read_text())
     assert main(["compare", str(path), str(tmp_path / "b.jsonl")]) == 0
-    assert f"note: {path}:2: ignored" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"note: {path}:2: ignored" in err
+    assert f"note: A ({path}) holds 1 repeated cell record(s): the newest of each cell is compared" in err
 
 
 def test_report_shows_skipped_lines_and_kept_repeats_and_checks_the_dataset(tmp_path):

@@ -56,6 +56,13 @@ def run(args) -> int:
         b_recs, b_notes = read_records([args.b], ("model", "resolution", "runtime", "stats_ms"))
         for note in a_notes + b_notes:  # a torn line skipped: the comparison stands on the other records
             print(f"note: {note}", file=sys.stderr)
+        from ..results.compare import match_key
+
+        for side, path, recs in (("A", args.a, a_recs), ("B", args.b, b_recs)):
+            kept = [r for r in recs if r.get("status") != "error"]
+            if len(kept) > len({match_key(r) for r in kept}):  # a cell benched again without --resume
+                print(f"note: {side} ({path}) holds {len(kept) - len({match_key(r) for r in kept})} repeated "
+                      "cell record(s): the newest of each cell is compared", file=sys.stderr)
     comps, only_a, only_b = compare_records(a_recs, b_recs, seed=args.seed)
     if not comps:
         raise MobilesegError(f"no cell of {args.a} matches one of {args.b} (by model|HxW|format|runtime|precision|"
