@@ -181,3 +181,27 @@ def test_two_devices_in_parallel_a_lost_one_and_resume(lab, export_dir, tmp_path
     assert len(records(out, port_a)) == 2 and "0 cell(s) measured, 2 skipped" in stdout
     assert records(out, port_b)[-1]["status"] == "ok"
     assert len(list(out.glob("*.jsonl"))) == 2  # one file per device, the same one after the restart
+
+
+def test_two_devices_running_the_same_cell_at_once_each_record_is_its_own_devices(lab, export_dir, tmp_path,
+                                                                                   capsys):
+    """Each record carries the mark its target wrote to its device, read back on that device by its cell: with
+    storage shared between the devices, one device's timings were recorded as the other's."""
+    lab.start()
+    ports = [lab.device()[1] for _ in range(2)]
+    serials = [f"127.0.0.1:{p}" for p in ports]
+    for s in serials:
+        assert lab.connect(s) == "device"
+    out = tmp_path / "results"
+    rc, _, err = bench(capsys, "--device", f"adb:{serials[0]},{serials[1]}", *PLAN, "--runtimes", "onnxruntime",
+                       "--repeats", "3", "--export-dir", str(export_dir), "--out", str(out))
+    assert rc == 0, err
+    recs = [records(out, p) for p in ports]
+    assert [len(r) for r in recs] == [1, 1] and len(list(out.glob("*.jsonl"))) == 2
+    marks = []
+    for serial, (rec,) in zip(serials, recs):
+        on_device = lab.adb("-s", serial, "shell", "cat /data/local/tmp/mobileseg/.device-mark").stdout.strip()
+        assert rec["device"]["serial"] == serial and rec["device"]["mark"] == on_device, (serial, on_device)
+        marks.append(on_device)
+    assert marks[0] != marks[1]
+    assert recs[0][0]["samples_ms"] != recs[1][0]["samples_ms"]  # two measurements, not one recorded twice

@@ -159,12 +159,22 @@ def collapse(entries: list[ServerEntry], facts: dict | None = None,
     return out, notes
 
 
+def _hint(d: Listed) -> str:
+    if d.state == "offline" and endpoint(d.serial):  # nothing is plugged in to replug: an address
+        return "nothing answers as an adb device at that address: check that it listens there"
+    return NOT_READY_HINTS.get(d.state, "check it with adb devices -l")
+
+
 def _not_ready(devices: list[Listed]) -> str:
-    parts = []
-    for d in devices:
-        hint = NOT_READY_HINTS.get(d.state, "check it with adb devices -l")
-        parts.append(f"{d.serial} as {d.state} ({hint})")
-    return "; ".join(parts)
+    return "; ".join(f"{d.serial} as {d.state} ({_hint(d)})" for d in devices)
+
+
+def left_out(request: DeviceRequest, devices: list[Listed], server: str = "the adb server") -> list[str]:
+    """One sentence per listed device that ``adb:all`` leaves out because it is not ready, saying why."""
+    if request.kind != "all":
+        return []
+    return [f"adb:all leaves out {d.label()}: the adb server at {server} lists it as {d.state} ({_hint(d)})"
+            for d in devices if d.state != "device"]
 
 
 def none_ready_message(devices: list[Listed], server: str) -> str:
@@ -259,7 +269,12 @@ def select(arg: str, server: AdbServer, connect_timeout: float = 10.0) -> tuple[
     if missing:
         devices, notes2 = list_devices(server, prefer)
         notes += notes2
-    return choose(request, devices, str(server.addr)), notes
+    chosen = choose(request, devices, str(server.addr))
+    out = left_out(request, devices, str(server.addr))
+    if out:
+        notes += out + [f"adb:all measures {len(chosen)} of the {len(devices)} device(s) the adb server at "
+                        f"{server.addr} lists"]
+    return chosen, notes
 
 
 def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.0, key_path=None,
@@ -297,7 +312,15 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
         else:
             if server.started:
                 notes.append(f"started the adb server at {server.addr} (adb start-server)")
-            chosen, more = select(arg, server, connect_timeout)
+            try:
+                chosen, more = select(arg, server, connect_timeout)
+            except AdbError as exc:
+                if not server.started:
+                    raise
+                # the note explains the failure: nothing listened there, so the server it lists from is a new one
+                raise type(exc)(f"{exc} (note: no adb server was running at {server.addr}, named by "
+                                f"{server.addr.source}, so this run started a new one with adb start-server: it "
+                                "lists only the devices that reached it since)") from None
             devices = []
             try:
                 for d in chosen:

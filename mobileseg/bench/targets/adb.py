@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ... import formats
 from ... import manifest as _manifest
+from ...device import marks as _marks
 from ...device import probe as _probe
 from ...device.adb import StorageFullError, sha256_file
 from ...device.transport import DeviceTransport
@@ -90,6 +91,7 @@ class AdbTarget(Target):
             d["pinned_cpu"], d["pin_mask"] = cpu, hex(1 << cpu)
             d["governor"] = d.get("governors", {}).get(str(cpu), d.get("governor"))
         self.emulated = bool(d.get("emulated"))
+        d["mark"] = _marks.place(device)  # read back by every cell: its files are this device's (device/marks.py)
         # Official benchmark binaries (user-supplied) replace the harness for their runtime: litert, onnxruntime.
         self.tool_drivers = dict(tool_drivers or {})
         self.driver = self._choose_driver(harness)
@@ -235,6 +237,10 @@ class AdbTarget(Target):
         samples, output, info = driver.run(
             self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask, warmup=warmup,
             repeats=repeats, min_time=min_time, timeout=self.run_timeout, **adaptive)
+        got = info.get("device_mark")
+        if got is None:  # a driver that does not read the mark itself: read it on the device now
+            got = _marks.split(self.device.shell(_marks.readback() + "true", 60)[1])[0]
+        _marks.check(self._desc.get("mark"), got, self._desc.get("serial") or "the device", f"the cell {cell.label()}")
         out_spec = (manifest.get("output") or {}).get("shape")
         if output is not None and out_spec and output.size == int(__import__("numpy").prod(out_spec)):
             output = output.reshape(out_spec)
