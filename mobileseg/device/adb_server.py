@@ -46,7 +46,8 @@ class NoServerError(AdbError):
 class ServerAddress:
     host: str
     port: int
-    source: str  # which setting named it: ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT or default
+    source: str  # which setting named it: ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT, default, --adb-server
+    name: str | None = None  # the lab's name for it (--adb-server NAME=HOST:PORT; mobileseg.device.lab)
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -293,6 +294,7 @@ class AdbServerDevice(DeviceTransport):
     def transport_info(self) -> dict:
         return {"transport": TRANSPORT, "serial": self.serial, "adb_server": str(self.server.addr),
                 "adb_server_source": self.server.addr.source, "adb_server_version": self.server.version,
+                **({"adb_server_name": self.server.addr.name} if self.server.addr.name else {}),
                 **({"aliases": self.aliases} if self.aliases else {}),
                 "client": f"adbutils {_adbutils().__version__}"}
 

@@ -249,8 +249,11 @@ class NativeHarnessDriver:
 
     def supports(self, runtime: str, description: dict) -> str | None:
         if runtime not in ("ncnn", "ncnn-vulkan"):
-            return (f"the native harness runs ncnn only, not '{runtime}': install python3 on the device for "
-                    f"{runtime}, or time it with the official binary (--tflite-benchmark / --ort-perf-test)")
+            tool = {"litert": "--tflite-benchmark PATH|auto", "onnxruntime": "--ort-perf-test PATH"}.get(runtime)
+            where = ("the device has no Python and " if not (description or {}).get("python") else "")
+            how = (f"time {runtime} with its official binary ({tool})" if tool else
+                   "install python3 on the device (Termux) and use --harness python")
+            return f"{where}the native harness runs ncnn only: {how}"
         abi = (description or {}).get("abi") or ""
         if abi and not abi.startswith(("arm64", "aarch64")):
             return f"the native harness is built for arm64 but the device's ABI is {abi}: use --harness python"

@@ -6,7 +6,9 @@
   ``adb devices`` shows and what to do;
 - ``adb:SERIAL``: any serial the server lists (a USB serial, ``HOST:PORT``, ``emulator-5554``); a ``HOST:PORT`` it
   does not list is ``adb connect``-ed through the server first;
-- ``adb:S1,S2`` and ``adb:all``: several devices (one bench worker each).
+- ``adb:S1,S2`` and ``adb:all``: several devices (one bench worker each); ``adb:all`` names each listed device it
+  leaves out (not ready) and why, and none ready is an error;
+- ``adb@SERVER[/SERIAL],...``: devices of several adb servers (a lab on several hosts: :mod:`.lab`).
 
 One device listed twice is one device (:func:`collapse`): an emulator on ports 5555-5585 that the server
 auto-detects as ``emulator-5554`` and that was also ``adb connect``-ed as ``127.0.0.1:5555`` (same adb port on this
@@ -50,10 +52,12 @@ class DeviceRequest:
 
     kind: str
     serials: list = field(default_factory=list)
+    lab_several: bool = False  # kind "lab" (adb@SERVER...): whether it may name several devices
 
     @property
     def several(self) -> bool:
-        return self.kind == "all" or len(self.serials) > 1
+        return self.kind == "all" or (self.kind == "lab" and self.lab_several) or (
+            self.kind == "serials" and len(self.serials) > 1)
 
 
 def parse_device_arg(arg: str) -> DeviceRequest:
@@ -61,9 +65,13 @@ def parse_device_arg(arg: str) -> DeviceRequest:
     s = (arg or "adb").strip()
     if s == "adb":
         return DeviceRequest("only")
+    from . import lab
+
+    if lab.is_lab(s):  # adb@SERVER[/SERIAL],...: parsed against the declared servers by mobileseg.device.lab
+        return DeviceRequest("lab", [s], lab_several=lab.several(s))
     if not s.startswith("adb:") or not s[4:].strip():
-        raise DeviceChoiceError(f"unknown device '{arg}': use --device adb, adb:SERIAL, adb:HOST:PORT, adb:S1,S2 or "
-                                "adb:all")
+        raise DeviceChoiceError(f"unknown device '{arg}': use --device adb, adb:SERIAL, adb:HOST:PORT, adb:S1,S2, "
+                                "adb:all or adb@SERVER[/SERIAL] (several adb servers)")
     rest = s[4:].strip()
     if rest.lower() == "all":
         return DeviceRequest("all")
@@ -278,15 +286,27 @@ def select(arg: str, server: AdbServer, connect_timeout: float = 10.0) -> tuple[
 
 
 def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.0, key_path=None,
-                 env=None) -> tuple[list, list[str]]:
+                 env=None, servers=None) -> tuple[list, list[str]]:
     """Open the device(s) ``--device arg`` names; returns (device objects, notes for the user).
 
     The objects are :class:`~mobileseg.device.adb_server.AdbServerDevice` (``server``) or
     :class:`~mobileseg.device.adb.AdbDevice` (``direct``), each with ``transport_info()`` for the record.
+    ``adb@SERVER...`` (several servers, ``servers``: the ``--adb-server NAME=HOST:PORT`` values) goes to
+    :mod:`mobileseg.device.lab`.
     """
     transport = (transport or "auto").lower()
     if transport not in TRANSPORTS:
         raise DeviceChoiceError(f"unknown ADB transport '{transport}': use {', '.join(TRANSPORTS)}")
+    from . import lab
+
+    if lab.is_lab(arg):
+        if transport == "direct":
+            raise DeviceChoiceError(f"--device {arg} names adb servers, which --adb-transport direct does not use: "
+                                    "leave --adb-transport out (or use server)")
+        return lab.open_lab(arg, servers, connect_timeout, env)
+    if servers:
+        raise DeviceChoiceError(f"--adb-server declares servers but --device {arg} names none of them: name a "
+                                "device as adb@NAME[/SERIAL]")
     request = parse_device_arg(arg)
     notes: list[str] = []
     no_server = ""

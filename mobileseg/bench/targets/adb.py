@@ -104,14 +104,14 @@ class AdbTarget(Target):
     @classmethod
     def open(cls, device_arg: str = "adb", cpu=None, harness: str = "auto", key_path=None,
              connect_timeout: float = 10.0, run_timeout: float = 1800.0, tflite_benchmark=None, ort_perf_test=None,
-             adb_transport: str = "auto", notes=None, **_ignored) -> "AdbTarget":
+             adb_transport: str = "auto", notes=None, adb_servers=None, **_ignored) -> "AdbTarget":
         """The one device ``device_arg`` names (see :mod:`mobileseg.device.selection`), through ``adb_transport``
         (auto, server, direct); ``notes(text)`` receives what the user should know (default: printed on stderr)."""
         from ...device.selection import open_devices
 
         tools = official_tool_drivers(tflite_benchmark, ort_perf_test)  # a bad path fails before connecting
         devices, msgs = open_devices(device_arg, transport=adb_transport, connect_timeout=connect_timeout,
-                                     key_path=key_path)
+                                     key_path=key_path, servers=adb_servers)
         for m in msgs:
             (notes or _note)(m)
         if len(devices) > 1:
@@ -167,8 +167,10 @@ class AdbTarget(Target):
         tag = "emu-" if self.emulated and "emu" not in _slug(d.get("model")) else ""
         serial = d.get("serialno") or (d.get("serial") if ":" not in str(d.get("serial") or ":") else None)
         stable = serial or "|".join(str(d.get(k)) for k in ("model", "soc", "cores"))
-        if self._by_serial:
+        if self._by_serial:  # and the lab's server (mobileseg.device.lab): one serial may be on two hosts
             stable = f"{stable}|{d.get('serial')}"
+            if (d.get("adb") or {}).get("adb_server_source", "").startswith("--"):
+                stable += f"@{d['adb'].get('adb_server')}"
         return f"adb-{tag}{_slug(d.get('model'))}-{short_id(stable)}"
 
     def distinguish(self) -> None:
