@@ -249,6 +249,8 @@ def device_facts(server: AdbServer, serial: str, timeout: float = 15.0) -> Devic
         rc, out = server.device(serial).shell(_FACTS_CMD, timeout=timeout)
     except AdbError:
         return DeviceFacts()
+    if rc != 0 or out.count("@") != 2:  # a shell that did not run: its error text is no identity
+        return DeviceFacts()
     parts = [p.strip() for p in out.split("@")] + ["", "", ""]
     serialno = parts[0] if parts[0] not in ("unknown",) else ""
     return DeviceFacts(serialno=serialno, boot_id=parts[1], model=parts[2])
