@@ -389,3 +389,14 @@ def test_two_servers_in_one_selection(adb_server, second_server, daemons):
         sel.open_devices(f"adb@{s1},adb@{dead}")
     with pytest.raises(lab.LabError, match="unknown adb server 'onr' \\(did you mean 'one'\\?\\)"):
         sel.open_devices("adb@onr", servers=[f"one={s1}"])
+
+
+def test_an_address_that_takes_the_connection_but_never_answers_says_so(adb_server, daemons):
+    _proc, port = daemons(offline=True)  # TCP accepted, the ADB handshake never answered
+    serial = f"127.0.0.1:{port}"
+    with pytest.raises(NoDeviceError) as info:
+        sel.open_devices(f"adb:{serial}", connect_timeout=3)
+    msg = str(info.value)
+    assert msg.startswith(f"nothing answered as an adb device at {serial} (adb connect through the server at ")
+    assert "said: " in msg and "replug" not in msg
+    assert serial not in adb_server.devices()
