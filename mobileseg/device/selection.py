@@ -340,9 +340,11 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
                 if not server.started:
                     raise
                 # the note explains the failure: nothing listened there, so the server it lists from is a new one
-                raise type(exc)(f"{exc} (note: no adb server was running at {server.addr}, named by "
-                                f"{server.addr.source}, so this run started a new one with adb start-server: it "
-                                "lists only the devices that reached it since)") from None
+                named = "adb's default address" if server.addr.source == "default" else \
+                    f"named by {server.addr.source}"
+                raise type(exc)(f"{exc} (note: no adb server was running at {server.addr}, {named}, so this run "
+                                "started a new one with adb start-server: it lists only the devices that reached it "
+                                "since)") from None
             devices = []
             try:
                 for d in chosen:

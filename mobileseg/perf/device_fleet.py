@@ -5,6 +5,7 @@
 1. ``throttled``: two emulated debian devices in one private adb server, one of them with ``--thermal-sim`` past its
    trip from the start (its clock, and its CPU quota, at ``floor`` of the maximum), benched with one ``--device adb:A,B`` command: each
    device's record must show its own speed and frequencies (``<out>/fleet-throttled/``).
+   The runs are those of ``mobileseg bench --device ...`` (:mod:`mobileseg.bench.fleet`), called directly.
 2. ``lab``: two private adb servers on two loopback ports, each holding one emulated device, benched with one
    ``--device adb@lab1,adb@lab2 --adb-server lab1=... lab2=...`` command: two results files, each record naming its
    server (``<out>/lab-two-servers/``).
@@ -94,7 +95,6 @@ def main(argv=None) -> int:
     if not shutil.which("adb"):
         print("device_fleet needs Debian's adb (apt-get install adb)", file=sys.stderr)
         return 2
-    from ..cli import main as cli
     from ..device.native_build import cache_root
     from ..emulator import build, control
 
@@ -102,8 +102,22 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="mobileseg-fleet-"))
     export = tmp / "export"
-    plan = ["--models", args.models, "--res", args.res, "--runtimes", args.runtime, "--threads", "1", "--warmup", "2",
-            "--repeats", str(args.repeats), "--export-dir", str(export), "--quiet"]
+
+    def bench(device_arg: str, out: Path, servers=None) -> int:
+        """What ``mobileseg bench --device ARG [--adb-server ...]`` runs for several devices."""
+        from ..bench.fleet import run_on_devices
+        from ..bench.targets.adb import AdbTarget
+        from ..device.selection import open_devices
+
+        devices, notes = open_devices(device_arg, transport="server", servers=servers)
+        for n in notes:
+            print(f"  note: {n}", flush=True)
+        outcomes = run_on_devices(AdbTarget.on_device, devices, threads=1, out_dir=out, progress=False,
+                                  models=[args.models], resolutions=[args.res], runtimes=[args.runtime], warmup=2,
+                                  repeats=args.repeats, export_root=export, measure_reference=False)
+        for o in outcomes:
+            print(f"  {o.summary()}", flush=True)
+        return int(not all(o.ok and all(r["status"] == "ok" for r in o.run) for o in outcomes))
     procs, envs, rc = [], [], 0
 
     def device(extra=None) -> str:
@@ -123,7 +137,7 @@ def main(argv=None) -> int:
             os.environ.update({k: env[k] for k in ("HOME", "ANDROID_ADB_SERVER_PORT")})
             out = Path(args.out) / "fleet-throttled"
             print(f"throttled: {a} (normal) and {b} (--thermal-sim {THROTTLE}), one command", flush=True)
-            rc |= cli(["bench", "--device", f"adb:{a},{b}", *plan, "--out", str(out)])
+            rc |= bench(f"adb:{a},{b}", out)
             _scrub(out, [export, tmp])
             _summary(out)
         if args.only in (None, "lab"):
@@ -138,8 +152,7 @@ def main(argv=None) -> int:
             out = Path(args.out) / "lab-two-servers"
             decl = [f"{name}=127.0.0.1:{port}" for name, port, _ in servers]
             print(f"lab: {', '.join(f'{s} on {n} (127.0.0.1:{p})' for n, p, s in servers)}, one command", flush=True)
-            rc |= cli(["bench", "--device", ",".join(f"adb@{n}" for n, _, _ in servers), "--adb-server", *decl,
-                       *plan, "--out", str(out)])
+            rc |= bench(",".join(f"adb@{n}" for n, _, _ in servers), out, servers=decl)
             _scrub(out, [export, tmp])
             _summary(out)
     finally:
