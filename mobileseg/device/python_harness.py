@@ -3,8 +3,9 @@
 A harness driver is the seam between a bench target and what runs on the device: ``name`` (the record's
 ``harness``), ``supports(runtime, description) -> str | None`` (None, or why not), ``prepare(device)`` (push what the
 driver itself needs) and ``run(device, cell, artifact, *, mask, warmup, repeats, min_time, timeout) -> (samples_ms,
-output ndarray or None, info dict)``. The target pushes the artifact and the reference input before ``run``; the
-other drivers are :class:`mobileseg.device.native.NativeHarnessDriver` and
+output ndarray or None, info dict)``; ``info["device_mark"]``, when the driver read it, is the device's mark as the
+cell saw it (:mod:`mobileseg.device.marks`: the target checks it). The target pushes the artifact and the reference
+input before ``run``; the other drivers are :class:`mobileseg.device.native.NativeHarnessDriver` and
 :class:`mobileseg.device.official_tools.OfficialToolDriver`. ``device`` is an :class:`mobileseg.device.adb.AdbDevice`
 (or anything with its ``shell``/``push``/``pull``); ``cell`` anything with ``runtime``, ``threads``, ``precision`` and
 ``label()``.
