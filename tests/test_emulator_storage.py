@@ -5,6 +5,8 @@ and writes on one through the shell and through sync, and looks for the file on 
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from mobileseg.emulator.adbd import RootfsBackend
@@ -30,6 +32,10 @@ def test_each_backend_gets_its_own_writable_folders_over_the_shared_rootfs(tmp_p
     assert (tmp_path / "a/data/local/tmp").stat().st_mode & 0o7777 == 0o1777  # copied with its mode
     pa.write_text("from-a")
     assert not pb.exists() and not (root / "data/local/tmp/x").exists()  # neither B nor the rootfs sees it
+    (root / "data/local/tmp/old").write_text("written into the shared rootfs by an older mobileseg")
+    c = RootfsBackend(root)
+    c.own_storage(tmp_path / "c")
+    assert not c.path("/data/local/tmp/old").exists()  # a new device's storage starts empty
     assert a.path("/etc/hostname") == b.path("/etc/hostname") == root / "etc/hostname"  # the rootfs is shared
     assert a.path("/sdcard/f") == tmp_path / "a/sdcard/f" and a.path("/tmp") == tmp_path / "a/tmp"
     # a symlink of the rootfs into /data leads to this device's /data, and nothing leads out of the device
@@ -75,8 +81,9 @@ def test_two_emulated_devices_do_not_see_each_others_files(tmp_path):
             procs.append(control.launch(rootfs=str(build.rootfs_dir()), log_path=str(tmp_path / f"emu{i}.log")))
         a, b = (AdbDevice.open(f"adb:127.0.0.1:{port}", key_path=tmp_path / "adbkey") for _, port in procs)
         with a, b:
-            assert a.shell("echo from-a > /data/local/tmp/x && cat /data/local/tmp/x", 120) == (0, "from-a\n")
-            rc, out = b.shell("cat /data/local/tmp/x 2>&1; echo rc=$?", 120)
+            name = f"/data/local/tmp/x-{os.getpid()}-{tmp_path.name}"
+            assert a.shell(f"echo from-a > {name} && cat {name}", 120) == (0, "from-a\n")
+            rc, out = b.shell(f"cat {name} 2>&1; echo rc=$?", 120)
             assert "rc=1" in out and "from-a" not in out, out
             local = tmp_path / "f.txt"
             local.write_text("pushed to a\n")
@@ -85,7 +92,7 @@ def test_two_emulated_devices_do_not_see_each_others_files(tmp_path):
             assert "gone" in b.shell("test -e /sdcard/f.txt || echo gone", 120)[1]
             assert b.shell("touch /tmp/b && test -e /tmp/b", 120)[0] == 0
             assert "gone" in a.shell("test -e /tmp/b || echo gone", 120)[1]
-        assert not (build.rootfs_dir() / "data/local/tmp/x").exists()  # the shared rootfs was not written
+        assert not (build.rootfs_dir() / name.lstrip("/")).exists()  # the shared rootfs was not written
     finally:
         for proc, _ in procs:
             control.terminate(proc)

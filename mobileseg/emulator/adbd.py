@@ -174,19 +174,25 @@ class RootfsBackend(HostBackend):
 
     def own_storage(self, folder: str | os.PathLike) -> list[str]:
         """Give this device its own writable storage in ``folder``: each writable top folder of the rootfs
-        (:data:`WRITABLE`) is copied there once and bound over the shared one, for shells and sync alike.
+        (:data:`WRITABLE`) is laid out there once (its folders and links with their modes, no files: what a device
+        wrote into the shared rootfs before is not inherited) and bound over the shared one, for shells and sync.
 
         Several devices share one read-only rootfs; without this a file one device writes in ``/data/local/tmp`` is
         seen (and overwritten) by every other. Returns the device paths bound."""
         folder = Path(folder).resolve()
         bound = []
+
+        def files(where, names):
+            return [n for n in names if not os.path.isdir(os.path.join(where, n))
+                    and not os.path.islink(os.path.join(where, n))]
+
         for name in WRITABLE:
             shared = self.rootfs / name
             if shared.is_symlink() or not shared.is_dir():
                 continue
             own = folder / name
-            if not own.is_dir():
-                shutil.copytree(shared, own, symlinks=True)  # keeps the modes (1777 of /data/local/tmp, /tmp)
+            if not own.is_dir():  # keeps the modes (1777 of /data/local/tmp, /tmp)
+                shutil.copytree(shared, own, symlinks=True, ignore=files)
             self.binds.append((str(own), "/" + name))
             bound.append("/" + name)
         return bound
