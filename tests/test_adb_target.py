@@ -339,3 +339,26 @@ def test_the_python_harness_names_its_files_per_run_and_removes_them(tmp_path):
     assert len(set(names)) == 2 and all(n.startswith(art["dir"] + "/timings_onnxruntime_t1_") for n in names)
     removed = [c for c in dev.commands if c.startswith("rm -f ")]
     assert [all(p in r for p in dev.pulled[2 * i:2 * i + 2]) for i, r in enumerate(removed)] == [True, True]
+
+
+def test_a_runtime_left_out_on_a_phone_says_the_real_reason(tmp_path, capsys):
+    from mobileseg.device.native import NativeHarnessDriver
+
+    why = NativeHarnessDriver().supports("litert", {"python": None, "abi": "arm64-v8a"})
+    assert why == ("the device has no Python and the native harness runs ncnn only: time litert with its official "
+                   "binary (--tflite-benchmark PATH|auto)")
+    assert "--ort-perf-test PATH" in NativeHarnessDriver().supports("onnxruntime", {"python": None})
+
+    class PhoneDriver(FakeDriver):
+        def supports(self, runtime, description):
+            return None if runtime == "ncnn" else NativeHarnessDriver().supports(runtime, {"python": None})
+
+    target = AdbTarget(ScriptedDevice())
+    target.driver = PhoneDriver(tmp_path / "export")
+    run_bench(target=target, export_fn=fake_export, export_root=tmp_path / "export", results_file=tmp_path / "r.jsonl",
+              warmup=0, repeats=3, measure_reference=False, progress=True, models=["topformer-t"], resolutions=[64],
+              runtimes=None)
+    err = capsys.readouterr().err
+    assert "runtime 'onnxruntime' is left out: the device has no Python and the native harness runs ncnn only: " \
+           "time onnxruntime with its official binary (--ort-perf-test PATH)" in err
+    assert "is not installed" not in err

@@ -275,7 +275,7 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         done = store.done_keys() if resume else set()
         prog = progress if isinstance(progress, Progress) else Progress(len(cells), enabled=bool(progress))
         for r in missing_rts:  # the target's reason: not installed here, or (a phone) it needs an official tool
-            prog.note(f"runtime '{r}' is left out ({why_not[r]})")
+            prog.note(f"runtime '{r}' is left out: {why_not[r]}")
         description = target.describe()
         from .env import describe_host
 
