@@ -236,6 +236,13 @@ def test_a_lab_of_two_adb_servers_in_one_command(lab, export_dir, tmp_path, caps
             == "one"
         assert by_serial[b]["device"]["adb"]["adb_server"] == s2 and all(r["status"] == "ok" for r in by_serial.values())
 
+        # one device of a declared server: the one-device path (no fleet)
+        rc, _, err = bench(capsys, "--device", f"adb@two/{b}", "--adb-server", f"two={s2}", *common,
+                           "--results-file", str(tmp_path / "one.jsonl"))
+        assert rc == 0, err
+        (rec,) = ResultStore(tmp_path / "one.jsonl").read()
+        assert rec["device"]["serial"] == b and rec["device"]["adb"]["adb_server"] == s2
+
         # A through both servers: measured once, with a note
         assert second.connect(a) == "device"
         rc, _, err = bench(capsys, "--device", f"adb@{s1}/{a},adb@{s2}/{a}", *common,
