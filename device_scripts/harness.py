@@ -337,11 +337,20 @@ def main(argv=None) -> int:
     p.add_argument("--min-repeats", type=int, default=10, help="samples before --target-ci is first checked")
     p.add_argument("--intermediates", default=None,
                    help="instead of timing: run once and save every intermediate tensor to this .npz")
+    p.add_argument("--mark-file", default=None,
+                   help="the device's mark (a token the host wrote there): copied into the timings as device_mark, "
+                        "so the host knows the file was written on this device")
     args = p.parse_args(argv)
     if args.intermediates:
         return intermediates_main(args)
     result = {"ok": False, "runtime": args.runtime, "python": platform.python_version(), "numpy": np.__version__,
               "machine": platform.machine(), "pid": os.getpid()}
+    if args.mark_file:
+        try:
+            with open(args.mark_file) as f:
+                result["device_mark"] = f.read().strip()
+        except OSError:
+            result["device_mark"] = ""
     try:
         x_in = np.load(args.input)
         resettable = reset_peak()

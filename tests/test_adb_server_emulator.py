@@ -181,3 +181,81 @@ def test_two_devices_in_parallel_a_lost_one_and_resume(lab, export_dir, tmp_path
     assert len(records(out, port_a)) == 2 and "0 cell(s) measured, 2 skipped" in stdout
     assert records(out, port_b)[-1]["status"] == "ok"
     assert len(list(out.glob("*.jsonl"))) == 2  # one file per device, the same one after the restart
+
+
+def test_two_devices_running_the_same_cell_at_once_each_record_is_its_own_devices(lab, export_dir, tmp_path,
+                                                                                   capsys):
+    """Each record carries the mark its target wrote to its device, read back on that device by its cell: with
+    storage shared between the devices, one device's timings were recorded as the other's."""
+    lab.start()
+    ports = [lab.device()[1] for _ in range(2)]
+    serials = [f"127.0.0.1:{p}" for p in ports]
+    for s in serials:
+        assert lab.connect(s) == "device"
+    out = tmp_path / "results"
+    rc, _, err = bench(capsys, "--device", f"adb:{serials[0]},{serials[1]}", *PLAN, "--runtimes", "onnxruntime",
+                       "--repeats", "3", "--export-dir", str(export_dir), "--out", str(out))
+    assert rc == 0, err
+    recs = [records(out, p) for p in ports]
+    assert [len(r) for r in recs] == [1, 1] and len(list(out.glob("*.jsonl"))) == 2
+    marks = []
+    for serial, (rec,) in zip(serials, recs):
+        on_device = lab.adb("-s", serial, "shell", "cat /data/local/tmp/mobileseg/.device-mark").stdout.strip()
+        assert rec["device"]["serial"] == serial and rec["device"]["mark"] == on_device, (serial, on_device)
+        marks.append(on_device)
+    assert marks[0] != marks[1]
+    assert recs[0][0]["samples_ms"] != recs[1][0]["samples_ms"]  # two measurements, not one recorded twice
+
+
+def test_a_lab_of_two_adb_servers_in_one_command(lab, export_dir, tmp_path, capsys):
+    """Two adb servers on two loopback ports, each holding one emulated device: one command, one worker and one
+    results file per device, each record naming its server; then the same device through both servers is measured
+    once, and a server that does not answer is one sentence."""
+    import os
+    import subprocess
+
+    lab.start()
+    port2 = free_port()
+    second = Server({**os.environ, "ANDROID_ADB_SERVER_PORT": str(port2), "ADB_LOCAL_TRANSPORT_MAX_PORT": "5000"},
+                    port2)
+    second.start()
+    try:
+        a, b = (f"127.0.0.1:{lab.device()[1]}" for _ in range(2))
+        assert lab.connect(a) == "device" and second.connect(b) == "device"
+        s1, s2 = f"127.0.0.1:{lab.port}", f"127.0.0.1:{port2}"
+        out = tmp_path / "results"
+        common = [*PLAN, "--runtimes", "ncnn", "--repeats", "2", "--export-dir", str(export_dir), "--out", str(out)]
+        rc, stdout, err = bench(capsys, "--device", "adb@one,adb@two", "--adb-server", f"one={s1}", f"two={s2}",
+                                *common)
+        assert rc == 0, err
+        files = sorted(out.glob("*.jsonl"))
+        assert len(files) == 2 and "2 device(s) ran: 2 finished" in stdout
+        by_serial = {r["device"]["serial"]: r for f in files for r in ResultStore(f).read()}
+        assert sorted(by_serial) == sorted([a, b])
+        assert by_serial[a]["device"]["adb"]["adb_server"] == s1 and by_serial[a]["device"]["adb"]["adb_server_name"] \
+            == "one"
+        assert by_serial[b]["device"]["adb"]["adb_server"] == s2 and all(r["status"] == "ok" for r in by_serial.values())
+
+        # one device of a declared server: the one-device path (no fleet)
+        rc, _, err = bench(capsys, "--device", f"adb@two/{b}", "--adb-server", f"two={s2}", *common,
+                           "--results-file", str(tmp_path / "one.jsonl"))
+        assert rc == 0, err
+        (rec,) = ResultStore(tmp_path / "one.jsonl").read()
+        assert rec["device"]["serial"] == b and rec["device"]["adb"]["adb_server"] == s2
+
+        # A through both servers: measured once, with a note
+        assert second.connect(a) == "device"
+        rc, _, err = bench(capsys, "--device", f"adb@{s1}/{a},adb@{s2}/{a}", *common,
+                           "--out", str(tmp_path / "once"))
+        assert rc == 0, err
+        assert f"{a} through the adb server at {s2} is {a} through {s1}" in err and "measured once" in err
+        assert len(list((tmp_path / "once").glob("*.jsonl"))) == 1
+
+        # a server that does not answer; a name that is not declared
+        dead = f"127.0.0.1:{free_port()}"
+        rc, _, err = bench(capsys, "--device", f"adb@{s1},adb@{dead}", *common)
+        assert rc == 2 and f"no adb server answers at {dead}" in err and err.count("\n") == 1
+        rc, _, err = bench(capsys, "--device", "adb@tow", "--adb-server", f"two={s2}", *common)
+        assert rc == 2 and "unknown adb server 'tow' (did you mean 'two'?)" in err
+    finally:
+        subprocess.run(["adb", "kill-server"], env=second.env, capture_output=True, timeout=15)

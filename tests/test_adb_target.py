@@ -19,6 +19,7 @@ from mobileseg.results.store import ResultStore
 from mobileseg.bench.targets import TargetLostError
 from mobileseg.bench.targets import adb as adb_target
 from mobileseg.bench.targets.adb import AdbTarget
+from mobileseg.device import marks
 from mobileseg.device.python_harness import PythonHarnessDriver
 from mobileseg.device.official_tools import OfficialToolError
 
@@ -283,3 +284,83 @@ def test_native_harness_does_not_swallow_a_lost_device(tmp_path):
     with pytest.raises(TargetLostError, match="was lost"):
         h.execute(Gone(), "/data/local/tmp/mobileseg/m", "m.param", "m.bin", "in.npy", threads=1, warmup=0,
                   repeats=1, min_time=None)
+
+
+class SharedStorageDevice(ScriptedDevice):
+    """A device whose storage another device overwrote: the mark file holds the other's mark."""
+
+    def shell(self, cmd, timeout=None):
+        if marks.MARK_LINE in cmd:
+            self.commands.append(cmd)
+            return 0, f"{marks.MARK_LINE}0123456789abcdef\n"
+        return super().shell(cmd, timeout)
+
+
+def test_each_cell_reads_back_its_devices_mark_and_another_mark_fails_the_cell(tmp_path):
+    dev = ScriptedDevice()
+    target = AdbTarget(dev)
+    mark = target.describe()["mark"]
+    assert len(mark) == 16 and any(f"echo {mark} > {marks.MARK_FILE}" in c for c in dev.commands)
+    assert AdbTarget(ScriptedDevice()).describe()["mark"] != mark  # a fresh mark per target
+    shared = SharedStorageDevice()
+    target = AdbTarget(shared)
+    target.driver = FakeDriver(tmp_path / "export")
+    recs = bench(tmp_path, target, runtimes=["onnxruntime"])
+    (rec,) = recs
+    assert rec["status"] == "error" and "read the mark 0123456789abcdef instead of this device's" in rec["error"]
+    assert "its storage is shared with another device" in rec["error"]
+
+
+def test_the_python_harness_names_its_files_per_run_and_removes_them(tmp_path):
+    class Device(ScriptedDevice):
+        def pull(self, remote, local, timeout=None):
+            local = Path(local)
+            if remote.endswith(".json"):
+                local.write_text(json.dumps({"ok": True, "samples_ms": [1.0], "device_mark": "m"}))
+            else:
+                np.save(local, np.zeros(2, np.float32))
+            self.pulled.append(remote)
+            return local
+
+    class Cell:
+        runtime, threads, precision = "onnxruntime", 1, "fp32"
+
+        def label(self):
+            return "cell"
+
+    dev = Device()
+    dev.pulled = []
+    art = {"dir": "/data/local/tmp/mobileseg/x", "model": "m.onnx", "input": "in.npy"}
+    driver = PythonHarnessDriver()
+    for _ in range(2):
+        _samples, _out, info = driver.run(dev, Cell(), art, mask=None, warmup=0, repeats=1, min_time=None, timeout=9)
+        assert info["device_mark"] == "m"
+    runs = [c for c in dev.commands if "harness.py" in c]
+    assert len(runs) == 2 and all(f"--mark-file {marks.MARK_FILE}" in c for c in runs)
+    names = [p for p in dev.pulled if p.endswith(".json")]
+    assert len(set(names)) == 2 and all(n.startswith(art["dir"] + "/timings_onnxruntime_t1_") for n in names)
+    removed = [c for c in dev.commands if c.startswith("rm -f ")]
+    assert [all(p in r for p in dev.pulled[2 * i:2 * i + 2]) for i, r in enumerate(removed)] == [True, True]
+
+
+def test_a_runtime_left_out_on_a_phone_says_the_real_reason(tmp_path, capsys):
+    from mobileseg.device.native import NativeHarnessDriver
+
+    why = NativeHarnessDriver().supports("litert", {"python": None, "abi": "arm64-v8a"})
+    assert why == ("the device has no Python and the native harness runs ncnn only: time litert with its official "
+                   "binary (--tflite-benchmark PATH|auto)")
+    assert "--ort-perf-test PATH" in NativeHarnessDriver().supports("onnxruntime", {"python": None})
+
+    class PhoneDriver(FakeDriver):
+        def supports(self, runtime, description):
+            return None if runtime == "ncnn" else NativeHarnessDriver().supports(runtime, {"python": None})
+
+    target = AdbTarget(ScriptedDevice())
+    target.driver = PhoneDriver(tmp_path / "export")
+    run_bench(target=target, export_fn=fake_export, export_root=tmp_path / "export", results_file=tmp_path / "r.jsonl",
+              warmup=0, repeats=3, measure_reference=False, progress=True, models=["topformer-t"], resolutions=[64],
+              runtimes=None)
+    err = capsys.readouterr().err
+    assert "runtime 'onnxruntime' is left out: the device has no Python and the native harness runs ncnn only: " \
+           "time onnxruntime with its official binary (--ort-perf-test PATH)" in err
+    assert "is not installed" not in err

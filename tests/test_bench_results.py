@@ -74,3 +74,13 @@ def test_results_csv_and_report_give_one_latency_for_a_tool_summary(tmp_path, ca
     assert df.loc[0, "latency_ms"] == csv.loc[0, "latency_ms"]
     assert csv.loc[0, "gmac_per_s"] == pytest.approx(1.8 / 0.0477024)  # the rate follows the same latency
     assert "47.70" in report_md and "| mean |" in report_md
+
+
+def test_a_record_measured_through_an_adb_server_names_it():
+    from mobileseg.results.record import LatencyRecord, validate_record
+
+    rec = LatencyRecord(id="k", model="m", resolution=[8, 8], format="onnx", runtime="onnxruntime", status="error",
+                        device={"kind": "adb", "transport": "adb-server", "adb": {}}).to_dict()
+    assert "does not name it (device.adb.adb_server)" in " ".join(validate_record(rec))
+    rec["device"]["adb"]["adb_server"] = "10.0.0.5:5037"
+    assert validate_record(rec) == []

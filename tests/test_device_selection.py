@@ -200,8 +200,13 @@ def test_a_host_port_the_server_does_not_list_is_connected(adb_server, daemons):
     devices, notes = sel.open_devices(f"adb:{serial}")
     assert [d.serial for d in devices] == [serial] and f"adb connect {serial}: device" in notes
     assert adb_server.devices()[serial] == "device"
-    with pytest.raises(NoDeviceError, match=f"could not connect to 127.0.0.1:{free_port()}|could not connect"):
-        sel.open_devices(f"adb:127.0.0.1:{free_port()}")
+    closed = free_port()  # nothing listens there: what an address that never answered looks like, on loopback
+    with pytest.raises(NoDeviceError) as info:
+        sel.open_devices(f"adb:127.0.0.1:{closed}")
+    msg = str(info.value)
+    assert msg.startswith(f"nothing answered as an adb device at 127.0.0.1:{closed} (adb connect through the server")
+    assert "said: failed to connect" in msg and "replug" not in msg
+    assert f"127.0.0.1:{closed}" not in adb_server.devices()  # no stale entry left behind
 
 
 def test_unauthorized_through_the_server(adb_server, daemons, tmp_path):
@@ -277,3 +282,121 @@ def test_without_a_server_or_adb_the_direct_transport_is_used(adb_env, daemons, 
         sel.open_devices(f"adb:127.0.0.1:{port}", key_path=key)
     with pytest.raises(srv.NoServerError):
         sel.open_devices(f"adb:127.0.0.1:{port}", transport="server")
+
+
+# ------------------------------------------------------------------------------------------ every device accounted for
+def test_adb_all_names_each_device_it_leaves_out_and_why():
+    listing = [entry("R58M123"), entry("9A1B", "unauthorized", model=None), entry("10.0.0.7:5555", "offline"),
+               entry("X1")]
+    devices, _ = sel.collapse(listing)
+    notes = sel.left_out(sel.parse_device_arg("adb:all"), devices, "localhost:5037")
+    assert notes == [
+        "adb:all leaves out 9A1B: the adb server at localhost:5037 lists it as unauthorized (unlock the phone and "
+        "accept the 'Allow USB debugging?' prompt (tick 'Always allow'))",
+        "adb:all leaves out 10.0.0.7:5555 (Pixel 7): the adb server at localhost:5037 lists it as offline (nothing "
+        "answers as an adb device at that address: check that it listens there)"]
+    assert sel.left_out(sel.parse_device_arg("adb:R58M123"), devices) == []
+
+
+def test_an_offline_address_is_not_told_to_replug():
+    with pytest.raises(NoDeviceError) as info:
+        choose("adb:10.0.0.7:5555", [entry("10.0.0.7:5555", "offline")])
+    assert "nothing answers as an adb device at that address" in str(info.value)
+    assert "replug" not in str(info.value)
+
+
+def test_the_started_server_note_is_kept_when_selection_fails(adb_env):
+    with pytest.raises(NoDeviceError) as info:  # nothing listened at the port named: a new, empty server
+        sel.open_devices("adb")
+    msg = str(info.value)
+    assert msg.startswith("no ADB device is connected")
+    assert f"no adb server was running at localhost:{adb_env.port}, named by ANDROID_ADB_SERVER_ADDRESS/PORT, so " \
+           "this run started a new one with adb start-server" in msg
+
+
+# ------------------------------------------------------------------------------------------ a lab on several hosts
+def test_lab_device_syntax():
+    from mobileseg.device import lab
+
+    servers = lab.parse_servers(["lab1=10.0.0.5:5037", "lab2=tcp:[fe80::1]:5038"])
+    assert str(servers["lab1"]) == "10.0.0.5:5037" and servers["lab2"].port == 5038
+    picks = lab.parse("adb@lab1/R58M123,R58M456,adb@lab2,adb@127.0.0.1:6000/emulator-5554", servers)
+    assert [(str(p.addr), p.all, p.serials) for p in picks] == [
+        ("10.0.0.5:5037", False, ["R58M123", "R58M456"]), ("[fe80::1]:5038", True, []),
+        ("127.0.0.1:6000", False, ["emulator-5554"])]
+    assert picks[0].addr.source == "--adb-server lab1" and picks[2].addr.source == "--device adb@127.0.0.1:6000"
+    assert picks[0].device_arg() == "adb:R58M123,R58M456" and picks[1].device_arg() == "adb:all"
+    first = lab.parse("adb:R1,adb@lab1/R2", servers, env={})
+    assert [(str(p.addr), p.serials) for p in first] == [("localhost:5037", ["R1"]), ("10.0.0.5:5037", ["R2"])]
+    assert sel.parse_device_arg("adb@lab1/R58M123").several is False
+    assert sel.parse_device_arg("adb@lab1").several and sel.parse_device_arg("adb@lab1/A,B").several
+
+
+@pytest.mark.parametrize("arg, servers, match", [
+    ("adb@lab3/R58", ["lab1=h:5037", "gpu=h:5038"], "names the unknown adb server 'lab3' \\(did you mean 'lab1'\\?\\): "
+                                                    "declare it with --adb-server lab3=HOST:PORT"),
+    ("adb@myhost/R58", [], "unknown adb server 'myhost': .*\\(none is declared\\)"),
+    ("R58,adb@h:5037", [], "'R58' names no server"),
+])
+def test_lab_bad_device_syntax_is_one_sentence(arg, servers, match):
+    from mobileseg.device import lab
+
+    with pytest.raises(lab.LabError, match=match):
+        lab.parse(arg, lab.parse_servers(servers))
+
+
+@pytest.mark.parametrize("spec", ["lab1", "lab1=host", "1lab=h:5037", "lab1=h:99999"])
+def test_bad_adb_server_declarations(spec):
+    from mobileseg.device import lab
+
+    with pytest.raises(lab.LabError, match="is not NAME=HOST:PORT"):
+        lab.parse_servers([spec])
+
+
+@pytest.fixture
+def second_server(adb_server):
+    """Another adb server on another port of this machine (a second lab host), sharing the first one's key."""
+    import subprocess
+
+    from adb_server_helpers import Server
+
+    port = free_port()
+    other = Server({**adb_server.env, "ANDROID_ADB_SERVER_PORT": str(port)}, port)
+    other.start()
+    yield other
+    subprocess.run(["adb", "kill-server"], env=other.env, capture_output=True, timeout=15)
+
+
+def test_two_servers_in_one_selection(adb_server, second_server, daemons):
+    from mobileseg.device import lab
+
+    (a,) = _connected(adb_server, daemons)
+    (b,) = _connected(second_server, daemons)
+    s1, s2 = f"127.0.0.1:{adb_server.port}", f"127.0.0.1:{second_server.port}"
+    devices, notes = sel.open_devices(f"adb@one,adb@{s2}", servers=[f"one={s1}"])
+    assert [(d.serial, d.transport_info()["adb_server"]) for d in devices] == [(a, s1), (b, s2)]
+    assert devices[0].transport_info()["adb_server_name"] == "one" and devices[1].shell("exit 4")[0] == 4
+    # the same device reached through both servers: measured once, through the first, with a note
+    assert second_server.connect(a) == "device"
+    devices, notes = sel.open_devices(f"adb@{s1}/{a},adb@{s2}/{a}")
+    assert [d.transport_info()["adb_server"] for d in devices] == [s1]
+    assert f"{a} through the adb server at {s2} is {a} through {s1} (the same adb port {a} on one host): " \
+           f"measured once, through {s1}" in notes
+    # a server that does not answer, and a device syntax naming an unknown server: one sentence each
+    dead = f"127.0.0.1:{free_port()}"
+    with pytest.raises(srv.NoServerError, match=f"no adb server answers at {dead} \\(--device adb@{dead}\\): start it "
+                                                "on that host"):
+        sel.open_devices(f"adb@{s1},adb@{dead}")
+    with pytest.raises(lab.LabError, match="unknown adb server 'onr' \\(did you mean 'one'\\?\\)"):
+        sel.open_devices("adb@onr", servers=[f"one={s1}"])
+
+
+def test_an_address_that_takes_the_connection_but_never_answers_says_so(adb_server, daemons):
+    _proc, port = daemons(offline=True)  # TCP accepted, the ADB handshake never answered
+    serial = f"127.0.0.1:{port}"
+    with pytest.raises(NoDeviceError) as info:
+        sel.open_devices(f"adb:{serial}", connect_timeout=3)
+    msg = str(info.value)
+    assert msg.startswith(f"nothing answered as an adb device at {serial} (adb connect through the server at ")
+    assert "said: " in msg and "replug" not in msg
+    assert serial not in adb_server.devices()

@@ -252,7 +252,7 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
     try:
         # Every runtime must be usable before anything is exported or timed; when the runtime list was not chosen,
         # runtimes that are not installed are left out with a note instead.
-        usable = {}
+        usable, why_not = {}, {}
         for rt in sorted({c.runtime for c in cells}):
             try:
                 target.check_runtime(rt)
@@ -261,7 +261,7 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
                 if explicit_runtimes:
                     raise MissingDependencyError(f"runtime '{rt}' cannot run: {exc}; or leave it out with "
                                                  "--runtimes") from None
-                usable[rt] = False
+                usable[rt], why_not[rt] = False, str(exc)
         missing_rts = sorted(r for r, ok in usable.items() if not ok)
         cells = [c for c in cells if usable[c.runtime]]
         if not cells:
@@ -275,8 +275,8 @@ def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, gra
         run.path = path
         done = store.done_keys() if resume else set()
         prog = progress if isinstance(progress, Progress) else Progress(len(cells), enabled=bool(progress))
-        for r in missing_rts:
-            prog.note(f"runtime '{r}' is not installed: its cells are left out")
+        for r in missing_rts:  # the target's reason: not installed here, or (a phone) it needs an official tool
+            prog.note(f"runtime '{r}' is left out: {why_not[r]}")
         if not resume and (again := store.repeat_note(c.key(device_id) for c in cells)):
             prog.note(again)
         description = target.describe()

@@ -33,7 +33,11 @@ def register(sub) -> None:
     p.add_argument("--device", default="local",
                    help="local (default); adb (the only device the adb server lists), adb:SERIAL (any serial it "
                         "lists: USB, HOST:PORT, emulator-5554; a HOST:PORT it does not list is adb-connected), "
-                        "adb:S1,S2 or adb:all (several devices in parallel, one results file each)")
+                        "adb:S1,S2 or adb:all (several devices in parallel, one results file each); "
+                        "adb@SERVER[/SERIAL],... the devices of several adb servers (SERVER: HOST:PORT or a name "
+                        "from --adb-server)")
+    add_list(p, "--adb-server", "NAME=HOST:PORT: an adb server of a lab on several hosts, named in --device "
+             "adb@NAME[/SERIAL] (repeatable; --device adb@HOST:PORT/SERIAL needs no declaration)")
     p.add_argument("--adb-transport", choices=["auto", "server", "direct"], default="auto",
                    help="server: through the adb server (ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT, else "
                         "localhost:5037; started with adb start-server when needed); direct: adb-shell straight to "
@@ -100,6 +104,8 @@ def target_options(args) -> dict:
         opts["harness"] = args.harness
     if getattr(args, "adb_transport", "auto") not in (None, "auto"):
         opts["adb_transport"] = args.adb_transport
+    if split_list(getattr(args, "adb_server", None)):
+        opts["adb_servers"] = split_list(args.adb_server)
     for key in ("tflite_benchmark", "ort_perf_test"):
         if getattr(args, key, None):
             opts[key] = getattr(args, key)
@@ -116,7 +122,7 @@ def run(args) -> int:
         code = run_artifact_args(args)
         if code is not None:
             return code
-    if args.device.startswith("adb:"):
+    if args.device.startswith(("adb:", "adb@")):
         from ..device.selection import parse_device_arg
 
         if parse_device_arg(args.device).several:
@@ -163,7 +169,8 @@ def run_several(args) -> int:
     from ._format import table
 
     official_tool_drivers(args.tflite_benchmark, args.ort_perf_test)  # a bad path fails before connecting
-    devices, notes = open_devices(args.device, transport=args.adb_transport)
+    devices, notes = open_devices(args.device, transport=args.adb_transport,
+                                  servers=split_list(getattr(args, "adb_server", None)))
     for n in notes:
         print(f"mobileseg: {n}", file=sys.stderr)
 
@@ -196,3 +203,7 @@ def _print_outcomes(outcomes, table) -> None:
         print(table(rows))
     for o in outcomes:
         print(o.summary())
+    if len(outcomes) > 1:
+        ok = sum(o.ok for o in outcomes)
+        print(f"{len(outcomes)} device(s) ran: {ok} finished" + (f", {len(outcomes) - ok} did not" if ok < len(outcomes)
+                                                                  else ""))

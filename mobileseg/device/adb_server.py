@@ -46,7 +46,8 @@ class NoServerError(AdbError):
 class ServerAddress:
     host: str
     port: int
-    source: str  # which setting named it: ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT or default
+    source: str  # which setting named it: ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT, default, --adb-server
+    name: str | None = None  # the lab's name for it (--adb-server NAME=HOST:PORT; mobileseg.device.lab)
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -203,20 +204,40 @@ class AdbServer:
         return next((e.state for e in self.devices() if e.serial == serial), None)
 
     def connect(self, address: str, wait_s: float = SERVER_TIMEOUT) -> str:
-        """``adb connect HOST:PORT``; returns the state it settles in (device, unauthorized, offline...)."""
-        reply = self._call(lambda c: c.connect(address, timeout=wait_s), f"'connect {address}'", wait_s + 5)
+        """``adb connect HOST:PORT``; returns the state it settles in (device, unauthorized, authorizing...).
+
+        Nothing answering there as an adb device (refused, no reply, or listed ``offline`` at the end) is one
+        sentence saying so and what ``adb connect`` said; the server is told to forget the address again."""
+        try:
+            reply = self._call(lambda c: c.connect(address, timeout=wait_s), f"'connect {address}'", wait_s + 5)
+        except NoServerError:
+            if server_version(self.addr) is None:
+                raise
+            reply = f"no reply within {wait_s + 5:.0f} s"  # the server answers, the address does not
+        reply = " ".join(str(reply).split())
         deadline = time.monotonic() + wait_s
         state = self.state(address)
         while state in (None, "offline", "connecting", "authorizing") and time.monotonic() < deadline:
-            if state is None and ("unable" in reply or "failed to connect" in reply or "cannot" in reply):
+            if state is None and ("unable" in reply or "failed to connect" in reply or "cannot" in reply
+                                  or reply.startswith("no reply")):
                 break
             time.sleep(0.1)
             state = self.state(address)
-        if state is None:
-            raise NoDeviceError(f"the adb server at {self.addr} could not connect to {address} ({reply.strip()}): "
-                                "check that the device listens there (adb tcpip 5555 on the phone, or mobileseg "
-                                "emulator start --port PORT)")
+        if state in (None, "offline", "connecting"):
+            self.disconnect(address)
+            listed = f", and the server listed it as {state}" if state else ""
+            raise NoDeviceError(f"nothing answered as an adb device at {address} (adb connect through the server "
+                                f"at {self.addr} said: {reply or 'nothing'}{listed}): check the address and that "
+                                "the device listens there (adb tcpip 5555 on the phone, or mobileseg emulator start "
+                                "--port PORT), then run the command again")
         return state
+
+    def disconnect(self, address: str) -> None:
+        """``adb disconnect HOST:PORT`` (best effort: a failed connect leaves no stale entry behind)."""
+        try:
+            self._call(lambda c: c.disconnect(address), f"'disconnect {address}'")
+        except AdbError:
+            pass
 
     def device(self, serial: str, **kw) -> "AdbServerDevice":
         return AdbServerDevice(serial, server=self, **kw)
@@ -239,8 +260,17 @@ def unauthorized_message(serial: str) -> str:
 
 
 def offline_message(serial: str) -> str:
+    if _over_tcp(serial):  # nothing is plugged in: an address where no adb device completed the handshake
+        return (f"the device {serial} is offline: nothing answers as an adb device at that address; check that "
+                f"the device listens there, then adb disconnect {serial} and run the command again")
     return (f"the device {serial} is offline: unplug and replug it (or run adb reconnect), then run the command "
             "again")
+
+
+def _over_tcp(serial: str) -> bool:
+    """Whether the serial is a network address (HOST:PORT, or the emulator-N of a local emulator)."""
+    host, sep, port = serial.rpartition(":")
+    return (bool(sep) and bool(host) and port.isdigit()) or serial.startswith("emulator-")
 
 
 class AdbServerDevice(DeviceTransport):
@@ -264,6 +294,7 @@ class AdbServerDevice(DeviceTransport):
     def transport_info(self) -> dict:
         return {"transport": TRANSPORT, "serial": self.serial, "adb_server": str(self.server.addr),
                 "adb_server_source": self.server.addr.source, "adb_server_version": self.server.version,
+                **({"adb_server_name": self.server.addr.name} if self.server.addr.name else {}),
                 **({"aliases": self.aliases} if self.aliases else {}),
                 "client": f"adbutils {_adbutils().__version__}"}
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import MobilesegError, TargetLostError
 from ..hashing import sha256_file  # noqa: F401  (re-exported)
+from . import marks
 
 REMOTE_ROOT = "/data/local/tmp/mobileseg"
 HARNESS_LABEL = "native-ncnn"
@@ -189,12 +190,19 @@ class NativeHarness:
         """Run the harness on files already on the device; returns ``(samples_ms, output, info)``."""
         self.prepare(device)
         q = shlex.quote
+        tag = f"{tag}_{marks.run_token()}"  # this run's own files, even on shared storage
         timings, output = f"{remote_dir}/timings_native_{tag}.json", f"{remote_dir}/out_native_{tag}.npy"
         cmd = self.command(param, weights, input_path, timings, output, threads, warmup, repeats, min_time,
                            precision=precision, mask=mask, input_name=input_name, output_name=output_name,
                            sampling=sampling)
-        rc, log = device.shell(f"cd {q(remote_dir)} && rm -f {q(timings)} {q(output)} && {cmd} 2>&1",
-                               timeout=timeout)
+        rc, log = device.shell(f"{marks.readback()}cd {q(remote_dir)} && {cmd} 2>&1", timeout=timeout)
+        device_mark, log = marks.split(log)
+        try:
+            return self._collect(device, rc, log, timings, output, want_shape, precision, cmd, device_mark)
+        finally:
+            marks.remove(device, timings, output)
+
+    def _collect(self, device, rc, log, timings, output, want_shape, precision, cmd, device_mark):
         with tempfile.TemporaryDirectory(prefix="mobileseg-native-") as tmp:
             tmp = Path(tmp)
             info = None
@@ -215,6 +223,8 @@ class NativeHarness:
         info["settings"] = {**info["settings"], "precision": precision, "harness": HARNESS_LABEL}
         info["runtime_settings"] = info["settings"]
         info["command"] = cmd
+        if device_mark is not None:
+            info["device_mark"] = device_mark
         return [float(v) for v in info["samples_ms"]], out, info
 
 
@@ -239,8 +249,11 @@ class NativeHarnessDriver:
 
     def supports(self, runtime: str, description: dict) -> str | None:
         if runtime not in ("ncnn", "ncnn-vulkan"):
-            return (f"the native harness runs ncnn only, not '{runtime}': install python3 on the device for "
-                    f"{runtime}, or time it with the official binary (--tflite-benchmark / --ort-perf-test)")
+            tool = {"litert": "--tflite-benchmark PATH|auto", "onnxruntime": "--ort-perf-test PATH"}.get(runtime)
+            where = ("the device has no Python and " if not (description or {}).get("python") else "")
+            how = (f"time {runtime} with its official binary ({tool})" if tool else
+                   "install python3 on the device (Termux) and use --harness python")
+            return f"{where}the native harness runs ncnn only: {how}"
         abi = (description or {}).get("abi") or ""
         if abi and not abi.startswith(("arm64", "aarch64")):
             return f"the native harness is built for arm64 but the device's ABI is {abi}: use --harness python"

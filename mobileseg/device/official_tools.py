@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .. import formats
 from ..errors import MobilesegError
+from . import marks
 from .native import REMOTE_ROOT, push_checked, sha256_file
 
 TFLITE_TOOL = "benchmark_model"
@@ -224,14 +225,19 @@ class OfficialToolDriver:
         tool = self.tool
         tool.prepare(device)
         rdir = artifact["dir"]
-        result_file = posixpath.join(rdir, f"{ORT_TOOL}_t{cell.threads}.csv") if tool.kind == ORT_TOOL else None
+        result_file = (posixpath.join(rdir, f"{ORT_TOOL}_t{cell.threads}_{marks.run_token()}.csv")  # this run's own
+                       if tool.kind == ORT_TOOL else None)
         cmd = tool.command(artifact["model"], cell.threads, warmup, repeats, min_time, result_file)
         affinity = []
         if mask and "taskset" in (artifact.get("tools") or ["taskset"]):
             cmd = f"taskset {mask} {cmd}"
             bits = int(str(mask), 16)
             affinity = [c for c in range(bits.bit_length()) if bits >> c & 1]
-        info = tool.execute(device, rdir, cmd, result_file, timeout)
+        try:
+            info = tool.execute(device, rdir, cmd, result_file, timeout)
+        finally:
+            if result_file:
+                marks.remove(device, result_file)
         if self._sha256 is None:
             self._sha256 = sha256_file(tool.binary)
         info.update({"harness": tool.kind, "runtime": tool.runtime, "command": cmd, "affinity": affinity,

@@ -3,8 +3,9 @@
 A harness driver is the seam between a bench target and what runs on the device: ``name`` (the record's
 ``harness``), ``supports(runtime, description) -> str | None`` (None, or why not), ``prepare(device)`` (push what the
 driver itself needs) and ``run(device, cell, artifact, *, mask, warmup, repeats, min_time, timeout) -> (samples_ms,
-output ndarray or None, info dict)``. The target pushes the artifact and the reference input before ``run``; the
-other drivers are :class:`mobileseg.device.native.NativeHarnessDriver` and
+output ndarray or None, info dict)``; ``info["device_mark"]``, when the driver read it, is the device's mark as the
+cell saw it (:mod:`mobileseg.device.marks`: the target checks it). The target pushes the artifact and the reference
+input before ``run``; the other drivers are :class:`mobileseg.device.native.NativeHarnessDriver` and
 :class:`mobileseg.device.official_tools.OfficialToolDriver`. ``device`` is an :class:`mobileseg.device.adb.AdbDevice`
 (or anything with its ``shell``/``push``/``pull``); ``cell`` anything with ``runtime``, ``threads``, ``precision`` and
 ``label()``.
@@ -20,6 +21,7 @@ from pathlib import Path
 from .. import formats
 from ..errors import MobilesegError
 from ..resources import project_path
+from . import marks
 from .adb import AdbError
 from .probe import WORKDIR
 
@@ -66,11 +68,11 @@ class PythonHarnessDriver:
         import numpy as np
 
         rdir = artifact["dir"]
-        tag = f"{cell.runtime}_t{cell.threads}"
+        tag = f"{cell.runtime}_t{cell.threads}_{marks.run_token()}"  # this run's own files, even on shared storage
         out_npy, timings = posixpath.join(rdir, f"out_{tag}.npy"), posixpath.join(rdir, f"timings_{tag}.json")
         args = ["--runtime", cell.runtime, "--model", artifact["model"], "--input", artifact["input"],
                 "--output", out_npy, "--timings", timings, "--threads", str(cell.threads), "--warmup", str(warmup),
-                "--precision", cell.precision]
+                "--precision", cell.precision, "--mark-file", marks.MARK_FILE]
         if artifact.get("weights"):
             args += ["--weights", artifact["weights"]]
         if repeats is not None:
@@ -85,19 +87,22 @@ class PythonHarnessDriver:
             if artifact.get(key) and cell.runtime != "litert":
                 args += [f"--{key.replace('_', '-')}", artifact[key]]
         pin = f"taskset {mask} " if mask and "taskset" in (artifact.get("tools") or []) else ""
-        cmd = (f"cd {shlex.quote(rdir)} && rm -f {shlex.quote(out_npy)} {shlex.quote(timings)} && "
+        cmd = (f"cd {shlex.quote(rdir)} && "
                f"{pin}{self.python} {shlex.quote(self.remote)} {' '.join(shlex.quote(a) for a in args)}")
         rc, log = device.shell(cmd, timeout)
-        with tempfile.TemporaryDirectory(prefix="mobileseg-adb-") as tmp:
-            info = None
-            try:
-                info = json.loads(device.pull(timings, Path(tmp) / "timings.json").read_text())
-            except (AdbError, ValueError, OSError):
-                pass
-            if rc != 0 or not info or not info.get("ok"):
-                why = (info or {}).get("error") or _crash_reason(rc, log)
-                raise HarnessError(f"the device harness failed on {cell.label()} ({why})")
-            output = np.load(device.pull(out_npy, Path(tmp) / "output.npy"))
+        try:
+            with tempfile.TemporaryDirectory(prefix="mobileseg-adb-") as tmp:
+                info = None
+                try:
+                    info = json.loads(device.pull(timings, Path(tmp) / "timings.json").read_text())
+                except (AdbError, ValueError, OSError):
+                    pass
+                if rc != 0 or not info or not info.get("ok"):
+                    why = (info or {}).get("error") or _crash_reason(rc, log)
+                    raise HarnessError(f"the device harness failed on {cell.label()} ({why})")
+                output = np.load(device.pull(out_npy, Path(tmp) / "output.npy"))
+        finally:
+            marks.remove(device, out_npy, timings)
         return [float(v) for v in info["samples_ms"]], output, info
 
 
@@ -110,7 +115,7 @@ def op_profile_raw(driver, device, cell, artifact: dict, *, mask: str | None, ru
     remote = posixpath.join(WORKDIR, "profile_ops.py")
     device.push(PROFILER, remote)
     rdir = artifact["dir"]
-    out = posixpath.join(rdir, f"ops_{cell.runtime}_t{cell.threads}.json")
+    out = posixpath.join(rdir, f"ops_{cell.runtime}_t{cell.threads}_{marks.run_token()}.json")
     args = ["--runtime", cell.runtime, "--model", artifact["model"], "--input", artifact["input"], "--out", out,
             "--runs", str(int(runs)), "--threads", str(cell.threads)]
     if artifact.get("weights"):
@@ -120,8 +125,11 @@ def op_profile_raw(driver, device, cell, artifact: dict, *, mask: str | None, ru
                            f"{' '.join(shlex.quote(a) for a in args)}", timeout)
     if rc != 0:
         raise HarnessError(f"the device profiler failed on {cell.label()} ({_crash_reason(rc, log)})")
-    with tempfile.TemporaryDirectory(prefix="mobileseg-ops-") as tmp:
-        return json.loads(device.pull(out, Path(tmp) / "ops.json").read_text())
+    try:
+        with tempfile.TemporaryDirectory(prefix="mobileseg-ops-") as tmp:
+            return json.loads(device.pull(out, Path(tmp) / "ops.json").read_text())
+    finally:
+        marks.remove(device, out)
 
 
 def _crash_reason(rc: int, log: str) -> str:

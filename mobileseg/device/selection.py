@@ -6,7 +6,9 @@
   ``adb devices`` shows and what to do;
 - ``adb:SERIAL``: any serial the server lists (a USB serial, ``HOST:PORT``, ``emulator-5554``); a ``HOST:PORT`` it
   does not list is ``adb connect``-ed through the server first;
-- ``adb:S1,S2`` and ``adb:all``: several devices (one bench worker each).
+- ``adb:S1,S2`` and ``adb:all``: several devices (one bench worker each); ``adb:all`` names each listed device it
+  leaves out (not ready) and why, and none ready is an error;
+- ``adb@SERVER[/SERIAL],...``: devices of several adb servers (a lab on several hosts: :mod:`.lab`).
 
 One device listed twice is one device (:func:`collapse`): an emulator on ports 5555-5585 that the server
 auto-detects as ``emulator-5554`` and that was also ``adb connect``-ed as ``127.0.0.1:5555`` (same adb port on this
@@ -50,10 +52,12 @@ class DeviceRequest:
 
     kind: str
     serials: list = field(default_factory=list)
+    lab_several: bool = False  # kind "lab" (adb@SERVER...): whether it may name several devices
 
     @property
     def several(self) -> bool:
-        return self.kind == "all" or len(self.serials) > 1
+        return self.kind == "all" or (self.kind == "lab" and self.lab_several) or (
+            self.kind == "serials" and len(self.serials) > 1)
 
 
 def parse_device_arg(arg: str) -> DeviceRequest:
@@ -61,9 +65,13 @@ def parse_device_arg(arg: str) -> DeviceRequest:
     s = (arg or "adb").strip()
     if s == "adb":
         return DeviceRequest("only")
+    from . import lab
+
+    if lab.is_lab(s):  # adb@SERVER[/SERIAL],...: parsed against the declared servers by mobileseg.device.lab
+        return DeviceRequest("lab", [s], lab_several=lab.several(s))
     if not s.startswith("adb:") or not s[4:].strip():
-        raise DeviceChoiceError(f"unknown device '{arg}': use --device adb, adb:SERIAL, adb:HOST:PORT, adb:S1,S2 or "
-                                "adb:all")
+        raise DeviceChoiceError(f"unknown device '{arg}': use --device adb, adb:SERIAL, adb:HOST:PORT, adb:S1,S2, "
+                                "adb:all or adb@SERVER[/SERIAL] (several adb servers)")
     rest = s[4:].strip()
     if rest.lower() == "all":
         return DeviceRequest("all")
@@ -159,12 +167,22 @@ def collapse(entries: list[ServerEntry], facts: dict | None = None,
     return out, notes
 
 
+def _hint(d: Listed) -> str:
+    if d.state == "offline" and endpoint(d.serial):  # nothing is plugged in to replug: an address
+        return "nothing answers as an adb device at that address: check that it listens there"
+    return NOT_READY_HINTS.get(d.state, "check it with adb devices -l")
+
+
 def _not_ready(devices: list[Listed]) -> str:
-    parts = []
-    for d in devices:
-        hint = NOT_READY_HINTS.get(d.state, "check it with adb devices -l")
-        parts.append(f"{d.serial} as {d.state} ({hint})")
-    return "; ".join(parts)
+    return "; ".join(f"{d.serial} as {d.state} ({_hint(d)})" for d in devices)
+
+
+def left_out(request: DeviceRequest, devices: list[Listed], server: str = "the adb server") -> list[str]:
+    """One sentence per listed device that ``adb:all`` leaves out because it is not ready, saying why."""
+    if request.kind != "all":
+        return []
+    return [f"adb:all leaves out {d.label()}: the adb server at {server} lists it as {d.state} ({_hint(d)})"
+            for d in devices if d.state != "device"]
 
 
 def none_ready_message(devices: list[Listed], server: str) -> str:
@@ -231,6 +249,8 @@ def device_facts(server: AdbServer, serial: str, timeout: float = 15.0) -> Devic
         rc, out = server.device(serial).shell(_FACTS_CMD, timeout=timeout)
     except AdbError:
         return DeviceFacts()
+    if rc != 0 or out.count("@") != 2:  # a shell that did not run: its error text is no identity
+        return DeviceFacts()
     parts = [p.strip() for p in out.split("@")] + ["", "", ""]
     serialno = parts[0] if parts[0] not in ("unknown",) else ""
     return DeviceFacts(serialno=serialno, boot_id=parts[1], model=parts[2])
@@ -259,19 +279,36 @@ def select(arg: str, server: AdbServer, connect_timeout: float = 10.0) -> tuple[
     if missing:
         devices, notes2 = list_devices(server, prefer)
         notes += notes2
-    return choose(request, devices, str(server.addr)), notes
+    chosen = choose(request, devices, str(server.addr))
+    out = left_out(request, devices, str(server.addr))
+    if out:
+        notes += out + [f"adb:all measures {len(chosen)} of the {len(devices)} device(s) the adb server at "
+                        f"{server.addr} lists"]
+    return chosen, notes
 
 
 def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.0, key_path=None,
-                 env=None) -> tuple[list, list[str]]:
+                 env=None, servers=None) -> tuple[list, list[str]]:
     """Open the device(s) ``--device arg`` names; returns (device objects, notes for the user).
 
     The objects are :class:`~mobileseg.device.adb_server.AdbServerDevice` (``server``) or
     :class:`~mobileseg.device.adb.AdbDevice` (``direct``), each with ``transport_info()`` for the record.
+    ``adb@SERVER...`` (several servers, ``servers``: the ``--adb-server NAME=HOST:PORT`` values) goes to
+    :mod:`mobileseg.device.lab`.
     """
     transport = (transport or "auto").lower()
     if transport not in TRANSPORTS:
         raise DeviceChoiceError(f"unknown ADB transport '{transport}': use {', '.join(TRANSPORTS)}")
+    from . import lab
+
+    if lab.is_lab(arg):
+        if transport == "direct":
+            raise DeviceChoiceError(f"--device {arg} names adb servers, which --adb-transport direct does not use: "
+                                    "leave --adb-transport out (or use server)")
+        return lab.open_lab(arg, servers, connect_timeout, env)
+    if servers:
+        raise DeviceChoiceError(f"--adb-server declares servers but --device {arg} names none of them: name a "
+                                "device as adb@NAME[/SERIAL]")
     request = parse_device_arg(arg)
     notes: list[str] = []
     no_server = ""
@@ -297,7 +334,17 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
         else:
             if server.started:
                 notes.append(f"started the adb server at {server.addr} (adb start-server)")
-            chosen, more = select(arg, server, connect_timeout)
+            try:
+                chosen, more = select(arg, server, connect_timeout)
+            except AdbError as exc:
+                if not server.started:
+                    raise
+                # the note explains the failure: nothing listened there, so the server it lists from is a new one
+                named = "adb's default address" if server.addr.source == "default" else \
+                    f"named by {server.addr.source}"
+                raise type(exc)(f"{exc} (note: no adb server was running at {server.addr}, {named}, so this run "
+                                "started a new one with adb start-server: it lists only the devices that reached it "
+                                "since)") from None
             devices = []
             try:
                 for d in chosen:

@@ -13,7 +13,9 @@ version answered is the lower of the host's and ours.
 Two back ends run the shell commands and serve the files:
 - ``HostBackend``: the host's own ``/bin/sh`` and file system (fast tests of the protocol);
 - ``RootfsBackend``: the arm64 rootfs under ``proot -r ROOTFS -q qemu-aarch64-static`` with ``QEMU_CPU=cortex-a76``
-  (the emulated device); sync paths are mapped into the rootfs directly.
+  (the emulated device); sync paths are mapped as the shell sees them. The rootfs is shared by every device and
+  only read; each device's writable folders (``/data``, ``/sdcard``, ``/storage``, ``/tmp``) are its own
+  (``--storage DIR``, bound with proot ``-b``), so two devices never see each other's files.
 
 Fault modes for the host side's error messages: ``--refuse-new-keys`` (the "Allow USB debugging?" prompt is never
 accepted), ``--refuse-auth`` (no key is accepted, known ones included: ``unauthorized``), ``--offline`` (connections
@@ -28,10 +30,12 @@ import asyncio
 import base64
 import logging
 import os
+import posixpath
 import shutil
 import signal
 import struct
 import sys
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger("mobileseg.adbd")
@@ -44,6 +48,7 @@ AUTH_TOKEN, AUTH_SIGNATURE, AUTH_RSAPUBLICKEY = 1, 2, 3
 SYNC_DATA_MAX = 64 * 1024
 SHELL_STDIN, SHELL_STDOUT, SHELL_STDERR, SHELL_EXIT, SHELL_CLOSE_STDIN, SHELL_WINDOW = range(6)
 ANDROID_PUBKEY_WORDS = 64
+WRITABLE = ("data", "sdcard", "storage", "tmp")  # the rootfs folders a device writes: each device gets its own
 
 
 def checksum(data: bytes) -> int:
@@ -162,10 +167,35 @@ class RootfsBackend(HostBackend):
         self.proot = shutil.which("proot") or "proot"
         self.qemu = shutil.which("qemu-aarch64-static") or "qemu-aarch64-static"
         self.prelude = device_files.shell_prelude(self.profile)
-        self.binds: list = []  # (host path, device path) bound with proot -b (the thermal model's sysfs)
+        self.binds: list = []  # (host path, device path) bound with proot -b (storage, the thermal model's sysfs)
         # the banner carries what a phone's adbd sends: product name, model and device
         super().__init__({k: self.profile.props[k] for k in ("ro.product.name", "ro.product.model",
                                                              "ro.product.device") if k in self.profile.props})
+
+    def own_storage(self, folder: str | os.PathLike) -> list[str]:
+        """Give this device its own writable storage in ``folder``: each writable top folder of the rootfs
+        (:data:`WRITABLE`) is laid out there once (its folders and links with their modes, no files: what a device
+        wrote into the shared rootfs before is not inherited) and bound over the shared one, for shells and sync.
+
+        Several devices share one read-only rootfs; without this a file one device writes in ``/data/local/tmp`` is
+        seen (and overwritten) by every other. Returns the device paths bound."""
+        folder = Path(folder).resolve()
+        bound = []
+
+        def files(where, names):
+            return [n for n in names if not os.path.isdir(os.path.join(where, n))
+                    and not os.path.islink(os.path.join(where, n))]
+
+        for name in WRITABLE:
+            shared = self.rootfs / name
+            if shared.is_symlink() or not shared.is_dir():
+                continue
+            own = folder / name
+            if not own.is_dir():  # keeps the modes (1777 of /data/local/tmp, /tmp)
+                shutil.copytree(shared, own, symlinks=True, ignore=files)
+            self.binds.append((str(own), "/" + name))
+            bound.append("/" + name)
+        return bound
 
     def shell_argv(self, command: str) -> list[str]:
         binds = [a for host, dev in self.binds for a in ("-b", f"{host}:{dev}" if host != dev else host)]
@@ -180,22 +210,31 @@ class RootfsBackend(HostBackend):
                "PROOT_NO_SECCOMP": os.environ.get("PROOT_NO_SECCOMP", ""), **self.extra_env}
         return {k: v for k, v in env.items() if v}
 
+    def _host(self, device_path: str) -> Path:
+        """Host path of a normalised device path, through the binds (the longest bound prefix wins) or the rootfs."""
+        for host, dev in sorted(self.binds, key=lambda b: -len(b[1])):
+            dev = dev.rstrip("/") or "/"
+            if device_path == dev or device_path.startswith(dev + "/"):
+                return Path(host) / device_path[len(dev):].lstrip("/")
+        return self.rootfs / device_path.lstrip("/")
+
     def path(self, device_path: str) -> Path:
-        """Host path of a device path: resolved inside the rootfs, never escaping it (absolute symlinks included)."""
-        parts = [p for p in Path(os.path.normpath("/" + device_path)).parts[1:]]
-        cur = self.rootfs
-        for i, part in enumerate(parts):
-            nxt = cur / part
-            hops = 0
-            while nxt.is_symlink() and hops < 16 and i < len(parts) - 1:
-                target = os.readlink(nxt)
-                nxt = (self.rootfs / target.lstrip("/")) if target.startswith("/") else (cur / target)
-                nxt = Path(os.path.normpath(nxt))
+        """Host path of a device path as the device's shell sees it: the binds (its own storage) first, else inside
+        the rootfs; symlinks are followed in the device's namespace, never out of it."""
+        parts = list(Path(os.path.normpath("/" + device_path)).parts[1:])
+        cur, hops = "/", 0
+        while parts:
+            part = parts.pop(0)
+            nxt = posixpath.normpath(posixpath.join(cur, part))
+            host = self._host(nxt)
+            if host.is_symlink() and hops < 16:  # follow it on the device (an absolute target is the device's)
+                target = os.readlink(host)
                 hops += 1
-            if not str(nxt).startswith(str(self.rootfs)):
-                nxt = self.rootfs
+                parts = list(Path(posixpath.normpath(posixpath.join(cur, target))).parts[1:]) + parts
+                cur = "/"
+                continue
             cur = nxt
-        return cur
+        return self._host(cur)
 
 
 # -------------------------------------------------------------------------------------------------------- streams
@@ -628,8 +667,11 @@ async def serve(args) -> None:
         device_files.install(Path(args.rootfs), args.profile)
         backend: HostBackend = RootfsBackend(args.rootfs, cpu=args.cpu, profile=args.profile,
                                              extra_env=dict(kv.split("=", 1) for kv in args.env))
+        # this device's own /data, /sdcard, /tmp: a folder given (kept), or one of its own removed at exit
+        scratch = None if args.storage else tempfile.mkdtemp(prefix="mobileseg-storage-")
+        backend.own_storage(args.storage or scratch)
     else:
-        backend = HostBackend()
+        backend, scratch = HostBackend(), None
     keys = None if args.no_auth else KeyStore(args.adb_keys, accept_new=not args.refuse_new_keys,
                                               refuse_all=args.refuse_auth)
     daemon = AdbDaemon(backend, keys, storage_limit=args.storage_limit, offline=args.offline)
@@ -659,6 +701,8 @@ async def serve(args) -> None:
     server.close()
     if sim:
         sim.close()
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -676,6 +720,9 @@ def main(argv=None) -> int:
     p.add_argument("--rootfs", default=None, help="serve this arm64 rootfs under proot+qemu (default: the host)")
     p.add_argument("--profile", default=None, help="what the rootfs is: debian (default) or android")
     p.add_argument("--cpu", default="cortex-a76")
+    p.add_argument("--storage", default=None, metavar="DIR",
+                   help="this device's own writable /data, /sdcard, /storage and /tmp live here, bound over the "
+                        "shared rootfs's (default: a folder of its own, removed when the daemon exits)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="set this in every shell command of the rootfs (repeatable)")
     p.add_argument("--storage-limit", type=int, default=None, help="fault injection: bytes one push may write")

@@ -1,6 +1,7 @@
 """Start, stop and list emulated devices (the adbd of :mod:`.adbd` serving a built rootfs), several at once.
 
-Each daemon runs detached and is known by its port: its pid, profile, log and port file live in
+Each daemon runs detached and is known by its port: its pid, profile, log, port file and its own writable device
+storage (``storage/``: ``/data``, ``/sdcard``, ``/tmp`` bound over the shared rootfs's) live in
 ``<cache>/emulator/run/<port>/``. ``stop`` ends only processes recorded there (and their process groups: shell
 commands still running in the rootfs).
 """
@@ -154,6 +155,8 @@ def start(port: int = DEFAULT_PORT, adb_keys: str | None = None, refuse_new_keys
     keys = adb_keys or str(build.emulator_dir() / "adb_keys")
     rootfs = None if host_mode else vk.rootfs_dir() if vulkan else build.rootfs_dir(prof.name)
     extra = [*(vk.env_args() if vulkan else []), *(extra_args or [])]
+    if rootfs:  # its own /data, /sdcard, /tmp, kept while it runs (stop removes them with the run folder)
+        extra += ["--storage", str(rd / "storage")]
     cmd = _daemon_cmd(port, port_file, keys, rootfs, prof.name, refuse_new_keys, refuse_auth, offline, extra)
     proc, port = _spawn(cmd, rd / "adbd.log", port_file, wait_s)
     info = {"pid": proc.pid, "port": port, "profile": None if host_mode else vk.NAME if vulkan else prof.name,

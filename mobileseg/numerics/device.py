@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import manifest as _manifest
 from ..errors import MobilesegError
+from ..device import marks
 from .runtime_capture import RuntimeTensor, all_outputs_model, from_npz
 
 ONNX_ALL_OUTPUTS = "model.all_outputs.onnx"
@@ -64,34 +65,37 @@ def capture_on_target(target, export_dir: str, fmt: str, runtime: str, precision
             onnx.save(m, local)
             model = posixpath.join(rdir, ONNX_ALL_OUTPUTS)
             dev.push(local, model)
-        status = posixpath.join(rdir, f"intermediates_{runtime}.json")
+        token = marks.run_token()  # this run's own files, even on storage another device shares
+        status = posixpath.join(rdir, f"intermediates_{runtime}_{token}.json")
         if name == "device-python":
-            out = posixpath.join(rdir, f"intermediates_{runtime}.npz")
+            out = posixpath.join(rdir, f"intermediates_{runtime}_{token}.npz")
             args = ["--runtime", runtime, "--model", model, "--input", art["input"],
-                    "--output", posixpath.join(rdir, "intermediates_out.npy"), "--timings", status,
+                    "--output", posixpath.join(rdir, f"intermediates_out_{token}.npy"), "--timings", status,
                     "--threads", "1", "--precision", precision, "--intermediates", out]
             if art.get("weights"):
                 args += ["--weights", art["weights"]]
             cmd = f"{driver.python} {shlex.quote(driver.remote)} {' '.join(shlex.quote(a) for a in args)}"
         else:
-            out = posixpath.join(rdir, "intermediates_ncnn.bin")
+            out = posixpath.join(rdir, f"intermediates_ncnn_{token}.bin")
             q = shlex.quote
             binary = driver.harness.prepare(dev)  # pushed once (sha256-checked); its path on the device
             cmd = (f"{q(binary)} --param {q(model)} --bin {q(art['weights'])} --input "
                    f"{q(art['input'])} --input-name {q(art.get('input_name') or 'in0')} "
                    f"--fp16 {int(precision == 'fp16')} --threads 1 --timings {q(status)} --intermediates {q(out)}")
-        rc, log = dev.shell(f"cd {shlex.quote(rdir)} && rm -f {shlex.quote(out)} {shlex.quote(status)} && {cmd}",
-                            timeout)
+        rc, log = dev.shell(f"cd {shlex.quote(rdir)} && {cmd}", timeout)
         info = {}
         try:
-            info = json.loads(dev.pull(status, Path(tmp) / "status.json").read_text())
-        except (OSError, ValueError, MobilesegError):
-            pass
-        if rc != 0 or not info.get("ok"):
-            why = info.get("error") or " ".join(str(log).strip().splitlines()[-2:])[:300] or f"exit {rc}"
-            raise NoIntermediatesError(f"the device harness could not return the {runtime} intermediate tensors "
-                                       f"({why})")
-        local = dev.pull(out, Path(tmp) / os.path.basename(out))
+            try:
+                info = json.loads(dev.pull(status, Path(tmp) / "status.json").read_text())
+            except (OSError, ValueError, MobilesegError):
+                pass
+            if rc != 0 or not info.get("ok"):
+                why = info.get("error") or " ".join(str(log).strip().splitlines()[-2:])[:300] or f"exit {rc}"
+                raise NoIntermediatesError(f"the device harness could not return the {runtime} intermediate "
+                                           f"tensors ({why})")
+            local = dev.pull(out, Path(tmp) / os.path.basename(out))
+        finally:
+            marks.remove(dev, out, status, posixpath.join(rdir, f"intermediates_out_{token}.npy"))
         tensors = from_npz(str(local), runtime, order) if name == "device-python" else read_native(str(local))
     return tensors, label
 

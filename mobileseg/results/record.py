@@ -117,4 +117,8 @@ def validate_record(d: dict) -> list[str]:
             problems.append("parity has neither figures nor checked=false")
     if len(d["resolution"]) != 2:
         problems.append("resolution is not [H, W]")
+    dev = d["device"] if isinstance(d["device"], dict) else {}
+    if dev.get("transport") == "adb-server" and not (dev.get("adb") or {}).get("adb_server"):
+        # several servers can measure in one run (a lab on several hosts): each record names the one it came through
+        problems.append("a record measured through an adb server does not name it (device.adb.adb_server)")
     return problems

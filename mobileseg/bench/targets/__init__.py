@@ -98,7 +98,7 @@ def open_target(device_arg: str = "local", **options) -> Target:
             raise TargetError(f"{' and '.join(tools)} run official binaries built for a phone: use them with "
                               "--device adb (on the host the runtimes' Python packages are timed)")
         return LocalTarget(**options)
-    if arg == "adb" or arg.startswith("adb:"):
+    if arg == "adb" or arg.startswith(("adb:", "adb@")):
         try:
             from .adb import AdbTarget
         except ImportError as exc:
@@ -110,7 +110,7 @@ def open_target(device_arg: str = "local", **options) -> Target:
                               "pip install 'mobileseg[adb]' -c constraints.txt") from None
         return AdbTarget.open(arg, **options)
     raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:SERIAL (a serial adb devices lists, "
-                      "or HOST:PORT), adb:S1,S2 or adb:all")
+                      "or HOST:PORT), adb:S1,S2, adb:all or adb@SERVER[/SERIAL] (several adb servers)")
 
 
 __all__ = ["CellRun", "Target", "TargetError", "TargetLostError", "open_target"]

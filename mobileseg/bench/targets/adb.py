@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ... import formats
 from ... import manifest as _manifest
+from ...device import marks as _marks
 from ...device import probe as _probe
 from ...device.adb import StorageFullError, sha256_file
 from ...device.transport import DeviceTransport
@@ -90,6 +91,7 @@ class AdbTarget(Target):
             d["pinned_cpu"], d["pin_mask"] = cpu, hex(1 << cpu)
             d["governor"] = d.get("governors", {}).get(str(cpu), d.get("governor"))
         self.emulated = bool(d.get("emulated"))
+        d["mark"] = _marks.place(device)  # read back by every cell: its files are this device's (device/marks.py)
         # Official benchmark binaries (user-supplied) replace the harness for their runtime: litert, onnxruntime.
         self.tool_drivers = dict(tool_drivers or {})
         self.driver = self._choose_driver(harness)
@@ -102,14 +104,14 @@ class AdbTarget(Target):
     @classmethod
     def open(cls, device_arg: str = "adb", cpu=None, harness: str = "auto", key_path=None,
              connect_timeout: float = 10.0, run_timeout: float = 1800.0, tflite_benchmark=None, ort_perf_test=None,
-             adb_transport: str = "auto", notes=None, **_ignored) -> "AdbTarget":
+             adb_transport: str = "auto", notes=None, adb_servers=None, **_ignored) -> "AdbTarget":
         """The one device ``device_arg`` names (see :mod:`mobileseg.device.selection`), through ``adb_transport``
         (auto, server, direct); ``notes(text)`` receives what the user should know (default: printed on stderr)."""
         from ...device.selection import open_devices
 
         tools = official_tool_drivers(tflite_benchmark, ort_perf_test)  # a bad path fails before connecting
         devices, msgs = open_devices(device_arg, transport=adb_transport, connect_timeout=connect_timeout,
-                                     key_path=key_path)
+                                     key_path=key_path, servers=adb_servers)
         for m in msgs:
             (notes or _note)(m)
         if len(devices) > 1:
@@ -165,8 +167,10 @@ class AdbTarget(Target):
         tag = "emu-" if self.emulated and "emu" not in _slug(d.get("model")) else ""
         serial = d.get("serialno") or (d.get("serial") if ":" not in str(d.get("serial") or ":") else None)
         stable = serial or "|".join(str(d.get(k)) for k in ("model", "soc", "cores"))
-        if self._by_serial:
+        if self._by_serial:  # and the lab's server (mobileseg.device.lab): one serial may be on two hosts
             stable = f"{stable}|{d.get('serial')}"
+            if (d.get("adb") or {}).get("adb_server_source", "").startswith("--"):
+                stable += f"@{d['adb'].get('adb_server')}"
         return f"adb-{tag}{_slug(d.get('model'))}-{short_id(stable)}"
 
     def distinguish(self) -> None:
@@ -236,6 +240,10 @@ class AdbTarget(Target):
         samples, output, info = driver.run(
             self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask, warmup=warmup,
             repeats=repeats, min_time=min_time, timeout=self.run_timeout, **adaptive)
+        got = info.get("device_mark")
+        if got is None:  # a driver that does not read the mark itself: read it on the device now
+            got = _marks.split(self.device.shell(_marks.readback() + "true", 60)[1])[0]
+        _marks.check(self._desc.get("mark"), got, self._desc.get("serial") or "the device", f"the cell {cell.label()}")
         out_spec = (manifest.get("output") or {}).get("shape")
         if output is not None and out_spec and output.size == int(__import__("numpy").prod(out_spec)):
             output = output.reshape(out_spec)
