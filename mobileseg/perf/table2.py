@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import gc
 import json
 import os
@@ -163,17 +164,20 @@ def fused_backend(device: str = "cuda", head_dim: int = 32) -> str | None:
 
 
 def measure_cell(row: Row, kernel: str | None, res: int, batch: int = 2, warmup: int = 10, repeats: int = 50,
-                 autograd: bool = False, device: str = "cuda", build=None) -> dict:
+                 autograd: bool = False, device: str = "cuda", build=None, cuda_graph: bool = False) -> dict:
     """Time and peak memory of one cell. ``build(res)`` makes the model (default: the row's); an out-of-memory
-    error anywhere gives ``status: "oom"``. Peak memory is the CUDA caching allocator's (None off CUDA)."""
+    error anywhere gives ``status: "oom"``. Peak memory is the CUDA caching allocator's (None off CUDA).
+    ``cuda_graph`` times replays of one captured inference pass (CUDA only, no autograd)."""
+    if cuda_graph and (autograd or not device.startswith("cuda")):
+        raise MobilesegError("CUDA-graph timing needs a CUDA device and inference (no autograd)")
     import torch
 
     from ..models.xformer import set_fused_attn
 
     rec = {"row": row.name, "label": row.label, "attention": row.attention, "kernel": kernel, "resolution": res,
-           "batch": batch, "autograd": autograd, "status": "ok", "error": None}
+           "batch": batch, "autograd": autograd, "cuda_graph": cuda_graph, "status": "ok", "error": None}
     cuda = device.startswith("cuda")
-    model = x = None
+    model = x = graph = out = None
     try:
         if cuda:
             torch.cuda.empty_cache()
@@ -192,24 +196,29 @@ def measure_cell(row: Row, kernel: str | None, res: int, batch: int = 2, warmup:
                 torch.cuda.synchronize()
                 rec["base_allocated_mib"] = torch.cuda.memory_allocated() / MIB
                 torch.cuda.reset_peak_memory_stats()
+            run = functools.partial(model, x)
+            if cuda_graph:  # one captured pass, replayed: the time of the GPU's work without Python's launches
+                graph, out = _capture(model, x)
+                run = graph.replay
             for _ in range(repeats):
                 if cuda:
                     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     start.record()
-                    out = model(x)
+                    out = run()
                     end.record()
                     samples.append((start, end))
                 else:
                     t0 = time.perf_counter()
-                    out = model(x)
+                    out = run()
                     samples.append((time.perf_counter() - t0) * 1e3)
-                del out  # the next pass must not find this one's graph (autograd) or output still alive
+                if not cuda_graph:
+                    del out  # the next pass must not find this one's graph (autograd) or output still alive
             if cuda:
                 torch.cuda.synchronize()
                 samples = [s.elapsed_time(e) for s, e in samples]
                 rec["peak_allocated_mib"] = torch.cuda.max_memory_allocated() / MIB
                 rec["peak_reserved_mib"] = torch.cuda.max_memory_reserved() / MIB
-        rec["timer"] = "cuda-events" if cuda else "perf_counter"
+        rec["timer"] = ("cuda-graph-replay" if cuda_graph else "cuda-events") if cuda else "perf_counter"
         rec["samples_ms"] = [round(v, 4) for v in samples]
         rec["stats_ms"] = {**summarize(samples), **median_ci(samples)}
     except Exception as exc:  # noqa: BLE001 - an OOM (or a failure) is this cell's result, not the run's end
@@ -219,11 +228,27 @@ def measure_cell(row: Row, kernel: str | None, res: int, batch: int = 2, warmup:
             rec["peak_allocated_mib"] = torch.cuda.max_memory_allocated() / MIB
             rec["peak_reserved_mib"] = torch.cuda.max_memory_reserved() / MIB
     finally:
-        del model, x
+        model = x = graph = out = run = None  # noqa: F841 - released before the next cell's empty_cache
         gc.collect()
         if cuda:
             torch.cuda.empty_cache()
     return rec
+
+
+def _capture(model, x):
+    """A CUDA graph of one ``model(x)`` pass (warmed on a side stream, as capture requires) and its output."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            model(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = model(x)
+    return graph, out
 
 
 def cells(rows, resolutions, kernels):
@@ -284,7 +309,8 @@ def markdown(meta: dict, records: list[dict]) -> str:
     res_list = sorted({r["resolution"] for r in records})
     lines = [f"# XFormer Table 2 on {meta.get('gpu', '?')}", "",
              f"Batch {meta.get('batch')}, fp32 (TF32 off), {meta.get('warmup')} warm-up + {meta.get('repeats')} "
-             f"timed passes per cell (CUDA events), memory cap {meta.get('cap_gb')} GiB; torch "
+             f"timed passes per cell ({'replays of a captured CUDA graph' if meta.get('cuda_graph') else 'CUDA events'}"
+             f"), memory cap {meta.get('cap_gb')} GiB; torch "
              f"{meta.get('torch')}, timm {meta.get('timm')}. Cells: median ms [95% interval] / peak allocated MiB "
              f"(peak reserved MiB). Paper: {PAPER_SOURCE}. Fused kernel: {meta.get('fused_backend')}.", ""]
     by = {(r["row"], r["kernel"], r["resolution"], r["autograd"]): r for r in records}
@@ -340,7 +366,7 @@ def _meta(args, torch, fused: str | None) -> dict:
             "gpu_memory_gib": round(props.total_memory / GIB, 1), "cap_gb": args.cap_gb,
             "cap_note": "GiB of this process's caching allocator (set_per_process_memory_fraction); the Titan RTX's "
                         "24 GB also held the CUDA context",
-            "batch": args.batch, "warmup": args.warmup, "repeats": args.repeats, "precision": "fp32", "tf32": False,
+            "batch": args.batch, "cuda_graph": args.cuda_graph, "warmup": args.warmup, "repeats": args.repeats, "precision": "fp32", "tf32": False,
             "torch": torch.__version__, "cuda": torch.version.cuda, "timm": timm_version,
             "python": platform.python_version(), "fused_backend": fused, "paper": PAPER_SOURCE,
             "memory_definition": "torch.cuda.max_memory_allocated / max_memory_reserved over the timed passes, "
@@ -359,9 +385,13 @@ def main(argv=None) -> int:
     p.add_argument("--cap-gb", type=float, default=24.0, help="GiB this process may allocate on the GPU (default 24, "
                    "the paper's Titan RTX)")
     p.add_argument("--autograd", action="store_true", help="also measure with autograd recording (no torch.no_grad)")
+    p.add_argument("--cuda-graph", action="store_true", help="time replays of a captured CUDA graph (the GPU's time "
+                   "without Python's kernel launches); inference only, not with --autograd")
     p.add_argument("--out", default=RUNS_DIR, help="folder written (default results/runs)")
     args = p.parse_args(argv)
     try:
+        if args.cuda_graph and args.autograd:
+            raise MobilesegError("--cuda-graph times inference passes only: leave out --autograd")
         rows = check_rows(args.rows)
         check_options(rows, args.res, args.kernels, args.batch, args.cap_gb, args.warmup, args.repeats)
         import torch
@@ -382,11 +412,12 @@ def main(argv=None) -> int:
     fused = fused_backend() if "fused" in args.kernels else None
     meta = _meta(args, torch, fused)
     records = []
-    stem = os.path.join(args.out, f"table2-{_slug(meta['gpu'])}")
+    stem = os.path.join(args.out, f"table2-{_slug(meta['gpu'])}" + ("-cuda-graph" if args.cuda_graph else ""))
     os.makedirs(args.out, exist_ok=True)
     for grad in ([False, True] if args.autograd else [False]):
         for row, kernel, res in cells(rows, args.res, args.kernels):
-            rec = measure_cell(row, kernel, res, args.batch, args.warmup, args.repeats, autograd=grad)
+            rec = measure_cell(row, kernel, res, args.batch, args.warmup, args.repeats, autograd=grad,
+                               cuda_graph=args.cuda_graph)
             records.append(rec)
             print(f"{row.label:13s} {kernel or '-':5s} {res:5d}px grad={int(grad)}  {_cell_text(rec)}"
                   + (f"  {rec['error']}" if rec["status"] == "error" else ""), flush=True)
