@@ -82,6 +82,16 @@ class ExportFailedError(MobilesegError):
     """The export stage could not produce the artifact a cell needs (recorded as that cell's error)."""
 
 
+def existing_export(model, resolution, formats, precision, graph, out) -> dict:
+    """``bench --no-export``'s export stage: the manifest already in ``out``, unchanged (no converter, no cache
+    key: the artifacts were exported elsewhere); a missing folder is that cell's error."""
+    man = _manifest.read(out)
+    if man is None:
+        raise ExportFailedError(f"--no-export: {out} holds no export (no readable manifest.json); export "
+                                f"{model} at {resolution[0]}x{resolution[1]} ({precision}) there first")
+    return man
+
+
 def _ensure_export(cell: Cell, formats: list[str], export_root: Path, export_fn, cache: dict) -> tuple[Path, dict]:
     """The export folder of ``cell`` and its manifest, exported now through the export stage if needed.
 

@@ -78,6 +78,10 @@ def register(sub) -> None:
     p.add_argument("--out", default=RUNS_DIR, help=f"results folder (default {RUNS_DIR}/, git-ignored)")
     p.add_argument("--results-file", default=None, help="append to this file instead of <out>/<device>-t<N>.jsonl")
     add_export_dir(p)
+    p.add_argument("--no-export", action="store_true",
+                   help="use the export folders in --export-dir as they are, never export (a machine with the "
+                        "runtimes but not the converters, e.g. exports copied to a GPU machine); a cell whose "
+                        "artifact is missing is recorded as an error")
     p.add_argument("--no-sgemm", action="store_true", help="skip timing the core's SGEMM reference rate")
     add_quiet(p)
     add_allow_edited(p)
@@ -114,6 +118,7 @@ def target_options(args) -> dict:
 
 def run(args) -> int:
     from ..bench import run_bench
+    from ..bench.runner import existing_export
     from ._format import table
 
     if any(getattr(args, k, None) for k in ("artifact", "suite", "input_shape", "input", "reference")):
@@ -135,7 +140,8 @@ def run(args) -> int:
                         export_root=args.export_dir, progress=not args.quiet, cooldown_s=args.cooldown,
                         measure_reference=not args.no_sgemm, target_options=target_options(args),
                         target_ci=args.target_ci, max_time=args.max_time, profile=args.profile,
-                        sustained=args.sustained, sustained_minute_s=args.sustained_minute_s)
+                        sustained=args.sustained, sustained_minute_s=args.sustained_minute_s,
+                        export_fn=existing_export if args.no_export else None)
     rows = [summary_row(r) for r in records]
     if rows:
         print(table(rows))
@@ -164,6 +170,7 @@ def run_several(args) -> int:
     import sys
 
     from ..bench.fleet import DevicesLostError, run_on_devices
+    from ..bench.runner import existing_export
     from ..bench.targets.adb import AdbTarget, official_tool_drivers
     from ..device.selection import open_devices
     from ._format import table
@@ -187,7 +194,8 @@ def run_several(args) -> int:
             suite=args.suite,
             warmup=args.warmup, repeats=args.repeats, min_time=args.min_time, resume=args.resume,
             target_ci=args.target_ci, max_time=args.max_time,
-            export_root=args.export_dir, cooldown_s=args.cooldown, measure_reference=False)
+            export_root=args.export_dir, cooldown_s=args.cooldown, measure_reference=False,
+            export_fn=existing_export if args.no_export else None)
     except DevicesLostError as exc:
         outcomes = exc.outcomes
         _print_outcomes(outcomes, table)

@@ -46,7 +46,8 @@ decoder of :mod:`mobileseg.models.segformer` with C=256 (the MiT-B0/B1 width); 1
 5.3 M); dropping Stem_out too would give 5.10 M.
 
 ``attention="mhsa"`` swaps XFA for standard multi-head self-attention (softmax(QK^T/sqrt(d_h))V, 3 heads of 32 over
-the same QKV dim 96) for the Table 2 comparison (:mod:`mobileseg.perf.xfa_attention`).
+the same QKV dim 96) for the Table 2 comparison (:mod:`mobileseg.perf.xfa_attention` on a CPU,
+:mod:`mobileseg.perf.table2` on a GPU); its ``fused_attn`` switch picks explicit or fused softmax attention.
 """
 from __future__ import annotations
 
@@ -133,12 +134,20 @@ class CrossFeatureAttention(nn.Module):
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Standard softmax self-attention over the same QKV dim (the baseline of Table 2)."""
+    """Standard softmax self-attention over the same QKV dim (the baseline of Table 2).
 
-    def __init__(self, dim: int, qkv_dim: int = QKV_DIM, head_dim: int = 32):
+    ``fused_attn`` picks the kernel, not the function: False (default) writes softmax(QK^T/sqrt(d_h))V out as
+    matmul, softmax, matmul (the explicit N x N matrix the paper's code materialised); True calls
+    ``torch.nn.functional.scaled_dot_product_attention``, which runs PyTorch's fused flash / memory-efficient
+    kernels where they apply. The attribute has timm's name, so :func:`set_fused_attn` switches both; no parameter
+    depends on it (same checkpoint keys).
+    """
+
+    def __init__(self, dim: int, qkv_dim: int = QKV_DIM, head_dim: int = 32, fused_attn: bool = False):
         super().__init__()
         self.heads = qkv_dim // head_dim
         self.head_dim = head_dim
+        self.fused_attn = bool(fused_attn)
         self.q = nn.Linear(dim, qkv_dim)
         self.k = nn.Linear(dim, qkv_dim)
         self.v = nn.Linear(dim, qkv_dim)
@@ -148,10 +157,26 @@ class MultiHeadSelfAttention(nn.Module):
         b, n = int(x.shape[0]), int(x.shape[1])
         h, hd = self.heads, self.head_dim
         q = self.q(x).reshape(b, n, h, hd).permute(0, 2, 1, 3)
-        k = self.k(x).reshape(b, n, h, hd).permute(0, 2, 3, 1)
         v = self.v(x).reshape(b, n, h, hd).permute(0, 2, 1, 3)
-        attn = (torch.matmul(q, k) * hd ** -0.5).softmax(dim=-1)      # B, h, N, N: quadratic
-        return self.proj(torch.matmul(attn, v).permute(0, 2, 1, 3).reshape(b, n, h * hd))
+        if self.fused_attn:
+            k = self.k(x).reshape(b, n, h, hd).permute(0, 2, 1, 3)
+            out = nn.functional.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(hd), as below
+        else:
+            k = self.k(x).reshape(b, n, h, hd).permute(0, 2, 3, 1)
+            attn = (torch.matmul(q, k) * hd ** -0.5).softmax(dim=-1)  # B, h, N, N: quadratic
+            out = torch.matmul(attn, v)
+        return self.proj(out.permute(0, 2, 1, 3).reshape(b, n, h * hd))
+
+
+def set_fused_attn(model: nn.Module, fused: bool) -> int:
+    """Switch every softmax-attention module of ``model`` (ours and timm's: both carry ``fused_attn``) to the fused
+    kernel or to the explicit matmul-softmax-matmul; returns how many modules were switched."""
+    n = 0
+    for m in model.modules():
+        if hasattr(m, "fused_attn") and isinstance(m.fused_attn, bool):
+            m.fused_attn = bool(fused)
+            n += 1
+    return n
 
 
 class XFBlock(nn.Module):

@@ -8,7 +8,9 @@ read latency, rates and parity through :func:`row` / :func:`latency`, so a rule 
   ``latency_stat`` says "mean";
 * rate: MACs at that resolution over that latency (GMAC/s), and its share of the core's SGEMM rate when measured;
 * numerics only (:func:`numerics_only`): timings of an emulated device or a software Vulkan driver are no device's
-  speed; the report shows their parity and never puts them on a latency axis.
+  speed; the report shows their parity and never puts them on a latency axis;
+* GPU cells of the local host (:func:`gpu_label`): the device column adds the Vulkan GPU, labelled a desktop GPU, and
+  has no share of the CPU core's SGEMM rate.
 """
 from __future__ import annotations
 
@@ -49,6 +51,17 @@ def device_label(dev: dict | None) -> str:
     return str(name)
 
 
+def gpu_label(rec: dict) -> str | None:
+    """``"NVIDIA H200 (desktop GPU)"`` for a Vulkan cell on a hardware GPU of the local host, so that its timings
+    are never read as the host CPU's nor as a phone's GPU; None otherwise (CPU cells, software Vulkan, ADB devices,
+    whose label already names the phone)."""
+    st = rec.get("runtime_settings") or {}
+    if (not st.get("vulkan") or st.get("vulkan_software") or not st.get("vulkan_device")
+            or (rec.get("device") or {}).get("kind", "local") != "local"):
+        return None
+    return f"{st['vulkan_device']} (desktop GPU)"
+
+
 def numerics_only(rec: dict) -> bool:
     """Whether a record's timings say nothing about a device's speed: taken on an emulated device (qemu), or by a
     software Vulkan driver (lavapipe, SwiftShader: ``runtime_settings.vulkan_software``). Its numbers still count."""
@@ -69,7 +82,8 @@ def row(rec: dict) -> dict:
     rate = gmacs / (lat / 1e3) if (lat and gmacs) else None
     sgemm = rec.get("sgemm") or {}
     params = rec.get("params")
-    label = device_label(dev)
+    gpu = gpu_label(rec)
+    label = device_label(dev) + (f" / {gpu}" if gpu else "")
     rid = rec.get("id") or "|".join(str(x) for x in (label, rec.get("model"), f"{h}x{w}", rec.get("format"),
                                                       rec.get("runtime"), rec.get("precision"), rec.get("graph"),
                                                       rec.get("threads")))
@@ -90,7 +104,8 @@ def row(rec: dict) -> dict:
         "overhead_ms": rec.get("overhead_ms"), "gmacs": gmacs, "params": params,
         "params_m": params / 1e6 if isinstance(params, (int, float)) else None, "gmac_per_s": rate,
         "sgemm_gflop_s": sgemm.get("gflop_s"),
-        "share_of_sgemm": rate * 1e9 / sgemm["macs_per_s"] if (rate and sgemm.get("macs_per_s")) else None,
+        # the CPU core's SGEMM rate says nothing of a desktop GPU's cell
+        "share_of_sgemm": rate * 1e9 / sgemm["macs_per_s"] if (rate and sgemm.get("macs_per_s") and not gpu) else None,
         "parity_checked": checked, "parity_ok": p.get("ok") if checked else None, "max_abs": p.get("max_abs"),
         "rel_l2": p.get("rel_l2"), "argmax_agree": p.get("argmax_agree"), "status": rec.get("status", "ok"),
         "error": rec.get("error") or "", "cpu_model": (rec.get("host") or {}).get("cpu_model"),
