@@ -53,6 +53,8 @@ def register(sub) -> None:
     p.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default as in bench)")
     p.add_argument("--harness", choices=["auto", "python", "native"], default="auto",
                    help="what runs the cells on an ADB device (as in bench)")
+    p.add_argument("--adb-transport", choices=["auto", "server", "direct"], default="auto",
+                   help="how an ADB device is reached (as in bench)")
     p.add_argument("--resume", action="store_true",
                    help="pool the samples already in the results file for these candidates and race on from there")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/): records, "
@@ -167,7 +169,7 @@ def run(args) -> int:
     threads = check_threads(args.threads)
     say = (lambda m: print(f"[choose] {m}", file=sys.stderr, flush=True)) if not args.quiet else (lambda m: None)
     names, explicit = _runtime_names(split_list(args.runtimes))
-    opts = {"harness": args.harness} if args.harness != "auto" else {}
+    opts = {k: v for k, v in (("harness", args.harness), ("adb_transport", args.adb_transport)) if v != "auto"}
     m = BenchMeasure(args.device, threads, out_dir=args.out, export_root=args.export_dir, target_options=opts,
                      cpu=args.cpu, calib=args.calib)
     m.open()
