@@ -230,10 +230,12 @@ def run(args) -> int:
             records[arm_id].append(rec)
             return observation(rec)
 
+        t0 = time.monotonic()
         drive(race, measure, time.monotonic, args.max_time)
+        race_s = time.monotonic() - t0
     finally:
         m.close()
-    return _report(args, race, cands, records, exports, evidence, m)
+    return _report(args, race, cands, records, exports, evidence, m, race_s)
 
 
 def _fmt(v, spec="{:.3g}") -> str:
@@ -268,7 +270,7 @@ def _line(row: dict, budget: float) -> str:
             f"{_fmt(row['memory_mb'])} MB, size {_fmt(row['size_mb'])} MB")
 
 
-def _report(args, race, cands, records, exports, evidence, m) -> int:
+def _report(args, race, cands, records, exports, evidence, m, race_s: float) -> int:
     import json
     import math
     import sys
@@ -292,6 +294,7 @@ def _report(args, race, cands, records, exports, evidence, m) -> int:
     summary = {"command": command_line(args), "budget_ms": args.budget_ms, "objective": args.objective,
                "min_miou": args.min_miou, "confidence": args.confidence, "state": race.state,
                "refusal": race.refusal, "results_file": str(m.path), "device": m.device,
+               "race_seconds": round(race_s, 3), "rounds": race.round,
                "tie": race.tie_report() if race.state == "tied" else [],
                "candidates": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                                for k, v in r.items()} for r in rows]}
