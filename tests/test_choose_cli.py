@@ -82,3 +82,24 @@ def test_host_run_recommends_writes_a_card_and_normal_bench_records(tmp_path, ca
     again = json.loads((tmp_path / "out" / "choose.json").read_text())
     assert rc == 0 and again["state"] == "chosen"
     assert len(read_records([summary["results_file"]], ("model",))[0]) == n_before
+
+
+@pytest.mark.slow
+def test_with_data_every_candidate_carries_its_own_measured_miou(tmp_path, capsys):
+    """``--data``: the fp32 and the int8 artifact are each evaluated (int8 calibrated with ``--calib``), and the
+    evidence says so; nothing is left "accuracy not measured"."""
+    from mobileseg.cli import main
+    from mobileseg.export.synthetic import write_split
+
+    data, calib = write_split(tmp_path / "val", 4, seed=2, size=64), write_split(tmp_path / "cal", 4, seed=3, size=64)
+    rc = main(["choose", "--budget-ms", "500", "--models", "topformer-t", "--res", "64", "--runtimes", "onnxruntime",
+               "--precisions", "fp32", "int8", "--data", str(data), "--calib", str(calib / "images" / "validation"),
+               "--max-time", "60", "--quiet", "--out", str(tmp_path / "out"), "--export-dir", str(tmp_path / "e")])
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "choose.json").read_text())
+    assert rc in (0, 1) and summary["state"] in ("chosen", "tied"), out
+    ev = {c["precision"]: c["accuracy"] for c in summary["candidates"]}
+    assert ev["fp32"]["kind"] == ev["int8"]["kind"] == "measured", ev
+    assert ev["int8"]["source"].startswith("measured on 4 ") and ev["int8"]["miou_delta_vs_fp32"] is not None
+    assert "random weights" in ev["fp32"]["source"]
+    assert "accuracy not measured" not in out

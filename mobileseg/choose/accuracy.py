@@ -48,8 +48,9 @@ def published(cand, table) -> Evidence:
         miou, source, at = lookup_miou_at(table, cand.model, get_spec(cand.model).dataset, cand.resolution)
     res = f"{cand.resolution[0]}x{cand.resolution[1]}"
     if miou is None:
-        return Evidence("none", None, "accuracy not measured (no published mIoU for this model)",
-                        settle="--data DIR would measure it")
+        why = ("no published mIoU for this model" if table is not None
+               else "the published numbers need pandas: pip install 'mobileseg[report]'")
+        return Evidence("none", None, f"accuracy not measured ({why})", settle="--data DIR would measure it")
     if cand.precision == "fp32" and at == res:
         return Evidence("published", miou, f"published fp32 mIoU ({source}, {at})")
     why = (f"{cand.precision} was never published" if cand.precision != "fp32"
