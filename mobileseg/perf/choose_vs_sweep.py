@@ -1,7 +1,7 @@
 """Benchmark: ``mobileseg choose`` against an exhaustive ``bench --target-ci 1`` sweep of the same candidates.
 
     python -m mobileseg.perf.choose_vs_sweep [--models ...] [--res 128] [--runtimes onnxruntime ncnn litert]
-                                             [--budget-ms 6] [--max-time 300] [--out DIR]
+                                             [--budget-ms 33] [--max-time 300] [--out DIR]
 
 1. Exports every candidate once (a bench of one sample per cell), so neither side pays for exports.
 2. The sweep: ``run_bench(..., target_ci=1, max_time=30)``, every cell until the 95% interval of its median is
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--res", default="128")
     p.add_argument("--runtimes", nargs="+", default=list(RUNTIMES))
-    p.add_argument("--budget-ms", type=float, default=6.0)
+    p.add_argument("--budget-ms", type=float, default=33.0)
     p.add_argument("--max-time", type=float, default=300.0, help="choose's --max-time")
     p.add_argument("--sweep-max-time", type=float, default=30.0, help="the sweep's --max-time per cell")
     p.add_argument("--out", default=str(Path(RUNS_DIR) / "perf-choose-vs-sweep"))
