@@ -290,7 +290,8 @@ def _report(args, race, cands, records, exports, evidence, m, race_s: float) -> 
                   "MB mem": _fmt(r["memory_mb"]), "MB size": _fmt(r["size_mb"]),
                   "why": r["reason"]} for r in rows]
     print(table(printable))
-    print("mIoU '?': accuracy not measured (the fp32 model's published figure, shown only as a proxy)")
+    if any(r["miou"] and not r["measured"] for r in rows):
+        print("mIoU '?': accuracy not measured (the fp32 model's published figure, shown only as a proxy)")
     summary = {"command": command_line(args), "budget_ms": args.budget_ms, "objective": args.objective,
                "min_miou": args.min_miou, "confidence": args.confidence, "state": race.state,
                "refusal": race.refusal, "results_file": str(m.path), "device": m.device,
