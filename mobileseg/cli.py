@@ -10,7 +10,7 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = ["models", "info", "export", "parity", "bench", "results", "compare", "report", "eval", "emulator", "harness",
+COMMANDS = ["models", "info", "export", "parity", "bench", "results", "compare", "report", "eval", "emulator", "harness", "choose",
             "tools"]
 
 

@@ -21,6 +21,7 @@ def visible_options(p) -> set[str]:
 def test_no_command_shows_an_old_spelling():
     old = {"--export-root", "--no-progress", "--runtime", "--device", "--precision", "--graph"}
     singular_ok = {"export": {"--precision", "--graph"}, "eval": {"--runtime", "--precision"}, "bench": {"--device"},
+                   "choose": {"--device"},  # one device: its latency is what the budget is about
                    "compare": {"--runtime"},  # compare --run times one runtime
                    "parity": {"--precision", "--runtime", "--device"}}  # one artifact, run once, on one device
     for name, p in subparsers().items():

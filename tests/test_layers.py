@@ -23,6 +23,7 @@ LAYERS = [
     ("stages", ["mobileseg.runtimes", "mobileseg.export", "mobileseg.device", "mobileseg.emulator"]),
     ("numerics", ["mobileseg.numerics"]),  # per-layer parity: reads artifacts through the stages, used by bench
     ("bench, eval, report", ["mobileseg.bench", "mobileseg.eval", "mobileseg.report"]),
+    ("choose", ["mobileseg.choose"]),  # races candidates through bench, eval and the report's published numbers
     ("tools", ["mobileseg.perf"]),
     ("cli", ["mobileseg.commands", "mobileseg.cli", "mobileseg.__main__"]),
 ]
