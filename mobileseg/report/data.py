@@ -46,7 +46,7 @@ def load_results(paths, device=None, runtime=None, model=None, include_failed: b
             "no measurement matches the filters "
             f"(device={device or 'any'}, runtime={runtime or 'any'}, model={model or 'any'}); available: "
             f"devices {sorted(set(every.device))}, runtimes {sorted(set(every.runtime))}, "
-            f"statuses {sorted(set(every.status))}: change --device/--runtime")
+            f"statuses {sorted(set(every.status))}: change --devices/--runtimes")
     df = df.sort_values("timestamp").drop_duplicates("id", keep="last")
     return df.sort_values(["device", "runtime", "model", "height", "width"]).reset_index(drop=True)
 
