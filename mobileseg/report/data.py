@@ -88,7 +88,7 @@ def attach_miou(df, published, evals=None, dataset: str = "ade20k"):
                 res = best.resolution
         if value is None:
             value, source, res = lookup_miou_at(published, r.model, dataset, (r.height, r.width))
-            source = f"published ({source})" if source else "none"
+            source = source or "none"  # the paper and table, e.g. "TopFormer paper, Table 1"
         mious.append(value)
         sources.append(source)
         at.append(res)

@@ -99,7 +99,7 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
     if realtime_ms:
         avoid.append(_realtime_zone(ax, realtime_ms))
     _plain_log_ticks(ax.xaxis)
-    texts = [f"{lab} ({SUSPECT_TEXT})" if f else lab for lab, f in zip(pts.label, suspect)]
+    texts = [f"{lab}\n{SUSPECT_TEXT}" if f else lab for lab, f in zip(pts.label, suspect)]
     label_colors = [SUSPECT_COLOR if f else (TOPFORMER_COLOR if t else "#333333")
                     for f, t in zip(suspect, pts.is_topformer)]
     place_labels(fig, ax, list(pts.latency_ms), list(pts.miou), texts, label_colors, sizes, avoid=avoid)
@@ -204,6 +204,10 @@ ADJUST_TRIES = (
      "max_move": (15, 15)},
     {"force_text": (0.6, 1.0), "force_static": (1.0, 1.5), "force_pull": (0.002, 0.002), "expand": (1.2, 1.6),
      "max_move": (40, 40)},
+    {"force_text": (0.3, 0.6), "force_static": (0.3, 0.6), "force_pull": (0.05, 0.05), "expand": (1.15, 1.4),
+     "max_move": (20, 20)},
+    {"force_text": (1.0, 1.5), "force_static": (0.6, 1.0), "force_pull": (0.01, 0.01), "expand": (1.1, 1.5),
+     "max_move": (25, 25)},
 )
 ARROW = {"arrowstyle": "-", "color": "#999999", "lw": 0.6}
 
