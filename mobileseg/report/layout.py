@@ -1,12 +1,13 @@
 """Checks that a drawn plot can be read: each returns what is wrong, in words, so a test can fail on it.
 
 A label (any text drawn in the axes: point labels, the real-time zone's) must lie inside the axes, overlap no other
-label and cover no other point's centre; an error bar must end inside the axis limits; a log axis must carry at
+label and stay off the core of every other point's bubble; an error bar must end inside the axis limits; a log axis must carry at
 least :data:`MIN_LOG_TICKS` numbered ticks; neighbouring tick labels must not overlap.
 """
 from __future__ import annotations
 
 MIN_LOG_TICKS = 4
+BUBBLE_CORE = 0.7  # a label may touch another point's bubble, not reach into its inner 70%
 _TOL = 1.0  # display pixels: a box touching the axes' edge is still inside
 
 
@@ -28,14 +29,15 @@ def label_problems(fig, ax) -> list[str]:
         for j in range(i + 1, len(texts)):
             if _overlap(boxes[i], boxes[j]):
                 out.append(f"labels {texts[i].get_text()!r} and {texts[j].get_text()!r} overlap")
-    centres = _point_centres(ax)
     for t, b in zip(texts, boxes):
         own = getattr(t, "anchor_px", None)
-        for c in centres:
-            if own is not None and abs(c[0] - own[0]) < 0.5 and abs(c[1] - own[1]) < 0.5:
+        for (cx, cy), r in _bubbles(ax, fig.dpi):
+            if own is not None and abs(cx - own[0]) < 0.5 and abs(cy - own[1]) < 0.5:
                 continue
-            if b.x0 + _TOL < c[0] < b.x1 - _TOL and b.y0 + _TOL < c[1] < b.y1 - _TOL:
-                out.append(f"label {t.get_text()!r} covers the point at {c[0]:.0f},{c[1]:.0f} px")
+            # distance from the bubble's centre to the label's box: inside the inner 70% of the radius is "on it"
+            dx, dy = max(b.x0 - cx, 0, cx - b.x1), max(b.y0 - cy, 0, cy - b.y1)
+            if (dx * dx + dy * dy) ** 0.5 < BUBBLE_CORE * r:
+                out.append(f"label {t.get_text()!r} lies on the bubble at {cx:.0f},{cy:.0f} px")
     return out
 
 
@@ -91,12 +93,16 @@ def _overlap(a, b) -> bool:
     return a.x0 < b.x1 - _TOL and b.x0 < a.x1 - _TOL and a.y0 < b.y1 - _TOL and b.y0 < a.y1 - _TOL
 
 
-def _point_centres(ax) -> list[tuple[float, float]]:
-    """Display coordinates of every scatter point in ``ax``."""
+def _bubbles(ax, dpi) -> list[tuple[tuple[float, float], float]]:
+    """``((x, y), radius)`` in display pixels of every scatter point in ``ax``."""
     from matplotlib.collections import PathCollection
 
     out = []
     for coll in ax.collections:
         if isinstance(coll, PathCollection) and len(coll.get_offsets()):
-            out += [tuple(p) for p in coll.get_offset_transform().transform(coll.get_offsets())]
+            centres = coll.get_offset_transform().transform(coll.get_offsets())
+            sizes = list(coll.get_sizes()) or [36.0]
+            for i, c in enumerate(centres):
+                s = sizes[i % len(sizes)]
+                out.append(((float(c[0]), float(c[1])), (s ** 0.5) / 2 * dpi / 72))
     return out

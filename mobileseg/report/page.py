@@ -15,8 +15,9 @@ import re
 CSS = """
 body{font-family:sans-serif;max-width:1240px;margin:auto;padding:0 16px 1em;box-sizing:border-box}
 p.about{max-width:1100px}
-img,figure svg{max-width:100%;height:auto;display:block}
-figure{margin:0 0 1.5em;position:relative}
+img{max-width:100%;height:auto;display:block}
+figure svg{width:960px;max-width:100%;height:auto;display:block}
+figure{margin:0 0 1.5em;position:relative;width:fit-content;max-width:100%}
 table{border-collapse:collapse;font-size:12px;margin-bottom:1.5em;max-width:100%}
 td,th{border:1px solid #ccc;padding:2px 5px;text-align:right;vertical-align:top}
 td.t{text-align:left;white-space:nowrap}
