@@ -67,7 +67,7 @@ def _is_topformer(model: str) -> bool:
 def published_figure(report: Report, published, stem: str = "figure1-published") -> None:
     """Figure 1 from the TopFormer paper's own Table 1 numbers (ADE20K val, Snapdragon 865, one core)."""
     rows = figure1_rows(published)
-    plotted = rows[rows.latency_ms.notna()]
+    plotted = rows[rows.latency_ms.notna() & rows.miou.notna()]  # the points figure1 draws, in its order
     left_out = rows[rows.latency_ms.isna()]
     note = ("Data: TopFormer paper Table 1 (results/published.csv). † = 448x448 input, others 512x512. "
             + (f"Not drawn (no latency given): {', '.join(left_out.label)}." if len(left_out) else ""))
