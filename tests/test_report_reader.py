@@ -108,3 +108,21 @@ def test_models_prints_the_whole_task_and_help_names_the_runs_folder(capsys):
     out = capsys.readouterr().out
     assert "segmentation" in out and "classification" in out
     assert "results/runs/*.jsonl" in build_parser().format_help()
+
+
+def test_cells_without_an_interval_are_judged_by_their_samples_range(tmp_path):
+    few = [_rec("topformer-t", (448, 448), 30.0, n=4), _rec("topformer-t", (512, 512), 20.0, n=4)]
+    df = load_results([_write(tmp_path, few)])
+    assert df.median_ci_low_ms.isna().all()  # under 6 samples: no interval of the median
+    assert _flagged(tmp_path, few) == {("topformer-t", "448x448", "onnxruntime", "fp32")}
+    wide = [_rec("topformer-t", (448, 448), 21.0, n=4, spread=0.3), _rec("topformer-t", (512, 512), 20.0, n=4,
+                                                                           spread=0.3)]
+    assert _flagged(tmp_path, wide) == set()  # their min..max ranges overlap
+
+
+def test_the_screenshot_command_refuses_a_missing_page_in_one_sentence(tmp_path, capsys):
+    from mobileseg.report import browser
+
+    assert browser.main([str(tmp_path / "nope.html"), "--out", str(tmp_path / "shots")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobileseg: error:") and err.count("\n") == 1 and not (tmp_path / "shots").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 WIDTH = 1280
@@ -173,11 +174,12 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=WIDTH)
     args = ap.parse_args(argv)
     if not args.page.is_file():
-        print(f"mobileseg: error: {args.page} is not a file: pass the report.html that `mobileseg report` wrote")
+        print(f"mobileseg: error: {args.page} is not a file: pass the report.html that `mobileseg report` wrote",
+              file=sys.stderr)
         return 2
     _, _, why = find_chromium()
     if why:
-        print(f"mobileseg: error: {why}")
+        print(f"mobileseg: error: {why}", file=sys.stderr)
         return 2
     for p in screenshots(args.page, args.out, args.width):
         print(p)
