@@ -57,11 +57,12 @@ def test_overlapping_intervals_are_noise_not_an_inversion(tmp_path):
 def test_suspect_points_are_marked_in_the_plot_the_tables_and_the_notes(tmp_path, monkeypatch):
     from mobileseg.report import plots
 
-    labels = {}
+    labels, dashed = {}, {}
     real = plots._save
 
     def save(fig, out_base):
         labels[out_base.name] = [t.get_text() for t in fig.axes[0].texts]
+        dashed[out_base.name] = sum(p.get_linestyle() == "--" for p in fig.axes[0].patches)
         return real(fig, out_base)
     monkeypatch.setattr(plots, "_save", save)
     p = _write(tmp_path, [_rec("topformer-t", (448, 448), 22.9), _rec("topformer-t", (512, 512), 15.2),
@@ -69,6 +70,7 @@ def test_suspect_points_are_marked_in_the_plot_the_tables_and_the_notes(tmp_path
     rep = build_report(results=[p], out=tmp_path / "rep")
     assert "topformer-t 448x448\nsuspect: re-measure" in labels["pareto-host-x-onnxruntime"]
     assert "topformer-t 512x512" in labels["pareto-host-x-onnxruntime"]
+    assert dashed["paper-vs-measured"] == 1  # the 448 bar beside the paper's, outlined; the 512 one is not
     md = rep.markdown.read_text()
     table = md.split("### host-x, onnxruntime")[1].split("###")[0]
     rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in table.splitlines()

@@ -232,7 +232,7 @@ def _paper_vs_measured(report: Report, df, published) -> None:
             continue
         rows.append({"model": r.model, "resolution": r.resolution, "series": f"{r.device} {r.runtime}",
                      "latency_ms": r.latency_ms, "ci_low_ms": r.median_ci_low_ms, "ci_high_ms": r.median_ci_high_ms,
-                     "paper_ms": pl, "check": r.check, "suspect_reason": r.suspect_reason})
+                     "paper_ms": pl, "check": r.check, "suspect": r.suspect, "suspect_reason": r.suspect_reason})
     if not rows:
         report.notes.append(_no_paper_latency(df, published))
         return
@@ -241,7 +241,8 @@ def _paper_vs_measured(report: Report, df, published) -> None:
     meas = pd.DataFrame(rows)
     paper = meas.drop_duplicates(["model", "resolution"]).assign(series="paper: Snapdragon 865 (TNN)",
                                                                  latency_ms=lambda d: d.paper_ms,
-                                                                 ci_low_ms=float("nan"), ci_high_ms=float("nan"))
+                                                                 ci_low_ms=float("nan"), ci_high_ms=float("nan"),
+                                                                 suspect=False, check="", suspect_reason="")
     both = pd.concat([paper, meas], ignore_index=True)
     paths = plots.paper_vs_measured(both, report.out / "paper-vs-measured",
                                     "Latency: TopFormer paper (Snapdragon 865, 1 core) vs our measurements")

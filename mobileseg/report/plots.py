@@ -45,7 +45,7 @@ def _metadata(ext):
     return {"Date": None} if ext == "svg" else {}
 
 
-SUSPECT_COLOR = "#ff7f0e"
+SUSPECT_COLOR = "#b8860b"  # dark gold: no runtime colour of tab10, no precision colour
 SUSPECT_TEXT = "suspect: re-measure"
 
 
@@ -262,8 +262,9 @@ def paper_vs_measured(rows, out_base, title: str, inspect=None) -> list[Path]:
     """Per model: the paper's Snapdragon 865 latency beside each measured (device, runtime) median, log axis.
 
     ``rows``: DataFrame with ``model``, ``resolution``, ``series`` (legend name), ``latency_ms`` and ``ci_low_ms``/
-    ``ci_high_ms``, the 95% interval of the median (NaN for the paper's numbers and where there is none). The x
-    labels are turned until no two overlap (:func:`_separate_xlabels`).
+    ``ci_high_ms``, the 95% interval of the median (NaN for the paper's numbers and where there is none); an
+    optional boolean ``suspect`` column outlines a bar in dashed orange (:data:`SUSPECT_TEXT`). The x labels are
+    turned until no two overlap (:func:`_separate_xlabels`).
     """
     plt = _pyplot()
     keys = list(dict.fromkeys(f"{m}\n{r}" for m, r in zip(rows.model, rows.resolution)))
@@ -273,15 +274,22 @@ def paper_vs_measured(rows, out_base, title: str, inspect=None) -> list[Path]:
     cmap = plt.get_cmap("tab10")
     for si, s in enumerate(series):
         sub = rows[rows.series == s]
-        xs, ys, lo, hi = [], [], [], []
+        xs, ys, lo, hi, odd = [], [], [], [], []
         for r in sub.itertuples():
+            odd.append(str(getattr(r, "suspect", False)) == "True")  # bool or numpy bool; NaN is not
             k = keys.index(f"{r.model}\n{r.resolution}")
             xs.append(k + (si - (len(series) - 1) / 2) * width)
             ys.append(r.latency_ms)
             lo.append(max(0.0, r.latency_ms - r.ci_low_ms) if r.ci_low_ms == r.ci_low_ms else 0.0)
             hi.append(max(0.0, r.ci_high_ms - r.latency_ms) if r.ci_high_ms == r.ci_high_ms else 0.0)
         color = "#7f7f7f" if s.startswith("paper") else cmap(si % 10)
-        ax.bar(xs, ys, width=width, color=color, label=s, yerr=[lo, hi], capsize=2, hatch="//" if s.startswith("paper") else None)
+        bars = ax.bar(xs, ys, width=width, color=color, label=s, yerr=[lo, hi], capsize=2,
+                      hatch="//" if s.startswith("paper") else None)
+        for bar, f in zip(bars, odd):
+            if f:
+                bar.set_edgecolor(SUSPECT_COLOR)
+                bar.set_linestyle("--")
+                bar.set_linewidth(1.6)
     ax.set_yscale("log")
     ax.set_ylim(ax.get_ylim())
     _plain_log_ticks(ax.yaxis)
@@ -289,7 +297,13 @@ def paper_vs_measured(rows, out_base, title: str, inspect=None) -> list[Path]:
     ax.set_xticklabels(keys, fontsize=8)
     ax.set_ylabel("latency (ms, log scale; bars = median,\nwhiskers = its 95% confidence interval)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    handles, names = ax.get_legend_handles_labels()
+    if "suspect" in rows and rows.suspect.fillna(False).astype(bool).any():
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor="white", edgecolor=SUSPECT_COLOR, linestyle="--", linewidth=1.6))
+        names.append(f"{SUSPECT_TEXT} (a smaller input\nslower beyond both intervals)")
+    ax.legend(handles, names, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(True, axis="y", which="both", alpha=0.25)
     _separate_xlabels(fig, ax)
     if inspect:
@@ -313,8 +327,8 @@ def runtime_comparison(df, out_base, title: str) -> list[Path]:
     """Per model x resolution, one bar per runtime (median, p10..p90 whiskers), log axis."""
     rows = df.assign(series=df.runtime + " (" + df.precision + ")", ci_low_ms=df.median_ci_low_ms,
                      ci_high_ms=df.median_ci_high_ms)
-    return paper_vs_measured(rows[["model", "resolution", "series", "latency_ms", "ci_low_ms", "ci_high_ms"]],
-                             out_base, title)
+    keep = ["model", "resolution", "series", "latency_ms", "ci_low_ms", "ci_high_ms"]
+    return paper_vs_measured(rows[keep + (["suspect"] if "suspect" in rows else [])], out_base, title)
 
 
 def memory_vs_latency(df, out_base, title: str, inspect=None) -> list[Path]:
