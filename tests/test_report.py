@@ -1,5 +1,6 @@
 """The report renders from a hand-written results file; the Pareto frontier on hand-made cases; user errors."""
 import json
+import re
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_miou_sources(results_file, tmp_path):
     assert by[("topformer-t", "448x448", "onnxruntime", "host")].miou == 32.5  # the dagger row of Table 1
     assert by[("topformer-s", "512x512", "onnxruntime", "host")].miou == 12.5
     assert by[("topformer-s", "512x512", "onnxruntime", "host")].miou_source.startswith("evaluated")
-    assert by[("topformer-b", "512x512", "ncnn", "host")].miou_source.startswith("published")
+    assert by[("topformer-b", "512x512", "ncnn", "host")].miou_source == "TopFormer paper, Table 1"  # not a file name
 
 
 def test_report_renders(results_file, tmp_path):
@@ -90,7 +91,11 @@ def test_report_renders(results_file, tmp_path):
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(rep.plots) and "src='report" not in html
+    # every plot is in the page: the Pareto plots as inline SVG with their points' records, the others as PNG
+    interactive = html.count("<figure class='points'")
+    assert interactive == len(rep.points) == 4  # Figure 1 and three measured device x runtime plots
+    assert html.count("data:image/png;base64,") + interactive == len(rep.plots) and "src='report" not in html
+    assert not re.search(r"(src|href)=['\"](https?:|//)", html) and "@import" not in html  # nothing from the network
     md = (out / "report.md").read_text()
     # the frontier in the host/onnxruntime table: T 448 (15 ms), T (20), S (35), B (50) are on it; LR-ASPP
     # (60 ms, 33.1) is dominated by TopFormer-B (50 ms, 37.8); SegFormer-B0 (200 ms, 37.4) too.

@@ -24,7 +24,7 @@ def run(args) -> int:
     for s in specs:
         pub = s.published
         rows.append({
-            "model": s.name, "task": s.task[:3], "default res": "x".join(map(str, s.default_resolution)),
+            "model": s.name, "task": s.task, "default res": "x".join(map(str, s.default_resolution)),
             "stride": s.output_stride, "H,W multiple of": s.size_multiple, "classes": s.num_classes,
             "paper params (M)": pub.get("params_m"), "paper GMACs": pub.get("gflops"),
             "paper mIoU": pub.get("miou"), "source": s.table.split(" (")[0],

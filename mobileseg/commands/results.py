@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("results", help="list benchmark records (results/*.jsonl) and export them as CSV")
+    p = sub.add_parser("results", help="list benchmark records (results/runs/*.jsonl) and export them as CSV")
     p.add_argument("files", nargs="*", default=None, help="results files or folders (default: the results folder)")
     p.add_argument("--csv", metavar="FILE", help="write one row per record to this CSV file")
     p.add_argument("--model", help="only records of models matching this shell pattern")

@@ -143,13 +143,13 @@ def ncnn_tensors(param: str, binary: str, x: np.ndarray, precision: str, vulkan:
 def litert_tensors(path: str, x: np.ndarray) -> list[RuntimeTensor]:
     import warnings
 
-    from ..runtimes.litert import _interpreter_module
+    from ..runtimes.litert import _interpreter_module, allocate_tensors
 
     mod, _ = _interpreter_module()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "preserve_all_tensors is intended for debugging": that is what this is
         interp = mod.Interpreter(model_path=path, num_threads=1, experimental_preserve_all_tensors=True)
-    interp.allocate_tensors()
+    allocate_tensors(interp)
     inp = interp.get_input_details()[0]
     interp.set_tensor(inp["index"], np.asarray(x, dtype=inp["dtype"]))
     interp.invoke()

@@ -46,7 +46,7 @@ def load_results(paths, device=None, runtime=None, model=None, include_failed: b
             "no measurement matches the filters "
             f"(device={device or 'any'}, runtime={runtime or 'any'}, model={model or 'any'}); available: "
             f"devices {sorted(set(every.device))}, runtimes {sorted(set(every.runtime))}, "
-            f"statuses {sorted(set(every.status))}: change --device/--runtime")
+            f"statuses {sorted(set(every.status))}: change --devices/--runtimes")
     before = len(df)
     df = df.sort_values("timestamp").drop_duplicates("id", keep="last")
     if len(df) < before:  # a cell benched again without --resume
@@ -94,7 +94,7 @@ def attach_miou(df, published, evals=None, dataset: str = "ade20k"):
                 res = best.resolution
         if value is None:
             value, source, res = lookup_miou_at(published, r.model, dataset, (r.height, r.width))
-            source = f"published ({source})" if source else "none"
+            source = source or "none"  # the paper and table, e.g. "TopFormer paper, Table 1"
         mious.append(value)
         sources.append(source)
         at.append(res)

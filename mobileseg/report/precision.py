@@ -51,14 +51,20 @@ def precision_pareto(points, out_base, title: str) -> list[Path]:
     plt = plots._pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.set_xscale("log")
+    ends = []
     for model, sub in points.groupby("model"):
         sub = sub.sort_values("latency_ms")
         ax.plot(sub.latency_ms, sub.miou, "-", color="#999999", lw=0.8, zorder=1)
-        ax.annotate(model, (float(sub.latency_ms.iloc[-1]), float(sub.miou.iloc[-1])), fontsize=7,
-                    xytext=(4, 2), textcoords="offset points")
+        ends.append((float(sub.latency_ms.iloc[-1]), float(sub.miou.iloc[-1]), model))
     for prec, sub in points.groupby("precision"):
         ax.scatter(sub.latency_ms, sub.miou, marker=MARKERS.get(prec, "D"), c=COLORS.get(prec, "#555555"),
                    s=50, label=prec, zorder=3, alpha=0.8)
+    if len(points):
+        ax.set_xlim(float(points.latency_ms.min()) / 1.4, float(points.latency_ms.max()) * 3.2)
+        ax.set_ylim(float(points.miou.min()) - 1.0, float(points.miou.max()) + 1.0)
+    plots._plain_log_ticks(ax.xaxis)
+    plots.place_labels(fig, ax, [e[0] for e in ends], [e[1] for e in ends], [e[2] for e in ends],
+                       ["#333333"] * len(ends), sizes=[50.0] * len(ends))
     ax.legend(title="precision", fontsize=8)
     ax.set_xlabel("Latency (ms, log scale)")
     ax.set_ylabel("mIoU (%)")

@@ -19,6 +19,14 @@ NUMERIC = ["params_m", "gflops", "gflops_backbone", "gflops_head", "miou", "miou
 TOPFORMER_PAPER = "000_c195a235d6102671.txt"
 # The table whose latencies are the paper's Snapdragon 865 figures (Figure 1 of the TopFormer paper).
 FIGURE1_TABLE = "Table 1"
+# ``paper_file`` (the name of the paper's text in the project's sources) -> the paper, as a reader names it.
+PAPERS = {TOPFORMER_PAPER: "TopFormer paper", "001_be9ae0a5fe81e4f4.txt": "TopFormer supplementary material",
+          "002_0b96ee80c357e09e.txt": "XFormer paper (cross feature attention)", "003_19de7a82edf0e122.txt": "SegFormer paper"}
+
+
+def source_name(paper_file: str, table: str) -> str:
+    """``"TopFormer paper, Table 1"``: where a published number comes from, in a reader's words."""
+    return f"{PAPERS.get(paper_file, paper_file)}, {table}" if table else PAPERS.get(paper_file, paper_file)
 
 
 def default_path() -> Path:
@@ -77,7 +85,7 @@ def lookup_miou_at(df, model: str, dataset: str, resolution=None):
     """:func:`lookup_miou` plus the resolution the mIoU was published at (``"512x512"``): ``(miou, source, res)``.
 
     Preference: a row at the same resolution, then the TopFormer paper's Table 1 (the numbers of Figure 1), then
-    SegFormer's main tables, then any. ``source`` is ``"<paper file> <table>"``.
+    SegFormer's main tables, then any. ``source`` names the paper and table (:func:`source_name`).
     """
     rows = df[(df.model == model) & (df.dataset == dataset) & df.miou.notna()]
     if rows.empty:
@@ -90,7 +98,7 @@ def lookup_miou_at(df, model: str, dataset: str, resolution=None):
                 (0 if r.table in ("Table 1a", "Table 2") else 1))
 
     best = min(rows.itertuples(), key=rank)
-    return float(best.miou), f"{best.paper_file} {best.table}", (best.resolution or None)
+    return float(best.miou), source_name(best.paper_file, best.table), (best.resolution or None)
 
 
 def paper_latency(df, model: str, resolution=None, exact: bool = False):
@@ -108,3 +116,10 @@ def paper_latency(df, model: str, resolution=None, exact: bool = False):
             return None
     plain = rows[rows.resolution == "512x512"]
     return float((plain if not plain.empty else rows).latency_ms.iloc[0])
+
+
+def figure1_resolutions(df, model: str) -> list[str]:
+    """The input sizes at which the TopFormer paper's Table 1 gives ``model`` a latency (``["512x512"]``; empty when
+    the table does not time it)."""
+    rows = figure1_rows(df)
+    return list(dict.fromkeys(rows[(rows.model == model) & rows.latency_ms.notna()].resolution))

@@ -5,6 +5,11 @@ with ``_ARRAY_API not found``; see docs/converters.md). The default op resolver 
 """
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import MissingDependencyError, require
@@ -24,11 +29,46 @@ def _interpreter_module():
             raise first from None
 
 
+# What LiteRT's C++ logger prints on stderr each time an interpreter applies its default delegate
+# (in allocate_tensors): no news to a user, and it broke the progress lines of export and bench.
+XNNPACK_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextmanager
+def without_xnnpack_notice():
+    """Hold back :data:`XNNPACK_NOTICE` from the process's stderr (native code's included) for the duration; every
+    other line written there meanwhile, a real error among them, is passed on when the block ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = "".join(ln for ln in lines if ln.strip() != XNNPACK_NOTICE)
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+def allocate_tensors(interp) -> None:
+    """``interp.allocate_tensors()`` without LiteRT's delegate notice on stderr."""
+    with without_xnnpack_notice():
+        interp.allocate_tensors()
+
+
 class LiteRTSession(Session):
     def __init__(self, path: str, threads: int, precision: str):
         mod, package = _interpreter_module()
         self._interp = mod.Interpreter(model_path=path, num_threads=threads)
-        self._interp.allocate_tensors()
+        allocate_tensors(self._interp)
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         self.input_name = self._in["name"]
