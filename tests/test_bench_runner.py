@@ -266,7 +266,7 @@ def test_cli_help_documents_harness_and_official_binaries(capsys):
 
 
 def test_cli_passes_harness_and_binaries_to_the_target(tmp_path, monkeypatch):
-    from mobileseg.bench import runner
+    from mobileseg.bench import model_cells
 
     seen = {}
 
@@ -277,7 +277,7 @@ def test_cli_passes_harness_and_binaries_to_the_target(tmp_path, monkeypatch):
     from mobileseg.bench import targets
 
     monkeypatch.setattr(targets, "open_target", fake_open)
-    monkeypatch.setattr(runner, "_ensure_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export")))
+    monkeypatch.setattr(model_cells, "ensure_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export")))
     rc = main(["bench", "--device", "adb:127.0.0.1:5555", "--harness", "native", "--tflite-benchmark", "/x/bm",
                "--ort-perf-test", "/x/pt", "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn",
                "--results-file", str(tmp_path / "r.jsonl"), "-q"])

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .. import formats
 from ..errors import MobilesegError
+from ..results.stats import STATS_KEYS
 from .native import REMOTE_ROOT, push_checked, sha256_file
 
 TFLITE_TOOL = "benchmark_model"
@@ -40,8 +41,7 @@ _NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 
 
 def _stats(summary: dict) -> dict:
-    keys = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")
-    return {k: summary.get(k) for k in keys}
+    return {k: summary.get(k) for k in STATS_KEYS}
 
 
 # -- benchmark_model --------------------------------------------------------------------------------------------------

@@ -249,19 +249,13 @@ class AdbTarget(Target):
                        load_ms=info.get("load_ms"), first_run_ms=info.get("first_run_ms"), memory=info.get("memory"),
                        sampling=_device_sampling(info, sampling, adaptive))
 
-    def op_profile_text(self, cell, export_dir, manifest):
-        """The raw per-op profile of ``cell``: benchmark_model's op-profiling output (text), the device Python
-        harness's per-op times (dict, device_scripts/profile_ops.py), or None where there is none."""
-        driver = self.driver_for(cell.runtime)
+    def profile(self, cell, export_dir, manifest) -> dict:
+        """The per-op profile of ``cell`` from its driver (the Python harness's profile_ops.py, benchmark_model's
+        op profiling), in the schema of :mod:`mobileseg.bench.profile`."""
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
-        artifact = self._artifact(export_dir, manifest, cell.format)
-        if hasattr(driver, "op_profile_text"):
-            return driver.op_profile_text(self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
-        if isinstance(driver, PythonHarnessDriver):
-            from ...device.python_harness import op_profile_raw
-
-            return op_profile_raw(driver, self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
-        return None
+        return self.driver_for(cell.runtime).op_profile(self.device, cell,
+                                                        self._artifact(export_dir, manifest, cell.format), mask=mask,
+                                                        timeout=self.run_timeout)
 
     def cooldown(self, reference_state, timeout_s) -> None:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
