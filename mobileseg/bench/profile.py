@@ -202,3 +202,11 @@ def from_device(raw: dict) -> dict:
     out = summarize_ops(times, raw.get("types") or {}, "ncnn-layer-extract", runs)
     out["extract_overhead_ms"] = round(cost, 6)
     return out
+
+
+def read_device_profile(parser: str, raw) -> dict:
+    """The schema from a device driver's ``op_profile`` pass: ``(parser, raw)`` (see
+    :class:`mobileseg.device.harness_driver.HarnessDriver`)."""
+    if parser == "profile_ops":
+        return from_device(raw)
+    return parse_benchmark_model(raw) or {"unavailable": "benchmark_model printed no op-profiling table"}

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import MobilesegError, TargetLostError
 from ..hashing import sha256_file  # noqa: F401  (re-exported)
+from .harness_driver import HarnessDriver
 
 REMOTE_ROOT = "/data/local/tmp/mobileseg"
 HARNESS_LABEL = "native-ncnn"
@@ -218,8 +219,8 @@ class NativeHarness:
         return [float(v) for v in info["samples_ms"]], out, info
 
 
-class NativeHarnessDriver:
-    """The harness-driver seam (see :mod:`mobileseg.device.python_harness`) for the native ncnn harness.
+class NativeHarnessDriver(HarnessDriver):
+    """The harness driver (:class:`~mobileseg.device.harness_driver.HarnessDriver`) of the native ncnn harness.
 
     The target pushes the artifact and ``reference/input.npy``; this driver pushes the harness binary once, runs it
     with the target's ``taskset`` mask and returns ``(samples_ms, output, info)`` like the Python harness driver.
@@ -227,6 +228,7 @@ class NativeHarnessDriver:
 
     name = HARNESS_LABEL
     adaptive_sampling = True  # --target-ci-pct / --max-time-ms on the device
+    intermediates = "msgi"  # harness --intermediates FILE (every blob, MSGI1)
 
     def __init__(self, binary=None, toolchain: str = "auto", ndk: str | None = None, remote_root: str = REMOTE_ROOT,
                  vulkan_binary=None):

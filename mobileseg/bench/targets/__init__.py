@@ -79,6 +79,11 @@ class Target:
         None where it measures none; ``note(text)`` tells the user it is being measured."""
         return None
 
+    def intermediates(self, export_dir, cell):
+        """``(tensors, device label)`` of the cell's intermediate tensors as this target computes them, for
+        per-layer parity; ``(None, "host")``: the host captures them itself (:mod:`mobileseg.numerics`)."""
+        return None, "host"
+
     def profile(self, cell, export_dir, manifest) -> dict:
         """The per-op profile of ``cell`` (:mod:`mobileseg.bench.profile`'s schema), in its own pass after the
         timed runs; ``{"unavailable": why}`` where this target has no profiler for it."""

@@ -193,7 +193,7 @@ class AdbTarget(Target):
                                  f"(mobileseg export --formats {fmt})")
         driver = self.driver_for(formats.host_runtime(fmt))
         local = [export_dir / p for p in files]
-        if getattr(driver, "needs_input", True):  # the official binaries generate their own input
+        if driver.needs_input:  # the official binaries generate their own input
             local.append(export_dir / "reference" / "input.npy")
         need = sum(p.stat().st_size for p in local if p.exists())
         free = self._desc.get("storage_free_bytes")
@@ -218,7 +218,7 @@ class AdbTarget(Target):
         rdir = self._remote_dir(export_dir)
         model = formats.model_file(fmt, files) or (files[0] if files else None)
         weights = formats.side_file(fmt, files)
-        return {"dir": rdir, "model": posixpath.join(rdir, model) if model else None,
+        return {"dir": rdir, "model": posixpath.join(rdir, model) if model else None, "model_file": model,
                 "weights": posixpath.join(rdir, weights) if weights else None,
                 "input": posixpath.join(rdir, "reference", "input.npy"),
                 "input_name": entry.get("input_name"), "output_name": entry.get("output_name"),
@@ -228,8 +228,7 @@ class AdbTarget(Target):
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
         driver = self.driver_for(cell.runtime)
         # --target-ci: the device harnesses apply the rule themselves; the official binaries take a fixed count
-        adaptive = {"sampling": sampling} if sampling is not None and getattr(driver, "adaptive_sampling", False) \
-            else {}
+        adaptive = {"sampling": sampling} if sampling is not None and driver.adaptive_sampling else {}
         if sampling is not None and not adaptive and repeats is None:
             repeats = sampling.min_repeats
         samples, output, info = driver.run(
@@ -252,10 +251,28 @@ class AdbTarget(Target):
     def profile(self, cell, export_dir, manifest) -> dict:
         """The per-op profile of ``cell`` from its driver (the Python harness's profile_ops.py, benchmark_model's
         op profiling), in the schema of :mod:`mobileseg.bench.profile`."""
+        from ..profile import read_device_profile
+
+        driver = self.driver_for(cell.runtime)
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
-        return self.driver_for(cell.runtime).op_profile(self.device, cell,
-                                                        self._artifact(export_dir, manifest, cell.format), mask=mask,
-                                                        timeout=self.run_timeout)
+        try:
+            got = driver.op_profile(self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask,
+                                    timeout=self.run_timeout)
+        except MobilesegError as exc:  # a profiler failure must not lose the measured cell
+            return {"unavailable": f"the profiler failed: {exc}"}
+        return {"unavailable": driver.no_profile(cell.runtime)} if got is None else read_device_profile(*got)
+
+    def intermediates(self, export_dir, cell):
+        """``(tensors, device label)``: every intermediate tensor of ``cell`` as the device computes it, through
+        its driver (:mod:`mobileseg.numerics.device`); one sentence where the driver cannot return them."""
+        from ...numerics.device import capture
+
+        driver = self.driver_for(cell.runtime)
+        export_dir, man = _manifest.load(export_dir)
+        self.prepare(export_dir, cell.format)
+        label = f"adb:{self._desc.get('serial') or self.device_id()}"
+        return capture(self.device, driver, self._desc, self._artifact(export_dir, man, cell.format), export_dir,
+                       cell.runtime, cell.precision, label)
 
     def cooldown(self, reference_state, timeout_s) -> None:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
