@@ -98,7 +98,7 @@ class ArtifactCells:
     explicit_runtimes = True  # a runtime of a file that cannot run is an error, never left out
 
     def __init__(self, paths, input_shape=None, input=None, reference=None, runtimes=None, precisions=None,
-                 threads: int = 1, export_root="export", notes=None):
+                 threads: int = 1, export_root="export", notes=None, strict: bool = True):
         say = notes or _say
         paths = [p for p in (paths or []) if str(p).strip()]
         if not paths:
@@ -127,7 +127,7 @@ class ArtifactCells:
         self.cells, self._staged_of = [], {}
         for s in staged:
             rts = runtimes_for(s.format, runtimes)
-            if not rts:
+            if not rts and strict:
                 can = ", ".join(runtimes_for(s.format, [r.name for r in formats.RUNTIMES.values()]))
                 raise MobilesegError(f"--runtimes {' '.join(runtimes)} names no runtime of {s.info.name} "
                                      f"({s.format}): add one of {can}")
@@ -182,7 +182,8 @@ class ArtifactCells:
 
 def artifact_sources(settings, suite, notes=None) -> list:
     """The files of ``settings`` (``--artifact``), else of its suite's artifact groups: one :class:`ArtifactCells`
-    a group (its own runtimes and precisions, else the command line's; the command line's filter them in the plan)."""
+    a group (its own runtimes and precisions, else the command line's; the command line's filter them in the plan,
+    and a file of a suite none of whose runtimes is asked for is left out)."""
     common = dict(threads=settings.threads, export_root=settings.export_root, notes=notes)
     if settings.artifacts:
         return [ArtifactCells(settings.artifacts, settings.input_shape, settings.input, settings.reference,
@@ -190,8 +191,8 @@ def artifact_sources(settings, suite, notes=None) -> list:
     if suite is None:
         return []
     return [ArtifactCells(g["artifacts"], g["input_shape"], g["input"], g["reference"],
-                          g["runtimes"] or settings.runtimes, g["precisions"] or settings.precisions, **common)
-            for g in suite.artifact_groups]
+                          g["runtimes"] or settings.runtimes, g["precisions"] or settings.precisions, strict=False,
+                          **common) for g in suite.artifact_groups]
 
 
 def _cross_reference(first, output, runtime: str, device_id: str):

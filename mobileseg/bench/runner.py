@@ -193,8 +193,9 @@ def measure(p: Plan, pairs: list, target: Target, prog: Progress, missing=()) ->
                 run.skipped.append(key)
                 prog.skip(cell.label())
                 continue
+            waited = None
             if timing.cooldown_s and last_model is not None and cell.model != last_model:
-                target.cooldown(reference_state, timing.cooldown_s)
+                waited = target.cooldown(reference_state, timing.cooldown_s)
             try:
                 export = source.export(cell, sorted(formats_by_group[(cell.model, cell.resolution, cell.precision,
                                                                       cell.graph)]), prog)
@@ -207,6 +208,8 @@ def measure(p: Plan, pairs: list, target: Target, prog: Progress, missing=()) ->
                                host=host, sgemm=run.sgemm)
             if s.profile and rec.status != "error":
                 rec.extra["profile"] = target.profile(cell, *export)
+            if waited is not None:
+                rec.extra["cooldown"] = waited
             source.finish(rec, cell)
             reference_state = rec.device_state.get("before", {})
             last_model = cell.model

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import manifest as _manifest
 from ..errors import MobilesegError
 from .runtime_capture import RuntimeTensor, all_outputs_model, from_npz
 

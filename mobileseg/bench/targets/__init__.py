@@ -67,8 +67,10 @@ class Target:
         sampling (passed only then, so targets written before it keep working)."""
         raise NotImplementedError
 
-    def cooldown(self, reference_state, timeout_s) -> None:
-        pass
+    def cooldown(self, reference_state, timeout_s) -> dict | None:
+        """Wait (at most ``timeout_s``) until the device is back to ``reference_state``'s temperature; what it did
+        (``{limit_s, waited_s, reached, ...}``) becomes the next record's ``cooldown``."""
+        return None
 
     def distinguish(self) -> None:
         """Tell this target from another one of a several-device run that has the same :meth:`device_id` (two

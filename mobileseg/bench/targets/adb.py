@@ -274,19 +274,20 @@ class AdbTarget(Target):
         return capture(self.device, driver, self._desc, self._artifact(export_dir, man, cell.format), export_dir,
                        cell.runtime, cell.precision, label)
 
-    def cooldown(self, reference_state, timeout_s) -> None:
+    def cooldown(self, reference_state, timeout_s) -> dict:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
         ref_temps = (reference_state or {}).get("temps_c") or {}
         zone = _probe.cpu_zone(ref_temps)
-        if zone is None or not timeout_s:
-            return
-        deadline = time.monotonic() + float(timeout_s)
+        if zone is None:
+            return {"limit_s": float(timeout_s), "waited_s": 0.0, "reached": None,
+                    "why": "the device reports no CPU temperature"}
+        t0 = time.monotonic()
+        deadline = t0 + float(timeout_s)
         while True:
             now = self.state().get("temps_c", {}).get(zone)
             if now is None or now <= ref_temps[zone] + 2.0 or time.monotonic() >= deadline:
-                self._desc["last_cooldown"] = {"zone": zone, "start_c": ref_temps[zone], "end_c": now,
-                                               "reached": now is None or now <= ref_temps[zone] + 2.0}
-                return
+                return {"limit_s": float(timeout_s), "waited_s": round(time.monotonic() - t0, 3), "zone": zone,
+                        "start_c": ref_temps[zone], "end_c": now, "reached": now is None or now <= ref_temps[zone] + 2.0}
             time.sleep(self.cooldown_poll_s)
 
     def close(self) -> None:

@@ -170,17 +170,22 @@ class LocalTarget(Target):
         except Exception as exc:  # a profiler failure must not lose the measured cell
             return {"unavailable": f"the profiler failed: {type(exc).__name__}: {exc}"}
 
-    def cooldown(self, reference_state, timeout_s) -> None:
+    def cooldown(self, reference_state, timeout_s) -> dict:
         """Wait (up to ``timeout_s``) until the hottest thermal zone is within 2 C of ``reference_state``'s."""
         ref = max((reference_state or {}).get("temps_c", {}).values(), default=None)
-        if ref is None or not timeout_s:
-            return
-        deadline = time.monotonic() + timeout_s
+        if ref is None:
+            return {"limit_s": float(timeout_s), "waited_s": 0.0, "reached": None,
+                    "why": "this host reports no thermal zone"}
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
+        now = ref
         while time.monotonic() < deadline:
             now = max(self.state()["temps_c"].values(), default=None)
             if now is None or now <= ref + 2.0:
-                return
+                break
             time.sleep(1.0)
+        return {"limit_s": float(timeout_s), "waited_s": round(time.monotonic() - t0, 3), "start_c": ref,
+                "end_c": now, "reached": now is None or now <= ref + 2.0}
 
     def close(self) -> None:
         if self._saved:
