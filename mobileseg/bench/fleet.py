@@ -77,6 +77,9 @@ class DeviceProgress(Progress):
     def _emit(self, text: str) -> None:
         self.shared.emit(text)
 
+    def note(self, text: str) -> None:
+        self._emit(f"{self._prefix()} {text}")
+
     def close(self) -> None:
         self._emit(f"{self._prefix()} finished its {self.total} cell(s) in {_fmt_s(self.clock() - self.t0)}")
 
