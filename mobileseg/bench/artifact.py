@@ -12,7 +12,7 @@ its ops, so an op the runtime lacks is one sentence naming it before anything ru
 The input (:func:`seeded_input`): ``--input FILE.npy``, else a seeded draw in the range the input declares: integer
 inputs (quantised TFLite) the whole range of their dtype; float inputs the convention of mobileseg's own exports
 (uniform 0..255 pixels normalised with the ImageNet mean/std, about -2.1..2.6) when they have 3 channels, else a
-standard normal. The parity policy (who is compared with what) is :mod:`mobileseg.bench.artifact_bench`'s.
+standard normal. The parity policy (who is compared with what) is :mod:`mobileseg.bench.artifact_cells`'s.
 """
 from __future__ import annotations
 
@@ -249,7 +249,7 @@ def stage(path, export_root="export", input_shape=None, given_input=None) -> Sta
     x = input_for(info, given_input)
     np.save(folder / _manifest.REFERENCE_INPUT, x)
     stale = folder / _manifest.REFERENCE_OUTPUT
-    if stale.exists():  # staged folders never hold a reference: parity is the bench's (artifact_bench)
+    if stale.exists():  # staged folders never hold a reference: parity is the bench's (artifact_cells)
         stale.unlink()
     layout = info.layout
     nchw = to_layout_shape(info.input_shape, layout, "NCHW")
