@@ -14,7 +14,6 @@ file's, and a matching file is not sent again.
 from __future__ import annotations
 
 import json
-import posixpath
 import shlex
 import tempfile
 from pathlib import Path
@@ -41,38 +40,14 @@ def cpu_mask(cpus) -> str:
     return format(sum(1 << c for c in cpus), "x")
 
 
-def remote_sha256(device, remote: str) -> str | None:
-    """sha256 of a file on the device (toybox ``sha256sum``), or None when it is absent or cannot be hashed."""
-    rc, out = device.shell(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
-    if rc != 0 or not out.strip():
-        return None
-    digest = out.split()[0].lower()
-    return digest if len(digest) == 64 else None
-
-
 def push_checked(device, local, remote: str, mode: str | None = None) -> bool:
-    """Push ``local`` to ``remote`` unless the device already holds the same bytes; verify the result by sha256.
-
-    Returns True when the file was sent. Raises :class:`NativeHarnessError` when the pushed copy does not match.
-    """
-    if hasattr(device, "remote_sha256"):
-        # AdbDevice.push already skips identical files and verifies by sha256 (retrying once).
-        sent = bool(device.push(str(local), remote))
-        if mode:
-            device.shell(f"chmod {mode} {shlex.quote(remote)}", timeout=60)
-        return sent
-    want = sha256_file(local)
-    if remote_sha256(device, remote) == want:
-        return False
-    device.shell(f"mkdir -p {shlex.quote(posixpath.dirname(remote))}", timeout=60)
-    device.push(str(local), remote)
-    got = remote_sha256(device, remote)
-    if got is not None and got != want:
-        raise NativeHarnessError(f"the copy of {Path(local).name} on the device is corrupt (sha256 {got[:12]} != "
-                                 f"{want[:12]}): check free space in {posixpath.dirname(remote)} and retry")
+    """Push ``local`` to ``remote`` through the transport's push (skipped when the device holds the same sha256,
+    verified, retried once; :meth:`mobileseg.device.transport.DeviceTransport.push`), then ``chmod`` it to ``mode``.
+    True when the file was sent."""
+    sent = bool(device.push(str(local), remote))
     if mode:
         device.shell(f"chmod {mode} {shlex.quote(remote)}", timeout=60)
-    return True
+    return sent
 
 
 def parse_timings(text: str) -> dict:

@@ -132,10 +132,6 @@ def _fmt(v, spec=".2e"):
     return "-" if v is None else format(v, spec)
 
 
-def _fmt(v, spec=".2e"):
-    return "-" if v is None else format(v, spec)
-
-
 def _converter(fmt: str):
     from importlib import import_module
 
@@ -510,7 +506,7 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
         entry["info"]["argmax_formulation_equals_torch_argmax"] = bool(same)
     if not job.parity:
         entry["ok"] = True
-        entry["parity"] = {"checked": False, "note": "--no-parity"}
+        entry["parity"] = {"checked": False, "reason": "--no-parity"}
         return entry
     t = time.perf_counter()
     try:

@@ -14,7 +14,6 @@ The drivers live in the device layer (the seam is described in :mod:`mobileseg.d
 from __future__ import annotations
 
 import posixpath
-import re
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ...device.adb import StorageFullError, sha256_file
 from ...device.transport import DeviceTransport
 from ...device.python_harness import PythonHarnessDriver
 from ...errors import MissingDependencyError, MobilesegError
+from ...results.paths import slug
 from . import CellRun, Target
 
 WORKDIR = _probe.WORKDIR
@@ -56,10 +56,6 @@ def _note(text: str) -> None:
     import sys
 
     print(f"mobileseg: {text}", file=sys.stderr)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", (text or "device").lower()).strip("-")[:48] or "device"
 
 
 class AdbTarget(Target):
@@ -162,12 +158,12 @@ class AdbTarget(Target):
         from ..env import short_id
 
         d = self._desc
-        tag = "emu-" if self.emulated and "emu" not in _slug(d.get("model")) else ""
+        tag = "emu-" if self.emulated and "emu" not in slug(d.get("model"), "device", 48) else ""
         serial = d.get("serialno") or (d.get("serial") if ":" not in str(d.get("serial") or ":") else None)
         stable = serial or "|".join(str(d.get(k)) for k in ("model", "soc", "cores"))
         if self._by_serial:
             stable = f"{stable}|{d.get('serial')}"
-        return f"adb-{tag}{_slug(d.get('model'))}-{short_id(stable)}"
+        return f"adb-{tag}{slug(d.get('model'), 'device', 48)}-{short_id(stable)}"
 
     def distinguish(self) -> None:
         """Tell this device from another one with the same id (two emulated devices) by its adb serial."""
@@ -194,7 +190,7 @@ class AdbTarget(Target):
         driver = self.driver_for(formats.host_runtime(fmt))
         local = [export_dir / p for p in files]
         if driver.needs_input:  # the official binaries generate their own input
-            local.append(export_dir / "reference" / "input.npy")
+            local.append(export_dir / _manifest.REFERENCE_INPUT)
         need = sum(p.stat().st_size for p in local if p.exists())
         free = self._desc.get("storage_free_bytes")
         if free is not None and need > free:
@@ -220,7 +216,7 @@ class AdbTarget(Target):
         weights = formats.side_file(fmt, files)
         return {"dir": rdir, "model": posixpath.join(rdir, model) if model else None, "model_file": model,
                 "weights": posixpath.join(rdir, weights) if weights else None,
-                "input": posixpath.join(rdir, "reference", "input.npy"),
+                "input": posixpath.join(rdir, _manifest.REFERENCE_INPUT),
                 "input_name": entry.get("input_name"), "output_name": entry.get("output_name"),
                 "tools": self._desc.get("tools") or []}
 
