@@ -29,7 +29,6 @@ LAYERS = [
 # Within the "stages" layer the stages are independent of each other except where the arrow is allowed.
 SAME_LAYER_ALLOWED = {
     "mobileseg.export": {"mobileseg.runtimes"},  # export checks each artifact with its runtime
-    "mobileseg.eval": {"mobileseg.report"},  # eval's errors (DatasetError) live with the report's
 }
 INDEPENDENT = ("stages", "bench, eval, report")
 RUNTIME_PACKAGES = {"onnxruntime", "ncnn", "ai_edge_litert", "tflite_runtime", "pnnx", "litert_torch", "onnx",

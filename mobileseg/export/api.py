@@ -31,15 +31,11 @@ from .. import parity as _parity_rules
 from ..errors import MobilesegError
 from ..formats import DEFAULT_EXPORT_FORMATS, GRAPHS, PRECISIONS
 from ..manifest import SCHEMA_VERSION, export_dir_name  # noqa: F401  (export_dir_name: re-exported)
-from ._util import ConverterFailure, package_version
+from ._util import ConverterFailure, ExportError, package_version, remove_stale_files  # noqa: F401  (ExportError: re-exported)
 from .reference import (INPUT_SEED, LOGIT_SPREAD, WEIGHTS_SEED, Reference, build_export_model,  # noqa: F401
                         build_reference, fold_resolution, margin_figures, reference_input, reference_margins, top2)
 
 FORMATS = tuple(_formats.FORMATS)
-
-
-class ExportError(MobilesegError):
-    """Bad export options or an unusable output folder."""
 
 
 @dataclass
@@ -525,12 +521,3 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
         entry["error"] = "parity check failed (the artifact is kept for inspection)"
     say(f"{fmt}: {'ok' if entry['ok'] else 'FAILED'} (convert {entry['seconds']['convert']:.1f} s)")
     return entry
-
-
-def remove_stale_files(out_dir: str, fmt: str) -> None:
-    """Delete ``fmt``'s artifact files left by an earlier export, so a failed conversion leaves none behind."""
-    row = _formats.FORMATS.get(fmt)
-    for name in row.files if row else ():
-        p = os.path.join(out_dir, name)
-        if os.path.exists(p):
-            os.remove(p)
