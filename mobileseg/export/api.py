@@ -28,7 +28,6 @@ import numpy as np
 from .. import formats as _formats
 from .. import manifest as _manifest
 from .. import parity as _parity_rules
-from ..errors import MobilesegError
 from ..formats import DEFAULT_EXPORT_FORMATS, GRAPHS, PRECISIONS
 from ..manifest import SCHEMA_VERSION, export_dir_name  # noqa: F401  (export_dir_name: re-exported)
 from ._util import ConverterFailure, ExportError, package_version, remove_stale_files  # noqa: F401  (ExportError: re-exported)
