@@ -27,7 +27,7 @@ from ..results.record import SCHEMA_VERSION, LatencyRecord
 from ..results.stats import STATS_KEYS, median_ci, summarize
 from ..results.store import ResultStore
 from .settings import DEFAULT_REPEATS, DEFAULT_WARMUP, BenchSettings, Timing  # noqa: F401  (re-exported)
-from .suite import Cell, Suite, SuiteError, load_suite
+from .suite import Suite, SuiteError, load_suite
 from . import targets as _targets
 from .targets import Target, TargetLostError
 
@@ -44,25 +44,6 @@ class BenchRun(list):
 def results_file_for(target: Target, threads: int, out_dir=RUNS_DIR) -> Path:
     """Default results file: ``<out_dir>/<device id>-t<threads>.jsonl`` (``results/runs/host-amd-epyc-3f09a1-t1.jsonl``)."""
     return Path(out_dir) / f"{target.device_id()}-t{int(threads)}.jsonl"
-
-
-def plan_cells(models=None, resolutions=None, runtimes=None, precisions=None, graphs=None, suite=None,
-               threads: int = 1) -> tuple[list[Cell], dict, bool]:
-    """Cells of registered models to measure, the suite's settings, and whether the runtime list was chosen.
-
-    With a suite, ``models``/``resolutions``/``runtimes``/``precisions``/``graphs`` filter its cells. Without one,
-    they define the cells (defaults: every segmentation model at its paper resolution, every runtime, fp32, logits).
-    """
-    from .model_cells import command_line_cells, filter_cells
-
-    if suite is None:
-        return command_line_cells(models, resolutions, runtimes, precisions, graphs, threads), {}, bool(runtimes)
-    s = suite if isinstance(suite, Suite) else load_suite(suite)
-    cells = filter_cells(s.cells(threads), models, resolutions, runtimes, precisions, graphs)
-    if not cells:
-        raise SuiteError(f"no cell of suite '{s.name}' matches the --models/--res/--runtimes/--precision/--graph "
-                         "filters; loosen them")
-    return cells, s.settings, True  # a suite names its runtimes
 
 
 @dataclass

@@ -142,10 +142,10 @@ def per_layer_report(export_dir, fmt, runtime, precision, args) -> dict:
 
     if args.device in (None, "", "local"):
         return per_layer(export_dir, fmt, precision=precision, runtime=runtime)
-    from ..numerics.device import capture_on_target
+    from ..bench.suite import Cell
 
-    with _open_device(args) as target:
-        tensors, label = capture_on_target(target, export_dir, fmt, runtime, precision)
+    with _open_device(args) as target:  # the device's tensors, through the target's driver
+        tensors, label = target.intermediates(export_dir, Cell("parity", (0, 0), runtime, precision))
     return per_layer(export_dir, fmt, precision=precision, runtime=runtime, tensors=tensors, device=label)
 
 

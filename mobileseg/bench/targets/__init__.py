@@ -145,11 +145,3 @@ def open_target(device_arg: str = "local", **options) -> Target:
 
 
 __all__ = ["CellRun", "Target", "TargetError", "TargetLostError", "check_target_options", "open_target"]
-
-
-def open_own_target(device_arg: str, target_options: dict | None = None, cpu: int | None = None) -> Target:
-    """:func:`open_target` for a run that opens (and later closes) its own target; ``--cpu`` joins the options."""
-    opts = dict(target_options or {})
-    if cpu is not None:
-        opts["cpu"] = cpu
-    return open_target(device_arg, **opts)
