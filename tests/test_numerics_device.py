@@ -13,7 +13,7 @@ from emulated_devices import launch  # noqa: E402
 
 from mobileseg.numerics.analyze import per_layer  # noqa: E402
 from mobileseg.bench.suite import Cell  # noqa: E402
-from mobileseg.numerics.device import NoIntermediatesError  # noqa: E402
+from mobileseg.numerics.device_capture import NoIntermediatesError  # noqa: E402
 from mobileseg.numerics.inject import perturb  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]

@@ -127,7 +127,7 @@ class ModelCells:
         parity = check(output, np.load(ref_path), cell.precision, manifest.get("graph") or cell.graph,
                        runtime=cell.runtime)
         if parity.get("ok") is False:  # where it diverged (mobileseg.numerics): a summary, never a crash
-            from ..numerics.bench import diverging_layer
+            from ..numerics.failed_cell import diverging_layer
 
             parity["per_layer"] = diverging_layer(folder, cell, manifest, target)
         return parity

@@ -94,7 +94,7 @@ def run(args) -> int:
             print(table([{k: _g(res.get(k)) for k in ("format", "runtime", "precision", "device", "max_abs",
                                                       "rel_l2", "limit_rel_l2", "argmax_agree", "ok")}]))
         return 0 if res.get("ok") else 1
-    from ..numerics import report as _report
+    from ..numerics import layer_report as _report
 
     rep = per_layer_report(export_dir, fmt, runtime, precision, args)
     out = args.out or os.path.join(export_dir, "numerics")
@@ -182,7 +182,7 @@ def whole_output(export_dir, man, fmt, runtime, precision, args) -> dict:
 
 def _same_export(folder: str, rep: dict) -> list[dict]:
     """Every report in ``folder`` of the same model and resolution (one plot line each), this one included."""
-    from ..numerics import report as _report
+    from ..numerics import layer_report as _report
 
     reps = {}
     for name in sorted(os.listdir(folder)):

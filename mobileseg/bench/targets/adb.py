@@ -260,8 +260,8 @@ class AdbTarget(Target):
 
     def intermediates(self, export_dir, cell):
         """``(tensors, device label)``: every intermediate tensor of ``cell`` as the device computes it, through
-        its driver (:mod:`mobileseg.numerics.device`); one sentence where the driver cannot return them."""
-        from ...numerics.device import capture
+        its driver (:mod:`mobileseg.numerics.device_capture`); one sentence where the driver cannot return them."""
+        from ...numerics.device_capture import capture
 
         driver = self.driver_for(cell.runtime)
         export_dir, man = _manifest.load(export_dir)
