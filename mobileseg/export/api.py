@@ -34,7 +34,6 @@ from ._util import ConverterFailure, ExportError, package_version, remove_stale_
 from .reference import (INPUT_SEED, LOGIT_SPREAD, WEIGHTS_SEED, Reference, build_export_model,  # noqa: F401
                         build_reference, fold_resolution, margin_figures, reference_input, reference_margins, top2)
 
-FORMATS = tuple(_formats.FORMATS)
 
 
 @dataclass
@@ -194,9 +193,9 @@ def check_artifact(fmt: str, entry: dict, manifest: dict, out_dir: str, ref: Ref
 
 def _check_options(formats, precision, graph):
     formats = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
+    bad = [f for f in formats if f not in _formats.FORMATS]
     if bad or not formats:
-        raise ExportError(f"unknown format {', '.join(bad) or '(none)'}: choose from {', '.join(FORMATS)}")
+        raise ExportError(f"unknown format {', '.join(bad) or '(none)'}: choose from {', '.join(_formats.FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
     if graph not in GRAPHS:
@@ -216,7 +215,8 @@ def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, pr
         resolution: ``448``, ``"512x1024"`` or ``(H, W)``; default the model's default resolution.
         formats: names of :data:`mobileseg.formats.FORMATS` (list or comma-separated string); default
             ``onnx, ncnn, tflite`` (``torch`` saves the checked module itself, for the torch runtime).
-        precision: ``"fp32"`` or ``"fp16"`` (fp16 weights for ncnn and TFLite).
+        precision: ``"fp32"``, ``"fp16"`` (fp16 weights where the format stores them: see
+            :data:`mobileseg.formats.FORMATS`) or ``"int8"`` (:mod:`mobileseg.export.quantize`).
         graph: ``"logits"`` (the model's own output) or ``"argmax"`` (resize to the input size + argmax).
         weights: checkpoint path (loaded strictly); None exports seeded random weights.
         num_classes: classes (default: the checkpoint's, else the spec's).
@@ -345,10 +345,11 @@ def _plan(job: ExportJob) -> _Plan:
                                                                    _manifest.REFERENCE_OUTPUT))
     # every format's entry that still holds (same cache key, files intact, passed): formats asked for now are
     # reused unless `force`; formats exported earlier and not asked for now are kept in the manifest
-    valid = {f: e for f in FORMATS if ref_ok and (e := _manifest.intact_entry(out_dir, old, f, job.cache_key(f)))
+    valid = {f: e for f in _formats.FORMATS
+             if ref_ok and (e := _manifest.intact_entry(out_dir, old, f, job.cache_key(f)))
              and (f not in job.parity_runtimes or (e.get("runtime") or {}).get("name") == job.parity_runtimes[f])}
     reused = {} if job.force else {f: valid[f] for f in job.formats if f in valid}
-    kept = {f: valid[f] for f in FORMATS if f in valid and f not in job.formats}
+    kept = {f: valid[f] for f in _formats.FORMATS if f in valid and f not in job.formats}
     return _Plan(old, reused, kept, [f for f in job.formats if f not in reused])
 
 
@@ -357,7 +358,7 @@ def _run(job: ExportJob) -> ExportResult:
     h, w = job.resolution
     if plan.old and not plan.todo:
         manifest = dict(plan.old)
-        manifest["formats"] = {f: plan.entry_of(f) for f in FORMATS if plan.entry_of(f)}
+        manifest["formats"] = {f: plan.entry_of(f) for f in _formats.FORMATS if plan.entry_of(f)}
         manifest["parity_runtime"] = {f: (e.get("runtime") or {}).get("name") for f, e in manifest["formats"].items()
                                       if (e.get("runtime") or {}).get("name")}
         if manifest["formats"].keys() != (plan.old.get("formats") or {}).keys():
@@ -434,7 +435,7 @@ def _build_convert_check(job: ExportJob, plan: _Plan, background: dict) -> Expor
         if not worker.submit(_graph_for(ref.net, job.graph, fmt), ref.x, job.out_dir, job.precision, ref.out_name,
                              job.say):
             background[fmt] = None  # converts in this process
-    for fmt in FORMATS:
+    for fmt in _formats.FORMATS:
         earlier = plan.entry_of(fmt)
         if earlier:
             manifest["formats"][fmt] = earlier
