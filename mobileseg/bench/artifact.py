@@ -60,7 +60,7 @@ def shared_shapes(paths) -> dict:
     out = {}
     for i in infos:
         if None in i.input_shape and len(i.input_shape) == 4:
-            lay = "NHWC" if i.format == "tflite" else "NCHW"
+            lay = formats.layout(i.format)
             want = to_layout_shape(nchw, "NCHW", lay)
             if all(h is None or h == w for h, w in zip(i.input_shape, want)):
                 out[str(i.path)] = want
@@ -112,7 +112,7 @@ def _shape_text(shape) -> str:
 
 
 def _example_shape(shape, info) -> str:
-    nhwc = info.format == "tflite" or (len(shape) == 4 and shape[3] in (1, 3, 4))
+    nhwc = formats.layout(info.format) == "NHWC" or (len(shape) == 4 and shape[3] in (1, 3, 4))
     fill = [1, 512, 512, 3] if nhwc else [1, 3, 512, 512]
     if len(shape) != 4:
         fill = [1] * len(shape)

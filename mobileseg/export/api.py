@@ -146,7 +146,7 @@ def _versions(formats) -> dict:
 
 def _prepare_out_dir(out_dir: str) -> None:
     try:
-        os.makedirs(os.path.join(out_dir, "reference"), exist_ok=True)
+        os.makedirs(os.path.join(out_dir, os.path.dirname(_manifest.REFERENCE_INPUT)), exist_ok=True)
         probe = os.path.join(out_dir, ".write-test")
         with open(probe, "w") as f:
             f.write("ok")
@@ -370,12 +370,13 @@ def _run(job: ExportJob) -> ExportResult:
         job.versions = {**(plan.old.get("versions") or {}), **job.versions}
     from ._worker import Worker
 
-    # TFLite (litert-torch: the slowest converter, one thread) converts in a child process while the others
-    # convert here, when there is another format to overlap with and a second core; the child starts now and
-    # imports the converter while the model is built
+    # a format whose converter is slow and single-threaded (the table's convert_apart: TFLite's litert-torch)
+    # converts in a child process while the others convert here, when there is another format to overlap with and
+    # a second core; the child starts now and imports the converter while the model is built
     background = {}
-    if "tflite" in plan.todo and len(plan.todo) > 1 and (os.cpu_count() or 1) > 1 and job.int8 is None:
-        background["tflite"] = Worker.spawn("tflite", job.say)
+    if len(plan.todo) > 1 and (os.cpu_count() or 1) > 1 and job.int8 is None:
+        apart = [f for f in plan.todo if _formats.FORMATS[f].convert_apart]
+        background = {f: Worker.spawn(f, job.say) for f in apart[:1]}  # one child: one second core
     try:
         return _build_convert_check(job, plan, background)
     finally:
