@@ -322,11 +322,14 @@ def measure_cell(cell, target: Target, export, timing: Timing, *, judge=None, ke
     """Measure one cell on ``target`` and return its record (not stored); a broken cell is an ``error`` record.
 
     ``export``: ``(folder, manifest)`` of the cell's artifact, or the exception its export raised. ``timing``: the
-    run's :class:`~mobileseg.bench.settings.Timing` (``BenchSettings(...).timing()``). ``judge(cell, output,
+    run's :class:`~mobileseg.bench.settings.Timing` (``BenchSettings(...).timing()``), or a ``BenchSettings``
+    (its timing without a suite). ``judge(cell, output,
     folder, manifest, target) -> parity dict``: the source's parity rule (default: the export's reference).
     """
     from .env import describe_host, package_versions
 
+    if isinstance(timing, BenchSettings):
+        timing = timing.timing()
     if judge is None:
         from .model_cells import ModelCells
 
