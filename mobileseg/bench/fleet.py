@@ -201,18 +201,23 @@ def run_on_devices(targets_factory, devices: list, settings: BenchSettings | Non
     for w in workers:
         while w.is_alive():
             w.join(0.5)
-    lost = [o for o in outcomes if o.lost is not None]
-    if lost:
-        others = [o for o in outcomes if o.lost is None]
-        names = ", ".join(f"{o.serial} ({o.name})" for o in lost)
-        kept = "; ".join(f"{o.measured} finished cell(s) of {o.serial} are kept in {o.results}" for o in lost)
-        rest = (f"; the other device(s) finished: {', '.join(o.serial for o in others)}" if others else "")
-        err = DevicesLostError(f"{'device' if len(lost) == 1 else 'devices'} lost: {names}; {kept}: reconnect "
-                               f"{'it' if len(lost) == 1 else 'them'} and rerun the same command with --resume to "
-                               f"complete {'it' if len(lost) == 1 else 'them'}{rest}")
-        err.outcomes = outcomes
-        raise err
+    if any(o.lost is not None for o in outcomes):
+        raise _lost_error(outcomes)
     return outcomes
+
+
+def _lost_error(outcomes: list[DeviceOutcome]) -> DevicesLostError:
+    """One sentence naming the lost device(s), what of them is kept, and that ``--resume`` completes them."""
+    lost = [o for o in outcomes if o.lost is not None]
+    others = [o for o in outcomes if o.lost is None]
+    names = ", ".join(f"{o.serial} ({o.name})" for o in lost)
+    kept = "; ".join(f"{o.measured} finished cell(s) of {o.serial} are kept in {o.results}" for o in lost)
+    rest = (f"; the other device(s) finished: {', '.join(o.serial for o in others)}" if others else "")
+    it = "it" if len(lost) == 1 else "them"
+    err = DevicesLostError(f"{'device' if len(lost) == 1 else 'devices'} lost: {names}; {kept}: reconnect {it} and "
+                           f"rerun the same command with --resume to complete {it}{rest}")
+    err.outcomes = outcomes
+    return err
 
 
 def _count(path: Path | None) -> int:
