@@ -286,12 +286,6 @@ class AdbTarget(Target):
     def close(self) -> None:
         self.device.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def _device_sampling(info: dict, sampling, adaptive: dict) -> dict | None:
     """The record's ``sampling`` of a device cell: the rule plus what the device harness reported at its stop."""
