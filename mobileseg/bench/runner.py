@@ -344,7 +344,7 @@ def measure_cell(cell, target: Target, export, timing: Timing, *, judge=None, ke
         if isinstance(export, BaseException):
             raise export
         folder, manifest = export
-        target.prepare(folder, cell.format)
+        target.prepare(folder, cell.format, manifest)
         before = target.state()
         cr = _time_cell(target, cell, folder, manifest, timing, extra)
         after = target.state()

@@ -59,8 +59,8 @@ class Target:
     def state(self) -> dict:
         return {}
 
-    def prepare(self, export_dir, fmt) -> None:
-        pass
+    def prepare(self, export_dir, fmt, manifest: dict | None = None) -> None:
+        """Make the export's ``fmt`` artifact (and its input) available where the cell runs (pushed to a device)."""
 
     def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time, sampling=None) -> CellRun:
         """``sampling``: a :class:`mobileseg.bench.sampling.SamplingRule` when ``--target-ci`` asks for adaptive

@@ -177,9 +177,10 @@ class AdbTarget(Target):
     def _remote_dir(self, export_dir) -> str:
         return posixpath.join(WORKDIR, Path(export_dir).resolve().name)
 
-    def prepare(self, export_dir, fmt) -> None:
+    def prepare(self, export_dir, fmt, manifest: dict | None = None) -> None:
         export_dir = Path(export_dir)
-        _, manifest = _manifest.load(export_dir)
+        if manifest is None:  # the loop passes the manifest it holds; other callers may not have read it
+            _, manifest = _manifest.load(export_dir)
         files = _manifest.relative_files(_manifest.format_entry(manifest, fmt))
         if not files:
             raise MobilesegError(f"the export {export_dir} has no '{fmt}' artifact: export it first "
@@ -262,7 +263,7 @@ class AdbTarget(Target):
 
         driver = self.driver_for(cell.runtime)
         export_dir, man = _manifest.load(export_dir)
-        self.prepare(export_dir, cell.format)
+        self.prepare(export_dir, cell.format, man)
         label = f"adb:{self._desc.get('serial') or self.device_id()}"
         return capture(self.device, driver, self._desc, self._artifact(export_dir, man, cell.format), export_dir,
                        cell.runtime, cell.precision, label)
