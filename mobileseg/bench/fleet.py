@@ -177,7 +177,7 @@ def run_on_devices(targets_factory, devices: list, settings: BenchSettings | Non
                 probed.wait(timeout=600)  # hang guard; a failed probe still lets the others go on
             pairs, missing = planned[id(out)]
             out.name = target.device_id()
-            out.results = results_file_for(target, settings.threads, settings.out_dir)
+            out.results = results_file_for(target, p.settings.threads, settings.out_dir)
             out.run = measure(p, pairs, target, shared.view(out.name, len(pairs)), missing)
             out.measured = len(out.run)
         except TargetLostError as exc:

@@ -48,7 +48,7 @@ def results_file_for(target: Target, threads: int, out_dir=RUNS_DIR) -> Path:
 
 @dataclass
 class Plan:
-    """What one run measures: its settings, its cell sources (registered models and/or files users bring) and the
+    """What one run measures: its settings (``threads`` resolved), its cell sources (registered models and/or files users bring) and the
     timing of each cell (the settings merged with the suite's)."""
 
     settings: BenchSettings
@@ -71,6 +71,8 @@ def plan(settings: BenchSettings, export_fn=None, notes=None) -> Plan:
     suite = settings.suite
     if suite is not None and not isinstance(suite, Suite):
         suite = load_suite(suite)
+    if settings.threads is None:  # the suite's threads, else one
+        settings = settings.but(threads=int((suite.settings if suite is not None else {}).get("threads", 1)))
     sources = artifact_sources(settings, suite, notes)
     if suite is not None:
         for src in sources:

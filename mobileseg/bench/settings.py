@@ -85,7 +85,7 @@ class BenchSettings:
     tflite_benchmark: str | None = None
     ort_perf_test: str | None = None
     # how each cell is timed
-    threads: int = 1
+    threads: int | None = None  # None: the suite's [settings] threads, else 1
     warmup: int | None = None
     repeats: int | None = None
     min_time: float | None = None
@@ -170,7 +170,8 @@ class BenchSettings:
     def _validate(self) -> None:
         from ..runtimes.base import check_threads
 
-        object.__setattr__(self, "threads", check_threads(self.threads))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", check_threads(self.threads))
         self._check_counts()
         self._check_sampling()
         self._check_what()

@@ -39,7 +39,9 @@ def register(sub) -> None:
                         "localhost:5037; started with adb start-server when needed); direct: adb-shell straight to "
                         "the device (TCP, or USB with libusb and no adb server running); auto (default): the "
                         "server, or direct when none answers and no adb binary can start one")
-    p.add_argument("--threads", type=int, default=1, help="threads per runtime (default 1: one intra-op thread, no inter-op pool)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per runtime (default: the suite's threads, else 1: one intra-op thread, no "
+                        "inter-op pool)")
     add_list(p, "--models", "model names (default: every segmentation model, or the suite's)", aliases=("-m",))
     add_list(p, "--res", "resolutions, 448 or HxW (default: each model's paper resolution)")
     add_list(p, "--runtimes", f"{', '.join(RUNTIMES)} (default: every installed one of "
