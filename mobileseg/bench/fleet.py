@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MobilesegError, TargetLostError
+from ..errors import TargetLostError
 from .progress import Progress, _fmt_s
 from .runner import BenchRun, measure, plan, results_file_for, runnable
 from .settings import BenchSettings
@@ -144,9 +144,7 @@ def run_on_devices(targets_factory, devices: list, settings: BenchSettings | Non
     """
     if settings is None:
         settings = BenchSettings.of(**options)
-    if settings.results_file:
-        raise MobilesegError("--results-file names one file, and several devices each write their own "
-                             "(<out>/<device>-t<threads>.jsonl): leave it out, or choose the folder with --out")
+    settings.check_several_devices()
     p = plan(settings, export_fn)  # one plan: its sources (and their exports) are shared by the workers
     shared = SharedProgress(0, stream=stream, enabled=bool(settings.progress))
     outcomes = [DeviceOutcome(name=getattr(d, "serial", None) or f"device {i + 1}",

@@ -232,7 +232,10 @@ class BenchSettings:
             raise MobilesegError("--no-sgemm skips timing this host's SGEMM rate, which only --device local "
                                  "measures: drop it")
         if self.several_devices:
-            if self.results_file:
-                raise MobilesegError("--results-file names one file, and several devices each write their own "
-                                     "(<out>/<device>-t<threads>.jsonl): leave it out, or choose the folder with "
-                                     "--out")
+            self.check_several_devices()
+
+    def check_several_devices(self) -> None:
+        """Refuse what several devices cannot share (the fleet calls it too, for devices given by the API)."""
+        if self.results_file:
+            raise MobilesegError("--results-file names one file, and several devices each write their own "
+                                 "(<out>/<device>-t<threads>.jsonl): leave it out, or choose the folder with --out")
