@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mobileseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = import_module(f"mobileseg.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"mobileseg.commands.{name}":
-                continue  # command not part of this build
-            raise
-        module.register(sub)
+        import_module(f"mobileseg.commands.{name}").register(sub)
     return parser
 
 

@@ -55,3 +55,7 @@ def require(module: str, extra: str, purpose: str | None = None):
             f"the Python package '{module.split('.')[0]}' is not installed{what}: "
             f"install it with: pip install 'mobileseg[{extra}]' -c constraints.txt ({exc})"
         ) from None
+
+
+class DatasetError(MobilesegError):
+    """A dataset folder is missing or not in the standard layout (eval; the report reads no dataset)."""

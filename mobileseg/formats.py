@@ -26,7 +26,11 @@ class FormatRow:
     ``converter``: the module ``mobileseg.export.<converter>`` (``convert``, ``check_available``,
     ``converter_versions``, ``CONVERTER``); ``host_runtime``: the runtime that checks the artifact's parity at
     export; ``argmax``: the argmax formulation the converter can take (see ``mobileseg.export.graphs``);
-    ``extra``: the pip extra with the converter and the host runtime ("" when torch alone suffices).
+    ``extra``: the pip extra with the converter and the host runtime ("" when torch alone suffices);
+    ``layout``: the layout of the artifact's image input and tensors (``NHWC``: TFLite's converter transposes);
+    ``user_suffixes``: the file endings ``bench --artifact`` takes for this format (a file another tool wrote;
+    empty: the format is not benched from a user's file), longest first; ``convert_apart``: its converter is slow
+    and single-threaded, so export runs it in a child process while the other formats convert.
     """
 
     name: str
@@ -37,6 +41,9 @@ class FormatRow:
     argmax: str = "argmax"
     precisions: tuple[str, ...] = ("fp32", "fp16")
     description: str = ""
+    layout: str = "NCHW"
+    user_suffixes: tuple[str, ...] = ()
+    convert_apart: bool = False
 
     @property
     def suffixes(self) -> tuple[str, ...]:
@@ -46,6 +53,11 @@ class FormatRow:
     @property
     def model_file(self) -> str:
         return self.files[0]
+
+    @property
+    def weights_file(self) -> str:
+        """The file that holds the weights (the model file itself where the format keeps them in one file)."""
+        return self.files[-1]
 
 
 @dataclass(frozen=True)
@@ -66,19 +78,28 @@ class RuntimeRow:
     default: bool = True
     # what runs it on a stock Android phone (no Python): the native harness, official binaries (timings only)
     phone_tools: tuple[str, ...] = ()
+    label: str = ""  # its name in sentences (LiteRT), when not ``name``
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
 
 FORMATS: dict[str, FormatRow] = {row.name: row for row in (
     FormatRow("torch", ("model.pt",), "pytorch", "torch", "", precisions=("fp32",),
               description="the BN-folded nn.Module export checked, saved with torch.save (the eager reference)"),
     FormatRow("onnx", ("model.onnx",), "onnx", "onnxruntime", "onnx", precisions=("fp32", "fp16", "int8"),
-              description="torch.onnx (TorchScript exporter, opset 17) simplified with onnxsim, one file"),
+              description="torch.onnx (TorchScript exporter, opset 17) simplified with onnxsim, one file",
+              user_suffixes=("onnx",)),
     FormatRow("ncnn", ("model.ncnn.param", "model.ncnn.bin"), "ncnn", "ncnn", "ncnn", argmax="min-index",
-              precisions=("fp32", "fp16", "int8"), description="pnnx: graph (.param) and weights (.bin)"),
+              precisions=("fp32", "fp16", "int8"), description="pnnx: graph (.param) and weights (.bin)",
+              user_suffixes=("ncnn.param", "param")),
     FormatRow("tflite", ("model.tflite",), "tflite", "litert", "tflite", precisions=("fp32", "fp16", "int8"),
-              description="litert-torch (no TensorFlow needed)"),
+              description="litert-torch (no TensorFlow needed)", layout="NHWC", user_suffixes=("tflite",),
+              convert_apart=True),
     FormatRow("executorch", ("model.pte",), "executorch", "executorch", "executorch",
-              description="torch.export -> to_edge_transform_and_lower (XNNPACK partitioner) -> .pte"),
+              description="torch.export -> to_edge_transform_and_lower (XNNPACK partitioner) -> .pte",
+              user_suffixes=("pte",)),
 )}
 
 RUNTIMES: dict[str, RuntimeRow] = {row.name: row for row in (
@@ -91,15 +112,29 @@ RUNTIMES: dict[str, RuntimeRow] = {row.name: row for row in (
                aliases=("vulkan", "ncnngpu"), default=False, phone_tools=("native harness, Vulkan build (NDK)",)),
     RuntimeRow("litert", "tflite", "litert:LiteRTRuntime", "tflite", ("ai_edge_litert", "tflite_runtime"),
                "ai-edge-litert", aliases=("tflite", "tfliteruntime", "aiedgelitert"),
-               phone_tools=("benchmark_model (timings only)",)),
+               phone_tools=("benchmark_model (timings only)",), label="LiteRT"),
     # PyTorch's own on-device runtime (XNNPACK delegate); measured when named: its export takes tens of seconds
     RuntimeRow("executorch", "executorch", "executorch:ExecuTorchRuntime", "executorch", ("executorch",),
-               "executorch", aliases=("et", "pte"), default=False),
+               "executorch", aliases=("et", "pte"), default=False, label="ExecuTorch"),
 )}
 
 PRECISIONS = tuple(dict.fromkeys(p for row in FORMATS.values() for p in row.precisions))
 # what `mobileseg export` converts when --formats is not given (torch is written when a bench or eval asks for it)
 DEFAULT_EXPORT_FORMATS = ("onnx", "ncnn", "tflite")
+
+
+def user_suffixes() -> tuple[tuple[str, str], ...]:
+    """``(suffix, format)`` of the files ``bench --artifact`` takes, longest suffix first (.ncnn.param before
+    .param)."""
+    pairs = [(suf, row.name) for row in FORMATS.values() for suf in row.user_suffixes]
+    return tuple(sorted(pairs, key=lambda p: -len(p[0])))
+
+
+def layout(fmt_or_runtime: str) -> str:
+    """The tensor layout of a format's artifacts (or of the format a runtime runs): ``NCHW`` or ``NHWC``."""
+    rt = RUNTIMES.get(fmt_or_runtime)
+    row = FORMATS.get(fmt_or_runtime) or (FORMATS.get(rt.format) if rt is not None else None)
+    return row.layout if row is not None else "NCHW"
 
 
 def runtime_format(runtime: str) -> str:

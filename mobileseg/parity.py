@@ -56,14 +56,22 @@ def rel_l2_limit(precision: str, runtime: str | None = None) -> float:
     return REL_L2_LIMITS.get(precision, REL_L2_LIMITS["fp32"])
 
 
+def rel_l2(out, ref) -> float:
+    """The one relative error of the toolkit, ``||out - ref|| / ||ref||`` (same size; float64). A zero reference
+    gives 0 when ``out`` is zero too and inf otherwise (never an absolute error passed off as a relative one)."""
+    out = np.asarray(out, dtype=np.float64).ravel()
+    ref = np.asarray(ref, dtype=np.float64).ravel()
+    nd, nr = float(np.linalg.norm(out - ref)), float(np.linalg.norm(ref))
+    return nd / nr if nr > 0 else (0.0 if nd == 0 else float("inf"))
+
+
 def sqnr_db(out, ref) -> float | None:
-    """Signal-to-quantization-noise ratio ``10 log10(||ref||^2 / ||out - ref||^2)`` in dB (inf when equal)."""
-    out = np.asarray(out, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64).reshape(out.shape) if np.size(ref) == np.size(out) else None
-    if ref is None:
+    """Signal-to-quantization-noise ratio ``-20 log10(rel_l2)`` in dB (inf when equal, -inf for a zero reference
+    and a non-zero output); None when the sizes differ."""
+    if np.size(ref) != np.size(out):
         return None
-    noise = float(np.sum((out - ref) ** 2))
-    return float("inf") if noise == 0 else float(10 * np.log10(max(float(np.sum(ref ** 2)), 1e-300) / noise))
+    rel = rel_l2(out, ref)
+    return float("inf") if rel == 0 else (float("-inf") if rel == float("inf") else float(-20 * np.log10(rel)))
 
 
 def argmax_agree_limit(precision: str) -> float:
@@ -88,8 +96,7 @@ def compare(out, ref, precision: str = "fp32", class_axis: int = 1, runtime: str
             return {"ok": False, "error": f"output shape {list(out.shape)} != reference shape {list(ref.shape)}",
                     "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": limit}
     diff = out - ref
-    denom = float(np.linalg.norm(ref)) or 1.0
-    rel = float(np.linalg.norm(diff)) / denom
+    rel = rel_l2(out, ref)
     if ref.ndim > class_axis and ref.shape[class_axis] > 1:
         agree = float(np.mean(np.argmax(out, axis=class_axis) == np.argmax(ref, axis=class_axis)))
     else:

@@ -20,6 +20,7 @@ from mobileseg.bench.targets import TargetLostError
 from mobileseg.bench.targets import adb as adb_target
 from mobileseg.bench.targets.adb import AdbTarget
 from mobileseg.device import marks
+from mobileseg.device.harness_driver import HarnessDriver
 from mobileseg.device.python_harness import PythonHarnessDriver
 from mobileseg.device.official_tools import OfficialToolError
 
@@ -95,7 +96,7 @@ class ScriptedDevice:
         self.closed = True
 
 
-class FakeDriver:
+class FakeDriver(HarnessDriver):
     """Returns the cell's reference output (found through the export root) and fixed samples."""
 
     name = "device-python"

@@ -147,3 +147,23 @@ def test_shared_progress_counts_every_device():
     assert stream.getvalue().splitlines() == ["[0/4] dev-a: running cell 1 (elapsed 0s)",
                                               "[1/4] dev-b: skip cell 1: done earlier (--resume)",
                                               "[2/4] dev-a: cell 1: median 1 ms (0s)"]
+
+
+def test_progress_counts_only_the_cells_each_device_can_run(tmp_path):
+    """Default runtimes on two devices without Python (native harness: ncnn only): each measures one cell, and the
+    display counts those two, not the plan times the devices (it said [0/8] and "finished its 4 cell(s)")."""
+    from mobileseg.errors import MissingDependencyError
+
+    class NcnnOnly(NamedTarget):
+        def check_runtime(self, runtime):
+            if runtime != "ncnn":
+                raise MissingDependencyError(f"the native harness runs ncnn only, not '{runtime}'")
+
+    stream = io.StringIO()
+    outcomes = fleet(tmp_path, [Dev("A"), Dev("B")], lambda d: NcnnOnly(d.serial), stream=stream, runtimes=None)
+    assert [len(o.run) for o in outcomes] == [1, 1]
+    lines = stream.getvalue().splitlines()
+    counts = {ln.split("]", 1)[0] + "]" for ln in lines if ln.startswith("[")}
+    assert counts <= {"[0/2]", "[1/2]", "[2/2]"}, counts
+    assert sum("finished its 1 cell(s)" in ln for ln in lines) == 2
+    assert sum("runtime 'onnxruntime' is not installed" in ln for ln in lines) == 2

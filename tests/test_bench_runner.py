@@ -266,7 +266,7 @@ def test_cli_help_documents_harness_and_official_binaries(capsys):
 
 
 def test_cli_passes_harness_and_binaries_to_the_target(tmp_path, monkeypatch):
-    from mobileseg.bench import runner
+    from mobileseg.bench import model_cells
 
     seen = {}
 
@@ -277,7 +277,7 @@ def test_cli_passes_harness_and_binaries_to_the_target(tmp_path, monkeypatch):
     from mobileseg.bench import targets
 
     monkeypatch.setattr(targets, "open_target", fake_open)
-    monkeypatch.setattr(runner, "_ensure_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export")))
+    monkeypatch.setattr(model_cells, "ensure_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export")))
     rc = main(["bench", "--device", "adb:127.0.0.1:5555", "--harness", "native", "--tflite-benchmark", "/x/bm",
                "--ort-perf-test", "/x/pt", "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn",
                "--results-file", str(tmp_path / "r.jsonl"), "-q"])
@@ -310,3 +310,14 @@ def test_a_cell_takes_the_complexity_from_the_export_and_builds_no_model(monkeyp
     monkeypatch.setattr(runner, "model_complexity", no_model)
     cell = SimpleNamespace(model="topformer-t", resolution=(128, 128))
     assert runner._complexity_of({"complexity": {"gmacs": 0.036, "params": 1389654}}, cell) == (0.036, 1389654)
+
+
+def test_a_suites_threads_are_used_unless_the_command_line_gives_them(tmp_path):
+    """[settings] threads = 2 of a suite was silently replaced by the command line's default of 1."""
+    suite = tmp_path / "s.toml"
+    suite.write_text('[settings]\nthreads = 2\n\n[[cells]]\nmodels = ["topformer-t"]\nresolutions = [64]\n'
+                     'runtimes = ["onnxruntime"]\n')
+    recs = bench(tmp_path, FakeTarget(), suite=str(suite), models=None, resolutions=None, runtimes=None)
+    assert [r["threads"] for r in recs] == [2] and recs.path == tmp_path / "r.jsonl"
+    again = bench(tmp_path, FakeTarget(), suite=str(suite), models=None, resolutions=None, runtimes=None, threads=1)
+    assert [r["threads"] for r in again] == [1]

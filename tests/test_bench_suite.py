@@ -66,3 +66,13 @@ def test_bad_suite_on_the_command_line_exits_2_without_traceback(tmp_path, capsy
     assert err.startswith("mobileseg: error:") and "unknown runtime 'tensorrt'" in err and "Traceback" not in err
     assert main(["bench", "--suite", str(tmp_path / "missing.toml"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_suite_min_time_of_zero_is_refused_like_the_flag():
+    """The suite's [settings] follow the bench flags' rules: --min-time 0 is refused, so is min_time = 0."""
+    from mobileseg.bench.suite import SuiteError, parse_suite
+
+    cells = [{"models": ["topformer-t"], "resolutions": [64], "runtimes": ["onnxruntime"]}]
+    with pytest.raises(SuiteError, match="'min_time' must be a number of seconds above 0"):
+        parse_suite({"settings": {"min_time": 0}, "cells": cells})
+    assert parse_suite({"settings": {"min_time": 0.5, "cooldown_s": 0}, "cells": cells}).settings["min_time"] == 0.5

@@ -64,8 +64,8 @@ def test_reading_a_results_file_that_cannot_be_read(capsys, in_tmp):
 @pytest.mark.parametrize("extra, words", [
     (["--threads", "0"], "threads must be a positive integer, not 0"),
     (["--threads", "-2"], "threads must be a positive integer, not -2"),
-    (["--min-time", "-1"], "--min-time must be more than 0 seconds"),
-    (["--min-time", "0"], "--min-time must be more than 0 seconds, not 0"),
+    (["--min-time", "-1"], "--min-time must be a number of seconds above 0"),
+    (["--min-time", "0"], "--min-time must be a number of seconds above 0"),
     (["--cooldown", "-3"], "--cooldown must be 0 or more seconds"),
 ])
 def test_bench_settings_are_checked_once_before_any_cell(capsys, in_tmp, extra, words):

@@ -7,7 +7,7 @@ from mobileseg.eval.datasets import find_pairs, read_label
 from mobileseg.eval.evaluate import predict, keep_ratio_size, window_offsets
 from mobileseg.eval.metrics import ConfusionMatrix
 from mobileseg.eval.resize import logits_to_labels, resize_image, resize_matrix
-from mobileseg.report.errors import DatasetError
+from mobileseg.errors import DatasetError
 
 
 def independent_miou(preds, labels, num_classes, ignore=255):

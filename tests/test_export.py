@@ -93,7 +93,7 @@ def test_default_output_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = export_model("topformer-t", 64, formats="onnx", parity=False)
     assert res.out_dir == str(tmp_path / "export" / "topformer-t_64x64")
-    assert res.formats["onnx"]["parity"] == {"checked": False, "note": "--no-parity"}
+    assert res.formats["onnx"]["parity"] == {"checked": False, "reason": "--no-parity"}
 
 
 # --- error paths -------------------------------------------------------------------------------------------------

@@ -315,12 +315,12 @@ def test_artifact_precision_that_changes_nothing_is_refused(tmp_path, capsys):
 
 
 def test_bench_torch_at_fp16_is_refused_when_named_and_left_out_otherwise(tmp_path, capsys):
-    from mobileseg.bench.runner import plan_cells
+    from mobileseg.bench.model_cells import command_line_cells
 
     err = one_sentence(capsys, BENCH + ["--models", "topformer-t", "--res", "64", "--runtimes", "torch",
                                         "--precisions", "fp16", "--out", str(tmp_path)])
     assert "fp16 is not available on torch" in err
-    cells, _, _ = plan_cells(["topformer-t"], [64], None, ["fp16"])
+    cells = command_line_cells(["topformer-t"], [64], None, ["fp16"])
     assert cells and "torch" not in {c.runtime for c in cells}  # its model.pt would be fp32 labelled fp16
 
 

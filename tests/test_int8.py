@@ -96,12 +96,13 @@ def test_calib_without_int8_is_one_sentence(capsys, tmp_path):
 
 
 def test_bench_int8_on_a_runtime_without_int8():
-    from mobileseg.bench.runner import plan_cells
+    from mobileseg.bench.model_cells import command_line_cells
     from mobileseg.bench.suite import SuiteError
 
     with pytest.raises(SuiteError, match="int8 is not available on torch"):
-        plan_cells(models=["topformer-t"], resolutions=["64"], runtimes=["torch", "onnxruntime"], precisions=["int8"])
-    cells, _, _ = plan_cells(models=["topformer-t"], resolutions=["64"], precisions=["fp32", "int8"])
+        command_line_cells(models=["topformer-t"], resolutions=["64"], runtimes=["torch", "onnxruntime"],
+                           precisions=["int8"])
+    cells = command_line_cells(models=["topformer-t"], resolutions=["64"], precisions=["fp32", "int8"])
     assert {c.runtime for c in cells if c.precision == "int8"} == {"onnxruntime", "litert", "ncnn"}
     assert "torch" in {c.runtime for c in cells if c.precision == "fp32"}
 

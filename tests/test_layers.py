@@ -30,7 +30,6 @@ LAYERS = [
 # Within the "stages" layer the stages are independent of each other except where the arrow is allowed.
 SAME_LAYER_ALLOWED = {
     "mobileseg.export": {"mobileseg.runtimes"},  # export checks each artifact with its runtime
-    "mobileseg.eval": {"mobileseg.report"},  # eval's errors (DatasetError) live with the report's
 }
 INDEPENDENT = ("stages", "bench, eval, report")
 RUNTIME_PACKAGES = {"onnxruntime", "ncnn", "ai_edge_litert", "tflite_runtime", "pnnx", "litert_torch", "onnx",
@@ -180,3 +179,54 @@ def test_the_walker_sees_a_lazy_relative_import(tmp_path):
     found = imports_of(bad, tmp_path)
     assert "mobileseg.bench.runner" in found
     assert layer_of("mobileseg.bench.runner")[0] > layer_of("mobileseg.device.probe_tmp")[0]
+
+
+# -- the bench target's interface (contract 5) is all a caller sees ------------------------------------------------
+TARGET_CLASSES = {"LocalTarget", "AdbTarget"}
+
+
+def _names_a_target(node) -> bool:
+    """``target``, ``tgt``, ``<x>_target`` or ``self.target`` / ``self._target``: how the tree names a bench target."""
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    name = name.lstrip("_")
+    return name in ("target", "tgt") or name.endswith("_target")
+
+
+def target_misuse(tree: ast.AST) -> list[str]:
+    """Calls into a target's private members, and branches on what kind of target it is (``.kind``, ``getattr`` /
+    ``hasattr`` probing, ``isinstance`` of a target class)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _names_a_target(node.value):
+            if node.attr == "kind":
+                out.append(f"line {node.lineno}: branches on target.kind")
+            elif node.attr.startswith("_") and not node.attr.startswith("__"):
+                out.append(f"line {node.lineno}: uses the target's private member {node.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            args = node.args
+            if node.func.id in ("getattr", "hasattr") and args and _names_a_target(args[0]):
+                out.append(f"line {node.lineno}: probes the target with {node.func.id}")
+            if node.func.id == "isinstance" and len(args) == 2:
+                kinds = args[1].elts if isinstance(args[1], ast.Tuple) else [args[1]]
+                if any(isinstance(k, ast.Name) and k.id in TARGET_CLASSES for k in kinds):
+                    out.append(f"line {node.lineno}: branches on the target's class")
+    return out
+
+
+def test_no_caller_branches_on_the_target_or_reaches_into_it():
+    """Outside mobileseg/bench/targets, a target is used through its methods only: what a target (or its driver)
+    can do is a method that answers or refuses, never a check of which target it is."""
+    bad = []
+    for mod, path in MODULES.items():
+        if mod.startswith("mobileseg.bench.targets"):
+            continue
+        bad += [f"{mod}: {m}" for m in target_misuse(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("code", ["if target.kind == 'local':\n    pass\n", "x = target._artifact(d, m, f)\n",
+                                  "if getattr(target, 'kind', '') != 'local':\n    pass\n",
+                                  "y = hasattr(target, 'op_profile_text')\n", "z = self._target._desc\n",
+                                  "w = isinstance(tgt, AdbTarget)\n"])
+def test_the_target_check_sees_each_misuse(code):
+    assert target_misuse(ast.parse(code))

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from mobileseg.device import native, native_build
 from mobileseg.device.native import NativeHarness, NativeHarnessError
+from mobileseg.device.transport import DeviceTransport, PushError
 from mobileseg.errors import MobilesegError
 from mobileseg.parity import compare
 
@@ -94,7 +95,7 @@ def ncnn_python_output(export_dir: Path) -> np.ndarray:
     return np.array(out, copy=True)[None]
 
 
-class LocalFolderDevice:
+class LocalFolderDevice(DeviceTransport):
     """A 'device' whose shell is this machine's sh: the three calls the driver uses, and a log of pushes.
 
     ``wrap`` prefixes every harness binary invocation (e.g. with qemu-aarch64-static for an aarch64 build).
@@ -113,13 +114,14 @@ class LocalFolderDevice:
         p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout + p.stderr
 
-    def push(self, local, remote):
+    def _push_once(self, local, remote, timeout):
         self.pushed.append(remote)
         Path(remote).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(local, remote)
 
-    def pull(self, remote, local):
+    def pull(self, remote, local, timeout=None):
         shutil.copyfile(remote, local)
+        return Path(local)
 
 
 class Cell:
@@ -154,13 +156,13 @@ def test_push_checked_sends_once_and_verifies(tmp_path):
 
 def test_push_checked_detects_a_corrupt_copy(tmp_path):
     class Corrupting(LocalFolderDevice):
-        def push(self, local, remote):
-            super().push(local, remote)
+        def _push_once(self, local, remote, timeout):
+            super()._push_once(local, remote, timeout)
             Path(remote).write_bytes(b"truncated")
 
     local = tmp_path / "a.bin"
     local.write_bytes(b"x" * 1000)
-    with pytest.raises(NativeHarnessError, match="corrupt"):
+    with pytest.raises(PushError, match="checksum after push"):
         native.push_checked(Corrupting(), local, str(tmp_path / "dev" / "a.bin"))
 
 

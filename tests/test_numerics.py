@@ -13,7 +13,7 @@ from torch import nn
 from mobileseg.numerics.match import match
 from mobileseg.numerics.metrics import figures, first_over
 from mobileseg.numerics.names import LiteRTNames, onnx_path
-from mobileseg.numerics.report import build, sentence
+from mobileseg.numerics.layer_report import build, sentence
 from mobileseg.numerics.runtime_capture import RuntimeTensor
 from mobileseg.numerics.torch_capture import capture
 
@@ -188,7 +188,7 @@ def test_parity_bad_input_is_one_sentence(tmp_path, capsys):
 
 
 def test_report_json_has_no_infinities(tmp_path):
-    from mobileseg.numerics.report import read, write
+    from mobileseg.numerics.layer_report import read, write
 
     rep = {"schema": "mobileseg.numerics/1", "format": "onnx", "runtime": "onnxruntime", "precision": "fp32",
            "layers": [{"rel_l2": math.inf}]}

@@ -91,7 +91,7 @@ def test_an_injected_fault_is_named_as_the_first_diverging_layer(fmt, fault, mod
 def test_the_command_writes_the_table_json_and_plot(fast_export, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     from mobileseg.cli import main
-    from mobileseg.numerics.report import read
+    from mobileseg.numerics.layer_report import read
 
     folder = tmp_path / "faulty"
     shutil.copytree(fast_export, folder)

@@ -12,7 +12,8 @@ pytest.importorskip("adb_shell")
 from emulated_devices import launch  # noqa: E402
 
 from mobileseg.numerics.analyze import per_layer  # noqa: E402
-from mobileseg.numerics.device import NoIntermediatesError, capture_on_target  # noqa: E402
+from mobileseg.bench.suite import Cell  # noqa: E402
+from mobileseg.numerics.device_capture import NoIntermediatesError  # noqa: E402
 from mobileseg.numerics.inject import perturb  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
@@ -59,7 +60,7 @@ def test_the_device_returns_intermediates_and_names_the_injected_layer(emulator,
         except native_build.ToolchainError as exc:
             pytest.skip(str(exc))
     with _target(emulator, key, harness) as t:
-        tensors, label = capture_on_target(t, str(faulty_export), fmt, runtime, "fp32")
+        tensors, label = t.intermediates(str(faulty_export), Cell("faulty", (64, 64), runtime))
     assert label == f"adb:127.0.0.1:{emulator}"
     rep = per_layer(str(faulty_export), fmt, runtime=runtime, tensors=tensors, device=label)
     assert rep["summary"]["unmatched"] == 0  # at 64 px onnxsim removes the dead q/k convolutions: "removed"
@@ -71,4 +72,4 @@ def test_the_device_returns_intermediates_and_names_the_injected_layer(emulator,
 
 def test_the_native_harness_cannot_return_onnx_tensors(emulator, key, faulty_export):
     with _target(emulator, key, "native") as t, pytest.raises(NoIntermediatesError, match="runs ncnn only"):
-        capture_on_target(t, str(faulty_export), "onnx", "onnxruntime", "fp32")
+        t.intermediates(str(faulty_export), Cell("faulty", (64, 64), "onnxruntime"))

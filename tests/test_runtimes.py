@@ -4,7 +4,8 @@ import pytest
 from mobileseg.errors import MissingDependencyError, MobilesegError
 from mobileseg.export import export_model
 from mobileseg.parity import compare
-from mobileseg.runtimes import RUNTIMES, get_runtime
+from mobileseg.formats import RUNTIMES
+from mobileseg.runtimes import get_runtime
 from mobileseg.runtimes.base import ArtifactError
 
 

@@ -126,13 +126,12 @@ def test_sustained_detects_the_simulated_throttling(cool_android, key, exports):
 
 
 def test_device_python_harness_profile(debian, key, exports):
-    from mobileseg.bench.profile import from_device
     from mobileseg.bench.suite import Cell
 
     (folder, man), _ = exports
     with _open(debian, key, "python") as t:
         t.prepare(folder, "ncnn")
-        prof = from_device(t.op_profile_text(Cell("tiny-seg", (32, 40), "ncnn"), folder, man))
+        prof = t.profile(Cell("tiny-seg", (32, 40), "ncnn"), folder, man)
     assert prof["source"] == "ncnn-layer-extract" and prof["runs"] == 10
     assert {o["type"] for o in prof["ops"]} >= {"Convolution", "ConvolutionDepthWise"}
     assert abs(sum(o["share"] for o in prof["ops"]) - 1) < 1e-3

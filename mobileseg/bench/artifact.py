@@ -12,7 +12,7 @@ its ops, so an op the runtime lacks is one sentence naming it before anything ru
 The input (:func:`seeded_input`): ``--input FILE.npy``, else a seeded draw in the range the input declares: integer
 inputs (quantised TFLite) the whole range of their dtype; float inputs the convention of mobileseg's own exports
 (uniform 0..255 pixels normalised with the ImageNet mean/std, about -2.1..2.6) when they have 3 channels, else a
-standard normal. The parity policy (who is compared with what) is :mod:`mobileseg.bench.artifact_bench`'s.
+standard normal. The parity policy (who is compared with what) is :mod:`mobileseg.bench.artifact_cells`'s.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def shared_shapes(paths) -> dict:
     out = {}
     for i in infos:
         if None in i.input_shape and len(i.input_shape) == 4:
-            lay = "NHWC" if i.format == "tflite" else "NCHW"
+            lay = formats.layout(i.format)
             want = to_layout_shape(nchw, "NCHW", lay)
             if all(h is None or h == w for h, w in zip(i.input_shape, want)):
                 out[str(i.path)] = want
@@ -112,7 +112,7 @@ def _shape_text(shape) -> str:
 
 
 def _example_shape(shape, info) -> str:
-    nhwc = info.format == "tflite" or (len(shape) == 4 and shape[3] in (1, 3, 4))
+    nhwc = formats.layout(info.format) == "NHWC" or (len(shape) == 4 and shape[3] in (1, 3, 4))
     fill = [1, 512, 512, 3] if nhwc else [1, 3, 512, 512]
     if len(shape) != 4:
         fill = [1] * len(shape)
@@ -281,7 +281,7 @@ def stage(path, export_root="export", input_shape=None, given_input=None) -> Sta
     x = input_for(info, given_input)
     np.save(folder / _manifest.REFERENCE_INPUT, x)
     stale = folder / _manifest.REFERENCE_OUTPUT
-    if stale.exists():  # staged folders never hold a reference: parity is the bench's (artifact_bench)
+    if stale.exists():  # staged folders never hold a reference: parity is the bench's (artifact_cells)
         stale.unlink()
     layout = info.layout
     nchw = to_layout_shape(info.input_shape, layout, "NCHW")

@@ -8,10 +8,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import formats
 from ..errors import MobilesegError
 
-# The suffix of a file given with --artifact -> its format (the longest match wins: .ncnn.param before .param).
-SUFFIXES = (("ncnn.param", "ncnn"), ("param", "ncnn"), ("onnx", "onnx"), ("tflite", "tflite"), ("pte", "executorch"))
+# The suffix of a file given with --artifact -> its format (the table's user_suffixes; the longest match wins).
+SUFFIXES = formats.user_suffixes()
 ONNX_STANDARD_DOMAINS = ("", "ai.onnx")  # ops of any other domain (com.microsoft, ai.onnx.ml, ...): onnxruntime judges
 
 
@@ -75,7 +76,7 @@ def guess_layout(shape, fmt: str) -> str:
         return "NHWC"
     if small(c_first) and not small(c_last):
         return "NCHW"
-    return "NHWC" if fmt == "tflite" else "NCHW"
+    return formats.layout(fmt)
 
 
 # -- reading each format ---------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def _inspect_pte(path: Path) -> ArtifactInfo:
 
 
 _INSPECTORS = {"onnx": _inspect_onnx, "tflite": _inspect_tflite, "ncnn": _inspect_ncnn, "executorch": _inspect_pte}
-RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "ncnn": "ncnn", "executorch": "ExecuTorch"}
+RUNTIME_NAMES = {f: formats.RUNTIMES[row.host_runtime].title for f, row in formats.FORMATS.items()}  # for sentences
 
 
 def _require(module: str, extra: str, path: Path):

@@ -1,11 +1,13 @@
 """Several ADB devices at once (``--device adb:S1,S2`` / ``adb:all``): the same plan on each, in parallel.
 
-One worker thread per device runs :func:`~mobileseg.bench.runner.run_bench` on its own target: that device's cells
-stay sequential and pinned to its own big core, and its records go to its own results file
-(``<out>/<device id>-t<threads>.jsonl``). The host only waits on sockets while the devices compute, so threads are
-enough; exports (host work, shared export folder) are done once, under a lock, whichever worker needs one first.
+One worker thread per device runs the bench loop (:func:`mobileseg.bench.runner.measure`) on its own target, with
+the run's one plan and settings: that device's cells stay sequential and pinned to its own big core, and its records
+go to its own results file (``<out>/<device id>-t<threads>.jsonl``). The host only waits on sockets while the
+devices compute, so threads are enough; exports (host work, shared export folder) are done once, under the model
+source's lock, whichever worker needs one first.
 
-One :class:`SharedProgress` prints every worker's lines with the device's name and the overall count. A device lost
+One :class:`SharedProgress` prints every worker's lines with the device's name and the overall count: the cells
+each device can run (its runtimes are checked before any cell starts), not the plan times the devices. A device lost
 mid-suite ends only its own worker (its finished cells are in its file); the others finish, and
 :func:`run_on_devices` then raises :class:`DevicesLostError` naming the lost device(s) and saying that ``--resume``
 completes them.
@@ -17,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MobilesegError, TargetLostError
+from ..errors import TargetLostError
 from .progress import Progress, _fmt_s
-from .runner import BenchRun, plan_cells, results_file_for, run_bench
+from .runner import BenchRun, measure, plan, results_file_for, runnable
+from .settings import BenchSettings
 
 
 class DevicesLostError(TargetLostError):
@@ -74,6 +77,9 @@ class DeviceProgress(Progress):
     def _emit(self, text: str) -> None:
         self.shared.emit(text)
 
+    def note(self, text: str) -> None:
+        self._emit(f"{self._prefix()} {text}")
+
     def close(self) -> None:
         self._emit(f"{self._prefix()} finished its {self.total} cell(s) in {_fmt_s(self.clock() - self.t0)}")
 
@@ -107,55 +113,57 @@ class DeviceOutcome:
                 f"{tail} in {_fmt_s(self.seconds)}{where}")
 
 
-def _locked_export(export_fn):
-    """The export stage behind one lock, each (model, resolution, formats, precision, graph, folder) done once."""
-    lock = threading.Lock()
-    done: dict = {}
+def open_and_run(settings: BenchSettings, stream=None) -> list[DeviceOutcome]:
+    """Open every device ``settings.device`` names and run the plan on each (the command's several-device path)."""
+    import sys
 
-    def export(model, res, formats, precision, graph, out):
-        key = (model, tuple(res), tuple(formats), precision, graph, str(out))
-        with lock:
-            if key not in done:
-                fn = export_fn
-                if fn is None:
-                    from ..export import export_model as fn
-                done[key] = fn(model, res, formats=formats, precision=precision, graph=graph, out=out)
-            return done[key]
+    from ..device.selection import open_devices
+    from .targets.adb import AdbTarget, official_tool_drivers
 
-    return export
+    official_tool_drivers(settings.tflite_benchmark, settings.ort_perf_test)  # a bad path fails before connecting
+    devices, notes = open_devices(settings.device, transport=settings.adb_transport,
+                                  servers=list(settings.adb_servers))
+    for n in notes:
+        print(f"mobileseg: {n}", file=sys.stderr)
+
+    def target(dev):  # each device gets its own drivers (they remember what they pushed there)
+        return AdbTarget.on_device(dev, cpu=settings.cpu, harness=settings.harness,
+                                   tool_drivers=official_tool_drivers(settings.tflite_benchmark,
+                                                                      settings.ort_perf_test))
+
+    print(f"mobileseg: {len(devices)} device(s) in parallel: {', '.join(d.serial for d in devices)}", file=sys.stderr)
+    return run_on_devices(target, devices, settings, stream=stream)
 
 
-def run_on_devices(targets_factory, devices: list, *, threads: int = 1, out_dir="results", progress=True,
-                   export_fn=None, results_file=None, stream=None, **bench_kwargs) -> list[DeviceOutcome]:
+def run_on_devices(targets_factory, devices: list, settings: BenchSettings | None = None, *, export_fn=None,
+                   stream=None, **options) -> list[DeviceOutcome]:
     """Run the same plan on every device of ``devices`` in parallel; returns one :class:`DeviceOutcome` each.
 
     ``targets_factory(device) -> Target`` opens the bench target on one transport device (in that device's worker,
-    so the probes run in parallel too). ``bench_kwargs`` are :func:`run_bench`'s plan and timing options.
+    so the probes run in parallel too). ``settings`` (or ``options``, :class:`BenchSettings`' fields) are the run's.
     Raises :class:`DevicesLostError` after every worker ended when a device was lost.
     """
-    if results_file:
-        raise MobilesegError("--results-file names one file, and several devices each write their own "
-                             "(<out>/<device>-t<threads>.jsonl): leave it out, or choose the folder with --out")
-    plan_keys = ("models", "resolutions", "runtimes", "precisions", "graphs", "suite")
-    cells, _settings, _explicit = plan_cells(**{k: bench_kwargs.get(k) for k in plan_keys}, threads=threads)
-    shared = SharedProgress(len(cells) * len(devices), stream=stream, enabled=bool(progress))
-    export = _locked_export(export_fn)
+    if settings is None:
+        settings = BenchSettings.of(**options)
+    settings.check_several_devices()
+    p = plan(settings, export_fn)  # one plan: its sources (and their exports) are shared by the workers
+    shared = SharedProgress(0, stream=stream, enabled=bool(settings.progress))
     outcomes = [DeviceOutcome(name=getattr(d, "serial", None) or f"device {i + 1}",
                               serial=getattr(d, "serial", None) or "") for i, d in enumerate(devices)]
-
     targets: dict = {}
+    planned: dict = {}  # id(outcome) -> (pairs, runtimes left out) on that device
 
-    def tell_apart():  # once every device is probed: one id, and so one results file, per device
+    def all_probed():  # one id, and so one results file, per device; the overall count of the cells that will run
         by_id: dict = {}
         for t in targets.values():
             by_id.setdefault(t.device_id(), []).append(t)
         for same in by_id.values():
             if len(same) > 1:
                 for t in same:
-                    if hasattr(t, "distinguish"):
-                        t.distinguish()
+                    t.distinguish()
+        shared.total = sum(len(pairs) for pairs, _ in planned.values())
 
-    probed = threading.Barrier(len(devices), action=tell_apart)
+    probed = threading.Barrier(len(devices), action=all_probed)
 
     def work(dev, out: DeviceOutcome):
         t0 = time.monotonic()
@@ -163,13 +171,13 @@ def run_on_devices(targets_factory, devices: list, *, threads: int = 1, out_dir=
         try:
             try:
                 target = targets[id(out)] = targets_factory(dev)
+                planned[id(out)] = runnable(p, target)
             finally:
                 probed.wait(timeout=600)  # hang guard; a failed probe still lets the others go on
+            pairs, missing = planned[id(out)]
             out.name = target.device_id()
-            out.results = results_file_for(target, threads, out_dir)
-            view = shared.view(out.name, len(cells))
-            out.run = run_bench(target=target, threads=threads, out_dir=out_dir, progress=view, export_fn=export,
-                                **bench_kwargs)
+            out.results = results_file_for(target, p.settings.threads, settings.out_dir)
+            out.run = measure(p, pairs, target, shared.view(out.name, len(pairs)), missing)
             out.measured = len(out.run)
         except TargetLostError as exc:
             out.lost = exc
@@ -192,18 +200,23 @@ def run_on_devices(targets_factory, devices: list, *, threads: int = 1, out_dir=
     for w in workers:
         while w.is_alive():
             w.join(0.5)
-    lost = [o for o in outcomes if o.lost is not None]
-    if lost:
-        others = [o for o in outcomes if o.lost is None]
-        names = ", ".join(f"{o.serial} ({o.name})" for o in lost)
-        kept = "; ".join(f"{o.measured} finished cell(s) of {o.serial} are kept in {o.results}" for o in lost)
-        rest = (f"; the other device(s) finished: {', '.join(o.serial for o in others)}" if others else "")
-        err = DevicesLostError(f"{'device' if len(lost) == 1 else 'devices'} lost: {names}; {kept}: reconnect "
-                               f"{'it' if len(lost) == 1 else 'them'} and rerun the same command with --resume to "
-                               f"complete {'it' if len(lost) == 1 else 'them'}{rest}")
-        err.outcomes = outcomes
-        raise err
+    if any(o.lost is not None for o in outcomes):
+        raise _lost_error(outcomes)
     return outcomes
+
+
+def _lost_error(outcomes: list[DeviceOutcome]) -> DevicesLostError:
+    """One sentence naming the lost device(s), what of them is kept, and that ``--resume`` completes them."""
+    lost = [o for o in outcomes if o.lost is not None]
+    others = [o for o in outcomes if o.lost is None]
+    names = ", ".join(f"{o.serial} ({o.name})" for o in lost)
+    kept = "; ".join(f"{o.measured} finished cell(s) of {o.serial} are kept in {o.results}" for o in lost)
+    rest = (f"; the other device(s) finished: {', '.join(o.serial for o in others)}" if others else "")
+    it = "it" if len(lost) == 1 else "them"
+    err = DevicesLostError(f"{'device' if len(lost) == 1 else 'devices'} lost: {names}; {kept}: reconnect {it} and "
+                           f"rerun the same command with --resume to complete {it}{rest}")
+    err.outcomes = outcomes
+    return err
 
 
 def _count(path: Path | None) -> int:

@@ -46,11 +46,13 @@ def record_fields(manifest: dict, fmt: str, output=None, folder=None) -> dict:
 
         import numpy as np
 
+        from ..parity import rel_l2
+
         path = Path(folder) / host["path"]
         if path.is_file():
             ref = np.load(path).astype(np.float64)
             out = np.asarray(output, dtype=np.float64).reshape(ref.shape)
-            rel = float(np.linalg.norm(out - ref) / (np.linalg.norm(ref) or 1.0))
+            rel = rel_l2(out, ref)
             agree = float(np.mean(out.argmax(1) == ref.argmax(1))) if ref.ndim == 4 else None
             fields["host_int8_agreement"] = {"host_runtime": host.get("runtime"), "rel_l2": rel,
                                              "max_abs": float(np.max(np.abs(out - ref))), "argmax_agree": agree}

@@ -70,7 +70,7 @@ def run_interleaved(export_a, export_b, runtime: str | None = None, repeats: int
         for folder, man in loaded:
             sessions.append(rt.load(folder, _manifest.format_entry(man, fmt), threads=1,
                                     precision=man.get("precision") or "fp32"))
-            inputs.append(np.ascontiguousarray(np.load(Path(folder) / "reference" / "input.npy"), dtype=np.float32))
+            inputs.append(np.ascontiguousarray(np.load(Path(folder) / _manifest.REFERENCE_INPUT), dtype=np.float32))
         from .targets.local import _set_affinity_all
 
         _set_affinity_all({target.cpu})  # runtime threads started while loading

@@ -177,15 +177,16 @@ def profile_local(runtime: str, export_dir, fmt_entry: dict, x, runs: int = DEFA
     """The per-op profile of one host cell, or ``{"unavailable": why}`` for a runtime without a profiler here."""
     from pathlib import Path
 
+    from .. import formats
+
     files = [f.get("path") if isinstance(f, dict) else f for f in (fmt_entry or {}).get("files") or []]
     folder = Path(export_dir)
+    fmt = formats.RUNTIMES[runtime].format if runtime in formats.RUNTIMES else None
     if runtime == "onnxruntime":
-        model = next((f for f in files if str(f).endswith(".onnx")), None)
-        return profile_onnxruntime(folder / model, x, runs, threads)
+        return profile_onnxruntime(folder / formats.model_file(fmt, files), x, runs, threads)
     if runtime == "ncnn":
-        param = next((f for f in files if str(f).endswith(".param")), None)
-        weights = next((f for f in files if str(f).endswith(".bin")), None)
-        return profile_ncnn(folder / param, folder / weights, x, runs, threads, (fmt_entry or {}).get("input_name"))
+        return profile_ncnn(folder / formats.model_file(fmt, files), folder / formats.side_file(fmt, files), x, runs,
+                            threads, (fmt_entry or {}).get("input_name"))
     why = {"litert": "LiteRT's op profiler is in benchmark_model: use --device adb with --tflite-benchmark",
            "torch": "no per-op profile for torch cells (use torch.profiler directly)"}
     return {"unavailable": why.get(runtime, f"no per-op profiler for {runtime}")}
@@ -202,3 +203,11 @@ def from_device(raw: dict) -> dict:
     out = summarize_ops(times, raw.get("types") or {}, "ncnn-layer-extract", runs)
     out["extract_overhead_ms"] = round(cost, 6)
     return out
+
+
+def read_device_profile(parser: str, raw) -> dict:
+    """The schema from a device driver's ``op_profile`` pass: ``(parser, raw)`` (see
+    :class:`mobileseg.device.harness_driver.HarnessDriver`)."""
+    if parser == "profile_ops":
+        return from_device(raw)
+    return parse_benchmark_model(raw) or {"unavailable": "benchmark_model printed no op-profiling table"}

@@ -1,12 +1,22 @@
-"""``run_bench``: measure a set of cells on a target and append one record per cell to a results store.
+"""The one bench loop: measure cells on a target and append one record per cell to a results store.
 
-Per cell: export on demand through the export stage (cached in the export folder), time it on the target, compare
-its output with the export's PyTorch reference (``reference/output.npy``) and append the record at once, so Ctrl-C
-or a lost device keeps every finished cell and ``resume=True`` skips them on the next run.
+Every path runs it: registered models (exported on demand, :mod:`.model_cells`), files users bring
+(:mod:`.artifact_cells`), a suite mixing both, and each device of a several-device run (:mod:`.fleet` runs it once
+per device). Its options are one :class:`~mobileseg.bench.settings.BenchSettings`, validated once.
+
+Per cell: the cell's source gives its export folder (exporting it now if needed), the target times it, the source
+judges its output (parity) and the record is appended at once, so Ctrl-C or a lost device keeps every finished cell
+and ``--resume`` skips them on the next run. The pieces, for other stages that measure cells (the entry points):
+
+* :func:`plan` -> :class:`Plan`: the sources of a settings object, and each cell's timing;
+* :func:`runnable`: the cells of a plan a target can run (the others left out with a note, or refused);
+* :func:`measure`: the loop over those cells on one target;
+* :func:`measure_cell`: one cell -> one :class:`~mobileseg.results.record.LatencyRecord`.
 """
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingDependencyError, MobilesegError
@@ -14,18 +24,17 @@ from .. import manifest as _manifest
 from ..results.paths import RUNS_DIR
 from .progress import Progress
 from ..results.record import SCHEMA_VERSION, LatencyRecord
-from ..results.stats import median_ci, summarize
+from ..results.stats import STATS_KEYS, median_ci, summarize
 from ..results.store import ResultStore
-from .. import formats
-from .suite import Cell, Suite, SuiteError, build_group, load_suite
-from .targets import Target, TargetLostError, open_own_target
-
-DEFAULT_WARMUP = 5
-DEFAULT_REPEATS = 20
+from .settings import DEFAULT_REPEATS, DEFAULT_WARMUP, BenchSettings, Timing  # noqa: F401  (re-exported)
+from .suite import Suite, SuiteError, load_suite
+from . import targets as _targets
+from .targets import Target, TargetLostError
 
 
 class BenchRun(list):
-    """The records written by one ``run_bench`` call (dicts), plus where they went and what was skipped."""
+    """The records written by one run of the loop on one target (dicts), plus where they went and what was
+    skipped."""
 
     path: Path | None = None
     skipped: list
@@ -37,54 +46,83 @@ def results_file_for(target: Target, threads: int, out_dir=RUNS_DIR) -> Path:
     return Path(out_dir) / f"{target.device_id()}-t{int(threads)}.jsonl"
 
 
-def plan_cells(models=None, resolutions=None, runtimes=None, precisions=None, graphs=None, suite=None,
-               threads: int = 1) -> tuple[list[Cell], dict, bool]:
-    """Cells to measure, the suite's settings, and whether the runtime list was chosen explicitly.
+@dataclass
+class Plan:
+    """What one run measures: its settings (``threads`` resolved), its cell sources (registered models and/or files users bring) and the
+    timing of each cell (the settings merged with the suite's)."""
 
-    With a suite, ``models``/``resolutions``/``runtimes``/``precisions``/``graphs`` filter its cells. Without one,
-    they define the cells (defaults: every segmentation model at its paper resolution, every runtime, fp32, logits).
-    """
-    from ..registry import get_spec, list_models, parse_resolution
+    settings: BenchSettings
+    sources: list
+    timing: Timing
+    suite_name: str | None = None
 
+    def cells(self) -> list:
+        """``(source, cell)`` in order: files first, then registered models (as the command always ran them)."""
+        return [(src, c) for src in self.sources for c in src.cells]
+
+
+def plan(settings: BenchSettings, export_fn=None, notes=None) -> Plan:
+    """The cell sources of ``settings``: ``--artifact`` files, else the suite's file groups and model groups (the
+    command line's lists filter them), else the command line's models. ``notes(text)``: what the user should know
+    about the files (default: stderr)."""
+    from .artifact_cells import artifact_sources
+    from .model_cells import filter_cells, model_source
+
+    if export_fn is None and settings.no_export:
+        export_fn = existing_export
+    suite = settings.suite
+    if suite is not None and not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    if settings.threads is None:  # the suite's threads, else one
+        settings = settings.but(threads=int((suite.settings if suite is not None else {}).get("threads", 1)))
+    sources = artifact_sources(settings, suite, notes)
     if suite is not None:
-        s = suite if isinstance(suite, Suite) else load_suite(suite)
-        cells = s.cells(threads)
-        if models:
-            wanted = {get_spec(m).name for m in models}
-            cells = [c for c in cells if c.model in wanted]
-        if resolutions:
-            wanted_res = {parse_resolution(r) for r in resolutions}
-            cells = [c for c in cells if c.resolution in wanted_res]
-        for attr, values in (("runtime", runtimes), ("precision", precisions), ("graph", graphs)):
-            if values:
-                cells = [c for c in cells if getattr(c, attr) in set(values)]
-        if not cells:
-            raise SuiteError(f"no cell of suite '{s.name}' matches the --models/--res/--runtimes/--precision/--graph "
-                             "filters; loosen them")
-        return cells, s.settings, True  # a suite names its runtimes
-    explicit = bool(runtimes)
-    models = list(models or list_models(task="segmentation"))
-    runtimes = list(runtimes or formats.default_runtimes())
-    precisions = list(precisions or ["fp32"])
-    graphs = list(graphs or ["logits"])
-    cells = []
-    for m in models:
-        res = list(resolutions) if resolutions else [list(get_spec(m).default_resolution)]
-        g = build_group([m], res, runtimes, precisions, graphs, where="command line")
-        s = Suite(name="command line", groups=[g])
-        cells += [c for c in s.cells(threads) if c not in cells]
-    from .int8 import int8_cells
-
-    return int8_cells(cells, explicit), {}, explicit
+        for src in sources:
+            src.cells = filter_cells(src.cells, settings.models, settings.resolutions, settings.runtimes,
+                                     settings.precisions, settings.graphs)
+    models = model_source(settings, suite, export_fn)
+    if models is not None:
+        sources.append(models)
+    sources = [s for s in sources if s.cells]
+    if suite is not None and not sources:
+        raise SuiteError(f"no cell of suite '{suite.name}' matches the --models/--res/--runtimes/--precision/--graph "
+                         "filters; loosen them")
+    return Plan(settings, sources, settings.timing(suite.settings if suite is not None else None),
+                suite.name if suite is not None else None)
 
 
-class ExportFailedError(MobilesegError):
-    """The export stage could not produce the artifact a cell needs (recorded as that cell's error)."""
+def runnable(p: Plan, target: Target) -> tuple[list, list[str]]:
+    """The ``(source, cell)`` pairs of ``p`` that ``target`` can run, and the runtimes left out.
+
+    Every runtime must be usable before anything is exported or timed; a runtime of a source whose runtimes were
+    not chosen (the command line's defaults) that cannot run is left out instead, with a note (``{runtime: why}``).
+    """
+    usable: dict = {}
+    why_not: dict = {}
+    for src in p.sources:
+        for rt in dict.fromkeys(c.runtime for c in src.cells):
+            if usable.get(rt):
+                continue
+            try:
+                target.check_runtime(rt)
+                usable[rt] = True
+            except MissingDependencyError as exc:
+                if src.explicit_runtimes:
+                    raise MissingDependencyError(f"runtime '{rt}' cannot run: {exc}; or leave it out with "
+                                                 "--runtimes") from None
+                usable[rt], why_not[rt] = False, str(exc)
+    pairs = [(src, c) for src, c in p.cells() if usable[c.runtime]]
+    if not pairs:
+        raise MobilesegError("no runtime is installed for the requested cells: install one with "
+                             "pip install 'mobileseg[export]' -c constraints.txt")
+    return pairs, {r: why_not[r] for r in sorted(why_not)}
 
 
 def existing_export(model, resolution, formats, precision, graph, out) -> dict:
     """``bench --no-export``'s export stage: the manifest already in ``out``, unchanged (no converter, no cache
     key: the artifacts were exported elsewhere); a missing folder is that cell's error."""
+    from .model_cells import ExportFailedError
+
     man = _manifest.read(out)
     if man is None:
         raise ExportFailedError(f"--no-export: {out} holds no export (no readable manifest.json); export "
@@ -92,41 +130,103 @@ def existing_export(model, resolution, formats, precision, graph, out) -> dict:
     return man
 
 
-def _ensure_export(cell: Cell, formats: list[str], export_root: Path, export_fn, cache: dict) -> tuple[Path, dict]:
-    """The export folder of ``cell`` and its manifest, exported now through the export stage if needed.
-
-    One call per (model, resolution, precision, graph) and run, asking for every format the run needs there plus
-    the formats already exported in the folder (the export stage rewrites the manifest with the formats it is
-    given, and reuses up-to-date artifacts from its own cache).
-    """
-    key = (cell.model, cell.resolution, cell.precision, cell.graph)
-    folder = export_root / _manifest.export_dir_name(cell.model, cell.resolution, cell.precision, cell.graph)
-    if key not in cache:
-        if export_fn is None:
-            from ..export import export_model as export_fn
-        wanted = set(formats) | _manifest.ok_formats(_manifest.read(folder))
-        result = export_fn(cell.model, list(cell.resolution), formats=sorted(wanted), precision=cell.precision,
-                           graph=cell.graph, out=str(folder))
-        cache[key] = result.manifest if hasattr(result, "manifest") else result
-    man = cache[key]
-    entry = _manifest.format_entry(man, cell.format)
-    if not entry or not entry.get("files"):
-        why = (entry or {}).get("error") or "no artifact was written"
-        raise ExportFailedError(f"the {cell.format} export of {cell.model} at "
-                                f"{cell.resolution[0]}x{cell.resolution[1]} failed: {why}")
-    return folder, man
+def run(settings: BenchSettings, target: Target | None = None, export_fn=None) -> BenchRun:
+    """Measure the cells of ``settings`` on one target (``settings.device``, or ``target`` when given; the fleet
+    runs several devices, :func:`mobileseg.bench.fleet.run_on_devices`)."""
+    if settings.several_devices and target is None:
+        raise MobilesegError(f"--device {settings.device} names several devices: they are measured by "
+                             "mobileseg.bench.fleet.run_on_devices (the mobileseg bench command does that)")
+    p = plan(settings, export_fn)
+    own = target is None
+    if own:
+        target = _targets.open_target(settings.device, **settings.target_options())
+    try:
+        pairs, missing = runnable(p, target)
+        prog = settings.progress
+        if not isinstance(prog, Progress):
+            prog = Progress(len(pairs), enabled=bool(prog))
+        return measure(p, pairs, target, prog, missing)
+    finally:
+        if own:
+            target.close()
 
 
-def _parity(out, folder: Path, cell: Cell, manifest: dict) -> dict:
-    """The cell's parity against the export's reference, judged by the same rule as at export."""
-    import numpy as np
+def run_bench(target: Target | None = None, export_fn=None, settings: BenchSettings | None = None,
+              **options) -> BenchRun:
+    """The Python API of ``mobileseg bench`` on one target: ``options`` are :class:`BenchSettings`' fields
+    (``models``, ``resolutions``, ``runtimes``, ``suite``, ``artifacts``, ``device``, ``repeats``, ``target_ci``,
+    ``profile``, ``sustained``...; ``cooldown_s`` and ``target_options`` are accepted as older spellings).
+    ``target``: an opened target (then ``device`` is not used); ``export_fn``: the export stage (tests)."""
+    return run(settings if settings is not None else BenchSettings.of(**options), target=target, export_fn=export_fn)
 
-    from ..parity import check
 
-    ref_path = folder / "reference" / "output.npy"
-    if not ref_path.exists():
-        return {"checked": False, "why": "the export folder has no reference/output.npy"}
-    return check(out, np.load(ref_path), cell.precision, manifest.get("graph") or cell.graph, runtime=cell.runtime)
+def measure(p: Plan, pairs: list, target: Target, prog: Progress, missing=()) -> BenchRun:
+    """The loop: every ``(source, cell)`` of ``pairs`` on ``target``, one record each appended to the results file."""
+    s, timing = p.settings, p.timing
+    run = BenchRun()
+    run.skipped = []
+    try:
+        device_id = target.device_id()
+        path = Path(s.results_file) if s.results_file else results_file_for(target, s.threads, s.out_dir)
+        store = ResultStore(path)
+        store.check_writable()  # a bad --out/--results-file fails now, not after the first measured cell
+        run.path = path
+        done = store.done_keys() if s.resume else set()
+        why_not = missing if isinstance(missing, dict) else dict.fromkeys(missing, "not installed")
+        for r, why in why_not.items():  # the target's reason: not installed here, or (a phone) it needs an official tool
+            prog.note(f"runtime '{r}' is left out: {why}")
+        if not s.resume and (again := store.repeat_note(c.key(device_id) for _, c in pairs)):
+            prog.note(again)
+        description = target.describe()
+        from .env import describe_host
+
+        host = describe_host()
+        todo = [c for _, c in pairs if c.key(device_id) not in done]
+        if todo and s.measure_reference:
+            run.sgemm = target.reference_rate(prog.note)
+        formats_by_group: dict = {}
+        for c in todo:
+            formats_by_group.setdefault((c.model, c.resolution, c.precision, c.graph), set()).add(c.format)
+        last_model, reference_state = None, None
+        for source, cell in pairs:
+            key = cell.key(device_id)
+            if key in done:
+                run.skipped.append(key)
+                prog.skip(cell.label())
+                continue
+            waited = None
+            if timing.cooldown_s and last_model is not None and cell.model != last_model:
+                waited = target.cooldown(reference_state, timing.cooldown_s)
+            try:
+                export = source.export(cell, sorted(formats_by_group[(cell.model, cell.resolution, cell.precision,
+                                                                      cell.graph)]), prog)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # recorded as this cell's error by measure_cell
+                export = exc
+            prog.start(cell.label())
+            rec = measure_cell(cell, target, export, timing, judge=source.judge, key=key, description=description,
+                               host=host, sgemm=run.sgemm)
+            if s.profile and rec.status != "error":
+                rec.extra["profile"] = target.profile(cell, *export)
+            if waited is not None:
+                rec.extra["cooldown"] = waited
+            source.finish(rec, cell)
+            reference_state = rec.device_state.get("before", {})
+            last_model = cell.model
+            store.append(rec)
+            d = rec.to_dict()
+            run.append(d)
+            prog.finish(_summary(d), measured=d["status"] != "error")
+        prog.close()
+    except TargetLostError as exc:
+        # Keep the subclass (DeviceLostError...) and say what was kept and how to go on.
+        if run.path is not None and "--resume" not in str(exc):
+            left = len(pairs) - len(run) - len(run.skipped)
+            exc.args = (f"{exc}; {len(run) + len(run.skipped)} finished cell(s) are kept in {run.path}: rerun the "
+                        f"same command with --resume to measure the {left} cell(s) left",)
+        raise
+    return run
 
 
 _COMPLEXITY: dict = {}
@@ -185,177 +285,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_bench(models=None, resolutions=None, runtimes=None, precisions=None, graphs=None, suite=None,
-              device: str = "local", threads: int = 1, warmup: int | None = None, repeats: int | None = None,
-              min_time: float | None = None, cpu: int | None = None, resume: bool = False, out_dir=RUNS_DIR,
-              results_file=None, export_root="export", target: Target | None = None, export_fn=None,
-              progress: bool | Progress = True, cooldown_s: float | None = None, measure_reference: bool = True,
-              target_options: dict | None = None, target_ci: float | None = None,
-              max_time: float | None = None, profile: bool = False, sustained: float | None = None,
-              sustained_minute_s: float | None = None) -> BenchRun:
-    """Measure cells and append one :class:`LatencyRecord` per cell to the results store; return the new records.
-
-    Args:
-        models, resolutions, runtimes, precisions, graphs: the cells (or filters of ``suite``); see :func:`plan_cells`.
-        suite: a suite file path (``bench/paper.toml``) or a :class:`Suite`.
-        device: ``local``, ``adb``, ``adb:HOST:PORT`` or ``adb:SERIAL`` (ignored when ``target`` is given).
-        threads: threads per runtime (1: one intra-op thread, no inter-op pool).
-        warmup, repeats, min_time: untimed warm-up calls; timed calls, or seconds of timed calls (default 20 calls).
-        cpu: the CPU to pin to on the host (default: the last one).
-        resume: skip cells that already have a finished record in the results file.
-        out_dir, results_file: where records go (default ``results/runs/<device>-t<threads>.jsonl``).
-        export_root: the export stage's output folder (artifacts are reused when present).
-        measure_reference: also time this core's single-thread SGEMM (stored in every record as ``sgemm``).
-        target_ci, max_time: sample each cell until the 95% interval of its median is within ``target_ci`` percent
-            (relative half-width, :mod:`mobileseg.bench.sampling`) or ``max_time`` seconds ran out; ``repeats`` is
-            then the minimum count.
-        sustained, sustained_minute_s: run each cell for this many minutes in one-minute chunks, with per-minute
-            statistics, temperatures and frequencies (``sustained`` in the record; :mod:`mobileseg.bench.sustained`).
-        profile: after each cell's samples, a per-op profile in its own pass (``profile`` in the record;
-            :mod:`mobileseg.bench.profile`).
-    """
-    if repeats is not None and min_time is not None:
-        raise MobilesegError("give either --repeats or --min-time, not both")
-    if target_ci is not None and min_time is not None:
-        raise MobilesegError("give --target-ci (with --max-time) or --min-time, not both")
-    if target_ci is None and max_time is not None:
-        raise MobilesegError("--max-time bounds --target-ci sampling: give --target-ci PCT too (or use --min-time)")
-    from ..runtimes.base import check_threads
-
-    threads = check_threads(threads)  # before any cell: one sentence, not an error record per cell
-    cells, settings, explicit_runtimes = plan_cells(models, resolutions, runtimes, precisions, graphs, suite, threads)
-    warmup = int(warmup if warmup is not None else settings.get("warmup", DEFAULT_WARMUP))
-    sampling = None
-    if target_ci is not None:  # adaptive: --repeats (if given) is the minimum count; a suite's counts are ignored
-        from .sampling import SamplingRule
-
-        if repeats is not None and int(repeats) < 1:
-            raise MobilesegError(f"--repeats must be at least 1, not {repeats}")
-        sampling = SamplingRule(repeats=repeats, target_ci=float(target_ci),
-                                max_time=None if max_time is None else float(max_time))
-    elif repeats is None and min_time is None:
-        repeats, min_time = settings.get("repeats"), settings.get("min_time")
-        if repeats is None and min_time is None:
-            repeats = DEFAULT_REPEATS
-    if repeats is not None and int(repeats) < 1:
-        raise MobilesegError(f"--repeats must be at least 1, not {repeats}")
-    if warmup < 0:
-        raise MobilesegError(f"--warmup must be 0 or more, not {warmup}")
-    if min_time is not None and float(min_time) <= 0:  # 0 would time the minimum count, not a duration
-        raise MobilesegError(f"--min-time must be more than 0 seconds, not {min_time:g}: give the seconds of timed "
-                             "runs per cell (or --repeats N for a count)")
-    if sustained is not None:
-        from .sustained import minute_seconds
-
-        if not float(sustained) > 0:
-            raise MobilesegError(f"--sustained takes a number of minutes above 0, not {sustained:g}")
-        minute_seconds(sustained_minute_s)
-    cooldown_s = float(cooldown_s if cooldown_s is not None else settings.get("cooldown_s", 0))
-    if cooldown_s < 0:
-        raise MobilesegError(f"--cooldown must be 0 or more seconds, not {cooldown_s:g}")
-
-    own_target = target is None
-    if own_target:
-        target = open_own_target(device, target_options, cpu)
-    run = BenchRun()
-    run.skipped = []
-    try:
-        # Every runtime must be usable before anything is exported or timed; when the runtime list was not chosen,
-        # runtimes that are not installed are left out with a note instead.
-        usable, why_not = {}, {}
-        for rt in sorted({c.runtime for c in cells}):
-            try:
-                target.check_runtime(rt)
-                usable[rt] = True
-            except MissingDependencyError as exc:
-                if explicit_runtimes:
-                    raise MissingDependencyError(f"runtime '{rt}' cannot run: {exc}; or leave it out with "
-                                                 "--runtimes") from None
-                usable[rt], why_not[rt] = False, str(exc)
-        missing_rts = sorted(r for r, ok in usable.items() if not ok)
-        cells = [c for c in cells if usable[c.runtime]]
-        if not cells:
-            raise MobilesegError("no runtime is installed for the requested cells: install one with "
-                                 "pip install 'mobileseg[export]' -c constraints.txt")
-
-        device_id = target.device_id()
-        path = Path(results_file) if results_file else results_file_for(target, threads, out_dir)
-        store = ResultStore(path)
-        store.check_writable()  # a bad --out/--results-file fails now, not after the first measured cell
-        run.path = path
-        done = store.done_keys() if resume else set()
-        prog = progress if isinstance(progress, Progress) else Progress(len(cells), enabled=bool(progress))
-        for r in missing_rts:  # the target's reason: not installed here, or (a phone) it needs an official tool
-            prog.note(f"runtime '{r}' is left out: {why_not[r]}")
-        if not resume and (again := store.repeat_note(c.key(device_id) for c in cells)):
-            prog.note(again)
-        description = target.describe()
-        from .env import describe_host
-
-        host = describe_host()
-        todo = [c for c in cells if c.key(device_id) not in done]
-        if todo and measure_reference and target.kind == "local":
-            from .overhead import measure_sgemm
-
-            prog.note("measuring this core's single-thread SGEMM rate (reference for achieved GFLOP/s)")
-            run.sgemm = measure_sgemm()
-            prog.note(f"SGEMM {run.sgemm['n']}^3 fp32, 1 thread: {run.sgemm['gflop_s']:.1f} GFLOP/s "
-                      f"({run.sgemm['best']})")
-        formats_by_group: dict = {}
-        for c in cells:
-            formats_by_group.setdefault((c.model, c.resolution, c.precision, c.graph), set()).add(c.format)
-        export_cache: dict = {}
-        export_root = Path(export_root)
-        last_model, reference_state = None, None
-        for cell in cells:
-            key = cell.key(device_id)
-            if key in done:
-                run.skipped.append(key)
-                prog.skip(cell.label())
-                continue
-            if cooldown_s and last_model is not None and cell.model != last_model:
-                target.cooldown(reference_state, cooldown_s)
-            group = (cell.model, cell.resolution, cell.precision, cell.graph)
-            if group not in export_cache:  # the export is not part of the cell's time (nor of the ETA)
-                prog.exporting(_group_label(cell))
-            try:
-                export = _ensure_export(cell, sorted(formats_by_group[group]), export_root, export_fn, export_cache)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # recorded as this cell's error by _measure_cell
-                export = exc
-            prog.start(cell.label())
-            rec = _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time, run.sgemm,
-                                sampling, (sustained, sustained_minute_s) if sustained else None)
-            if profile and rec.status != "error":
-                rec.extra["profile"] = _profile(target, cell, export)
-            reference_state = rec.device_state.get("before", {})
-            last_model = cell.model
-            store.append(rec)
-            d = rec.to_dict()
-            run.append(d)
-            prog.finish(_summary(d), measured=d["status"] != "error")
-        prog.close()
-    except TargetLostError as exc:
-        # Keep the subclass (DeviceLostError...) and say what was kept and how to go on.
-        if run.path is not None and "--resume" not in str(exc):
-            left = len(cells) - len(run) - len(run.skipped)
-            exc.args = (f"{exc}; {len(run) + len(run.skipped)} finished cell(s) are kept in {run.path}: rerun the "
-                        f"same command with --resume to measure the {left} cell(s) left",)
-        raise
-    finally:
-        if own_target:
-            target.close()
-    return run
-
-
-def _group_label(cell: Cell) -> str:
-    h, w = cell.resolution
-    tags = [t for t in (cell.precision if cell.precision != "fp32" else "",
-                        cell.graph if cell.graph != "logits" else "") if t]
-    return f"{cell.model} {h}x{w}" + (f" ({', '.join(tags)})" if tags else "")
-
-
 def _fmt_ms(v) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -384,9 +313,6 @@ def _summary(d: dict) -> str:
             f"n={r['count']}), {par}{tag}")
 
 
-STATS_KEYS = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")
-
-
 def _cell_stats(cr) -> tuple[dict, str]:
     """(stats_ms, stats_source) of a CellRun: from its samples, else from the harness's own summary."""
     if cr.samples_ms:
@@ -399,30 +325,50 @@ def _cell_stats(cr) -> tuple[dict, str]:
     return stats, "tool-summary"
 
 
-def _measure_cell(cell, key, target, description, host, export, warmup, repeats, min_time,
-                  sgemm, sampling=None, sustained=None) -> LatencyRecord:
-    """Measure one cell whose export is ``export`` ((folder, manifest), or the exception the export raised)."""
-    from .env import package_versions
+def _time_cell(target, cell, folder, manifest, timing: Timing, extra: dict):
+    """The target's CellRun of one cell by the timing's rule: minutes on end, adaptive, or a count / a time."""
+    if timing.sustained is not None:
+        from .sustained import run_sustained
 
-    base = dict(id=key, model=cell.model, resolution=list(cell.resolution), format=cell.format, runtime=cell.runtime,
-                precision=cell.precision, graph=cell.graph, threads=cell.threads, device=description,
-                emulated=bool(getattr(target, "emulated", False)), warmup=warmup, host=host,
-                timestamp=_now(), schema_version=SCHEMA_VERSION)
+        cr, extra["sustained"] = run_sustained(target, cell, folder, manifest, timing.warmup, timing.sustained,
+                                               timing.sustained_minute_s)
+        return cr
+    rule = timing.sampling()
+    if rule is not None:
+        return target.run_cell(cell, folder, manifest, timing.warmup, timing.repeats, timing.min_time, sampling=rule)
+    return target.run_cell(cell, folder, manifest, timing.warmup, timing.repeats, timing.min_time)
+
+
+def measure_cell(cell, target: Target, export, timing: Timing, *, judge=None, key: str | None = None,
+                 description: dict | None = None, host: dict | None = None, sgemm: dict | None = None) -> LatencyRecord:
+    """Measure one cell on ``target`` and return its record (not stored); a broken cell is an ``error`` record.
+
+    ``export``: ``(folder, manifest)`` of the cell's artifact, or the exception its export raised. ``timing``: the
+    run's :class:`~mobileseg.bench.settings.Timing` (``BenchSettings(...).timing()``), or a ``BenchSettings``
+    (its timing without a suite). ``judge(cell, output,
+    folder, manifest, target) -> parity dict``: the source's parity rule (default: the export's reference).
+    """
+    from .env import describe_host, package_versions
+
+    if isinstance(timing, BenchSettings):
+        timing = timing.timing()
+    if judge is None:
+        from .model_cells import ModelCells
+
+        judge = ModelCells([]).judge
+    description = description if description is not None else target.describe()
+    base = dict(id=key or cell.key(target.device_id()), model=cell.model, resolution=list(cell.resolution),
+                format=cell.format, runtime=cell.runtime, precision=cell.precision, graph=cell.graph,
+                threads=cell.threads, device=description, emulated=bool(target.emulated), warmup=timing.warmup,
+                host=host if host is not None else describe_host(), timestamp=_now(), schema_version=SCHEMA_VERSION)
     extra = {"sgemm": sgemm} if sgemm else {}
     try:
         if isinstance(export, BaseException):
             raise export
         folder, manifest = export
-        target.prepare(folder, cell.format)
+        target.prepare(folder, cell.format, manifest)
         before = target.state()
-        if sustained is not None:
-            from .sustained import run_sustained
-
-            cr, extra["sustained"] = run_sustained(target, cell, folder, manifest, warmup, *sustained)
-        elif sampling is not None:
-            cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time, sampling=sampling)
-        else:
-            cr = target.run_cell(cell, folder, manifest, warmup, repeats, min_time)
+        cr = _time_cell(target, cell, folder, manifest, timing, extra)
         after = target.state()
         stats, stats_source = _cell_stats(cr)
     except (KeyboardInterrupt, TargetLostError):
@@ -435,16 +381,12 @@ def _measure_cell(cell, key, target, description, host, export, warmup, repeats,
     if cr.output is None:  # timings-only harness (official benchmark binaries)
         parity = {"checked": False, "reason": cr.parity_note or f"the {cr.harness} harness returns no output"}
     else:
-        parity = _parity(cr.output, folder, cell, manifest)
-        if parity.get("ok") is False:  # where it diverged (mobileseg.numerics): a summary, never a crash
-            from ..numerics.bench import diverging_layer
-
-            parity["per_layer"] = diverging_layer(folder, cell, manifest, target)
+        parity = judge(cell, cr.output, folder, manifest, target)
     gmacs, params = _complexity_of(manifest, cell)
     versions = package_versions()
     versions.update({k: v for k, v in (manifest.get("versions") or {}).items() if k not in versions})
     extra["stats_source"] = stats_source
-    extra.update(cell_extras(cr, repeats, min_time))
+    extra.update(cell_extras(cr, timing.repeats, timing.min_time))
     if manifest.get("int8"):
         from .int8 import record_fields
 
@@ -469,29 +411,3 @@ def cell_extras(cr, repeats, min_time) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _profile(target, cell, export) -> dict:
-    """The cell's per-op profile (host cells; ``{"unavailable": why}`` where there is no profiler)."""
-    if getattr(target, "kind", "") != "local":
-        folder, manifest = export
-        text = target.op_profile_text(cell, folder, manifest) if hasattr(target, "op_profile_text") else None
-        if isinstance(text, dict):  # the device Python harness's per-op times
-            from .profile import from_device
-
-            return from_device(text)
-        if text is not None:
-            from .profile import parse_benchmark_model
-
-            return parse_benchmark_model(text) or {"unavailable": "benchmark_model printed no op-profiling table"}
-        return {"unavailable": "on a device, per-op profiles come from the device Python harness (onnxruntime, "
-                               "ncnn) or benchmark_model (--tflite-benchmark); the native harness takes none"}
-    import numpy as np
-
-    from .profile import profile_local
-
-    folder, manifest = export
-    x = np.ascontiguousarray(np.load(Path(folder) / "reference" / "input.npy"), dtype=np.float32)
-    try:
-        return profile_local(cell.runtime, folder, (manifest.get("formats") or {}).get(cell.format), x,
-                             threads=cell.threads)
-    except Exception as exc:  # a profiler failure must not lose the measured cell
-        return {"unavailable": f"the profiler failed: {type(exc).__name__}: {exc}"}

@@ -186,8 +186,9 @@ def parse_suite(data: dict, where: str = "suite", base=None) -> Suite:
                              f" {'>= 0' if k == 'warmup' else '>= 1'}, not {settings[k]!r}")
     for k in ("min_time", "cooldown_s"):
         if k in settings and (isinstance(settings[k], bool) or not isinstance(settings[k], (int, float))
-                              or settings[k] < 0):
-            raise SuiteError(f"{where} [settings]: '{k}' must be a non-negative number of seconds")
+                              or settings[k] < 0 or (k == "min_time" and settings[k] == 0)):
+            what = "a number of seconds above 0" if k == "min_time" else "a non-negative number of seconds"
+            raise SuiteError(f"{where} [settings]: '{k}' must be {what}, like --{k.replace('_s', '').replace('_', '-')}")
     if "repeats" in settings and "min_time" in settings:
         raise SuiteError(f"{where} [settings]: give either 'repeats' or 'min_time', not both")
     cells = data.get("cells")

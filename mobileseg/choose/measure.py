@@ -34,12 +34,13 @@ class BenchMeasure:
 
     def open(self) -> None:
         from ..bench.runner import results_file_for
-        from ..bench.targets import open_own_target
+        from ..bench.targets import open_target
         from ..results.paths import RUNS_DIR
         from ..results.store import ResultStore
 
         if self.target is None:
-            self.target = open_own_target(self.device_arg, self.target_options, self.cpu)
+            cpu = {"cpu": self.cpu} if self.cpu is not None else {}
+            self.target = open_target(self.device_arg, **{**self.target_options, **cpu})
         self.device = self.target.describe()
         self.device_id = self.target.device_id()
         self.emulated = bool(getattr(self.target, "emulated", False))
@@ -73,9 +74,9 @@ class BenchMeasure:
 
     def prepare(self, cand) -> tuple[Path, dict]:
         """Export (or reuse) the candidate's artifact; its folder and manifest (the race clock does not run)."""
-        from ..bench.runner import _ensure_export
+        from ..bench.model_cells import ensure_export
 
-        return _ensure_export(cand.cell(), [cand.format], self.export_root, self._export, {})
+        return ensure_export(cand.cell(), [cand.format], self.export_root, self._export, {})
 
     def measure(self, cand, n: int) -> dict:
         """Time ``cand`` for ``n`` samples on the target; the bench record (also appended to :attr:`path`)."""

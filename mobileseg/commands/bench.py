@@ -43,7 +43,9 @@ def register(sub) -> None:
                         "localhost:5037; started with adb start-server when needed); direct: adb-shell straight to "
                         "the device (TCP, or USB with libusb and no adb server running); auto (default): the "
                         "server, or direct when none answers and no adb binary can start one")
-    p.add_argument("--threads", type=int, default=1, help="threads per runtime (default 1: one intra-op thread, no inter-op pool)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per runtime (default: the suite's threads, else 1: one intra-op thread, no "
+                        "inter-op pool)")
     add_list(p, "--models", "model names (default: every segmentation model, or the suite's)", aliases=("-m",))
     add_list(p, "--res", "resolutions, 448 or HxW (default: each model's paper resolution)")
     add_list(p, "--runtimes", f"{', '.join(RUNTIMES)} (default: every installed one of "
@@ -101,52 +103,44 @@ def add_artifact_options(p) -> None:
                    help="with --artifact: the expected output; parity is checked against it")
 
 
-def target_options(args) -> dict:
-    """The ``open_target`` options given on the command line (only those that differ from the defaults)."""
-    opts = {}
-    if getattr(args, "harness", "auto") not in (None, "auto"):
-        opts["harness"] = args.harness
-    if getattr(args, "adb_transport", "auto") not in (None, "auto"):
-        opts["adb_transport"] = args.adb_transport
-    if split_list(getattr(args, "adb_server", None)):
-        opts["adb_servers"] = split_list(args.adb_server)
-    for key in ("tflite_benchmark", "ort_perf_test"):
-        if getattr(args, key, None):
-            opts[key] = getattr(args, key)
-    return opts
+def settings_from_args(args):
+    """The :class:`~mobileseg.bench.settings.BenchSettings` of a parsed command line (every flag, by its field)."""
+    from ..bench.settings import BenchSettings
+
+    return BenchSettings(models=split_list(args.models), resolutions=split_list(args.res),
+                         runtimes=split_list(args.runtimes), precisions=split_list(args.precisions),
+                         graphs=split_list(args.graphs), suite=args.suite, artifacts=split_list(args.artifact),
+                         input_shape=args.input_shape, input=args.input, reference=args.reference,
+                         device=args.device, adb_servers=split_list(args.adb_server), cpu=args.cpu,
+                         harness=args.harness, adb_transport=args.adb_transport,
+                         tflite_benchmark=args.tflite_benchmark, ort_perf_test=args.ort_perf_test,
+                         threads=args.threads, warmup=args.warmup, repeats=args.repeats, min_time=args.min_time,
+                         target_ci=args.target_ci, max_time=args.max_time, sustained=args.sustained,
+                         sustained_minute_s=args.sustained_minute_s, profile=args.profile, cooldown=args.cooldown,
+                         measure_reference=not args.no_sgemm, resume=args.resume, out_dir=args.out,
+                         results_file=args.results_file, export_root=args.export_dir, no_export=args.no_export,
+                         progress=not args.quiet)
 
 
 def run(args) -> int:
-    from ..bench import run_bench
-    from ..bench.runner import existing_export
+    """One settings object for every path; several devices run the same loop once each (mobileseg.bench.fleet)."""
+    settings = settings_from_args(args)  # every flag checked once: refused in one sentence, never dropped
+    if settings.several_devices:
+        return run_several(settings)
+    from ..bench.runner import run as run_bench
+
+    records = run_bench(settings)
+    _print_records(records)
+    print(f"{len(records)} cell(s) measured, {len(records.skipped)} skipped (done earlier); results: {records.path}")
+    return 1 if any(r["status"] != "ok" for r in records) else 0
+
+
+def _print_records(records) -> None:
     from ._format import table
 
-    if any(getattr(args, k, None) for k in ("artifact", "suite", "input_shape", "input", "reference")):
-        from ._artifact import run_artifact_args
-
-        code = run_artifact_args(args)
-        if code is not None:
-            return code
-    if args.device.startswith(("adb:", "adb@")):
-        from ..device.selection import parse_device_arg
-
-        if parse_device_arg(args.device).several:
-            return run_several(args)
-    records = run_bench(models=split_list(args.models), resolutions=split_list(args.res),
-                        runtimes=split_list(args.runtimes), precisions=split_list(args.precisions),
-                        graphs=split_list(args.graphs), suite=args.suite, device=args.device,
-                        threads=args.threads, warmup=args.warmup, repeats=args.repeats, min_time=args.min_time,
-                        cpu=args.cpu, resume=args.resume, out_dir=args.out, results_file=args.results_file,
-                        export_root=args.export_dir, progress=not args.quiet, cooldown_s=args.cooldown,
-                        measure_reference=not args.no_sgemm, target_options=target_options(args),
-                        target_ci=args.target_ci, max_time=args.max_time, profile=args.profile,
-                        sustained=args.sustained, sustained_minute_s=args.sustained_minute_s,
-                        export_fn=existing_export if args.no_export else None)
     rows = [summary_row(r) for r in records]
     if rows:
         print(table(rows))
-    print(f"{len(records)} cell(s) measured, {len(records.skipped)} skipped (done earlier); results: {records.path}")
-    return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
 def summary_row(rec: dict) -> dict:
@@ -165,47 +159,23 @@ def summary_row(rec: dict) -> dict:
     return out
 
 
-def run_several(args) -> int:
+def run_several(settings) -> int:
     """``--device adb:S1,S2`` / ``adb:all``: the same plan on every device in parallel (mobileseg.bench.fleet)."""
-    import sys
+    from ..bench.fleet import DevicesLostError, open_and_run
 
-    from ..bench.fleet import DevicesLostError, run_on_devices
-    from ..bench.runner import existing_export
-    from ..bench.targets.adb import AdbTarget, official_tool_drivers
-    from ..device.selection import open_devices
-    from ._format import table
-
-    official_tool_drivers(args.tflite_benchmark, args.ort_perf_test)  # a bad path fails before connecting
-    devices, notes = open_devices(args.device, transport=args.adb_transport,
-                                  servers=split_list(getattr(args, "adb_server", None)))
-    for n in notes:
-        print(f"mobileseg: {n}", file=sys.stderr)
-
-    def target(dev):  # each device gets its own drivers (they remember what they pushed there)
-        return AdbTarget.on_device(dev, cpu=args.cpu, harness=args.harness,
-                                   tool_drivers=official_tool_drivers(args.tflite_benchmark, args.ort_perf_test))
-
-    print(f"mobileseg: {len(devices)} device(s) in parallel: {', '.join(d.serial for d in devices)}", file=sys.stderr)
     try:
-        outcomes = run_on_devices(
-            target, devices, threads=args.threads, out_dir=args.out, progress=not args.quiet,
-            results_file=args.results_file, models=split_list(args.models), resolutions=split_list(args.res),
-            runtimes=split_list(args.runtimes), precisions=split_list(args.precisions), graphs=split_list(args.graphs),
-            suite=args.suite,
-            warmup=args.warmup, repeats=args.repeats, min_time=args.min_time, resume=args.resume,
-            target_ci=args.target_ci, max_time=args.max_time,
-            export_root=args.export_dir, cooldown_s=args.cooldown, measure_reference=False,
-            export_fn=existing_export if args.no_export else None)
+        outcomes = open_and_run(settings)
     except DevicesLostError as exc:
-        outcomes = exc.outcomes
-        _print_outcomes(outcomes, table)
+        _print_outcomes(exc.outcomes)
         raise
-    _print_outcomes(outcomes, table)
+    _print_outcomes(outcomes)
     bad = any(not o.ok or any(r["status"] != "ok" for r in o.run) for o in outcomes)
     return 1 if bad else 0
 
 
-def _print_outcomes(outcomes, table) -> None:
+def _print_outcomes(outcomes) -> None:
+    from ._format import table
+
     rows = [{"device": o.serial, **summary_row(r)} for o in outcomes if o.run for r in o.run]
     if rows:
         print(table(rows))

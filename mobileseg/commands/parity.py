@@ -102,7 +102,7 @@ def run(args) -> int:
             print(table([{k: _g(res.get(k)) for k in ("format", "runtime", "precision", "device", "max_abs",
                                                       "rel_l2", "limit_rel_l2", "argmax_agree", "ok")}]))
         return 0 if res.get("ok") else 1
-    from ..numerics import report as _report
+    from ..numerics import layer_report as _report
 
     rep = per_layer_report(export_dir, fmt, runtime, precision, args)
     out = args.out or os.path.join(export_dir, "numerics")
@@ -150,10 +150,10 @@ def per_layer_report(export_dir, fmt, runtime, precision, args) -> dict:
 
     if args.device in (None, "", "local"):
         return per_layer(export_dir, fmt, precision=precision, runtime=runtime)
-    from ..numerics.device import capture_on_target
+    from ..bench.suite import Cell
 
-    with _open_device(args) as target:
-        tensors, label = capture_on_target(target, export_dir, fmt, runtime, precision)
+    with _open_device(args) as target:  # the device's tensors, through the target's driver
+        tensors, label = target.intermediates(export_dir, Cell("parity", (0, 0), runtime, precision))
     return per_layer(export_dir, fmt, precision=precision, runtime=runtime, tensors=tensors, device=label)
 
 
@@ -190,7 +190,7 @@ def whole_output(export_dir, man, fmt, runtime, precision, args) -> dict:
 
 def _same_export(folder: str, rep: dict) -> list[dict]:
     """Every report in ``folder`` of the same model and resolution (one plot line each), this one included."""
-    from ..numerics import report as _report
+    from ..numerics import layer_report as _report
 
     reps = {}
     for name in sorted(os.listdir(folder)):

@@ -14,7 +14,6 @@ file's, and a matching file is not sent again.
 from __future__ import annotations
 
 import json
-import posixpath
 import shlex
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from ..errors import MobilesegError, TargetLostError
 from ..hashing import sha256_file  # noqa: F401  (re-exported)
 from . import marks
+from .harness_driver import HarnessDriver
 
 REMOTE_ROOT = "/data/local/tmp/mobileseg"
 HARNESS_LABEL = "native-ncnn"
@@ -41,38 +41,14 @@ def cpu_mask(cpus) -> str:
     return format(sum(1 << c for c in cpus), "x")
 
 
-def remote_sha256(device, remote: str) -> str | None:
-    """sha256 of a file on the device (toybox ``sha256sum``), or None when it is absent or cannot be hashed."""
-    rc, out = device.shell(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
-    if rc != 0 or not out.strip():
-        return None
-    digest = out.split()[0].lower()
-    return digest if len(digest) == 64 else None
-
-
 def push_checked(device, local, remote: str, mode: str | None = None) -> bool:
-    """Push ``local`` to ``remote`` unless the device already holds the same bytes; verify the result by sha256.
-
-    Returns True when the file was sent. Raises :class:`NativeHarnessError` when the pushed copy does not match.
-    """
-    if hasattr(device, "remote_sha256"):
-        # AdbDevice.push already skips identical files and verifies by sha256 (retrying once).
-        sent = bool(device.push(str(local), remote))
-        if mode:
-            device.shell(f"chmod {mode} {shlex.quote(remote)}", timeout=60)
-        return sent
-    want = sha256_file(local)
-    if remote_sha256(device, remote) == want:
-        return False
-    device.shell(f"mkdir -p {shlex.quote(posixpath.dirname(remote))}", timeout=60)
-    device.push(str(local), remote)
-    got = remote_sha256(device, remote)
-    if got is not None and got != want:
-        raise NativeHarnessError(f"the copy of {Path(local).name} on the device is corrupt (sha256 {got[:12]} != "
-                                 f"{want[:12]}): check free space in {posixpath.dirname(remote)} and retry")
+    """Push ``local`` to ``remote`` through the transport's push (skipped when the device holds the same sha256,
+    verified, retried once; :meth:`mobileseg.device.transport.DeviceTransport.push`), then ``chmod`` it to ``mode``.
+    True when the file was sent."""
+    sent = bool(device.push(str(local), remote))
     if mode:
         device.shell(f"chmod {mode} {shlex.quote(remote)}", timeout=60)
-    return True
+    return sent
 
 
 def parse_timings(text: str) -> dict:
@@ -228,8 +204,8 @@ class NativeHarness:
         return [float(v) for v in info["samples_ms"]], out, info
 
 
-class NativeHarnessDriver:
-    """The harness-driver seam (see :mod:`mobileseg.device.python_harness`) for the native ncnn harness.
+class NativeHarnessDriver(HarnessDriver):
+    """The harness driver (:class:`~mobileseg.device.harness_driver.HarnessDriver`) of the native ncnn harness.
 
     The target pushes the artifact and ``reference/input.npy``; this driver pushes the harness binary once, runs it
     with the target's ``taskset`` mask and returns ``(samples_ms, output, info)`` like the Python harness driver.
@@ -237,6 +213,7 @@ class NativeHarnessDriver:
 
     name = HARNESS_LABEL
     adaptive_sampling = True  # --target-ci-pct / --max-time-ms on the device
+    intermediates = "msgi"  # harness --intermediates FILE (every blob, MSGI1)
 
     def __init__(self, binary=None, toolchain: str = "auto", ndk: str | None = None, remote_root: str = REMOTE_ROOT,
                  vulkan_binary=None):

@@ -26,6 +26,8 @@ from pathlib import Path
 from .. import formats
 from ..errors import MobilesegError
 from . import marks
+from ..results.stats import STATS_KEYS
+from .harness_driver import HarnessDriver
 from .native import REMOTE_ROOT, push_checked, sha256_file
 
 TFLITE_TOOL = "benchmark_model"
@@ -41,8 +43,7 @@ _NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 
 
 def _stats(summary: dict) -> dict:
-    keys = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")
-    return {k: summary.get(k) for k in keys}
+    return {k: summary.get(k) for k in STATS_KEYS}
 
 
 # -- benchmark_model --------------------------------------------------------------------------------------------------
@@ -196,8 +197,8 @@ class OfficialTool:
             return parse_perf_test(out, local.read_text())
 
 
-class OfficialToolDriver:
-    """The harness-driver seam (see :mod:`mobileseg.device.python_harness`) for an official binary.
+class OfficialToolDriver(HarnessDriver):
+    """The harness driver (:class:`~mobileseg.device.harness_driver.HarnessDriver`) of an official binary.
 
     ``run`` returns ``(samples_ms, None, info)``: these tools give timings only, so there is no output to compare and
     ``info["parity"]`` is ``{"checked": False}``; ``info["stats_ms"]`` holds the tool's own summary when it printed
@@ -263,3 +264,9 @@ class OfficialToolDriver:
         if rc != 0:
             raise OfficialToolError(f"{tool.kind} --enable_op_profiling failed (exit {rc}): {out.strip()[-300:]}")
         return out
+
+    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0,
+                   runs: int = 10):
+        """benchmark_model's op-profiling table (read by ``benchmark_model``); None for onnxruntime_perf_test."""
+        text = self.op_profile_text(device, cell, artifact, mask=mask, runs=runs, timeout=timeout)
+        return None if text is None else ("benchmark_model", text)

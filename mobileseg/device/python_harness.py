@@ -1,15 +1,5 @@
-"""The Python harness driver: ``device_scripts/harness.py`` run by the device's own python3 over ADB.
-
-A harness driver is the seam between a bench target and what runs on the device: ``name`` (the record's
-``harness``), ``supports(runtime, description) -> str | None`` (None, or why not), ``prepare(device)`` (push what the
-driver itself needs) and ``run(device, cell, artifact, *, mask, warmup, repeats, min_time, timeout) -> (samples_ms,
-output ndarray or None, info dict)``; ``info["device_mark"]``, when the driver read it, is the device's mark as the
-cell saw it (:mod:`mobileseg.device.marks`: the target checks it). The target pushes the artifact and the reference
-input before ``run``; the other drivers are :class:`mobileseg.device.native.NativeHarnessDriver` and
-:class:`mobileseg.device.official_tools.OfficialToolDriver`. ``device`` is an :class:`mobileseg.device.adb.AdbDevice`
-(or anything with its ``shell``/``push``/``pull``); ``cell`` anything with ``runtime``, ``threads``, ``precision`` and
-``label()``.
-"""
+"""The Python harness driver: ``device_scripts/harness.py`` run by the device's own python3 over ADB (the driver
+seam, and what a driver can do, is :class:`mobileseg.device.harness_driver.HarnessDriver`)."""
 from __future__ import annotations
 
 import json
@@ -23,6 +13,7 @@ from ..errors import MobilesegError
 from ..resources import project_path
 from . import marks
 from .adb import AdbError
+from .harness_driver import HarnessDriver
 from .probe import WORKDIR
 
 HARNESS = project_path("device_scripts", "harness.py")
@@ -33,11 +24,12 @@ class HarnessError(MobilesegError):
     """The on-device harness failed or crashed for one cell."""
 
 
-class PythonHarnessDriver:
+class PythonHarnessDriver(HarnessDriver):
     """``device_scripts/harness.py`` run by the device's own python3 (ARM Linux boards, Termux, the emulator)."""
 
     name = "device-python"
     adaptive_sampling = True  # applies --target-ci / --max-time on the device (harness.py --target-ci)
+    intermediates = "npz"  # harness.py --intermediates FILE.npz
 
     def __init__(self, python: str = "python3"):
         self.python = python
@@ -104,6 +96,12 @@ class PythonHarnessDriver:
         finally:
             marks.remove(device, out_npy, timings)
         return [float(v) for v in info["samples_ms"]], output, info
+
+    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0,
+                   runs: int = 10):
+        """``device_scripts/profile_ops.py``'s per-op times (onnxruntime, ncnn), read by ``profile_ops``."""
+        raw = op_profile_raw(self, device, cell, artifact, mask=mask, runs=runs, timeout=timeout)
+        return None if raw is None else ("profile_ops", raw)
 
 
 def op_profile_raw(driver, device, cell, artifact: dict, *, mask: str | None, runs: int = 10,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report.errors import DatasetError
+from ..errors import DatasetError
 
 IGNORE = 255
 

@@ -120,7 +120,7 @@ def run_pairs(run, pairs, dataset: str, in_hw, mean, std, out_hw, mode: str = "s
 
     Returns ``(ConfusionMatrix, windows run, images that needed more than one window)``.
     """
-    from ..report.errors import DatasetError
+    from ..errors import DatasetError
 
     layout = DATASETS[dataset]
     cm = ConfusionMatrix(layout.num_classes)

@@ -1,13 +1,12 @@
-"""Export: BatchNorm folding, then torch / ONNX / ncnn / TFLite artifacts with a manifest and a parity check each.
+"""Export: BatchNorm folding, then one artifact per format of :data:`mobileseg.formats.FORMATS` (torch, ONNX, ncnn,
+TFLite, ExecuTorch; fp32, fp16 or int8) with a manifest and a parity check each.
 
 ``export_model(...)`` (see :mod:`mobileseg.export.api`) is the Python API behind ``mobileseg export``.
 """
 from __future__ import annotations
 
-from .. import formats as _formats
 from .fold import FoldError, fold_batchnorm
 
-FORMATS = tuple(_formats.FORMATS)  # every format export can write (the table: mobileseg.formats)
 
 
 def export_model(*args, **kwargs):
@@ -17,4 +16,4 @@ def export_model(*args, **kwargs):
     return _export_model(*args, **kwargs)
 
 
-__all__ = ["FORMATS", "FoldError", "export_model", "fold_batchnorm"]
+__all__ = ["FoldError", "export_model", "fold_batchnorm"]

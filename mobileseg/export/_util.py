@@ -6,7 +6,22 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
+from .. import formats as _formats
+from ..errors import MobilesegError
 from ..hashing import sha256_file  # noqa: F401  (re-exported)
+
+
+class ExportError(MobilesegError):
+    """Bad export options or an unusable output folder."""
+
+
+def remove_stale_files(out_dir: str, fmt: str) -> None:
+    """Delete ``fmt``'s artifact files left by an earlier export, so a failed conversion leaves none behind."""
+    row = _formats.FORMATS.get(fmt)
+    for name in row.files if row else ():
+        p = os.path.join(out_dir, name)
+        if os.path.exists(p):
+            os.remove(p)
 
 
 @dataclass

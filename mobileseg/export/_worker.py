@@ -60,7 +60,7 @@ class Worker:
         with open(tmp, "w") as f:
             json.dump({"format": self.fmt, "out_dir": out_dir, "precision": precision, "input_name": "input",
                        "output_name": out_name, "sys_path": list(sys.path)}, f)
-        from .api import remove_stale_files
+        from ._util import remove_stale_files
 
         remove_stale_files(out_dir, self.fmt)
         os.replace(tmp, os.path.join(self.job.name, "job.json"))

@@ -28,18 +28,12 @@ import numpy as np
 from .. import formats as _formats
 from .. import manifest as _manifest
 from .. import parity as _parity_rules
-from ..errors import MobilesegError
 from ..formats import DEFAULT_EXPORT_FORMATS, GRAPHS, PRECISIONS
 from ..manifest import SCHEMA_VERSION, export_dir_name  # noqa: F401  (export_dir_name: re-exported)
-from ._util import ConverterFailure, package_version
+from ._util import ConverterFailure, ExportError, package_version, remove_stale_files  # noqa: F401  (ExportError: re-exported)
 from .reference import (INPUT_SEED, LOGIT_SPREAD, WEIGHTS_SEED, Reference, build_export_model,  # noqa: F401
                         build_reference, fold_resolution, margin_figures, reference_input, reference_margins, top2)
 
-FORMATS = tuple(_formats.FORMATS)
-
-
-class ExportError(MobilesegError):
-    """Bad export options or an unusable output folder."""
 
 
 @dataclass
@@ -127,10 +121,6 @@ class ExportResult:
                          "cached": "earlier" if earlier else ("yes" if fmt in self.reused else ""),
                          "error": (e.get("error") or "")[:160]})
         return rows
-
-
-def _fmt(v, spec=".2e"):
-    return "-" if v is None else format(v, spec)
 
 
 def _fmt(v, spec=".2e"):
@@ -241,9 +231,9 @@ def check_artifact(fmt: str, entry: dict, manifest: dict, out_dir: str, ref: Ref
 
 def _check_options(formats, precision, graph):
     formats = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
+    bad = [f for f in formats if f not in _formats.FORMATS]
     if bad or not formats:
-        raise ExportError(f"unknown format {', '.join(bad) or '(none)'}: choose from {', '.join(FORMATS)}")
+        raise ExportError(f"unknown format {', '.join(bad) or '(none)'}: choose from {', '.join(_formats.FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
     if formats == ["torch"] and precision not in _formats.FORMATS["torch"].precisions:
@@ -268,7 +258,8 @@ def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, pr
         resolution: ``448``, ``"512x1024"`` or ``(H, W)``; default the model's default resolution.
         formats: names of :data:`mobileseg.formats.FORMATS` (list or comma-separated string); default
             ``onnx, ncnn, tflite`` (``torch`` saves the checked module itself, for the torch runtime).
-        precision: ``"fp32"`` or ``"fp16"`` (fp16 weights for ncnn and TFLite).
+        precision: ``"fp32"``, ``"fp16"`` (fp16 weights where the format stores them: see
+            :data:`mobileseg.formats.FORMATS`) or ``"int8"`` (:mod:`mobileseg.export.quantize`).
         graph: ``"logits"`` (the model's own output) or ``"argmax"`` (resize to the input size + argmax).
         weights: checkpoint path (loaded strictly); None exports seeded random weights.
         num_classes: classes (default: the checkpoint's, else the spec's).
@@ -403,10 +394,11 @@ def _plan(job: ExportJob) -> _Plan:
                                                                    _manifest.REFERENCE_OUTPUT))
     # every format's entry that still holds (same cache key, files intact, passed): formats asked for now are
     # reused unless `force`; formats exported earlier and not asked for now are kept in the manifest
-    valid = {f: e for f in FORMATS if ref_ok and (e := _manifest.intact_entry(out_dir, old, f, job.cache_key(f)))
+    valid = {f: e for f in _formats.FORMATS
+             if ref_ok and (e := _manifest.intact_entry(out_dir, old, f, job.cache_key(f)))
              and (f not in job.parity_runtimes or (e.get("runtime") or {}).get("name") == job.parity_runtimes[f])}
     reused = {} if job.force else {f: valid[f] for f in job.formats if f in valid}
-    kept = {f: valid[f] for f in FORMATS if f in valid and f not in job.formats}
+    kept = {f: valid[f] for f in _formats.FORMATS if f in valid and f not in job.formats}
     return _Plan(old, reused, kept, [f for f in job.formats if f not in reused])
 
 
@@ -415,7 +407,7 @@ def _run(job: ExportJob) -> ExportResult:
     h, w = job.resolution
     if plan.old and not plan.todo:
         manifest = dict(plan.old)
-        manifest["formats"] = {f: plan.entry_of(f) for f in FORMATS if plan.entry_of(f)}
+        manifest["formats"] = {f: plan.entry_of(f) for f in _formats.FORMATS if plan.entry_of(f)}
         manifest["parity_runtime"] = {f: (e.get("runtime") or {}).get("name") for f, e in manifest["formats"].items()
                                       if (e.get("runtime") or {}).get("name")}
         if manifest["formats"].keys() != (plan.old.get("formats") or {}).keys():
@@ -427,12 +419,13 @@ def _run(job: ExportJob) -> ExportResult:
         job.versions = {**(plan.old.get("versions") or {}), **job.versions}
     from ._worker import Worker
 
-    # TFLite (litert-torch: the slowest converter, one thread) converts in a child process while the others
-    # convert here, when there is another format to overlap with and a second core; the child starts now and
-    # imports the converter while the model is built
+    # a format whose converter is slow and single-threaded (the table's convert_apart: TFLite's litert-torch)
+    # converts in a child process while the others convert here, when there is another format to overlap with and
+    # a second core; the child starts now and imports the converter while the model is built
     background = {}
-    if "tflite" in plan.todo and len(plan.todo) > 1 and (os.cpu_count() or 1) > 1 and job.int8 is None:
-        background["tflite"] = Worker.spawn("tflite", job.say)
+    if len(plan.todo) > 1 and (os.cpu_count() or 1) > 1 and job.int8 is None:
+        apart = [f for f in plan.todo if _formats.FORMATS[f].convert_apart]
+        background = {f: Worker.spawn(f, job.say) for f in apart[:1]}  # one child: one second core
     try:
         return _build_convert_check(job, plan, background)
     finally:
@@ -493,7 +486,7 @@ def _build_convert_check(job: ExportJob, plan: _Plan, background: dict) -> Expor
         if not worker.submit(_graph_for(ref.net, job.graph, fmt), ref.x, job.out_dir, job.precision, ref.out_name,
                              job.say):
             background[fmt] = None  # converts in this process
-    for fmt in FORMATS:
+    for fmt in _formats.FORMATS:
         earlier = plan.entry_of(fmt)
         if earlier:
             manifest["formats"][fmt] = earlier
@@ -560,7 +553,7 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
         entry["info"]["argmax_formulation_equals_torch_argmax"] = bool(same)
     if not job.parity:
         entry["ok"] = True
-        entry["parity"] = {"checked": False, "note": "--no-parity"}
+        entry["parity"] = {"checked": False, "reason": "--no-parity"}
         return entry
     t = time.perf_counter()
     try:
@@ -579,12 +572,3 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
         entry["error"] = "parity check failed (the artifact is kept for inspection)"
     say(f"{fmt}: {'ok' if entry['ok'] else 'FAILED'} (convert {entry['seconds']['convert']:.1f} s)")
     return entry
-
-
-def remove_stale_files(out_dir: str, fmt: str) -> None:
-    """Delete ``fmt``'s artifact files left by an earlier export, so a failed conversion leaves none behind."""
-    row = _formats.FORMATS.get(fmt)
-    for name in row.files if row else ():
-        p = os.path.join(out_dir, name)
-        if os.path.exists(p):
-            os.remove(p)

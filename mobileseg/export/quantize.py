@@ -78,7 +78,7 @@ def save_host_output(out_dir: str, fmt: str, out, runtime: str) -> dict:
 
 def int8_job(job, calib=None, calib_count=None, keep_float=None) -> Int8Job | None:
     """The :class:`Int8Job` of an export (None unless ``job.precision`` is int8); user errors in one sentence."""
-    from .api import ExportError
+    from ._util import ExportError
 
     keep = [k for k in (keep_float.split(",") if isinstance(keep_float, str) else (keep_float or [])) if k.strip()]
     if job.precision != "int8":

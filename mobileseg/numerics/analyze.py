@@ -8,7 +8,7 @@ import numpy as np
 from .. import manifest as _manifest
 from ..formats import FORMATS, RUNTIMES, host_runtime
 from ..parity import layer_min_rms, layer_rel_l2_limit
-from . import report as _report
+from . import layer_report as _report
 from .match import match
 from .torch_capture import capture as torch_capture
 from .torch_capture import load_module

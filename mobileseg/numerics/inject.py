@@ -67,7 +67,7 @@ def perturb(export_dir: str, fmt: str, module: str, mode: str = "noise", scale: 
     """Rewrite ``module``'s weights inside the ``fmt`` artifact of ``export_dir``; returns where and how."""
     w = module_weight(export_dir, module)
     new = faulty(w, mode, scale, seed)
-    path = os.path.join(export_dir, FORMATS[fmt].files[0 if fmt != "ncnn" else 1])
+    path = os.path.join(export_dir, FORMATS[fmt].weights_file)
     if fmt == "onnx":
         where = _onnx(path, w, new)
     elif fmt in ("ncnn", "tflite"):

@@ -5,16 +5,18 @@ import math
 
 import numpy as np
 
+from ..parity import rel_l2, sqnr_db
+
 
 def figures(out, ref) -> dict:
     """rel-L2 ``||out-ref||/||ref||``, cosine similarity, SQNR in dB (None: exact) and max abs error."""
     a = np.asarray(out, dtype=np.float64).ravel()
     r = np.asarray(ref, dtype=np.float64).ravel()
     d = a - r
-    nr, nd, na = float(np.linalg.norm(r)), float(np.linalg.norm(d)), float(np.linalg.norm(a))
-    rel = nd / nr if nr > 0 else (0.0 if nd == 0 else math.inf)
+    nr, na = float(np.linalg.norm(r)), float(np.linalg.norm(a))
+    rel = rel_l2(a, r)  # the toolkit's one rule (mobileseg.parity), zero references included
     cos = float(np.dot(a, r) / (na * nr)) if na > 0 and nr > 0 else (1.0 if na == nr else 0.0)
-    sqnr = None if nd == 0 else (20.0 * math.log10(nr / nd) if nr > 0 else -math.inf)
+    sqnr = None if rel == 0 else sqnr_db(a, r)
     finite = bool(np.all(np.isfinite(a)))
     return {"rel_l2": rel if finite else math.inf, "cosine": cos, "sqnr_db": sqnr,
             "max_abs": float(np.max(np.abs(d))) if d.size else 0.0, "finite": finite,

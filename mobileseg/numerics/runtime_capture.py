@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MobilesegError, require
+from .. import formats
 from ..formats import FORMATS, RUNTIMES
 
 
@@ -102,7 +103,7 @@ def from_npz(path: str, runtime: str, order=None) -> list[RuntimeTensor]:
         names = [str(n) for n in z["__names__"]]
         ops = [str(o) for o in z["__ops__"]]
         values = [z[f"t{i:04d}"] for i in range(len(names))]
-    layout = "NHWC" if runtime == "litert" else "NCHW"
+    layout = formats.layout(runtime)
     if runtime == "onnxruntime" and order:
         got = dict(zip(names, values))
         return [RuntimeTensor(i, n, op, np.asarray(got[out])) for i, (out, n, op) in enumerate(order) if out in got]
@@ -162,7 +163,7 @@ def litert_tensors(path: str, x: np.ndarray) -> list[RuntimeTensor]:
             if value is None:
                 continue
             seen.add(t)
-            out.append(RuntimeTensor(len(out), d["name"], op["op_name"], value, "NHWC"))
+            out.append(RuntimeTensor(len(out), d["name"], op["op_name"], value, formats.layout("tflite")))
     return out
 
 

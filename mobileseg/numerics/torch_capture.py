@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..formats import FORMATS
+
 
 @dataclass
 class TorchTensor:
@@ -57,9 +59,10 @@ def load_module(export_dir: str, export_cmd: str = "mobileseg export ... --forma
 
     from ..manifest import ArtifactError
 
-    path = os.path.join(export_dir, "model.pt")
+    name = FORMATS["torch"].model_file
+    path = os.path.join(export_dir, name)
     if not os.path.isfile(path):
-        raise ArtifactError(f"{export_dir} has no model.pt (the exported PyTorch module the layers are compared "
+        raise ArtifactError(f"{export_dir} has no {name} (the exported PyTorch module the layers are compared "
                             f"with): write it with `{export_cmd}`")
     return torch.load(path, weights_only=False).eval()
 

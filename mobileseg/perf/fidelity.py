@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import manifest as _manifest
 from ..errors import MobilesegError
 from ..results.paths import RUNS_DIR
 
@@ -65,7 +66,7 @@ def time_ours(folder, manifest, loops: int, warmup: int = 5) -> dict:
     rt = get_runtime("ncnn")
     sess = rt.load(folder, (manifest.get("formats") or {}).get("ncnn"), threads=1, precision="fp32")
     try:
-        x = np.ascontiguousarray(np.load(Path(folder) / "reference" / "input.npy"), dtype=np.float32)
+        x = np.ascontiguousarray(np.load(Path(folder) / _manifest.REFERENCE_INPUT), dtype=np.float32)
         samples, _ = time_calls(sess.run, x, warmup, loops)
     finally:
         sess.close()

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from ..manifest import export_dir_name
     from ..numerics.analyze import per_layer
     from ..numerics.plot import plot
-    from ..numerics.report import write
+    from ..numerics.layer_report import write
     from ..registry import parse_resolution
 
     os.makedirs(args.out, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Errors a user can cause in the report and eval stages (all :class:`~mobileseg.errors.MobilesegError`)."""
+"""Errors a user can cause in the report stage (all :class:`~mobileseg.errors.MobilesegError`)."""
 from __future__ import annotations
 
 from ..errors import MobilesegError, ResultsFileError  # noqa: F401  (ResultsFileError: re-exported)
@@ -10,7 +10,3 @@ class NoRecordsError(MobilesegError):
 
 class PublishedDataError(MobilesegError):
     """``published.csv`` is missing or not in the expected columns."""
-
-
-class DatasetError(MobilesegError):
-    """A dataset folder is missing or not in the standard layout."""

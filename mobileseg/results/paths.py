@@ -19,6 +19,16 @@ REPORT_DIR = os.path.join(RUNS_DIR, "report")
 EVAL_FILE = os.path.join(RUNS_DIR, "eval.jsonl")
 
 
+def slug(text, default: str = "x", limit: int | None = None) -> str:
+    """``text`` as a file-name part: lower-case letters and digits, every other run one ``-`` (``Test Phone`` ->
+    ``test-phone``); ``default`` when nothing is left; at most ``limit`` characters. The one rule of the names the
+    toolkit makes from devices, models and files."""
+    import re
+
+    out = re.sub(r"[^a-z0-9]+", "-", str(text or "").lower()).strip("-")
+    return (out[:limit] if limit else out) or default
+
+
 def default_results_paths() -> list[str]:
     """What ``mobileseg results`` and ``mobileseg report`` read when no file is given: the user's measurement
     records (``results/runs/*.jsonl`` without the eval records); empty when there are none yet."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from .stats import STATS_KEYS
+
 SCHEMA_VERSION = 1
 
 STATUSES = ("ok", "parity_failed", "error")
@@ -97,7 +99,7 @@ def validate_record(d: dict) -> list[str]:
         problems.append(f"harness {d['harness']!r} is not one of {HARNESSES}")
     if d["status"] != "error":
         st = d["stats_ms"]
-        for k in ("median", "p10", "p90", "mean", "stdev", "min", "max", "count"):
+        for k in STATS_KEYS:
             if k not in st:
                 problems.append(f"stats_ms lacks '{k}'")
         if d["samples_ms"] or d.get("stats_source", "samples") == "samples":

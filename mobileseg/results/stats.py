@@ -21,6 +21,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac
 
 
+STATS_KEYS = ("median", "p10", "p90", "mean", "stdev", "min", "max", "count")  # a record's stats_ms, in order
+
+
 def summarize(samples_ms) -> dict:
     """``{median, p10, p90, mean, stdev, min, max, count}`` of the samples (all kept, none discarded)."""
     values = sorted(float(v) for v in samples_ms)

@@ -18,7 +18,6 @@ from .. import formats
 from ..errors import MobilesegError
 from .base import Runtime, Session, load_manifest, resolve_artifact
 
-RUNTIMES = tuple(formats.RUNTIMES)  # names, in the table's order
 
 
 class UnknownRuntimeError(MobilesegError, KeyError):
@@ -27,10 +26,10 @@ class UnknownRuntimeError(MobilesegError, KeyError):
 
 
 def get_runtime(name: str) -> Runtime:
-    """The adapter called ``name`` (one of :data:`RUNTIMES`); its package is imported lazily by ``version``/``load``."""
+    """The adapter called ``name`` (a key of :data:`mobileseg.formats.RUNTIMES`); its package is imported lazily by ``version``/``load``."""
     key = formats.runtime_key(name)
     if key is None:
-        raise UnknownRuntimeError(f"unknown runtime '{name}': choose one of {', '.join(RUNTIMES)}")
+        raise UnknownRuntimeError(f"unknown runtime '{name}': choose one of {', '.join(formats.RUNTIMES)}")
     module, cls = formats.RUNTIMES[key].adapter.split(":")
     return getattr(import_module(f"{__name__}.{module}"), cls)()
 
@@ -40,5 +39,5 @@ def runtime_for_format(fmt: str) -> Runtime:
     return get_runtime(formats.host_runtime(fmt))
 
 
-__all__ = ["RUNTIMES", "Runtime", "Session", "get_runtime", "runtime_for_format",
+__all__ = ["Runtime", "Session", "get_runtime", "runtime_for_format",
            "load_manifest", "resolve_artifact", "UnknownRuntimeError"]

@@ -59,16 +59,37 @@ class Target:
     def state(self) -> dict:
         return {}
 
-    def prepare(self, export_dir, fmt) -> None:
-        pass
+    def prepare(self, export_dir, fmt, manifest: dict | None = None) -> None:
+        """Make the export's ``fmt`` artifact (and its input) available where the cell runs (pushed to a device)."""
 
     def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time, sampling=None) -> CellRun:
         """``sampling``: a :class:`mobileseg.bench.sampling.SamplingRule` when ``--target-ci`` asks for adaptive
         sampling (passed only then, so targets written before it keep working)."""
         raise NotImplementedError
 
-    def cooldown(self, reference_state, timeout_s) -> None:
-        pass
+    def cooldown(self, reference_state, timeout_s) -> dict | None:
+        """Wait (at most ``timeout_s``) until the device is back to ``reference_state``'s temperature; what it did
+        (``{limit_s, waited_s, reached, ...}``) becomes the next record's ``cooldown``."""
+        return None
+
+    def distinguish(self) -> None:
+        """Tell this target from another one of a several-device run that has the same :meth:`device_id` (two
+        emulated devices): a target that can, folds something unique (its adb serial) into its id."""
+
+    def reference_rate(self, note=None) -> dict | None:
+        """This target's single-thread SGEMM rate (the reference of a record's achieved GFLOP/s, ``sgemm``), or
+        None where it measures none; ``note(text)`` tells the user it is being measured."""
+        return None
+
+    def intermediates(self, export_dir, cell):
+        """``(tensors, device label)`` of the cell's intermediate tensors as this target computes them, for
+        per-layer parity; ``(None, "host")``: the host captures them itself (:mod:`mobileseg.numerics`)."""
+        return None, "host"
+
+    def profile(self, cell, export_dir, manifest) -> dict:
+        """The per-op profile of ``cell`` (:mod:`mobileseg.bench.profile`'s schema), in its own pass after the
+        timed runs; ``{"unavailable": why}`` where this target has no profiler for it."""
+        return {"unavailable": f"the {self.kind or 'this'} target takes no per-op profile"}
 
     def close(self) -> None:
         pass
@@ -80,45 +101,50 @@ class Target:
         self.close()
 
 
+def _is_host(device_arg: str) -> bool:
+    return (device_arg or "local").strip() in ("local", "host")
+
+
+def check_target_options(device_arg: str, options: dict) -> None:
+    """Refuse, in one sentence, a ``--device`` that names no target and the options its target cannot honour (the
+    one home of these rules: :func:`open_target` and the bench settings both call it)."""
+    arg = (device_arg or "local").strip()
+    if not (_is_host(arg) or arg == "adb" or arg.startswith(("adb:", "adb@"))):
+        raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:SERIAL (a serial adb devices "
+                          "lists, or HOST:PORT), adb:S1,S2, adb:all or adb@SERVER[/SERIAL] (several adb servers)")
+    if not _is_host(arg):
+        return
+    if options.get("adb_servers"):
+        raise TargetError("--adb-server declares the adb servers of a lab on several hosts: use it with --device "
+                          "adb@NAME[/SERIAL] (on the host there is none)")
+    if (options.get("adb_transport") or "auto") != "auto":
+        raise TargetError(f"--adb-transport {options['adb_transport']} chooses how ADB devices are reached: on the "
+                          "host there is none (drop it, or use --device adb)")
+    harness = (options.get("harness") or "auto").lower()
+    if harness not in ("auto", "python", "python-inproc"):
+        raise TargetError(f"--harness {harness} runs on ADB devices only: on the host the runtimes run in this "
+                          "Python process (use --harness auto, or --device adb)")
+    tools = [f for f, k in (("--tflite-benchmark", "tflite_benchmark"), ("--ort-perf-test", "ort_perf_test"))
+             if options.get(k)]
+    if tools:
+        raise TargetError(f"{' and '.join(tools)} run official binaries built for a phone: use them with "
+                          "--device adb (on the host the runtimes' Python packages are timed)")
+
+
 def open_target(device_arg: str = "local", **options) -> Target:
     """Open the target named by ``--device``: ``local``, ``adb``, ``adb:HOST:PORT`` or ``adb:SERIAL`` (one device;
     several, ``adb:S1,S2`` / ``adb:all``, run in parallel through :mod:`mobileseg.bench.fleet`)."""
+    check_target_options(device_arg, options)
     arg = (device_arg or "local").strip()
-    if arg in ("local", "host"):
+    if _is_host(arg):
         from .local import LocalTarget
 
-        options.pop("adb_transport", None)  # the host needs no transport
-        harness = (options.pop("harness", None) or "auto").lower()
-        if harness not in ("auto", "python", "python-inproc"):
-            raise TargetError(f"--harness {harness} runs on ADB devices only: on the host the runtimes run in this "
-                              "Python process (use --harness auto, or --device adb)")
-        tools = [f for f, k in (("--tflite-benchmark", "tflite_benchmark"), ("--ort-perf-test", "ort_perf_test"))
-                 if options.pop(k, None)]
-        if tools:
-            raise TargetError(f"{' and '.join(tools)} run official binaries built for a phone: use them with "
-                              "--device adb (on the host the runtimes' Python packages are timed)")
+        for k in ("adb_transport", "adb_servers", "harness", "tflite_benchmark", "ort_perf_test"):
+            options.pop(k, None)  # checked above: only their defaults reach here
         return LocalTarget(**options)
-    if arg == "adb" or arg.startswith(("adb:", "adb@")):
-        try:
-            from .adb import AdbTarget
-        except ImportError as exc:
-            missing = getattr(exc, "name", "") or ""
-            if missing.startswith("mobileseg"):
-                raise TargetError("ADB targets are not available in this build of mobileseg (the module "
-                                  "mobileseg.bench.targets.adb is missing); use --device local") from None
-            raise TargetError(f"ADB targets need the package '{missing or exc}': install it with: "
-                              "pip install 'mobileseg[adb]' -c constraints.txt") from None
-        return AdbTarget.open(arg, **options)
-    raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:SERIAL (a serial adb devices lists, "
-                      "or HOST:PORT), adb:S1,S2, adb:all or adb@SERVER[/SERIAL] (several adb servers)")
+    from .adb import AdbTarget
+
+    return AdbTarget.open(arg, **options)
 
 
-__all__ = ["CellRun", "Target", "TargetError", "TargetLostError", "open_target"]
-
-
-def open_own_target(device_arg: str, target_options: dict | None = None, cpu: int | None = None) -> Target:
-    """:func:`open_target` for a run that opens (and later closes) its own target; ``--cpu`` joins the options."""
-    opts = dict(target_options or {})
-    if cpu is not None:
-        opts["cpu"] = cpu
-    return open_target(device_arg, **opts)
+__all__ = ["CellRun", "Target", "TargetError", "TargetLostError", "check_target_options", "open_target"]

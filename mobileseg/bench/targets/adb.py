@@ -14,7 +14,6 @@ The drivers live in the device layer (the seam is described in :mod:`mobileseg.d
 from __future__ import annotations
 
 import posixpath
-import re
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from ...device.adb import StorageFullError, sha256_file
 from ...device.transport import DeviceTransport
 from ...device.python_harness import PythonHarnessDriver
 from ...errors import MissingDependencyError, MobilesegError
+from ...results.paths import slug
 from . import CellRun, Target
 
 WORKDIR = _probe.WORKDIR
@@ -57,10 +57,6 @@ def _note(text: str) -> None:
     import sys
 
     print(f"mobileseg: {text}", file=sys.stderr)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", (text or "device").lower()).strip("-")[:48] or "device"
 
 
 class AdbTarget(Target):
@@ -145,12 +141,9 @@ class AdbTarget(Target):
         if want in ("python", "device-python") or (want == "auto" and self._desc.get("python")):
             return PythonHarnessDriver()
         if want in ("native", "native-ncnn", "auto"):
-            try:
-                from ...device.native import NativeHarnessDriver
-            except ImportError:
-                raise MobilesegError("this device has no Python and the native ncnn harness is not part of this "
-                                     "build: install python3 on the device (Termux) or update mobileseg") from None
-            return NativeHarnessDriver()
+            from ...device import native  # looked up at call time: tests swap the driver class
+
+            return native.NativeHarnessDriver()
         raise MobilesegError(f"unknown harness '{harness}': use auto, python or native")
 
     # -- contract 5 -------------------------------------------------------------------------------------------
@@ -164,14 +157,14 @@ class AdbTarget(Target):
         from ..env import short_id
 
         d = self._desc
-        tag = "emu-" if self.emulated and "emu" not in _slug(d.get("model")) else ""
+        tag = "emu-" if self.emulated and "emu" not in slug(d.get("model"), "device", 48) else ""
         serial = d.get("serialno") or (d.get("serial") if ":" not in str(d.get("serial") or ":") else None)
         stable = serial or "|".join(str(d.get(k)) for k in ("model", "soc", "cores"))
         if self._by_serial:  # and the lab's server (mobileseg.device.lab): one serial may be on two hosts
             stable = f"{stable}|{d.get('serial')}"
             if (d.get("adb") or {}).get("adb_server_source", "").startswith("--"):
                 stable += f"@{d['adb'].get('adb_server')}"
-        return f"adb-{tag}{_slug(d.get('model'))}-{short_id(stable)}"
+        return f"adb-{tag}{slug(d.get('model'), 'device', 48)}-{short_id(stable)}"
 
     def distinguish(self) -> None:
         """Tell this device from another one with the same id (two emulated devices) by its adb serial."""
@@ -188,9 +181,10 @@ class AdbTarget(Target):
     def _remote_dir(self, export_dir) -> str:
         return posixpath.join(WORKDIR, Path(export_dir).resolve().name)
 
-    def prepare(self, export_dir, fmt) -> None:
+    def prepare(self, export_dir, fmt, manifest: dict | None = None) -> None:
         export_dir = Path(export_dir)
-        _, manifest = _manifest.load(export_dir)
+        if manifest is None:  # the loop passes the manifest it holds; other callers may not have read it
+            _, manifest = _manifest.load(export_dir)
         files = _manifest.relative_files(_manifest.format_entry(manifest, fmt))
         if not files:
             raise MobilesegError(f"the export {export_dir} has no '{fmt}' artifact: export it first "
@@ -198,8 +192,8 @@ class AdbTarget(Target):
         _manifest.verify_files(str(export_dir), manifest, _manifest.format_entry(manifest, fmt), fmt)
         driver = self.driver_for(formats.host_runtime(fmt))
         local = [export_dir / p for p in files]
-        if getattr(driver, "needs_input", True):  # the official binaries generate their own input
-            local.append(export_dir / "reference" / "input.npy")
+        if driver.needs_input:  # the official binaries generate their own input
+            local.append(export_dir / _manifest.REFERENCE_INPUT)
         need = sum(p.stat().st_size for p in local if p.exists())
         free = self._desc.get("storage_free_bytes")
         if free is not None and need > free:
@@ -223,9 +217,9 @@ class AdbTarget(Target):
         rdir = self._remote_dir(export_dir)
         model = formats.model_file(fmt, files) or (files[0] if files else None)
         weights = formats.side_file(fmt, files)
-        return {"dir": rdir, "model": posixpath.join(rdir, model) if model else None,
+        return {"dir": rdir, "model": posixpath.join(rdir, model) if model else None, "model_file": model,
                 "weights": posixpath.join(rdir, weights) if weights else None,
-                "input": posixpath.join(rdir, "reference", "input.npy"),
+                "input": posixpath.join(rdir, _manifest.REFERENCE_INPUT),
                 "input_name": entry.get("input_name"), "output_name": entry.get("output_name"),
                 "tools": self._desc.get("tools") or []}
 
@@ -233,8 +227,7 @@ class AdbTarget(Target):
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
         driver = self.driver_for(cell.runtime)
         # --target-ci: the device harnesses apply the rule themselves; the official binaries take a fixed count
-        adaptive = {"sampling": sampling} if sampling is not None and getattr(driver, "adaptive_sampling", False) \
-            else {}
+        adaptive = {"sampling": sampling} if sampling is not None and driver.adaptive_sampling else {}
         if sampling is not None and not adaptive and repeats is None:
             repeats = sampling.min_repeats
         samples, output, info = driver.run(
@@ -258,43 +251,50 @@ class AdbTarget(Target):
                        load_ms=info.get("load_ms"), first_run_ms=info.get("first_run_ms"), memory=info.get("memory"),
                        sampling=_device_sampling(info, sampling, adaptive))
 
-    def op_profile_text(self, cell, export_dir, manifest):
-        """The raw per-op profile of ``cell``: benchmark_model's op-profiling output (text), the device Python
-        harness's per-op times (dict, device_scripts/profile_ops.py), or None where there is none."""
+    def profile(self, cell, export_dir, manifest) -> dict:
+        """The per-op profile of ``cell`` from its driver (the Python harness's profile_ops.py, benchmark_model's
+        op profiling), in the schema of :mod:`mobileseg.bench.profile`."""
+        from ..profile import read_device_profile
+
         driver = self.driver_for(cell.runtime)
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
-        artifact = self._artifact(export_dir, manifest, cell.format)
-        if hasattr(driver, "op_profile_text"):
-            return driver.op_profile_text(self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
-        if isinstance(driver, PythonHarnessDriver):
-            from ...device.python_harness import op_profile_raw
+        try:
+            got = driver.op_profile(self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask,
+                                    timeout=self.run_timeout)
+        except MobilesegError as exc:  # a profiler failure must not lose the measured cell
+            return {"unavailable": f"the profiler failed: {exc}"}
+        return {"unavailable": driver.no_profile(cell.runtime)} if got is None else read_device_profile(*got)
 
-            return op_profile_raw(driver, self.device, cell, artifact, mask=mask, timeout=self.run_timeout)
-        return None
+    def intermediates(self, export_dir, cell):
+        """``(tensors, device label)``: every intermediate tensor of ``cell`` as the device computes it, through
+        its driver (:mod:`mobileseg.numerics.device_capture`); one sentence where the driver cannot return them."""
+        from ...numerics.device_capture import capture
 
-    def cooldown(self, reference_state, timeout_s) -> None:
+        driver = self.driver_for(cell.runtime)
+        export_dir, man = _manifest.load(export_dir)
+        self.prepare(export_dir, cell.format, man)
+        label = f"adb:{self._desc.get('serial') or self.device_id()}"
+        return capture(self.device, driver, self._desc, self._artifact(export_dir, man, cell.format), export_dir,
+                       cell.runtime, cell.precision, label)
+
+    def cooldown(self, reference_state, timeout_s) -> dict:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
         ref_temps = (reference_state or {}).get("temps_c") or {}
         zone = _probe.cpu_zone(ref_temps)
-        if zone is None or not timeout_s:
-            return
-        deadline = time.monotonic() + float(timeout_s)
+        if zone is None:
+            return {"limit_s": float(timeout_s), "waited_s": 0.0, "reached": None,
+                    "why": "the device reports no CPU temperature"}
+        t0 = time.monotonic()
+        deadline = t0 + float(timeout_s)
         while True:
             now = self.state().get("temps_c", {}).get(zone)
             if now is None or now <= ref_temps[zone] + 2.0 or time.monotonic() >= deadline:
-                self._desc["last_cooldown"] = {"zone": zone, "start_c": ref_temps[zone], "end_c": now,
-                                               "reached": now is None or now <= ref_temps[zone] + 2.0}
-                return
+                return {"limit_s": float(timeout_s), "waited_s": round(time.monotonic() - t0, 3), "zone": zone,
+                        "start_c": ref_temps[zone], "end_c": now, "reached": now is None or now <= ref_temps[zone] + 2.0}
             time.sleep(self.cooldown_poll_s)
 
     def close(self) -> None:
         self.device.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _device_sampling(info: dict, sampling, adaptive: dict) -> dict | None:

@@ -12,6 +12,7 @@ import platform
 import time
 from pathlib import Path
 
+from ... import manifest as _manifest
 from .. import env
 from ..overhead import measure_overhead, timed_cell
 from . import CellRun, Target, TargetError
@@ -123,7 +124,7 @@ class LocalTarget(Target):
         fmt_entry = (manifest.get("formats") or {}).get(cell.format)
         if self.pin:
             _set_affinity_all({self.cpu})
-        x = np.ascontiguousarray(np.load(Path(export_dir) / "reference" / "input.npy"), dtype=np.float32)
+        x = np.ascontiguousarray(np.load(Path(export_dir) / _manifest.REFERENCE_INPUT), dtype=np.float32)
         mem = PeakMemory()
         mem.start()
         t0 = time.perf_counter_ns()
@@ -146,17 +147,45 @@ class LocalTarget(Target):
                        first_run_ms=round(first_ms, 3), memory=memory,
                        sampling=sampling.record() if sampling is not None else None)
 
-    def cooldown(self, reference_state, timeout_s) -> None:
+    def reference_rate(self, note=None) -> dict:
+        from ..overhead import measure_sgemm
+
+        if note:
+            note("measuring this core's single-thread SGEMM rate (reference for achieved GFLOP/s)")
+        rate = measure_sgemm()
+        if note:
+            note(f"SGEMM {rate['n']}^3 fp32, 1 thread: {rate['gflop_s']:.1f} GFLOP/s ({rate['best']})")
+        return rate
+
+    def profile(self, cell, export_dir, manifest) -> dict:
+        """ONNX Runtime's profiler or ncnn layer by layer, in this process (:func:`~mobileseg.bench.profile.profile_local`)."""
+        import numpy as np
+
+        from ..profile import profile_local
+
+        x = np.ascontiguousarray(np.load(Path(export_dir) / _manifest.REFERENCE_INPUT), dtype=np.float32)
+        try:
+            return profile_local(cell.runtime, export_dir, (manifest.get("formats") or {}).get(cell.format), x,
+                                 threads=cell.threads)
+        except Exception as exc:  # a profiler failure must not lose the measured cell
+            return {"unavailable": f"the profiler failed: {type(exc).__name__}: {exc}"}
+
+    def cooldown(self, reference_state, timeout_s) -> dict:
         """Wait (up to ``timeout_s``) until the hottest thermal zone is within 2 C of ``reference_state``'s."""
         ref = max((reference_state or {}).get("temps_c", {}).values(), default=None)
-        if ref is None or not timeout_s:
-            return
-        deadline = time.monotonic() + timeout_s
+        if ref is None:
+            return {"limit_s": float(timeout_s), "waited_s": 0.0, "reached": None,
+                    "why": "this host reports no thermal zone"}
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
+        now = ref
         while time.monotonic() < deadline:
             now = max(self.state()["temps_c"].values(), default=None)
             if now is None or now <= ref + 2.0:
-                return
+                break
             time.sleep(1.0)
+        return {"limit_s": float(timeout_s), "waited_s": round(time.monotonic() - t0, 3), "start_c": ref,
+                "end_c": now, "reached": now is None or now <= ref + 2.0}
 
     def close(self) -> None:
         if self._saved:

@@ -2,8 +2,9 @@
 
 Called by :mod:`mobileseg.bench.runner` for a failed cell only. It never raises: a cell's record must be written
 whatever this analysis hits (no ``model.pt`` and no way to write it, a runtime without capture, memory), and then
-says why in ``error``. On the host the cell's own runtime and precision are captured; on an ADB device whose
-harness returns intermediates (:mod:`.device`) the device's tensors are used.
+says why in ``error``. The target gives the tensors (``target.intermediates``): on the host none, and the cell's own
+runtime and precision are captured here; on an ADB device whose harness returns intermediates (:mod:`.device_capture`) the
+device's tensors are used.
 """
 from __future__ import annotations
 
@@ -25,16 +26,11 @@ def _ensure_module(folder: str, cell, manifest: dict) -> None:
 
 def diverging_layer(folder, cell, manifest: dict, target=None) -> dict:
     """``{"first_diverging": {...}, "sentence", "matched_pct", "accounted_pct", "rows", "report"}`` or ``{"error"}``."""
-    from .report import bench_summary, sentence, write
+    from .layer_report import bench_summary, sentence, write
 
     folder = str(folder)
     try:
-        device = "host"
-        tensors = None
-        if target is not None and getattr(target, "kind", "local") != "local":
-            from .device import capture_on_target
-
-            tensors, device = capture_on_target(target, folder, cell.format, cell.runtime, cell.precision)
+        tensors, device = target.intermediates(folder, cell) if target is not None else (None, "host")
         _ensure_module(folder, cell, manifest)
         from .analyze import per_layer
 

@@ -7,8 +7,8 @@ tensor, pulled back as one file.
   name, layer type, dims and float32 data), read by :func:`read_native`.
 * The official binaries (benchmark_model, onnxruntime_perf_test) time only: one sentence says so.
 
-Works on a bench target (duck-typed: ``driver_for``, ``prepare``, ``_artifact``, ``device``), so this module needs
-nothing from the bench layer above it.
+The ADB target calls :func:`capture` with its transport, the cell's driver and the artifact's paths on the device
+(``AdbTarget.intermediates``), so this module needs nothing from the bench layer above it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import manifest as _manifest
 from ..errors import MobilesegError
 from ..device import marks
 from .runtime_capture import RuntimeTensor, all_outputs_model, from_npz
@@ -34,40 +33,33 @@ class NoIntermediatesError(MobilesegError):
     """The device (its harness or runtime) cannot return intermediate tensors."""
 
 
-def capture_on_target(target, export_dir: str, fmt: str, runtime: str, precision: str, timeout: float = 3600.0):
-    """``(tensors, device label)`` from a bench target that can return intermediates, else one sentence."""
-    driver = target.driver_for(runtime) if hasattr(target, "driver_for") else None
-    name = getattr(driver, "name", None)
-    if name not in ("device-python", "native-ncnn"):
-        what = f"the {name} binary times only" if name else f"the {getattr(target, 'kind', '?')} target"
-        raise NoIntermediatesError(f"{what} and cannot return intermediate tensors: per-layer analysis needs the "
-                                   "Python harness (--harness python) or, for ncnn, the native harness")
-    if name == "native-ncnn" and runtime not in ("ncnn",):
-        raise NoIntermediatesError(f"the native harness runs ncnn only and cannot return {runtime} tensors: use the "
-                                   "Python harness (--harness python) on a device with python3")
-    why = driver.supports(runtime, target.describe())
+def capture(dev, driver, description: dict, art: dict, export_dir: str, runtime: str, precision: str, label: str,
+            timeout: float = 3600.0):
+    """``(tensors, label)``: every intermediate tensor of one artifact run once on the device ``dev`` by
+    ``driver`` (the ADB target has pushed ``art``, its paths there); one sentence where the driver cannot."""
+    kind = driver.intermediates
+    if kind is None:
+        raise NoIntermediatesError(f"the {driver.name} binary times only and cannot return intermediate tensors: "
+                                   "per-layer analysis needs the Python harness (--harness python) or, for ncnn, "
+                                   "the native harness")
+    why = driver.supports(runtime, description)
     if why:
         raise NoIntermediatesError(f"this device cannot return {runtime} intermediate tensors: {why}")
-    export_dir, man = _manifest.load(export_dir)
-    target.prepare(export_dir, fmt)
-    art = target._artifact(export_dir, man, fmt)
     rdir = art["dir"]
-    dev = target.device
-    label = f"adb:{target.describe().get('serial') or target.device_id()}"
     with tempfile.TemporaryDirectory(prefix="mobileseg-numerics-") as tmp:
         order = None
         model = art["model"]
         if runtime == "onnxruntime":
             import onnx
 
-            m, order = all_outputs_model(os.path.join(export_dir, "model.onnx"))
+            m, order = all_outputs_model(os.path.join(export_dir, art["model_file"]))
             local = os.path.join(tmp, ONNX_ALL_OUTPUTS)
             onnx.save(m, local)
             model = posixpath.join(rdir, ONNX_ALL_OUTPUTS)
             dev.push(local, model)
         token = marks.run_token()  # this run's own files, even on storage another device shares
         status = posixpath.join(rdir, f"intermediates_{runtime}_{token}.json")
-        if name == "device-python":
+        if kind == "npz":
             out = posixpath.join(rdir, f"intermediates_{runtime}_{token}.npz")
             args = ["--runtime", runtime, "--model", model, "--input", art["input"],
                     "--output", posixpath.join(rdir, f"intermediates_out_{token}.npy"), "--timings", status,
@@ -96,7 +88,7 @@ def capture_on_target(target, export_dir: str, fmt: str, runtime: str, precision
             local = dev.pull(out, Path(tmp) / os.path.basename(out))
         finally:
             marks.remove(dev, out, status, posixpath.join(rdir, f"intermediates_out_{token}.npy"))
-        tensors = from_npz(str(local), runtime, order) if name == "device-python" else read_native(str(local))
+        tensors = from_npz(str(local), runtime, order) if kind == "npz" else read_native(str(local))
     return tensors, label
 
 
