@@ -8,6 +8,7 @@ driver). The flags are read from the argparse parser: a flag added without a row
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,12 +40,13 @@ def fake_export(model, res, formats, precision, graph, out, **_):
     np.save(os.path.join(out, _manifest.REFERENCE_OUTPUT), x[:, :1])  # what the fake runtime returns
     names = {"onnx": "model.onnx", "tflite": "model.tflite", "ncnn": "model.ncnn.param", "torch": "model.pt"}
     entries = {}
+    sha = {b"model": hashlib.sha256(b"model").hexdigest(), b"weights": hashlib.sha256(b"weights").hexdigest()}
     for f in formats:
         Path(out, names[f]).write_bytes(b"model")
-        files = [{"path": names[f], "sha256": "ab" * 32}]
+        files = [{"path": names[f], "sha256": sha[b"model"]}]  # the bench checks them before loading
         if f == "ncnn":
             Path(out, "model.ncnn.bin").write_bytes(b"weights")
-            files.append({"path": "model.ncnn.bin", "sha256": "cd" * 32})
+            files.append({"path": "model.ncnn.bin", "sha256": sha[b"weights"]})
         entries[f] = {"ok": True, "files": files}
     man = {"schema_version": 1, "model": model, "resolution": [h, w], "num_classes": 5, "graph": graph,
            "precision": precision, "complexity": {"gmacs": 0.1, "params": 1000}, "formats": entries}
@@ -55,13 +57,15 @@ def fake_export(model, res, formats, precision, graph, out, **_):
 class Device(ScriptedDevice):
     """A scripted device (probe and state answers) that keeps what was pushed and answers the official tools."""
 
-    def __init__(self, serial: str, transport: str):
+    def __init__(self, serial: str, transport: str, server=None):
         super().__init__()
-        self.serial, self.transport = serial, transport
+        self.serial, self.transport, self.server = serial, transport, server
         self.files: dict = {}
 
     def transport_info(self):
-        return {"transport": "adb-direct" if self.transport == "direct" else "adb-server", "serial": self.serial}
+        lab = {"adb_server_name": self.server[0], "adb_server": self.server[1]} if self.server else {}
+        return {"transport": "adb-direct" if self.transport == "direct" else "adb-server", "serial": self.serial,
+                **lab}
 
     def shell(self, cmd, timeout=None):
         if "benchmark_model-" in cmd:
@@ -135,7 +139,11 @@ def world(monkeypatch, tmp_path):
     monkeypatch.setattr(adb_target, "PythonHarnessDriver", FlagDriver)
     monkeypatch.setattr(native, "NativeHarnessDriver", NativeFlagDriver)
 
-    def open_devices(arg, transport="auto", **_):
+    def open_devices(arg, transport="auto", servers=None, **_):
+        if arg.startswith("adb@"):  # the lab: adb@NAME/S1,S2 with --adb-server NAME=HOST:PORT
+            name, _, serials = arg[len("adb@"):].partition("/")
+            where = dict(s.split("=", 1) for s in servers or [])[name]
+            return [Device(s, transport, server=(name, where)) for s in serials.split(",")], []
         serials = arg.split(":", 1)[1].split(",")
         return [Device(s, transport) for s in serials], []
 
@@ -205,7 +213,43 @@ REFUSE_ON_ADB_HOST_ONLY = "only --device local measures"
 NOT_ON_HOST = "on the host there is none"
 WITH_ARTIFACT = "goes with --artifact PATH"
 
+def prepared_exports(f, t):
+    """--no-export: export folders made beforehand and marked; the export stage must leave them as they are."""
+    root = Path(t["--export-dir"][0])
+    for res in (64, 128):
+        for graph in ("logits", "argmax"):
+            out = root / _manifest.export_dir_name("topformer-t", (res, res), "fp32", graph)
+            man = fake_export("topformer-t", (res, res), ["onnx", "ncnn"], "fp32", graph, str(out))
+            (out / "manifest.json").write_text(json.dumps({**man, "prepared": True}))
+    return {"--no-export": []}
+
+
+def exports_untouched(o, p, f) -> bool:
+    mans = list((o.out_dir.parent / "export").glob("*/manifest.json"))
+    return each(o, lambda r: r["status"] == "ok") and bool(mans) and all(
+        json.loads(m.read_text()).get("prepared") for m in mans)
+
+
+def edited_file(f, t):
+    """--allow-edited: one exported file's bytes differ from its manifest's sha256 (edited on purpose)."""
+    prepared_exports(f, t)
+    (Path(t["--export-dir"][0]) / _manifest.export_dir_name("topformer-t", (64, 64)) / "model.onnx").write_bytes(
+        b"edited")
+    return {"--allow-edited": [], "--no-export": []}
+
+
+def lab_device(f, t):
+    """--adb-server NAME=HOST:PORT with the devices named through it (adb@NAME/SERIAL)."""
+    return {"--adb-server": ["lab=127.0.0.1:5037"], "--device": [t["--device"][0].replace("adb:", "adb@lab/")]}
+
+
 ROWS = {
+    "no_export": Row(set=prepared_exports, check=exports_untouched, refuse={"host-artifact": "never exported"}),
+    "allow_edited": Row(set=edited_file, check=lambda o, p, f: any(r["format"] == "onnx" for r in o.records)
+                        and each(o, lambda r: r["status"] == "ok"), refuse={"host-artifact": "never exported"}),
+    "adb_server": Row(set=lab_device, check=lambda o, p, f: each(o, lambda r: r["device"]["adb"]["adb_server_name"]
+                                                                   == "lab"),
+                      refuse={p: "--adb-server declares" for p in HOST}),
     "device": Row(check=lambda o, p, f: each(o, lambda r: r["device"]["kind"] == ("local" if p in HOST else "adb")
                                                and ("sgemm" not in r)) and (p != "adb-several" or on_each_device(o))),
     "adb_transport": Row(set=lambda f, t: {"--adb-transport": ["direct"]},
@@ -223,7 +267,8 @@ ROWS = {
                     check=lambda o, p, f: each(o, lambda r: r["runtime"] == "ncnn"),
                     refuse={"host-artifact": "names no runtime of tiny.onnx"}),  # the file has no ncnn runtime
     "precisions": Row(set=lambda f, t: {"--precisions": ["fp16"]},
-                      check=lambda o, p, f: each(o, lambda r: r["precision"] == "fp16")),
+                      check=lambda o, p, f: each(o, lambda r: r["precision"] == "fp16"),
+                      refuse={p: "does not change what onnxruntime runs" for p in ("host-artifact", "suite")}),
     "graphs": Row(set=lambda f, t: {"--graphs": ["argmax"]}, check=lambda o, p, f: each(o, lambda r: r["graph"] == "argmax"),
                   refuse={"host-artifact": "--artifact benches the given files"}),
     "suite": Row(set=lambda f, t: {"--suite": [f["suite"]]}, drop=MODELS_SET,

@@ -112,11 +112,11 @@ def check_target_options(device_arg: str, options: dict) -> None:
     if not (_is_host(arg) or arg == "adb" or arg.startswith(("adb:", "adb@"))):
         raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:SERIAL (a serial adb devices "
                           "lists, or HOST:PORT), adb:S1,S2, adb:all or adb@SERVER[/SERIAL] (several adb servers)")
+    if options.get("adb_servers") and "adb@" not in arg:  # declared servers that no device names: never dropped
+        raise TargetError(f"--adb-server declares the adb servers of a lab, which --device adb@NAME[/SERIAL] names: "
+                          f"--device {arg} names none (use adb@NAME, or drop --adb-server)")
     if not _is_host(arg):
         return
-    if options.get("adb_servers"):
-        raise TargetError("--adb-server declares the adb servers of a lab on several hosts: use it with --device "
-                          "adb@NAME[/SERIAL] (on the host there is none)")
     if (options.get("adb_transport") or "auto") != "auto":
         raise TargetError(f"--adb-transport {options['adb_transport']} chooses how ADB devices are reached: on the "
                           "host there is none (drop it, or use --device adb)")
