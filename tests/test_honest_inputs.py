@@ -291,7 +291,7 @@ def test_torn_line_in_the_middle_is_skipped_with_a_note(tmp_path, capsys):
 def test_report_shows_skipped_lines_and_kept_repeats_and_checks_the_dataset(tmp_path):
     pytest.importorskip("matplotlib")
     from mobileseg.report import build_report
-    from mobileseg.report.errors import DatasetError
+    from mobileseg.errors import DatasetError
 
     path = _results(tmp_path)
     rep = build_report(results=[path], out=tmp_path / "report")

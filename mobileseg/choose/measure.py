@@ -43,7 +43,7 @@ class BenchMeasure:
             self.target = open_target(self.device_arg, **{**self.target_options, **cpu})
         self.device = self.target.describe()
         self.device_id = self.target.device_id()
-        self.emulated = bool(getattr(self.target, "emulated", False))
+        self.emulated = bool(self.target.emulated)
         self.path = Path(self.results_file) if self.results_file else results_file_for(
             self.target, self.threads, self.out_dir or RUNS_DIR)
         ResultStore(self.path).check_writable()

@@ -127,7 +127,7 @@ def _check_dataset(dataset: str, published, evals) -> None:
     (the published numbers' datasets and those of the eval records given)."""
     import difflib
 
-    from .errors import DatasetError
+    from ..errors import DatasetError
 
     known = sorted(set(published.dataset.dropna()) | (set(evals.dataset) if evals is not None else set()))
     if dataset not in known:
