@@ -7,6 +7,8 @@ stays fast. Errors a user can cause are :class:`~mobileseg.errors.MobilesegError
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from importlib import import_module
 
@@ -27,6 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _allow_edited(on: bool):
+    """``--allow-edited`` for this command only: the variable child processes and device paths read, restored after
+    (a second ``main()`` in the same process, as the Python API and the tests call it, must check hashes again)."""
+    from .manifest import ALLOW_EDITED_ENV
+
+    before = os.environ.get(ALLOW_EDITED_ENV)
+    if on:
+        os.environ[ALLOW_EDITED_ENV] = "1"
+    try:
+        yield
+    finally:
+        if on:
+            if before is None:
+                os.environ.pop(ALLOW_EDITED_ENV, None)
+            else:
+                os.environ[ALLOW_EDITED_ENV] = before
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import MobilesegError
 
@@ -35,14 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    if getattr(args, "allow_edited", False):
-        import os
-
-        from .manifest import ALLOW_EDITED_ENV
-
-        os.environ[ALLOW_EDITED_ENV] = "1"
     try:
-        rc = args.func(args)
+        with _allow_edited(getattr(args, "allow_edited", False)):
+            rc = args.func(args)
     except MobilesegError as exc:
         print(f"mobileseg: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -330,3 +330,15 @@ def test_a_results_file_named_twice_is_read_once(tmp_path):
     path = _results(tmp_path)
     recs, _ = read_records([path, tmp_path, str(tmp_path / "*.jsonl")])
     assert len(recs) == 2
+    assert len(recs) == 2
+
+
+def test_allow_edited_lasts_one_command(tmp_path, monkeypatch, capsys):
+    """--allow-edited sets the variable for its own command only: a later main() in the same process (the Python
+    API, the tests) checks hashes again (it leaked before, and hid the damaged-file check of later calls)."""
+    from mobileseg.cli import main
+
+    monkeypatch.delenv(_manifest.ALLOW_EDITED_ENV, raising=False)
+    assert main(["parity", str(tmp_path / "missing"), "--format", "onnx", "--allow-edited"]) != 0
+    capsys.readouterr()
+    assert _manifest.ALLOW_EDITED_ENV not in os.environ
