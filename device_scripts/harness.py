@@ -14,6 +14,7 @@ the overhead of an empty timed call is measured the same way and reported apart.
 numerics (fp16 switches, thread counts, optimisation level) are the same as the host's adapters in
 ``mobileseg.runtimes`` and are reported in the JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ import numpy as np
 
 def vulkan_device(ncnn):
     """The Vulkan device ncnn-vulkan runs on and its record fields (as mobileseg.runtimes.ncnn_vulkan writes them)."""
-    hint = ("install a GPU driver, or Mesa's software Vulkan driver lavapipe "
-            "(apt-get install mesa-vulkan-drivers on Debian/Ubuntu)")
+    hint = (
+        "install a GPU driver, or Mesa's software Vulkan driver lavapipe "
+        "(apt-get install mesa-vulkan-drivers on Debian/Ubuntu)"
+    )
     if ncnn.get_gpu_count() < 1:
         raise RuntimeError(f"ncnn finds no Vulkan device: {hint}")
     index = int(os.environ.get("MOBILESEG_VULKAN_DEVICE") or ncnn.get_default_gpu_index())
@@ -39,14 +42,19 @@ def vulkan_device(ncnn):
     name, kind, api = str(info.device_name()), int(info.type()), int(info.api_version())
     if ncnn.get_gpu_device(index) is None:
         raise RuntimeError(f"the Vulkan driver of '{name}' fails to create the device: {hint}")
-    soft = next((d for k, d in (("llvmpipe", "lavapipe (Mesa)"), ("swiftshader", "SwiftShader")) if k in name.lower()),
-                None)
-    fields = {"vulkan_device": name, "vulkan_device_index": index,
-              "vulkan_device_type": {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}.get(kind, "other"),
-              "vulkan_vendor_id": int(info.vendor_id()), "vulkan_driver": soft or hex(int(info.vendor_id())),
-              "vulkan_driver_version": int(info.driver_version()),
-              "vulkan_api_version": f"{(api >> 22) & 0x7F}.{(api >> 12) & 0x3FF}.{api & 0xFFF}",
-              "vulkan_software": bool(kind == 3 or soft)}
+    soft = next(
+        (d for k, d in (("llvmpipe", "lavapipe (Mesa)"), ("swiftshader", "SwiftShader")) if k in name.lower()), None
+    )
+    fields = {
+        "vulkan_device": name,
+        "vulkan_device_index": index,
+        "vulkan_device_type": {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}.get(kind, "other"),
+        "vulkan_vendor_id": int(info.vendor_id()),
+        "vulkan_driver": soft or hex(int(info.vendor_id())),
+        "vulkan_driver_version": int(info.driver_version()),
+        "vulkan_api_version": f"{(api >> 22) & 0x7F}.{(api >> 12) & 0x3FF}.{api & 0xFFF}",
+        "vulkan_software": bool(kind == 3 or soft),
+    }
     return index, fields
 
 
@@ -71,9 +79,11 @@ def fp16_refusal(fields):
     if "llvmpipe" in name.lower() and llvm and int(llvm.group(1)) <= 15 and platform.machine() == "aarch64":
         # measured with Debian 12's arm64 mesa-vulkan-drivers (Mesa 22.3.6, LLVM 15.0.6), which also reports no fp16
         # arithmetic (ncnn's fp16-p/s/u/a=1/1/1/0): LLVM's AArch64 instruction selection aborts on fp16 storage
-        return (f"fp16 is unsupported by this driver build: lavapipe of Mesa {mesa_version() or '(version unknown)'} "
-                f"with {llvm.group(0)} on aarch64 aborts compiling ncnn's fp16 shaders (LLVM cannot select "
-                "'v4f32 = fp_extend v4i16'); use fp32")
+        return (
+            f"fp16 is unsupported by this driver build: lavapipe of Mesa {mesa_version() or '(version unknown)'} "
+            f"with {llvm.group(0)} on aarch64 aborts compiling ncnn's fp16 shaders (LLVM cannot select "
+            "'v4f32 = fp_extend v4i16'); use fp32"
+        )
     return None
 
 
@@ -113,11 +123,20 @@ def load_ncnn(args, vulkan=False):
             raise RuntimeError(f"ncnn extract of '{out_name}' failed (code {ret})")
         return np.array(mat, copy=True)[None]
 
-    settings = {"threads": args.threads, "vulkan": vulkan, "light_mode": True, "use_fp16_packed": fp16,
-                "use_fp16_storage": fp16, "use_fp16_arithmetic": fp16, "use_bf16_storage": False,
-                "use_packing_layout": bool(opt.use_packing_layout),
-                "use_winograd_convolution": bool(opt.use_winograd_convolution),
-                "use_sgemm_convolution": bool(opt.use_sgemm_convolution), "precision": args.precision, **device}
+    settings = {
+        "threads": args.threads,
+        "vulkan": vulkan,
+        "light_mode": True,
+        "use_fp16_packed": fp16,
+        "use_fp16_storage": fp16,
+        "use_fp16_arithmetic": fp16,
+        "use_bf16_storage": False,
+        "use_packing_layout": bool(opt.use_packing_layout),
+        "use_winograd_convolution": bool(opt.use_winograd_convolution),
+        "use_sgemm_convolution": bool(opt.use_sgemm_convolution),
+        "precision": args.precision,
+        **device,
+    }
     return prepare, run, ncnn.__version__, settings, net.clear
 
 
@@ -142,21 +161,30 @@ def load_onnxruntime(args):
         feed[in_name] = x
         return sess.run([out_name], feed)[0]
 
-    settings = {"threads": args.threads, "intra_op_threads": args.threads, "inter_op_threads": 1,
-                "execution_mode": "sequential", "graph_optimization_level": "all",
-                "providers": ["CPUExecutionProvider"], "precision": args.precision}
+    settings = {
+        "threads": args.threads,
+        "intra_op_threads": args.threads,
+        "inter_op_threads": 1,
+        "execution_mode": "sequential",
+        "graph_optimization_level": "all",
+        "providers": ["CPUExecutionProvider"],
+        "precision": args.precision,
+    }
     return prepare, run, ort.__version__, settings, lambda: None
 
 
 def load_litert(args):
     try:
         from ai_edge_litert import interpreter as tfl
+
         package = "ai-edge-litert"
     except Exception:  # tflite_runtime where that is what imports (numpy-1 boards)
         import tflite_runtime.interpreter as tfl
+
         package = "tflite-runtime"
     try:
         from importlib.metadata import version
+
         ver = version(package)
     except Exception:
         ver = getattr(tfl, "__version__", "unknown")
@@ -167,8 +195,11 @@ def load_litert(args):
 
     def prepare(x):
         x = np.ascontiguousarray(x, dtype=inp["dtype"])
-        if tuple(x.shape) != tuple(inp["shape"]) and x.ndim == 4 and tuple(x.transpose(0, 2, 3, 1).shape) == tuple(
-                inp["shape"]):
+        if (
+            tuple(x.shape) != tuple(inp["shape"])
+            and x.ndim == 4
+            and tuple(x.transpose(0, 2, 3, 1).shape) == tuple(inp["shape"])
+        ):
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         return x
 
@@ -177,9 +208,14 @@ def load_litert(args):
         interp.invoke()
         return interp.get_tensor(out["index"]).copy()
 
-    settings = {"threads": args.threads, "interpreter": package, "xnnpack": True,
-                "op_resolver": "auto (builtin ops + default XNNPACK delegate)", "weights": args.precision,
-                "compute": "fp32"}
+    settings = {
+        "threads": args.threads,
+        "interpreter": package,
+        "xnnpack": True,
+        "op_resolver": "auto (builtin ops + default XNNPACK delegate)",
+        "weights": args.precision,
+        "compute": "fp32",
+    }
     return prepare, run, ver, settings, lambda: None
 
 
@@ -202,13 +238,23 @@ def load_executorch(args):
     def run(x):
         return method.execute([x])[0].float().numpy()
 
-    settings = {"threads": args.threads, "threadpool_threads": int(portable_lib._threadpool_get_thread_count()),
-                "backend": "XNNPACK delegate (+ portable kernels)", "precision": args.precision,
-                "program_dtype": "float16" if half else "float32"}
+    settings = {
+        "threads": args.threads,
+        "threadpool_threads": int(portable_lib._threadpool_get_thread_count()),
+        "backend": "XNNPACK delegate (+ portable kernels)",
+        "precision": args.precision,
+        "program_dtype": "float16" if half else "float32",
+    }
     return prepare, run, version("executorch"), settings, lambda: None
 
 
-LOADERS = {"ncnn": load_ncnn, "executorch": load_executorch, "ncnn-vulkan": lambda args: load_ncnn(args, vulkan=True), "onnxruntime": load_onnxruntime, "litert": load_litert}
+LOADERS = {
+    "ncnn": load_ncnn,
+    "executorch": load_executorch,
+    "ncnn-vulkan": lambda args: load_ncnn(args, vulkan=True),
+    "onnxruntime": load_onnxruntime,
+    "litert": load_litert,
+}
 
 
 def empty_call_overhead_ms(n: int = 2000) -> float:
@@ -226,9 +272,11 @@ def empty_call_overhead_ms(n: int = 2000) -> float:
 
 # -- per-cell figures beside the timings (the host's mobileseg.bench.memory / .sampling, copied: this script imports
 #    nothing from mobileseg) ----------------------------------------------------------------------------------------
-MEMORY_DEFINITION = ("peak_rss_growth_mb = peak RSS over load + runs (VmHWM, reset before the load) - RSS before the "
-                     "load; load_rss_growth_mb = RSS after load - RSS before; pss_mb = Pss of /proc/self/smaps_rollup "
-                     "after the runs; MB = 2^20 bytes")
+MEMORY_DEFINITION = (
+    "peak_rss_growth_mb = peak RSS over load + runs (VmHWM, reset before the load) - RSS before the "
+    "load; load_rss_growth_mb = RSS after load - RSS before; pss_mb = Pss of /proc/self/smaps_rollup "
+    "after the runs; MB = 2^20 bytes"
+)
 
 
 def proc_kb(path, field):
@@ -258,9 +306,14 @@ def memory_figures(rss0, rss_loaded, resettable):
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     mb = lambda kb: None if kb is None else round(kb / 1024.0, 2)  # noqa: E731
-    out = {"definition": MEMORY_DEFINITION, "rss_before_mb": mb(rss0), "peak_rss_mb": mb(peak),
-           "source": "VmHWM reset through /proc/self/clear_refs" if resettable else
-           "VmHWM of this fresh process (clear_refs refused: the peak includes Python's start-up)"}
+    out = {
+        "definition": MEMORY_DEFINITION,
+        "rss_before_mb": mb(rss0),
+        "peak_rss_mb": mb(peak),
+        "source": "VmHWM reset through /proc/self/clear_refs"
+        if resettable
+        else "VmHWM of this fresh process (clear_refs refused: the peak includes Python's start-up)",
+    }
     if rss0 is not None and peak is not None:
         out["peak_rss_growth_mb"] = mb(max(0, peak - rss0))
     if rss0 is not None and rss_loaded is not None:
@@ -282,8 +335,7 @@ def median_ci_halfwidth(sorted_ms, level=0.95):
         return None
 
     def cov(j):  # P(j <= B <= n - j), B ~ Binomial(n, 1/2), 1-based j
-        terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2.0)
-                 for i in range(j)]
+        terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2.0) for i in range(j)]
         top = max(terms)
         return 1.0 - 2.0 * math.exp(top) * math.fsum(math.exp(t - top) for t in terms)
 
@@ -331,20 +383,36 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--input-name", default=None)
     p.add_argument("--output-name", default=None)
-    p.add_argument("--target-ci", type=float, default=None,
-                   help="sample until the median's 95%% interval is within this percent (relative half-width)")
+    p.add_argument(
+        "--target-ci",
+        type=float,
+        default=None,
+        help="sample until the median's 95%% interval is within this percent (relative half-width)",
+    )
     p.add_argument("--max-time", type=float, default=30.0, help="seconds of sampling at most with --target-ci")
     p.add_argument("--min-repeats", type=int, default=10, help="samples before --target-ci is first checked")
-    p.add_argument("--intermediates", default=None,
-                   help="instead of timing: run once and save every intermediate tensor to this .npz")
-    p.add_argument("--mark-file", default=None,
-                   help="the device's mark (a token the host wrote there): copied into the timings as device_mark, "
-                        "so the host knows the file was written on this device")
+    p.add_argument(
+        "--intermediates",
+        default=None,
+        help="instead of timing: run once and save every intermediate tensor to this .npz",
+    )
+    p.add_argument(
+        "--mark-file",
+        default=None,
+        help="the device's mark (a token the host wrote there): copied into the timings as device_mark, "
+        "so the host knows the file was written on this device",
+    )
     args = p.parse_args(argv)
     if args.intermediates:
         return intermediates_main(args)
-    result = {"ok": False, "runtime": args.runtime, "python": platform.python_version(), "numpy": np.__version__,
-              "machine": platform.machine(), "pid": os.getpid()}
+    result = {
+        "ok": False,
+        "runtime": args.runtime,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "pid": os.getpid(),
+    }
     if args.mark_file:
         try:
             with open(args.mark_file) as f:
@@ -385,9 +453,11 @@ def main(argv=None) -> int:
                     hw = median_ci_halfwidth(ordered)
                     next_check = max(n + 1, int(n * 1.05))
                     if (hw is not None and hw * 100 <= args.target_ci) or stop:
-                        result["sampling"] = {"reached": hw is not None and hw * 100 <= args.target_ci,
-                                              "halfwidth_pct": None if hw is None else round(hw * 100, 4),
-                                              "elapsed_s": round(time.perf_counter() - start, 3)}
+                        result["sampling"] = {
+                            "reached": hw is not None and hw * 100 <= args.target_ci,
+                            "halfwidth_pct": None if hw is None else round(hw * 100, 4),
+                            "elapsed_s": round(time.perf_counter() - start, 3),
+                        }
                         break
                 continue
             if repeats is not None and len(samples) >= repeats:
@@ -398,8 +468,14 @@ def main(argv=None) -> int:
         np.save(args.output, np.asarray(out))
         close()
         affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        result.update(ok=True, samples_ms=samples, warmup=args.warmup, affinity=affinity,
-                      overhead_ms=empty_call_overhead_ms(), output_shape=list(np.shape(out)))
+        result.update(
+            ok=True,
+            samples_ms=samples,
+            warmup=args.warmup,
+            affinity=affinity,
+            overhead_ms=empty_call_overhead_ms(),
+            output_shape=list(np.shape(out)),
+        )
         code = 0
     except Exception as exc:  # reported to the host as one line plus the traceback
         code = _failed(result, exc)
@@ -429,7 +505,7 @@ def intermediates_main(args) -> int:
                     parts = line.split()
                     if len(parts) >= 4:
                         n_in, n_out = int(parts[2]), int(parts[3])
-                        net_layers.append((parts[0], parts[1], parts[4 + n_in:4 + n_in + n_out]))
+                        net_layers.append((parts[0], parts[1], parts[4 + n_in : 4 + n_in + n_out]))
             net = close.__self__  # load_ncnn returns net.clear: the net itself
             keep = prepare(x)
             ex = net.create_extractor()
@@ -464,8 +540,9 @@ def intermediates_main(args) -> int:
                 from ai_edge_litert import interpreter as tfl
             except Exception:
                 import tflite_runtime.interpreter as tfl
-            interp = tfl.Interpreter(model_path=args.model, num_threads=args.threads,
-                                     experimental_preserve_all_tensors=True)
+            interp = tfl.Interpreter(
+                model_path=args.model, num_threads=args.threads, experimental_preserve_all_tensors=True
+            )
             interp.allocate_tensors()
             inp = interp.get_input_details()[0]
             interp.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))

@@ -9,6 +9,7 @@ kept out of light mode, minus the cost of one extract of a blob already computed
     python3 profile_ops.py --runtime onnxruntime|ncnn --model M [--weights W] --input input.npy --out ops.json
                            [--runs 10] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,12 @@ def ncnn_ops(args, x):
             costs.append((time.perf_counter_ns() - t0) / 1e6)
             del mat
         del ex
-    return {"source": "ncnn-layer-extract", "times": times, "types": types,
-            "extract_overhead_ms": sorted(costs)[len(costs) // 2]}
+    return {
+        "source": "ncnn-layer-extract",
+        "times": times,
+        "types": types,
+        "extract_overhead_ms": sorted(costs)[len(costs) // 2],
+    }
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,7 @@ state_dict the way official releases do (``state_dict``, ``model``, ``state_dict
 ``meta`` entry beside). Each model family can register a converter that recognises and renames foreign layouts
 (legacy names, Hugging Face, mmseg-1.x ...); converters must account for every key (a silently dropped key is a bug).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,10 +47,11 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
             break
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise CheckpointError("checkpoint holds no tensors (expected a state_dict, or one under "
-                              f"{', '.join(_WRAPPERS)})")
+        raise CheckpointError(
+            f"checkpoint holds no tensors (expected a state_dict, or one under {', '.join(_WRAPPERS)})"
+        )
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -57,8 +59,9 @@ def check_checkpoint_file(path) -> str:
     """``path`` as a string if it names an existing file, else a :class:`CheckpointError` saying what it is."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise CheckpointError(f"checkpoint {path} is a folder: give the checkpoint file itself (.pth, .pt, .bin or "
-                              ".safetensors)")
+        raise CheckpointError(
+            f"checkpoint {path} is a folder: give the checkpoint file itself (.pth, .pt, .bin or .safetensors)"
+        )
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
     return path
@@ -75,12 +78,16 @@ def _unreadable_message(path: str, exc: Exception) -> str:
     detail = (m.group(1) if m else text.strip().splitlines()[0] if text.strip() else type(exc).__name__).strip()
     unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", detail)
     if unsafe:
-        return (f"cannot read checkpoint {path} safely: it stores the Python object {unsafe.group(1)}, which "
-                "torch.load(weights_only=True) refuses to run; if you trust the file, save only its tensors "
-                "(torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth')) and pass that")
+        return (
+            f"cannot read checkpoint {path} safely: it stores the Python object {unsafe.group(1)}, which "
+            "torch.load(weights_only=True) refuses to run; if you trust the file, save only its tensors "
+            "(torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth')) and pass that"
+        )
     detail = detail.split(". ")[0].rstrip(".")[:160]
-    return (f"cannot read checkpoint {path}: the file is corrupted or not a PyTorch/safetensors state_dict "
-            f"({type(exc).__name__}: {detail})")
+    return (
+        f"cannot read checkpoint {path}: the file is corrupted or not a PyTorch/safetensors state_dict "
+        f"({type(exc).__name__}: {detail})"
+    )
 
 
 def read_checkpoint(path, spec=None) -> dict[str, torch.Tensor]:
@@ -128,8 +135,11 @@ def load_into(model: torch.nn.Module, state: dict, source: str = "checkpoint") -
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or mismatched:
         parts = []
         if missing:

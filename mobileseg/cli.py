@@ -4,6 +4,7 @@ Each sub-command lives in its own module under :mod:`mobileseg.commands` and exp
 module must import heavy packages (torch, converters, runtimes) inside its run function so that ``mobileseg --help``
 stays fast. Errors a user can cause are :class:`~mobileseg.errors.MobilesegError`: printed as one sentence, exit 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,21 @@ import os
 import sys
 from importlib import import_module
 
-COMMANDS = ["models", "info", "export", "parity", "bench", "results", "compare", "report", "eval", "emulator", "harness", "choose",
-            "tools"]
+COMMANDS = [
+    "models",
+    "info",
+    "export",
+    "parity",
+    "bench",
+    "results",
+    "compare",
+    "report",
+    "eval",
+    "emulator",
+    "harness",
+    "choose",
+    "tools",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mobileseg",
-        description="Deploy and benchmark mobile semantic-segmentation models: export, bench, parity, report.")
+        description="Deploy and benchmark mobile semantic-segmentation models: export, bench, parity, report.",
+    )
     parser.add_argument("--version", action="version", version=f"mobileseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -87,11 +102,13 @@ def out_of_memory_message(exc: BaseException) -> str | None:
         return None
     need = ""
     if m := re.search(r"allocate (\d+) bytes", text):  # torch
-        need = f" ({int(m.group(1)) / 2 ** 30:.1f} GiB at once)"
+        need = f" ({int(m.group(1)) / 2**30:.1f} GiB at once)"
     elif m := re.search(r"allocate ([\d.]+) ?([KMGTP]i?B)", text):  # numpy: "223. GiB"
         need = f" ({float(m.group(1)):g} {m.group(2)} at once)"
-    return (f"out of memory{need}: this machine cannot hold the tensors of that input size; use a smaller --res "
-            "(or a smaller model)")
+    return (
+        f"out of memory{need}: this machine cannot hold the tensors of that input size; use a smaller --res "
+        "(or a smaller model)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

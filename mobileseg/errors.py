@@ -4,6 +4,7 @@ Every error a user can cause (bad model name, bad resolution, missing package, u
 is a :class:`MobilesegError`. The CLI prints its message as one sentence and exits non-zero; library users can catch
 the subclasses.
 """
+
 from __future__ import annotations
 
 

@@ -7,6 +7,7 @@ Functional ops (``torch.matmul`` in attention, ``F.interpolate``) are invisible 
 ``macs`` and report attention matmuls separately (``matmul_macs``, measured with torch's ``FlopCounterMode``) so a
 user sees what the paper convention leaves out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,9 +60,14 @@ class Complexity:
     parts: dict = field(default_factory=dict)  # label -> {"params": int, "macs": int}
 
     def to_dict(self) -> dict:
-        return {"params": self.params, "macs": self.macs, "matmul_macs": self.matmul_macs,
-                "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
-                "parts": self.parts}
+        return {
+            "params": self.params,
+            "macs": self.macs,
+            "matmul_macs": self.matmul_macs,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "parts": self.parts,
+        }
 
 
 def _part_of(name: str, parts) -> str:
@@ -82,6 +88,7 @@ def count_complexity(model: nn.Module, height: int, width: int, parts=None) -> C
     def hook(name):
         def fn(m, inp, out):
             leaf_macs[name] = leaf_macs.get(name, 0) + _module_macs(m, inp, out)
+
         return fn
 
     for name, m in model.named_modules():
@@ -97,8 +104,7 @@ def count_complexity(model: nn.Module, height: int, width: int, parts=None) -> C
             out = model(x)
         counts = fc.get_flop_counts().get("Global", {})
         # Batched products (attention) only: Linear layers lower to mm/addmm and are counted by the module hooks.
-        matmul_macs = int(sum(v for k, v in counts.items()
-                              if "bmm" in str(k) or "scaled_dot_product" in str(k)) // 2)
+        matmul_macs = int(sum(v for k, v in counts.items() if "bmm" in str(k) or "scaled_dot_product" in str(k)) // 2)
     finally:
         for h in hooks:
             h.remove()

@@ -11,6 +11,7 @@ module in ``mobileseg/runtimes/``. Adding a format (say ExecuTorch) is one :clas
 ``mobileseg/export/`` and one adapter in ``mobileseg/runtimes/`` (plus a pip extra in pyproject.toml). A precision
 (say ``int8``) is a value in the ``precisions`` of the rows whose converter and adapter handle it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class FormatRow:
     @property
     def suffixes(self) -> tuple[str, ...]:
         """File-name endings of the artifact files, e.g. ``(".ncnn.param", ".ncnn.bin")``."""
-        return tuple(f[f.index("."):] for f in self.files)
+        return tuple(f[f.index(".") :] for f in self.files)
 
     @property
     def model_file(self) -> str:
@@ -85,38 +86,115 @@ class RuntimeRow:
         return self.label or self.name
 
 
-FORMATS: dict[str, FormatRow] = {row.name: row for row in (
-    FormatRow("torch", ("model.pt",), "pytorch", "torch", "", precisions=("fp32",),
-              description="the BN-folded nn.Module export checked, saved with torch.save (the eager reference)"),
-    FormatRow("onnx", ("model.onnx",), "onnx", "onnxruntime", "onnx", precisions=("fp32", "fp16", "int8"),
-              description="torch.onnx (TorchScript exporter, opset 17) simplified with onnxsim, one file",
-              user_suffixes=("onnx",)),
-    FormatRow("ncnn", ("model.ncnn.param", "model.ncnn.bin"), "ncnn", "ncnn", "ncnn", argmax="min-index",
-              precisions=("fp32", "fp16", "int8"), description="pnnx: graph (.param) and weights (.bin)",
-              user_suffixes=("ncnn.param", "param")),
-    FormatRow("tflite", ("model.tflite",), "tflite", "litert", "tflite", precisions=("fp32", "fp16", "int8"),
-              description="litert-torch (no TensorFlow needed)", layout="NHWC", user_suffixes=("tflite",),
-              convert_apart=True),
-    FormatRow("executorch", ("model.pte",), "executorch", "executorch", "executorch",
-              description="torch.export -> to_edge_transform_and_lower (XNNPACK partitioner) -> .pte",
-              user_suffixes=("pte",)),
-)}
+FORMATS: dict[str, FormatRow] = {
+    row.name: row
+    for row in (
+        FormatRow(
+            "torch",
+            ("model.pt",),
+            "pytorch",
+            "torch",
+            "",
+            precisions=("fp32",),
+            description="the BN-folded nn.Module export checked, saved with torch.save (the eager reference)",
+        ),
+        FormatRow(
+            "onnx",
+            ("model.onnx",),
+            "onnx",
+            "onnxruntime",
+            "onnx",
+            precisions=("fp32", "fp16", "int8"),
+            description="torch.onnx (TorchScript exporter, opset 17) simplified with onnxsim, one file",
+            user_suffixes=("onnx",),
+        ),
+        FormatRow(
+            "ncnn",
+            ("model.ncnn.param", "model.ncnn.bin"),
+            "ncnn",
+            "ncnn",
+            "ncnn",
+            argmax="min-index",
+            precisions=("fp32", "fp16", "int8"),
+            description="pnnx: graph (.param) and weights (.bin)",
+            user_suffixes=("ncnn.param", "param"),
+        ),
+        FormatRow(
+            "tflite",
+            ("model.tflite",),
+            "tflite",
+            "litert",
+            "tflite",
+            precisions=("fp32", "fp16", "int8"),
+            description="litert-torch (no TensorFlow needed)",
+            layout="NHWC",
+            user_suffixes=("tflite",),
+            convert_apart=True,
+        ),
+        FormatRow(
+            "executorch",
+            ("model.pte",),
+            "executorch",
+            "executorch",
+            "executorch",
+            description="torch.export -> to_edge_transform_and_lower (XNNPACK partitioner) -> .pte",
+            user_suffixes=("pte",),
+        ),
+    )
+}
 
-RUNTIMES: dict[str, RuntimeRow] = {row.name: row for row in (
-    RuntimeRow("torch", "torch", "torch_eager:TorchRuntime", "", aliases=("pytorch", "torcheager")),
-    RuntimeRow("onnxruntime", "onnx", "onnxruntime:OnnxRuntime", "onnx", ("onnxruntime",), "onnxruntime",
-               aliases=("ort",), phone_tools=("onnxruntime_perf_test (timings only)",)),
-    RuntimeRow("ncnn", "ncnn", "ncnn:NcnnRuntime", "ncnn", ("ncnn",), "ncnn", phone_tools=("native harness",)),
-    # ncnn's compute shaders on a Vulkan device (a phone's GPU; lavapipe, Mesa's CPU driver, where there is none)
-    RuntimeRow("ncnn-vulkan", "ncnn", "ncnn_vulkan:NcnnVulkanRuntime", "ncnn", ("ncnn",), "ncnn",
-               aliases=("vulkan", "ncnngpu"), default=False, phone_tools=("native harness, Vulkan build (NDK)",)),
-    RuntimeRow("litert", "tflite", "litert:LiteRTRuntime", "tflite", ("ai_edge_litert", "tflite_runtime"),
-               "ai-edge-litert", aliases=("tflite", "tfliteruntime", "aiedgelitert"),
-               phone_tools=("benchmark_model (timings only)",), label="LiteRT"),
-    # PyTorch's own on-device runtime (XNNPACK delegate); measured when named: its export takes tens of seconds
-    RuntimeRow("executorch", "executorch", "executorch:ExecuTorchRuntime", "executorch", ("executorch",),
-               "executorch", aliases=("et", "pte"), default=False, label="ExecuTorch"),
-)}
+RUNTIMES: dict[str, RuntimeRow] = {
+    row.name: row
+    for row in (
+        RuntimeRow("torch", "torch", "torch_eager:TorchRuntime", "", aliases=("pytorch", "torcheager")),
+        RuntimeRow(
+            "onnxruntime",
+            "onnx",
+            "onnxruntime:OnnxRuntime",
+            "onnx",
+            ("onnxruntime",),
+            "onnxruntime",
+            aliases=("ort",),
+            phone_tools=("onnxruntime_perf_test (timings only)",),
+        ),
+        RuntimeRow("ncnn", "ncnn", "ncnn:NcnnRuntime", "ncnn", ("ncnn",), "ncnn", phone_tools=("native harness",)),
+        # ncnn's compute shaders on a Vulkan device (a phone's GPU; lavapipe, Mesa's CPU driver, where there is none)
+        RuntimeRow(
+            "ncnn-vulkan",
+            "ncnn",
+            "ncnn_vulkan:NcnnVulkanRuntime",
+            "ncnn",
+            ("ncnn",),
+            "ncnn",
+            aliases=("vulkan", "ncnngpu"),
+            default=False,
+            phone_tools=("native harness, Vulkan build (NDK)",),
+        ),
+        RuntimeRow(
+            "litert",
+            "tflite",
+            "litert:LiteRTRuntime",
+            "tflite",
+            ("ai_edge_litert", "tflite_runtime"),
+            "ai-edge-litert",
+            aliases=("tflite", "tfliteruntime", "aiedgelitert"),
+            phone_tools=("benchmark_model (timings only)",),
+            label="LiteRT",
+        ),
+        # PyTorch's own on-device runtime (XNNPACK delegate); measured when named: its export takes tens of seconds
+        RuntimeRow(
+            "executorch",
+            "executorch",
+            "executorch:ExecuTorchRuntime",
+            "executorch",
+            ("executorch",),
+            "executorch",
+            aliases=("et", "pte"),
+            default=False,
+            label="ExecuTorch",
+        ),
+    )
+}
 
 PRECISIONS = tuple(dict.fromkeys(p for row in FORMATS.values() for p in row.precisions))
 # what `mobileseg export` converts when --formats is not given (torch is written when a bench or eval asks for it)
@@ -190,12 +268,19 @@ def support_rows() -> list[dict]:
     rows = []
     for rt in RUNTIMES.values():
         fmt = FORMATS[rt.format]
-        rows.append({"format": fmt.name, "files": " + ".join(f"`{f}`" for f in fmt.files),
-                     "runtime": f"`{rt.name}`", "precisions": ", ".join(fmt.precisions),
-                     "host": "yes", "ARM Linux / Termux (device Python)": f"yes (`{rt.device_pip}`)" if rt.device_modules
-                     else "-", "stock Android (no Python)": ", ".join(rt.phone_tools) or "-",
-                     "pip extra": f"`{rt.extra}`" if rt.extra else "(torch)",
-                     "in bench by default": "yes" if rt.default else "when named"})
+        rows.append(
+            {
+                "format": fmt.name,
+                "files": " + ".join(f"`{f}`" for f in fmt.files),
+                "runtime": f"`{rt.name}`",
+                "precisions": ", ".join(fmt.precisions),
+                "host": "yes",
+                "ARM Linux / Termux (device Python)": f"yes (`{rt.device_pip}`)" if rt.device_modules else "-",
+                "stock Android (no Python)": ", ".join(rt.phone_tools) or "-",
+                "pip extra": f"`{rt.extra}`" if rt.extra else "(torch)",
+                "in bench by default": "yes" if rt.default else "when named",
+            }
+        )
     return rows
 
 

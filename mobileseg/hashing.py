@@ -1,4 +1,5 @@
 """Content hashes: one sha256 of a file for checkpoints, artifacts, pushed files and downloads."""
+
 from __future__ import annotations
 
 import hashlib

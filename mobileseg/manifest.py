@@ -5,6 +5,7 @@ An export folder holds ``manifest.json``, one artifact per format (file names: :
 runtimes, the bench, the ADB target and eval read it with :func:`load` / :func:`read` and find a format's files
 with :func:`artifact_paths`. Numpy-free and torch-free: it is read where only a runtime is installed.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,10 @@ def load(export_dir_or_manifest) -> tuple[str, dict]:
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot read {path} ({exc}): re-run `mobileseg export --force`") from None
     if not isinstance(man, dict):
-        raise ArtifactError(f"{path} holds a JSON {type(man).__name__}, not the object an export manifest is: "
-                            "re-run `mobileseg export --force` into that folder")
+        raise ArtifactError(
+            f"{path} holds a JSON {type(man).__name__}, not the object an export manifest is: "
+            "re-run `mobileseg export --force` into that folder"
+        )
     return os.path.dirname(os.path.abspath(path)), man
 
 
@@ -111,8 +114,9 @@ def artifact_paths(export_dir_or_manifest, fmt_entry, fmt: str) -> tuple[str, di
     if fmt_entry is None:
         fmt_entry = format_entry(man, fmt)
         if fmt_entry is None:
-            raise ArtifactError(f"the export in {export_dir or '?'} has no {fmt} artifact: "
-                                f"re-run `mobileseg export --formats {fmt}`")
+            raise ArtifactError(
+                f"the export in {export_dir or '?'} has no {fmt} artifact: re-run `mobileseg export --formats {fmt}`"
+            )
     if fmt_entry.get("ok") is False and not fmt_entry.get("files"):
         raise ArtifactError(f"the {fmt} export failed ({fmt_entry.get('error')}); nothing to load")
     paths = []
@@ -133,9 +137,14 @@ def rebuild_command(export_dir: str, man: dict, fmt: str) -> str:
     if man.get("source") == "artifact":  # a staged file of another tool: bench stages it again
         return f"`mobileseg bench --artifact {(man.get('artifact') or {}).get('path')}`"
     res = "x".join(map(str, man.get("resolution") or []))
-    parts = [f"--model {man.get('model')}", f"--res {res}" if res else "", f"--formats {fmt}",
-             f"--precision {man['precision']}" if man.get("precision", "fp32") != "fp32" else "",
-             f"--graph {man['graph']}" if man.get("graph", "logits") != "logits" else "", f"--out {export_dir}"]
+    parts = [
+        f"--model {man.get('model')}",
+        f"--res {res}" if res else "",
+        f"--formats {fmt}",
+        f"--precision {man['precision']}" if man.get("precision", "fp32") != "fp32" else "",
+        f"--graph {man['graph']}" if man.get("graph", "logits") != "logits" else "",
+        f"--out {export_dir}",
+    ]
     return "`mobileseg export " + " ".join(p for p in parts if p) + " --force`"
 
 
@@ -161,7 +170,8 @@ def verify_files(export_dir: str, man: dict, fmt_entry: dict, fmt: str) -> None:
             raise EditedArtifactError(
                 f"{p} differs from its manifest (sha256 {_VERIFIED[key][:12]}, recorded {f['sha256'][:12]}): it is "
                 f"damaged or was edited; {rebuild_command(export_dir, man, fmt)} rebuilds it, or pass "
-                "--allow-edited to run the file as it is")
+                "--allow-edited to run the file as it is"
+            )
 
 
 def file_record(path: str, export_dir: str) -> dict:

@@ -10,6 +10,7 @@ Limits: logits graphs are judged by relative L2 (fp32 <= 1e-4, fp16 <= 2e-2, fp1
 no logits to take an L2 of, and are judged by the share of agreeing pixels (fp32 >= 0.999, fp16 >= 0.98: fp16
 weights flip the class of pixels whose top-2 logits are within the fp16 error).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -93,8 +94,14 @@ def compare(out, ref, precision: str = "fp32", class_axis: int = 1, runtime: str
         if same_but_unit_axes(out.shape, ref.shape):
             out = out.reshape(ref.shape)
         else:
-            return {"ok": False, "error": f"output shape {list(out.shape)} != reference shape {list(ref.shape)}",
-                    "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": limit}
+            return {
+                "ok": False,
+                "error": f"output shape {list(out.shape)} != reference shape {list(ref.shape)}",
+                "max_abs": None,
+                "rel_l2": None,
+                "argmax_agree": None,
+                "limit_rel_l2": limit,
+            }
     diff = out - ref
     rel = rel_l2(out, ref)
     if ref.ndim > class_axis and ref.shape[class_axis] > 1:
@@ -102,8 +109,14 @@ def compare(out, ref, precision: str = "fp32", class_axis: int = 1, runtime: str
     else:
         agree = None
     finite = bool(np.all(np.isfinite(out)))
-    fig = {"ok": bool(finite and rel <= limit), "max_abs": float(np.max(np.abs(diff))) if diff.size else 0.0,
-           "rel_l2": rel, "argmax_agree": agree, "limit_rel_l2": limit, "finite": finite}
+    fig = {
+        "ok": bool(finite and rel <= limit),
+        "max_abs": float(np.max(np.abs(diff))) if diff.size else 0.0,
+        "rel_l2": rel,
+        "argmax_agree": agree,
+        "limit_rel_l2": limit,
+        "finite": finite,
+    }
     if precision == "int8":
         fig.update(int8_figures(out, ref, rel, agree))
     return fig
@@ -111,8 +124,11 @@ def compare(out, ref, precision: str = "fp32", class_axis: int = 1, runtime: str
 
 def int8_figures(out, ref, rel: float, agree) -> dict:
     """SQNR and the SQNR form of the limit an int8 logits output is held to."""
-    return {"sqnr_db": sqnr_db(out, ref), "limit_sqnr_db": float(-20 * np.log10(rel_l2_limit("int8"))),
-            "reference": "fp32 PyTorch"}
+    return {
+        "sqnr_db": sqnr_db(out, ref),
+        "limit_sqnr_db": float(-20 * np.log10(rel_l2_limit("int8"))),
+        "reference": "fp32 PyTorch",
+    }
 
 
 def compare_class_maps(out, ref, precision: str = "fp32") -> dict:
@@ -121,15 +137,27 @@ def compare_class_maps(out, ref, precision: str = "fp32") -> dict:
     out = np.asarray(out)
     ref = np.asarray(ref)
     if not same_but_unit_axes(out.shape, ref.shape):
-        return {"ok": False, "error": f"output shape {list(out.shape)} != reference shape {list(ref.shape)}",
-                "max_abs": None, "rel_l2": None, "argmax_agree": None, "limit_rel_l2": None,
-                "limit_argmax_agree": limit}
+        return {
+            "ok": False,
+            "error": f"output shape {list(out.shape)} != reference shape {list(ref.shape)}",
+            "max_abs": None,
+            "rel_l2": None,
+            "argmax_agree": None,
+            "limit_rel_l2": None,
+            "limit_argmax_agree": limit,
+        }
     out = out.reshape(ref.shape)
     agree = float(np.mean(out.astype(np.int64) == ref.astype(np.int64)))
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
-    return {"ok": agree >= limit, "argmax_agree": agree, "limit_argmax_agree": limit,
-            "max_abs": float(diff.max()) if diff.size else 0.0, "rel_l2": None, "limit_rel_l2": None,
-            "what": "class map"}
+    return {
+        "ok": agree >= limit,
+        "argmax_agree": agree,
+        "limit_argmax_agree": limit,
+        "max_abs": float(diff.max()) if diff.size else 0.0,
+        "rel_l2": None,
+        "limit_rel_l2": None,
+        "what": "class map",
+    }
 
 
 def check(out, ref, precision: str = "fp32", graph: str = "logits", runtime: str | None = None) -> dict:

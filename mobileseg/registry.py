@@ -4,6 +4,7 @@ Each model module registers thin entry functions with :func:`register_model`, pa
 states the model's input contract and where its published numbers come from. ``create_model`` builds the model,
 attaches the spec as ``model.spec``, optionally loads a checkpoint (strict) and returns it in eval mode.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -151,10 +152,12 @@ def create_model(name: str, num_classes: int | None = None, weights: str | None 
     """
     entry = _lookup(name)
     spec = entry.spec
-    if num_classes is not None and (isinstance(num_classes, bool) or not hasattr(num_classes, "__index__")
-                                    or num_classes < 1):
-        raise MobilesegError(f"the number of classes (--num-classes) must be a whole number of at least 1, "
-                             f"not {num_classes!r}")
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not hasattr(num_classes, "__index__") or num_classes < 1
+    ):
+        raise MobilesegError(
+            f"the number of classes (--num-classes) must be a whole number of at least 1, not {num_classes!r}"
+        )
     state = None
     if weights is not None:
         from .checkpoint import read_checkpoint, infer_num_classes

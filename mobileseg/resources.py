@@ -3,6 +3,7 @@
 In a source checkout (``pip install -e .``) they are read from the checkout; a wheel install carries copies under
 ``<prefix>/share/mobileseg/`` (``[tool.setuptools.data-files]`` in pyproject.toml).
 """
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@ Used with ``pytest_plugins = ["adb_server_fixtures"]``. Every server runs with i
 no one else uses, and is killed at teardown. The emulator port scan (5555-5585) is off unless a test asks for it
 (``ADB_LOCAL_TRANSPORT_MAX_PORT=5000``), so devices other processes run on this machine do not show up in listings.
 """
+
 from __future__ import annotations
 
 import os

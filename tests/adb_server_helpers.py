@@ -1,4 +1,5 @@
 """Helpers for tests against Debian's real adb server (the fixtures are in adb_server_fixtures.py)."""
+
 from __future__ import annotations
 
 import socket

@@ -1,5 +1,6 @@
 """Model files written by other tools (never by mobileseg): torch.onnx.export, litert_torch.convert and pnnx called
 directly on a small seeded module, for the --artifact tests (host and emulated device)."""
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,16 @@ def write_onnx(folder, name="tiny.onnx", dynamic=False) -> Path:
 
     path = Path(folder) / name
     kw = {"dynamic_axes": {"img": {2: "h", 3: "w"}}} if dynamic else {}
-    torch.onnx.export(tiny_net(), (example(),), str(path), input_names=["img"], output_names=["out"], dynamo=False,
-                      opset_version=17, **kw)
+    torch.onnx.export(
+        tiny_net(),
+        (example(),),
+        str(path),
+        input_names=["img"],
+        output_names=["out"],
+        dynamo=False,
+        opset_version=17,
+        **kw,
+    )
     return path
 
 
@@ -63,8 +72,14 @@ def write_ncnn(folder, stem="tiny") -> Path:
     cwd = os.getcwd()
     try:  # pnnx writes its side files beside the .pt
         os.chdir(work)
-        pnnx.export(tiny_net(), str(work / f"{stem}.pt"), (example(),), fp16=False,
-                    ncnnparam=str(folder / f"{stem}.ncnn.param"), ncnnbin=str(folder / f"{stem}.ncnn.bin"))
+        pnnx.export(
+            tiny_net(),
+            str(work / f"{stem}.pt"),
+            (example(),),
+            fp16=False,
+            ncnnparam=str(folder / f"{stem}.ncnn.param"),
+            ncnnbin=str(folder / f"{stem}.ncnn.bin"),
+        )
     finally:
         os.chdir(cwd)
     return folder / f"{stem}.ncnn.param"
@@ -78,8 +93,10 @@ def write_custom_op_onnx(folder, name="custom.onnx") -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, SIZE, SIZE])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, SIZE, SIZE])
     node = helper.make_node("Sparkle", ["x"], ["y"], domain="my.ops")
-    model = helper.make_model(helper.make_graph([node], "g", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)])
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)],
+    )
     path = Path(folder) / name
     onnx.save(model, str(path))
     return path

@@ -1,4 +1,5 @@
 """Shared by the CLI tests: a bad input must end in one sentence and exit 2."""
+
 from mobileseg.cli import main
 
 

@@ -2,6 +2,7 @@
 
 New emulator tests import these instead of writing their own skip reason and launch lines.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -28,8 +29,13 @@ def launch(key, profile: str = "debian", extra=None):
         pytest.skip(why)
     from mobileseg.emulator import build, control
 
-    return control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True,
-                          rootfs=str(build.rootfs_dir(profile)), profile=profile, extra_args=extra)
+    return control.launch(
+        adb_keys=key.parent / "adb_keys",
+        refuse_new_keys=True,
+        rootfs=str(build.rootfs_dir(profile)),
+        profile=profile,
+        extra_args=extra,
+    )
 
 
 def native_harness():

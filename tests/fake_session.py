@@ -1,5 +1,6 @@
 """A fake runtime for the measurement tests: a known load allocation, a known per-call allocation and a known,
 busy-waited call time (so the memory definitions and the sampling rules are checked against known truths)."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import time
 
 import numpy as np
 
-MB = 2 ** 20
+MB = 2**20
 
 
 def _resident(mb: int) -> mmap.mmap:
@@ -18,7 +19,7 @@ def _resident(mb: int) -> mmap.mmap:
     m = mmap.mmap(-1, max(mb, 1) * MB)
     if mb:
         view = np.frombuffer(m, dtype=np.uint8)
-        view[::mmap.PAGESIZE] = 1
+        view[:: mmap.PAGESIZE] = 1
         del view
     return m
 
@@ -74,6 +75,7 @@ def first_slow(first_ms, then_ms):
     def next_ms():
         calls.append(1)
         return first_ms if len(calls) == 1 else then_ms
+
     return next_ms
 
 
@@ -93,8 +95,14 @@ def export_dir(tmp_path, h=8):
     x = np.random.default_rng(0).standard_normal((1, 3, h, h), dtype=np.float32)
     np.save(ref / "input.npy", x)
     np.save(ref / "output.npy", x[:, :1])
-    man = {"schema_version": 1, "model": "fake", "resolution": [h, h], "graph": "logits", "precision": "fp32",
-           "formats": {"onnx": {"ok": True, "files": [{"path": "model.onnx", "sha256": "ab" * 32}]}}}
+    man = {
+        "schema_version": 1,
+        "model": "fake",
+        "resolution": [h, h],
+        "graph": "logits",
+        "precision": "fp32",
+        "formats": {"onnx": {"ok": True, "files": [{"path": "model.onnx", "sha256": "ab" * 32}]}},
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(man))
     return tmp_path, man
 

@@ -2,6 +2,7 @@
 
 Fast: no emulation. The same daemon serves the arm64 rootfs in tests/test_emulator.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,15 @@ import pytest
 
 pytest.importorskip("adb_shell")
 
-from mobileseg.device.adb import (AdbDevice, DeviceLostError, DeviceUnauthorizedError, NoDeviceError,  # noqa: E402
-                                  PushError, StorageFullError, load_signer)
+from mobileseg.device.adb import (
+    AdbDevice,
+    DeviceLostError,
+    DeviceUnauthorizedError,
+    NoDeviceError,  # noqa: E402
+    PushError,
+    StorageFullError,
+    load_signer,
+)
 from mobileseg.bench.targets import TargetLostError  # noqa: E402
 from mobileseg.emulator import control  # noqa: E402
 
@@ -32,8 +40,12 @@ def daemon(tmp_path):
     procs = []
 
     def start(adb_keys=None, refuse=False, extra=None):
-        proc, port = control.launch(adb_keys=adb_keys or tmp_path / "adb_keys", refuse_new_keys=refuse,
-                                    extra_args=extra, log_path=str(tmp_path / "adbd.log"))
+        proc, port = control.launch(
+            adb_keys=adb_keys or tmp_path / "adb_keys",
+            refuse_new_keys=refuse,
+            extra_args=extra,
+            log_path=str(tmp_path / "adbd.log"),
+        )
         procs.append(proc)
         return port
 
@@ -137,10 +149,12 @@ def test_daemon_stopped_mid_session_is_device_lost(daemon, key, tmp_path, monkey
     control.terminate(procs[0])
     # every path raises the runner's TargetLostError (it stops and keeps the finished cells), never NoDeviceError
     # (an AdbError: the runner would record it as an error for each remaining cell)
-    for call in (lambda: dev.shell("echo still there?", timeout=5),
-                 lambda: dev.push(src, str(tmp_path / "device" / "f.bin"), timeout=5),
-                 lambda: dev.pull(str(src), tmp_path / "back.bin", timeout=5),
-                 lambda: dev.shell("echo and again?", timeout=5)):
+    for call in (
+        lambda: dev.shell("echo still there?", timeout=5),
+        lambda: dev.push(src, str(tmp_path / "device" / "f.bin"), timeout=5),
+        lambda: dev.pull(str(src), tmp_path / "back.bin", timeout=5),
+        lambda: dev.shell("echo and again?", timeout=5),
+    ):
         with pytest.raises(DeviceLostError, match="was lost") as info:
             call()
         assert isinstance(info.value, TargetLostError)

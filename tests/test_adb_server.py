@@ -3,6 +3,7 @@
 The adbd children serve the host's shell and files (fast, no emulation); ``test_emulated_device_through_the_server``
 does the same against the emulated ARM64 device.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,34 +20,51 @@ from adb_server_helpers import free_port  # noqa: E402
 
 from mobileseg.errors import TargetLostError  # noqa: E402
 from mobileseg.device import adb_server as srv  # noqa: E402
-from mobileseg.device.adb import (AdbError, DeviceLostError, DeviceTimeoutError,  # noqa: E402
-                                  DeviceUnauthorizedError, NoDeviceError, PushError, StorageFullError)
+from mobileseg.device.adb import (  # noqa: E402
+    AdbError,
+    DeviceLostError,
+    DeviceTimeoutError,  # noqa: E402
+    DeviceUnauthorizedError,
+    NoDeviceError,
+    PushError,
+    StorageFullError,
+)
 from mobileseg.emulator import control  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ finding the server
-@pytest.mark.parametrize("env, want", [
-    ({}, ("localhost", 5037, "default")),
-    ({"ANDROID_ADB_SERVER_PORT": "6001"}, ("localhost", 6001, "ANDROID_ADB_SERVER_ADDRESS/PORT")),
-    ({"ANDROID_ADB_SERVER_ADDRESS": "lab-host", "ANDROID_ADB_SERVER_PORT": "5038"},
-     ("lab-host", 5038, "ANDROID_ADB_SERVER_ADDRESS/PORT")),
-    ({"ANDROID_ADB_SERVER_ADDRESS": "10.0.0.2"}, ("10.0.0.2", 5037, "ANDROID_ADB_SERVER_ADDRESS/PORT")),
-    # ADB_SERVER_SOCKET wins over the other two, as in adb
-    ({"ADB_SERVER_SOCKET": "tcp:farm.example:5037", "ANDROID_ADB_SERVER_PORT": "6001"},
-     ("farm.example", 5037, "ADB_SERVER_SOCKET")),
-    ({"ADB_SERVER_SOCKET": "tcp:6002"}, ("localhost", 6002, "ADB_SERVER_SOCKET")),
-    ({"ADB_SERVER_SOCKET": "tcp:[::1]:6003"}, ("::1", 6003, "ADB_SERVER_SOCKET")),
-])
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ({}, ("localhost", 5037, "default")),
+        ({"ANDROID_ADB_SERVER_PORT": "6001"}, ("localhost", 6001, "ANDROID_ADB_SERVER_ADDRESS/PORT")),
+        (
+            {"ANDROID_ADB_SERVER_ADDRESS": "lab-host", "ANDROID_ADB_SERVER_PORT": "5038"},
+            ("lab-host", 5038, "ANDROID_ADB_SERVER_ADDRESS/PORT"),
+        ),
+        ({"ANDROID_ADB_SERVER_ADDRESS": "10.0.0.2"}, ("10.0.0.2", 5037, "ANDROID_ADB_SERVER_ADDRESS/PORT")),
+        # ADB_SERVER_SOCKET wins over the other two, as in adb
+        (
+            {"ADB_SERVER_SOCKET": "tcp:farm.example:5037", "ANDROID_ADB_SERVER_PORT": "6001"},
+            ("farm.example", 5037, "ADB_SERVER_SOCKET"),
+        ),
+        ({"ADB_SERVER_SOCKET": "tcp:6002"}, ("localhost", 6002, "ADB_SERVER_SOCKET")),
+        ({"ADB_SERVER_SOCKET": "tcp:[::1]:6003"}, ("::1", 6003, "ADB_SERVER_SOCKET")),
+    ],
+)
 def test_server_address_follows_adb(env, want):
     a = srv.server_address(env)
     assert (a.host, a.port, a.source) == want
 
 
-@pytest.mark.parametrize("env, match", [
-    ({"ADB_SERVER_SOCKET": "localabstract:adb"}, "use tcp:HOST:PORT"),
-    ({"ADB_SERVER_SOCKET": "tcp:host:notaport"}, "must name a TCP port"),
-    ({"ANDROID_ADB_SERVER_PORT": "99999"}, "must name a TCP port"),
-])
+@pytest.mark.parametrize(
+    "env, match",
+    [
+        ({"ADB_SERVER_SOCKET": "localabstract:adb"}, "use tcp:HOST:PORT"),
+        ({"ADB_SERVER_SOCKET": "tcp:host:notaport"}, "must name a TCP port"),
+        ({"ANDROID_ADB_SERVER_PORT": "99999"}, "must name a TCP port"),
+    ],
+)
 def test_bad_server_settings_are_one_sentence(env, match):
     with pytest.raises(srv.NoServerError, match=match):
         srv.server_address(env)
@@ -177,9 +195,11 @@ def test_daemon_killed_during_a_command_is_device_lost(adb_server, daemons, tmp_
     assert isinstance(info.value, TargetLostError)  # the runner stops and keeps the finished cells
     src = tmp_path / "f.bin"
     src.write_bytes(b"data")
-    for call in (lambda: dev.shell("echo still there?", timeout=5),
-                 lambda: dev.push(src, str(tmp_path / "device" / "f.bin"), timeout=5),
-                 lambda: dev.pull(str(src), tmp_path / "back.bin", timeout=5)):
+    for call in (
+        lambda: dev.shell("echo still there?", timeout=5),
+        lambda: dev.push(src, str(tmp_path / "device" / "f.bin"), timeout=5),
+        lambda: dev.pull(str(src), tmp_path / "back.bin", timeout=5),
+    ):
         with pytest.raises(DeviceLostError, match="was lost"):
             call()
 

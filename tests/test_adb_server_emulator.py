@@ -5,6 +5,7 @@ per-device files, a device killed mid-suite stops only its own worker and ``--re
 Tiny plans (TopFormer-T at 64x64, one or two runtimes, 2-5 timed runs) keep this inside the CI budget; the timings
 are emulated.
 """
+
 from __future__ import annotations
 
 import threading
@@ -56,8 +57,9 @@ def lab(tmp_path, monkeypatch):
     procs = []
 
     def device(port_=0):
-        proc, p = control.launch(port=port_, rootfs=str(build.rootfs_dir()),
-                                 log_path=str(tmp_path / f"emu{len(procs)}.log"))
+        proc, p = control.launch(
+            port=port_, rootfs=str(build.rootfs_dir()), log_path=str(tmp_path / f"emu{len(procs)}.log")
+        )
         procs.append(proc)
         return proc, p
 
@@ -78,8 +80,12 @@ def bench(capsys, *args) -> tuple[int, str, str]:
 def records(folder: Path, port: int) -> list[dict]:
     """Every record measured on 127.0.0.1:PORT (or its emulator-N alias), from the results files of ``folder``."""
     serials = (f"127.0.0.1:{port}", f"emulator-{port - 1}")
-    return [r for path in sorted(Path(folder).glob("*.jsonl")) for r in ResultStore(path).read()
-            if r["device"]["serial"] in serials]
+    return [
+        r
+        for path in sorted(Path(folder).glob("*.jsonl"))
+        for r in ResultStore(path).read()
+        if r["device"]["serial"] in serials
+    ]
 
 
 def test_bench_through_the_adb_server_with_every_form_of_device(lab, export_dir, tmp_path, capsys, monkeypatch):
@@ -134,8 +140,18 @@ def test_two_devices_in_parallel_a_lost_one_and_resume(lab, export_dir, tmp_path
         assert lab.connect(f"127.0.0.1:{port}") == "device"
     a, b = f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"
     out = tmp_path / "results"
-    common = [*PLAN, "--runtimes", "onnxruntime", "ncnn", "--repeats", "5", "--export-dir", str(export_dir),
-              "--out", str(out)]
+    common = [
+        *PLAN,
+        "--runtimes",
+        "onnxruntime",
+        "ncnn",
+        "--repeats",
+        "5",
+        "--export-dir",
+        str(export_dir),
+        "--out",
+        str(out),
+    ]
 
     # --device adb with two devices: one sentence listing both
     rc, _, err = bench(capsys, "--device", "adb", *common)
@@ -183,8 +199,7 @@ def test_two_devices_in_parallel_a_lost_one_and_resume(lab, export_dir, tmp_path
     assert len(list(out.glob("*.jsonl"))) == 2  # one file per device, the same one after the restart
 
 
-def test_two_devices_running_the_same_cell_at_once_each_record_is_its_own_devices(lab, export_dir, tmp_path,
-                                                                                   capsys):
+def test_two_devices_running_the_same_cell_at_once_each_record_is_its_own_devices(lab, export_dir, tmp_path, capsys):
     """Each record carries the mark its target wrote to its device, read back on that device by its cell: with
     storage shared between the devices, one device's timings were recorded as the other's."""
     lab.start()
@@ -193,8 +208,20 @@ def test_two_devices_running_the_same_cell_at_once_each_record_is_its_own_device
     for s in serials:
         assert lab.connect(s) == "device"
     out = tmp_path / "results"
-    rc, _, err = bench(capsys, "--device", f"adb:{serials[0]},{serials[1]}", *PLAN, "--runtimes", "onnxruntime",
-                       "--repeats", "3", "--export-dir", str(export_dir), "--out", str(out))
+    rc, _, err = bench(
+        capsys,
+        "--device",
+        f"adb:{serials[0]},{serials[1]}",
+        *PLAN,
+        "--runtimes",
+        "onnxruntime",
+        "--repeats",
+        "3",
+        "--export-dir",
+        str(export_dir),
+        "--out",
+        str(out),
+    )
     assert rc == 0, err
     recs = [records(out, p) for p in ports]
     assert [len(r) for r in recs] == [1, 1] and len(list(out.glob("*.jsonl"))) == 2
@@ -216,8 +243,9 @@ def test_a_lab_of_two_adb_servers_in_one_command(lab, export_dir, tmp_path, caps
 
     lab.start()
     port2 = free_port()
-    second = Server({**os.environ, "ANDROID_ADB_SERVER_PORT": str(port2), "ADB_LOCAL_TRANSPORT_MAX_PORT": "5000"},
-                    port2)
+    second = Server(
+        {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port2), "ADB_LOCAL_TRANSPORT_MAX_PORT": "5000"}, port2
+    )
     second.start()
     try:
         a, b = (f"127.0.0.1:{lab.device()[1]}" for _ in range(2))
@@ -225,28 +253,40 @@ def test_a_lab_of_two_adb_servers_in_one_command(lab, export_dir, tmp_path, caps
         s1, s2 = f"127.0.0.1:{lab.port}", f"127.0.0.1:{port2}"
         out = tmp_path / "results"
         common = [*PLAN, "--runtimes", "ncnn", "--repeats", "2", "--export-dir", str(export_dir), "--out", str(out)]
-        rc, stdout, err = bench(capsys, "--device", "adb@one,adb@two", "--adb-server", f"one={s1}", f"two={s2}",
-                                *common)
+        rc, stdout, err = bench(
+            capsys, "--device", "adb@one,adb@two", "--adb-server", f"one={s1}", f"two={s2}", *common
+        )
         assert rc == 0, err
         files = sorted(out.glob("*.jsonl"))
         assert len(files) == 2 and "2 device(s) ran: 2 finished" in stdout
         by_serial = {r["device"]["serial"]: r for f in files for r in ResultStore(f).read()}
         assert sorted(by_serial) == sorted([a, b])
-        assert by_serial[a]["device"]["adb"]["adb_server"] == s1 and by_serial[a]["device"]["adb"]["adb_server_name"] \
-            == "one"
-        assert by_serial[b]["device"]["adb"]["adb_server"] == s2 and all(r["status"] == "ok" for r in by_serial.values())
+        assert (
+            by_serial[a]["device"]["adb"]["adb_server"] == s1
+            and by_serial[a]["device"]["adb"]["adb_server_name"] == "one"
+        )
+        assert by_serial[b]["device"]["adb"]["adb_server"] == s2 and all(
+            r["status"] == "ok" for r in by_serial.values()
+        )
 
         # one device of a declared server: the one-device path (no fleet)
-        rc, _, err = bench(capsys, "--device", f"adb@two/{b}", "--adb-server", f"two={s2}", *common,
-                           "--results-file", str(tmp_path / "one.jsonl"))
+        rc, _, err = bench(
+            capsys,
+            "--device",
+            f"adb@two/{b}",
+            "--adb-server",
+            f"two={s2}",
+            *common,
+            "--results-file",
+            str(tmp_path / "one.jsonl"),
+        )
         assert rc == 0, err
         (rec,) = ResultStore(tmp_path / "one.jsonl").read()
         assert rec["device"]["serial"] == b and rec["device"]["adb"]["adb_server"] == s2
 
         # A through both servers: measured once, with a note
         assert second.connect(a) == "device"
-        rc, _, err = bench(capsys, "--device", f"adb@{s1}/{a},adb@{s2}/{a}", *common,
-                           "--out", str(tmp_path / "once"))
+        rc, _, err = bench(capsys, "--device", f"adb@{s1}/{a},adb@{s2}/{a}", *common, "--out", str(tmp_path / "once"))
         assert rc == 0, err
         assert f"{a} through the adb server at {s2} is {a} through {s1}" in err and "measured once" in err
         assert len(list((tmp_path / "once").glob("*.jsonl"))) == 1

@@ -3,6 +3,7 @@
 The device answers the probe and state scripts with canned /proc and /sys text; a fake harness driver returns fixed
 timings. The real transport and harnesses run in test_adb_protocol.py, test_emulator.py and test_native_emulator.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,8 +79,11 @@ class ScriptedDevice:
     def shell(self, cmd, timeout=None):
         self.commands.append(cmd)
         if "@getprop" in cmd:
-            text = PROBE if self.python else PROBE.replace(
-                "/usr/bin/python3 3.11.2 numpy ncnn onnxruntime ai_edge_litert\n", "")
+            text = (
+                PROBE
+                if self.python
+                else PROBE.replace("/usr/bin/python3 3.11.2 numpy ncnn onnxruntime ai_edge_litert\n", "")
+            )
             return 0, text + state_text(NOMINAL)
         if "@freqs" in cmd:
             return 0, state_text(self.states.pop(0) if self.states else NOMINAL)
@@ -114,8 +118,15 @@ class FakeDriver(HarnessDriver):
     def run(self, device, cell, artifact, *, mask, warmup, repeats, min_time, timeout):
         self.runs.append((cell, mask))
         ref = np.load(self.export_root / Path(artifact["dir"]).name / "reference" / "output.npy")
-        return [1.0, 2.0, 3.0], ref, {"runtime_version": "1.0", "affinity": [int(mask, 16).bit_length() - 1],
-                                      "settings": {"threads": cell.threads}}
+        return (
+            [1.0, 2.0, 3.0],
+            ref,
+            {
+                "runtime_version": "1.0",
+                "affinity": [int(mask, 16).bit_length() - 1],
+                "settings": {"threads": cell.threads},
+            },
+        )
 
 
 def fake_export(model, res, formats, precision, graph, out):
@@ -128,10 +139,18 @@ def fake_export(model, res, formats, precision, graph, out):
     files = {"onnx": "model.onnx", "tflite": "model.tflite", "ncnn": "model.ncnn.param"}
     for f in formats:
         Path(out, files[f]).write_bytes(b"model")
-    man = {"schema_version": 1, "model": model, "resolution": [h, w], "num_classes": 5, "graph": graph,
-           "precision": precision,
-           "formats": {f: {"ok": True, "files": [{"path": files[f], "sha256": hashlib.sha256(b"model").hexdigest()}]}
-                       for f in formats}}
+    man = {
+        "schema_version": 1,
+        "model": model,
+        "resolution": [h, w],
+        "num_classes": 5,
+        "graph": graph,
+        "precision": precision,
+        "formats": {
+            f: {"ok": True, "files": [{"path": files[f], "sha256": hashlib.sha256(b"model").hexdigest()}]}
+            for f in formats
+        },
+    }
     Path(out, "manifest.json").write_text(json.dumps(man))
     return man
 
@@ -140,9 +159,17 @@ def bench(tmp_path, target, **kw):
     kw.setdefault("models", ["topformer-t"])
     kw.setdefault("resolutions", [64])
     kw.setdefault("runtimes", ["onnxruntime", "ncnn"])
-    return run_bench(target=target, export_fn=fake_export, export_root=tmp_path / "export",
-                     results_file=tmp_path / "r.jsonl", warmup=0, repeats=3, measure_reference=False,
-                     progress=False, **kw)
+    return run_bench(
+        target=target,
+        export_fn=fake_export,
+        export_root=tmp_path / "export",
+        results_file=tmp_path / "r.jsonl",
+        warmup=0,
+        repeats=3,
+        measure_reference=False,
+        progress=False,
+        **kw,
+    )
 
 
 def test_probe_picks_the_last_big_core_and_python_harness():
@@ -214,8 +241,9 @@ def _tool(tmp_path, name):
 
 def test_official_binaries_take_their_runtimes_and_push_once(tmp_path):
     dev = ScriptedDevice()
-    tools = adb_target.official_tool_drivers(tflite_benchmark=_tool(tmp_path, "benchmark_model"),
-                                             ort_perf_test=_tool(tmp_path, "onnxruntime_perf_test"))
+    tools = adb_target.official_tool_drivers(
+        tflite_benchmark=_tool(tmp_path, "benchmark_model"), ort_perf_test=_tool(tmp_path, "onnxruntime_perf_test")
+    )
     t = AdbTarget(dev, tool_drivers=tools)
     assert t.driver_for("litert").name == "benchmark_model"
     assert t.driver_for("onnxruntime").name == "onnxruntime_perf_test"
@@ -283,8 +311,17 @@ def test_native_harness_does_not_swallow_a_lost_device(tmp_path):
     h = NativeHarness(binary=_tool(tmp_path, "harness"))
     h.remote_binary = "/data/local/tmp/mobileseg/bin/h"
     with pytest.raises(TargetLostError, match="was lost"):
-        h.execute(Gone(), "/data/local/tmp/mobileseg/m", "m.param", "m.bin", "in.npy", threads=1, warmup=0,
-                  repeats=1, min_time=None)
+        h.execute(
+            Gone(),
+            "/data/local/tmp/mobileseg/m",
+            "m.param",
+            "m.bin",
+            "in.npy",
+            threads=1,
+            warmup=0,
+            repeats=1,
+            min_time=None,
+        )
 
 
 class SharedStorageDevice(ScriptedDevice):
@@ -341,15 +378,17 @@ def test_the_python_harness_names_its_files_per_run_and_removes_them(tmp_path):
     names = [p for p in dev.pulled if p.endswith(".json")]
     assert len(set(names)) == 2 and all(n.startswith(art["dir"] + "/timings_onnxruntime_t1_") for n in names)
     removed = [c for c in dev.commands if c.startswith("rm -f ")]
-    assert [all(p in r for p in dev.pulled[2 * i:2 * i + 2]) for i, r in enumerate(removed)] == [True, True]
+    assert [all(p in r for p in dev.pulled[2 * i : 2 * i + 2]) for i, r in enumerate(removed)] == [True, True]
 
 
 def test_a_runtime_left_out_on_a_phone_says_the_real_reason(tmp_path, capsys):
     from mobileseg.device.native import NativeHarnessDriver
 
     why = NativeHarnessDriver().supports("litert", {"python": None, "abi": "arm64-v8a"})
-    assert why == ("the device has no Python and the native harness runs ncnn only: time litert with its official "
-                   "binary (--tflite-benchmark PATH|auto)")
+    assert why == (
+        "the device has no Python and the native harness runs ncnn only: time litert with its official "
+        "binary (--tflite-benchmark PATH|auto)"
+    )
     assert "--ort-perf-test PATH" in NativeHarnessDriver().supports("onnxruntime", {"python": None})
 
     class PhoneDriver(FakeDriver):
@@ -358,10 +397,22 @@ def test_a_runtime_left_out_on_a_phone_says_the_real_reason(tmp_path, capsys):
 
     target = AdbTarget(ScriptedDevice())
     target.driver = PhoneDriver(tmp_path / "export")
-    run_bench(target=target, export_fn=fake_export, export_root=tmp_path / "export", results_file=tmp_path / "r.jsonl",
-              warmup=0, repeats=3, measure_reference=False, progress=True, models=["topformer-t"], resolutions=[64],
-              runtimes=None)
+    run_bench(
+        target=target,
+        export_fn=fake_export,
+        export_root=tmp_path / "export",
+        results_file=tmp_path / "r.jsonl",
+        warmup=0,
+        repeats=3,
+        measure_reference=False,
+        progress=True,
+        models=["topformer-t"],
+        resolutions=[64],
+        runtimes=None,
+    )
     err = capsys.readouterr().err
-    assert "runtime 'onnxruntime' is left out: the device has no Python and the native harness runs ncnn only: " \
-           "time onnxruntime with its official binary (--ort-perf-test PATH)" in err
+    assert (
+        "runtime 'onnxruntime' is left out: the device has no Python and the native harness runs ncnn only: "
+        "time onnxruntime with its official binary (--ort-perf-test PATH)" in err
+    )
     assert "is not installed" not in err

@@ -4,6 +4,7 @@ The files come straight from ``torch.onnx.export``, ``litert_torch.convert`` and
 never from mobileseg's exporter. Parity is checked against the torch module's output saved as ``--reference``, or
 across formats when several files of one model are given; a lone file says "parity not checked".
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,15 @@ def files(tmp_path_factory):
     np.save(d / "x.npy", x)
     np.save(d / "ref.npy", af.torch_output(False, x))
     np.save(d / "wrong.npy", af.torch_output(False, x) + 0.5)
-    return {"dir": d, "onnx": af.write_onnx(d), "dyn": af.write_onnx(d, "dyn.onnx", dynamic=True),
-            "custom": af.write_custom_op_onnx(d), "x": d / "x.npy", "ref": d / "ref.npy", "wrong": d / "wrong.npy"}
+    return {
+        "dir": d,
+        "onnx": af.write_onnx(d),
+        "dyn": af.write_onnx(d, "dyn.onnx", dynamic=True),
+        "custom": af.write_custom_op_onnx(d),
+        "x": d / "x.npy",
+        "ref": d / "ref.npy",
+        "wrong": d / "wrong.npy",
+    }
 
 
 def bench(tmp_path, *argv) -> tuple[int, list[dict]]:
@@ -41,8 +49,9 @@ def bench(tmp_path, *argv) -> tuple[int, list[dict]]:
 
 
 def bench_error(capsys, tmp_path, *argv) -> str:
-    return cli_one_sentence(capsys, BENCH + ["--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "export"),
-                                             *map(str, argv)])
+    return cli_one_sentence(
+        capsys, BENCH + ["--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "export"), *map(str, argv)]
+    )
 
 
 def test_onnx_from_torch_onnx_export_against_reference(files, tmp_path):
@@ -78,8 +87,17 @@ def test_lone_file_says_parity_not_checked_and_uses_the_seeded_input(files, tmp_
 def test_dynamic_dims_need_input_shape(files, tmp_path, capsys):
     err = bench_error(capsys, tmp_path, "--artifact", files["dyn"])
     assert "dynamic" in err and "--input-shape 1x3x" in err
-    rc, (rec,) = bench(tmp_path, "--artifact", files["dyn"], "--input-shape", "1x3x32x32", "--input", files["x"],
-                       "--reference", files["ref"])
+    rc, (rec,) = bench(
+        tmp_path,
+        "--artifact",
+        files["dyn"],
+        "--input-shape",
+        "1x3x32x32",
+        "--input",
+        files["x"],
+        "--reference",
+        files["ref"],
+    )
     assert rc == 0 and rec["parity"]["ok"]
     err = bench_error(capsys, tmp_path, "--artifact", files["onnx"], "--input-shape", "1x3x64x64")
     assert "conflicts with tiny.onnx" in err and "fixed at 32" in err
@@ -135,8 +153,9 @@ def test_input_in_the_other_layout_and_wrong_shape(files, tmp_path, capsys):
 
 def test_suite_entry_with_a_path(files, tmp_path):
     suite = tmp_path / "mine.toml"
-    suite.write_text(f'name = "mine"\n[[cells]]\nartifacts = ["{files["onnx"].name}"]\ninput = "x.npy"\n'
-                     'reference = "ref.npy"\n')
+    suite.write_text(
+        f'name = "mine"\n[[cells]]\nartifacts = ["{files["onnx"].name}"]\ninput = "x.npy"\nreference = "ref.npy"\n'
+    )
     (files["dir"] / "mine.toml").write_text(suite.read_text())  # paths are relative to the suite file
     rc, (rec,) = bench(tmp_path, "--suite", files["dir"] / "mine.toml")
     assert rc == 0 and rec["model"] == "tiny.onnx" and rec["parity"]["ok"]

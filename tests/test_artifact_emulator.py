@@ -3,6 +3,7 @@ litert_torch.convert and pnnx, run by the device's Python harness (ncnn, onnxrun
 profile, the native ncnn harness; each against the torch module's output. Timings under qemu mean nothing: the
 numbers of the ARM kernels are what is checked. One tiny model (32x32), one timed call per cell.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,14 @@ def files(tmp_path_factory):
     x = np.random.default_rng(3).standard_normal((1, 3, af.SIZE, af.SIZE)).astype(np.float32)
     np.save(d / "x.npy", x)
     np.save(d / "ref.npy", af.torch_output(False, x))
-    return {"onnx": af.write_onnx(d), "tflite": af.write_tflite(d), "nhwc": af.write_tflite(d, "nhwc.tflite", True),
-            "ncnn": af.write_ncnn(d), "x": d / "x.npy", "ref": d / "ref.npy"}
+    return {
+        "onnx": af.write_onnx(d),
+        "tflite": af.write_tflite(d),
+        "nhwc": af.write_tflite(d, "nhwc.tflite", True),
+        "ncnn": af.write_ncnn(d),
+        "x": d / "x.npy",
+        "ref": d / "ref.npy",
+    }
 
 
 def _launch(key, profile, port):
@@ -38,8 +45,13 @@ def _launch(key, profile, port):
     from mobileseg.emulator import build, control
 
     try:
-        return control.launch(port=port, adb_keys=key.parent / "adb_keys", refuse_new_keys=True,
-                              rootfs=str(build.rootfs_dir(profile)), profile=profile)
+        return control.launch(
+            port=port,
+            adb_keys=key.parent / "adb_keys",
+            refuse_new_keys=True,
+            rootfs=str(build.rootfs_dir(profile)),
+            profile=profile,
+        )
     except Exception as exc:  # the port is taken (another run of this suite)
         pytest.skip(f"cannot start the emulated device on port {port}: {exc}")
 
@@ -48,9 +60,25 @@ def _bench(port, tmp_path, *argv) -> tuple[int, list[dict]]:
     from mobileseg.cli import main
 
     out = tmp_path / "runs"
-    rc = main(["bench", "--device", f"adb:127.0.0.1:{port}", "--adb-transport", "direct", "--warmup", "0",
-               "--repeats", "1", "--out", str(out), "--export-dir", str(tmp_path / "export"), "--quiet",
-               *map(str, argv)])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            f"adb:127.0.0.1:{port}",
+            "--adb-transport",
+            "direct",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--quiet",
+            *map(str, argv),
+        ]
+    )
     return rc, [json.loads(line) for p in sorted(out.glob("*.jsonl")) for line in p.read_text().splitlines()]
 
 
@@ -61,8 +89,21 @@ def test_foreign_files_on_the_device_python_harness(files, key, tmp_path, monkey
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))  # the direct transport signs with its adbkey
     proc, port = _launch(key, None, PORTS[0])
     try:
-        rc, recs = _bench(port, tmp_path, "--harness", "python", "--artifact", files["onnx"], files["tflite"],
-                          files["nhwc"], files["ncnn"], "--input", files["x"], "--reference", files["ref"])
+        rc, recs = _bench(
+            port,
+            tmp_path,
+            "--harness",
+            "python",
+            "--artifact",
+            files["onnx"],
+            files["tflite"],
+            files["nhwc"],
+            files["ncnn"],
+            "--input",
+            files["x"],
+            "--reference",
+            files["ref"],
+        )
     finally:
         control.terminate(proc)
     assert rc == 0, [r.get("error") for r in recs]
@@ -84,8 +125,18 @@ def test_foreign_ncnn_on_the_native_harness(files, key, tmp_path, monkeypatch):
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     proc, port = _launch(key, "android", PORTS[1])
     try:
-        rc, recs = _bench(port, tmp_path, "--harness", "native", "--artifact", files["ncnn"], "--input", files["x"],
-                          "--reference", files["ref"])
+        rc, recs = _bench(
+            port,
+            tmp_path,
+            "--harness",
+            "native",
+            "--artifact",
+            files["ncnn"],
+            "--input",
+            files["x"],
+            "--reference",
+            files["ref"],
+        )
     finally:
         control.terminate(proc)
     assert rc == 0 and len(recs) == 1, recs

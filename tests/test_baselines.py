@@ -1,4 +1,5 @@
 """Mobile baselines of TopFormer's Table 1: registry specs, sizes against the table, mmseg checkpoint layout."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,9 +11,14 @@ from mobileseg.models.baselines._common import adaptive_avg_pool
 
 # name: (Table 1 params M, Table 1 GFLOPs, output stride)
 TABLE1 = {
-    "lraspp-mbv3-large": (3.2, 2.0, 8), "lraspp-mbv3-large-reduce": (1.6, 1.3, 8),
-    "deeplabv3plus-mbv2": (15.4, 25.8, 4), "pspnet-mbv2": (13.7, 52.2, 8), "fcn-mbv2": (9.8, 39.6, 8),
-    "lite-aspp-mbv2": (2.9, 4.4, 4), "r-aspp-mbv2": (2.2, 2.8, 16), "hrnet-w18-small": (4.0, 10.2, 4),
+    "lraspp-mbv3-large": (3.2, 2.0, 8),
+    "lraspp-mbv3-large-reduce": (1.6, 1.3, 8),
+    "deeplabv3plus-mbv2": (15.4, 25.8, 4),
+    "pspnet-mbv2": (13.7, 52.2, 8),
+    "fcn-mbv2": (9.8, 39.6, 8),
+    "lite-aspp-mbv2": (2.9, 4.4, 4),
+    "r-aspp-mbv2": (2.2, 2.8, 16),
+    "hrnet-w18-small": (4.0, 10.2, 4),
 }
 HEAVY = {"deeplabv3plus-mbv2", "pspnet-mbv2", "fcn-mbv2"}  # 26-53 GMACs at 512x512: full-size forwards are slow
 LIGHT = sorted(set(TABLE1) - HEAVY)
@@ -38,8 +44,9 @@ def test_params_within_5_percent_of_table1(name):
     assert abs(params / 1e6 / TABLE1[name][0] - 1) <= 0.05
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY | {"hrnet-w18-small"} else n
-                                  for n in ALL])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY | {"hrnet-w18-small"} else n for n in ALL]
+)
 def test_macs_within_10_percent_and_512_forward(name):
     m = mobileseg.create_model(name)
     c = count_complexity(m, 512, 512)  # one N=1 forward at 512x512
@@ -49,8 +56,9 @@ def test_macs_within_10_percent_and_512_forward(name):
     assert c.parts["backbone"]["params"] + c.parts["head"]["params"] == c.params
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "hrnet-w18-small" else n
-                                  for n in LIGHT])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "hrnet-w18-small" else n for n in LIGHT]
+)
 def test_forward_512x1024(name):
     m = mobileseg.create_model(name)
     with torch.no_grad():
@@ -79,37 +87,51 @@ def test_bad_resolution_is_a_clear_error(name):
 
 # Keys as mmseg writes them (module tree of mmseg's backbones and decode heads), with their shapes.
 MMSEG_KEYS = {
-    "deeplabv3plus-mbv2": {"backbone.conv1.conv.weight": (32, 3, 3, 3), "backbone.layer1.0.conv.0.conv.weight":
-                           (32, 1, 3, 3), "backbone.layer7.0.conv.2.bn.running_var": (320,),
-                           "decode_head.image_pool.1.conv.weight": (512, 320, 1, 1),
-                           "decode_head.aspp_modules.0.conv.weight": (512, 320, 1, 1),
-                           "decode_head.aspp_modules.3.depthwise_conv.conv.weight": (320, 1, 3, 3),
-                           "decode_head.aspp_modules.3.pointwise_conv.bn.weight": (512,),
-                           "decode_head.bottleneck.conv.weight": (512, 2560, 3, 3),
-                           "decode_head.c1_bottleneck.conv.weight": (48, 24, 1, 1),
-                           "decode_head.sep_bottleneck.0.depthwise_conv.conv.weight": (560, 1, 3, 3),
-                           "decode_head.conv_seg.weight": (150, 512, 1, 1)},
-    "pspnet-mbv2": {"decode_head.psp_modules.3.1.conv.weight": (512, 320, 1, 1),
-                    "decode_head.bottleneck.conv.weight": (512, 2368, 3, 3)},
-    "fcn-mbv2": {"decode_head.convs.1.conv.weight": (512, 512, 3, 3),
-                 "decode_head.conv_cat.conv.weight": (512, 832, 3, 3)},
-    "lraspp-mbv3-large": {"backbone.layer0.conv.weight": (16, 3, 3, 3), "backbone.layer1.depthwise_conv.conv.weight":
-                          (16, 1, 3, 3), "backbone.layer2.expand_conv.conv.weight": (64, 16, 1, 1),
-                          "backbone.layer4.se.conv1.conv.bias": (24,), "backbone.layer4.se.conv2.conv.weight":
-                          (72, 24, 1, 1), "backbone.layer15.linear_conv.bn.weight": (160,),
-                          "backbone.layer16.conv.weight": (960, 160, 1, 1),
-                          "decode_head.aspp_conv.conv.weight": (128, 960, 1, 1),
-                          "decode_head.image_pool.1.conv.weight": (128, 960, 1, 1)},
-    "hrnet-w18-small": {"backbone.conv2.weight": (64, 64, 3, 3), "backbone.layer1.0.downsample.0.weight":
-                        (256, 64, 1, 1), "backbone.layer1.1.conv3.weight": (256, 64, 1, 1),
-                        "backbone.transition1.0.0.weight": (18, 256, 3, 3),
-                        "backbone.transition1.1.0.0.weight": (36, 256, 3, 3),
-                        "backbone.transition3.3.0.0.weight": (144, 72, 3, 3),
-                        "backbone.stage3.2.branches.2.1.conv2.weight": (72, 72, 3, 3),
-                        "backbone.stage4.1.fuse_layers.0.3.0.weight": (18, 144, 1, 1),
-                        "backbone.stage4.1.fuse_layers.3.0.1.0.weight": (18, 18, 3, 3),
-                        "backbone.stage4.1.fuse_layers.3.0.2.0.weight": (144, 18, 3, 3),
-                        "decode_head.convs.0.conv.weight": (270, 270, 1, 1)},
+    "deeplabv3plus-mbv2": {
+        "backbone.conv1.conv.weight": (32, 3, 3, 3),
+        "backbone.layer1.0.conv.0.conv.weight": (32, 1, 3, 3),
+        "backbone.layer7.0.conv.2.bn.running_var": (320,),
+        "decode_head.image_pool.1.conv.weight": (512, 320, 1, 1),
+        "decode_head.aspp_modules.0.conv.weight": (512, 320, 1, 1),
+        "decode_head.aspp_modules.3.depthwise_conv.conv.weight": (320, 1, 3, 3),
+        "decode_head.aspp_modules.3.pointwise_conv.bn.weight": (512,),
+        "decode_head.bottleneck.conv.weight": (512, 2560, 3, 3),
+        "decode_head.c1_bottleneck.conv.weight": (48, 24, 1, 1),
+        "decode_head.sep_bottleneck.0.depthwise_conv.conv.weight": (560, 1, 3, 3),
+        "decode_head.conv_seg.weight": (150, 512, 1, 1),
+    },
+    "pspnet-mbv2": {
+        "decode_head.psp_modules.3.1.conv.weight": (512, 320, 1, 1),
+        "decode_head.bottleneck.conv.weight": (512, 2368, 3, 3),
+    },
+    "fcn-mbv2": {
+        "decode_head.convs.1.conv.weight": (512, 512, 3, 3),
+        "decode_head.conv_cat.conv.weight": (512, 832, 3, 3),
+    },
+    "lraspp-mbv3-large": {
+        "backbone.layer0.conv.weight": (16, 3, 3, 3),
+        "backbone.layer1.depthwise_conv.conv.weight": (16, 1, 3, 3),
+        "backbone.layer2.expand_conv.conv.weight": (64, 16, 1, 1),
+        "backbone.layer4.se.conv1.conv.bias": (24,),
+        "backbone.layer4.se.conv2.conv.weight": (72, 24, 1, 1),
+        "backbone.layer15.linear_conv.bn.weight": (160,),
+        "backbone.layer16.conv.weight": (960, 160, 1, 1),
+        "decode_head.aspp_conv.conv.weight": (128, 960, 1, 1),
+        "decode_head.image_pool.1.conv.weight": (128, 960, 1, 1),
+    },
+    "hrnet-w18-small": {
+        "backbone.conv2.weight": (64, 64, 3, 3),
+        "backbone.layer1.0.downsample.0.weight": (256, 64, 1, 1),
+        "backbone.layer1.1.conv3.weight": (256, 64, 1, 1),
+        "backbone.transition1.0.0.weight": (18, 256, 3, 3),
+        "backbone.transition1.1.0.0.weight": (36, 256, 3, 3),
+        "backbone.transition3.3.0.0.weight": (144, 72, 3, 3),
+        "backbone.stage3.2.branches.2.1.conv2.weight": (72, 72, 3, 3),
+        "backbone.stage4.1.fuse_layers.0.3.0.weight": (18, 144, 1, 1),
+        "backbone.stage4.1.fuse_layers.3.0.1.0.weight": (18, 18, 3, 3),
+        "backbone.stage4.1.fuse_layers.3.0.2.0.weight": (144, 18, 3, 3),
+        "decode_head.convs.0.conv.weight": (270, 270, 1, 1),
+    },
 }
 
 
@@ -138,7 +160,9 @@ def test_mmseg_checkpoint_strict_round_trip(name, tmp_path, capsys):
     src = _randomise(mobileseg.create_model(name, num_classes=19))
     state = dict(src.state_dict())
     # training-only auxiliary FCN head, as in mmseg checkpoints
-    state["auxiliary_head.convs.0.conv.weight"] = torch.randn(256, 96, 3, 3, generator=torch.Generator().manual_seed(108))
+    state["auxiliary_head.convs.0.conv.weight"] = torch.randn(
+        256, 96, 3, 3, generator=torch.Generator().manual_seed(108)
+    )
     state["auxiliary_head.convs.0.bn.weight"] = torch.randn(256, generator=torch.Generator().manual_seed(107))
     state["auxiliary_head.conv_seg.weight"] = torch.randn(19, 256, 1, 1, generator=torch.Generator().manual_seed(106))
     state["auxiliary_head.conv_seg.bias"] = torch.randn(19, generator=torch.Generator().manual_seed(105))
@@ -209,4 +233,4 @@ def test_onnx_export_matches_torch(name, tmp_path):
     assert out.shape == ref.shape
     # Limit 1e-5: tools/tolerances.py measured torch -> ONNX (legacy exporter) -> onnxruntime at most 1.5e-7 over 99
     # cases (11 models x 3 seeds x 64..128x192); the 68x headroom covers other CPUs' kernels (up to 8.4e-6 on ARM).
-    assert float(((out - ref) ** 2).sum() ** 0.5 / ((ref ** 2).sum() ** 0.5)) < 1e-5
+    assert float(((out - ref) ** 2).sum() ** 0.5 / ((ref**2).sum() ** 0.5)) < 1e-5

@@ -1,4 +1,5 @@
 """End to end on this host with the real export stage and runtime adapters: ``mobileseg bench --device local``."""
+
 import os
 
 import pytest
@@ -9,9 +10,29 @@ from mobileseg.cli import main
 
 
 def _bench(tmp_path, runtimes, extra=()):
-    argv = ["bench", "--device", "local", "--threads", "1", "--models", "topformer-t", "--res", "64",
-            "--runtimes", *runtimes, "--warmup", "1", "--repeats", "3", "--out", str(tmp_path / "results"),
-            "--export-dir", str(tmp_path / "export"), "--quiet", *extra]
+    argv = [
+        "bench",
+        "--device",
+        "local",
+        "--threads",
+        "1",
+        "--models",
+        "topformer-t",
+        "--res",
+        "64",
+        "--runtimes",
+        *runtimes,
+        "--warmup",
+        "1",
+        "--repeats",
+        "3",
+        "--out",
+        str(tmp_path / "results"),
+        "--export-dir",
+        str(tmp_path / "export"),
+        "--quiet",
+        *extra,
+    ]
     return main(argv)
 
 
@@ -33,7 +54,7 @@ def _check(records, runtimes):
 def test_bench_local_onnxruntime_and_resume(tmp_path, capsys):
     before = os.sched_getaffinity(0)
     assert _bench(tmp_path, ["onnxruntime"]) == 0
-    assert os.sched_getaffinity(0) == before          # the pin is undone when the target closes
+    assert os.sched_getaffinity(0) == before  # the pin is undone when the target closes
     files = list((tmp_path / "results").glob("host-*-t1.jsonl"))
     assert len(files) == 1
     records = ResultStore(files[0]).read()

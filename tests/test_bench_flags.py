@@ -6,6 +6,7 @@ model group, one ADB device and two ADB devices at once (scripted devices answer
 driver). The flags are read from the argparse parser: a flag added without a row in ``ROWS`` fails
 :func:`test_every_bench_flag_has_a_row`. Runtimes and exports are fakes (the real ones run in their own tests).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,16 @@ def fake_export(model, res, formats, precision, graph, out, **_):
             Path(out, "model.ncnn.bin").write_bytes(b"weights")
             files.append({"path": "model.ncnn.bin", "sha256": sha[b"weights"]})
         entries[f] = {"ok": True, "files": files}
-    man = {"schema_version": 1, "model": model, "resolution": [h, w], "num_classes": 5, "graph": graph,
-           "precision": precision, "complexity": {"gmacs": 0.1, "params": 1000}, "formats": entries}
+    man = {
+        "schema_version": 1,
+        "model": model,
+        "resolution": [h, w],
+        "num_classes": 5,
+        "graph": graph,
+        "precision": precision,
+        "complexity": {"gmacs": 0.1, "params": 1000},
+        "formats": entries,
+    }
     Path(out, "manifest.json").write_text(json.dumps(man))
     return man
 
@@ -64,8 +73,7 @@ class Device(ScriptedDevice):
 
     def transport_info(self):
         lab = {"adb_server_name": self.server[0], "adb_server": self.server[1]} if self.server else {}
-        return {"transport": "adb-direct" if self.transport == "direct" else "adb-server", "serial": self.serial,
-                **lab}
+        return {"transport": "adb-direct" if self.transport == "direct" else "adb-server", "serial": self.serial, **lab}
 
     def shell(self, cmd, timeout=None):
         if "benchmark_model-" in cmd:
@@ -92,8 +100,11 @@ class FlagDriver(HarnessDriver):
     def run(self, device, cell, artifact, *, mask, warmup, repeats, min_time, timeout, sampling=None):
         x = np.load(device.files[artifact["input"]])
         n = repeats or (sampling.min_repeats if sampling is not None else 5)
-        info = {"runtime_version": "1", "affinity": [int(mask, 16).bit_length() - 1],
-                "settings": {"threads": cell.threads, "warmup": warmup, "repeats": repeats, "min_time": min_time}}
+        info = {
+            "runtime_version": "1",
+            "affinity": [int(mask, 16).bit_length() - 1],
+            "settings": {"threads": cell.threads, "warmup": warmup, "repeats": repeats, "min_time": min_time},
+        }
         if sampling is not None:
             info["sampling"] = {"stopped": "fake"}
         return [1.0 + 0.01 * k for k in range(n)], x[:, :1], info
@@ -118,14 +129,23 @@ def files(tmp_path_factory):
     x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
     np.save(d / "in.npy", x)
     np.save(d / "ref.npy", x[:, :1])
-    (d / "suite.toml").write_text('name = "flags"\n\n[[cells]]\nartifacts = ["tiny.onnx"]\n\n[[cells]]\n'
-                                  'models = ["topformer-t"]\nresolutions = [64, 128]\n'
-                                  'runtimes = ["onnxruntime", "ncnn"]\ngraphs = ["logits", "argmax"]\n')
+    (d / "suite.toml").write_text(
+        'name = "flags"\n\n[[cells]]\nartifacts = ["tiny.onnx"]\n\n[[cells]]\n'
+        'models = ["topformer-t"]\nresolutions = [64, 128]\n'
+        'runtimes = ["onnxruntime", "ncnn"]\ngraphs = ["logits", "argmax"]\n'
+    )
     for tool in ("benchmark_model", "onnxruntime_perf_test"):
         (d / tool).write_bytes(b"#!/bin/sh\n")
-    return {"tiny": str(tiny), "dyn": str(dyn), "in": str(d / "in.npy"), "ref": str(d / "ref.npy"),
-            "suite": str(d / "suite.toml"), "bm": str(d / "benchmark_model"), "pt": str(d / "onnxruntime_perf_test"),
-            "dir": d}
+    return {
+        "tiny": str(tiny),
+        "dyn": str(dyn),
+        "in": str(d / "in.npy"),
+        "ref": str(d / "ref.npy"),
+        "suite": str(d / "suite.toml"),
+        "bm": str(d / "benchmark_model"),
+        "pt": str(d / "onnxruntime_perf_test"),
+        "dir": d,
+    }
 
 
 @pytest.fixture
@@ -141,7 +161,7 @@ def world(monkeypatch, tmp_path):
 
     def open_devices(arg, transport="auto", servers=None, **_):
         if arg.startswith("adb@"):  # the lab: adb@NAME/S1,S2 with --adb-server NAME=HOST:PORT
-            name, _, serials = arg[len("adb@"):].partition("/")
+            name, _, serials = arg[len("adb@") :].partition("/")
             where = dict(s.split("=", 1) for s in servers or [])[name]
             return [Device(s, transport, server=(name, where)) for s in serials.split(",")], []
         serials = arg.split(":", 1)[1].split(",")
@@ -213,6 +233,7 @@ REFUSE_ON_ADB_HOST_ONLY = "only --device local measures"
 NOT_ON_HOST = "on the host there is none"
 WITH_ARTIFACT = "goes with --artifact PATH"
 
+
 def prepared_exports(f, t):
     """--no-export: export folders made beforehand and marked; the export stage must leave them as they are."""
     root = Path(t["--export-dir"][0])
@@ -226,15 +247,19 @@ def prepared_exports(f, t):
 
 def exports_untouched(o, p, f) -> bool:
     mans = list((o.out_dir.parent / "export").glob("*/manifest.json"))
-    return each(o, lambda r: r["status"] == "ok") and bool(mans) and all(
-        json.loads(m.read_text()).get("prepared") for m in mans)
+    return (
+        each(o, lambda r: r["status"] == "ok")
+        and bool(mans)
+        and all(json.loads(m.read_text()).get("prepared") for m in mans)
+    )
 
 
 def edited_file(f, t):
     """--allow-edited: one exported file's bytes differ from its manifest's sha256 (edited on purpose)."""
     prepared_exports(f, t)
     (Path(t["--export-dir"][0]) / _manifest.export_dir_name("topformer-t", (64, 64)) / "model.onnx").write_bytes(
-        b"edited")
+        b"edited"
+    )
     return {"--allow-edited": [], "--no-export": []}
 
 
@@ -245,98 +270,174 @@ def lab_device(f, t):
 
 ROWS = {
     "no_export": Row(set=prepared_exports, check=exports_untouched, refuse={"host-artifact": "never exported"}),
-    "allow_edited": Row(set=edited_file, check=lambda o, p, f: any(r["format"] == "onnx" for r in o.records)
-                        and each(o, lambda r: r["status"] == "ok"), refuse={"host-artifact": "never exported"}),
-    "adb_server": Row(set=lab_device, check=lambda o, p, f: each(o, lambda r: r["device"]["adb"]["adb_server_name"]
-                                                                   == "lab"),
-                      refuse={p: "--adb-server declares" for p in HOST}),
-    "device": Row(check=lambda o, p, f: each(o, lambda r: r["device"]["kind"] == ("local" if p in HOST else "adb")
-                                               and ("sgemm" not in r)) and (p != "adb-several" or on_each_device(o))),
-    "adb_transport": Row(set=lambda f, t: {"--adb-transport": ["direct"]},
-                         check=lambda o, p, f: each(o, lambda r: r["device"]["transport"] == "adb-direct"),
-                         refuse={p: NOT_ON_HOST for p in HOST}),
+    "allow_edited": Row(
+        set=edited_file,
+        check=lambda o, p, f: any(r["format"] == "onnx" for r in o.records) and each(o, lambda r: r["status"] == "ok"),
+        refuse={"host-artifact": "never exported"},
+    ),
+    "adb_server": Row(
+        set=lab_device,
+        check=lambda o, p, f: each(o, lambda r: r["device"]["adb"]["adb_server_name"] == "lab"),
+        refuse={p: "--adb-server declares" for p in HOST},
+    ),
+    "device": Row(
+        check=lambda o, p, f: (
+            each(o, lambda r: r["device"]["kind"] == ("local" if p in HOST else "adb") and ("sgemm" not in r))
+            and (p != "adb-several" or on_each_device(o))
+        )
+    ),
+    "adb_transport": Row(
+        set=lambda f, t: {"--adb-transport": ["direct"]},
+        check=lambda o, p, f: each(o, lambda r: r["device"]["transport"] == "adb-direct"),
+        refuse={p: NOT_ON_HOST for p in HOST},
+    ),
     "threads": Row(set=lambda f, t: {"--threads": ["2"]}, check=lambda o, p, f: each(o, lambda r: r["threads"] == 2)),
-    "models": Row(set=lambda f, t: {"-m": ["topformer-t" if "--suite" in t else "fcn-mbv2"]},
-                  check=lambda o, p, f: each(o, lambda r: r["model"] == ("topformer-t" if p == "suite" else
-                                                                          "fcn-mbv2")),
-                  refuse={"host-artifact": "--artifact benches the given files"}),
-    "res": Row(set=lambda f, t: {"--res": ["128"]},
-               check=lambda o, p, f: each(o, lambda r: r["resolution"] == [128, 128]),
-               refuse={"host-artifact": "--artifact benches the given files"}),
-    "runtimes": Row(set=lambda f, t: {"--runtimes": ["ncnn"]},
-                    check=lambda o, p, f: each(o, lambda r: r["runtime"] == "ncnn"),
-                    refuse={"host-artifact": "names no runtime of tiny.onnx"}),  # the file has no ncnn runtime
-    "precisions": Row(set=lambda f, t: {"--precisions": ["fp16"]},
-                      check=lambda o, p, f: each(o, lambda r: r["precision"] == "fp16"),
-                      refuse={p: "does not change what onnxruntime runs" for p in ("host-artifact", "suite")}),
-    "graphs": Row(set=lambda f, t: {"--graphs": ["argmax"]}, check=lambda o, p, f: each(o, lambda r: r["graph"] == "argmax"),
-                  refuse={"host-artifact": "--artifact benches the given files"}),
-    "suite": Row(set=lambda f, t: {"--suite": [f["suite"]]}, drop=MODELS_SET,
-                 check=lambda o, p, f: any(r.get("model_source") == "artifact" for r in o.records)
-                 and any(r["model"] == "topformer-t" and r["graph"] == "argmax" for r in o.records),
-                 refuse={"host-artifact": "--artifact benches the given files"}),
+    "models": Row(
+        set=lambda f, t: {"-m": ["topformer-t" if "--suite" in t else "fcn-mbv2"]},
+        check=lambda o, p, f: each(o, lambda r: r["model"] == ("topformer-t" if p == "suite" else "fcn-mbv2")),
+        refuse={"host-artifact": "--artifact benches the given files"},
+    ),
+    "res": Row(
+        set=lambda f, t: {"--res": ["128"]},
+        check=lambda o, p, f: each(o, lambda r: r["resolution"] == [128, 128]),
+        refuse={"host-artifact": "--artifact benches the given files"},
+    ),
+    "runtimes": Row(
+        set=lambda f, t: {"--runtimes": ["ncnn"]},
+        check=lambda o, p, f: each(o, lambda r: r["runtime"] == "ncnn"),
+        refuse={"host-artifact": "names no runtime of tiny.onnx"},
+    ),  # the file has no ncnn runtime
+    "precisions": Row(
+        set=lambda f, t: {"--precisions": ["fp16"]},
+        check=lambda o, p, f: each(o, lambda r: r["precision"] == "fp16"),
+        refuse={p: "does not change what onnxruntime runs" for p in ("host-artifact", "suite")},
+    ),
+    "graphs": Row(
+        set=lambda f, t: {"--graphs": ["argmax"]},
+        check=lambda o, p, f: each(o, lambda r: r["graph"] == "argmax"),
+        refuse={"host-artifact": "--artifact benches the given files"},
+    ),
+    "suite": Row(
+        set=lambda f, t: {"--suite": [f["suite"]]},
+        drop=MODELS_SET,
+        check=lambda o, p, f: (
+            any(r.get("model_source") == "artifact" for r in o.records)
+            and any(r["model"] == "topformer-t" and r["graph"] == "argmax" for r in o.records)
+        ),
+        refuse={"host-artifact": "--artifact benches the given files"},
+    ),
     "warmup": Row(set=lambda f, t: {"--warmup": ["2"]}, check=lambda o, p, f: each(o, lambda r: r["warmup"] == 2)),
-    "repeats": Row(set=lambda f, t: {"--repeats": ["7"]},
-                   check=lambda o, p, f: each(o, lambda r: r["stats_ms"]["count"] == 7)),
-    "min_time": Row(set=lambda f, t: {"--min-time": ["0.01"]},
-                    check=lambda o, p, f: each(o, lambda r: r["sampling"]["rule"] == "min-time"
-                                               and r["sampling"]["min_time_s"] == 0.01
-                                               and r["runtime_settings"].get("min_time", 0.01) == 0.01)),
-    "target_ci": Row(set=lambda f, t: {"--target-ci": ["50"], "--max-time": ["0.5"]},
-                     check=lambda o, p, f: each(o, lambda r: r["sampling"]["rule"] == "target-ci"
-                                                and r["sampling"]["target_ci_pct"] == 50)),
-    "max_time": Row(set=lambda f, t: {"--target-ci": ["50"], "--max-time": ["0.5"]},
-                    check=lambda o, p, f: each(o, lambda r: r["sampling"]["max_time_s"] == 0.5)),
-    "sustained": Row(set=lambda f, t: {"--sustained": ["1"], "--sustained-minute-s": ["0.01"]},
-                     check=lambda o, p, f: each(o, lambda r: r["sustained"]["minutes"] == 1
-                                                and len(r["sustained"]["per_minute"]) == 1)),
-    "sustained_minute_s": Row(set=lambda f, t: {"--sustained": ["1"], "--sustained-minute-s": ["0.01"]},
-                              check=lambda o, p, f: each(o, lambda r: r["sustained"]["minute_s"] == 0.01)),
+    "repeats": Row(
+        set=lambda f, t: {"--repeats": ["7"]}, check=lambda o, p, f: each(o, lambda r: r["stats_ms"]["count"] == 7)
+    ),
+    "min_time": Row(
+        set=lambda f, t: {"--min-time": ["0.01"]},
+        check=lambda o, p, f: each(
+            o,
+            lambda r: (
+                r["sampling"]["rule"] == "min-time"
+                and r["sampling"]["min_time_s"] == 0.01
+                and r["runtime_settings"].get("min_time", 0.01) == 0.01
+            ),
+        ),
+    ),
+    "target_ci": Row(
+        set=lambda f, t: {"--target-ci": ["50"], "--max-time": ["0.5"]},
+        check=lambda o, p, f: each(
+            o, lambda r: r["sampling"]["rule"] == "target-ci" and r["sampling"]["target_ci_pct"] == 50
+        ),
+    ),
+    "max_time": Row(
+        set=lambda f, t: {"--target-ci": ["50"], "--max-time": ["0.5"]},
+        check=lambda o, p, f: each(o, lambda r: r["sampling"]["max_time_s"] == 0.5),
+    ),
+    "sustained": Row(
+        set=lambda f, t: {"--sustained": ["1"], "--sustained-minute-s": ["0.01"]},
+        check=lambda o, p, f: each(
+            o, lambda r: r["sustained"]["minutes"] == 1 and len(r["sustained"]["per_minute"]) == 1
+        ),
+    ),
+    "sustained_minute_s": Row(
+        set=lambda f, t: {"--sustained": ["1"], "--sustained-minute-s": ["0.01"]},
+        check=lambda o, p, f: each(o, lambda r: r["sustained"]["minute_s"] == 0.01),
+    ),
     "profile": Row(set=lambda f, t: {"--profile": []}, check=lambda o, p, f: each(o, lambda r: "profile" in r)),
-    "cpu": Row(set=lambda f, t: {"--cpu": [str(min(os.sched_getaffinity(0))) if t["--device"] == ["local"] else "0"]},
-               check=lambda o, p, f: each(o, lambda r: r["device"]["pinned_cpu"]
-                                          == (min(os.sched_getaffinity(0)) if p in HOST else 0))),
-    "harness": Row(set=lambda f, t: {"--harness": ["native"]},
-                   check=lambda o, p, f: each(o, lambda r: r["harness"] == "native-ncnn"),
-                   refuse={p: "--harness native runs on ADB devices only" for p in HOST}),
-    "tflite_benchmark": Row(set=lambda f, t: {"--tflite-benchmark": [f["bm"]], "--runtimes": ["litert"]},
-                            check=lambda o, p, f: each(o, lambda r: r["harness"] == "benchmark_model"),
-                            refuse={p: "run official binaries built for a phone" for p in HOST}),
-    "ort_perf_test": Row(set=lambda f, t: {"--ort-perf-test": [f["pt"]], "--runtimes": ["onnxruntime"]},
-                         check=lambda o, p, f: each(o, lambda r: r["harness"] == "onnxruntime_perf_test"),
-                         refuse={p: "run official binaries built for a phone" for p in HOST}),
+    "cpu": Row(
+        set=lambda f, t: {"--cpu": [str(min(os.sched_getaffinity(0))) if t["--device"] == ["local"] else "0"]},
+        check=lambda o, p, f: each(
+            o, lambda r: r["device"]["pinned_cpu"] == (min(os.sched_getaffinity(0)) if p in HOST else 0)
+        ),
+    ),
+    "harness": Row(
+        set=lambda f, t: {"--harness": ["native"]},
+        check=lambda o, p, f: each(o, lambda r: r["harness"] == "native-ncnn"),
+        refuse={p: "--harness native runs on ADB devices only" for p in HOST},
+    ),
+    "tflite_benchmark": Row(
+        set=lambda f, t: {"--tflite-benchmark": [f["bm"]], "--runtimes": ["litert"]},
+        check=lambda o, p, f: each(o, lambda r: r["harness"] == "benchmark_model"),
+        refuse={p: "run official binaries built for a phone" for p in HOST},
+    ),
+    "ort_perf_test": Row(
+        set=lambda f, t: {"--ort-perf-test": [f["pt"]], "--runtimes": ["onnxruntime"]},
+        check=lambda o, p, f: each(o, lambda r: r["harness"] == "onnxruntime_perf_test"),
+        refuse={p: "run official binaries built for a phone" for p in HOST},
+    ),
     # two models (two files) in a row: the second's record says how the cooldown went
-    "cooldown": Row(set=lambda f, t: {"--cooldown": ["0.5"]} if "--suite" in t else
-                    {"--cooldown": ["0.5"], "--artifact": [f["tiny"], f["dyn"]], "--input-shape": ["1x3x32x32"]}
-                    if "--artifact" in t else
-                    {"--cooldown": ["0.5"], "-m": ["topformer-t,fcn-mbv2"], "--runtimes": ["onnxruntime"]},
-                    check=lambda o, p, f: any(r.get("cooldown", {}).get("limit_s") == 0.5 for r in o.records)),
-    "resume": Row(set=lambda f, t: {"--resume": []}, twice=True,
-                  check=lambda o, p, f: o.first_count and len(o.records) == o.first_count),
-    "out": Row(check=lambda o, p, f: bool(o.records) and all(q.parent == o.out_dir
-                                                             for q in o.out_dir.glob("*.jsonl"))),
-    "results_file": Row(set=lambda f, t: {"--results-file": [str(Path(t["--out"][0]).parent / "one.jsonl")]},
-                        check=lambda o, p, f: bool(o.records) and not list(o.out_dir.glob("*.jsonl")),
-                        refuse={"adb-several": "--results-file names one file"}),
+    "cooldown": Row(
+        set=lambda f, t: (
+            {"--cooldown": ["0.5"]}
+            if "--suite" in t
+            else {"--cooldown": ["0.5"], "--artifact": [f["tiny"], f["dyn"]], "--input-shape": ["1x3x32x32"]}
+            if "--artifact" in t
+            else {"--cooldown": ["0.5"], "-m": ["topformer-t,fcn-mbv2"], "--runtimes": ["onnxruntime"]}
+        ),
+        check=lambda o, p, f: any(r.get("cooldown", {}).get("limit_s") == 0.5 for r in o.records),
+    ),
+    "resume": Row(
+        set=lambda f, t: {"--resume": []},
+        twice=True,
+        check=lambda o, p, f: o.first_count and len(o.records) == o.first_count,
+    ),
+    "out": Row(check=lambda o, p, f: bool(o.records) and all(q.parent == o.out_dir for q in o.out_dir.glob("*.jsonl"))),
+    "results_file": Row(
+        set=lambda f, t: {"--results-file": [str(Path(t["--out"][0]).parent / "one.jsonl")]},
+        check=lambda o, p, f: bool(o.records) and not list(o.out_dir.glob("*.jsonl")),
+        refuse={"adb-several": "--results-file names one file"},
+    ),
     "export_dir": Row(check=lambda o, p, f: each(o, lambda r: "export" in Path(r["artifact"]["export_dir"]).parts)),
-    "no_sgemm": Row(drop=("--no-sgemm",), check=lambda o, p, f: each(o, lambda r: r["sgemm"]["gflop_s"] > 0),
-                    set=lambda f, t: {"--no-sgemm": []} if "--no-sgemm" not in t else {},
-                    refuse={p: REFUSE_ON_ADB_HOST_ONLY for p in ADB}),
-    "quiet": Row(set=lambda f, t: {"-q": []},
-                 check=lambda o, p, f: bool(o.records) and " running " not in o.err),
-    "artifact": Row(set=lambda f, t: {"--artifact": [f["tiny"]]}, drop=("-m", "--res"),
-                    check=lambda o, p, f: each(o, lambda r: r["model_source"] == "artifact"),
-                    refuse={"suite": "--artifact benches the given files"}),
-    "input_shape": Row(set=lambda f, t: {"--artifact": [f["dyn"]], "--input-shape": ["1x3x48x48"]}
-                       if "--artifact" in t else {"--input-shape": ["1x3x48x48"]},
-                       check=lambda o, p, f: each(o, lambda r: r["resolution"] == [48, 48]),
-                       refuse={p: WITH_ARTIFACT for p in PATHS if p not in ART}),
-    "input": Row(set=lambda f, t: {"--input": [f["in"]], "--reference": [f["ref"]]},
-                 check=lambda o, p, f: each(o, lambda r: r["parity"]["ok"] and r["parity"]["rel_l2"] == 0),
-                 refuse={p: WITH_ARTIFACT for p in PATHS if p not in ART}),
-    "reference": Row(set=lambda f, t: {"--input": [f["in"]], "--reference": [f["ref"]]},
-                     check=lambda o, p, f: each(o, lambda r: r["parity"]["against"] == "--reference ref.npy"),
-                     refuse={p: WITH_ARTIFACT for p in PATHS if p not in ART}),
+    "no_sgemm": Row(
+        drop=("--no-sgemm",),
+        check=lambda o, p, f: each(o, lambda r: r["sgemm"]["gflop_s"] > 0),
+        set=lambda f, t: {"--no-sgemm": []} if "--no-sgemm" not in t else {},
+        refuse={p: REFUSE_ON_ADB_HOST_ONLY for p in ADB},
+    ),
+    "quiet": Row(set=lambda f, t: {"-q": []}, check=lambda o, p, f: bool(o.records) and " running " not in o.err),
+    "artifact": Row(
+        set=lambda f, t: {"--artifact": [f["tiny"]]},
+        drop=("-m", "--res"),
+        check=lambda o, p, f: each(o, lambda r: r["model_source"] == "artifact"),
+        refuse={"suite": "--artifact benches the given files"},
+    ),
+    "input_shape": Row(
+        set=lambda f, t: (
+            {"--artifact": [f["dyn"]], "--input-shape": ["1x3x48x48"]}
+            if "--artifact" in t
+            else {"--input-shape": ["1x3x48x48"]}
+        ),
+        check=lambda o, p, f: each(o, lambda r: r["resolution"] == [48, 48]),
+        refuse={p: WITH_ARTIFACT for p in PATHS if p not in ART},
+    ),
+    "input": Row(
+        set=lambda f, t: {"--input": [f["in"]], "--reference": [f["ref"]]},
+        check=lambda o, p, f: each(o, lambda r: r["parity"]["ok"] and r["parity"]["rel_l2"] == 0),
+        refuse={p: WITH_ARTIFACT for p in PATHS if p not in ART},
+    ),
+    "reference": Row(
+        set=lambda f, t: {"--input": [f["in"]], "--reference": [f["ref"]]},
+        check=lambda o, p, f: each(o, lambda r: r["parity"]["against"] == "--reference ref.npy"),
+        refuse={p: WITH_ARTIFACT for p in PATHS if p not in ART},
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """Several devices at once with fake targets: per-device files, one progress display, a lost device stops only its
 own worker, ``--resume`` completes it. The same on two emulated devices through the adb server is in
 test_adb_server_emulator.py."""
+
 from __future__ import annotations
 
 import io
@@ -43,9 +44,20 @@ def fleet(tmp_path, devices, factory, stream=None, calls=None, **kw):
     kw.setdefault("models", ["topformer-t"])
     kw.setdefault("resolutions", [64])
     kw.setdefault("runtimes", ["onnxruntime", "ncnn", "litert"])
-    return run_on_devices(factory, devices, threads=1, out_dir=tmp_path / "results", progress=stream is not None,
-                          stream=stream, export_fn=fake_export(calls if calls is not None else []),
-                          export_root=tmp_path / "export", warmup=0, repeats=3, measure_reference=False, **kw)
+    return run_on_devices(
+        factory,
+        devices,
+        threads=1,
+        out_dir=tmp_path / "results",
+        progress=stream is not None,
+        stream=stream,
+        export_fn=fake_export(calls if calls is not None else []),
+        export_root=tmp_path / "export",
+        warmup=0,
+        repeats=3,
+        measure_reference=False,
+        **kw,
+    )
 
 
 def test_every_device_measures_the_plan_into_its_own_file(tmp_path):
@@ -144,9 +156,11 @@ def test_shared_progress_counts_every_device():
     a.start("cell 1")
     b.skip("cell 1")
     a.finish("median 1 ms")
-    assert stream.getvalue().splitlines() == ["[0/4] dev-a: running cell 1 (elapsed 0s)",
-                                              "[1/4] dev-b: skip cell 1: done earlier (--resume)",
-                                              "[2/4] dev-a: cell 1: median 1 ms (0s)"]
+    assert stream.getvalue().splitlines() == [
+        "[0/4] dev-a: running cell 1 (elapsed 0s)",
+        "[1/4] dev-b: skip cell 1: done earlier (--resume)",
+        "[2/4] dev-a: cell 1: median 1 ms (0s)",
+    ]
 
 
 def test_progress_counts_only_the_cells_each_device_can_run(tmp_path):

@@ -1,5 +1,6 @@
 """Load time, first-run time and peak memory against a fake session with known allocations and known times, on the
 host target (in-process) and in the device Python harness (its own process, as on a device)."""
+
 import json
 import subprocess
 import sys
@@ -28,8 +29,9 @@ def test_host_target_measures_the_known_allocation_and_times(tmp_path, monkeypat
 
     if not reset_peak():
         pytest.skip("/proc/self/clear_refs is not writable here: the host falls back to ru_maxrss")
-    use_fake_runtime(monkeypatch, FakeRuntime(load_mb=LOAD_MB, run_mb=RUN_MB, call_ms=first_slow(40.0, 2.0),
-                                              load_ms=60.0))
+    use_fake_runtime(
+        monkeypatch, FakeRuntime(load_mb=LOAD_MB, run_mb=RUN_MB, call_ms=first_slow(40.0, 2.0), load_ms=60.0)
+    )
     folder, man = export_dir(tmp_path)
     t = LocalTarget(pin=False, overhead_repeats=10)
     try:
@@ -84,13 +86,33 @@ def test_device_python_harness_measures_the_known_allocation_and_times(tmp_path)
 
     folder, _ = export_dir(tmp_path)
     script = tmp_path / "run_harness.py"
-    script.write_text(DEVICE_RUNNER.format(tests=str(project_path("tests")),
-                                           harness=str(project_path("device_scripts", "harness.py")),
-                                           load_mb=LOAD_MB, run_mb=RUN_MB))
+    script.write_text(
+        DEVICE_RUNNER.format(
+            tests=str(project_path("tests")),
+            harness=str(project_path("device_scripts", "harness.py")),
+            load_mb=LOAD_MB,
+            run_mb=RUN_MB,
+        )
+    )
     timings = tmp_path / "t.json"
-    cmd = [sys.executable, str(script), "--runtime", "fake", "--model", "m", "--input",
-           str(folder / "reference" / "input.npy"), "--output", str(tmp_path / "o.npy"), "--timings", str(timings),
-           "--warmup", "2", "--repeats", "8"]
+    cmd = [
+        sys.executable,
+        str(script),
+        "--runtime",
+        "fake",
+        "--model",
+        "m",
+        "--input",
+        str(folder / "reference" / "input.npy"),
+        "--output",
+        str(tmp_path / "o.npy"),
+        "--timings",
+        str(timings),
+        "--warmup",
+        "2",
+        "--repeats",
+        "8",
+    ]
     subprocess.run(cmd, check=True, timeout=120)
     info = json.loads(timings.read_text())
     assert info["ok"] and len(info["samples_ms"]) == 8

@@ -2,6 +2,7 @@
 
 The real export stage and runtimes are exercised end to end in test_bench_e2e.py.
 """
+
 import json
 import os
 import sys
@@ -24,20 +25,29 @@ def fake_export(calls):
         os.makedirs(os.path.join(folder, "reference"), exist_ok=True)
         rng = np.random.default_rng(h)
         np.save(os.path.join(folder, "reference", "input.npy"), rng.standard_normal((1, 3, h, w), dtype=np.float32))
-        np.save(os.path.join(folder, "reference", "output.npy"),
-                rng.standard_normal((1, 5, h // 8, w // 8)).astype(np.float32) * 4)
-        man = {"schema_version": 1, "model": model, "resolution": [h, w], "num_classes": 5, "graph": graph,
-               "precision": precision, "formats": {f: {"ok": True, "files": [{"path": f"model.{f}",
-                                                                             "sha256": "ab" * 32}]}
-                                                   for f in formats}}
+        np.save(
+            os.path.join(folder, "reference", "output.npy"),
+            rng.standard_normal((1, 5, h // 8, w // 8)).astype(np.float32) * 4,
+        )
+        man = {
+            "schema_version": 1,
+            "model": model,
+            "resolution": [h, w],
+            "num_classes": 5,
+            "graph": graph,
+            "precision": precision,
+            "formats": {f: {"ok": True, "files": [{"path": f"model.{f}", "sha256": "ab" * 32}]} for f in formats},
+        }
         with open(os.path.join(folder, "manifest.json"), "w") as fh:
             json.dump(man, fh)
         return man
+
     return export
 
 
 class FakeTarget(Target):
     """Returns the reference output (times a factor per runtime) and fixed samples; can fail on chosen cells."""
+
     kind = "fake"
 
     def __init__(self, scale=None, fail=(), lose_at=None, interrupt_at=None):
@@ -63,8 +73,14 @@ class FakeTarget(Target):
             raise RuntimeError(f"{cell.runtime} crashed")
         ref = np.load(os.path.join(export_dir, "reference", "output.npy"))
         samples = [float(k + 1) for k in range(repeats)]
-        return CellRun(samples_ms=samples, output=ref * self.scale.get(cell.runtime, 1.0), runtime_version="1.0",
-                       runtime_settings={"threads": cell.threads}, affinity=[1], overhead_ms=0.0001)
+        return CellRun(
+            samples_ms=samples,
+            output=ref * self.scale.get(cell.runtime, 1.0),
+            runtime_version="1.0",
+            runtime_settings={"threads": cell.threads},
+            affinity=[1],
+            overhead_ms=0.0001,
+        )
 
 
 def bench(tmp_path, target, **kw):
@@ -74,14 +90,21 @@ def bench(tmp_path, target, **kw):
     kw.setdefault("runtimes", ["onnxruntime", "ncnn"])
     kw.setdefault("repeats", 4)
     kw.setdefault("progress", False)
-    return run_bench(target=target, export_fn=fake_export(calls), export_root=tmp_path / "export",
-                     results_file=tmp_path / "r.jsonl", warmup=0, measure_reference=False, **kw)
+    return run_bench(
+        target=target,
+        export_fn=fake_export(calls),
+        export_root=tmp_path / "export",
+        results_file=tmp_path / "r.jsonl",
+        warmup=0,
+        measure_reference=False,
+        **kw,
+    )
 
 
 def test_records_are_valid_and_parity_is_recorded(tmp_path):
     calls = []
     recs = bench(tmp_path, FakeTarget(scale={"ncnn": 1.01}), calls=calls)
-    assert len(calls) == 1 and set(calls[0][2]) == {"onnx", "ncnn"}   # one export serves both cells
+    assert len(calls) == 1 and set(calls[0][2]) == {"onnx", "ncnn"}  # one export serves both cells
     assert [r["runtime"] for r in recs] == ["onnxruntime", "ncnn"]
     stored = ResultStore(tmp_path / "r.jsonl").read()
     assert stored == recs
@@ -131,9 +154,25 @@ def test_progress_shows_done_total_and_eta(tmp_path, capsys):
 
 
 def test_missing_runtime_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)   # import onnxruntime now fails
-    rc = main(["bench", "--device", "local", "--models", "topformer-t", "--res", "64", "--runtimes", "onnxruntime",
-               "--out", str(tmp_path), "--export-dir", str(tmp_path / "export"), "--no-sgemm"])
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
+    rc = main(
+        [
+            "bench",
+            "--device",
+            "local",
+            "--models",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "onnxruntime",
+            "--out",
+            str(tmp_path),
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--no-sgemm",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "onnxruntime" in err and "pip install 'mobileseg[onnx]'" in err and "Traceback" not in err
     assert not (tmp_path / "export").exists()  # nothing exported or timed
@@ -141,17 +180,34 @@ def test_missing_runtime_is_a_clear_error(tmp_path, monkeypatch, capsys):
 
 def test_cpu_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
     before = os.sched_getaffinity(0)
-    rc = main(["bench", "--device", "local", "--cpu", "4096", "--models", "topformer-t", "--res", "64",
-               "--runtimes", "torch", "--out", str(tmp_path), "--no-sgemm"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            "local",
+            "--cpu",
+            "4096",
+            "--models",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "torch",
+            "--out",
+            str(tmp_path),
+            "--no-sgemm",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "CPU 4096 does not exist" in err and "--cpu" in err
-    assert os.sched_getaffinity(0) == before   # nothing was pinned
+    assert os.sched_getaffinity(0) == before  # nothing was pinned
 
 
 def test_unknown_device_and_bad_repeats(tmp_path, capsys):
     assert main(["bench", "--device", "usb", "--out", str(tmp_path)]) == 2
     assert "unknown device 'usb'" in capsys.readouterr().err
     from mobileseg.errors import MobilesegError
+
     with pytest.raises(MobilesegError, match="at least 1"):
         bench(tmp_path, FakeTarget(), repeats=0)
 
@@ -183,9 +239,19 @@ def test_progress_shows_the_export_and_keeps_it_out_of_the_eta(tmp_path):
             return super().run_cell(*a, **k)
 
     prog = Progress(3, stream=stream, clock=clock)
-    run_bench(target=TimedTarget(), export_fn=slow_export, export_root=tmp_path / "export",
-              results_file=tmp_path / "r.jsonl", warmup=0, repeats=2, measure_reference=False, progress=prog,
-              models=["topformer-t"], resolutions=[64], runtimes=["onnxruntime", "ncnn", "litert"])
+    run_bench(
+        target=TimedTarget(),
+        export_fn=slow_export,
+        export_root=tmp_path / "export",
+        results_file=tmp_path / "r.jsonl",
+        warmup=0,
+        repeats=2,
+        measure_reference=False,
+        progress=prog,
+        models=["topformer-t"],
+        resolutions=[64],
+        runtimes=["onnxruntime", "ncnn", "litert"],
+    )
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("[0/3] exporting topformer-t 64x64 (elapsed 0s)")
     assert lines[1] == "[0/3] running topformer-t 64x64 onnxruntime fp32 logits t1 (elapsed 1m40s)"
@@ -217,8 +283,15 @@ class TimingsOnlyTarget(FakeTarget):
         self.summary = summary
 
     def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time):
-        return CellRun(samples_ms=[], output=None, runtime_version=None, affinity=[3], harness="benchmark_model",
-                       stats_ms=self.summary, parity_note="benchmark_model reports timings only")
+        return CellRun(
+            samples_ms=[],
+            output=None,
+            runtime_version=None,
+            affinity=[3],
+            harness="benchmark_model",
+            stats_ms=self.summary,
+            parity_note="benchmark_model reports timings only",
+        )
 
 
 def test_a_timings_only_cell_records_the_tools_summary_and_no_parity(tmp_path):
@@ -226,8 +299,16 @@ def test_a_timings_only_cell_records_the_tools_summary_and_no_parity(tmp_path):
     (r,) = bench(tmp_path, TimingsOnlyTarget(summary), runtimes=["litert"])
     assert validate_record(r) == [], validate_record(r)
     assert r["status"] == "ok" and r["parity"] == {"checked": False, "reason": "benchmark_model reports timings only"}
-    assert r["stats_ms"] == {"median": None, "p10": None, "p90": None, "mean": 47.7, "stdev": 0.7, "min": 46.9,
-                             "max": 49.8, "count": 20}
+    assert r["stats_ms"] == {
+        "median": None,
+        "p10": None,
+        "p90": None,
+        "mean": 47.7,
+        "stdev": 0.7,
+        "min": 46.9,
+        "max": 49.8,
+        "count": 20,
+    }
     assert r["samples_ms"] == [] and r["stats_source"] == "tool-summary"
     # a harness that gives neither samples nor a summary is that cell's error, not a crash
     (bad,) = bench(tmp_path, TimingsOnlyTarget(None), runtimes=["litert"])
@@ -235,8 +316,15 @@ def test_a_timings_only_cell_records_the_tools_summary_and_no_parity(tmp_path):
 
 
 def test_validate_record_rejects_sampleless_records_from_harnesses_with_samples():
-    d = {"stats_ms": {"median": 1.0, "count": 3}, "samples_ms": [], "harness": "device-python",
-         "parity": {"checked": False}, "stats_source": "tool-summary", "status": "ok", "resolution": [64, 64]}
+    d = {
+        "stats_ms": {"median": 1.0, "count": 3},
+        "samples_ms": [],
+        "harness": "device-python",
+        "parity": {"checked": False},
+        "stats_source": "tool-summary",
+        "status": "ok",
+        "resolution": [64, 64],
+    }
     from mobileseg.results.record import REQUIRED_KEYS
 
     d.update({k: d.get(k, None) for k in REQUIRED_KEYS})
@@ -278,23 +366,80 @@ def test_cli_passes_harness_and_binaries_to_the_target(tmp_path, monkeypatch):
 
     monkeypatch.setattr(targets, "open_target", fake_open)
     monkeypatch.setattr(model_cells, "ensure_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export")))
-    rc = main(["bench", "--device", "adb:127.0.0.1:5555", "--harness", "native", "--tflite-benchmark", "/x/bm",
-               "--ort-perf-test", "/x/pt", "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn",
-               "--results-file", str(tmp_path / "r.jsonl"), "-q"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            "adb:127.0.0.1:5555",
+            "--harness",
+            "native",
+            "--tflite-benchmark",
+            "/x/bm",
+            "--ort-perf-test",
+            "/x/pt",
+            "-m",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "ncnn",
+            "--results-file",
+            str(tmp_path / "r.jsonl"),
+            "-q",
+        ]
+    )
     assert rc == 1  # the (fake) export failed: recorded as that cell's error
-    assert seen == {"device": "adb:127.0.0.1:5555", "harness": "native", "tflite_benchmark": "/x/bm",
-                    "ort_perf_test": "/x/pt"}
+    assert seen == {
+        "device": "adb:127.0.0.1:5555",
+        "harness": "native",
+        "tflite_benchmark": "/x/bm",
+        "ort_perf_test": "/x/pt",
+    }
     seen.clear()
-    main(["bench", "--device", "adb:127.0.0.1:5555", "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn",
-          "--results-file", str(tmp_path / "r.jsonl"), "-q"])
+    main(
+        [
+            "bench",
+            "--device",
+            "adb:127.0.0.1:5555",
+            "-m",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "ncnn",
+            "--results-file",
+            str(tmp_path / "r.jsonl"),
+            "-q",
+        ]
+    )
     assert seen == {"device": "adb:127.0.0.1:5555"}  # defaults: the target decides (auto)
 
 
-@pytest.mark.parametrize("flags, needle", [(["--harness", "native"], "--harness native runs on ADB devices only"),
-                                           (["--ort-perf-test", "/x/pt"], "--ort-perf-test run official binaries")])
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--harness", "native"], "--harness native runs on ADB devices only"),
+        (["--ort-perf-test", "/x/pt"], "--ort-perf-test run official binaries"),
+    ],
+)
 def test_device_only_options_on_the_host_are_one_clear_sentence(tmp_path, capsys, flags, needle):
-    rc = main(["bench", "--device", "local", *flags, "-m", "topformer-t", "--res", "64", "--runtimes", "torch",
-               "--out", str(tmp_path), "--no-sgemm"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            "local",
+            *flags,
+            "-m",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "torch",
+            "--out",
+            str(tmp_path),
+            "--no-sgemm",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
@@ -315,8 +460,10 @@ def test_a_cell_takes_the_complexity_from_the_export_and_builds_no_model(monkeyp
 def test_a_suites_threads_are_used_unless_the_command_line_gives_them(tmp_path):
     """[settings] threads = 2 of a suite was silently replaced by the command line's default of 1."""
     suite = tmp_path / "s.toml"
-    suite.write_text('[settings]\nthreads = 2\n\n[[cells]]\nmodels = ["topformer-t"]\nresolutions = [64]\n'
-                     'runtimes = ["onnxruntime"]\n')
+    suite.write_text(
+        '[settings]\nthreads = 2\n\n[[cells]]\nmodels = ["topformer-t"]\nresolutions = [64]\n'
+        'runtimes = ["onnxruntime"]\n'
+    )
     recs = bench(tmp_path, FakeTarget(), suite=str(suite), models=None, resolutions=None, runtimes=None)
     assert [r["threads"] for r in recs] == [2] and recs.path == tmp_path / "r.jsonl"
     again = bench(tmp_path, FakeTarget(), suite=str(suite), models=None, resolutions=None, runtimes=None, threads=1)

@@ -1,4 +1,5 @@
 """The JSONL results store: crash safety (a killed writer leaves no partial record) and the record schema."""
+
 import json
 import os
 import signal
@@ -14,8 +15,16 @@ from mobileseg.results.store import ResultStore, read_records
 def make_record(i: int, n_samples: int = 5) -> LatencyRecord:
     samples = [float(i + k) for k in range(n_samples)]
     key = cell_key("host-x", f"m{i}", (64, 64), "onnx", "onnxruntime", "fp32", "logits", 1)
-    return LatencyRecord(id=key, model=f"m{i}", resolution=[64, 64], format="onnx", runtime="onnxruntime",
-                         stats_ms=summarize(samples), samples_ms=samples, timestamp="2026-01-01T00:00:00+00:00")
+    return LatencyRecord(
+        id=key,
+        model=f"m{i}",
+        resolution=[64, 64],
+        format="onnx",
+        runtime="onnxruntime",
+        stats_ms=summarize(samples),
+        samples_ms=samples,
+        timestamp="2026-01-01T00:00:00+00:00",
+    )
 
 
 def test_roundtrip_and_schema(tmp_path):
@@ -35,7 +44,7 @@ def test_truncated_last_line_ignored_then_repaired(tmp_path):
     store.append(make_record(0))
     full = json.dumps(make_record(1).to_dict())
     with open(path, "a") as f:
-        f.write(full[: len(full) // 2])   # what a writer killed mid-line leaves
+        f.write(full[: len(full) // 2])  # what a writer killed mid-line leaves
     assert [r["model"] for r in store.read()] == ["m0"]
     assert any("unterminated" in s for s in store.skipped)
     store.append(make_record(2))
@@ -103,5 +112,6 @@ def test_read_records_from_folder_and_missing_file(tmp_path):
     import pytest
 
     from mobileseg.errors import MobilesegError
+
     with pytest.raises(MobilesegError, match="does not exist"):
         read_records([tmp_path / "nope.jsonl"])

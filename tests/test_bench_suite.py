@@ -1,4 +1,5 @@
 """Suite files: the shipped ones parse; every kind of mistake is one clear sentence naming the file."""
+
 import pytest
 
 from mobileseg.bench.suite import SuiteError, load_suite
@@ -37,18 +38,21 @@ def test_good_suite_expands(tmp_path):
     assert s.settings == {"warmup": 1, "repeats": 2}
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("[[cells]\nmodels = 1", "not valid TOML"),
-    ("nmae = 'x'\n[[cells]]\nmodels=['topformer-t']\nresolutions=[64]\nruntimes=['torch']", "unknown key 'nmae'"),
-    ("[[cells]]\nmodels=['topformer-q']\nresolutions=[64]\nruntimes=['torch']", "unknown model 'topformer-q'"),
-    ("[[cells]]\nmodels=['topformer-t']\nresolutions=[64]\nruntimes=['tensorrt']", "unknown runtime 'tensorrt'"),
-    ("[[cells]]\nmodels=['topformer-t']\nresolutions=[100]\nruntimes=['torch']", "multiple of 64"),
-    ("[[cells]]\nmodels='topformer-t'\nresolutions=[64]\nruntimes=['torch']", "must be a list"),
-    ("[[cells]]\nmodels=['topformer-t']\nruntimes=['torch']", "missing 'resolutions'"),
-    ("name='x'", "no [[cells]] group"),
-    ("[settings]\nrepeats=0\n[[cells]]\nmodels=['topformer-t']\nresolutions=[64]\nruntimes=['torch']", "'repeats'"),
-    ("[[cells]]\nmodels=['topformer-t-cls']\nresolutions=[64]\nruntimes=['torch']", "classification model"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[[cells]\nmodels = 1", "not valid TOML"),
+        ("nmae = 'x'\n[[cells]]\nmodels=['topformer-t']\nresolutions=[64]\nruntimes=['torch']", "unknown key 'nmae'"),
+        ("[[cells]]\nmodels=['topformer-q']\nresolutions=[64]\nruntimes=['torch']", "unknown model 'topformer-q'"),
+        ("[[cells]]\nmodels=['topformer-t']\nresolutions=[64]\nruntimes=['tensorrt']", "unknown runtime 'tensorrt'"),
+        ("[[cells]]\nmodels=['topformer-t']\nresolutions=[100]\nruntimes=['torch']", "multiple of 64"),
+        ("[[cells]]\nmodels='topformer-t'\nresolutions=[64]\nruntimes=['torch']", "must be a list"),
+        ("[[cells]]\nmodels=['topformer-t']\nruntimes=['torch']", "missing 'resolutions'"),
+        ("name='x'", "no [[cells]] group"),
+        ("[settings]\nrepeats=0\n[[cells]]\nmodels=['topformer-t']\nresolutions=[64]\nruntimes=['torch']", "'repeats'"),
+        ("[[cells]]\nmodels=['topformer-t-cls']\nresolutions=[64]\nruntimes=['torch']", "classification model"),
+    ],
+)
 def test_bad_suites_are_one_clear_sentence(tmp_path, text, needle):
     p = tmp_path / "bad.toml"
     p.write_text(text)

@@ -1,5 +1,6 @@
 """``mobileseg choose`` on the emulated ARM64 device: it runs, refuses to rank by emulated latency (qemu's timings
 say nothing about a phone) and still reports every candidate's parity."""
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,35 @@ def test_choose_on_the_emulated_device_refuses_latency_and_reports_parity(key, t
 
     proc, port = launch(key, "debian")
     try:
-        rc = main(["choose", "--device", f"adb:127.0.0.1:{port}", "--adb-transport", "direct", "--harness", "python",
-                   "--budget-ms", "33", "--models", "topformer-t", "--res", "64", "--runtimes", "ncnn", "onnxruntime",
-                   "--precisions", "fp32", "--max-time", "120", "--quiet", "--out", str(tmp_path / "out"),
-                   "--export-dir", str(tmp_path / "export")])
+        rc = main(
+            [
+                "choose",
+                "--device",
+                f"adb:127.0.0.1:{port}",
+                "--adb-transport",
+                "direct",
+                "--harness",
+                "python",
+                "--budget-ms",
+                "33",
+                "--models",
+                "topformer-t",
+                "--res",
+                "64",
+                "--runtimes",
+                "ncnn",
+                "onnxruntime",
+                "--precisions",
+                "fp32",
+                "--max-time",
+                "120",
+                "--quiet",
+                "--out",
+                str(tmp_path / "out"),
+                "--export-dir",
+                str(tmp_path / "export"),
+            ]
+        )
     finally:
         control.terminate(proc)
     out = capsys.readouterr().out

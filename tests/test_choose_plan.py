@@ -1,4 +1,5 @@
 """What ``mobileseg choose`` races (candidates) and what it hands over (the card), without measuring anything."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,8 +23,11 @@ def test_the_default_is_every_segmentation_model_at_its_paper_size_in_every_prec
 
 def test_named_precisions_a_runtime_lacks_are_left_out_with_a_note():
     cands, notes = plan(["topformer-t"], ["64"], ["torch", "ncnn"], ["fp32", "int8"])
-    assert [c.id for c in cands] == ["topformer-t 64x64 torch fp32", "topformer-t 64x64 ncnn fp32",
-                                     "topformer-t 64x64 ncnn int8"]
+    assert [c.id for c in cands] == [
+        "topformer-t 64x64 torch fp32",
+        "topformer-t 64x64 ncnn fp32",
+        "topformer-t 64x64 ncnn int8",
+    ]
     assert notes == ["torch: no int8 artifacts; only fp32"]
     with pytest.raises(CandidateError, match="runtime torch has no int8 artifacts"):
         plan(["topformer-t"], ["64"], ["torch"], ["int8"], explicit_runtimes=True)
@@ -44,12 +48,27 @@ def test_published_accuracy_only_for_fp32_at_the_published_size():
 
 def test_the_card_carries_artifact_runtime_contract_latency_device_memory_parity_accuracy_and_command(tmp_path):
     cand = Candidate("topformer-t", (64, 64), "onnxruntime")
-    rec = {"runtime_version": "1.0", "runtime_settings": {"threads": 1}, "harness": "python-inproc",
-           "device": {"kind": "local", "model": "host-x", "cores": 2}, "memory": {"peak_rss_growth_mb": 12.5},
-           "parity": {"rel_l2": 1e-7, "limit_rel_l2": 1e-4, "argmax_agree": 1.0, "ok": True}, "load_ms": 3.0}
-    man = {"formats": {"onnx": {"files": [{"path": "model.onnx", "bytes": 2_000_000, "sha256": "ab" * 32}]}},
-           "input": {"name": "input", "shape": [1, 3, 64, 64], "dtype": "float32", "layout": "NCHW",
-                     "mean": [1, 2, 3], "std": [4, 5, 6]}, "output": {"name": "logits", "shape": [1, 150, 8, 8]}}
+    rec = {
+        "runtime_version": "1.0",
+        "runtime_settings": {"threads": 1},
+        "harness": "python-inproc",
+        "device": {"kind": "local", "model": "host-x", "cores": 2},
+        "memory": {"peak_rss_growth_mb": 12.5},
+        "parity": {"rel_l2": 1e-7, "limit_rel_l2": 1e-4, "argmax_agree": 1.0, "ok": True},
+        "load_ms": 3.0,
+    }
+    man = {
+        "formats": {"onnx": {"files": [{"path": "model.onnx", "bytes": 2_000_000, "sha256": "ab" * 32}]}},
+        "input": {
+            "name": "input",
+            "shape": [1, 3, 64, 64],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "mean": [1, 2, 3],
+            "std": [4, 5, 6],
+        },
+        "output": {"name": "logits", "shape": [1, 150, 8, 8]},
+    }
     arm = Arm(id=cand.id, accuracy=None, proxy=32.5)
     race = Race([arm], 33.0)
     race.observe(arm.id, Observation([1.0 + 0.01 * (i % 7) for i in range(10)]))
@@ -57,8 +76,13 @@ def test_the_card_carries_artifact_runtime_contract_latency_device_memory_parity
     ev = accuracy.Evidence("none", None, "accuracy not measured (test)", proxy=32.5)
     c = card.build(cand, arm, [rec], man, tmp_path / "export", ev, race, "mobileseg choose --budget-ms 33")
     assert c["decision"] == "chosen" and c["artifact"]["sha256"] == "ab" * 32 and c["size_mb"] == 2.0
-    assert c["runtime"] == {"name": "onnxruntime", "version": "1.0", "settings": {"threads": 1},
-                            "harness": "python-inproc", "int8": None}
+    assert c["runtime"] == {
+        "name": "onnxruntime",
+        "version": "1.0",
+        "settings": {"threads": 1},
+        "harness": "python-inproc",
+        "int8": None,
+    }
     assert c["input"]["mean"] == [1, 2, 3] and c["device"] == {"kind": "local", "model": "host-x", "cores": 2}
     lo, hi = c["latency"]["interval_ms"]
     assert lo <= c["latency"]["median_ms"] <= hi and c["latency"]["samples"] == 10

@@ -2,6 +2,7 @@
 the tie, the honesty refusals and the latency objective, without real timing; and a seeded simulation over many
 synthetic races with known truth: the wrong-winner rate stays at or under the stated level (and the uncorrected
 procedure, re-looking at a plain 95% interval, exceeds it on the same races: the simulation can see the bias)."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,21 @@ import random
 import pytest
 
 from mobileseg.choose import confidence
-from mobileseg.choose.race import (CHOSEN, DOMINATED, NO_ACCURACY, NUMERICS_ONLY, OUTRANKED, OVER_BUDGET,
-                                   OVER_MEMORY, PARITY_FAILED, TIED, Arm, Observation, Race, drive)
+from mobileseg.choose.race import (
+    CHOSEN,
+    DOMINATED,
+    NO_ACCURACY,
+    NUMERICS_ONLY,
+    OUTRANKED,
+    OVER_BUDGET,
+    OVER_MEMORY,
+    PARITY_FAILED,
+    TIED,
+    Arm,
+    Observation,
+    Race,
+    drive,
+)
 
 
 class FakeDevice:
@@ -137,8 +151,12 @@ def test_unmeasured_accuracy_never_outranks_a_measured_one():
 
 
 def test_objective_latency_takes_the_fastest_above_the_floor():
-    arms = [Arm(id="fast-bad", accuracy=20.0), Arm(id="fast-unmeasured", accuracy=None, proxy=50.0),
-            Arm(id="mid", accuracy=36.0), Arm(id="slow-good", accuracy=42.0)]
+    arms = [
+        Arm(id="fast-bad", accuracy=20.0),
+        Arm(id="fast-unmeasured", accuracy=None, proxy=50.0),
+        Arm(id="mid", accuracy=36.0),
+        Arm(id="slow-good", accuracy=42.0),
+    ]
     race = Race(arms, 33.0, objective="latency", min_miou=35.0)
     dev = FakeDevice({"fast-bad": 1.0, "fast-unmeasured": 1.0, "mid": 8.0, "slow-good": 25.0})
     drive(race, dev.measure, dev.clock, None)
@@ -164,6 +182,7 @@ def test_max_time_before_every_candidate_was_measured_says_so():
 
 # -- the guarantee, by simulation --------------------------------------------------------------------------------
 
+
 def _truth_winner(truth, budget):
     feasible = [(acc, -med, k) for k, (acc, med) in truth.items() if med <= budget]
     return max(feasible)[2] if feasible else None
@@ -175,7 +194,7 @@ def _simulate(make_truth, races, naive, max_time, seed0=0, spread=0.2):
         rng = random.Random(seed)
         truth, budget = make_truth(rng)
         race = Race([Arm(id=k, accuracy=acc) for k, (acc, _) in truth.items()], budget, naive=naive)
-        dev = FakeDevice({k: med for k, (_, med) in truth.items()}, spread=spread, seed=seed + 10 ** 6)
+        dev = FakeDevice({k: med for k, (_, med) in truth.items()}, spread=spread, seed=seed + 10**6)
         drive(race, dev.measure, dev.clock, max_time)
         if race.winner is not None:
             decided += 1

@@ -3,6 +3,7 @@
 Each case is one a new user hit while trying the tool (a folder where a file belongs, a file where a folder belongs,
 a nonsense setting); the check that catches it runs before anything is exported or measured.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -10,10 +11,19 @@ import pytest
 from cli_helpers import one_sentence
 from mobileseg.cli import main
 
-BENCH = ["bench", "--device", "local", "--models", "topformer-t", "--res", "128", "--runtimes", "onnxruntime",
-         "--no-sgemm", "--quiet"]
-
-
+BENCH = [
+    "bench",
+    "--device",
+    "local",
+    "--models",
+    "topformer-t",
+    "--res",
+    "128",
+    "--runtimes",
+    "onnxruntime",
+    "--no-sgemm",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -24,6 +34,7 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 # -- where results, CSVs and reports are written ----------------------------------------------------------------
+
 
 def test_results_file_that_is_a_folder_fails_before_measuring(capsys, in_tmp):
     (in_tmp / "folder").mkdir()
@@ -61,13 +72,17 @@ def test_reading_a_results_file_that_cannot_be_read(capsys, in_tmp):
 
 # -- bench settings and suite files ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("extra, words", [
-    (["--threads", "0"], "threads must be a positive integer, not 0"),
-    (["--threads", "-2"], "threads must be a positive integer, not -2"),
-    (["--min-time", "-1"], "--min-time must be a number of seconds above 0"),
-    (["--min-time", "0"], "--min-time must be a number of seconds above 0"),
-    (["--cooldown", "-3"], "--cooldown must be 0 or more seconds"),
-])
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--threads", "0"], "threads must be a positive integer, not 0"),
+        (["--threads", "-2"], "threads must be a positive integer, not -2"),
+        (["--min-time", "-1"], "--min-time must be a number of seconds above 0"),
+        (["--min-time", "0"], "--min-time must be a number of seconds above 0"),
+        (["--cooldown", "-3"], "--cooldown must be 0 or more seconds"),
+    ],
+)
 def test_bench_settings_are_checked_once_before_any_cell(capsys, in_tmp, extra, words):
     err = one_sentence(capsys, BENCH + ["--results-file", "r.jsonl"] + extra)
     assert words in err
@@ -80,6 +95,7 @@ def test_suite_that_is_a_folder(capsys, in_tmp):
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------
+
 
 def test_weights_that_are_a_folder(capsys, in_tmp):
     err = one_sentence(capsys, ["export", "--model", "topformer-t", "--res", "128", "--weights", str(in_tmp)])
@@ -111,6 +127,7 @@ def test_unreadable_checkpoints_say_why_in_one_sentence(tmp_path):
 
 # -- input sizes beyond the machine -----------------------------------------------------------------------------
 
+
 def test_an_input_beyond_the_machines_memory_is_one_sentence(capsys, monkeypatch):
     """numpy's MemoryError and torch's allocator RuntimeError both become the out-of-memory sentence (raised here
     by stand-ins: a real 100000x100000 allocation would depend on this machine's memory); other errors stay."""
@@ -120,11 +137,13 @@ def test_an_input_beyond_the_machines_memory_is_one_sentence(capsys, monkeypatch
     import mobileseg.commands.info as info
 
     def huge_numpy(args):
-        return np.empty((1, 3, 10 ** 6, 10 ** 6))  # 24 TB: refused by every machine
+        return np.empty((1, 3, 10**6, 10**6))  # 24 TB: refused by every machine
 
     def torch_allocator(args):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
-                           "memory: you tried to allocate 119923212288 bytes. Error code 12 (Cannot allocate memory)")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 119923212288 bytes. Error code 12 (Cannot allocate memory)"
+        )
 
     for fake, size in ((huge_numpy, "TiB at once"), (torch_allocator, "111.7 GiB at once")):
         monkeypatch.setattr(info, "run", fake)
@@ -136,6 +155,7 @@ def test_an_input_beyond_the_machines_memory_is_one_sentence(capsys, monkeypatch
 
 
 # -- devices ------------------------------------------------------------------------------------------------------
+
 
 def test_usb_without_libusb_names_the_mobileseg_extra(monkeypatch):
     import sys
@@ -153,8 +173,9 @@ def test_usb_without_libusb_names_the_mobileseg_extra(monkeypatch):
 
 def test_export_dir_that_is_a_file_names_export_dir(capsys, in_tmp):
     """bench records this sentence for each cell; there --out is the results folder, so the hint must say --export-dir."""
-    err = one_sentence(capsys, ["export", "--model", "topformer-t", "--res", "128", "--formats", "onnx",
-                                "--export-dir", "a-file"])
+    err = one_sentence(
+        capsys, ["export", "--model", "topformer-t", "--res", "128", "--formats", "onnx", "--export-dir", "a-file"]
+    )
     assert "cannot write to the output folder" in err and "--export-dir" in err
 
 

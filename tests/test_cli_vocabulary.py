@@ -1,4 +1,5 @@
 """One command-line vocabulary: the same word means the same thing in every command; old spellings still parse."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,14 @@ def visible_options(p) -> set[str]:
 
 def test_no_command_shows_an_old_spelling():
     old = {"--export-root", "--no-progress", "--runtime", "--device", "--precision", "--graph"}
-    singular_ok = {"export": {"--precision", "--graph"}, "eval": {"--runtime", "--precision"}, "bench": {"--device"},
-                   "choose": {"--device"},  # one device: its latency is what the budget is about
-                   "compare": {"--runtime"},  # compare --run times one runtime
-                   "parity": {"--precision", "--runtime", "--device"}}  # one artifact, run once, on one device
+    singular_ok = {
+        "export": {"--precision", "--graph"},
+        "eval": {"--runtime", "--precision"},
+        "bench": {"--device"},
+        "choose": {"--device"},  # one device: its latency is what the budget is about
+        "compare": {"--runtime"},  # compare --run times one runtime
+        "parity": {"--precision", "--runtime", "--device"},
+    }  # one artifact, run once, on one device
     for name, p in subparsers().items():
         shown = visible_options(p) & old - singular_ok.get(name, set())
         assert not shown, f"mobileseg {name} shows {shown}"
@@ -36,15 +41,18 @@ def test_progress_is_quiet_and_exports_live_in_export_dir_everywhere():
         assert "--export-dir" in visible_options(cmds[name]), name
 
 
-@pytest.mark.parametrize("argv, dest, want", [
-    (["bench", "--runtimes", "onnxruntime,ncnn", "litert"], "runtimes", ["onnxruntime", "ncnn", "litert"]),
-    (["bench", "--precision", "fp16"], "precisions", ["fp16"]),
-    (["report", "--runtime", "ncnn", "--runtime", "litert"], "runtimes", ["ncnn", "litert"]),
-    (["report", "--devices", "host-x,pixel"], "devices", ["host-x", "pixel"]),
-    (["eval", "-m", "x", "--data", "d", "--export-root", "E"], "export_dir", "E"),
-    (["eval", "-m", "x", "--data", "d", "--no-progress"], "quiet", True),
-    (["export", "-m", "x", "--formats", "onnx,ncnn", "tflite"], "formats", ["onnx", "ncnn", "tflite"]),
-])
+@pytest.mark.parametrize(
+    "argv, dest, want",
+    [
+        (["bench", "--runtimes", "onnxruntime,ncnn", "litert"], "runtimes", ["onnxruntime", "ncnn", "litert"]),
+        (["bench", "--precision", "fp16"], "precisions", ["fp16"]),
+        (["report", "--runtime", "ncnn", "--runtime", "litert"], "runtimes", ["ncnn", "litert"]),
+        (["report", "--devices", "host-x,pixel"], "devices", ["host-x", "pixel"]),
+        (["eval", "-m", "x", "--data", "d", "--export-root", "E"], "export_dir", "E"),
+        (["eval", "-m", "x", "--data", "d", "--no-progress"], "quiet", True),
+        (["export", "-m", "x", "--formats", "onnx,ncnn", "tflite"], "formats", ["onnx", "ncnn", "tflite"]),
+    ],
+)
 def test_lists_take_commas_or_spaces_and_old_spellings_parse(argv, dest, want):
     from mobileseg.commands._args import split_list
 

@@ -1,4 +1,5 @@
 """mobileseg compare: the ratio of medians, its interval, the verdict and the CI gate; --run interleaves A and B."""
+
 import json
 
 import numpy as np
@@ -10,14 +11,25 @@ from mobileseg.results.compare import SAME, SLOWER, compare_records, match_key, 
 
 
 def _rec(device, samples, model="topformer-t", ts="2026-01-01T00:00:00"):
-    return {"id": f"{device}|{model}|64x64|onnx|onnxruntime|fp32|logits|t1", "model": model, "resolution": [64, 64],
-            "format": "onnx", "runtime": "onnxruntime", "status": "ok", "samples_ms": list(samples),
-            "stats_ms": {"median": float(np.median(samples))}, "timestamp": ts}
+    return {
+        "id": f"{device}|{model}|64x64|onnx|onnxruntime|fp32|logits|t1",
+        "model": model,
+        "resolution": [64, 64],
+        "format": "onnx",
+        "runtime": "onnxruntime",
+        "status": "ok",
+        "samples_ms": list(samples),
+        "stats_ms": {"median": float(np.median(samples))},
+        "timestamp": ts,
+    }
 
 
 def test_key_drops_the_device_part():
-    assert match_key(_rec("phone-a", [1.0])) == match_key(_rec("host-b", [1.0])) == \
-        "topformer-t|64x64|onnx|onnxruntime|fp32|logits|t1"
+    assert (
+        match_key(_rec("phone-a", [1.0]))
+        == match_key(_rec("host-b", [1.0]))
+        == "topformer-t|64x64|onnx|onnxruntime|fp32|logits|t1"
+    )
 
 
 def test_ratio_interval_covers_the_true_ratio_on_known_distributions():
@@ -75,8 +87,24 @@ def _run_compare(capsys, args):
 def test_identical_artifacts_show_no_difference_and_pass_the_gate(two_exports, monkeypatch, capsys, tmp_path):
     a, b = two_exports
     use_fake_runtime(monkeypatch, PerExportRuntime({str(a): 0.0, str(b): 0.0}))
-    rc, out = _run_compare(capsys, ["--run", str(a), str(b), "--runtime", "onnxruntime", "--repeats", "30",
-                                    "--warmup", "2", "--fail-if-slower", "5", "--out", str(tmp_path / "o")])
+    rc, out = _run_compare(
+        capsys,
+        [
+            "--run",
+            str(a),
+            str(b),
+            "--runtime",
+            "onnxruntime",
+            "--repeats",
+            "30",
+            "--warmup",
+            "2",
+            "--fail-if-slower",
+            "5",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     (c,) = out["comparisons"]
     assert c["verdict"] == SAME and c["ratio_low"] <= 1.0 <= c["ratio_high"], c
     assert rc == 0
@@ -92,8 +120,22 @@ def test_identical_artifacts_show_no_difference_and_pass_the_gate(two_exports, m
 def test_an_artifact_slowed_by_a_known_wait_is_slower_and_fails_the_gate(two_exports, monkeypatch, capsys):
     a, b = two_exports
     use_fake_runtime(monkeypatch, PerExportRuntime({str(a): 0.0, str(b): 5.0}))
-    rc, out = _run_compare(capsys, ["--run", str(a), str(b), "--runtime", "onnxruntime", "--repeats", "30",
-                                    "--warmup", "2", "--fail-if-slower", "10"])
+    rc, out = _run_compare(
+        capsys,
+        [
+            "--run",
+            str(a),
+            str(b),
+            "--runtime",
+            "onnxruntime",
+            "--repeats",
+            "30",
+            "--warmup",
+            "2",
+            "--fail-if-slower",
+            "10",
+        ],
+    )
     (c,) = out["comparisons"]
     # the noise's median is 1 (lognormal(0, s)) and both sides share it; a sleep also waits for the wake-up
     # (tens of microseconds, the same on both sides), which moves the true ratio by well under 1%
@@ -111,8 +153,7 @@ def test_bad_inputs_are_one_sentence(tmp_path, capsys):
     a = tmp_path / "a.jsonl"
     a.write_text(json.dumps(_rec("d", [1.0, 1.1, 1.2])) + "\n" + json.dumps(_rec("d", [1.0, 1.1], model="m2")) + "\n")
     b = tmp_path / "b.jsonl"
-    b.write_text(json.dumps(_rec("d", [1.0, 1.1], model="m3")) + "\n" + json.dumps(_rec("d", [1.0], model="m4")) +
-                 "\n")
+    b.write_text(json.dumps(_rec("d", [1.0, 1.1], model="m3")) + "\n" + json.dumps(_rec("d", [1.0], model="m4")) + "\n")
     assert main(["compare", str(a), str(b)]) == 2
     assert "no cell of" in capsys.readouterr().err
     assert main(["compare", str(a), str(a), "--fail-if-slower", "-3"]) == 2

@@ -4,6 +4,7 @@ Unit tests on fake ``adb devices -l`` listings (every state a phone can be in), 
 adb server with Python adbd children (the host's shell): two devices, connect on demand, the emulator auto-detected
 as ``emulator-N`` and also ``adb connect``-ed, a phone seen twice by its ro.serialno, the fallback without a server.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,16 +29,19 @@ def entry(serial, state="device", model="Pixel_7"):
 
 
 # ------------------------------------------------------------------------------------------ parsing
-@pytest.mark.parametrize("arg, kind, serials", [
-    ("adb", "only", []),
-    ("adb:all", "all", []),
-    ("adb:ALL", "all", []),
-    ("adb:R58M123", "serials", ["R58M123"]),
-    ("adb:127.0.0.1:5555", "serials", ["127.0.0.1:5555"]),
-    ("adb:emulator-5554", "serials", ["emulator-5554"]),
-    ("adb:A, B,A", "serials", ["A", "B"]),
-    ("adb:[::1]:5555", "serials", ["[::1]:5555"]),
-])
+@pytest.mark.parametrize(
+    "arg, kind, serials",
+    [
+        ("adb", "only", []),
+        ("adb:all", "all", []),
+        ("adb:ALL", "all", []),
+        ("adb:R58M123", "serials", ["R58M123"]),
+        ("adb:127.0.0.1:5555", "serials", ["127.0.0.1:5555"]),
+        ("adb:emulator-5554", "serials", ["emulator-5554"]),
+        ("adb:A, B,A", "serials", ["A", "B"]),
+        ("adb:[::1]:5555", "serials", ["[::1]:5555"]),
+    ],
+)
 def test_parse_device_arg(arg, kind, serials):
     r = sel.parse_device_arg(arg)
     assert (r.kind, r.serials) == (kind, serials)
@@ -50,22 +54,34 @@ def test_bad_device_arg(arg):
         sel.parse_device_arg(arg)
 
 
-@pytest.mark.parametrize("serial, ep", [
-    ("emulator-5554", ("127.0.0.1", 5555)), ("emulator-5584", ("127.0.0.1", 5585)),
-    ("127.0.0.1:5555", ("127.0.0.1", 5555)), ("localhost:5557", ("127.0.0.1", 5557)),
-    ("192.168.1.20:5555", ("192.168.1.20", 5555)), ("R58M123", None),
-])
+@pytest.mark.parametrize(
+    "serial, ep",
+    [
+        ("emulator-5554", ("127.0.0.1", 5555)),
+        ("emulator-5584", ("127.0.0.1", 5585)),
+        ("127.0.0.1:5555", ("127.0.0.1", 5555)),
+        ("localhost:5557", ("127.0.0.1", 5557)),
+        ("192.168.1.20:5555", ("192.168.1.20", 5555)),
+        ("R58M123", None),
+    ],
+)
 def test_endpoint(serial, ep):
     assert sel.endpoint(serial) == ep
 
 
 # ------------------------------------------------------------------------------------------ duplicates
 def test_emulator_listed_twice_is_one_device_and_the_connected_serial_is_kept():
-    devices, notes = sel.collapse([entry("emulator-5554", model="emu"), entry("127.0.0.1:5555", model="emu"),
-                                   entry("127.0.0.1:5557", model="emu")])
+    devices, notes = sel.collapse(
+        [
+            entry("emulator-5554", model="emu"),
+            entry("127.0.0.1:5555", model="emu"),
+            entry("127.0.0.1:5557", model="emu"),
+        ]
+    )
     assert [(d.serial, d.aliases) for d in devices] == [("127.0.0.1:5555", ["emulator-5554"]), ("127.0.0.1:5557", [])]
-    assert notes == ["127.0.0.1:5555 and emulator-5554 are one device (the same adb port 127.0.0.1:5555): using "
-                     "127.0.0.1:5555"]
+    assert notes == [
+        "127.0.0.1:5555 and emulator-5554 are one device (the same adb port 127.0.0.1:5555): using 127.0.0.1:5555"
+    ]
 
 
 def test_the_serial_the_user_named_is_kept():
@@ -75,17 +91,22 @@ def test_the_serial_the_user_named_is_kept():
 
 def test_a_phone_on_usb_and_over_tcp_is_one_device_by_serialno_and_boot_id():
     entries = [entry("192.168.1.20:5555"), entry("R58M123"), entry("0123456789ABCDEF"), entry("10.0.0.9:5555")]
-    facts = {"192.168.1.20:5555": DeviceFacts("R58M123", "boot-a", "Galaxy S21"),
-             "R58M123": DeviceFacts("R58M123", "boot-a", "Galaxy S21"),
-             # two cheap phones with the same factory serial are two devices: their boot ids differ
-             "0123456789ABCDEF": DeviceFacts("0123456789ABCDEF", "boot-b", "Phone B"),
-             "10.0.0.9:5555": DeviceFacts("0123456789ABCDEF", "boot-c", "Phone C")}
+    facts = {
+        "192.168.1.20:5555": DeviceFacts("R58M123", "boot-a", "Galaxy S21"),
+        "R58M123": DeviceFacts("R58M123", "boot-a", "Galaxy S21"),
+        # two cheap phones with the same factory serial are two devices: their boot ids differ
+        "0123456789ABCDEF": DeviceFacts("0123456789ABCDEF", "boot-b", "Phone B"),
+        "10.0.0.9:5555": DeviceFacts("0123456789ABCDEF", "boot-c", "Phone C"),
+    }
     devices, notes = sel.collapse(entries, facts)
     assert [(d.serial, d.model, d.aliases) for d in devices] == [
-        ("R58M123", "Galaxy S21", ["192.168.1.20:5555"]), ("0123456789ABCDEF", "Phone B", []),
-        ("10.0.0.9:5555", "Phone C", [])]  # USB is kept over TCP
-    assert notes == ["R58M123 and 192.168.1.20:5555 are one device (the same ro.serialno R58M123 and boot id): "
-                     "using R58M123"]
+        ("R58M123", "Galaxy S21", ["192.168.1.20:5555"]),
+        ("0123456789ABCDEF", "Phone B", []),
+        ("10.0.0.9:5555", "Phone C", []),
+    ]  # USB is kept over TCP
+    assert notes == [
+        "R58M123 and 192.168.1.20:5555 are one device (the same ro.serialno R58M123 and boot id): using R58M123"
+    ]
 
 
 def test_devices_without_serialno_are_not_merged_by_empty_facts():
@@ -154,8 +175,10 @@ def test_several_serials_and_all():
     listing = [entry("emulator-5554"), entry("127.0.0.1:5555"), entry("R58M123"), entry("9A1B", "unauthorized")]
     assert [d.serial for d in choose("adb:all", listing)] == ["127.0.0.1:5555", "R58M123"]
     # two serials of one device are measured once
-    assert [d.serial for d in choose("adb:emulator-5554,127.0.0.1:5555,R58M123", listing)] == \
-        ["127.0.0.1:5555", "R58M123"]
+    assert [d.serial for d in choose("adb:emulator-5554,127.0.0.1:5555,R58M123", listing)] == [
+        "127.0.0.1:5555",
+        "R58M123",
+    ]
     with pytest.raises(DeviceUnauthorizedError):
         choose("adb:R58M123,9A1B", listing)
 
@@ -245,8 +268,10 @@ def test_a_device_seen_twice_by_its_serialno(adb_server, daemons, tmp_path, monk
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     getprop = bin_dir / "getprop"
-    getprop.write_text('#!/bin/sh\ncase "$1" in ro.serialno) echo "$FAKE_SERIALNO";; '
-                       'ro.product.model) echo "Fake Phone $FAKE_SERIALNO";; esac\n')
+    getprop.write_text(
+        '#!/bin/sh\ncase "$1" in ro.serialno) echo "$FAKE_SERIALNO";; '
+        'ro.product.model) echo "Fake Phone $FAKE_SERIALNO";; esac\n'
+    )
     getprop.chmod(getprop.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # inherited by the adbd children
     serials = []
@@ -286,15 +311,20 @@ def test_without_a_server_or_adb_the_direct_transport_is_used(adb_env, daemons, 
 
 # ------------------------------------------------------------------------------------------ every device accounted for
 def test_adb_all_names_each_device_it_leaves_out_and_why():
-    listing = [entry("R58M123"), entry("9A1B", "unauthorized", model=None), entry("10.0.0.7:5555", "offline"),
-               entry("X1")]
+    listing = [
+        entry("R58M123"),
+        entry("9A1B", "unauthorized", model=None),
+        entry("10.0.0.7:5555", "offline"),
+        entry("X1"),
+    ]
     devices, _ = sel.collapse(listing)
     notes = sel.left_out(sel.parse_device_arg("adb:all"), devices, "localhost:5037")
     assert notes == [
         "adb:all leaves out 9A1B: the adb server at localhost:5037 lists it as unauthorized (unlock the phone and "
         "accept the 'Allow USB debugging?' prompt (tick 'Always allow'))",
         "adb:all leaves out 10.0.0.7:5555 (Pixel 7): the adb server at localhost:5037 lists it as offline (nothing "
-        "answers as an adb device at that address: check that it listens there)"]
+        "answers as an adb device at that address: check that it listens there)",
+    ]
     assert sel.left_out(sel.parse_device_arg("adb:R58M123"), devices) == []
 
 
@@ -310,8 +340,10 @@ def test_the_started_server_note_is_kept_when_selection_fails(adb_env):
         sel.open_devices("adb")
     msg = str(info.value)
     assert msg.startswith("no ADB device is connected")
-    assert f"no adb server was running at localhost:{adb_env.port}, named by ANDROID_ADB_SERVER_ADDRESS/PORT, so " \
-           "this run started a new one with adb start-server" in msg
+    assert (
+        f"no adb server was running at localhost:{adb_env.port}, named by ANDROID_ADB_SERVER_ADDRESS/PORT, so "
+        "this run started a new one with adb start-server" in msg
+    )
 
 
 # ------------------------------------------------------------------------------------------ a lab on several hosts
@@ -322,8 +354,10 @@ def test_lab_device_syntax():
     assert str(servers["lab1"]) == "10.0.0.5:5037" and servers["lab2"].port == 5038
     picks = lab.parse("adb@lab1/R58M123,R58M456,adb@lab2,adb@127.0.0.1:6000/emulator-5554", servers)
     assert [(str(p.addr), p.all, p.serials) for p in picks] == [
-        ("10.0.0.5:5037", False, ["R58M123", "R58M456"]), ("[fe80::1]:5038", True, []),
-        ("127.0.0.1:6000", False, ["emulator-5554"])]
+        ("10.0.0.5:5037", False, ["R58M123", "R58M456"]),
+        ("[fe80::1]:5038", True, []),
+        ("127.0.0.1:6000", False, ["emulator-5554"]),
+    ]
     assert picks[0].addr.source == "--adb-server lab1" and picks[2].addr.source == "--device adb@127.0.0.1:6000"
     assert picks[0].device_arg() == "adb:R58M123,R58M456" and picks[1].device_arg() == "adb:all"
     first = lab.parse("adb:R1,adb@lab1/R2", servers, env={})
@@ -332,12 +366,19 @@ def test_lab_device_syntax():
     assert sel.parse_device_arg("adb@lab1").several and sel.parse_device_arg("adb@lab1/A,B").several
 
 
-@pytest.mark.parametrize("arg, servers, match", [
-    ("adb@lab3/R58", ["lab1=h:5037", "gpu=h:5038"], "names the unknown adb server 'lab3' \\(did you mean 'lab1'\\?\\): "
-                                                    "declare it with --adb-server lab3=HOST:PORT"),
-    ("adb@myhost/R58", [], "unknown adb server 'myhost': .*\\(none is declared\\)"),
-    ("R58,adb@h:5037", [], "'R58' names no server"),
-])
+@pytest.mark.parametrize(
+    "arg, servers, match",
+    [
+        (
+            "adb@lab3/R58",
+            ["lab1=h:5037", "gpu=h:5038"],
+            "names the unknown adb server 'lab3' \\(did you mean 'lab1'\\?\\): "
+            "declare it with --adb-server lab3=HOST:PORT",
+        ),
+        ("adb@myhost/R58", [], "unknown adb server 'myhost': .*\\(none is declared\\)"),
+        ("R58,adb@h:5037", [], "'R58' names no server"),
+    ],
+)
 def test_lab_bad_device_syntax_is_one_sentence(arg, servers, match):
     from mobileseg.device import lab
 
@@ -380,12 +421,15 @@ def test_two_servers_in_one_selection(adb_server, second_server, daemons):
     assert second_server.connect(a) == "device"
     devices, notes = sel.open_devices(f"adb@{s1}/{a},adb@{s2}/{a}")
     assert [d.transport_info()["adb_server"] for d in devices] == [s1]
-    assert f"{a} through the adb server at {s2} is {a} through {s1} (the same adb port {a} on one host): " \
-           f"measured once, through {s1}" in notes
+    assert (
+        f"{a} through the adb server at {s2} is {a} through {s1} (the same adb port {a} on one host): "
+        f"measured once, through {s1}" in notes
+    )
     # a server that does not answer, and a device syntax naming an unknown server: one sentence each
     dead = f"127.0.0.1:{free_port()}"
-    with pytest.raises(srv.NoServerError, match=f"no adb server answers at {dead} \\(--device adb@{dead}\\): start it "
-                                                "on that host"):
+    with pytest.raises(
+        srv.NoServerError, match=f"no adb server answers at {dead} \\(--device adb@{dead}\\): start it on that host"
+    ):
         sel.open_devices(f"adb@{s1},adb@{dead}")
     with pytest.raises(lab.LabError, match="unknown adb server 'onr' \\(did you mean 'one'\\?\\)"):
         sel.open_devices("adb@onr", servers=[f"one={s1}"])

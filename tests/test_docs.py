@@ -1,4 +1,5 @@
 """The project explains itself: no tracked file points at a document outside the repository."""
+
 from __future__ import annotations
 
 import shutil

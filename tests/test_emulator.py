@@ -3,6 +3,7 @@
 Needs ``mobileseg emulator build`` first (CI builds it); skipped with the reason otherwise. Timings under qemu are
 meaningless: only the numbers computed by the ARM kernels (parity) and the plumbing are checked.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,7 @@ def emulator(key):
     why = skip_reason()
     if why:
         pytest.skip(why)
-    proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True,
-                                rootfs=str(build.rootfs_dir()))
+    proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(build.rootfs_dir()))
     yield port
     control.terminate(proc)
 
@@ -44,19 +44,37 @@ def _onnx_export(folder: Path, model_name: str, h: int, w: int) -> Path:
     x = gen.standard_normal((1, 3, h, w)).astype(np.float32)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
-    torch.onnx.export(model, (torch.from_numpy(x),), str(folder / "model.onnx"), input_names=["input"],
-                      output_names=["output"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        (torch.from_numpy(x),),
+        str(folder / "model.onnx"),
+        input_names=["input"],
+        output_names=["output"],
+        opset_version=17,
+        dynamo=False,
+    )
     (folder / "reference").mkdir(exist_ok=True)
     np.save(folder / "reference" / "input.npy", x)
     np.save(folder / "reference" / "output.npy", ref)
     data = (folder / "model.onnx").read_bytes()
-    man = {"schema_version": 1, "model": model_name, "resolution": [h, w], "num_classes": int(ref.shape[1]),
-           "graph": "logits", "precision": "fp32",
-           "input": {"name": "input", "shape": list(x.shape), "dtype": "float32", "layout": "NCHW"},
-           "output": {"name": "output", "shape": list(ref.shape), "dtype": "float32"},
-           "formats": {"onnx": {"files": [{"path": "model.onnx", "bytes": len(data),
-                                           "sha256": hashlib.sha256(data).hexdigest()}],
-                                "input_name": "input", "output_name": "output", "ok": True}}}
+    man = {
+        "schema_version": 1,
+        "model": model_name,
+        "resolution": [h, w],
+        "num_classes": int(ref.shape[1]),
+        "graph": "logits",
+        "precision": "fp32",
+        "input": {"name": "input", "shape": list(x.shape), "dtype": "float32", "layout": "NCHW"},
+        "output": {"name": "output", "shape": list(ref.shape), "dtype": "float32"},
+        "formats": {
+            "onnx": {
+                "files": [{"path": "model.onnx", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}],
+                "input_name": "input",
+                "output_name": "output",
+                "ok": True,
+            }
+        },
+    }
     (folder / "manifest.json").write_text(json.dumps(man))
     return folder
 
@@ -65,9 +83,12 @@ def test_runtimes_import_under_qemu(emulator, key):
     from mobileseg.device.adb import AdbDevice
 
     with AdbDevice.open(f"adb:127.0.0.1:{emulator}", key_path=key) as dev:
-        rc, out = dev.shell("uname -m; python3 -c 'import numpy, ncnn, onnxruntime; "
-                            "from ai_edge_litert.interpreter import Interpreter; "
-                            "print(numpy.__version__, ncnn.__version__, onnxruntime.__version__)'", timeout=300)
+        rc, out = dev.shell(
+            "uname -m; python3 -c 'import numpy, ncnn, onnxruntime; "
+            "from ai_edge_litert.interpreter import Interpreter; "
+            "print(numpy.__version__, ncnn.__version__, onnxruntime.__version__)'",
+            timeout=300,
+        )
         assert rc == 0, out
         lines = out.split()
         assert lines[0] == "aarch64"
@@ -129,17 +150,44 @@ def export_root(tmp_path_factory):
     from mobileseg.export.api import export_model
 
     root = tmp_path_factory.mktemp("export")
-    export_model("topformer-t", resolution=(64, 64), formats=("onnx", "ncnn", "tflite"),
-                 out=str(root / "topformer-t_64x64"))
+    export_model(
+        "topformer-t", resolution=(64, 64), formats=("onnx", "ncnn", "tflite"), out=str(root / "topformer-t_64x64")
+    )
     return root
 
 
 def test_bench_three_runtimes_on_the_emulated_device(emulator, key, export_root, tmp_path, monkeypatch):
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     out = tmp_path / "results"
-    rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--adb-transport", "direct", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
-                 "--runtimes", "ncnn", "onnxruntime", "litert", "--warmup", "1", "--repeats", "3", "--out", str(out),
-                 "--export-dir", str(export_root), "--harness", "python", "--quiet"])
+    rc = _bench(
+        [
+            "--device",
+            f"adb:127.0.0.1:{emulator}",
+            "--adb-transport",
+            "direct",
+            "--threads",
+            "1",
+            "-m",
+            "topformer-t",
+            "--res",
+            "64x64",
+            "--runtimes",
+            "ncnn",
+            "onnxruntime",
+            "litert",
+            "--warmup",
+            "1",
+            "--repeats",
+            "3",
+            "--out",
+            str(out),
+            "--export-dir",
+            str(export_root),
+            "--harness",
+            "python",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     recs = _records(out)
     assert sorted(r["runtime"] for r in recs) == ["litert", "ncnn", "onnxruntime"]
@@ -158,7 +206,7 @@ def test_bench_three_runtimes_on_the_emulated_device(emulator, key, export_root,
 # test_official_tools.py) for as many runs as asked, and log their arguments and CPU affinity on the device.
 FIX = Path(__file__).parent / "fixtures" / "official_tools"
 TOOL_LOG = "/data/local/tmp/mobileseg/fake_tools.log"
-LOG_LINE = 'echo "{tool} $* | mask=$(taskset -p $$ | sed \'s/.*: //\')" >> ' + TOOL_LOG  # affinity it ran with
+LOG_LINE = "echo \"{tool} $* | mask=$(taskset -p $$ | sed 's/.*: //')\" >> " + TOOL_LOG  # affinity it ran with
 
 
 def _fake_benchmark_model(path: Path) -> Path:
@@ -166,24 +214,28 @@ def _fake_benchmark_model(path: Path) -> Path:
     head, rest = text.split("INFO: count=20 ")
     timed = "INFO: count=$runs " + rest.split("\n", 1)[0]
     tail = rest.split("\n", 1)[1]
-    path.write_text("#!/bin/sh\n" + LOG_LINE.format(tool="benchmark_model") + "\n"
-                    "runs=1\n"
-                    'for a in "$@"; do case "$a" in --num_runs=*) runs="${a#--num_runs=}";; esac; done\n'
-                    "cat <<'EOF'\n" + head + "EOF\n"
-                    f'echo "{timed}"\n'
-                    "cat <<'EOF'\n" + tail + "EOF\n")
+    path.write_text(
+        "#!/bin/sh\n" + LOG_LINE.format(tool="benchmark_model") + "\n"
+        "runs=1\n"
+        'for a in "$@"; do case "$a" in --num_runs=*) runs="${a#--num_runs=}";; esac; done\n'
+        "cat <<'EOF'\n" + head + "EOF\n"
+        f'echo "{timed}"\n'
+        "cat <<'EOF'\n" + tail + "EOF\n"
+    )
     return path
 
 
 def _fake_perf_test(path: Path) -> Path:
     stdout = (FIX / "onnxruntime_perf_test_stdout.txt").read_text()
-    path.write_text("#!/bin/sh\n" + LOG_LINE.format(tool="onnxruntime_perf_test") + "\n"
-                    "runs=1; prev=; model=; result=\n"
-                    'for a in "$@"; do [ "$prev" = "-r" ] && runs=$a; prev=$a; model=$result; result=$a; done\n'
-                    "i=0\n"
-                    'while [ $i -lt $runs ]; do echo "$model,0.0$((40 + i)),61440000,12,$i" >> "$result"; '
-                    "i=$((i + 1)); done\n"
-                    "cat <<'EOF'\n" + stdout + "EOF\n")
+    path.write_text(
+        "#!/bin/sh\n" + LOG_LINE.format(tool="onnxruntime_perf_test") + "\n"
+        "runs=1; prev=; model=; result=\n"
+        'for a in "$@"; do [ "$prev" = "-r" ] && runs=$a; prev=$a; model=$result; result=$a; done\n'
+        "i=0\n"
+        'while [ $i -lt $runs ]; do echo "$model,0.0$((40 + i)),61440000,12,$i" >> "$result"; '
+        "i=$((i + 1)); done\n"
+        "cat <<'EOF'\n" + stdout + "EOF\n"
+    )
     return path
 
 
@@ -196,10 +248,37 @@ def test_official_binaries_time_litert_and_onnxruntime_cells(emulator, key, expo
     with AdbDevice.open(f"adb:127.0.0.1:{emulator}", key_path=key) as dev:
         dev.shell(f"rm -f {TOOL_LOG}")
     out = tmp_path / "results"
-    rc = _bench(["--device", f"adb:127.0.0.1:{emulator}", "--adb-transport", "direct", "--threads", "1", "-m", "topformer-t", "--res", "64x64",
-                 "--runtimes", "litert", "onnxruntime", "ncnn", "--warmup", "1", "--repeats", "4", "--out", str(out),
-                 "--export-dir", str(export_root), "--tflite-benchmark", str(bm), "--ort-perf-test", str(pt),
-                 "--quiet"])
+    rc = _bench(
+        [
+            "--device",
+            f"adb:127.0.0.1:{emulator}",
+            "--adb-transport",
+            "direct",
+            "--threads",
+            "1",
+            "-m",
+            "topformer-t",
+            "--res",
+            "64x64",
+            "--runtimes",
+            "litert",
+            "onnxruntime",
+            "ncnn",
+            "--warmup",
+            "1",
+            "--repeats",
+            "4",
+            "--out",
+            str(out),
+            "--export-dir",
+            str(export_root),
+            "--tflite-benchmark",
+            str(bm),
+            "--ort-perf-test",
+            str(pt),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     recs = {r["runtime"]: r for r in _records(out)}
     assert sorted(recs) == ["litert", "ncnn", "onnxruntime"]
@@ -264,8 +343,27 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
         return real_run_cell(self, cell, *a, **k)
 
     monkeypatch.setattr(adb_target.AdbTarget, "run_cell", run_then_pull_the_plug)
-    args = ["--threads", "1", "-m", "topformer-t", "--res", "64x64", "128x128", "256x256", "--runtimes", "onnxruntime",
-            "--warmup", "0", "--repeats", "1", "--out", str(out), "--export-dir", str(export), "--quiet"]
+    args = [
+        "--threads",
+        "1",
+        "-m",
+        "topformer-t",
+        "--res",
+        "64x64",
+        "128x128",
+        "256x256",
+        "--runtimes",
+        "onnxruntime",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+        "--export-dir",
+        str(export),
+        "--quiet",
+    ]
     try:
         rc = _bench(["--device", f"adb:127.0.0.1:{port}", "--adb-transport", "direct", *args])
     finally:
@@ -280,8 +378,9 @@ def test_device_lost_mid_suite_keeps_finished_cells_and_resume_completes(key, tm
     assert [r["resolution"] for r in first] == [[64, 64]] and first[0]["status"] == "ok"
 
     monkeypatch.setattr(adb_target.AdbTarget, "run_cell", real_run_cell)
-    proc2, port2 = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True,
-                                  rootfs=str(build.rootfs_dir()))
+    proc2, port2 = control.launch(
+        adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(build.rootfs_dir())
+    )
     try:
         rc = _bench(["--device", f"adb:127.0.0.1:{port2}", "--adb-transport", "direct", "--resume", *args])
     finally:

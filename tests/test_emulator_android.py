@@ -5,6 +5,7 @@ profile, the files the android profile writes, the free-port check against TIME_
 Slow tests (``emulator``): the android rootfs under proot + qemu-aarch64 (built here when missing: a few seconds),
 Debian's real ``adb`` server listing refused and offline devices, and the native harness end to end.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,23 @@ ANDROID = profiles.get("android")
 
 
 # ------------------------------------------------------------------------------------------------ SoC names (fast)
-@pytest.mark.parametrize("raw, name", [
-    ("SM8250", "Snapdragon 865"), ("kona", "Snapdragon 865"), ("SM8250-AB", "Snapdragon 865"),
-    ("SM8650", "Snapdragon 8 Gen 3"), ("pineapple", "Snapdragon 8 Gen 3"), ("SM8750", "Snapdragon 8 Elite"),
-    ("MT6985", "Dimensity 9200"), ("MT6985V/CD", "Dimensity 9200"), ("mt6989", "Dimensity 9300"),
-    ("s5e9945", "Exynos 2400"), ("gs101", "Google Tensor"), ("zuma", "Google Tensor G3")])
+@pytest.mark.parametrize(
+    "raw, name",
+    [
+        ("SM8250", "Snapdragon 865"),
+        ("kona", "Snapdragon 865"),
+        ("SM8250-AB", "Snapdragon 865"),
+        ("SM8650", "Snapdragon 8 Gen 3"),
+        ("pineapple", "Snapdragon 8 Gen 3"),
+        ("SM8750", "Snapdragon 8 Elite"),
+        ("MT6985", "Dimensity 9200"),
+        ("MT6985V/CD", "Dimensity 9200"),
+        ("mt6989", "Dimensity 9300"),
+        ("s5e9945", "Exynos 2400"),
+        ("gs101", "Google Tensor"),
+        ("zuma", "Google Tensor G3"),
+    ],
+)
 def test_soc_ids_map_to_the_names_users_know(raw, name):
     assert soc_name(raw) == name
 
@@ -45,15 +58,21 @@ def test_unknown_soc_ids_are_kept_and_the_first_known_id_wins():
 def _probe_text(freqs: list, props: dict | None = None) -> str:
     getprop = "\n".join(f"[{k}]: [{v}]" for k, v in (props or {}).items())
     cpus = "\n".join(f"{i} {f if f else '-'} schedutil" for i, f in enumerate(freqs))
-    return f"@getprop\n{getprop}\n@uname\naarch64\n5.4.0\n@cpus\n{cpus}\n@cpuinfo\n@dtmodel\n\n@osrelease\n@df\n" \
-           "@python\n@tools\ntaskset\n@freqs\n@thermal\n@end\n"
+    return (
+        f"@getprop\n{getprop}\n@uname\naarch64\n5.4.0\n@cpus\n{cpus}\n@cpuinfo\n@dtmodel\n\n@osrelease\n@df\n"
+        "@python\n@tools\ntaskset\n@freqs\n@thermal\n@end\n"
+    )
 
 
 def test_probe_groups_4_3_1_clusters_and_pins_the_prime_core():
-    d = probe.parse_probe(_probe_text([1804800] * 4 + [2419200] * 3 + [2841600],
-                                      {"ro.soc.model": "SM8250", "ro.board.platform": "kona"}))
-    assert [(c["cpus"], c["kind"]) for c in d["clusters"]] == [([0, 1, 2, 3], "little"), ([4, 5, 6], "mid"),
-                                                               ([7], "prime")]
+    d = probe.parse_probe(
+        _probe_text([1804800] * 4 + [2419200] * 3 + [2841600], {"ro.soc.model": "SM8250", "ro.board.platform": "kona"})
+    )
+    assert [(c["cpus"], c["kind"]) for c in d["clusters"]] == [
+        ([0, 1, 2, 3], "little"),
+        ([4, 5, 6], "mid"),
+        ([7], "prime"),
+    ]
     assert d["pinned_cpu"] == 7 and d["pin_mask"] == "0x80" and "prime core" in d["pinned_reason"]
     assert d["big_core_mask"] == "0xf0"  # multi-thread cells: mid + prime, never the little cores
     assert d["soc"] == "Snapdragon 865" and d["soc_id"] == "SM8250"
@@ -71,8 +90,9 @@ def test_probe_without_a_prime_core_pins_the_last_big_cpu_and_keeps_an_unknown_s
 # --------------------------------------------------------------------------------- debian runtime versions (fast)
 def test_lock_file_pins_the_debian_profiles_runtimes_and_its_cache_key(tmp_path, monkeypatch):
     lock = tmp_path / "py3.11.txt"
-    lock.write_text("# generated\nnumpy==2.4.6\nonnxruntime==1.32.0 ; python_version >= '3.10'\n"
-                    "ai_edge_litert==2.3.0  # LiteRT\n")
+    lock.write_text(
+        "# generated\nnumpy==2.4.6\nonnxruntime==1.32.0 ; python_version >= '3.10'\nai_edge_litert==2.3.0  # LiteRT\n"
+    )
     monkeypatch.setattr(build, "LOCK_FILE", lock)
     assert build.read_lock(lock) == {"numpy": "2.4.6", "onnxruntime": "1.32.0", "ai-edge-litert": "2.3.0"}
     wheels, source = build.runtime_wheels()
@@ -112,10 +132,15 @@ def test_busybox_deb_falls_back_to_the_mirrors_index_when_the_pin_is_gone(mirror
     (root / "pool/main/b/busybox/busybox-static_9.9_arm64.deb").write_bytes(deb)
     index = root / f"dists/{build.SUITE}/main/binary-arm64"
     index.mkdir(parents=True)
-    (index / "Packages.xz").write_bytes(lzma.compress(
-        ("Package: busybox\nVersion: 1\nFilename: pool/x.deb\nSHA256: 00\n\n"
-         "Package: busybox-static\nVersion: 1:9.9\nFilename: pool/main/b/busybox/busybox-static_9.9_arm64.deb\n"
-         f"SHA256: {hashlib.sha256(deb).hexdigest()}\n").encode()))
+    (index / "Packages.xz").write_bytes(
+        lzma.compress(
+            (
+                "Package: busybox\nVersion: 1\nFilename: pool/x.deb\nSHA256: 00\n\n"
+                "Package: busybox-static\nVersion: 1:9.9\nFilename: pool/main/b/busybox/busybox-static_9.9_arm64.deb\n"
+                f"SHA256: {hashlib.sha256(deb).hexdigest()}\n"
+            ).encode()
+        )
+    )
     logged = []
     path, entry = build.busybox_deb(mirror, logged.append)  # the pinned file is not on this mirror: 404
     assert path.read_bytes() == deb and entry["version"] == "1:9.9" and "gone from the mirror" in logged[0]
@@ -228,8 +253,9 @@ def android_rootfs():
 
 @pytest.fixture(scope="module")
 def phone(android_rootfs, key):
-    proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(android_rootfs),
-                                profile="android")
+    proc, port = control.launch(
+        adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(android_rootfs), profile="android"
+    )
     yield port
     control.terminate(proc)
 
@@ -240,13 +266,22 @@ def test_android_shell_getprop_applets_and_no_python(phone, key):
     from mobileseg.device.adb import AdbDevice
 
     with AdbDevice.open(f"adb:127.0.0.1:{phone}", key_path=key) as dev:
-        for prop in ("ro.product.model", "ro.product.manufacturer", "ro.soc.manufacturer", "ro.soc.model",
-                     "ro.board.platform", "ro.product.cpu.abi", "ro.build.version.release", "ro.build.version.sdk"):
+        for prop in (
+            "ro.product.model",
+            "ro.product.manufacturer",
+            "ro.soc.manufacturer",
+            "ro.soc.model",
+            "ro.board.platform",
+            "ro.product.cpu.abi",
+            "ro.build.version.release",
+            "ro.build.version.sdk",
+        ):
             assert dev.getprop(prop) == ANDROID.props[prop], prop
         rc, listing = dev.shell("getprop")
         assert rc == 0 and "[ro.soc.model]: [SM8250]" in listing.splitlines()
-        rc, out = dev.shell('echo "$0"; uname -m; for a in sha256sum taskset mkdir cat grep sed df; do '
-                            'command -v $a; done')
+        rc, out = dev.shell(
+            'echo "$0"; uname -m; for a in sha256sum taskset mkdir cat grep sed df; do command -v $a; done'
+        )
         assert rc == 0 and out.split()[:2] == ["/system/bin/sh", "aarch64"] and len(out.split()) == 9, out
         rc, out = dev.shell("command -v python3 || command -v python || command -v apt-get || echo none")
         assert out.strip() == "none"
@@ -282,9 +317,30 @@ def test_python_harness_is_refused_in_one_sentence(phone, key, tmp_path, monkeyp
     from mobileseg.cli import main
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
-    rc = main(["bench", "--device", f"adb:127.0.0.1:{phone}", "--harness", "python", "--adb-transport", "direct", "--threads", "1",
-               "-m", "topformer-t", "--res", "64", "--runtimes", "ncnn", "--out", str(tmp_path / "r"),
-               "--export-dir", str(tmp_path / "e"), "--quiet"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            f"adb:127.0.0.1:{phone}",
+            "--harness",
+            "python",
+            "--adb-transport",
+            "direct",
+            "--threads",
+            "1",
+            "-m",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "ncnn",
+            "--out",
+            str(tmp_path / "r"),
+            "--export-dir",
+            str(tmp_path / "e"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no python3" in err[0] and "--harness native" in err[0], err
     assert not list(tmp_path.glob("r/*.jsonl"))  # refused before any cell
@@ -303,9 +359,32 @@ def test_bench_auto_uses_the_native_harness_pinned_to_the_prime_core(phone, key,
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     out = tmp_path / "results"
-    rc = main(["bench", "--device", f"adb:127.0.0.1:{phone}", "--adb-transport", "direct", "--threads", "1", "-m", "topformer-t", "--res", "64",
-               "--runtimes", "ncnn", "--warmup", "1", "--repeats", "2", "--out", str(out),
-               "--export-dir", str(tmp_path / "export"), "--quiet"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            f"adb:127.0.0.1:{phone}",
+            "--adb-transport",
+            "direct",
+            "--threads",
+            "1",
+            "-m",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "ncnn",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--out",
+            str(out),
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     recs = [json.loads(line) for f in out.glob("*.jsonl") for line in f.read_text().splitlines() if line.strip()]
     assert len(recs) == 1
@@ -379,9 +458,28 @@ def test_refused_and_offline_devices_as_the_adb_server_lists_them(android_rootfs
     assert "refuse-auth" in out and "offline" in out and out.count("running: android") == 3
     # The user's command on each: one sentence saying what adb shows and what to do, a non-zero exit, no traceback.
     for port, words in ((refused, ("authorize", "accept")), (offline, ("offline",))):
-        r = subprocess.run([sys.executable, "-m", "mobileseg.cli", "bench", "--device", f"adb:127.0.0.1:{port}",
-                            "--threads", "1", "--models", "topformer-t", "--res", "64", "--runtimes", "ncnn"],
-                           env=adb_server.env, capture_output=True, text=True, timeout=180)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mobileseg.cli",
+                "bench",
+                "--device",
+                f"adb:127.0.0.1:{port}",
+                "--threads",
+                "1",
+                "--models",
+                "topformer-t",
+                "--res",
+                "64",
+                "--runtimes",
+                "ncnn",
+            ],
+            env=adb_server.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         said = (r.stderr + r.stdout).strip()
         assert r.returncode != 0 and "Traceback" not in said, said
         assert all(w in said.lower() for w in words), said

@@ -3,6 +3,7 @@
 The fast tests check the daemon's mapping on a fake rootfs (no proot); the slow one runs two real emulated devices
 and writes on one through the shell and through sync, and looks for the file on the other.
 """
+
 from __future__ import annotations
 
 import os

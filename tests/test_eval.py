@@ -4,6 +4,7 @@ The pipeline test runs the dataset reading, test-time resize, sliding windows an
 directly; the export test (slow) goes through ``mobileseg.export.export_model`` and the runtime adapters for the
 torch and onnx formats, with labels made from the model's own predictions so that the right answer is known.
 """
+
 import json
 from pathlib import Path
 
@@ -40,17 +41,24 @@ def make_cityscapes(root, rng, label_fn=None):
             stem = f"{city}_{k:06d}_000019"
             img = (rng.random((64, 128, 3)) * 255).astype(np.uint8)
             _png(root / "leftImg8bit" / "val" / city / f"{stem}_leftImg8bit.png", img)
-            lab = label_fn(img) if label_fn else np.where(rng.random((64, 128)) < 0.1, 255,
-                                                          rng.integers(0, 19, (64, 128))).astype(np.uint8)
+            lab = (
+                label_fn(img)
+                if label_fn
+                else np.where(rng.random((64, 128)) < 0.1, 255, rng.integers(0, 19, (64, 128))).astype(np.uint8)
+            )
             _png(root / "gtFine" / "val" / city / f"{stem}_gtFine_labelTrainIds.png", lab)
     return root
 
 
 def tiny_net(num_classes):
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv2d(16, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv2d(16, num_classes, 3, stride=2, padding=1)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, num_classes, 3, stride=2, padding=1),
+    ).eval()
 
     def run(x):
         with torch.no_grad():
@@ -114,15 +122,42 @@ def test_eval_end_to_end_torch_and_onnx(tmp_path, layout, monkeypatch):
     man = json.loads((Path(rec["export_dir"]) / "manifest.json").read_text())
     h, w = rec["resolution"]
     for img_path, lab_path in find_pairs(data)[1]:
-        pred, _ = predict(sess.run, read_image(img_path), (h, w), man["input"]["mean"], man["input"]["std"],
-                          man["output"]["shape"][2:])
+        pred, _ = predict(
+            sess.run,
+            read_image(img_path),
+            (h, w),
+            man["input"]["mean"],
+            man["input"]["std"],
+            man["output"]["shape"][2:],
+        )
         _png(lab_path, (pred + 1 if layout == "ade20k" else pred).astype(np.uint8))
     sess.close()
-    assert evaluate("topformer-t", data, fmt="torch", res=res, export_root=tmp_path / "exp",
-                    progress=False)["miou"] == 100.0
+    assert (
+        evaluate("topformer-t", data, fmt="torch", res=res, export_root=tmp_path / "exp", progress=False)["miou"]
+        == 100.0
+    )
     out = tmp_path / "eval.jsonl"
-    assert main(["eval", "--model", "topformer-t", "--format", "onnx", "--data", str(data), "--res", res,
-                 "--export-root", str(tmp_path / "exp"), "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "topformer-t",
+                "--format",
+                "onnx",
+                "--data",
+                str(data),
+                "--res",
+                res,
+                "--export-root",
+                str(tmp_path / "exp"),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     onnx_rec = json.loads(out.read_text().splitlines()[-1])
     assert onnx_rec["format"] == "onnx" and onnx_rec["runtime"] == "onnxruntime"
     assert onnx_rec["miou"] > 95.0
@@ -137,5 +172,8 @@ def test_eval_cli_errors(tmp_path, capsys):
 
     assert main(["eval", "--model", "topformer-t", "--data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["eval", "--model", "topformer-t-cls", "--data", str(make_ade(tmp_path / "a", np.random.default_rng(0)))]) == 2
+    assert (
+        main(["eval", "--model", "topformer-t-cls", "--data", str(make_ade(tmp_path / "a", np.random.default_rng(0)))])
+        == 2
+    )
     assert "classification" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """mIoU against an independent per-class computation; resampling against torch; dataset layouts and their errors."""
+
 import numpy as np
 import pytest
 import torch
@@ -58,17 +59,27 @@ def test_miou_edge_cases():
 def test_resampling_matches_torch():
     x = np.random.default_rng(0).random((6, 11, 15)).astype(np.float32)
     for size in ((33, 47), (7, 5), (11, 15)):
-        ref = torch.nn.functional.interpolate(torch.from_numpy(x)[None], size=size, mode="bilinear",
-                                              align_corners=False)[0].numpy()
+        ref = torch.nn.functional.interpolate(
+            torch.from_numpy(x)[None], size=size, mode="bilinear", align_corners=False
+        )[0].numpy()
         mine = np.einsum("yh,chw,xw->cyx", resize_matrix(size[0], 11), x, resize_matrix(size[1], 15))
         assert np.abs(mine - ref).max() < 1e-5
     img = (np.random.default_rng(1).random((20, 30, 3)) * 255).astype(np.uint8)
-    ref = torch.nn.functional.interpolate(torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None],
-                                          size=(13, 41), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None],
+        size=(13, 41),
+        mode="bilinear",
+        align_corners=False,
+    )[0].permute(1, 2, 0)
     assert np.abs(resize_image(img, 13, 41) - ref.numpy()).max() < 1e-3
     # logits on a stride-8 grid resampled to the full canvas == torch upsample x8 + argmax
-    up = torch.nn.functional.interpolate(torch.from_numpy(x)[None], scale_factor=8, mode="bilinear",
-                                         align_corners=False)[0].numpy().argmax(0)
+    up = (
+        torch.nn.functional.interpolate(
+            torch.from_numpy(x)[None], scale_factor=8, mode="bilinear", align_corners=False
+        )[0]
+        .numpy()
+        .argmax(0)
+    )
     assert (logits_to_labels(x, 88, 120, 8, 88, 120) == up).mean() > 0.999
 
 

@@ -1,6 +1,7 @@
 """ExecuTorch (.pte): export through torch.export -> to_edge_transform_and_lower (XNNPACK) and the runtime adapter,
 fp32 and fp16, on a tiny model; a .pte written by ExecuTorch directly (not mobileseg) benched with --artifact; and
 the one sentence naming the extra when the package is missing."""
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,9 @@ def test_export_and_run_tiny_module(et, tmp_path, precision):
     assert conv.files == [str(tmp_path / "model.pte")] and conv.info["delegates"] >= 1
     assert conv.info["ops_outside_delegates"] == {}
     entry = {"files": [{"path": "model.pte"}]}
-    sess = get_runtime("executorch").load({"_dir": str(tmp_path), "formats": {"executorch": entry}}, entry,
-                                          threads=1, precision=precision)
+    sess = get_runtime("executorch").load(
+        {"_dir": str(tmp_path), "formats": {"executorch": entry}}, entry, threads=1, precision=precision
+    )
     out = sess.run(x.numpy())
     assert out.dtype == np.float32 and sess.settings["threadpool_threads"] == 1
     with torch.no_grad():
@@ -88,9 +90,27 @@ def test_bench_a_pte_written_by_executorch_itself(et, tmp_path):
     np.save(tmp_path / "x.npy", x.numpy())
     with torch.no_grad():
         np.save(tmp_path / "ref.npy", net(x).numpy())
-    rc = main(["bench", "--artifact", str(tmp_path / "tiny.pte"), "--input", str(tmp_path / "x.npy"), "--reference",
-               str(tmp_path / "ref.npy"), "--warmup", "1", "--repeats", "2", "--no-sgemm", "--quiet",
-               "--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "export")])
+    rc = main(
+        [
+            "bench",
+            "--artifact",
+            str(tmp_path / "tiny.pte"),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--reference",
+            str(tmp_path / "ref.npy"),
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--no-sgemm",
+            "--quiet",
+            "--out",
+            str(tmp_path / "runs"),
+            "--export-dir",
+            str(tmp_path / "export"),
+        ]
+    )
     (rec,) = [json.loads(line) for p in (tmp_path / "runs").glob("*.jsonl") for line in p.read_text().splitlines()]
     assert rc == 0 and rec["runtime"] == "executorch" and rec["format"] == "executorch", rec.get("error")
     assert rec["parity"]["ok"] and rec["artifact"]["input"]["shape"] == [1, 3, af.SIZE, af.SIZE]

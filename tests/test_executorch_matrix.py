@@ -5,6 +5,7 @@ ExecuTorch's lowering takes minutes per model on a loaded 2-core host (docs/conv
 two models (a TopFormer and a CNN baseline) unless ``MOBILESEG_ET_MATRIX=all`` asks for every
 model (what the figures in docs/converters.md come from).
 """
+
 import os
 
 import pytest

@@ -48,6 +48,7 @@ def test_onnx_export_manifest_and_parity(onnx_export):
     # counted once, on the model before folding (the papers count BatchNorm), so bench cells build no model
     from mobileseg import create_model
     from mobileseg.flops import count_complexity
+
     counted = count_complexity(create_model("topformer-t"), 64, 64)
     assert man["complexity"] == {"gmacs": counted.macs / 1e9, "params": counted.params}
 
@@ -98,6 +99,7 @@ def test_default_output_folder(tmp_path, monkeypatch):
 
 # --- error paths -------------------------------------------------------------------------------------------------
 
+
 def test_unknown_model(tmp_path):
     with pytest.raises(UnknownModelError, match="did you mean"):
         export_model("topformer-q", 64, out=str(tmp_path))
@@ -116,8 +118,9 @@ def test_bad_format_and_precision(tmp_path):
         export_model("topformer-t", 64, precision="int4", out=str(tmp_path))
 
 
-@pytest.mark.parametrize("fmt,module,extra", [("ncnn", "pnnx", "ncnn"), ("tflite", "litert_torch", "tflite"),
-                                              ("onnx", "onnxsim", "onnx")])
+@pytest.mark.parametrize(
+    "fmt,module,extra", [("ncnn", "pnnx", "ncnn"), ("tflite", "litert_torch", "tflite"), ("onnx", "onnxsim", "onnx")]
+)
 def test_missing_converter_names_the_extra(fmt, module, extra, tmp_path, monkeypatch):
     import importlib
     import importlib.util
@@ -177,6 +180,7 @@ def test_cli_parity_failure_keeps_artifact_and_exits_nonzero(tmp_path, monkeypat
 
 # --- manifest merge across calls -----------------------------------------------------------------------------------
 
+
 def test_formats_from_earlier_calls_stay_in_the_manifest(tmp_path):
     out = str(tmp_path / "m")
     first = export_model("topformer-t", 64, formats="onnx", out=out, parity=False)
@@ -206,8 +210,17 @@ def test_earlier_failed_format_does_not_fail_this_call(tmp_path, monkeypatch):
     import mobileseg.parity as parity_rules
 
     out = str(tmp_path / "f")
-    monkeypatch.setattr(parity_rules, "compare", lambda o, r, precision="fp32": {"ok": False, "max_abs": 1.0, "rel_l2": 0.5,
-                                                                         "argmax_agree": 0.1, "limit_rel_l2": 1e-4})
+    monkeypatch.setattr(
+        parity_rules,
+        "compare",
+        lambda o, r, precision="fp32": {
+            "ok": False,
+            "max_abs": 1.0,
+            "rel_l2": 0.5,
+            "argmax_agree": 0.1,
+            "limit_rel_l2": 1e-4,
+        },
+    )
     bad = export_model("topformer-t", 64, formats="onnx", out=out)
     assert not bad.ok
     monkeypatch.undo()
@@ -216,6 +229,7 @@ def test_earlier_failed_format_does_not_fail_this_call(tmp_path, monkeypatch):
 
 
 # --- argmax graph for ncnn and the meaning of the argmax figures --------------------------------------------------
+
 
 def test_min_index_formulation_equals_torch_argmax_including_ties():
     from mobileseg.export.graphs import ArgmaxGraph
@@ -231,7 +245,7 @@ def test_min_index_formulation_equals_torch_argmax_including_ties():
     g = torch.Generator().manual_seed(1)
     y = torch.randn(1, 19, 8, 8, generator=g) * 1e3
     y[0, 5] = y.max(dim=1).values[0]  # ties: class 5 equals the maximum everywhere
-    y[0, 11, :4] = y[0, 5, :4]       # a three-way... two-way tie after 5 in the top half
+    y[0, 11, :4] = y[0, 5, :4]  # a three-way... two-way tie after 5 in the top half
     y[0, 2, 0, 0] = y[0, 5, 0, 0] + 1e-4  # a tiny but real margin
     tiny = torch.randn(1, 19, 8, 8, generator=g) * 1e-30  # values near the float32 denormal range
     for t in (y, tiny):

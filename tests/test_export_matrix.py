@@ -6,6 +6,7 @@ that model's three tests). A pair a converter truly cannot handle is listed in `
 explanation must contain (op, converter and version): the test asserts exactly that failure, so a listed pair that
 starts to pass, or fails for another reason, fails the test, and any unlisted failure fails it too.
 """
+
 import os
 
 import pytest
@@ -72,8 +73,14 @@ def test_topformer_t_full_resolution(res, tmp_path):
     out = export_model("topformer-t", res, out=str(tmp_path / str(res)))
     for fmt in FORMATS:
         _check(out, fmt)
-    assert sorted(os.listdir(out.out_dir)) == ["manifest.json", "model.ncnn.bin", "model.ncnn.param", "model.onnx",
-                                               "model.tflite", "reference"]
+    assert sorted(os.listdir(out.out_dir)) == [
+        "manifest.json",
+        "model.ncnn.bin",
+        "model.ncnn.param",
+        "model.onnx",
+        "model.tflite",
+        "reference",
+    ]
 
 
 @pytest.mark.slow

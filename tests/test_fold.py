@@ -25,15 +25,15 @@ class Zoo(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = Conv2dBN(3, 8, 3, 1, 1)                               # children c/bn
-        self.dw = ConvModule(8, 8, 3, padding=1, groups=8)                # depthwise, children conv/bn
+        self.stem = Conv2dBN(3, 8, 3, 1, 1)  # children c/bn
+        self.dw = ConvModule(8, 8, 3, padding=1, groups=8)  # depthwise, children conv/bn
         self.grouped = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
         self.proj_weird_name = nn.Conv2d(16, 16, 1, bias=True)
         self.norm_weird_name = nn.BatchNorm2d(16)
-        self.after_add = nn.BatchNorm2d(16)                               # follows an addition: not foldable
+        self.after_add = nn.BatchNorm2d(16)  # follows an addition: not foldable
         self.fc = nn.Linear(16, 12)
         self.fc_bn = nn.BatchNorm1d(12)
-        self.pre_bn = nn.BatchNorm1d(12)                                  # BN before Linear (BN+Linear head)
+        self.pre_bn = nn.BatchNorm1d(12)  # BN before Linear (BN+Linear head)
         self.head = nn.Linear(12, 5)
 
     def forward(self, x):

@@ -1,4 +1,5 @@
 """The one table of formats and runtimes (mobileseg.formats): every row is complete, and the readers follow it."""
+
 from __future__ import annotations
 
 from importlib import import_module

@@ -1,5 +1,6 @@
 """README's table of formats x runtimes x precisions x devices is generated from mobileseg/formats.py: it cannot
 drift from the table the code reads."""
+
 from pathlib import Path
 
 from mobileseg import formats
@@ -14,7 +15,8 @@ def test_readme_copy_matches_formats_py():
     copy = text.split(START, 1)[1].split(END, 1)[0]
     assert copy == formats.support_markdown(), (
         "README's formats table differs from mobileseg/formats.py: paste the output of "
-        "python -c 'from mobileseg.formats import support_markdown; print(support_markdown())' between its markers")
+        "python -c 'from mobileseg.formats import support_markdown; print(support_markdown())' between its markers"
+    )
 
 
 def test_every_runtime_has_a_row_with_its_format_and_precisions():

@@ -3,6 +3,7 @@
 Files users bring (custom ops the runtime implements, arrays in another layout or dtype), damaged exports (checked
 against the manifest's sha256 before loading), precisions that are not what they say, torn results files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,10 @@ def third_party(name: str, sha256: str) -> Path:
     cache = Path(os.environ.get("MOBILESEG_CACHE") or Path.home() / ".cache" / "mobileseg")
     path = cache / "third_party" / name
     if not path.is_file():
-        pytest.skip(f"{path} is absent: .ci/run extracts it from the mediapipe wheel (pip download mediapipe==0.10.21 "
-                    "--no-deps)")
+        pytest.skip(
+            f"{path} is absent: .ci/run extracts it from the mediapipe wheel (pip download mediapipe==0.10.21 "
+            "--no-deps)"
+        )
     assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256, f"{path} is not the pinned file"
     return path
 
@@ -57,8 +60,11 @@ def test_third_party_tflite_with_a_custom_op_litert_registers_is_benched(tmp_pat
 
 def test_tflite_custom_op_litert_lacks_is_named(tmp_path, capsys):
     pytest.importorskip("ai_edge_litert")
-    data = third_party(SELFIE, SELFIE_SHA256).read_bytes().replace(b"Convolution2DTransposeBias",
-                                                                    b"Convolution2DTransposeBiaz")
+    data = (
+        third_party(SELFIE, SELFIE_SHA256)
+        .read_bytes()
+        .replace(b"Convolution2DTransposeBias", b"Convolution2DTransposeBiaz")
+    )
     bad = tmp_path / "renamed.tflite"
     bad.write_bytes(data)
     err = one_sentence(capsys, BENCH + ["--artifact", str(bad), "--out", str(tmp_path / "r")])
@@ -72,9 +78,10 @@ def _ms_onnx(folder: Path, op: str) -> Path:
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
-    model = helper.make_model(helper.make_graph([helper.make_node(op, ["x"], ["y"], domain="com.microsoft")], "g",
-                                                [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node(op, ["x"], ["y"], domain="com.microsoft")], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+    )
     path = folder / f"{op.lower()}.onnx"
     onnx.save(model, str(path))
     return path
@@ -87,8 +94,17 @@ def test_onnx_com_microsoft_op_onnxruntime_implements_runs_and_one_it_lacks_is_n
 
     info = inspect(_ms_onnx(tmp_path, "Gelu"))
     assert info.custom_ops == [] and any("com.microsoft::Gelu, which onnxruntime implements" in n for n in info.notes)
-    rc = main(BENCH + ["--artifact", str(tmp_path / "gelu.onnx"), "--out", str(tmp_path / "runs"),
-                       "--export-dir", str(tmp_path / "e")])
+    rc = main(
+        BENCH
+        + [
+            "--artifact",
+            str(tmp_path / "gelu.onnx"),
+            "--out",
+            str(tmp_path / "runs"),
+            "--export-dir",
+            str(tmp_path / "e"),
+        ]
+    )
     assert rc == 0 and records(tmp_path / "runs")[0]["status"] == "ok"
     capsys.readouterr()
     err = one_sentence(capsys, BENCH + ["--artifact", str(_ms_onnx(tmp_path, "Sparkle")), "--out", str(tmp_path)])
@@ -129,7 +145,7 @@ def test_input_dtype_is_converted_only_when_every_value_survives():
     x = input_for(info, np.arange(48, dtype=np.int64).reshape(1, 3, 4, 4))
     assert x.dtype == np.float32 and x.ravel()[47] == 47 and any("int64: converted" in n for n in info.notes)
     with pytest.raises(ArtifactError, match="cannot hold"):
-        input_for(_info([1, 3, 4, 4]), np.full((1, 3, 4, 4), 2 ** 40, np.int64))
+        input_for(_info([1, 3, 4, 4]), np.full((1, 3, 4, 4), 2**40, np.int64))
     with pytest.raises(ArtifactError, match="cannot hold"):
         input_for(_info([1, 3, 4, 4], "uint8"), np.full((1, 3, 4, 4), 300, np.int64))
     with pytest.raises(ArtifactError, match="save the array as uint8"):
@@ -151,8 +167,21 @@ def test_reference_of_the_wrong_shape_prints_why(tmp_path, capsys):
     np.save(tmp_path / "x.npy", x)
     ref = af.torch_output(False, x)
     np.save(tmp_path / "ref.npy", np.concatenate([ref, ref[:, :1]], axis=1))
-    rc = main(BENCH + ["--artifact", str(af.write_onnx(tmp_path)), "--input", str(tmp_path / "x.npy"), "--reference",
-                       str(tmp_path / "ref.npy"), "--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "e")])
+    rc = main(
+        BENCH
+        + [
+            "--artifact",
+            str(af.write_onnx(tmp_path)),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--reference",
+            str(tmp_path / "ref.npy"),
+            "--out",
+            str(tmp_path / "runs"),
+            "--export-dir",
+            str(tmp_path / "e"),
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 1
     c = ref.shape[1]
@@ -162,8 +191,14 @@ def test_reference_of_the_wrong_shape_prints_why(tmp_path, capsys):
 
 def test_bench_again_without_resume_says_so(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    argv = BENCH + ["--artifact", str(af.write_onnx(tmp_path)), "--out", str(tmp_path / "runs"),
-                    "--export-dir", str(tmp_path / "e")]
+    argv = BENCH + [
+        "--artifact",
+        str(af.write_onnx(tmp_path)),
+        "--out",
+        str(tmp_path / "runs"),
+        "--export-dir",
+        str(tmp_path / "e"),
+    ]
     assert main(argv) == 0
     assert "already have records" not in capsys.readouterr().err
     assert main(argv) == 0
@@ -230,8 +265,22 @@ def test_parity_refuses_a_precision_the_export_was_not_made_at(export, capsys):
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_export_torch_alone_at_another_precision_is_one_sentence(tmp_path, capsys, precision):
-    err = one_sentence(capsys, ["export", "--model", "topformer-t", "--res", "64", "--precision", precision,
-                                "--formats", "torch", "--out", str(tmp_path / "t")])
+    err = one_sentence(
+        capsys,
+        [
+            "export",
+            "--model",
+            "topformer-t",
+            "--res",
+            "64",
+            "--precision",
+            precision,
+            "--formats",
+            "torch",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+    )
     assert "would write only the fp32 model.pt" in err
     assert not (tmp_path / "t").exists()
 
@@ -239,16 +288,46 @@ def test_export_torch_alone_at_another_precision_is_one_sentence(tmp_path, capsy
 def test_export_into_a_folder_of_another_precision_keeps_it(export, tmp_path, capsys):
     folder = _copy(export, tmp_path)
     before = (folder / "manifest.json").read_text()
-    err = one_sentence(capsys, ["export", "--model", "topformer-t", "--res", "64", "--precision", "fp16",
-                                "--formats", "onnx", "--out", str(folder)])
+    err = one_sentence(
+        capsys,
+        [
+            "export",
+            "--model",
+            "topformer-t",
+            "--res",
+            "64",
+            "--precision",
+            "fp16",
+            "--formats",
+            "onnx",
+            "--out",
+            str(folder),
+        ],
+    )
     assert "already holds another export (onnx; precision fp32 (this export: fp16))" in err
     assert (folder / "manifest.json").read_text() == before
 
 
 def test_failed_export_leaves_no_empty_folder(tmp_path, capsys):
     out = tmp_path / "t"
-    one_sentence(capsys, ["export", "--model", "topformer-t", "--res", "64", "--precision", "int8", "--formats",
-                          "onnx", "--calib", str(tmp_path / "no-such-folder"), "--out", str(out)])
+    one_sentence(
+        capsys,
+        [
+            "export",
+            "--model",
+            "topformer-t",
+            "--res",
+            "64",
+            "--precision",
+            "int8",
+            "--formats",
+            "onnx",
+            "--calib",
+            str(tmp_path / "no-such-folder"),
+            "--out",
+            str(out),
+        ],
+    )
     assert not out.exists()
 
 
@@ -263,12 +342,24 @@ def _results(tmp_path) -> Path:
 
     rows = []
     for i, model in enumerate(("topformer-t", "topformer-s", "topformer-t")):
-        rows.append({"schema_version": 1, "id": cell_key("host", model, (512, 512), "onnx", "onnxruntime", "fp32",
-                                                         "logits", 1),
-                     "timestamp": f"2026-01-01T00:00:0{i}", "model": model, "resolution": [512, 512],
-                     "format": "onnx", "runtime": "onnxruntime", "precision": "fp32", "graph": "logits", "threads": 1,
-                     "status": "ok", "device": {"kind": "local", "model": "host"},
-                     "stats_ms": {"median": 10.0 + i, "count": 5}, "samples_ms": [10.0 + i] * 5})
+        rows.append(
+            {
+                "schema_version": 1,
+                "id": cell_key("host", model, (512, 512), "onnx", "onnxruntime", "fp32", "logits", 1),
+                "timestamp": f"2026-01-01T00:00:0{i}",
+                "model": model,
+                "resolution": [512, 512],
+                "format": "onnx",
+                "runtime": "onnxruntime",
+                "precision": "fp32",
+                "graph": "logits",
+                "threads": 1,
+                "status": "ok",
+                "device": {"kind": "local", "model": "host"},
+                "stats_ms": {"median": 10.0 + i, "count": 5},
+                "samples_ms": [10.0 + i] * 5,
+            }
+        )
     path = tmp_path / "a.jsonl"
     lines = [json.dumps(r) for r in rows]
     path.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2] + "\n" + lines[2] + "\n")  # line 2 torn
@@ -308,8 +399,20 @@ def test_compare_a_file_with_itself_is_one_sentence(tmp_path, capsys):
 
 def test_artifact_precision_that_changes_nothing_is_refused(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    err = one_sentence(capsys, BENCH + ["--artifact", str(af.write_onnx(tmp_path)), "--precisions", "int8",
-                                        "--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "e")])
+    err = one_sentence(
+        capsys,
+        BENCH
+        + [
+            "--artifact",
+            str(af.write_onnx(tmp_path)),
+            "--precisions",
+            "int8",
+            "--out",
+            str(tmp_path / "runs"),
+            "--export-dir",
+            str(tmp_path / "e"),
+        ],
+    )
     assert "--precisions int8 does not change what onnxruntime runs" in err
     assert not (tmp_path / "runs").exists()
 
@@ -317,8 +420,22 @@ def test_artifact_precision_that_changes_nothing_is_refused(tmp_path, capsys):
 def test_bench_torch_at_fp16_is_refused_when_named_and_left_out_otherwise(tmp_path, capsys):
     from mobileseg.bench.model_cells import command_line_cells
 
-    err = one_sentence(capsys, BENCH + ["--models", "topformer-t", "--res", "64", "--runtimes", "torch",
-                                        "--precisions", "fp16", "--out", str(tmp_path)])
+    err = one_sentence(
+        capsys,
+        BENCH
+        + [
+            "--models",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "torch",
+            "--precisions",
+            "fp16",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert "fp16 is not available on torch" in err
     cells = command_line_cells(["topformer-t"], [64], None, ["fp16"])
     assert cells and "torch" not in {c.runtime for c in cells}  # its model.pt would be fp32 labelled fp16

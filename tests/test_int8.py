@@ -1,5 +1,6 @@
 """int8 export's fast checks: calibration input (one sentence each), the cache identity of a calibration set,
 SQNR, and int8 refused where a format or runtime cannot do it. The end-to-end ones are in test_int8_e2e.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,6 @@ from mobileseg import parity
 from cli_helpers import one_sentence
 from mobileseg.export import calibration
 from mobileseg.export.calibration import CalibrationError
-
-
 
 
 @pytest.fixture
@@ -73,25 +72,57 @@ def test_sqnr_and_int8_limits_are_recorded_with_the_check():
     assert "sqnr_db" not in parity.check(out, ref, "fp32")  # fp32/fp16 records unchanged
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--formats", "onnx", "--calib", "{tmp}/missing"], "does not exist"),
-    (["--formats", "onnx", "--calib", "{tmp}/empty"], "holds no images"),
-    (["--formats", "executorch"], "int8 is not available for executorch"),
-    (["--formats", "onnx,executorch"], "int8 is not available for executorch"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--formats", "onnx", "--calib", "{tmp}/missing"], "does not exist"),
+        (["--formats", "onnx", "--calib", "{tmp}/empty"], "holds no images"),
+        (["--formats", "executorch"], "int8 is not available for executorch"),
+        (["--formats", "onnx,executorch"], "int8 is not available for executorch"),
+    ],
+)
 def test_export_int8_bad_input_is_one_sentence(capsys, tmp_path, argv, words):
     pytest.importorskip("onnx")
     (tmp_path / "empty").mkdir()
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    err = one_sentence(capsys, ["export", "--model", "topformer-t", "--res", "64", "--precision", "int8",
-                                "--export-dir", str(tmp_path / "export"), "--quiet"] + argv)
+    err = one_sentence(
+        capsys,
+        [
+            "export",
+            "--model",
+            "topformer-t",
+            "--res",
+            "64",
+            "--precision",
+            "int8",
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--quiet",
+        ]
+        + argv,
+    )
     assert words in err
 
 
 def test_calib_without_int8_is_one_sentence(capsys, tmp_path):
     pytest.importorskip("onnx")
-    err = one_sentence(capsys, ["export", "--model", "topformer-t", "--res", "64", "--formats", "onnx", "--calib",
-                                str(tmp_path), "--export-dir", str(tmp_path / "export"), "--quiet"])
+    err = one_sentence(
+        capsys,
+        [
+            "export",
+            "--model",
+            "topformer-t",
+            "--res",
+            "64",
+            "--formats",
+            "onnx",
+            "--calib",
+            str(tmp_path),
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--quiet",
+        ],
+    )
     assert "--precision int8 only" in err
 
 
@@ -100,8 +131,9 @@ def test_bench_int8_on_a_runtime_without_int8():
     from mobileseg.bench.suite import SuiteError
 
     with pytest.raises(SuiteError, match="int8 is not available on torch"):
-        command_line_cells(models=["topformer-t"], resolutions=["64"], runtimes=["torch", "onnxruntime"],
-                           precisions=["int8"])
+        command_line_cells(
+            models=["topformer-t"], resolutions=["64"], runtimes=["torch", "onnxruntime"], precisions=["int8"]
+        )
     cells = command_line_cells(models=["topformer-t"], resolutions=["64"], precisions=["fp32", "int8"])
     assert {c.runtime for c in cells if c.precision == "int8"} == {"onnxruntime", "litert", "ncnn"}
     assert "torch" in {c.runtime for c in cells if c.precision == "fp32"}
@@ -132,22 +164,59 @@ def test_report_marks_precision_and_tables_speedup_and_miou_delta(tmp_path):
 
     def rec(model, rt, prec, median):
         fmt = {"onnxruntime": "onnx", "litert": "tflite"}[rt]
-        return {"schema_version": 1, "id": f"local|{model}|512x512|{fmt}|{rt}|{prec}|logits|t1",
-                "timestamp": "2026-12-01T00:00:00", "model": model, "resolution": [512, 512], "format": fmt,
-                "runtime": rt, "runtime_version": "1", "precision": prec, "graph": "logits", "threads": 1,
-                "device": {"kind": "local", "model": None, "emulated": False}, "emulated": False,
-                "harness": "python-inproc", "stats_ms": {"median": median, "p10": median, "p90": median, "count": 5},
-                "samples_ms": [median] * 5, "parity": {"ok": True, "rel_l2": 0.01}, "gflops": 1.0,
-                "params": 1_400_000, "status": "ok"}
+        return {
+            "schema_version": 1,
+            "id": f"local|{model}|512x512|{fmt}|{rt}|{prec}|logits|t1",
+            "timestamp": "2026-12-01T00:00:00",
+            "model": model,
+            "resolution": [512, 512],
+            "format": fmt,
+            "runtime": rt,
+            "runtime_version": "1",
+            "precision": prec,
+            "graph": "logits",
+            "threads": 1,
+            "device": {"kind": "local", "model": None, "emulated": False},
+            "emulated": False,
+            "harness": "python-inproc",
+            "stats_ms": {"median": median, "p10": median, "p90": median, "count": 5},
+            "samples_ms": [median] * 5,
+            "parity": {"ok": True, "rel_l2": 0.01},
+            "gflops": 1.0,
+            "params": 1_400_000,
+            "status": "ok",
+        }
 
     res = tmp_path / "r.jsonl"
-    res.write_text("\n".join(json.dumps(r) for r in (
-        rec("topformer-t", "onnxruntime", "fp32", 30.0), rec("topformer-t", "onnxruntime", "int8", 20.0),
-        rec("topformer-b", "onnxruntime", "fp32", 60.0))) + "\n")
+    res.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in (
+                rec("topformer-t", "onnxruntime", "fp32", 30.0),
+                rec("topformer-t", "onnxruntime", "int8", 20.0),
+                rec("topformer-b", "onnxruntime", "fp32", 60.0),
+            )
+        )
+        + "\n"
+    )
     ev = tmp_path / "eval.jsonl"
-    ev.write_text(json.dumps({"kind": "eval", "model": "topformer-t", "dataset": "shapes", "format": "onnx",
-                              "runtime": "onnxruntime", "precision": "int8", "miou": 80.0, "fp32_miou": 81.5,
-                              "miou_delta": -1.5, "timestamp": "2026-12-01T00:00:00"}) + "\n")
+    ev.write_text(
+        json.dumps(
+            {
+                "kind": "eval",
+                "model": "topformer-t",
+                "dataset": "shapes",
+                "format": "onnx",
+                "runtime": "onnxruntime",
+                "precision": "int8",
+                "miou": 80.0,
+                "fp32_miou": 81.5,
+                "miou_delta": -1.5,
+                "timestamp": "2026-12-01T00:00:00",
+            }
+        )
+        + "\n"
+    )
     rep = build_report(results=[str(res)], eval_files=[str(ev)], out=tmp_path / "report", dataset="shapes")
     assert any(p.name == "precision-host-onnxruntime.png" for p in rep.files())
     md = (tmp_path / "report" / "report.md").read_text()

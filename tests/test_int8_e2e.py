@@ -4,6 +4,7 @@ fixture's mIoU cost per runtime within a budget, and a bad calibration caught by
 The fixture (tests/fixtures/topformer-t-shapes.pth, made by tools/train_fixture.py) is TopFormer-T trained on the
 procedural shapes task; calibration and eval sets are drawn here from their own seeds (never the training seed).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,11 @@ BAD_CALIBRATION_DROP_DB = 15.0
 
 
 def _need(fmt):
-    for mod in {"onnx": ("onnx", "onnxruntime"), "tflite": ("litert_torch", "ai_edge_quantizer"), "ncnn": ("pnnx", "ncnn")}[fmt]:
+    for mod in {
+        "onnx": ("onnx", "onnxruntime"),
+        "tflite": ("litert_torch", "ai_edge_quantizer"),
+        "ncnn": ("pnnx", "ncnn"),
+    }[fmt]:
         pytest.importorskip(mod)
 
 
@@ -49,8 +54,17 @@ def fixture_evals(sets, tmp_path_factory):
     out = {}
     for fmt in INT8_FORMATS:
         _need(fmt)
-        out[fmt] = evaluate("topformer-t", val, fmt=fmt, weights=FIXTURE, res=128, precision="int8", calib=calib,
-                            export_root=root, progress=False)
+        out[fmt] = evaluate(
+            "topformer-t",
+            val,
+            fmt=fmt,
+            weights=FIXTURE,
+            res=128,
+            precision="int8",
+            calib=calib,
+            export_root=root,
+            progress=False,
+        )
     return out
 
 
@@ -97,8 +111,15 @@ def test_constant_calibration_is_a_large_sqnr_drop(fixture_evals, tmp_path):
     from mobileseg.export.calibration import CONSTANT
 
     good = json.loads((Path(fixture_evals["onnx"]["export_dir"]) / "manifest.json").read_text())
-    bad = export_model("topformer-t", 128, formats=["onnx"], precision="int8", weights=str(FIXTURE),
-                       calib=CONSTANT, out=str(tmp_path / "bad"))
+    bad = export_model(
+        "topformer-t",
+        128,
+        formats=["onnx"],
+        precision="int8",
+        weights=str(FIXTURE),
+        calib=CONSTANT,
+        out=str(tmp_path / "bad"),
+    )
     g, b = good["formats"]["onnx"]["parity"], bad.manifest["formats"]["onnx"]["parity"]
     assert g["sqnr_db"] - b["sqnr_db"] >= BAD_CALIBRATION_DROP_DB, (g["sqnr_db"], b["sqnr_db"])
     assert not bad.ok  # outside the int8 limit: the export says so
@@ -109,14 +130,29 @@ def test_keep_float_layers_stay_float_and_unknown_ones_are_one_sentence(tmp_path
     from mobileseg.errors import MobilesegError
     from mobileseg.export import export_model
 
-    r = export_model("topformer-t", 64, formats=["onnx"], precision="int8", weights=str(FIXTURE),
-                     int8_keep_float=["decode_head.conv_seg"], calib_count=4, out=str(tmp_path / "k"))
+    r = export_model(
+        "topformer-t",
+        64,
+        formats=["onnx"],
+        precision="int8",
+        weights=str(FIXTURE),
+        int8_keep_float=["decode_head.conv_seg"],
+        calib_count=4,
+        out=str(tmp_path / "k"),
+    )
     info = r.manifest["formats"]["onnx"]["info"]["int8"]
     assert info["kept_float_nodes"] == ["/decode_head/conv_seg/Conv"] and info["float_ops"].get("Conv") == 1
     assert r.manifest["int8"]["keep_float"] == ["decode_head.conv_seg"]
     with pytest.raises(MobilesegError, match="no ONNX node is named decode_head.nope"):
-        export_model("topformer-t", 64, formats=["onnx"], precision="int8", int8_keep_float=["decode_head.nope"],
-                     calib_count=2, out=str(tmp_path / "n"))
+        export_model(
+            "topformer-t",
+            64,
+            formats=["onnx"],
+            precision="int8",
+            int8_keep_float=["decode_head.nope"],
+            calib_count=2,
+            out=str(tmp_path / "n"),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +164,25 @@ def per_layer_exports(sets, tmp_path_factory):
     for fmt in INT8_FORMATS:
         _need(fmt)
     root = tmp_path_factory.mktemp("per-layer")
-    good = export_model("topformer-t", 64, formats=["torch", *INT8_FORMATS], precision="int8", weights=str(FIXTURE),
-                        calib=sets[0], out=str(root / "good"))
-    bad = export_model("topformer-t", 64, formats=["torch", "ncnn", "onnx"], precision="int8", weights=str(FIXTURE),
-                       calib=CONSTANT, calib_count=2, out=str(root / "bad"))
+    good = export_model(
+        "topformer-t",
+        64,
+        formats=["torch", *INT8_FORMATS],
+        precision="int8",
+        weights=str(FIXTURE),
+        calib=sets[0],
+        out=str(root / "good"),
+    )
+    bad = export_model(
+        "topformer-t",
+        64,
+        formats=["torch", "ncnn", "onnx"],
+        precision="int8",
+        weights=str(FIXTURE),
+        calib=CONSTANT,
+        calib_count=2,
+        out=str(root / "bad"),
+    )
     return good, bad
 
 

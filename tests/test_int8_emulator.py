@@ -1,6 +1,7 @@
 """int8 on the ARM kernels: ``mobileseg bench --device adb --precisions int8`` on the emulated ARM64 device, every
 int8 runtime the device runs (Python harness on the debian profile, the native ncnn harness on the stock-Android
 profile), each record holding its int8 output against the same artifact's int8 output on this x86 host."""
+
 from __future__ import annotations
 
 import json
@@ -25,19 +26,46 @@ def export_root(tmp_path_factory):
 def _bench(port, harness, runtimes, out, export_root):
     from mobileseg.cli import main
 
-    rc = main(["bench", "--device", f"adb:127.0.0.1:{port}", "--adb-transport", "direct", "--models", "topformer-t",
-               "--res", "64", "--runtimes", *runtimes, "--precisions", "int8", "--repeats", "3",
-               "--harness", harness, "--results-file", str(out), "--export-dir", str(export_root), "--quiet"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            f"adb:127.0.0.1:{port}",
+            "--adb-transport",
+            "direct",
+            "--models",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            *runtimes,
+            "--precisions",
+            "int8",
+            "--repeats",
+            "3",
+            "--harness",
+            harness,
+            "--results-file",
+            str(out),
+            "--export-dir",
+            str(export_root),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("profile, harness, runtimes", [
-    ("debian", "python", ["ncnn", "onnxruntime", "litert"]),
-    ("android", "native", ["ncnn"]),
-])
-def test_int8_cells_on_arm_agree_with_the_host_int8_output(key, tmp_path, export_root, profile, harness, runtimes,
-                                                           monkeypatch):
+@pytest.mark.parametrize(
+    "profile, harness, runtimes",
+    [
+        ("debian", "python", ["ncnn", "onnxruntime", "litert"]),
+        ("android", "native", ["ncnn"]),
+    ],
+)
+def test_int8_cells_on_arm_agree_with_the_host_int8_output(
+    key, tmp_path, export_root, profile, harness, runtimes, monkeypatch
+):
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))  # the direct transport signs with its adbkey
     if harness == "native":
         native_harness()

@@ -4,6 +4,7 @@ Read from the source (AST, every ``import`` including those inside functions), n
 counts as much as a top-level one. Rules are checked on the transitive closure inside mobileseg where the
 architecture promises what a stage can run without (the report without torch or a runtime).
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,8 +17,17 @@ PKG = ROOT / "mobileseg"
 
 # Lowest first. A module may import modules of its own layer or a lower one. Names are module prefixes.
 LAYERS = [
-    ("core", ["mobileseg.errors", "mobileseg.hashing", "mobileseg.resources", "mobileseg.formats",
-              "mobileseg.parity", "mobileseg.manifest"]),
+    (
+        "core",
+        [
+            "mobileseg.errors",
+            "mobileseg.hashing",
+            "mobileseg.resources",
+            "mobileseg.formats",
+            "mobileseg.parity",
+            "mobileseg.manifest",
+        ],
+    ),
     ("models", ["mobileseg.registry", "mobileseg.checkpoint", "mobileseg.flops", "mobileseg.models"]),
     ("results", ["mobileseg.results"]),
     ("stages", ["mobileseg.runtimes", "mobileseg.export", "mobileseg.device", "mobileseg.emulator"]),
@@ -32,8 +42,16 @@ SAME_LAYER_ALLOWED = {
     "mobileseg.export": {"mobileseg.runtimes"},  # export checks each artifact with its runtime
 }
 INDEPENDENT = ("stages", "bench, eval, report")
-RUNTIME_PACKAGES = {"onnxruntime", "ncnn", "ai_edge_litert", "tflite_runtime", "pnnx", "litert_torch", "onnx",
-                    "onnxsim"}
+RUNTIME_PACKAGES = {
+    "onnxruntime",
+    "ncnn",
+    "ai_edge_litert",
+    "tflite_runtime",
+    "pnnx",
+    "litert_torch",
+    "onnx",
+    "onnxsim",
+}
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -56,7 +74,7 @@ def imports_of(path: Path, root: Path = ROOT) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
@@ -117,23 +135,36 @@ def test_no_module_imports_a_higher_layer():
                 continue
             if other[0] > own[0]:
                 wrong.append(f"{mod} ({LAYERS[own[0]][0]}) imports {dep} ({LAYERS[other[0]][0]})")
-            elif other[0] == own[0] and LAYERS[own[0]][0] in INDEPENDENT and \
-                    other[1] not in SAME_LAYER_ALLOWED.get(own[1], set()):
+            elif (
+                other[0] == own[0]
+                and LAYERS[own[0]][0] in INDEPENDENT
+                and other[1] not in SAME_LAYER_ALLOWED.get(own[1], set())
+            ):
                 wrong.append(f"{mod} imports {dep}: the stages of one layer stay independent")
     assert not wrong, "\n".join(wrong)
 
 
 def test_device_layer_is_below_bench():
-    bad = sorted(f"{m} -> {d}" for m in MODULES if m.startswith("mobileseg.device")
-                 for d in internal(GRAPH[m]) if d.startswith(("mobileseg.bench", "mobileseg.export",
-                                                              "mobileseg.runtimes")))
+    bad = sorted(
+        f"{m} -> {d}"
+        for m in MODULES
+        if m.startswith("mobileseg.device")
+        for d in internal(GRAPH[m])
+        if d.startswith(("mobileseg.bench", "mobileseg.export", "mobileseg.runtimes"))
+    )
     assert not bad, bad
 
 
 def test_runtimes_import_no_model_code():
-    bad = sorted(f"{m} -> {d}" for m in MODULES if m.startswith("mobileseg.runtimes") for d in closure(m)
-                 if d.startswith(("mobileseg.models", "mobileseg.export", "mobileseg.registry",
-                                  "mobileseg.checkpoint", "mobileseg.flops")))
+    bad = sorted(
+        f"{m} -> {d}"
+        for m in MODULES
+        if m.startswith("mobileseg.runtimes")
+        for d in closure(m)
+        if d.startswith(
+            ("mobileseg.models", "mobileseg.export", "mobileseg.registry", "mobileseg.checkpoint", "mobileseg.flops")
+        )
+    )
     assert not bad, bad
 
 
@@ -224,9 +255,16 @@ def test_no_caller_branches_on_the_target_or_reaches_into_it():
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("code", ["if target.kind == 'local':\n    pass\n", "x = target._artifact(d, m, f)\n",
-                                  "if getattr(target, 'kind', '') != 'local':\n    pass\n",
-                                  "y = hasattr(target, 'op_profile_text')\n", "z = self._target._desc\n",
-                                  "w = isinstance(tgt, AdbTarget)\n"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "if target.kind == 'local':\n    pass\n",
+        "x = target._artifact(d, m, f)\n",
+        "if getattr(target, 'kind', '') != 'local':\n    pass\n",
+        "y = hasattr(target, 'op_profile_text')\n",
+        "z = self._target._desc\n",
+        "w = isinstance(tgt, AdbTarget)\n",
+    ],
+)
 def test_the_target_check_sees_each_misuse(code):
     assert target_misuse(ast.parse(code))

@@ -1,4 +1,5 @@
 """LiteRT's "Created TensorFlow Lite XNNPACK delegate" line is held back from stderr; every other line goes through."""
+
 import os
 import sys
 

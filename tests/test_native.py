@@ -5,6 +5,7 @@ tests build the harness (host and aarch64, cached under $MOBILESEG_CACHE / ~/.ca
 output with the ncnn Python package and the PyTorch reference: on this host, and as a static aarch64 binary under
 qemu-user (no emulated device needed for that).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,13 @@ class TinySegNet(nn.Module):
     def __init__(self, classes: int = 5):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
-                                nn.Conv2d(16, 24, 1), nn.Hardswish())
+        self.dw = nn.Sequential(
+            nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU6(),
+            nn.Conv2d(16, 24, 1),
+            nn.Hardswish(),
+        )
         self.cls = nn.Conv2d(24, classes, 1)
 
     def forward(self, x):
@@ -70,11 +76,22 @@ def make_tiny_export(d: Path, h: int = 32, w: int = 40):
     (d / "reference").mkdir()
     np.save(d / "reference" / "input.npy", x.numpy())
     np.save(d / "reference" / "output.npy", ref)
-    manifest = {"schema_version": 1, "model": "tiny_seg", "resolution": [h, w], "precision": "fp32",
-                "input": {"name": "in0", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW"},
-                "output": {"name": "out0", "shape": list(ref.shape), "dtype": "float32"},
-                "formats": {"ncnn": {"files": [{"path": "model.ncnn.param"}, {"path": "model.ncnn.bin"}],
-                                     "input_name": "in0", "output_name": "out0", "ok": True}}}
+    manifest = {
+        "schema_version": 1,
+        "model": "tiny_seg",
+        "resolution": [h, w],
+        "precision": "fp32",
+        "input": {"name": "in0", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW"},
+        "output": {"name": "out0", "shape": list(ref.shape), "dtype": "float32"},
+        "formats": {
+            "ncnn": {
+                "files": [{"path": "model.ncnn.param"}, {"path": "model.ncnn.bin"}],
+                "input_name": "in0",
+                "output_name": "out0",
+                "ok": True,
+            }
+        },
+    }
     (d / "manifest.json").write_text(json.dumps(manifest))
     return d, manifest
 
@@ -133,6 +150,7 @@ class Cell:
 
 # -- fast: driver plumbing, parsing, error messages ----------------------------------------------------------------
 
+
 def test_cpu_mask():
     assert native.cpu_mask([7]) == "80"
     assert native.cpu_mask({4, 5, 6, 7}) == "f0"
@@ -171,11 +189,30 @@ def test_command_pins_and_sets_every_switch(tmp_path):
     with pytest.raises(NativeHarnessError, match="prepare"):
         h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None)
     h.remote_binary = "/data/local/tmp/mobileseg/bin/mobileseg-ncnn-harness-0123456789ab"
-    cmd = h.command("/d/m/model.ncnn.param", "/d/m/model.ncnn.bin", "/d/m/reference/input.npy", "/d/t.json",
-                    "/d/o.npy", threads=2, warmup=4, repeats=None, min_time=0.5, mask=native.cpu_mask([6, 7]))
+    cmd = h.command(
+        "/d/m/model.ncnn.param",
+        "/d/m/model.ncnn.bin",
+        "/d/m/reference/input.npy",
+        "/d/t.json",
+        "/d/o.npy",
+        threads=2,
+        warmup=4,
+        repeats=None,
+        min_time=0.5,
+        mask=native.cpu_mask([6, 7]),
+    )
     assert cmd.startswith("taskset c0 ")
-    for part in ("--threads 2", "--warmup 4", "--fp16 0", "--int8 0", "--bf16 0", "--repeats 0",
-                 "--min-time-ms 500.000", "--input /d/m/reference/input.npy", "--timings /d/t.json"):
+    for part in (
+        "--threads 2",
+        "--warmup 4",
+        "--fp16 0",
+        "--int8 0",
+        "--bf16 0",
+        "--repeats 0",
+        "--min-time-ms 500.000",
+        "--input /d/m/reference/input.npy",
+        "--timings /d/t.json",
+    ):
         assert part in cmd
     cmd16 = h.command("p", "b", "i.npy", "t.json", "o.npy", 1, 1, 5, None, precision="fp16")
     assert "--fp16 1" in cmd16 and "--repeats 5" in cmd16 and "taskset" not in cmd16
@@ -244,9 +281,11 @@ def test_ndk_toolchain_arguments(tmp_path):
 
 
 def test_sdist_url_from_the_simple_index(monkeypatch):
-    page = ('<a href="https://files.example/ncnn-1.0.20261020-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=aa">w</a>'
-            '<a href="https://files.example/p/ncnn-1.0.20261020.tar.gz#sha256=' + "b" * 64 + '">s</a>'
-            '<a href="https://files.example/p/ncnn-1.0.20240410.tar.gz#sha256=cc">old</a>')
+    page = (
+        '<a href="https://files.example/ncnn-1.0.20261020-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=aa">w</a>'
+        '<a href="https://files.example/p/ncnn-1.0.20261020.tar.gz#sha256=' + "b" * 64 + '">s</a>'
+        '<a href="https://files.example/p/ncnn-1.0.20240410.tar.gz#sha256=cc">old</a>'
+    )
 
     class Resp:
         def __enter__(self):
@@ -276,12 +315,30 @@ def test_harness_source_hash_follows_the_source(tmp_path):
 
 # -- slow: real builds and parity ----------------------------------------------------------------------------------
 
+
 def _run_harness(cmd_prefix, binary, export_dir, tmp_path, repeats=4, extra=()):
     timings, out = tmp_path / "timings.json", tmp_path / "output.npy"
-    cmd = [*cmd_prefix, str(binary), "--param", str(export_dir / "model.ncnn.param"),
-           "--bin", str(export_dir / "model.ncnn.bin"), "--input", str(export_dir / "reference" / "input.npy"),
-           "--timings", str(timings), "--output", str(out), "--threads", "1", "--warmup", "1",
-           "--repeats", str(repeats), *extra]
+    cmd = [
+        *cmd_prefix,
+        str(binary),
+        "--param",
+        str(export_dir / "model.ncnn.param"),
+        "--bin",
+        str(export_dir / "model.ncnn.bin"),
+        "--input",
+        str(export_dir / "reference" / "input.npy"),
+        "--timings",
+        str(timings),
+        "--output",
+        str(out),
+        "--threads",
+        "1",
+        "--warmup",
+        "1",
+        "--repeats",
+        str(repeats),
+        *extra,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr
     return json.loads(timings.read_text()), np.load(out)
@@ -323,9 +380,24 @@ def test_host_harness_reports_bad_input(tiny_export, tmp_path):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((1, 3, 8, 8), np.float64))
     timings = tmp_path / "t.json"
-    p = subprocess.run([str(binary), "--param", str(export_dir / "model.ncnn.param"), "--bin",
-                        str(export_dir / "model.ncnn.bin"), "--input", str(bad), "--timings", str(timings),
-                        "--output", str(tmp_path / "o.npy")], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            str(binary),
+            "--param",
+            str(export_dir / "model.ncnn.param"),
+            "--bin",
+            str(export_dir / "model.ncnn.bin"),
+            "--input",
+            str(bad),
+            "--timings",
+            str(timings),
+            "--output",
+            str(tmp_path / "o.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "float32" in p.stderr
     with pytest.raises(NativeHarnessError, match="float32"):
         native.parse_timings(timings.read_text())
@@ -337,9 +409,15 @@ def _pushed_artifact(dev, export_dir: Path, manifest: dict, remote_root: Path) -
     for rel in ("model.ncnn.param", "model.ncnn.bin", "reference/input.npy"):
         native.push_checked(dev, export_dir / rel, str(rdir / rel))
     entry = manifest["formats"]["ncnn"]
-    return {"dir": str(rdir), "model": str(rdir / "model.ncnn.param"), "weights": str(rdir / "model.ncnn.bin"),
-            "input": str(rdir / "reference" / "input.npy"), "input_name": entry["input_name"],
-            "output_name": entry["output_name"], "tools": ["taskset"]}
+    return {
+        "dir": str(rdir),
+        "model": str(rdir / "model.ncnn.param"),
+        "weights": str(rdir / "model.ncnn.bin"),
+        "input": str(rdir / "reference" / "input.npy"),
+        "input_name": entry["input_name"],
+        "output_name": entry["output_name"],
+        "tools": ["taskset"],
+    }
 
 
 @pytest.mark.slow
@@ -350,8 +428,9 @@ def test_driver_runs_the_host_harness_pinned(tiny_export, tmp_path):
     drv = native.NativeHarnessDriver(binary=binary, remote_root=str(tmp_path / "device"))
     artifact = _pushed_artifact(dev, export_dir, manifest, tmp_path / "device")
     cpu = sorted(__import__("os").sched_getaffinity(0))[0]
-    samples, output, info = drv.run(dev, Cell(threads=1), artifact, mask=native.cpu_mask([cpu]), warmup=1,
-                                    repeats=3, min_time=None)
+    samples, output, info = drv.run(
+        dev, Cell(threads=1), artifact, mask=native.cpu_mask([cpu]), warmup=1, repeats=3, min_time=None
+    )
     assert info["harness"] == "native-ncnn" and len(samples) == 3
     assert info["affinity"] == [cpu]  # taskset reached the harness process
     assert info["runtime_settings"]["use_fp16_storage"] is False and info["runtime_settings"]["precision"] == "fp32"
@@ -382,8 +461,9 @@ def test_aarch64_static_harness_under_qemu(tiny_export, tmp_path):
     # The emulated CPU has fp16 arithmetic, so ncnn's own defaults would have used it: the harness switched it off.
     assert info["cpu"]["arch"] == "arm64" and info["cpu"]["asimdhp"] is True
     # ...and asking for fp16 does change the numbers (beyond the fp32 limit, within the fp16 one).
-    info16, out16 = _run_harness([QEMU, "-cpu", QEMU_CPU], res.path, export_dir, tmp_path, repeats=1,
-                                 extra=("--fp16", "1"))
+    info16, out16 = _run_harness(
+        [QEMU, "-cpu", QEMU_CPU], res.path, export_dir, tmp_path, repeats=1, extra=("--fp16", "1")
+    )
     assert info16["settings"]["use_fp16_arithmetic"] is True
     p16 = compare(out16, np.load(export_dir / "reference" / "output.npy"), "fp16")
     assert p16["ok"] and p16["rel_l2"] > 1e-4, p16

@@ -4,6 +4,7 @@ Builds the static aarch64 harness (cached), then measures over ADB through AdbTa
 harness is pushed once, run under taskset, and its output must match the PyTorch reference within fp32 limits.
 Timings under qemu are meaningless; only the plumbing and the ARM kernels' numbers are checked.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,9 +72,34 @@ def test_bench_cli_harness_native_records_ncnn_cells_on_the_emulated_device(emul
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     out = tmp_path / "results"
-    rc = main(["bench", "--device", f"adb:127.0.0.1:{emulator}", "--adb-transport", "direct", "--harness", "native", "--threads", "1",
-               "-m", "topformer-t", "--res", "64x64", "--runtimes", "ncnn", "--warmup", "1", "--repeats", "2",
-               "--out", str(out), "--export-dir", str(tmp_path / "export"), "--quiet"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            f"adb:127.0.0.1:{emulator}",
+            "--adb-transport",
+            "direct",
+            "--harness",
+            "native",
+            "--threads",
+            "1",
+            "-m",
+            "topformer-t",
+            "--res",
+            "64x64",
+            "--runtimes",
+            "ncnn",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--out",
+            str(out),
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     recs = [json.loads(line) for f in out.glob("*.jsonl") for line in f.read_text().splitlines() if line.strip()]
     assert len(recs) == 1

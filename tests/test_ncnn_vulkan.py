@@ -3,6 +3,7 @@
 The device tests run on whatever Vulkan device ncnn finds (lavapipe, Mesa's CPU driver, in CI: mesa-vulkan-drivers)
 and are skipped with the reason when there is none.
 """
+
 import json
 import os
 import subprocess
@@ -28,8 +29,7 @@ def _vulkan_device():
         return str(exc)
 
 
-needs_vulkan = pytest.mark.skipif(isinstance(_vulkan_device(), str),
-                                  reason=f"no Vulkan device ({_vulkan_device()})")
+needs_vulkan = pytest.mark.skipif(isinstance(_vulkan_device(), str), reason=f"no Vulkan device ({_vulkan_device()})")
 
 
 @pytest.fixture
@@ -40,8 +40,13 @@ def fresh_lookup():
 
 
 def _gpu(name, kind, vendor_id, api=4206822, driver=1):
-    return SimpleNamespace(device_name=lambda: name, type=lambda: kind, vendor_id=lambda: vendor_id,
-                           api_version=lambda: api, driver_version=lambda: driver)
+    return SimpleNamespace(
+        device_name=lambda: name,
+        type=lambda: kind,
+        vendor_id=lambda: vendor_id,
+        api_version=lambda: api,
+        driver_version=lambda: driver,
+    )
 
 
 def test_no_vulkan_device_is_one_sentence_naming_the_driver_package(monkeypatch, fresh_lookup):
@@ -57,8 +62,9 @@ def test_a_driver_that_cannot_create_the_device_is_one_sentence(monkeypatch, fre
     monkeypatch.setattr(ncnn, "get_default_gpu_index", lambda: 0)
     monkeypatch.setattr(ncnn, "get_gpu_info", lambda i: _gpu("Broken GPU", 1, 0x5143))
     monkeypatch.setattr(ncnn, "get_gpu_device", lambda i: None)
-    with pytest.raises(ncnn_vulkan.VulkanUnavailableError, match="'Broken GPU' fails to create the device.*"
-                                                                 "mesa-vulkan-drivers"):
+    with pytest.raises(
+        ncnn_vulkan.VulkanUnavailableError, match="'Broken GPU' fails to create the device.*mesa-vulkan-drivers"
+    ):
         get_runtime("ncnn-vulkan").check()
     monkeypatch.setenv(ncnn_vulkan.DEVICE_ENV, "3")
     with pytest.raises(ncnn_vulkan.VulkanUnavailableError, match="MOBILESEG_VULKAN_DEVICE=3 is not a Vulkan device"):
@@ -68,9 +74,30 @@ def test_a_driver_that_cannot_create_the_device_is_one_sentence(monkeypatch, fre
 def test_bench_without_a_vulkan_driver_exits_with_one_sentence(tmp_path):
     # the Vulkan loader given a driver list that points at nothing: ncnn's vkCreateInstance fails
     env = dict(os.environ, VK_ICD_FILENAMES=str(tmp_path / "none.json"), VK_DRIVER_FILES=str(tmp_path / "none.json"))
-    p = subprocess.run([sys.executable, "-m", "mobileseg", "bench", "--device", "local", "--models", "topformer-t",
-                        "--res", "64", "--runtimes", "ncnn-vulkan", "--out", str(tmp_path / "runs"), "--quiet"],
-                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mobileseg",
+            "bench",
+            "--device",
+            "local",
+            "--models",
+            "topformer-t",
+            "--res",
+            "64",
+            "--runtimes",
+            "ncnn-vulkan",
+            "--out",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
     line = [ln for ln in p.stderr.splitlines() if ln.startswith("mobileseg: error:")]
@@ -93,9 +120,18 @@ def test_device_fields_say_which_driver_and_whether_software():
 def test_a_lavapipe_record_is_flagged_software_vulkan(tmp_path):
     from mobileseg.bench.runner import run_bench
 
-    run = run_bench(models=["topformer-t"], resolutions=[64], runtimes=["ncnn-vulkan"], precisions=["fp16"],
-                    warmup=1, repeats=2, out_dir=tmp_path / "runs", export_root=str(tmp_path / "export"),
-                    progress=False, measure_reference=False)
+    run = run_bench(
+        models=["topformer-t"],
+        resolutions=[64],
+        runtimes=["ncnn-vulkan"],
+        precisions=["fp16"],
+        warmup=1,
+        repeats=2,
+        out_dir=tmp_path / "runs",
+        export_root=str(tmp_path / "export"),
+        progress=False,
+        measure_reference=False,
+    )
     (rec,) = [json.loads(line) for f in (tmp_path / "runs").glob("*.jsonl") for line in f.read_text().splitlines()]
     assert len(run) == 1 and rec["status"] == "ok" and rec["runtime"] == "ncnn-vulkan"
     s = rec["runtime_settings"]
@@ -121,8 +157,14 @@ def test_every_segmentation_model_matches_pytorch_on_ncnn_vulkan(model, precisio
     from mobileseg.export import export_model
 
     root = tmp_path_factory.getbasetemp() / "vulkan-exports"
-    res = export_model(model, 64, formats="ncnn", precision=precision, out=str(root / f"{model}_{precision}"),
-                       parity_runtimes=["ncnn-vulkan"])
+    res = export_model(
+        model,
+        64,
+        formats="ncnn",
+        precision=precision,
+        out=str(root / f"{model}_{precision}"),
+        parity_runtimes=["ncnn-vulkan"],
+    )
     entry = res.manifest["formats"]["ncnn"]
     assert res.manifest["parity_runtime"]["ncnn"] == "ncnn-vulkan"
     settings = entry["runtime"]["settings"]

@@ -5,6 +5,7 @@ the Python harness; fp16 is refused in one sentence (Debian 12's arm64 Mesa/LLVM
 The Vulkan rootfs is opt-in (CI does not build it): the device tests are skipped with the reason when it is not
 built. The fast tests check that its recipe stays out of the default one and the harness's fp16 rule.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,8 +39,12 @@ def device(key):
     why = _skip_reason()
     if why:
         pytest.skip(why)
-    proc, port = control.launch(adb_keys=key.parent / "adb_keys", refuse_new_keys=True, rootfs=str(vulkan.rootfs_dir()),
-                                extra_args=vulkan.env_args())
+    proc, port = control.launch(
+        adb_keys=key.parent / "adb_keys",
+        refuse_new_keys=True,
+        rootfs=str(vulkan.rootfs_dir()),
+        extra_args=vulkan.env_args(),
+    )
     yield port
     control.terminate(proc)
 
@@ -47,15 +52,42 @@ def device(key):
 def _bench(port: int, out: Path, export: Path, precision: str) -> int:
     from mobileseg.cli import main
 
-    return main(["bench", "--device", f"adb:127.0.0.1:{port}", "--adb-transport", "direct", "--threads", "1",
-                 "-m", *MODELS, "--res", "64x64", "--runtimes", "ncnn-vulkan", "--precisions", precision,
-                 "--warmup", "1", "--repeats", "2", "--harness", "python", "--out", str(out),
-                 "--export-dir", str(export), "--quiet"])
+    return main(
+        [
+            "bench",
+            "--device",
+            f"adb:127.0.0.1:{port}",
+            "--adb-transport",
+            "direct",
+            "--threads",
+            "1",
+            "-m",
+            *MODELS,
+            "--res",
+            "64x64",
+            "--runtimes",
+            "ncnn-vulkan",
+            "--precisions",
+            precision,
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--harness",
+            "python",
+            "--out",
+            str(out),
+            "--export-dir",
+            str(export),
+            "--quiet",
+        ]
+    )
 
 
 def _records(out: Path) -> list[dict]:
-    return [json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()
-            if line.strip()]
+    return [
+        json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines() if line.strip()
+    ]
 
 
 @pytest.mark.slow
@@ -108,12 +140,15 @@ def _harness():
     return mod
 
 
-@pytest.mark.parametrize("name,machine,refused", [
-    ("llvmpipe (LLVM 15.0.6, 128 bits)", "aarch64", True),
-    ("llvmpipe (LLVM 15.0.6, 256 bits)", "x86_64", False),   # x86 lavapipe runs fp16 (issue 19's table)
-    ("llvmpipe (LLVM 17.0.6, 128 bits)", "aarch64", False),
-    ("Adreno (TM) 650", "aarch64", False),
-])
+@pytest.mark.parametrize(
+    "name,machine,refused",
+    [
+        ("llvmpipe (LLVM 15.0.6, 128 bits)", "aarch64", True),
+        ("llvmpipe (LLVM 15.0.6, 256 bits)", "x86_64", False),  # x86 lavapipe runs fp16 (issue 19's table)
+        ("llvmpipe (LLVM 17.0.6, 128 bits)", "aarch64", False),
+        ("Adreno (TM) 650", "aarch64", False),
+    ],
+)
 def test_harness_refuses_fp16_only_on_aarch64_lavapipe_of_llvm15(monkeypatch, name, machine, refused):
     h = _harness()
     monkeypatch.setattr(h.platform, "machine", lambda: machine)

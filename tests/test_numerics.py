@@ -1,5 +1,6 @@
 """Per-layer numerics without converters: the metrics, the name parsers, the matcher on hand-made runtime tensors,
 and the parity command's one-sentence errors."""
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,17 @@ def test_capture_is_in_execution_order_with_aliases_and_identities():
 
 
 def test_onnx_scope_names_resolve_against_the_module_tree():
-    modules = {"", "backbone", "backbone.layer1", "backbone.layer1.conv", "backbone.layer1.conv.0",
-               "backbone.layer1.conv.0.c", "backbone.blocks", "backbone.blocks.2", "backbone.blocks.2.attn"}
+    modules = {
+        "",
+        "backbone",
+        "backbone.layer1",
+        "backbone.layer1.conv",
+        "backbone.layer1.conv.0",
+        "backbone.layer1.conv.0.c",
+        "backbone.blocks",
+        "backbone.blocks.2",
+        "backbone.blocks.2.attn",
+    }
     assert onnx_path("/backbone/layer1/conv/conv.0/c/Conv", modules) == "backbone.layer1.conv.0.c"
     assert onnx_path("/backbone/blocks.2/attn/MatMul_1", modules) == "backbone.blocks.2.attn"
     assert onnx_path("/backbone/layer1/Add", modules) == "backbone.layer1"
@@ -116,8 +126,15 @@ def _ncnn_like(cap, fault: str | None = None, nhwc: bool = False):
         out.append(RuntimeTensor(len(out), f"layer_{len(out)}", "Conv", v, "NHWC" if nhwc else "NCHW"))
         if t.path == "stem.1":  # a copy (a Split) and an unrelated tensor of the same size
             out.append(RuntimeTensor(len(out), "split", "Split", v.copy(), out[-1].layout))
-            out.append(RuntimeTensor(len(out), "noise", "Pad", np.random.default_rng(1).standard_normal(v.shape)
-                                     .astype(np.float32), out[-1].layout))
+            out.append(
+                RuntimeTensor(
+                    len(out),
+                    "noise",
+                    "Pad",
+                    np.random.default_rng(1).standard_normal(v.shape).astype(np.float32),
+                    out[-1].layout,
+                )
+            )
     return out
 
 
@@ -129,8 +146,7 @@ def test_unnamed_tensors_match_by_value_and_fused_modules_are_listed(nhwc):
     assert status["stem.1"] == status["head"] == status["blocks.1.act"] == "matched"
     assert status["stem.0"] == "fused" and status["blocks.0.bn"] == "identity"
     assert "unmatched" not in status.values(), status
-    rep = build(cap, _ncnn_like(cap, nhwc=nhwc), res, 1e-4, {"format": "ncnn", "runtime": "ncnn",
-                                                              "precision": "fp32"})
+    rep = build(cap, _ncnn_like(cap, nhwc=nhwc), res, 1e-4, {"format": "ncnn", "runtime": "ncnn", "precision": "fp32"})
     assert rep["first_diverging"] is None
     assert all(r["method"] == "order+shape+value" for r in rep["layers"])
     assert {r["layout"] for r in rep["layers"]} == ({"NHWC->NCHW"} if nhwc else {"same order"})
@@ -141,8 +157,9 @@ def test_unnamed_tensors_match_by_value_and_fused_modules_are_listed(nhwc):
 def test_a_faulty_tensor_is_the_first_diverging_one():
     _, _, cap = _net_and_capture()
     tensors = _ncnn_like(cap, fault="blocks.1.act")
-    rep = build(cap, tensors, match(cap, tensors, "ncnn"), 1e-4, {"format": "ncnn", "runtime": "ncnn",
-                                                                    "precision": "fp32"})
+    rep = build(
+        cap, tensors, match(cap, tensors, "ncnn"), 1e-4, {"format": "ncnn", "runtime": "ncnn", "precision": "fp32"}
+    )
     first = rep["first_diverging"]
     assert first["module"] == "blocks.1.act" and "blocks.1.conv" in first["fused"]
     assert first["previous_rel_l2"] < 1e-6 < 1e-2 < first["rel_l2"]
@@ -150,6 +167,7 @@ def test_a_faulty_tensor_is_the_first_diverging_one():
 
 
 # --- the command's bad input -------------------------------------------------------------------------------------
+
 
 def _cli(capsys, *argv):
     from mobileseg.cli import main
@@ -170,8 +188,10 @@ def test_parity_bad_input_is_one_sentence(tmp_path, capsys):
     assert rc == 2 and "is a file" in err
     folder = tmp_path / "exp"
     folder.mkdir()
-    manifest.write(folder, {"model": "topformer-t", "resolution": [64, 64], "precision": "fp32",
-                            "formats": {"onnx": {"files": []}}})
+    manifest.write(
+        folder,
+        {"model": "topformer-t", "resolution": [64, 64], "precision": "fp32", "formats": {"onnx": {"files": []}}},
+    )
     rc, err = _cli(capsys, str(folder), "--format", "ncnn")
     assert rc == 2 and "has no ncnn artifact" in err and "--formats torch,ncnn" in err and len(err.splitlines()) == 1
     rc, err = _cli(capsys, str(folder), "--format", "tflte")
@@ -190,8 +210,13 @@ def test_parity_bad_input_is_one_sentence(tmp_path, capsys):
 def test_report_json_has_no_infinities(tmp_path):
     from mobileseg.numerics.layer_report import read, write
 
-    rep = {"schema": "mobileseg.numerics/1", "format": "onnx", "runtime": "onnxruntime", "precision": "fp32",
-           "layers": [{"rel_l2": math.inf}]}
+    rep = {
+        "schema": "mobileseg.numerics/1",
+        "format": "onnx",
+        "runtime": "onnxruntime",
+        "precision": "fp32",
+        "layers": [{"rel_l2": math.inf}],
+    }
     path = write(rep, str(tmp_path))
     json.loads(open(path).read(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert read(path)["layers"][0]["rel_l2"] == "inf"
@@ -217,8 +242,13 @@ def test_onnx_nodes_that_lost_their_scope_are_named_after_their_parameters():
     w = onnx.numpy_helper.from_array(np.zeros((2, 2), np.float32), "onnx::MatMul_7")
     b = onnx.numpy_helper.from_array(np.zeros(2, np.float32), "backbone.block1.0.attn.q.bias")
     node = onnx.helper.make_node("Gemm", ["x", "onnx::MatMul_7", "backbone.block1.0.attn.q.bias"], ["y"], name="Gemm_1")
-    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", 1, [1, 2])],
-                                   [onnx.helper.make_tensor_value_info("y", 1, [1, 2])], [w, b])
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", 1, [1, 2])],
+        [onnx.helper.make_tensor_value_info("y", 1, [1, 2])],
+        [w, b],
+    )
     model = onnx.helper.make_model(graph)
     assert keep_scopes(model) == 1
     assert model.graph.node[0].name == "/backbone/block1/0/attn/q/Gemm"

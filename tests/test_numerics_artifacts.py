@@ -4,6 +4,7 @@ diverging layer on every format, and on names that survive every leaf module is 
 TopFormer-T at 128 px (4 attention tokens, so the attention's q/k convolutions are live). ONNX and ncnn convert in
 seconds; LiteRT's converter takes about a minute, so its tests are marked slow.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,10 +18,13 @@ from mobileseg.numerics.inject import perturb
 # LiteRT fuse into it (weights rounded to bf16, and noise as large as the weights: no value test passes there);
 # an attention value conv; the head's fuse conv (followed by a fused ReLU)
 SLOW = pytest.mark.slow
-FAULTS = [("noise", "backbone.tpm.layer5.conv.4.c", 0.05), ("bf16", "backbone.tpm.layer3.conv.2.c", None),
-          pytest.param("noise", "backbone.tpm.layer3.conv.2.c", 1.0, marks=SLOW),
-          pytest.param("noise", "backbone.trans.transformer_blocks.1.attn.to_v.c", 0.05, marks=SLOW),
-          pytest.param("bf16", "decode_head.linear_fuse.conv", None, marks=SLOW)]
+FAULTS = [
+    ("noise", "backbone.tpm.layer5.conv.4.c", 0.05),
+    ("bf16", "backbone.tpm.layer3.conv.2.c", None),
+    pytest.param("noise", "backbone.tpm.layer3.conv.2.c", 1.0, marks=SLOW),
+    pytest.param("noise", "backbone.trans.transformer_blocks.1.attn.to_v.c", 0.05, marks=SLOW),
+    pytest.param("bf16", "decode_head.linear_fuse.conv", None, marks=SLOW),
+]
 
 
 def _export(tmp_path_factory, formats, name):
@@ -121,9 +125,18 @@ def test_a_bench_cell_that_fails_parity_records_and_prints_its_first_diverging_l
     def reuse(model, res, formats, precision, graph, out):  # the faulty folder as the export stage's cache
         return manifest.read(out)
 
-    recs = run_bench(models=["topformer-t"], resolutions=[128], runtimes=["ncnn", "onnxruntime"], repeats=1,
-                     warmup=0, export_fn=reuse, export_root=root, results_file=tmp_path / "r.jsonl",
-                     measure_reference=False, progress=True)
+    recs = run_bench(
+        models=["topformer-t"],
+        resolutions=[128],
+        runtimes=["ncnn", "onnxruntime"],
+        repeats=1,
+        warmup=0,
+        export_fn=reuse,
+        export_root=root,
+        results_file=tmp_path / "r.jsonl",
+        measure_reference=False,
+        progress=True,
+    )
     ncnn, ort = sorted(recs, key=lambda r: r["runtime"])
     assert ncnn["status"] == "parity_failed" and ort["status"] == "ok" and "per_layer" not in ort["parity"]
     pl = ncnn["parity"]["per_layer"]

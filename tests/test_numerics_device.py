@@ -3,6 +3,7 @@ harness return every intermediate tensor as one file, and a fault injected into 
 
 Slow: each capture runs the model once under qemu (about half a minute for TopFormer-T at 64 px).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -48,10 +49,12 @@ def _target(port, key, harness):
     return AdbTarget.open(f"adb:127.0.0.1:{port}", key_path=key, adb_transport="direct", harness=harness)
 
 
-@pytest.mark.parametrize("harness,runtime,fmt", [("python", "ncnn", "ncnn"), ("python", "onnxruntime", "onnx"),
-                                                 ("native", "ncnn", "ncnn")])
-def test_the_device_returns_intermediates_and_names_the_injected_layer(emulator, key, faulty_export, harness,
-                                                                       runtime, fmt):
+@pytest.mark.parametrize(
+    "harness,runtime,fmt", [("python", "ncnn", "ncnn"), ("python", "onnxruntime", "onnx"), ("native", "ncnn", "ncnn")]
+)
+def test_the_device_returns_intermediates_and_names_the_injected_layer(
+    emulator, key, faulty_export, harness, runtime, fmt
+):
     if harness == "native":
         from mobileseg.device import native_build
 

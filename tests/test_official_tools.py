@@ -2,6 +2,7 @@
 
 The fixtures under tests/fixtures/official_tools are written in the tools' documented output formats.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -27,8 +28,9 @@ def test_parse_benchmark_model():
 
 
 def test_parse_perf_test_with_per_run_file():
-    r = ot.parse_perf_test((FIX / "onnxruntime_perf_test_stdout.txt").read_text(),
-                           (FIX / "onnxruntime_perf_test_results.csv").read_text())
+    r = ot.parse_perf_test(
+        (FIX / "onnxruntime_perf_test_stdout.txt").read_text(), (FIX / "onnxruntime_perf_test_results.csv").read_text()
+    )
     assert len(r["samples_ms"]) == 10 and r["samples_ms"][0] == pytest.approx(61.01)
     s = r["stats_ms"]
     assert s["count"] == 10 and s["min"] == pytest.approx(61.01) and s["max"] == pytest.approx(63.89)
@@ -114,8 +116,9 @@ def test_ort_perf_test_run_pulls_per_run_times(tmp_path):
     binary = tmp_path / "onnxruntime_perf_test"
     binary.write_bytes(b"\x7fELF fake")
     artifact = _artifact(tmp_path, "model.onnx")
-    dev = ScriptedDevice((FIX / "onnxruntime_perf_test_stdout.txt").read_text(),
-                         (FIX / "onnxruntime_perf_test_results.csv").read_text())
+    dev = ScriptedDevice(
+        (FIX / "onnxruntime_perf_test_stdout.txt").read_text(), (FIX / "onnxruntime_perf_test_results.csv").read_text()
+    )
     drv = ot.OfficialToolDriver(ot.ORT_TOOL, binary, remote_root=str(tmp_path / "device"))
     samples, output, r = drv.run(dev, Cell(), artifact, mask="30", warmup=1, repeats=10, min_time=None)
     cmd = r["command"]
@@ -137,10 +140,14 @@ def test_driver_seam_for_adb_target(tmp_path):
     drv = ot.OfficialToolDriver(ot.ORT_TOOL, binary, remote_root=str(tmp_path / "device"))
     assert drv.name == "onnxruntime_perf_test"
     assert drv.supports("onnxruntime", {}) is None and "onnxruntime models only" in drv.supports("ncnn", {})
-    dev = ScriptedDevice((FIX / "onnxruntime_perf_test_stdout.txt").read_text(),
-                         (FIX / "onnxruntime_perf_test_results.csv").read_text())
-    artifact = {"dir": str(tmp_path / "device" / "m"), "model": str(tmp_path / "device" / "m" / "model.onnx"),
-                "tools": ["taskset"]}
+    dev = ScriptedDevice(
+        (FIX / "onnxruntime_perf_test_stdout.txt").read_text(), (FIX / "onnxruntime_perf_test_results.csv").read_text()
+    )
+    artifact = {
+        "dir": str(tmp_path / "device" / "m"),
+        "model": str(tmp_path / "device" / "m" / "model.onnx"),
+        "tools": ["taskset"],
+    }
     samples, output, info = drv.run(dev, Cell(), artifact, mask="0x80", warmup=1, repeats=10, min_time=None)
     assert output is None and len(samples) == 10 and info["parity"]["checked"] is False
     assert info["command"].startswith("taskset 0x80 ") and info["settings"]["threads"] == 2

@@ -1,4 +1,5 @@
 """One parity rule for export and bench (mobileseg.parity.check): an artifact export passed is not failed by bench."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,9 @@ def export_verdict(monkeypatch, tmp_path, out, ref, precision):
 
     monkeypatch.setattr(runtimes, "runtime_for_format", lambda fmt: FakeRuntime(out))
     reference = Reference(None, {}, np.zeros((1, 3, 64, 64), np.float32), ref, np.zeros((1, 5, 64, 64)), {})
-    fig = api.check_artifact("onnx", {"files": []}, {"output": {"shape": list(ref.shape)}}, str(tmp_path),
-                             reference, precision, "argmax")
+    fig = api.check_artifact(
+        "onnx", {"files": []}, {"output": {"shape": list(ref.shape)}}, str(tmp_path), reference, precision, "argmax"
+    )
     return fig["ok"]
 
 
@@ -83,21 +85,37 @@ def bench_status(tmp_path, out, ref, precision):
         os.makedirs(os.path.join(out, "reference"), exist_ok=True)
         np.save(os.path.join(out, "reference", "input.npy"), np.zeros((1, 3, 64, 64), np.float32))
         np.save(os.path.join(out, "reference", "output.npy"), ref)
-        man = {"model": model, "resolution": list(res), "graph": graph, "precision": precision, "num_classes": 5,
-               "formats": {f: {"ok": True, "files": [{"path": f"model.{f}"}]} for f in formats}}
+        man = {
+            "model": model,
+            "resolution": list(res),
+            "graph": graph,
+            "precision": precision,
+            "num_classes": 5,
+            "formats": {f: {"ok": True, "files": [{"path": f"model.{f}"}]} for f in formats},
+        }
         with open(os.path.join(out, "manifest.json"), "w") as f:
             json.dump(man, f)
         return man
 
-    run = run_bench(models=["topformer-t"], resolutions=["64"], runtimes=["onnxruntime"], precisions=[precision],
-                    graphs=["argmax"], target=ClassMapTarget(out), export_fn=export,
-                    export_root=tmp_path / f"export-{precision}", results_file=tmp_path / f"r-{precision}.jsonl",
-                    progress=False, measure_reference=False)
+    run = run_bench(
+        models=["topformer-t"],
+        resolutions=["64"],
+        runtimes=["onnxruntime"],
+        precisions=[precision],
+        graphs=["argmax"],
+        target=ClassMapTarget(out),
+        export_fn=export,
+        export_root=tmp_path / f"export-{precision}",
+        results_file=tmp_path / f"r-{precision}.jsonl",
+        progress=False,
+        measure_reference=False,
+    )
     return run[0]["status"]
 
 
-@pytest.mark.parametrize("precision, agree, passes", [("fp16", 0.985, True), ("fp32", 0.985, False),
-                                                      ("fp32", 0.9995, True)])
+@pytest.mark.parametrize(
+    "precision, agree, passes", [("fp16", 0.985, True), ("fp32", 0.985, False), ("fp32", 0.9995, True)]
+)
 def test_export_and_bench_judge_an_argmax_artifact_alike(monkeypatch, tmp_path, precision, agree, passes):
     out, ref = class_maps(agree)
     assert export_verdict(monkeypatch, tmp_path, out, ref, precision) is passes

@@ -5,6 +5,7 @@ PyTorch model (see the figures in mobileseg/parity.py). Here one layer of a real
 the way a converter bug would make it, and the same check that export and bench use must fail it by orders of
 magnitude while it passes the untouched artifact.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -106,7 +107,7 @@ def test_ncnn_one_negated_conv_fails_by_orders_of_magnitude(export_dir, tmp_path
     data = np.fromfile(binary, dtype=np.uint8)
     assert data.size == size, "the .ncnn.bin layout is not the one read here"
     start, count = spans[-2]  # the head's fuse conv, the one before the classifier, weights negated
-    weights = data[start:start + 4 * count].view(np.float32)
+    weights = data[start : start + 4 * count].view(np.float32)
     weights *= -1
     data.tofile(binary)
     p = compare(_run_ncnn(wrong, x), ref, "fp32")

@@ -1,5 +1,6 @@
 """python -m mobileseg.perf.table2 without a GPU: options, the MHSA kernel switch, OOM handling, the table and its
 ratios from fake measurements; the CUDA parts run only where torch sees a GPU. No timing is asserted."""
+
 import json
 
 import pytest
@@ -19,25 +20,29 @@ def test_unknown_row_gets_one_sentence_with_the_nearest_names():
     assert [r.name for r in table2.check_rows(["xformer-xfa", "deit-tiny"])] == ["deit-tiny", "xformer-xfa"]
 
 
-@pytest.mark.parametrize("kw, message", [
-    (dict(resolutions=[352]), "XFormer MHSA needs an input size that is a multiple of 64, not 352"),
-    (dict(kernels=["flash"]), "unknown attention kernel 'flash'"),
-    (dict(cap_gb=0), "--cap-gb must be above 0"),
-    (dict(batch=0), "--batch must be at least 1"),
-    (dict(repeats=0), "--repeats must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(resolutions=[352]), "XFormer MHSA needs an input size that is a multiple of 64, not 352"),
+        (dict(kernels=["flash"]), "unknown attention kernel 'flash'"),
+        (dict(cap_gb=0), "--cap-gb must be above 0"),
+        (dict(batch=0), "--batch must be at least 1"),
+        (dict(repeats=0), "--repeats must be at least 1"),
+    ],
+)
 def test_bad_options_are_refused_before_the_gpu(kw, message):
-    args = dict(rows=list(table2.ROWS.values()), resolutions=[256], kernels=["math"], batch=2, cap_gb=24, warmup=1,
-                repeats=5)
+    args = dict(
+        rows=list(table2.ROWS.values()), resolutions=[256], kernels=["math"], batch=2, cap_gb=24, warmup=1, repeats=5
+    )
     args.update(kw)
     with pytest.raises(MobilesegError, match=message):
         table2.check_options(**args)
 
 
 def test_memory_cap_is_a_fraction_of_the_card_and_cannot_exceed_it():
-    assert table2.cap_fraction(24, 96 * 2 ** 30) == pytest.approx(0.25)
+    assert table2.cap_fraction(24, 96 * 2**30) == pytest.approx(0.25)
     with pytest.raises(MobilesegError, match="--cap-gb 200 is more than this GPU has"):
-        table2.cap_fraction(200, 141 * 2 ** 30)
+        table2.cap_fraction(200, 141 * 2**30)
 
 
 def test_cli_errors_exit_2_without_a_traceback(capsys):
@@ -116,14 +121,21 @@ def test_cuda_graph_timing_is_refused_off_cuda():
 def fake(row, kernel, res, median, alloc, reserved=None, status="ok", autograd=False):
     rec = {"row": row, "kernel": kernel, "resolution": res, "autograd": autograd, "status": status}
     if status == "ok":
-        rec.update(stats_ms={"median": median, "median_ci_low": median * 0.99, "median_ci_high": median * 1.01},
-                   peak_allocated_mib=alloc, peak_reserved_mib=reserved or alloc)
+        rec.update(
+            stats_ms={"median": median, "median_ci_low": median * 0.99, "median_ci_high": median * 1.01},
+            peak_allocated_mib=alloc,
+            peak_reserved_mib=reserved or alloc,
+        )
     return rec
 
 
 def test_ratios_and_table_from_fake_measurements():
-    recs = [fake("mobilevit-s", "math", 1024, 20.0, 10000), fake("mobilevit-s", "fused", 1024, 18.0, 1000),
-            fake("xformer-xfa", None, 1024, 10.0, 6000), fake("xformer-mhsa", "math", 1280, None, None, status="oom")]
+    recs = [
+        fake("mobilevit-s", "math", 1024, 20.0, 10000),
+        fake("mobilevit-s", "fused", 1024, 18.0, 1000),
+        fake("xformer-xfa", None, 1024, 10.0, 6000),
+        fake("xformer-mhsa", "math", 1280, None, None, status="oom"),
+    ]
     paper, math, fused = table2.ratios(recs)
     assert paper["speedup"] == pytest.approx(98.06 / 49.89) and paper["memory_saving"] == pytest.approx(0.3169, 1e-3)
     assert math["kernel"] == "math" and math["speedup"] == pytest.approx(2.0) and math["memory_saving"] == 0.4
@@ -168,5 +180,9 @@ def test_committed_reference_run_answers_both_claims():
         for row, kernel, res in table2.cells(table2.ROWS.values(), table2.RESOLUTIONS, table2.KERNELS):
             assert (row.name, kernel, res, grad) in cells
     assert {(r["kernel"], r["autograd"]) for r in data["ratios"] if r["source"] == "ours"} == {
-        ("math", False), ("fused", False), ("math", True), ("fused", True)}
+        ("math", False),
+        ("fused", False),
+        ("math", True),
+        ("fused", True),
+    }
     assert data["meta"]["tf32"] is False and data["meta"]["batch"] == 2 and data["meta"]["cap_gb"] == 24

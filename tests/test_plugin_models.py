@@ -2,6 +2,7 @@
 ``mobileseg.models`` entry-point group, with a small package this test writes into a temporary folder (a module
 plus a ``.dist-info`` with ``entry_points.txt``, found through ``sys.path`` / ``PYTHONPATH``; nothing is installed).
 """
+
 from __future__ import annotations
 
 import json
@@ -54,11 +55,13 @@ def plugin_dir(tmp_path_factory):
     info = d / "tinyplug-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("""\
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent("""\
         [mobileseg.models]
         tiny-plug = tinypkg.nets:build_plugin
         broken-plug = tinypkg.missing:nothing
-    """))
+    """)
+    )
     return d
 
 
@@ -77,16 +80,18 @@ def on_path(plugin_dir, monkeypatch):
 
 def _cli(plugin_dir, *argv, cwd=None):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(plugin_dir)]))
-    return subprocess.run([sys.executable, "-m", "mobileseg", *argv], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mobileseg", *argv], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_factory_export_folds_bn_converts_and_checks_parity(on_path, tmp_path):
     pytest.importorskip("onnxruntime")
     from mobileseg.export import export_model
 
-    res = export_model("tinypkg.nets:build", input_shape="1x3x64x64", formats=["onnx", "torch"],
-                       out=str(tmp_path / "out"))
+    res = export_model(
+        "tinypkg.nets:build", input_shape="1x3x64x64", formats=["onnx", "torch"], out=str(tmp_path / "out")
+    )
     man = res.manifest
     assert res.ok, res.failures()
     assert man["model"] == "tinypkg.nets:build" and man["resolution"] == [64, 64]
@@ -104,8 +109,12 @@ def test_factory_errors_are_one_sentence(on_path):
     from mobileseg.errors import MobilesegError
     from mobileseg.registry import create_model
 
-    cases = [("tinypkg.nets:nope", "has no 'nope'"), ("tinypkg.nope:build", "cannot import 'tinypkg.nope'"),
-             ("tinypkg.nets:not_a_module", "not a torch nn.Module"), ("tinypkg.nets:broken", "no weights here")]
+    cases = [
+        ("tinypkg.nets:nope", "has no 'nope'"),
+        ("tinypkg.nope:build", "cannot import 'tinypkg.nope'"),
+        ("tinypkg.nets:not_a_module", "not a torch nn.Module"),
+        ("tinypkg.nets:broken", "no weights here"),
+    ]
     for name, want in cases:
         with pytest.raises(MobilesegError, match=want):
             create_model(name)
@@ -138,13 +147,41 @@ def test_cli_models_export_and_bench_end_to_end(plugin_dir, tmp_path):
     r = _cli(plugin_dir, "models", "tiny*", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert [s["name"] for s in json.loads(r.stdout)] == ["tiny-plug"]
-    r = _cli(plugin_dir, "export", "--model", "tinypkg.nets:build", "--input-shape", "1x3x64x64", "--formats",
-             "onnx", "ncnn", "--quiet", cwd=tmp_path)
+    r = _cli(
+        plugin_dir,
+        "export",
+        "--model",
+        "tinypkg.nets:build",
+        "--input-shape",
+        "1x3x64x64",
+        "--formats",
+        "onnx",
+        "ncnn",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     man = json.loads((tmp_path / "export" / "tinypkg.nets-build_64x64" / "manifest.json").read_text())
     assert all(e["ok"] for e in man["formats"].values())
-    r = _cli(plugin_dir, "bench", "--models", "tinypkg.nets:build", "--res", "64", "--runtimes", "onnxruntime",
-             "--warmup", "1", "--repeats", "2", "--no-sgemm", "--quiet", "--out", "runs", cwd=tmp_path)
+    r = _cli(
+        plugin_dir,
+        "bench",
+        "--models",
+        "tinypkg.nets:build",
+        "--res",
+        "64",
+        "--runtimes",
+        "onnxruntime",
+        "--warmup",
+        "1",
+        "--repeats",
+        "2",
+        "--no-sgemm",
+        "--quiet",
+        "--out",
+        "runs",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     (rec,) = [json.loads(line) for p in (tmp_path / "runs").glob("*.jsonl") for line in p.read_text().splitlines()]
     assert rec["model"] == "tinypkg.nets:build" and rec["status"] == "ok" and rec["parity"]["ok"]

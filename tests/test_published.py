@@ -1,12 +1,17 @@
 """results/published.csv against numbers typed from the papers, a dozen spot checks."""
+
 import math
 
 import pytest
 
 from mobileseg.report.published import figure1_rows, load_published, lookup_miou, paper_latency
 
-TOP, SUP, XF, SEG = ("000_c195a235d6102671.txt", "001_be9ae0a5fe81e4f4.txt", "002_0b96ee80c357e09e.txt",
-                     "003_19de7a82edf0e122.txt")
+TOP, SUP, XF, SEG = (
+    "000_c195a235d6102671.txt",
+    "001_be9ae0a5fe81e4f4.txt",
+    "002_0b96ee80c357e09e.txt",
+    "003_19de7a82edf0e122.txt",
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +32,11 @@ SPOT = [
     (dict(paper_file=TOP, table="Table 1", method="DeepLabV3+", encoder="MobileNetV2"), "latency_ms", 1035),
     (dict(paper_file=TOP, table="Table 1", method="LR-ASPP", encoder="MobileNetV3-Large-reduce"), "miou", 32.3),
     (dict(paper_file=TOP, table="Table 1", method="HRNet-W18-Small"), "gflops", 10.2),
-    (dict(paper_file=TOP, table="Table 1", method="TopFormer", encoder="TopFormer-T", resolution="448x448"), "latency_ms", 32),
+    (
+        dict(paper_file=TOP, table="Table 1", method="TopFormer", encoder="TopFormer-T", resolution="448x448"),
+        "latency_ms",
+        32,
+    ),
     (dict(paper_file=TOP, table="Table 1", method="TopFormer", encoder="TopFormer-B"), "params_m", 5.1),
     (dict(paper_file=TOP, table="Table 9", encoder="TopFormer-S", dataset="pascal-context-59"), "miou", 43.68),
     (dict(paper_file=TOP, table="Table 10", method="PSPNet"), "gflops_head", 45.10),
@@ -59,8 +68,15 @@ def test_table_row_counts(pub):
 def test_model_mapping_and_lookups(pub):
     fig = figure1_rows(pub)
     assert fig.is_topformer.sum() == 4
-    assert set(fig.model) >= {"topformer-t", "topformer-s", "topformer-b", "segformer-b0", "lraspp-mbv3-large",
-                              "hrnet-w18-small", "deeplabv3plus-mbv2"}
+    assert set(fig.model) >= {
+        "topformer-t",
+        "topformer-s",
+        "topformer-b",
+        "segformer-b0",
+        "lraspp-mbv3-large",
+        "hrnet-w18-small",
+        "deeplabv3plus-mbv2",
+    }
     assert lookup_miou(pub, "topformer-t", "ade20k", (448, 448))[0] == 32.5
     assert lookup_miou(pub, "topformer-t", "ade20k", (512, 512))[0] == 32.8
     assert lookup_miou(pub, "segformer-b2", "ade20k")[0] == 46.5

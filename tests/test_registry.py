@@ -11,8 +11,7 @@ def test_list_models_and_pattern():
     names = mobileseg.list_models()
     assert {"topformer-t", "topformer-s", "topformer-b", "topformer-t-cls"} <= set(names)
     assert mobileseg.list_models("topformer-?") == ["topformer-b", "topformer-s", "topformer-t"]
-    assert all(mobileseg.get_spec(n).task == "classification"
-               for n in mobileseg.list_models(task="classification"))
+    assert all(mobileseg.get_spec(n).task == "classification" for n in mobileseg.list_models(task="classification"))
 
 
 def test_unknown_model_suggests_close_names():

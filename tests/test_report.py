@@ -1,4 +1,5 @@
 """The report renders from a hand-written results file; the Pareto frontier on hand-made cases; user errors."""
+
 import json
 import re
 
@@ -11,34 +12,53 @@ from mobileseg.report.published import load_published
 
 
 def record(model, res, runtime, median, device=None, status="ok", params=None, fmt=None, ts="2026-11-21T05:00:00"):
-    fmt = fmt or {"onnxruntime": "onnx", "ncnn": "ncnn", "ncnn-vulkan": "ncnn", "torch": "torch",
-                  "litert": "tflite"}[runtime]
+    fmt = (
+        fmt
+        or {"onnxruntime": "onnx", "ncnn": "ncnn", "ncnn-vulkan": "ncnn", "torch": "torch", "litert": "tflite"}[runtime]
+    )
     device = device or {"kind": "local", "model": None, "emulated": False}
     h, w = res
-    return {"schema_version": 1, "id": f"{device['kind']}|{model}|{h}x{w}|{fmt}|{runtime}|fp32|logits|t1",
-            "timestamp": ts, "model": model, "resolution": [h, w], "format": fmt, "runtime": runtime,
-            "runtime_version": "1.0", "precision": "fp32", "graph": "logits", "threads": 1, "device": device,
-            "emulated": device.get("emulated", False), "harness": "python-inproc",
-            "stats_ms": {"median": median, "p10": median * 0.95, "p90": median * 1.1, "count": 20},
-            "samples_ms": [median] * 3, "parity": {"ok": True, "rel_l2": 1e-6}, "gflops": 1.0, "params": params,
-            "status": status}
+    return {
+        "schema_version": 1,
+        "id": f"{device['kind']}|{model}|{h}x{w}|{fmt}|{runtime}|fp32|logits|t1",
+        "timestamp": ts,
+        "model": model,
+        "resolution": [h, w],
+        "format": fmt,
+        "runtime": runtime,
+        "runtime_version": "1.0",
+        "precision": "fp32",
+        "graph": "logits",
+        "threads": 1,
+        "device": device,
+        "emulated": device.get("emulated", False),
+        "harness": "python-inproc",
+        "stats_ms": {"median": median, "p10": median * 0.95, "p90": median * 1.1, "count": 20},
+        "samples_ms": [median] * 3,
+        "parity": {"ok": True, "rel_l2": 1e-6},
+        "gflops": 1.0,
+        "params": params,
+        "status": status,
+    }
 
 
 @pytest.fixture
 def results_file(tmp_path):
     phone = {"kind": "adb", "model": "Pixel 4", "soc": "SM8150", "serial": "abc", "emulated": False}
-    recs = [record("topformer-t", (512, 512), "onnxruntime", 20.0, params=1_400_000),
-            record("topformer-s", (512, 512), "onnxruntime", 35.0, params=3_100_000),
-            record("topformer-b", (512, 512), "onnxruntime", 50.0, params=5_100_000),
-            record("segformer-b0", (512, 512), "onnxruntime", 200.0),
-            record("lraspp-mbv3-large", (512, 512), "onnxruntime", 60.0),
-            record("topformer-t", (448, 448), "onnxruntime", 15.0),
-            record("topformer-t", (512, 512), "ncnn", 25.0),
-            record("topformer-b", (512, 512), "ncnn", 60.0),
-            record("topformer-b", (512, 512), "ncnn", 1.0, status="error"),
-            record("topformer-t", (512, 512), "ncnn", 80.0, device=phone),
-            # an older record of the same cell: the newer one (20 ms) wins
-            record("topformer-t", (512, 512), "onnxruntime", 99.0, ts="2026-11-20T00:00:00")]
+    recs = [
+        record("topformer-t", (512, 512), "onnxruntime", 20.0, params=1_400_000),
+        record("topformer-s", (512, 512), "onnxruntime", 35.0, params=3_100_000),
+        record("topformer-b", (512, 512), "onnxruntime", 50.0, params=5_100_000),
+        record("segformer-b0", (512, 512), "onnxruntime", 200.0),
+        record("lraspp-mbv3-large", (512, 512), "onnxruntime", 60.0),
+        record("topformer-t", (448, 448), "onnxruntime", 15.0),
+        record("topformer-t", (512, 512), "ncnn", 25.0),
+        record("topformer-b", (512, 512), "ncnn", 60.0),
+        record("topformer-b", (512, 512), "ncnn", 1.0, status="error"),
+        record("topformer-t", (512, 512), "ncnn", 80.0, device=phone),
+        # an older record of the same cell: the newer one (20 ms) wins
+        record("topformer-t", (512, 512), "onnxruntime", 99.0, ts="2026-11-20T00:00:00"),
+    ]
     path = tmp_path / "host.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     return path
@@ -69,8 +89,20 @@ def test_load_results_filters_and_dedup(results_file):
 def test_miou_sources(results_file, tmp_path):
     pub = load_published()
     ev = tmp_path / "eval.jsonl"
-    ev.write_text(json.dumps({"kind": "eval", "model": "topformer-s", "dataset": "ade20k", "format": "onnx",
-                              "runtime": "onnxruntime", "miou": 12.5, "resolution": [512, 512]}) + "\n")
+    ev.write_text(
+        json.dumps(
+            {
+                "kind": "eval",
+                "model": "topformer-s",
+                "dataset": "ade20k",
+                "format": "onnx",
+                "runtime": "onnxruntime",
+                "miou": 12.5,
+                "resolution": [512, 512],
+            }
+        )
+        + "\n"
+    )
     df = attach_miou(load_results([results_file]), pub, load_evals([ev]), "ade20k")
     by = {(r.model, r.resolution, r.runtime, r.device): r for r in df.itertuples()}
     assert by[("topformer-t", "448x448", "onnxruntime", "host")].miou == 32.5  # the dagger row of Table 1
@@ -83,8 +115,14 @@ def test_report_renders(results_file, tmp_path):
     out = tmp_path / "report"
     rep = build_report(results=[str(results_file)], out=out)
     names = {p.name for p in rep.files()}
-    for stem in ("figure1-published", "pareto-host-onnxruntime", "pareto-host-ncnn", "pareto-pixel-4-ncnn",
-                 "paper-vs-measured", "runtimes-host"):
+    for stem in (
+        "figure1-published",
+        "pareto-host-onnxruntime",
+        "pareto-host-ncnn",
+        "pareto-pixel-4-ncnn",
+        "paper-vs-measured",
+        "runtimes-host",
+    ):
         assert f"{stem}.png" in names and f"{stem}.svg" in names, stem
     for p in rep.files():
         assert p.is_file() and p.stat().st_size > 0
@@ -111,15 +149,31 @@ def test_software_vulkan_and_emulated_timings_stay_off_latency_axes(results_file
     from mobileseg.results.table import numerics_only
 
     lavapipe = record("topformer-t", (512, 512), "ncnn-vulkan", 3.0, params=1_400_000)
-    lavapipe["runtime_settings"] = {"vulkan": True, "vulkan_device": "llvmpipe (LLVM 15.0.6, 256 bits)",
-                                    "vulkan_device_type": "cpu", "vulkan_software": True}
+    lavapipe["runtime_settings"] = {
+        "vulkan": True,
+        "vulkan_device": "llvmpipe (LLVM 15.0.6, 256 bits)",
+        "vulkan_device_type": "cpu",
+        "vulkan_software": True,
+    }
     lavapipe["parity"] = {"ok": True, "rel_l2": 1.5e-3, "argmax_agree": 1.0}
-    gpu = dict(lavapipe, id="adb|" + lavapipe["id"].split("|", 1)[1],
-               device={"kind": "adb", "model": "Pixel 4", "serial": "abc", "emulated": False},
-               runtime_settings=dict(lavapipe["runtime_settings"], vulkan_device="Adreno (TM) 640",
-                                     vulkan_device_type="integrated", vulkan_software=False))
-    emu = record("topformer-t", (512, 512), "ncnn", 4.0,
-                 device={"kind": "emu", "model": "emu-arm64", "serial": "e", "emulated": True})
+    gpu = dict(
+        lavapipe,
+        id="adb|" + lavapipe["id"].split("|", 1)[1],
+        device={"kind": "adb", "model": "Pixel 4", "serial": "abc", "emulated": False},
+        runtime_settings=dict(
+            lavapipe["runtime_settings"],
+            vulkan_device="Adreno (TM) 640",
+            vulkan_device_type="integrated",
+            vulkan_software=False,
+        ),
+    )
+    emu = record(
+        "topformer-t",
+        (512, 512),
+        "ncnn",
+        4.0,
+        device={"kind": "emu", "model": "emu-arm64", "serial": "e", "emulated": True},
+    )
     assert numerics_only(lavapipe) and numerics_only(emu) and not numerics_only(gpu)
     path = tmp_path / "mixed.jsonl"
     path.write_text(results_file.read_text() + "".join(json.dumps(r) + "\n" for r in (lavapipe, gpu, emu)))

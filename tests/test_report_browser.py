@@ -1,6 +1,7 @@
 """report.html in a real browser (headless Chromium through Selenium) at 1280 px: nothing wider than the window,
 every plot loads, hovering a Pareto point shows its record, clicking "latency (ms)" sorts the table by latency.
 Skips with the reason where Chromium, chromedriver or selenium is missing."""
+
 import pytest
 
 from mobileseg.report import browser
@@ -23,9 +24,10 @@ def built(tmp_path_factory):
     """The report drawn now, by this code, from the committed reference records (two devices, memory figures)."""
     from mobileseg.report import build_report
 
-    rep = build_report(results=[REFERENCE / "host-amd-epyc-t1.jsonl",
-                                REFERENCE / "host-paper-onnxruntime-target-ci1-t1.jsonl"],
-                       out=tmp_path_factory.mktemp("report"))
+    rep = build_report(
+        results=[REFERENCE / "host-amd-epyc-t1.jsonl", REFERENCE / "host-paper-onnxruntime-target-ci1-t1.jsonl"],
+        out=tmp_path_factory.mktemp("report"),
+    )
     return rep.html
 
 

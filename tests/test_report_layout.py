@@ -1,5 +1,6 @@
 """Plot checks that can fail (mobileseg.report.layout), run on hand-made broken plots and on every plot of the
 report drawn from the committed reference data."""
+
 import pandas as pd
 import pytest
 
@@ -53,11 +54,22 @@ def test_a_log_axis_with_two_numbers_is_found_and_the_plots_tick_it_readably():
 
 
 def test_figure1_legend_lists_only_what_is_drawn(tmp_path):
-    one = pd.DataFrame({"label": ["topformer-t 512x512"], "latency_ms": [15.0], "miou": [32.8], "params_m": [1.4],
-                        "is_topformer": [True]})
+    one = pd.DataFrame(
+        {
+            "label": ["topformer-t 512x512"],
+            "latency_ms": [15.0],
+            "miou": [32.8],
+            "params_m": [1.4],
+            "is_topformer": [True],
+        }
+    )
     seen = []
-    plots.figure1(one, tmp_path / "f", "t", inspect=lambda fig, ax: seen.append(
-        [t.get_text() for t in ax.get_legend().get_texts()]))
+    plots.figure1(
+        one,
+        tmp_path / "f",
+        "t",
+        inspect=lambda fig, ax: seen.append([t.get_text() for t in ax.get_legend().get_texts()]),
+    )
     assert seen == [["TopFormer", "real-time zone boundary"]]
 
 
@@ -69,10 +81,18 @@ def test_every_plot_of_the_committed_reference_report_passes_the_checks(tmp_path
     def save(fig, out_base):
         found[out_base.name] = layout.problems(fig, fig.axes[0])
         return real(fig, out_base)
+
     monkeypatch.setattr(plots, "_save", save)
     ref = project_path("results", "reference")
-    build_report(results=[ref / "host-amd-epyc-t1.jsonl", ref / "host-paper-onnxruntime-target-ci1-t1.jsonl"],
-                 out=tmp_path / "report")
-    assert {"figure1-published", "pareto-host-amd-epyc-onnxruntime", "paper-vs-measured", "runtimes-host-amd-epyc",
-            "memory-host-amd-epyc-335449"} <= set(found)
+    build_report(
+        results=[ref / "host-amd-epyc-t1.jsonl", ref / "host-paper-onnxruntime-target-ci1-t1.jsonl"],
+        out=tmp_path / "report",
+    )
+    assert {
+        "figure1-published",
+        "pareto-host-amd-epyc-onnxruntime",
+        "paper-vs-measured",
+        "runtimes-host-amd-epyc",
+        "memory-host-amd-epyc-335449",
+    } <= set(found)
     assert {k: v for k, v in found.items() if v} == {}

@@ -1,4 +1,5 @@
 """A user's runs never write where the committed reference results live, and devices are named apart."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,11 @@ def _default(argv, dest):
 
 
 def test_every_default_output_is_under_the_runs_folder():
-    outs = [_default(["bench"], "out"), _default(["report"], "out"),
-            _default(["eval", "--model", "m", "--data", "d"], "out")]
+    outs = [
+        _default(["bench"], "out"),
+        _default(["report"], "out"),
+        _default(["eval", "--model", "m", "--data", "d"], "out"),
+    ]
     for out in outs:
         assert Path(out).is_relative_to(paths.RUNS_DIR), out
         assert not Path(out).is_relative_to(paths.REFERENCE_DIR)
@@ -74,8 +78,7 @@ def test_the_readme_main_job_leaves_a_fresh_clone_clean(tmp_path):
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     run = [sys.executable, "-m", "mobileseg"]
     environ = dict(os.environ, PYTHONPATH=str(clone))  # the clone's own code, not the checkout's
-    for cmd in (["bench", "--device", "local", "--threads", "1", "--suite", "bench/smoke.toml"],
-                ["report"]):
+    for cmd in (["bench", "--device", "local", "--threads", "1", "--suite", "bench/smoke.toml"], ["report"]):
         p = subprocess.run(run + cmd, cwd=clone, env=environ, capture_output=True, text=True, timeout=1800)
         assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert list((clone / paths.RUNS_DIR).glob("host-*-t1.jsonl")), "the run wrote no records"

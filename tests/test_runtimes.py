@@ -165,7 +165,8 @@ def test_ncnn_close_after_an_interrupted_run_is_clean(exported):
     import sys
 
     res, _, _ = exported
-    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_NCNN, str(res.out_dir)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_NCNN, str(res.out_dir)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "closed" in proc.stdout, proc.stderr
     assert "destroyed too early" not in proc.stderr and "still in use" not in proc.stderr, proc.stderr

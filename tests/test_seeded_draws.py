@@ -4,18 +4,41 @@ A draw counts as seeded when it takes ``generator=`` (torch), comes from ``np.ra
 sits in a function that calls ``torch.manual_seed`` / ``np.random.seed`` itself. The autouse seed in conftest.py is
 a safety net, not a seed: it makes a draw depend on what ran before it in the same test.
 """
+
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH_DRAWS = {"randn", "rand", "randint", "randperm", "normal", "bernoulli", "multinomial", "poisson",
-               "randn_like", "rand_like", "randint_like"}
-INPLACE_DRAWS = {"normal_", "uniform_", "random_", "bernoulli_", "exponential_", "geometric_", "cauchy_",
-                 "log_normal_"}
-NUMPY_LEGACY = {"rand", "randn", "randint", "random", "random_sample", "normal", "uniform", "choice", "permutation",
-                "shuffle", "standard_normal", "integers"}
+TORCH_DRAWS = {
+    "randn",
+    "rand",
+    "randint",
+    "randperm",
+    "normal",
+    "bernoulli",
+    "multinomial",
+    "poisson",
+    "randn_like",
+    "rand_like",
+    "randint_like",
+}
+INPLACE_DRAWS = {"normal_", "uniform_", "random_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_"}
+NUMPY_LEGACY = {
+    "rand",
+    "randn",
+    "randint",
+    "random",
+    "random_sample",
+    "normal",
+    "uniform",
+    "choice",
+    "permutation",
+    "shuffle",
+    "standard_normal",
+    "integers",
+}
 
 
 def _dotted(node) -> str:
@@ -29,8 +52,9 @@ def _dotted(node) -> str:
 
 
 def _seeds_itself(func) -> bool:
-    return any(isinstance(n, ast.Call) and _dotted(n.func) in ("torch.manual_seed", "np.random.seed")
-               for n in ast.walk(func))
+    return any(
+        isinstance(n, ast.Call) and _dotted(n.func) in ("torch.manual_seed", "np.random.seed") for n in ast.walk(func)
+    )
 
 
 def unseeded_draws(path: Path) -> list[str]:
@@ -72,12 +96,14 @@ def test_no_unseeded_draws_in_tests_and_tools():
 
 def test_the_scan_finds_what_it_should(tmp_path):
     sample = ROOT / "tests" / "_scan_sample.py"
-    sample.write_text("import torch, numpy as np\n"
-                      "def a():\n    return torch.randn(3)\n"
-                      "def b():\n    return torch.randn(3, generator=torch.Generator().manual_seed(0))\n"
-                      "def c():\n    torch.manual_seed(1)\n    return torch.rand(2)\n"
-                      "def d(t):\n    return t.normal_(0, 1), np.random.rand(3), np.random.default_rng()\n"
-                      "def e():\n    return np.random.default_rng(0).normal(size=3)\n")
+    sample.write_text(
+        "import torch, numpy as np\n"
+        "def a():\n    return torch.randn(3)\n"
+        "def b():\n    return torch.randn(3, generator=torch.Generator().manual_seed(0))\n"
+        "def c():\n    torch.manual_seed(1)\n    return torch.rand(2)\n"
+        "def d(t):\n    return t.normal_(0, 1), np.random.rand(3), np.random.default_rng()\n"
+        "def e():\n    return np.random.default_rng(0).normal(size=3)\n"
+    )
     try:
         hits = unseeded_draws(sample)
     finally:

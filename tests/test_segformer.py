@@ -1,4 +1,5 @@
 """SegFormer: sizes against the paper, parity with transformers, checkpoint layouts, input errors."""
+
 import pytest
 import torch
 
@@ -10,8 +11,14 @@ from mobileseg.models.segformer_convert import convert_segformer_state
 
 VARIANTS = ["b0", "b1", "b2", "b3", "b4", "b5"]
 # Table 1a: encoder + decoder params (M), 150 classes.
-PAPER_PARAMS = {"b0": (3.4, 0.4), "b1": (13.1, 0.6), "b2": (24.2, 3.3), "b3": (44.0, 3.3), "b4": (60.8, 3.3),
-                "b5": (81.4, 3.3)}
+PAPER_PARAMS = {
+    "b0": (3.4, 0.4),
+    "b1": (13.1, 0.6),
+    "b2": (24.2, 3.3),
+    "b3": (44.0, 3.3),
+    "b4": (60.8, 3.3),
+    "b5": (81.4, 3.3),
+}
 
 
 def rel_l2(a, b):
@@ -83,8 +90,20 @@ def _randomize(model, seed=0):
                 continue
             if name.endswith("running_var"):
                 t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif name.endswith(("norm.weight", "layer_norm.weight", "layernorm_before.weight",
-                                "layernorm_after.weight", "batch_norm.weight", "bn.weight")) or "norm" in name and name.endswith("weight"):
+            elif (
+                name.endswith(
+                    (
+                        "norm.weight",
+                        "layer_norm.weight",
+                        "layernorm_before.weight",
+                        "layernorm_after.weight",
+                        "batch_norm.weight",
+                        "bn.weight",
+                    )
+                )
+                or "norm" in name
+                and name.endswith("weight")
+            ):
                 t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
             else:
                 t.copy_(0.2 * torch.randn(t.shape, generator=g))
@@ -94,8 +113,9 @@ def _randomize(model, seed=0):
 def _hf_model(deep: bool, num_labels=11):
     transformers = pytest.importorskip("transformers")
     if deep:  # a deeper, wider config: B2-like widths and depths, smaller decoder
-        cfg = transformers.SegformerConfig(num_labels=num_labels, hidden_sizes=[64, 128, 320, 512],
-                                           depths=[3, 4, 6, 3], decoder_hidden_size=768)
+        cfg = transformers.SegformerConfig(
+            num_labels=num_labels, hidden_sizes=[64, 128, 320, 512], depths=[3, 4, 6, 3], decoder_hidden_size=768
+        )
     else:  # B0-sized (the SegformerConfig defaults)
         cfg = transformers.SegformerConfig(num_labels=num_labels)
     return _randomize(transformers.SegformerForSemanticSegmentation(cfg).eval())
@@ -104,19 +124,26 @@ def _hf_model(deep: bool, num_labels=11):
 def _to_hub_layout(state):
     """transformers-5 keys -> the hub layout of released files (docs/models.md section 3), written from the docs."""
     import re
+
     out = {}
     for k, v in state.items():
         k2 = k
-        for a, b in [(r"segformer\.stages\.(\d+)\.patch_embeddings\.", r"segformer.encoder.patch_embeddings.\1."),
-                     (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.", r"segformer.encoder.block.\1.\2."),
-                     (r"segformer\.stages\.(\d+)\.layer_norm\.", r"segformer.encoder.layer_norm.\1."),
-                     (r"layernorm_before", "layer_norm_1"), (r"layernorm_after", "layer_norm_2"),
-                     (r"attention\.q_proj", "attention.self.query"), (r"attention\.k_proj", "attention.self.key"),
-                     (r"attention\.v_proj", "attention.self.value"), (r"attention\.o_proj", "attention.output.dense"),
-                     (r"attention\.sequence_reduction\.sequence_reduction", "attention.self.sr"),
-                     (r"attention\.sequence_reduction\.layer_norm", "attention.self.layer_norm"),
-                     (r"mlp\.fc1", "mlp.dense1"), (r"mlp\.fc2", "mlp.dense2"),
-                     (r"decode_head\.linear_projections\.", "decode_head.linear_c.")]:
+        for a, b in [
+            (r"segformer\.stages\.(\d+)\.patch_embeddings\.", r"segformer.encoder.patch_embeddings.\1."),
+            (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.", r"segformer.encoder.block.\1.\2."),
+            (r"segformer\.stages\.(\d+)\.layer_norm\.", r"segformer.encoder.layer_norm.\1."),
+            (r"layernorm_before", "layer_norm_1"),
+            (r"layernorm_after", "layer_norm_2"),
+            (r"attention\.q_proj", "attention.self.query"),
+            (r"attention\.k_proj", "attention.self.key"),
+            (r"attention\.v_proj", "attention.self.value"),
+            (r"attention\.o_proj", "attention.output.dense"),
+            (r"attention\.sequence_reduction\.sequence_reduction", "attention.self.sr"),
+            (r"attention\.sequence_reduction\.layer_norm", "attention.self.layer_norm"),
+            (r"mlp\.fc1", "mlp.dense1"),
+            (r"mlp\.fc2", "mlp.dense2"),
+            (r"decode_head\.linear_projections\.", "decode_head.linear_c."),
+        ]:
             k2 = re.sub(a, b, k2)
         out[k2] = v
     return out
@@ -178,6 +205,7 @@ def test_transformers_files_load_through_create_model(tmp_path, suffix, layout):
     path = tmp_path / f"pytorch_model{suffix}"
     if suffix == ".safetensors":
         from safetensors.torch import save_file
+
         save_file(state, str(path))
     else:
         torch.save(state, path)
@@ -191,13 +219,26 @@ def test_transformers_files_load_through_create_model(tmp_path, suffix, layout):
 # ---------------------------------------------------------------------------------------- official / mmseg-1.x
 # Keys written down from the NVlabs release (docs/models.md section 2), independent of our module code.
 OFFICIAL_KEYS = [
-    "backbone.patch_embed1.proj.weight", "backbone.patch_embed1.norm.bias", "backbone.patch_embed4.proj.bias",
-    "backbone.block1.0.norm1.weight", "backbone.block1.0.attn.q.weight", "backbone.block1.0.attn.kv.weight",
-    "backbone.block1.0.attn.sr.weight", "backbone.block1.0.attn.norm.weight", "backbone.block1.1.attn.proj.bias",
-    "backbone.block2.1.mlp.fc1.weight", "backbone.block3.0.mlp.dwconv.dwconv.weight", "backbone.block4.1.mlp.fc2.bias",
-    "backbone.norm1.weight", "backbone.norm4.bias", "decode_head.linear_c1.proj.weight",
-    "decode_head.linear_c4.proj.bias", "decode_head.linear_fuse.conv.weight", "decode_head.linear_fuse.bn.running_var",
-    "decode_head.linear_pred.weight", "decode_head.linear_pred.bias",
+    "backbone.patch_embed1.proj.weight",
+    "backbone.patch_embed1.norm.bias",
+    "backbone.patch_embed4.proj.bias",
+    "backbone.block1.0.norm1.weight",
+    "backbone.block1.0.attn.q.weight",
+    "backbone.block1.0.attn.kv.weight",
+    "backbone.block1.0.attn.sr.weight",
+    "backbone.block1.0.attn.norm.weight",
+    "backbone.block1.1.attn.proj.bias",
+    "backbone.block2.1.mlp.fc1.weight",
+    "backbone.block3.0.mlp.dwconv.dwconv.weight",
+    "backbone.block4.1.mlp.fc2.bias",
+    "backbone.norm1.weight",
+    "backbone.norm4.bias",
+    "decode_head.linear_c1.proj.weight",
+    "decode_head.linear_c4.proj.bias",
+    "decode_head.linear_fuse.conv.weight",
+    "decode_head.linear_fuse.bn.running_var",
+    "decode_head.linear_pred.weight",
+    "decode_head.linear_pred.bias",
 ]
 
 
@@ -242,6 +283,7 @@ def test_unmapped_key_raises_naming_it(tmp_path):
 def _to_mmseg1(state):
     """Our (official) keys -> mmseg-1.x keys, written from docs/models.md section 4 (mit2mmseg in reverse)."""
     import re
+
     out = {}
     for k, v in state.items():
         m = re.match(r"backbone\.patch_embed(\d)\.(proj|norm)\.(.+)", k)
@@ -302,6 +344,7 @@ def test_export_onnx_small():
     onnx = pytest.importorskip("onnx")  # noqa: F841
     ort = pytest.importorskip("onnxruntime")
     import io
+
     m = mobileseg.create_model("segformer-b0", num_classes=5)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(101))
     buf = io.BytesIO()

@@ -1,5 +1,6 @@
 """The bench with the real export stage and onnxruntime on a tiny model: every record carries the median's interval,
 load/first-run time and peak memory; --target-ci records its rule and stops within --max-time."""
+
 import pytest
 
 from mobileseg.cli import main
@@ -19,9 +20,28 @@ def bench(tmp_path, export_root):
 
 
 def _bench(tmp_path, extra, export_root):
-    argv = ["bench", "--device", "local", "--models", "topformer-t", "--res", "64", "--runtimes", "onnxruntime",
-            "--warmup", "1", "--out", str(tmp_path / "r"), "--export-dir", str(export_root), "--quiet",
-            "--no-sgemm", "--results-file", str(tmp_path / "r.jsonl"), *extra]
+    argv = [
+        "bench",
+        "--device",
+        "local",
+        "--models",
+        "topformer-t",
+        "--res",
+        "64",
+        "--runtimes",
+        "onnxruntime",
+        "--warmup",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+        "--export-dir",
+        str(export_root),
+        "--quiet",
+        "--no-sgemm",
+        "--results-file",
+        str(tmp_path / "r.jsonl"),
+        *extra,
+    ]
     assert main(argv) == 0
     return ResultStore(tmp_path / "r.jsonl").read()[-1]
 
@@ -57,12 +77,32 @@ def test_target_ci_samples_until_the_target_or_max_time(bench):
     assert r["stats_ms"]["count"] >= 10
 
 
-@pytest.mark.parametrize("args, says", [(["--max-time", "3"], "--target-ci"),
-                                        (["--target-ci", "0"], "above 0"),
-                                        (["--target-ci", "1", "--min-time", "2"], "not both")])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--max-time", "3"], "--target-ci"),
+        (["--target-ci", "0"], "above 0"),
+        (["--target-ci", "1", "--min-time", "2"], "not both"),
+    ],
+)
 def test_bad_sampling_options_are_one_sentence(tmp_path, capsys, args, says):
-    argv = ["bench", "--device", "local", "--models", "topformer-t", "--res", "64", "--runtimes", "onnxruntime",
-            "--out", str(tmp_path), "--export-dir", str(tmp_path / "e"), "--quiet", *args]
+    argv = [
+        "bench",
+        "--device",
+        "local",
+        "--models",
+        "topformer-t",
+        "--res",
+        "64",
+        "--runtimes",
+        "onnxruntime",
+        "--out",
+        str(tmp_path),
+        "--export-dir",
+        str(tmp_path / "e"),
+        "--quiet",
+        *args,
+    ]
     assert main(argv) == 2
     assert says in capsys.readouterr().err
 

@@ -1,4 +1,5 @@
 """The 95% interval of the median: exact ranks against the binomial tables, and coverage on known distributions."""
+
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ from mobileseg.results.stats import median_ci, median_ci_ranks, sorted_halfwidth
 
 def _coverage_by_hand(j: int, n: int) -> float:
     """P(j <= B <= n - j), B ~ Binomial(n, 1/2), with exact integers."""
-    return sum(math.comb(n, i) for i in range(j, n - j + 1)) / 2 ** n
+    return sum(math.comb(n, i) for i in range(j, n - j + 1)) / 2**n
 
 
 @pytest.mark.parametrize("n", [6, 7, 10, 20, 31, 50, 100, 257])
@@ -24,8 +25,8 @@ def test_ranks_are_the_widest_level_keeping_ones(n):
 
 
 def test_known_table_values_and_too_few_samples():
-    assert median_ci_ranks(20)[:2] == (5, 14)     # x(6)..x(15), the textbook n = 20 interval
-    assert median_ci_ranks(5) is None             # 1 - 2/32 = 0.9375 < 0.95
+    assert median_ci_ranks(20)[:2] == (5, 14)  # x(6)..x(15), the textbook n = 20 interval
+    assert median_ci_ranks(5) is None  # 1 - 2/32 = 0.9375 < 0.95
     ci = median_ci([1.0, 2.0, 3.0])
     assert ci["median_ci_low"] is None and ci["median_ci_halfwidth_rel"] is None
 

@@ -4,6 +4,7 @@ device, and --sustained detecting the throttling the android profile's thermal m
 Timings under qemu are no phone's speed; what is checked is that the figures are measured and reported, and that the
 sustained mode sees a slowdown that the emulator really imposes.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -115,12 +116,13 @@ def test_sustained_detects_the_simulated_throttling(cool_android, key, exports):
     _, (folder, man) = exports
     with _open(cool_android, key, "native") as t:
         t.prepare(folder, "ncnn")
-        _cr, info = run_sustained(t, Cell("tiny-seg", (160, 200), "ncnn"), folder, man, warmup=1, minutes=5,
-                                  minute_s=MINUTE_S)
+        _cr, info = run_sustained(
+            t, Cell("tiny-seg", (160, 200), "ncnn"), folder, man, warmup=1, minutes=5, minute_s=MINUTE_S
+        )
     m, start = info["per_minute"], info["start"]
     # against the state before minute 1: the model can trip within the first (shortened) minute
-    assert m[-1]["temp_c"] > start["temp_c"] + 2, (start, m)         # the CPU zone heated
-    assert m[-1]["freq_khz"] < start["freq_khz"], (start, m)         # the prime core's clock fell
+    assert m[-1]["temp_c"] > start["temp_c"] + 2, (start, m)  # the CPU zone heated
+    assert m[-1]["freq_khz"] < start["freq_khz"], (start, m)  # the prime core's clock fell
     assert info["slowdown_minute"] is not None, [x["median_ms"] for x in m]
     assert m[info["slowdown_minute"] - 1]["median_ms"] > 1.1 * m[0]["median_ms"]
 

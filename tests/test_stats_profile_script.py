@@ -1,4 +1,5 @@
 """device_scripts/profile_ops.py run on the host (as the device runs it) gives the same schema as the host profiler."""
+
 import subprocess
 import sys
 
@@ -14,10 +15,26 @@ def test_device_profiler_script_on_a_tiny_ncnn_model(tmp_path):
 
     folder, _ = make_tiny_export(tmp_path / "tiny")
     out = tmp_path / "ops.json"
-    subprocess.run([sys.executable, str(project_path("device_scripts", "profile_ops.py")), "--runtime", "ncnn",
-                    "--model", str(folder / "model.ncnn.param"), "--weights", str(folder / "model.ncnn.bin"),
-                    "--input", str(folder / "reference" / "input.npy"), "--out", str(out), "--runs", "3"],
-                   check=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            str(project_path("device_scripts", "profile_ops.py")),
+            "--runtime",
+            "ncnn",
+            "--model",
+            str(folder / "model.ncnn.param"),
+            "--weights",
+            str(folder / "model.ncnn.bin"),
+            "--input",
+            str(folder / "reference" / "input.npy"),
+            "--out",
+            str(out),
+            "--runs",
+            "3",
+        ],
+        check=True,
+        timeout=120,
+    )
     import json
 
     prof = from_device(json.loads(out.read_text()))

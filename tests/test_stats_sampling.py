@@ -1,4 +1,5 @@
 """--target-ci: the loop stops at the first check where the median's interval is tight enough, or at --max-time."""
+
 import numpy as np
 import pytest
 
@@ -40,7 +41,7 @@ def test_stops_at_the_first_check_within_the_target():
     while checks[-1] < n:
         checks.append(max(checks[-1] + 1, int(checks[-1] * 1.05)))
     assert checks[-1] == n
-    assert sorted_halfwidth_rel(sorted(samples[:checks[-2]])) * 100 > 1.0
+    assert sorted_halfwidth_rel(sorted(samples[: checks[-2]])) * 100 > 1.0
     assert 50 < n < 5000  # ... nor early
 
 
@@ -61,8 +62,9 @@ def test_max_time_stops_a_noisy_cell_and_says_the_target_was_missed():
     assert rec["rule"] == "target-ci" and rec["target_ci_pct"] == 0.1 and rec["max_time_s"] == 2.0
 
 
-@pytest.mark.parametrize("bad", [{"target_ci": 0}, {"target_ci": -1}, {"target_ci": 1, "max_time": 0},
-                                 {"target_ci": 1, "min_time": 2.0}])
+@pytest.mark.parametrize(
+    "bad", [{"target_ci": 0}, {"target_ci": -1}, {"target_ci": 1, "max_time": 0}, {"target_ci": 1, "min_time": 2.0}]
+)
 def test_bad_rules_are_one_sentence(bad):
     with pytest.raises(MobilesegError):
         SamplingRule(**bad)

@@ -1,5 +1,6 @@
 """--sustained: per-minute statistics and the minute the median first exceeds minute 1's by 10%; the emulated
 device's thermal model heats with load and lowers the frequency past its trip."""
+
 import pytest
 
 from mobileseg.bench.sustained import run_sustained, slowdown_minute
@@ -9,12 +10,13 @@ from mobileseg.errors import MobilesegError
 
 def test_slowdown_minute():
     assert slowdown_minute([10.0, 10.5, 10.9, 11.2, 12.0]) == 4  # 11.2 > 1.1 x 10
-    assert slowdown_minute([10.0, 11.0, 10.0]) is None            # exactly 10% is not more than 10%
+    assert slowdown_minute([10.0, 11.0, 10.0]) is None  # exactly 10% is not more than 10%
     assert slowdown_minute([]) is None
 
 
 class HeatingTarget(Target):
     """Each minute-chunk is 4% slower than the one before, and 2 C hotter, at a 5% lower frequency."""
+
     kind = "fake"
 
     def __init__(self):
@@ -31,8 +33,10 @@ class HeatingTarget(Target):
         return CellRun(samples_ms=[base * (1 + 0.001 * i) for i in range(20)], output=None)
 
     def state(self):
-        return {"temps_c": {"thermal_zone3:cpu-1-0-usr": 40.0 + 2 * self.minute},
-                "freqs_khz": {"7": int(2841600 * 0.95 ** self.minute)}}
+        return {
+            "temps_c": {"thermal_zone3:cpu-1-0-usr": 40.0 + 2 * self.minute},
+            "freqs_khz": {"7": int(2841600 * 0.95**self.minute)},
+        }
 
 
 def test_run_sustained_per_minute_figures(monkeypatch):

@@ -1,4 +1,5 @@
 """``mobileseg tools fetch tflite-benchmark`` against a local HTTP server serving a fixture binary."""
+
 from __future__ import annotations
 
 import hashlib
@@ -103,10 +104,13 @@ def test_a_changed_cached_file_is_fetched_again(http_files):
     assert tool_fetch.fetch("tflite-benchmark", url=f"{base}/bm")["cached"] is False and len(seen) == 2
 
 
-@pytest.mark.parametrize("name, data, match", [
-    ("page.html", b"<html><body>Sign in to the proxy</body></html>" * 10, "is an HTML page"),
-    ("x86", elf(machine=62), "not a 64-bit ARM"),
-])
+@pytest.mark.parametrize(
+    "name, data, match",
+    [
+        ("page.html", b"<html><body>Sign in to the proxy</body></html>" * 10, "is an HTML page"),
+        ("x86", elf(machine=62), "not a 64-bit ARM"),
+    ],
+)
 def test_what_is_not_an_aarch64_binary_is_refused_and_not_cached(http_files, name, data, match):
     base, root, _ = http_files
     serve(root, name, data)

@@ -1,4 +1,5 @@
 """TopFormer: sizes against the paper, official checkpoint layout, numerics quirks of the release."""
+
 import pytest
 import torch
 
@@ -8,10 +9,17 @@ from mobileseg.errors import CheckpointError
 from mobileseg.flops import count_complexity
 
 
-@pytest.mark.parametrize("name,params_m,gmacs,res", [
-    ("topformer-t", 1.4, 0.6, 512), ("topformer-s", 3.1, 1.2, 512), ("topformer-b", 5.1, 1.8, 512),
-    ("topformer-t-cls", 1.50, 0.126, 224), ("topformer-s-cls", 3.11, 0.235, 224), ("topformer-b-cls", 5.07, 0.373, 224),
-])
+@pytest.mark.parametrize(
+    "name,params_m,gmacs,res",
+    [
+        ("topformer-t", 1.4, 0.6, 512),
+        ("topformer-s", 3.1, 1.2, 512),
+        ("topformer-b", 5.1, 1.8, 512),
+        ("topformer-t-cls", 1.50, 0.126, 224),
+        ("topformer-s-cls", 3.11, 0.235, 224),
+        ("topformer-b-cls", 5.07, 0.373, 224),
+    ],
+)
 def test_params_and_macs_match_paper(name, params_m, gmacs, res):
     c = count_complexity(mobileseg.create_model(name), res, res)
     assert abs(c.params / 1e6 - params_m) / params_m <= 0.03
@@ -43,16 +51,25 @@ def test_forward_shapes(res):
 
 # Keys written down from the official release (docs/models.md section 1), independent of our module code.
 OFFICIAL_KEYS = [
-    "backbone.tpm.stem.0.c.weight", "backbone.tpm.stem.0.bn.num_batches_tracked",
-    "backbone.tpm.layer1.conv.2.c.weight", "backbone.tpm.layer2.conv.0.c.weight",
-    "backbone.tpm.layer2.conv.2.bn.running_var", "backbone.tpm.layer9.conv.4.bn.bias",
-    "backbone.trans.transformer_blocks.0.attn.to_q.c.weight", "backbone.trans.transformer_blocks.3.attn.to_v.bn.weight",
-    "backbone.trans.transformer_blocks.0.attn.proj.1.c.weight", "backbone.trans.transformer_blocks.0.mlp.fc1.c.weight",
-    "backbone.trans.transformer_blocks.0.mlp.dwconv.weight", "backbone.trans.transformer_blocks.0.mlp.dwconv.bias",
+    "backbone.tpm.stem.0.c.weight",
+    "backbone.tpm.stem.0.bn.num_batches_tracked",
+    "backbone.tpm.layer1.conv.2.c.weight",
+    "backbone.tpm.layer2.conv.0.c.weight",
+    "backbone.tpm.layer2.conv.2.bn.running_var",
+    "backbone.tpm.layer9.conv.4.bn.bias",
+    "backbone.trans.transformer_blocks.0.attn.to_q.c.weight",
+    "backbone.trans.transformer_blocks.3.attn.to_v.bn.weight",
+    "backbone.trans.transformer_blocks.0.attn.proj.1.c.weight",
+    "backbone.trans.transformer_blocks.0.mlp.fc1.c.weight",
+    "backbone.trans.transformer_blocks.0.mlp.dwconv.weight",
+    "backbone.trans.transformer_blocks.0.mlp.dwconv.bias",
     "backbone.trans.transformer_blocks.0.mlp.fc2.bn.running_mean",
-    "backbone.SIM.1.local_embedding.conv.weight", "backbone.SIM.3.global_embedding.bn.weight",
+    "backbone.SIM.1.local_embedding.conv.weight",
+    "backbone.SIM.3.global_embedding.bn.weight",
     "backbone.SIM.2.global_act.bn.running_var",
-    "decode_head.linear_fuse.conv.weight", "decode_head.linear_fuse.bn.weight", "decode_head.conv_seg.weight",
+    "decode_head.linear_fuse.conv.weight",
+    "decode_head.linear_fuse.bn.weight",
+    "decode_head.conv_seg.weight",
     "decode_head.conv_seg.bias",
 ]
 
@@ -62,7 +79,11 @@ def _randomize(model):
     sd = model.state_dict()
     for k, v in sd.items():
         if v.dtype.is_floating_point:
-            v.copy_(torch.rand(v.shape, generator=g) + 0.5 if "running_var" in k else torch.randn(v.shape, generator=g) * 0.2)
+            v.copy_(
+                torch.rand(v.shape, generator=g) + 0.5
+                if "running_var" in k
+                else torch.randn(v.shape, generator=g) * 0.2
+            )
     return sd
 
 
@@ -74,7 +95,12 @@ def test_official_key_layout():
     # Tiny's linear_fuse is depthwise 1x1
     assert tuple(sd["decode_head.linear_fuse.conv.weight"].shape) == (128, 1, 1, 1)
     assert "decode_head.linear_fuse.conv.bias" not in sd
-    assert tuple(mobileseg.create_model("topformer-s").state_dict()["decode_head.linear_fuse.conv.weight"].shape) == (192, 192, 1, 1)
+    assert tuple(mobileseg.create_model("topformer-s").state_dict()["decode_head.linear_fuse.conv.weight"].shape) == (
+        192,
+        192,
+        1,
+        1,
+    )
 
 
 def test_official_checkpoint_roundtrip_with_wrappers_and_legacy_names(tmp_path):
@@ -83,7 +109,11 @@ def test_official_checkpoint_roundtrip_with_wrappers_and_legacy_names(tmp_path):
     legacy = {}
     for k, v in sd.items():
         k = k.replace("backbone.tpm.", "backbone.patch_embed.").replace("backbone.SIM.", "backbone.fuse_blocks.")
-        k = k.replace("local_embedding.", "to_feat1.").replace("global_embedding.", "to_feat2.").replace("global_act.", "fuse2.")
+        k = (
+            k.replace("local_embedding.", "to_feat1.")
+            .replace("global_embedding.", "to_feat2.")
+            .replace("global_act.", "fuse2.")
+        )
         legacy[k] = v.clone()
     path = tmp_path / "iter_160000.pth"
     torch.save({"meta": {"mmseg_version": "0.20.2", "CLASSES": list(range(19))}, "state_dict": legacy}, path)
@@ -129,6 +159,7 @@ def test_corrupted_checkpoint(tmp_path):
 
 def release_attention(attn, x):
     """The release's attention forward written out by hand (no 1/sqrt(d) scale), for TopFormer-T's widths."""
+
     def cbn(mod, t):
         return mod.bn(mod.c(t))
 

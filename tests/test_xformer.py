@@ -1,4 +1,5 @@
 """XFormer: XFA equations, linear cost, sizes against the paper, any resolution the patching allows, errors."""
+
 import pytest
 import torch
 
@@ -26,8 +27,8 @@ def xfa_and_equations(seed: int = 0, tokens: int = 10):
         q, k, v = a.q(x), a.k(x), a.v(x)
         qh = q / q.norm(dim=-1, keepdim=True)
         kh = k / k.norm(dim=-1, keepdim=True)
-        k_f = kh @ a.w_f.weight.t()                        # N x 1
-        k_c = kh.mean(dim=1, keepdim=True)                  # 1 x d (W_c = 1^T / N)
+        k_f = kh @ a.w_f.weight.t()  # N x 1
+        k_c = kh.mean(dim=1, keepdim=True)  # 1 x d (W_c = 1^T / N)
         ref = a.proj(v @ (0.7 * qh.transpose(1, 2) @ k_f @ k_c))
     return a, x, ref
 
@@ -46,7 +47,7 @@ def test_xfa_with_a_wrong_layer_fails_by_orders_of_magnitude():
     with torch.no_grad():
         q, k, v = a.q(x), a.k(x), a.v(x)
         qh = q / q.norm(dim=-1, keepdim=True)
-        kh = k / k.norm(dim=1, keepdim=True)                # wrong axis
+        kh = k / k.norm(dim=1, keepdim=True)  # wrong axis
         wrong = a.proj(v @ (0.7 * qh.transpose(1, 2) @ (kh @ a.w_f.weight.t()) @ kh.mean(dim=1, keepdim=True)))
         err = float((wrong - ref).abs().max())
     assert err > 1e-3, err
@@ -55,6 +56,7 @@ def test_xfa_with_a_wrong_layer_fails_by_orders_of_magnitude():
 def test_xfa_is_linear_in_tokens():
     # FLOPs grow exactly linearly with N (N d + d^2 + N d^2 plus the projections): no N^2 term.
     from torch.utils.flop_counter import FlopCounterMode
+
     a = CrossFeatureAttention(dim=16, qkv_dim=8).eval()
 
     def flops(n):
@@ -127,6 +129,7 @@ def test_bad_resolution_is_a_clear_error():
 def test_export_onnx_small():
     ort = pytest.importorskip("onnxruntime")
     import io
+
     m = mobileseg.create_model("xformer-segformer")
     x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(101))
     buf = io.BytesIO()

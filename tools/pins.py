@@ -14,6 +14,7 @@ The lock holds every direct and transitive dependency of the ``dev`` extra for o
 x86_64 (the file name says which); other platforms install with ``constraints.txt``, which pins torch only.
 ``drift`` is a maintainer's command, run before refreshing the pins; it is not part of CI.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,13 +81,16 @@ def _norm(name: str) -> str:
 
 
 def write_lock(pins: dict[str, str], python: str, path: Path) -> None:
-    pyver = subprocess.run([python, "-c", "import platform;print(platform.python_version(), platform.machine())"],
-                           capture_output=True, text=True).stdout.split()
+    pyver = subprocess.run(
+        [python, "-c", "import platform;print(platform.python_version(), platform.machine())"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     header = [
         f"# Tested versions for CPython {pyver[0].rsplit('.', 1)[0]} on Linux {pyver[1]}: every package of a venv",
         "# in which the suite passed (the dev extra). Written by `python tools/pins.py lock`; do not edit by hand.",
         "# Install: pip install torch==" + pins.get("torch", "?") + " (your platform's build), then",
-        f"#          pip install -c {path.relative_to(ROOT)} -e \".[dev]\"",
+        f'#          pip install -c {path.relative_to(ROOT)} -e ".[dev]"',
         "# The emulated ARM64 device installs its runtimes (numpy, onnxruntime, ncnn, ai-edge-litert) from here too.",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +110,11 @@ def cmd_lock(args) -> int:
 
 
 def _minor(python: str) -> str:
-    return subprocess.run([python, "-c", "import sys;print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [python, "-c", "import sys;print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
@@ -132,8 +139,7 @@ def tally(junit: Path) -> str:
     suites = list(ET.parse(junit).getroot().iter("testsuite"))
     n = {k: sum(int(t.get(k, 0)) for t in suites) for k in ("tests", "failures", "errors", "skipped")}
     passed = n["tests"] - n["failures"] - n["errors"] - n["skipped"]
-    return (f"{n['tests']} tests: {passed} passed, {n['failures']} failed, {n['errors']} errors, "
-            f"{n['skipped']} skipped")
+    return f"{n['tests']} tests: {passed} passed, {n['failures']} failed, {n['errors']} errors, {n['skipped']} skipped"
 
 
 def failed_tests(junit: Path) -> list[str]:
@@ -160,8 +166,18 @@ def cmd_drift(args) -> int:
     print(f"installing torch=={torch}, then the newest releases of everything else ...", flush=True)
     _pip(python, "install", "-q", "--upgrade", "pip")
     _pip(python, "install", "-q", f"torch=={torch}")
-    _pip(python, "install", "-q", "--upgrade", "--upgrade-strategy", "eager", "-c", str(ROOT / "constraints.txt"),
-         "-e", f"{ROOT}[dev]")
+    _pip(
+        python,
+        "install",
+        "-q",
+        "--upgrade",
+        "--upgrade-strategy",
+        "eager",
+        "-c",
+        str(ROOT / "constraints.txt"),
+        "-e",
+        f"{ROOT}[dev]",
+    )
     new = frozen(python)
     moved = diff(old, new)
     print(f"against {lock.relative_to(ROOT)}: {len(moved)} change(s)")
@@ -170,8 +186,7 @@ def cmd_drift(args) -> int:
     print("running the fast suite ...", flush=True)
     env = dict(os.environ, PYTHONPATH="")
     cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"]
-    r = subprocess.run(cmd + (["-x"] if args.first_failure else []), cwd=ROOT, env=env, capture_output=True,
-                       text=True)
+    r = subprocess.run(cmd + (["-x"] if args.first_failure else []), cwd=ROOT, env=env, capture_output=True, text=True)
     summary = tally(junit)
     broken = failed_tests(junit)
     print(f"fast suite: {summary}")

@@ -9,6 +9,7 @@ It reuses the tests' own model builders and randomisers (imported from tests/), 
 tests compare. Sections: transformers SegFormer, the TopFormer attention formula, the XFA equations, torch->ONNX
 exports (onnxruntime), and each exported format x precision against the BN-folded PyTorch model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,12 @@ def transformers_segformer(seeds, sizes):
             for h, w in sizes:
                 x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
                 with torch.no_grad():
-                    out.append({"case": f"{'deeper' if deep else 'b0-sized'} seed={seed} {h}x{w}",
-                                "rel_l2": _rel_l2(ours(x), hf(pixel_values=x).logits)})
+                    out.append(
+                        {
+                            "case": f"{'deeper' if deep else 'b0-sized'} seed={seed} {h}x{w}",
+                            "rel_l2": _rel_l2(ours(x), hf(pixel_values=x).logits),
+                        }
+                    )
     return out
 
 
@@ -69,8 +74,13 @@ def topformer_attention(seeds, sizes):
             x = torch.randn(1, 208, h // 16, w // 16, generator=torch.Generator().manual_seed(seed))
             with torch.no_grad():
                 ref = tt.release_attention(attn, x)
-                out.append({"case": f"seed={seed} tokens={h // 16}x{w // 16}",
-                            "max_abs": float((attn(x) - ref).abs().max()), "rel_l2": _rel_l2(attn(x), ref)})
+                out.append(
+                    {
+                        "case": f"seed={seed} tokens={h // 16}x{w // 16}",
+                        "max_abs": float((attn(x) - ref).abs().max()),
+                        "rel_l2": _rel_l2(attn(x), ref),
+                    }
+                )
     return out
 
 
@@ -85,8 +95,9 @@ def xfa_equations(seeds, tokens):
             a, x, ref = tx.xfa_and_equations(seed, n)
             with torch.no_grad():
                 y = a(x)
-            out.append({"case": f"seed={seed} tokens={n}", "max_abs": float((y - ref).abs().max()),
-                        "rel_l2": _rel_l2(y, ref)})
+            out.append(
+                {"case": f"seed={seed} tokens={n}", "max_abs": float((y - ref).abs().max()), "rel_l2": _rel_l2(y, ref)}
+            )
     return out
 
 
@@ -125,26 +136,43 @@ def exported_formats(models, sizes, precisions, workdir):
     for name in models:
         for res in sizes:
             for precision in precisions:
-                r = export_model(name, resolution=res, precision=precision,
-                                 out=str(Path(workdir) / f"{name}_{res}_{precision}"), force=True)
+                r = export_model(
+                    name,
+                    resolution=res,
+                    precision=precision,
+                    out=str(Path(workdir) / f"{name}_{res}_{precision}"),
+                    force=True,
+                )
                 for fmt, entry in r.manifest["formats"].items():
                     p = entry.get("parity") or {}
-                    out.append({"case": f"{name} {res}x{res} {fmt} {precision}", "format": fmt,
-                                "precision": precision, "rel_l2": p.get("rel_l2"),
-                                "argmax_agree": p.get("argmax_agree"), "error": entry.get("error")})
+                    out.append(
+                        {
+                            "case": f"{name} {res}x{res} {fmt} {precision}",
+                            "format": fmt,
+                            "precision": precision,
+                            "rel_l2": p.get("rel_l2"),
+                            "argmax_agree": p.get("argmax_agree"),
+                            "error": entry.get("error"),
+                        }
+                    )
     return out
 
 
 def _baselines():
     import test_baselines as tb
+
     return list(tb.ALL)
 
 
 def summarise(rows, key="rel_l2"):
     vals = [r[key] for r in rows if r.get(key) is not None]
     worst = max(rows, key=lambda r: r.get(key) or 0.0) if vals else None
-    return {"cases": len(rows), f"worst_{key}": max(vals) if vals else None,
-            "worst_case": worst["case"] if worst else None, "rows": rows}
+    return {
+        "cases": len(rows),
+        f"worst_{key}": max(vals) if vals else None,
+        "worst_case": worst["case"] if worst else None,
+        "rows": rows,
+    }
 
 
 def main(argv=None) -> int:
@@ -156,15 +184,30 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+
     torch.set_num_threads(1)
     seeds = range(3) if args.quick else range(12)
     sections = set(args.sections.split(","))
-    result = {"host": platform.processor() or platform.machine(), "python": platform.python_version(),
-              "versions": {}, "sections": {}}
-    for pkg in ("torch", "transformers", "onnx", "onnxruntime", "ncnn", "pnnx", "ai-edge-litert", "litert-torch",
-                "numpy"):
+    result = {
+        "host": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "versions": {},
+        "sections": {},
+    }
+    for pkg in (
+        "torch",
+        "transformers",
+        "onnx",
+        "onnxruntime",
+        "ncnn",
+        "pnnx",
+        "ai-edge-litert",
+        "litert-torch",
+        "numpy",
+    ):
         try:
             from importlib.metadata import version
+
             result["versions"][pkg] = version(pkg)
         except Exception:
             result["versions"][pkg] = None
@@ -172,13 +215,21 @@ def main(argv=None) -> int:
         "transformers": lambda: summarise(transformers_segformer(seeds, [(64, 64), (96, 128), (128, 160), (160, 224)])),
         "topformer": lambda: summarise(topformer_attention(seeds, [(128, 128), (256, 256), (512, 512)]), "max_abs"),
         "xfa": lambda: summarise(xfa_equations(seeds, [10, 64, 256, 1024]), "max_abs"),
-        "onnx": lambda: summarise(onnx_exports(range(2) if args.quick else range(3),
-                                               ["segformer-b0", "xformer-segformer", "topformer-t"] + _baselines(),
-                                               [(64, 64), (128, 128)] if args.quick else [(64, 64), (128, 128),
-                                                                                          (128, 192)])),
-        "formats": lambda: _formats_summary(exported_formats(
-            ["topformer-t"] if args.quick else ["topformer-t", "topformer-b", "segformer-b0", "lraspp-mbv3-large"],
-            [64] if args.quick else [64, 128, 256], ["fp32", "fp16"], args.workdir)),
+        "onnx": lambda: summarise(
+            onnx_exports(
+                range(2) if args.quick else range(3),
+                ["segformer-b0", "xformer-segformer", "topformer-t"] + _baselines(),
+                [(64, 64), (128, 128)] if args.quick else [(64, 64), (128, 128), (128, 192)],
+            )
+        ),
+        "formats": lambda: _formats_summary(
+            exported_formats(
+                ["topformer-t"] if args.quick else ["topformer-t", "topformer-b", "segformer-b0", "lraspp-mbv3-large"],
+                [64] if args.quick else [64, 128, 256],
+                ["fp32", "fp16"],
+                args.workdir,
+            )
+        ),
     }
     for name, job in jobs.items():
         if name not in sections:
@@ -198,8 +249,11 @@ def _formats_summary(rows):
     by = {}
     for r in rows:
         by.setdefault(f"{r['format']} {r['precision']}", []).append(r)
-    return {"cases": len(rows), "by_format": {k: {kk: vv for kk, vv in summarise(v).items() if kk != "rows"}
-                                               for k, v in sorted(by.items())}, "rows": rows}
+    return {
+        "cases": len(rows),
+        "by_format": {k: {kk: vv for kk, vv in summarise(v).items() if kk != "rows"} for k, v in sorted(by.items())},
+        "rows": rows,
+    }
 
 
 if __name__ == "__main__":

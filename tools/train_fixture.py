@@ -9,6 +9,7 @@ one order), so the same command writes the same weights on the same torch build.
 (half the size: 2.7 MB); the fixture *is* those rounded weights (loaded into fp32, as every test uses it). A JSON
 beside the checkpoint records the held-out mIoU, the seeds and the training time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,9 @@ def heldout_miou(model, n: int = 64, size: int = 128) -> float:
     model.eval()
     with torch.no_grad():
         for i in range(0, n, 16):
-            out = model(normalise(images[i:i + 16], model.spec))
+            out = model(normalise(images[i : i + 16], model.spec))
             pred = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False).argmax(1)
-            for p, lab in zip(pred.numpy(), labels[i:i + 16]):
+            for p, lab in zip(pred.numpy(), labels[i : i + 16]):
                 cm.update(p, lab.astype(np.int64))
     model.train()
     return cm.miou()
@@ -83,13 +84,23 @@ def main(argv=None) -> int:
     torch.save({"state_dict": state}, args.out)
     reloaded = create_model("topformer-t", num_classes=synthetic.NUM_CLASSES, weights=str(args.out))
     miou = heldout_miou(reloaded, size=args.size)
-    meta = {"model": "topformer-t", "task": "shapes (mobileseg.export.synthetic)", "num_classes": synthetic.NUM_CLASSES,
-            "resolution": [args.size, args.size], "steps": args.steps, "batch": args.batch, "lr": args.lr,
-            "seeds": {"train_data": TRAIN_SEED, "heldout_data": HELDOUT_SEED, "torch": TORCH_SEED},
-            "torch": torch.__version__, "threads": 1, "train_seconds": round(seconds, 1),
-            "heldout_images": 64, "heldout_miou": round(miou, 2), "chance_miou_note":
-            "a constant prediction scores at most the background IoU / 4 classes (about 15-20%)",
-            "weights_dtype": "fp16 (loaded into fp32)"}
+    meta = {
+        "model": "topformer-t",
+        "task": "shapes (mobileseg.export.synthetic)",
+        "num_classes": synthetic.NUM_CLASSES,
+        "resolution": [args.size, args.size],
+        "steps": args.steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "seeds": {"train_data": TRAIN_SEED, "heldout_data": HELDOUT_SEED, "torch": TORCH_SEED},
+        "torch": torch.__version__,
+        "threads": 1,
+        "train_seconds": round(seconds, 1),
+        "heldout_images": 64,
+        "heldout_miou": round(miou, 2),
+        "chance_miou_note": "a constant prediction scores at most the background IoU / 4 classes (about 15-20%)",
+        "weights_dtype": "fp16 (loaded into fp32)",
+    }
     args.out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     print(json.dumps(meta))
     return 0

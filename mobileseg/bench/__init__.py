@@ -6,6 +6,7 @@
 Other stages that measure cells use the loop's pieces: :class:`BenchSettings` (every option, validated once),
 ``BenchSettings(...).timing()`` and :func:`measure_cell` (one cell on an opened target -> one record).
 """
+
 from ..results.record import SCHEMA_VERSION, LatencyRecord, cell_key
 from .runner import BenchRun, measure_cell, run_bench
 from .settings import BenchSettings
@@ -13,5 +14,19 @@ from ..results.stats import summarize
 from ..results.store import ResultStore, read_records
 from .suite import Cell, Suite, SuiteError, load_suite
 
-__all__ = ["SCHEMA_VERSION", "LatencyRecord", "cell_key", "run_bench", "BenchRun", "BenchSettings", "measure_cell", "summarize", "ResultStore",
-           "read_records", "Cell", "Suite", "SuiteError", "load_suite"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "LatencyRecord",
+    "cell_key",
+    "run_bench",
+    "BenchRun",
+    "BenchSettings",
+    "measure_cell",
+    "summarize",
+    "ResultStore",
+    "read_records",
+    "Cell",
+    "Suite",
+    "SuiteError",
+    "load_suite",
+]

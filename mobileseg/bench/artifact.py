@@ -14,6 +14,7 @@ inputs (quantised TFLite) the whole range of their dtype; float inputs the conve
 (uniform 0..255 pixels normalised with the ImageNet mean/std, about -2.1..2.6) when they have 3 channels, else a
 standard normal. The parity policy (who is compared with what) is :mod:`mobileseg.bench.artifact_cells`'s.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,16 @@ from pathlib import Path
 from .. import formats
 from .. import manifest as _manifest
 from ..hashing import sha256_file
-from .artifact_read import (RUNTIME_NAMES, ArtifactError, ArtifactInfo, _first_line, check_file, format_of,  # noqa: F401
-                            guess_layout, read_info)
+from .artifact_read import (
+    RUNTIME_NAMES,
+    ArtifactError,
+    ArtifactInfo,
+    _first_line,
+    check_file,
+    format_of,  # noqa: F401
+    guess_layout,  # noqa: F401
+    read_info,
+)
 
 INPUT_SEED = 0  # the same seed as mobileseg's own exports (mobileseg.export.reference.INPUT_SEED)
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -75,9 +84,11 @@ def inspect(path, input_shape=None, input_array_shape=None) -> ArtifactInfo:
     p, fmt = info.path, info.format
     if info.custom_ops:
         ops = ", ".join(f"'{o}'" for o in info.custom_ops)
-        raise ArtifactError(f"'{p.name}' uses the custom op{'s' if len(info.custom_ops) > 1 else ''} {ops}, which "
-                            f"{RUNTIME_NAMES[fmt]} does not have; re-export the model without "
-                            f"{'them' if len(info.custom_ops) > 1 else 'it'} (or with ops the runtime implements)")
+        raise ArtifactError(
+            f"'{p.name}' uses the custom op{'s' if len(info.custom_ops) > 1 else ''} {ops}, which "
+            f"{RUNTIME_NAMES[fmt]} does not have; re-export the model without "
+            f"{'them' if len(info.custom_ops) > 1 else 'it'} (or with ops the runtime implements)"
+        )
     shape = list(info.input_shape)
     if input_shape is None and None in shape and input_array_shape is not None:
         input_shape = list(input_array_shape)
@@ -86,23 +97,33 @@ def inspect(path, input_shape=None, input_array_shape=None) -> ArtifactInfo:
         if fmt == "ncnn" and len(want) == 3:
             want = [1] + want
         if len(want) != len(shape):
-            raise ArtifactError(f"--input-shape {'x'.join(map(str, want))} has {len(want)} dimensions but the input "
-                                f"'{info.input_name}' of {p.name} has {len(shape)} ({_shape_text(shape)})")
+            raise ArtifactError(
+                f"--input-shape {'x'.join(map(str, want))} has {len(want)} dimensions but the input "
+                f"'{info.input_name}' of {p.name} has {len(shape)} ({_shape_text(shape)})"
+            )
         for i, (have, new) in enumerate(zip(shape, want)):
             if have is not None and have != new:
-                raise ArtifactError(f"--input-shape {'x'.join(map(str, want))} conflicts with {p.name}, whose input "
-                                    f"'{info.input_name}' is {_shape_text(shape)} (dimension {i} is fixed at {have})")
+                raise ArtifactError(
+                    f"--input-shape {'x'.join(map(str, want))} conflicts with {p.name}, whose input "
+                    f"'{info.input_name}' is {_shape_text(shape)} (dimension {i} is fixed at {have})"
+                )
         shape = want
     if None in shape:
-        raise ArtifactError(f"the input '{info.input_name}' of {p.name} is {_shape_text(shape)}, with dynamic "
-                            "dimensions: give its size with --input-shape, e.g. --input-shape "
-                            f"{_example_shape(shape, info)}")
+        raise ArtifactError(
+            f"the input '{info.input_name}' of {p.name} is {_shape_text(shape)}, with dynamic "
+            "dimensions: give its size with --input-shape, e.g. --input-shape "
+            f"{_example_shape(shape, info)}"
+        )
     if len(shape) != 4:
-        raise ArtifactError(f"the input '{info.input_name}' of {p.name} is {_shape_text(shape)}: mobileseg benches "
-                            "image models with one 4-D input (N x C x H x W or N x H x W x C)")
+        raise ArtifactError(
+            f"the input '{info.input_name}' of {p.name} is {_shape_text(shape)}: mobileseg benches "
+            "image models with one 4-D input (N x C x H x W or N x H x W x C)"
+        )
     if shape[0] != 1:
-        raise ArtifactError(f"the input of {p.name} has batch {shape[0]}: mobileseg benches batch 1 "
-                            f"(--input-shape 1x{'x'.join(map(str, shape[1:]))})")
+        raise ArtifactError(
+            f"the input of {p.name} has batch {shape[0]}: mobileseg benches batch 1 "
+            f"(--input-shape 1x{'x'.join(map(str, shape[1:]))})"
+        )
     info.input_shape = shape
     return info
 
@@ -165,8 +186,9 @@ def load_npy(path, what: str):
     try:
         return np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ArtifactError(f"{what} '{p}' is not a .npy array numpy can read ({_first_line(exc)}); save it with "
-                            "numpy.save") from None
+        raise ArtifactError(
+            f"{what} '{p}' is not a .npy array numpy can read ({_first_line(exc)}); save it with numpy.save"
+        ) from None
 
 
 def input_for(info: ArtifactInfo, given=None):
@@ -192,12 +214,13 @@ def input_for(info: ArtifactInfo, given=None):
         pass
     elif x.ndim == 4 and list(x.shape) == to_layout_shape(shape, layout, other):
         x = convert_layout(x, other, layout)
-        info.notes.append(f"--input {have} is {other}: transposed to {info.name}'s {layout} "
-                          f"{_shape_text(shape)}")
+        info.notes.append(f"--input {have} is {other}: transposed to {info.name}'s {layout} {_shape_text(shape)}")
     else:
-        raise ArtifactError(f"--input has shape {have} but {info.name} takes {_shape_text(shape)} ({layout}, or "
-                            f"{_shape_text(to_layout_shape(shape, layout, other))} in {other}); give an array of that "
-                            "shape (mobileseg never reshapes an input across axes)")
+        raise ArtifactError(
+            f"--input has shape {have} but {info.name} takes {_shape_text(shape)} ({layout}, or "
+            f"{_shape_text(to_layout_shape(shape, layout, other))} in {other}); give an array of that "
+            "shape (mobileseg never reshapes an input across axes)"
+        )
     want = np.dtype(info.input_dtype)
     if x.dtype != want:
         x = _cast_input(x, want, info)
@@ -214,16 +237,19 @@ def _cast_input(x, want, info: ArtifactInfo):
     if x.dtype.kind in "iu" and want.kind in "iuf":
         if want.kind == "f":
             exact = 2 ** (np.finfo(want).nmant + 1)  # integers up to 2^24 (float32) are exact
-            fits = x.size == 0 or (int(np.abs(x.astype(np.int64)).max()) <= exact if x.dtype.kind == "i"
-                                   else int(x.max()) <= exact)
+            fits = x.size == 0 or (
+                int(np.abs(x.astype(np.int64)).max()) <= exact if x.dtype.kind == "i" else int(x.max()) <= exact
+            )
         else:
             lim = np.iinfo(want)
             fits = x.size == 0 or (int(x.min()) >= lim.min and int(x.max()) <= lim.max)
         if fits:
             info.notes.append(f"--input is {x.dtype}: converted to {info.name}'s {want} (every value unchanged)")
             return x.astype(want)
-        raise ArtifactError(f"--input is {x.dtype} with values {int(x.min())}..{int(x.max())}, which {want} (the "
-                            f"input of {info.name}) cannot hold: save the array as {want}")
+        raise ArtifactError(
+            f"--input is {x.dtype} with values {int(x.min())}..{int(x.max())}, which {want} (the "
+            f"input of {info.name}) cannot hold: save the array as {want}"
+        )
     raise ArtifactError(f"--input is {x.dtype} but {info.name} takes {want}: save the array as {want}")
 
 
@@ -250,12 +276,17 @@ class StagedArtifact:
     def record_artifact(self) -> dict:
         """The record's ``artifact`` field for this file (contract 4)."""
         i = self.info
-        return {"source": "artifact", "name": i.name, "path": str(i.path.resolve()), "sha256": self.sha256,
-                "files": [str(Path(f).resolve()) for f in self.source_files], "export_dir": str(self.folder),
-                "manifest": str(self.folder / _manifest.FILE),
-                "input": {"name": i.input_name, "shape": list(i.input_shape), "dtype": i.input_dtype,
-                          "layout": i.layout},
-                "ops": sum(i.ops.values()) if i.ops else None}
+        return {
+            "source": "artifact",
+            "name": i.name,
+            "path": str(i.path.resolve()),
+            "sha256": self.sha256,
+            "files": [str(Path(f).resolve()) for f in self.source_files],
+            "export_dir": str(self.folder),
+            "manifest": str(self.folder / _manifest.FILE),
+            "input": {"name": i.input_name, "shape": list(i.input_shape), "dtype": i.input_dtype, "layout": i.layout},
+            "ops": sum(i.ops.values()) if i.ops else None,
+        }
 
 
 def stage(path, export_root="export", input_shape=None, given_input=None) -> StagedArtifact:
@@ -270,11 +301,13 @@ def stage(path, export_root="export", input_shape=None, given_input=None) -> Sta
     try:
         (folder / "reference").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ArtifactError(f"cannot write the staging folder {folder} ({exc.strerror or exc}): choose a writable "
-                            "folder with --export-dir") from None
+        raise ArtifactError(
+            f"cannot write the staging folder {folder} ({exc.strerror or exc}): choose a writable "
+            "folder with --export-dir"
+        ) from None
     row = formats.FORMATS[info.format]
     dests = []
-    for src, name in zip(info.files, row.files + tuple(Path(f).name for f in info.files[len(row.files):])):
+    for src, name in zip(info.files, row.files + tuple(Path(f).name for f in info.files[len(row.files) :])):
         dest = folder / name
         _link_or_copy(Path(src), dest)
         dests.append(str(dest))
@@ -285,19 +318,44 @@ def stage(path, export_root="export", input_shape=None, given_input=None) -> Sta
         stale.unlink()
     layout = info.layout
     nchw = to_layout_shape(info.input_shape, layout, "NCHW")
-    man = {"schema_version": _manifest.SCHEMA_VERSION, "source": "artifact", "model": info.name,
-           "artifact": {"name": info.name, "path": str(info.path.resolve()), "sha256": sha},
-           "resolution": [int(nchw[2]), int(nchw[3])], "num_classes": None, "graph": "logits",
-           "precision": "fp32", "weights": {"path": None, "sha256": None, "note": "weights inside the artifact"},
-           "input": {"name": info.input_name, "shape": list(info.input_shape), "dtype": info.input_dtype,
-                     "layout": layout, "seed": None if given_input is not None else INPUT_SEED},
-           "output": {"name": info.output_name, "shape": info.output_shape if info.output_shape and None not in
-                      info.output_shape else None, "dtype": None},
-           "formats": {info.format: {"files": [_manifest.file_record(d, str(folder)) for d in dests],
-                                     "input_name": info.input_name, "output_name": info.output_name,
-                                     "op_histogram": info.ops, "converter": {"name": "external", "version": None},
-                                     "ok": True, "error": None, "parity": {"checked": False}}},
-           "parity_runtime": {}, "versions": {}, "notes": info.notes}
+    man = {
+        "schema_version": _manifest.SCHEMA_VERSION,
+        "source": "artifact",
+        "model": info.name,
+        "artifact": {"name": info.name, "path": str(info.path.resolve()), "sha256": sha},
+        "resolution": [int(nchw[2]), int(nchw[3])],
+        "num_classes": None,
+        "graph": "logits",
+        "precision": "fp32",
+        "weights": {"path": None, "sha256": None, "note": "weights inside the artifact"},
+        "input": {
+            "name": info.input_name,
+            "shape": list(info.input_shape),
+            "dtype": info.input_dtype,
+            "layout": layout,
+            "seed": None if given_input is not None else INPUT_SEED,
+        },
+        "output": {
+            "name": info.output_name,
+            "shape": info.output_shape if info.output_shape and None not in info.output_shape else None,
+            "dtype": None,
+        },
+        "formats": {
+            info.format: {
+                "files": [_manifest.file_record(d, str(folder)) for d in dests],
+                "input_name": info.input_name,
+                "output_name": info.output_name,
+                "op_histogram": info.ops,
+                "converter": {"name": "external", "version": None},
+                "ok": True,
+                "error": None,
+                "parity": {"checked": False},
+            }
+        },
+        "parity_runtime": {},
+        "versions": {},
+        "notes": info.notes,
+    }
     _manifest.write(folder, man)
     return StagedArtifact(info, folder, man, sha, list(info.files))
 
@@ -321,6 +379,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 def describe(info: ArtifactInfo) -> str:
     """One line about an artifact's input (for progress notes)."""
-    return (f"{info.name}: {info.format}, input '{info.input_name}' {_shape_text(info.input_shape)} "
-            f"{info.input_dtype} {info.layout}")
-
+    return (
+        f"{info.name}: {info.format}, input '{info.input_name}' {_shape_text(info.input_shape)} "
+        f"{info.input_dtype} {info.layout}"
+    )

@@ -15,6 +15,7 @@ Outputs are matched to the reference's layout before comparing (an NHWC output a
 transposed, never just reshaped). Records carry ``model`` = the file's name, ``model_source: "artifact"`` and
 ``artifact`` {name, path, sha256, files, input}; their cell key names ``<file name>@<sha256[:12]>``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ class ArtifactCell(Cell):
     key_name: str = ""
 
     def key(self, device: str) -> str:
-        return cell_key(device, self.key_name, self.resolution, self.format, self.runtime, self.precision, self.graph,
-                        self.threads)
+        return cell_key(
+            device, self.key_name, self.resolution, self.format, self.runtime, self.precision, self.graph, self.threads
+        )
 
 
 def runtimes_for(fmt: str, wanted=None) -> list[str]:
@@ -98,8 +100,19 @@ class ArtifactCells:
     kind = "artifacts"
     explicit_runtimes = True  # a runtime of a file that cannot run is an error, never left out
 
-    def __init__(self, paths, input_shape=None, input=None, reference=None, runtimes=None, precisions=None,
-                 threads: int = 1, export_root="export", notes=None, strict: bool = True):
+    def __init__(
+        self,
+        paths,
+        input_shape=None,
+        input=None,
+        reference=None,
+        runtimes=None,
+        precisions=None,
+        threads: int = 1,
+        export_root="export",
+        notes=None,
+        strict: bool = True,
+    ):
         say = notes or _say
         paths = [p for p in (paths or []) if str(p).strip()]
         if not paths:
@@ -130,14 +143,17 @@ class ArtifactCells:
             rts = runtimes_for(s.format, runtimes)
             if not rts and strict:
                 can = ", ".join(runtimes_for(s.format, [r.name for r in formats.RUNTIMES.values()]))
-                raise MobilesegError(f"--runtimes {' '.join(runtimes)} names no runtime of {s.info.name} "
-                                     f"({s.format}): add one of {can}")
+                raise MobilesegError(
+                    f"--runtimes {' '.join(runtimes)} names no runtime of {s.info.name} ({s.format}): add one of {can}"
+                )
             for rt in rts:  # a precision the file was not written at would only relabel it (and loosen the limit)
                 bad = [pr for pr in precisions if pr != "fp32" and not (pr == "fp16" and rt in SWITCHES_FP16)]
                 if bad:
-                    raise MobilesegError(f"--precisions {bad[0]} does not change what {rt} runs of {s.info.name}: a "
-                                         "file from another tool runs at the precision it was written in (only "
-                                         "ncnn's fp16 switches make fp16 of an fp32 file); leave --precisions out")
+                    raise MobilesegError(
+                        f"--precisions {bad[0]} does not change what {rt} runs of {s.info.name}: a "
+                        "file from another tool runs at the precision it was written in (only "
+                        "ncnn's fp16 switches make fp16 of an fp32 file); leave --precisions out"
+                    )
             res = tuple(s.manifest["resolution"])
             for rt in rts:
                 for pr in precisions:
@@ -147,8 +163,10 @@ class ArtifactCells:
         self.groups = _groups(staged, self.ref is not None)
         for g in self.groups:
             if len(g) > 1:
-                say(f"{', '.join(s.info.name for s in g)} take the same input: parity across formats, against the "
-                    f"output of {g[0].info.name} (the first given)")
+                say(
+                    f"{', '.join(s.info.name for s in g)} take the same input: parity across formats, against the "
+                    f"output of {g[0].info.name} (the first given)"
+                )
             elif self.ref is None:
                 say(f"{g[0].info.name}: parity not checked (no --reference OUT.npy, and no other file of this model)")
         self._group_of = {id(s): g for g in self.groups for s in g}
@@ -176,9 +194,13 @@ class ArtifactCells:
                 against = f"{what} (cross-format: several files of one model were given)"
         if against is not None:
             return judge(out, ref_out, cell.precision, cell.runtime, against)
-        why = ("this file's output is the reference of the other files of this model" if first else
-               f"{g[0].info.name}, the reference of this model's files, gave no output" if len(g) > 1
-               else "no --reference OUT.npy given and no other file of this model")
+        why = (
+            "this file's output is the reference of the other files of this model"
+            if first
+            else f"{g[0].info.name}, the reference of this model's files, gave no output"
+            if len(g) > 1
+            else "no --reference OUT.npy given and no other file of this model"
+        )
         return {"checked": False, "reason": f"parity not checked: {why}"}
 
     def finish(self, rec, cell) -> None:
@@ -193,13 +215,32 @@ def artifact_sources(settings, suite, notes=None) -> list:
     and a file of a suite none of whose runtimes is asked for is left out)."""
     common = dict(threads=settings.threads, export_root=settings.export_root, notes=notes)
     if settings.artifacts:
-        return [ArtifactCells(settings.artifacts, settings.input_shape, settings.input, settings.reference,
-                              settings.runtimes, settings.precisions, **common)]
+        return [
+            ArtifactCells(
+                settings.artifacts,
+                settings.input_shape,
+                settings.input,
+                settings.reference,
+                settings.runtimes,
+                settings.precisions,
+                **common,
+            )
+        ]
     if suite is None:
         return []
-    return [ArtifactCells(g["artifacts"], g["input_shape"], g["input"], g["reference"],
-                          g["runtimes"] or settings.runtimes, g["precisions"] or settings.precisions, strict=False,
-                          **common) for g in suite.artifact_groups]
+    return [
+        ArtifactCells(
+            g["artifacts"],
+            g["input_shape"],
+            g["input"],
+            g["reference"],
+            g["runtimes"] or settings.runtimes,
+            g["precisions"] or settings.precisions,
+            strict=False,
+            **common,
+        )
+        for g in suite.artifact_groups
+    ]
 
 
 def _cross_reference(first, output, runtime: str, device_id: str):

@@ -1,6 +1,7 @@
 """Reading model files other tools wrote: what a ``.onnx``, ``.tflite``, ``.ncnn.param`` (+ ``.bin``) or ``.pte``
 says about its input (name, shape, dtype, layout), output and ops, and which of its ops the runtime lacks. Used by
 :mod:`mobileseg.bench.artifact`, which stages the file for the bench."""
+
 from __future__ import annotations
 
 import os
@@ -97,15 +98,31 @@ def _inspect_onnx(path: Path) -> ArtifactInfo:
             raise ArtifactError(_onnx_load_sentence(path, exc)) from None
         i, o = sess.get_inputs(), sess.get_outputs()
         _single_input(path, [x.name for x in i])
-        dtype = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
-                 "tensor(int8)": "int8", "tensor(int64)": "int64", "tensor(int32)": "int32"}.get(i[0].type, i[0].type)
-        return ArtifactInfo(path, "onnx", [path], i[0].name, [_dim(d) for d in i[0].shape], dtype, o[0].name,
-                            [_dim(d) for d in o[0].shape])
+        dtype = {
+            "tensor(float)": "float32",
+            "tensor(float16)": "float16",
+            "tensor(uint8)": "uint8",
+            "tensor(int8)": "int8",
+            "tensor(int64)": "int64",
+            "tensor(int32)": "int32",
+        }.get(i[0].type, i[0].type)
+        return ArtifactInfo(
+            path,
+            "onnx",
+            [path],
+            i[0].name,
+            [_dim(d) for d in i[0].shape],
+            dtype,
+            o[0].name,
+            [_dim(d) for d in o[0].shape],
+        )
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise ArtifactError(f"'{path}' is not an ONNX model onnx can read ({_first_line(exc)}); give a .onnx file "
-                            "written by torch.onnx.export or another exporter") from None
+        raise ArtifactError(
+            f"'{path}' is not an ONNX model onnx can read ({_first_line(exc)}); give a .onnx file "
+            "written by torch.onnx.export or another exporter"
+        ) from None
     g = model.graph
     inits = {t.name for t in g.initializer}
     inputs = [i for i in g.input if i.name not in inits]
@@ -114,8 +131,9 @@ def _inspect_onnx(path: Path) -> ArtifactInfo:
         raise ArtifactError(f"'{path}' has no graph input or output; it is not a runnable model")
 
     def shape(vi):
-        return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                for d in vi.type.tensor_type.shape.dim]
+        return [
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in vi.type.tensor_type.shape.dim
+        ]
 
     elem = inputs[0].type.tensor_type.elem_type
     dtype = onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem else "float32"
@@ -126,14 +144,17 @@ def _inspect_onnx(path: Path) -> ArtifactInfo:
         ops[key] = ops.get(key, 0) + 1
         if node.domain not in ONNX_STANDARD_DOMAINS and key not in custom:
             custom.append(key)
-    info = ArtifactInfo(path, "onnx", [path], inputs[0].name, shape(inputs[0]), dtype, g.output[0].name,
-                        shape(g.output[0]), ops, custom)
+    info = ArtifactInfo(
+        path, "onnx", [path], inputs[0].name, shape(inputs[0]), dtype, g.output[0].name, shape(g.output[0]), ops, custom
+    )
     if custom:  # the runtime is the judge: a com.microsoft op (say) that onnxruntime implements is fine
         info.custom_ops = _onnx_unresolved(path, custom)
         resolved = [c for c in custom if c not in info.custom_ops]
         if resolved:
-            info.notes.append(f"{path.name} uses the custom op{'s' if len(resolved) > 1 else ''} "
-                              f"{', '.join(resolved)}, which onnxruntime implements")
+            info.notes.append(
+                f"{path.name} uses the custom op{'s' if len(resolved) > 1 else ''} "
+                f"{', '.join(resolved)}, which onnxruntime implements"
+            )
     if len(g.output) > 1:
         info.notes.append(f"{path.name} has {len(g.output)} outputs: the first, '{g.output[0].name}', is compared")
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in g.initializer):
@@ -176,16 +197,28 @@ def _onnx_unresolved(path: Path, custom: list) -> list:
 
 def _onnx_load_sentence(path: Path, exc) -> str:
     text = str(exc)
-    m = (re.search(r"([\w.]+:)?(\w+)\(-?\d+\) is not a registered function/op", text)
-         or re.search(r"implementation for (\w+)\(", text) or re.search(r"[Oo]p type not registered '(\w+)'", text))
+    m = (
+        re.search(r"([\w.]+:)?(\w+)\(-?\d+\) is not a registered function/op", text)
+        or re.search(r"implementation for (\w+)\(", text)
+        or re.search(r"[Oo]p type not registered '(\w+)'", text)
+    )
     if m:
         op = m.group(m.lastindex)
         return f"'{path.name}' uses the op '{op}', which onnxruntime does not have; re-export it without that op"
     return f"onnxruntime cannot load '{path}' ({_first_line(exc)})"
 
 
-_TFLITE_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8",
-                 10: "float64"}
+_TFLITE_TYPES = {
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    6: "bool",
+    7: "int16",
+    9: "int8",
+    10: "float64",
+}
 _TFLITE_CUSTOM = 32  # BuiltinOperator.CUSTOM
 
 
@@ -193,8 +226,10 @@ def _inspect_tflite(path: Path) -> ArtifactInfo:
     schema = _require("ai_edge_litert.schema_py_generated", "tflite", path)
     data = path.read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ArtifactError(f"'{path}' is not a TFLite flatbuffer (no TFL3 identifier); give a .tflite file written "
-                            "by litert_torch.convert or the TFLite converter")
+        raise ArtifactError(
+            f"'{path}' is not a TFLite flatbuffer (no TFL3 identifier); give a .tflite file written "
+            "by litert_torch.convert or the TFLite converter"
+        )
     try:
         model = schema.Model.GetRootAsModel(data, 0)
         sg = model.Subgraphs(0)
@@ -224,18 +259,31 @@ def _inspect_tflite(path: Path) -> ArtifactInfo:
         dims = [int(v) for v in t.ShapeAsNumpy()] if t.ShapeLength() else []
         return [None if s < 0 else d for s, d in zip(sig, dims)] if sig else dims
 
-    info = ArtifactInfo(path, "tflite", [path], t_in.Name().decode(), shape(t_in),
-                        _TFLITE_TYPES.get(t_in.Type(), str(t_in.Type())), t_out.Name().decode(), shape(t_out), ops,
-                        custom)
+    info = ArtifactInfo(
+        path,
+        "tflite",
+        [path],
+        t_in.Name().decode(),
+        shape(t_in),
+        _TFLITE_TYPES.get(t_in.Type(), str(t_in.Type())),
+        t_out.Name().decode(),
+        shape(t_out),
+        ops,
+        custom,
+    )
     if custom:  # the runtime is the judge: MediaPipe's Convolution2DTransposeBias (say) is registered in LiteRT
         info.custom_ops = _tflite_unresolved(path, custom)
         resolved = [c for c in custom if c not in info.custom_ops]
         if resolved:
-            info.notes.append(f"{path.name} uses the custom op{'s' if len(resolved) > 1 else ''} "
-                              f"{', '.join(resolved)}, which LiteRT resolves")
+            info.notes.append(
+                f"{path.name} uses the custom op{'s' if len(resolved) > 1 else ''} "
+                f"{', '.join(resolved)}, which LiteRT resolves"
+            )
     if None in info.input_shape:
-        info.notes.append(f"{path.name} has a dynamic input signature; LiteRT runs it at its stored shape "
-                          f"{[int(v) for v in t_in.ShapeAsNumpy()]}")
+        info.notes.append(
+            f"{path.name} has a dynamic input signature; LiteRT runs it at its stored shape "
+            f"{[int(v) for v in t_in.ShapeAsNumpy()]}"
+        )
         info.input_shape = [int(v) for v in t_in.ShapeAsNumpy()]
     return info
 
@@ -263,16 +311,19 @@ def _inspect_ncnn(path: Path) -> ArtifactInfo:
     candidates = [path.parent / f"{stem}.ncnn.bin", path.parent / f"{stem}.bin"]
     binary = next((c for c in candidates if c.exists()), None)
     if binary is None:
-        raise ArtifactError(f"the ncnn weights of '{path}' are missing: put {candidates[0].name} (or "
-                            f"{candidates[1].name}) beside it")
+        raise ArtifactError(
+            f"the ncnn weights of '{path}' are missing: put {candidates[0].name} (or {candidates[1].name}) beside it"
+        )
     binary = check_file(binary, "the ncnn weights file")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (UnicodeDecodeError, OSError) as exc:
         raise ArtifactError(f"'{path}' is not an ncnn text .param file ({_first_line(exc)})") from None
     if not lines or lines[0].strip() != "7767517":
-        raise ArtifactError(f"'{path}' is not an ncnn .param file (its first line is not the magic 7767517); "
-                            "give the .param pnnx or ncnn's converters wrote")
+        raise ArtifactError(
+            f"'{path}' is not an ncnn .param file (its first line is not the magic 7767517); "
+            "give the .param pnnx or ncnn's converters wrote"
+        )
     ops: dict = {}
     inputs, in_shape, last_out = [], [None, None, None], None
     for line in lines[2:]:
@@ -281,10 +332,10 @@ def _inspect_ncnn(path: Path) -> ArtifactInfo:
             continue
         kind, n_in, n_out = parts[0], int(parts[2]), int(parts[3])
         ops[kind] = ops.get(kind, 0) + 1
-        tops = parts[4 + n_in: 4 + n_in + n_out]
+        tops = parts[4 + n_in : 4 + n_in + n_out]
         if kind == "Input":
             inputs += tops
-            params = dict(p.split("=", 1) for p in parts[4 + n_in + n_out:] if "=" in p)
+            params = dict(p.split("=", 1) for p in parts[4 + n_in + n_out :] if "=" in p)
             w, h, c = (int(params.get(k, 0)) or None for k in ("0", "1", "2"))
             in_shape = [c, h, w]
         if tops:
@@ -293,8 +344,7 @@ def _inspect_ncnn(path: Path) -> ArtifactInfo:
     if not inputs:
         raise ArtifactError(f"'{path}' has no Input layer; it is not a runnable ncnn model")
     custom = [k for k in ops if not _ncnn_has_layer(k)]
-    info = ArtifactInfo(path, "ncnn", [path, binary], inputs[0], [1] + in_shape, "float32", last_out, None, ops,
-                        custom)
+    info = ArtifactInfo(path, "ncnn", [path, binary], inputs[0], [1] + in_shape, "float32", last_out, None, ops, custom)
     return info
 
 
@@ -310,8 +360,16 @@ def _inspect_pte(path: Path) -> ArtifactInfo:
     from ..runtimes.executorch import read_program_io
 
     io = read_program_io(str(path))
-    return ArtifactInfo(path, "executorch", [path], io.get("input_name"), list(io["input_shape"]),
-                        io.get("input_dtype", "float32"), io.get("output_name"), io.get("output_shape"))
+    return ArtifactInfo(
+        path,
+        "executorch",
+        [path],
+        io.get("input_name"),
+        list(io["input_shape"]),
+        io.get("input_dtype", "float32"),
+        io.get("output_name"),
+        io.get("output_shape"),
+    )
 
 
 _INSPECTORS = {"onnx": _inspect_onnx, "tflite": _inspect_tflite, "ncnn": _inspect_ncnn, "executorch": _inspect_pte}
@@ -331,8 +389,9 @@ def _first_line(exc) -> str:
 
 def _single_input(path: Path, names) -> None:
     if len(names) > 1:
-        raise ArtifactError(f"'{path.name}' has {len(names)} inputs ({', '.join(names)}); mobileseg benches "
-                            "single-input image models")
+        raise ArtifactError(
+            f"'{path.name}' has {len(names)} inputs ({', '.join(names)}); mobileseg benches single-input image models"
+        )
 
 
 def read_info(path) -> ArtifactInfo:
@@ -340,6 +399,8 @@ def read_info(path) -> ArtifactInfo:
     p = check_file(path, "the artifact")
     fmt = format_of(p)
     if fmt is None:
-        raise ArtifactError(f"'{p.name}' is not a model file mobileseg can bench: give a .onnx, .tflite, "
-                            ".ncnn.param (with its .ncnn.bin) or .pte file")
+        raise ArtifactError(
+            f"'{p.name}' is not a model file mobileseg can bench: give a .onnx, .tflite, "
+            ".ncnn.param (with its .ncnn.bin) or .pte file"
+        )
     return _INSPECTORS[fmt](p)

@@ -1,4 +1,5 @@
 """Description of the host a measurement ran on: CPU model, cores, frequency, kernel, Python and package versions."""
+
 from __future__ import annotations
 
 import os
@@ -8,10 +9,20 @@ from functools import lru_cache
 from pathlib import Path
 
 # Distribution names whose versions go into every record (absent ones are simply left out).
-_PACKAGES = {"mobileseg": "mobileseg", "numpy": "numpy", "torch": "torch", "onnx": "onnx",
-             "onnxruntime": "onnxruntime", "ncnn": "ncnn", "pnnx": "pnnx", "ai-edge-litert": "ai_edge_litert",
-             "litert-torch": "litert_torch", "tflite-runtime": "tflite_runtime", "onnxsim": "onnxsim",
-             "pandas": "pandas"}
+_PACKAGES = {
+    "mobileseg": "mobileseg",
+    "numpy": "numpy",
+    "torch": "torch",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "ncnn": "ncnn",
+    "pnnx": "pnnx",
+    "ai-edge-litert": "ai_edge_litert",
+    "litert-torch": "litert_torch",
+    "tflite-runtime": "tflite_runtime",
+    "onnxsim": "onnxsim",
+    "pandas": "pandas",
+}
 
 
 def _read(path: str) -> str | None:
@@ -105,12 +116,24 @@ def describe_host() -> dict:
     """``record["host"]``: what machine ran the harness (the device itself for local runs)."""
     freq = cpu_freq_mhz()
     flags = re.search(r"^flags\s*:\s*(.+)$", _read("/proc/cpuinfo") or "", re.M)
-    isa = sorted(f for f in (flags.group(1).split() if flags else [])
-                 if f in {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd"})
-    return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "freq_mhz": freq.get("cur"),
-            "freq_max_mhz": freq.get("max"), "governor": freq.get("governor"), "isa": isa,
-            "machine": platform.machine(), "kernel": platform.release(), "os": platform.system(),
-            "python": platform.python_version(), "hostname_hash": _host_hash()}
+    isa = sorted(
+        f
+        for f in (flags.group(1).split() if flags else [])
+        if f in {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd"}
+    )
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "freq_mhz": freq.get("cur"),
+        "freq_max_mhz": freq.get("max"),
+        "governor": freq.get("governor"),
+        "isa": isa,
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "os": platform.system(),
+        "python": platform.python_version(),
+        "hostname_hash": _host_hash(),
+    }
 
 
 def _host_hash() -> str:

@@ -12,6 +12,7 @@ mid-suite ends only its own worker (its finished cells are in its file); the oth
 :func:`run_on_devices` then raises :class:`DevicesLostError` naming the lost device(s) and saying that ``--resume``
 completes them.
 """
+
 from __future__ import annotations
 
 import threading
@@ -109,8 +110,10 @@ class DeviceOutcome:
             return f"{self.name} ({self.serial}): FAILED ({self.error}){where}"
         bad = sum(r["status"] != "ok" for r in self.run)
         tail = f", {bad} not ok" if bad else ""
-        return (f"{self.name} ({self.serial}): {len(self.run)} cell(s) measured, {len(self.run.skipped)} skipped"
-                f"{tail} in {_fmt_s(self.seconds)}{where}")
+        return (
+            f"{self.name} ({self.serial}): {len(self.run)} cell(s) measured, {len(self.run.skipped)} skipped"
+            f"{tail} in {_fmt_s(self.seconds)}{where}"
+        )
 
 
 def open_and_run(settings: BenchSettings, stream=None) -> list[DeviceOutcome]:
@@ -121,22 +124,25 @@ def open_and_run(settings: BenchSettings, stream=None) -> list[DeviceOutcome]:
     from .targets.adb import AdbTarget, official_tool_drivers
 
     official_tool_drivers(settings.tflite_benchmark, settings.ort_perf_test)  # a bad path fails before connecting
-    devices, notes = open_devices(settings.device, transport=settings.adb_transport,
-                                  servers=list(settings.adb_servers))
+    devices, notes = open_devices(settings.device, transport=settings.adb_transport, servers=list(settings.adb_servers))
     for n in notes:
         print(f"mobileseg: {n}", file=sys.stderr)
 
     def target(dev):  # each device gets its own drivers (they remember what they pushed there)
-        return AdbTarget.on_device(dev, cpu=settings.cpu, harness=settings.harness,
-                                   tool_drivers=official_tool_drivers(settings.tflite_benchmark,
-                                                                      settings.ort_perf_test))
+        return AdbTarget.on_device(
+            dev,
+            cpu=settings.cpu,
+            harness=settings.harness,
+            tool_drivers=official_tool_drivers(settings.tflite_benchmark, settings.ort_perf_test),
+        )
 
     print(f"mobileseg: {len(devices)} device(s) in parallel: {', '.join(d.serial for d in devices)}", file=sys.stderr)
     return run_on_devices(target, devices, settings, stream=stream)
 
 
-def run_on_devices(targets_factory, devices: list, settings: BenchSettings | None = None, *, export_fn=None,
-                   stream=None, **options) -> list[DeviceOutcome]:
+def run_on_devices(
+    targets_factory, devices: list, settings: BenchSettings | None = None, *, export_fn=None, stream=None, **options
+) -> list[DeviceOutcome]:
     """Run the same plan on every device of ``devices`` in parallel; returns one :class:`DeviceOutcome` each.
 
     ``targets_factory(device) -> Target`` opens the bench target on one transport device (in that device's worker,
@@ -148,8 +154,10 @@ def run_on_devices(targets_factory, devices: list, settings: BenchSettings | Non
     settings.check_several_devices()
     p = plan(settings, export_fn)  # one plan: its sources (and their exports) are shared by the workers
     shared = SharedProgress(0, stream=stream, enabled=bool(settings.progress))
-    outcomes = [DeviceOutcome(name=getattr(d, "serial", None) or f"device {i + 1}",
-                              serial=getattr(d, "serial", None) or "") for i, d in enumerate(devices)]
+    outcomes = [
+        DeviceOutcome(name=getattr(d, "serial", None) or f"device {i + 1}", serial=getattr(d, "serial", None) or "")
+        for i, d in enumerate(devices)
+    ]
     targets: dict = {}
     planned: dict = {}  # id(outcome) -> (pairs, runtimes left out) on that device
 
@@ -193,8 +201,10 @@ def run_on_devices(targets_factory, devices: list, settings: BenchSettings | Non
             else:
                 _close(dev)
 
-    workers = [threading.Thread(target=work, args=(d, o), name=f"bench-{o.serial}", daemon=True)
-               for d, o in zip(devices, outcomes)]
+    workers = [
+        threading.Thread(target=work, args=(d, o), name=f"bench-{o.serial}", daemon=True)
+        for d, o in zip(devices, outcomes)
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -211,10 +221,12 @@ def _lost_error(outcomes: list[DeviceOutcome]) -> DevicesLostError:
     others = [o for o in outcomes if o.lost is None]
     names = ", ".join(f"{o.serial} ({o.name})" for o in lost)
     kept = "; ".join(f"{o.measured} finished cell(s) of {o.serial} are kept in {o.results}" for o in lost)
-    rest = (f"; the other device(s) finished: {', '.join(o.serial for o in others)}" if others else "")
+    rest = f"; the other device(s) finished: {', '.join(o.serial for o in others)}" if others else ""
     it = "it" if len(lost) == 1 else "them"
-    err = DevicesLostError(f"{'device' if len(lost) == 1 else 'devices'} lost: {names}; {kept}: reconnect {it} and "
-                           f"rerun the same command with --resume to complete {it}{rest}")
+    err = DevicesLostError(
+        f"{'device' if len(lost) == 1 else 'devices'} lost: {names}; {kept}: reconnect {it} and "
+        f"rerun the same command with --resume to complete {it}{rest}"
+    )
     err.outcomes = outcomes
     return err
 

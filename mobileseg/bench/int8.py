@@ -4,6 +4,7 @@ Bench exports int8 artifacts through the export stage with its default calibrati
 --calib; export the folder yourself with ``mobileseg export --precision int8 --calib DIR`` and bench reuses it);
 every int8 record carries ``int8`` (scheme, calibration source in words, image count, sha256, ops left in float).
 """
+
 from __future__ import annotations
 
 from .. import formats
@@ -17,6 +18,7 @@ def can_int8(runtime: str) -> bool:
 def int8_cells(cells: list, explicit: bool) -> list:
     """Drop cells of runtimes whose format has no export at the cell's precision (int8 on torch or executorch, fp16
     on torch: its model.pt is fp32 at every precision); one sentence instead when the user named the runtime."""
+
     def able(runtime, precision):
         return precision in formats.FORMATS[formats.runtime_format(runtime)].precisions
 
@@ -24,8 +26,10 @@ def int8_cells(cells: list, explicit: bool) -> list:
         bad = sorted({c.runtime for c in cells if c.precision == precision and not able(c.runtime, precision)})
         if bad and explicit:
             ok = [r for r in formats.RUNTIMES if able(r, precision)]
-            raise SuiteError(f"{precision} is not available on {', '.join(bad)} (its format has no {precision} "
-                             f"export here): drop it from --runtimes for {precision}, or use {', '.join(ok)}")
+            raise SuiteError(
+                f"{precision} is not available on {', '.join(bad)} (its format has no {precision} "
+                f"export here): drop it from --runtimes for {precision}, or use {', '.join(ok)}"
+            )
     return [c for c in cells if able(c.runtime, c.precision)]
 
 
@@ -36,10 +40,17 @@ def record_fields(manifest: dict, fmt: str, output=None, folder=None) -> dict:
     cal = q.get("calibration") or {}
     entry = (manifest.get("formats") or {}).get(fmt) or {}
     info = entry.get("info", {}).get("int8", {})
-    fields = {"int8": {"scheme": info.get("scheme"), "calibration_method": info.get("calibration_method"),
-                       "calibration": cal.get("note") or cal.get("source"), "calibration_images": cal.get("images"),
-                       "calibration_sha256": cal.get("sha256"), "float_ops": info.get("float_ops"),
-                       "keep_float": q.get("keep_float")}}
+    fields = {
+        "int8": {
+            "scheme": info.get("scheme"),
+            "calibration_method": info.get("calibration_method"),
+            "calibration": cal.get("note") or cal.get("source"),
+            "calibration_images": cal.get("images"),
+            "calibration_sha256": cal.get("sha256"),
+            "float_ops": info.get("float_ops"),
+            "keep_float": q.get("keep_float"),
+        }
+    }
     host = entry.get("host_output") or {}
     if output is not None and folder is not None and host.get("path"):
         from pathlib import Path
@@ -54,6 +65,10 @@ def record_fields(manifest: dict, fmt: str, output=None, folder=None) -> dict:
             out = np.asarray(output, dtype=np.float64).reshape(ref.shape)
             rel = rel_l2(out, ref)
             agree = float(np.mean(out.argmax(1) == ref.argmax(1))) if ref.ndim == 4 else None
-            fields["host_int8_agreement"] = {"host_runtime": host.get("runtime"), "rel_l2": rel,
-                                             "max_abs": float(np.max(np.abs(out - ref))), "argmax_agree": agree}
+            fields["host_int8_agreement"] = {
+                "host_runtime": host.get("runtime"),
+                "rel_l2": rel,
+                "max_abs": float(np.max(np.abs(out - ref))),
+                "argmax_agree": agree,
+            }
     return fields

@@ -6,6 +6,7 @@ the other's cache footprint). Each side becomes one record (contract 4, ``harnes
 ``interleaved_with`` naming the other export), which :mod:`mobileseg.results.compare` then compares. Parity is not
 checked here (``mobileseg bench`` does that); timings only.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,19 +27,29 @@ def _pick_runtime(mans, runtime: str | None) -> str:
             import difflib
 
             close = difflib.get_close_matches(runtime, list(formats.RUNTIMES), n=1)
-            raise MobilesegError(f"unknown runtime '{runtime}'" + (f": did you mean {close[0]}?" if close else
-                                                                  f": use one of {', '.join(formats.RUNTIMES)}"))
+            raise MobilesegError(
+                f"unknown runtime '{runtime}'"
+                + (f": did you mean {close[0]}?" if close else f": use one of {', '.join(formats.RUNTIMES)}")
+            )
         return key
     common = set.intersection(*(_manifest.ok_formats(m) for m in mans))
     for rt in ("onnxruntime", "ncnn", "litert", "torch"):
         if formats.runtime_format(rt) in common:
             return rt
-    raise MobilesegError("the two exports share no artifact format: export both with the same --formats, or "
-                         "pass --runtime")
+    raise MobilesegError(
+        "the two exports share no artifact format: export both with the same --formats, or pass --runtime"
+    )
 
 
-def run_interleaved(export_a, export_b, runtime: str | None = None, repeats: int = 40, warmup: int = 5,
-                    cpu: int | None = None, out_dir=None) -> tuple[dict, dict]:
+def run_interleaved(
+    export_a,
+    export_b,
+    runtime: str | None = None,
+    repeats: int = 40,
+    warmup: int = 5,
+    cpu: int | None = None,
+    out_dir=None,
+) -> tuple[dict, dict]:
     """Time two export folders alternately; returns their two records (dicts)."""
     import numpy as np
 
@@ -53,23 +64,27 @@ def run_interleaved(export_a, export_b, runtime: str | None = None, repeats: int
     loaded = []
     for p in (export_a, export_b):
         if not Path(p).is_dir():
-            raise MobilesegError(f"with --run, A and B are export folders, and '{p}' is not a folder: export it with "
-                                 "`mobileseg export` (or drop --run to compare two results files)")
+            raise MobilesegError(
+                f"with --run, A and B are export folders, and '{p}' is not a folder: export it with "
+                "`mobileseg export` (or drop --run to compare two results files)"
+            )
         loaded.append(_manifest.load(p))
     rt_name = _pick_runtime([m for _, m in loaded], runtime)
     fmt = formats.runtime_format(rt_name)
     for folder, man in loaded:
         if fmt not in _manifest.ok_formats(man):
-            raise MobilesegError(f"the export {folder} has no {fmt} artifact for {rt_name}: export it with "
-                                 f"--formats {fmt}")
+            raise MobilesegError(
+                f"the export {folder} has no {fmt} artifact for {rt_name}: export it with --formats {fmt}"
+            )
     rt = get_runtime(rt_name)
     rt.check()
     target = LocalTarget(cpu=cpu)
     sessions, inputs = [], []
     try:
         for folder, man in loaded:
-            sessions.append(rt.load(folder, _manifest.format_entry(man, fmt), threads=1,
-                                    precision=man.get("precision") or "fp32"))
+            sessions.append(
+                rt.load(folder, _manifest.format_entry(man, fmt), threads=1, precision=man.get("precision") or "fp32")
+            )
             inputs.append(np.ascontiguousarray(np.load(Path(folder) / _manifest.REFERENCE_INPUT), dtype=np.float32))
         from .targets.local import _set_affinity_all
 
@@ -80,7 +95,7 @@ def run_interleaved(export_a, export_b, runtime: str | None = None, repeats: int
         samples = [[], []]
         clock = time.perf_counter_ns
         for i in range(int(repeats)):
-            for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            for side in (0, 1) if i % 2 == 0 else (1, 0):
                 t0 = clock()
                 sessions[side].run(inputs[side])
                 samples[side].append((clock() - t0) / 1e6)
@@ -98,17 +113,37 @@ def run_interleaved(export_a, export_b, runtime: str | None = None, repeats: int
         model = man.get("model") or Path(folder).name
         stats = {**summarize(samples[side]), **median_ci(samples[side])}
         rec = LatencyRecord(
-            id=cell_key(device_id, model, res, fmt, rt_name, man.get("precision") or "fp32",
-                        man.get("graph") or "logits", 1),
-            model=model, resolution=res, format=fmt, runtime=rt_name, precision=man.get("precision") or "fp32",
-            graph=man.get("graph") or "logits", threads=1, runtime_version=rt.version(), runtime_settings=settings[side],
-            affinity=affinity, device=target.describe(), device_state={"before": state, "after": state},
-            harness="python-inproc", warmup=int(warmup), stats_ms=stats, samples_ms=[round(v, 6) for v in samples[side]],
+            id=cell_key(
+                device_id, model, res, fmt, rt_name, man.get("precision") or "fp32", man.get("graph") or "logits", 1
+            ),
+            model=model,
+            resolution=res,
+            format=fmt,
+            runtime=rt_name,
+            precision=man.get("precision") or "fp32",
+            graph=man.get("graph") or "logits",
+            threads=1,
+            runtime_version=rt.version(),
+            runtime_settings=settings[side],
+            affinity=affinity,
+            device=target.describe(),
+            device_state={"before": state, "after": state},
+            harness="python-inproc",
+            warmup=int(warmup),
+            stats_ms=stats,
+            samples_ms=[round(v, 6) for v in samples[side]],
             parity={"checked": False, "reason": "compare --run times only (mobileseg bench checks parity)"},
-            versions=package_versions(), host=describe_host(), artifact={"export_dir": str(folder)},
-            timestamp=_now(), schema_version=SCHEMA_VERSION,
-            extra={"stats_source": "samples", "interleaved_with": str(loaded[1 - side][0]),
-                   "sampling": {"rule": "interleaved", "repeats": int(repeats), "order": "ABBA"}})
+            versions=package_versions(),
+            host=describe_host(),
+            artifact={"export_dir": str(folder)},
+            timestamp=_now(),
+            schema_version=SCHEMA_VERSION,
+            extra={
+                "stats_source": "samples",
+                "interleaved_with": str(loaded[1 - side][0]),
+                "sampling": {"rule": "interleaved", "repeats": int(repeats), "order": "ABBA"},
+            },
+        )
         recs.append(rec)
     if out_dir is not None:
         from ..results.store import ResultStore

@@ -9,13 +9,16 @@ maps but never touches are not resident, so this is memory used, not reserved. `
 load minus before. On the device, ``pss_mb`` (proportional set size from ``/proc/self/smaps_rollup``: shared pages
 split among their users) is added where the kernel has it.
 """
+
 from __future__ import annotations
 
 import resource
 import sys
 
-DEFINITION = ("peak_rss_growth_mb = peak RSS over load + runs (VmHWM, reset before the load) - RSS before the load; "
-              "load_rss_growth_mb = RSS after load - RSS before; MB = 2^20 bytes")
+DEFINITION = (
+    "peak_rss_growth_mb = peak RSS over load + runs (VmHWM, reset before the load) - RSS before the load; "
+    "load_rss_growth_mb = RSS after load - RSS before; MB = 2^20 bytes"
+)
 
 
 def _status_kb(field: str) -> int | None:
@@ -59,13 +62,18 @@ class PeakMemory:
     def result(self) -> dict:
         peak = _status_kb("VmHWM") if self.resettable else _maxrss_kb()
         mb = lambda kb: None if kb is None else round(kb / 1024, 2)  # noqa: E731
-        out = {"definition": DEFINITION,
-               "source": "VmHWM reset through /proc/self/clear_refs" if self.resettable else
-               "ru_maxrss (lifetime peak, not resettable: growth above the process's earlier peak only)",
-               "rss_before_mb": mb(self.rss0), "peak_rss_mb": mb(peak)}
+        out = {
+            "definition": DEFINITION,
+            "source": "VmHWM reset through /proc/self/clear_refs"
+            if self.resettable
+            else "ru_maxrss (lifetime peak, not resettable: growth above the process's earlier peak only)",
+            "rss_before_mb": mb(self.rss0),
+            "peak_rss_mb": mb(peak),
+        }
         if self.rss0 is not None and peak is not None:
-            out["peak_rss_growth_mb"] = mb(max(0, peak - (self.rss0 if self.resettable else max(self.rss0,
-                                                                                             self.peak0 or 0))))
+            out["peak_rss_growth_mb"] = mb(
+                max(0, peak - (self.rss0 if self.resettable else max(self.rss0, self.peak0 or 0)))
+            )
         if self.rss0 is not None and self.rss_loaded is not None:
             out["load_rss_growth_mb"] = mb(self.rss_loaded - self.rss0)
         return out

@@ -6,6 +6,7 @@ A source answers the loop's three questions (:mod:`mobileseg.bench.runner`): whi
 cell (``export``), and its parity (``judge``). The files users bring are the other source
 (:mod:`mobileseg.bench.artifact_cells`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -73,23 +74,35 @@ def ensure_export(cell: Cell, formats: list[str], export_root: Path, export_fn, 
     if key not in cache or not set(formats) <= cache[key][0]:
         if export_fn is None:
             from ..export import export_model as export_fn
-        wanted = set(formats) | _manifest.ok_formats(_manifest.read(folder)) | (cache[key][0] if key in cache else set())
-        result = export_fn(cell.model, list(cell.resolution), formats=sorted(wanted), precision=cell.precision,
-                           graph=cell.graph, out=str(folder))
+        wanted = (
+            set(formats) | _manifest.ok_formats(_manifest.read(folder)) | (cache[key][0] if key in cache else set())
+        )
+        result = export_fn(
+            cell.model,
+            list(cell.resolution),
+            formats=sorted(wanted),
+            precision=cell.precision,
+            graph=cell.graph,
+            out=str(folder),
+        )
         cache[key] = (wanted, result.manifest if hasattr(result, "manifest") else result)
     man = cache[key][1]
     entry = _manifest.format_entry(man, cell.format)
     if not entry or not entry.get("files"):
         why = (entry or {}).get("error") or "no artifact was written"
-        raise ExportFailedError(f"the {cell.format} export of {cell.model} at "
-                                f"{cell.resolution[0]}x{cell.resolution[1]} failed: {why}")
+        raise ExportFailedError(
+            f"the {cell.format} export of {cell.model} at {cell.resolution[0]}x{cell.resolution[1]} failed: {why}"
+        )
     return folder, man
 
 
 def group_label(cell: Cell) -> str:
     h, w = cell.resolution
-    tags = [t for t in (cell.precision if cell.precision != "fp32" else "",
-                        cell.graph if cell.graph != "logits" else "") if t]
+    tags = [
+        t
+        for t in (cell.precision if cell.precision != "fp32" else "", cell.graph if cell.graph != "logits" else "")
+        if t
+    ]
     return f"{cell.model} {h}x{w}" + (f" ({', '.join(tags)})" if tags else "")
 
 
@@ -124,8 +137,9 @@ class ModelCells:
         ref_path = Path(folder) / _manifest.REFERENCE_OUTPUT
         if not ref_path.exists():
             return {"checked": False, "reason": f"the export folder has no {_manifest.REFERENCE_OUTPUT}"}
-        parity = check(output, np.load(ref_path), cell.precision, manifest.get("graph") or cell.graph,
-                       runtime=cell.runtime)
+        parity = check(
+            output, np.load(ref_path), cell.precision, manifest.get("graph") or cell.graph, runtime=cell.runtime
+        )
         if parity.get("ok") is False:  # where it diverged (mobileseg.numerics): a summary, never a crash
             from ..numerics.failed_cell import diverging_layer
 
@@ -141,13 +155,32 @@ def model_source(settings, suite, export_fn=None) -> ModelCells | None:
     if settings.artifacts:
         return None
     if suite is None:
-        cells = command_line_cells(settings.models, settings.resolutions, settings.runtimes, settings.precisions,
-                                   settings.graphs, settings.threads)
+        cells = command_line_cells(
+            settings.models,
+            settings.resolutions,
+            settings.runtimes,
+            settings.precisions,
+            settings.graphs,
+            settings.threads,
+        )
         return ModelCells(cells, settings.export_root, export_fn, explicit_runtimes=bool(settings.runtimes))
-    cells = filter_cells(suite.cells(settings.threads), settings.models, settings.resolutions, settings.runtimes,
-                         settings.precisions, settings.graphs)
+    cells = filter_cells(
+        suite.cells(settings.threads),
+        settings.models,
+        settings.resolutions,
+        settings.runtimes,
+        settings.precisions,
+        settings.graphs,
+    )
     return ModelCells(cells, settings.export_root, export_fn, explicit_runtimes=True)  # a suite names its runtimes
 
 
-__all__ = ["ExportFailedError", "ModelCells", "SuiteError", "command_line_cells", "ensure_export", "filter_cells",
-           "model_source"]
+__all__ = [
+    "ExportFailedError",
+    "ModelCells",
+    "SuiteError",
+    "command_line_cells",
+    "ensure_export",
+    "filter_cells",
+    "model_source",
+]

@@ -6,6 +6,7 @@
 * ``measure_sgemm`` times a square fp32 matrix product on one thread, the reference rate that a model's achieved
   MAC rate is compared against.
 """
+
 from __future__ import annotations
 
 import time
@@ -13,8 +14,15 @@ import time
 _NS_PER_MS = 1e6
 
 
-def time_calls(fn, arg, warmup: int, repeats: int | None = None, min_time: float | None = None,
-               min_repeats: int = 3, max_repeats: int = 100000):
+def time_calls(
+    fn,
+    arg,
+    warmup: int,
+    repeats: int | None = None,
+    min_time: float | None = None,
+    min_repeats: int = 3,
+    max_repeats: int = 100000,
+):
     """Call ``fn(arg)`` ``warmup`` times, then time it ``repeats`` times (or until ``min_time`` seconds of timed
     calls and at least ``min_repeats`` calls). Returns ``(samples_ms, last_result)``."""
     if repeats is None and min_time is None:
@@ -104,8 +112,12 @@ def measure_sgemm(n: int = 1024, min_time: float = 1.0, warmup: int = 2) -> dict
     samples, _ = time_calls(lambda _: a @ b, None, warmup, min_time=min_time)
     out["libraries"]["numpy"] = _rate(samples, n, f"numpy {np.__version__}")
     best = max(out["libraries"].values(), key=lambda r: r["macs_per_s"])
-    out.update(best=best["library"], macs_per_s=best["macs_per_s"], gflop_s=2 * best["macs_per_s"] / 1e9,
-               median_ms=best["median_ms"])
+    out.update(
+        best=best["library"],
+        macs_per_s=best["macs_per_s"],
+        gflop_s=2 * best["macs_per_s"] / 1e9,
+        median_ms=best["median_ms"],
+    )
     return out
 
 
@@ -113,5 +125,10 @@ def _rate(samples, n, library) -> dict:
     from ..results.stats import summarize
 
     s = summarize(samples)
-    return {"library": library, "median_ms": s["median"], "count": s["count"],
-            "macs_per_s": n ** 3 / (s["median"] / 1e3), "gflop_s": 2 * n ** 3 / (s["median"] / 1e3) / 1e9}
+    return {
+        "library": library,
+        "median_ms": s["median"],
+        "count": s["count"],
+        "macs_per_s": n**3 / (s["median"] / 1e3),
+        "gflop_s": 2 * n**3 / (s["median"] / 1e3) / 1e9,
+    }

@@ -21,6 +21,7 @@ a profiler slows every call: the cell's latency never comes from it.
   read the shares, not the sum.
 * LiteRT: ``benchmark_model --enable_op_profiling=true`` prints its operator-wise table (:func:`parse_benchmark_model`).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,14 @@ def summarize_ops(times: dict, types: dict, source: str, runs: int, modules: dic
 
     ops = []
     for name, ms in times.items():
-        ops.append({"name": name, "type": types.get(name), "module": (modules or {}).get(name, module_of(name)),
-                    "median_ms": statistics.median(ms) if ms else 0.0})
+        ops.append(
+            {
+                "name": name,
+                "type": types.get(name),
+                "module": (modules or {}).get(name, module_of(name)),
+                "median_ms": statistics.median(ms) if ms else 0.0,
+            }
+        )
     total = sum(o["median_ms"] for o in ops)
     for o in ops:
         o["share"] = o["median_ms"] / total if total else 0.0
@@ -145,9 +152,11 @@ def profile_ncnn(param, weights, x, runs: int = DEFAULT_RUNS, threads: int = 1, 
     return out
 
 
-_BM_ROW = re.compile(r"^\s*(?P<type>[A-Z_0-9]+|TfLite\w+|[\w:]+)\s+(?P<start>[\d.]+)\s+(?P<first>[\d.]+)\s+"
-                     r"(?P<avg>[\d.]+)\s+(?P<pct>[\d.]+)%\s+(?P<cdf>[\d.]+)%\s+(?P<mem>[\d.]+)\s+(?P<times>\d+)\s+"
-                     r"\[(?P<name>.*)\]")
+_BM_ROW = re.compile(
+    r"^\s*(?P<type>[A-Z_0-9]+|TfLite\w+|[\w:]+)\s+(?P<start>[\d.]+)\s+(?P<first>[\d.]+)\s+"
+    r"(?P<avg>[\d.]+)\s+(?P<pct>[\d.]+)%\s+(?P<cdf>[\d.]+)%\s+(?P<mem>[\d.]+)\s+(?P<times>\d+)\s+"
+    r"\[(?P<name>.*)\]"
+)
 
 
 def parse_benchmark_model(text: str) -> dict | None:
@@ -185,10 +194,18 @@ def profile_local(runtime: str, export_dir, fmt_entry: dict, x, runs: int = DEFA
     if runtime == "onnxruntime":
         return profile_onnxruntime(folder / formats.model_file(fmt, files), x, runs, threads)
     if runtime == "ncnn":
-        return profile_ncnn(folder / formats.model_file(fmt, files), folder / formats.side_file(fmt, files), x, runs,
-                            threads, (fmt_entry or {}).get("input_name"))
-    why = {"litert": "LiteRT's op profiler is in benchmark_model: use --device adb with --tflite-benchmark",
-           "torch": "no per-op profile for torch cells (use torch.profiler directly)"}
+        return profile_ncnn(
+            folder / formats.model_file(fmt, files),
+            folder / formats.side_file(fmt, files),
+            x,
+            runs,
+            threads,
+            (fmt_entry or {}).get("input_name"),
+        )
+    why = {
+        "litert": "LiteRT's op profiler is in benchmark_model: use --device adb with --tflite-benchmark",
+        "torch": "no per-op profile for torch cells (use torch.profiler directly)",
+    }
     return {"unavailable": why.get(runtime, f"no per-op profiler for {runtime}")}
 
 

@@ -1,4 +1,5 @@
 """Progress display for a suite run on stderr: cells done / total, the current cell, elapsed time and ETA."""
+
 from __future__ import annotations
 
 import sys

@@ -13,6 +13,7 @@ and ``--resume`` skips them on the next run. The pieces, for other stages that m
 * :func:`measure`: the loop over those cells on one target;
 * :func:`measure_cell`: one cell -> one :class:`~mobileseg.results.record.LatencyRecord`.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -78,17 +79,29 @@ def plan(settings: BenchSettings, export_fn=None, notes=None) -> Plan:
     sources = artifact_sources(settings, suite, notes)
     if suite is not None:
         for src in sources:
-            src.cells = filter_cells(src.cells, settings.models, settings.resolutions, settings.runtimes,
-                                     settings.precisions, settings.graphs)
+            src.cells = filter_cells(
+                src.cells,
+                settings.models,
+                settings.resolutions,
+                settings.runtimes,
+                settings.precisions,
+                settings.graphs,
+            )
     models = model_source(settings, suite, export_fn)
     if models is not None:
         sources.append(models)
     sources = [s for s in sources if s.cells]
     if suite is not None and not sources:
-        raise SuiteError(f"no cell of suite '{suite.name}' matches the --models/--res/--runtimes/--precision/--graph "
-                         "filters; loosen them")
-    return Plan(settings, sources, settings.timing(suite.settings if suite is not None else None),
-                suite.name if suite is not None else None)
+        raise SuiteError(
+            f"no cell of suite '{suite.name}' matches the --models/--res/--runtimes/--precision/--graph "
+            "filters; loosen them"
+        )
+    return Plan(
+        settings,
+        sources,
+        settings.timing(suite.settings if suite is not None else None),
+        suite.name if suite is not None else None,
+    )
 
 
 def runnable(p: Plan, target: Target) -> tuple[list, list[str]]:
@@ -108,13 +121,16 @@ def runnable(p: Plan, target: Target) -> tuple[list, list[str]]:
                 usable[rt] = True
             except MissingDependencyError as exc:
                 if src.explicit_runtimes:
-                    raise MissingDependencyError(f"runtime '{rt}' cannot run: {exc}; or leave it out with "
-                                                 "--runtimes") from None
+                    raise MissingDependencyError(
+                        f"runtime '{rt}' cannot run: {exc}; or leave it out with --runtimes"
+                    ) from None
                 usable[rt], why_not[rt] = False, str(exc)
     pairs = [(src, c) for src, c in p.cells() if usable[c.runtime]]
     if not pairs:
-        raise MobilesegError("no runtime is installed for the requested cells: install one with "
-                             "pip install 'mobileseg[export]' -c constraints.txt")
+        raise MobilesegError(
+            "no runtime is installed for the requested cells: install one with "
+            "pip install 'mobileseg[export]' -c constraints.txt"
+        )
     return pairs, {r: why_not[r] for r in sorted(why_not)}
 
 
@@ -125,8 +141,10 @@ def existing_export(model, resolution, formats, precision, graph, out) -> dict:
 
     man = _manifest.read(out)
     if man is None:
-        raise ExportFailedError(f"--no-export: {out} holds no export (no readable manifest.json); export "
-                                f"{model} at {resolution[0]}x{resolution[1]} ({precision}) there first")
+        raise ExportFailedError(
+            f"--no-export: {out} holds no export (no readable manifest.json); export "
+            f"{model} at {resolution[0]}x{resolution[1]} ({precision}) there first"
+        )
     return man
 
 
@@ -134,8 +152,10 @@ def run(settings: BenchSettings, target: Target | None = None, export_fn=None) -
     """Measure the cells of ``settings`` on one target (``settings.device``, or ``target`` when given; the fleet
     runs several devices, :func:`mobileseg.bench.fleet.run_on_devices`)."""
     if settings.several_devices and target is None:
-        raise MobilesegError(f"--device {settings.device} names several devices: they are measured by "
-                             "mobileseg.bench.fleet.run_on_devices (the mobileseg bench command does that)")
+        raise MobilesegError(
+            f"--device {settings.device} names several devices: they are measured by "
+            "mobileseg.bench.fleet.run_on_devices (the mobileseg bench command does that)"
+        )
     p = plan(settings, export_fn)
     own = target is None
     if own:
@@ -151,8 +171,9 @@ def run(settings: BenchSettings, target: Target | None = None, export_fn=None) -
             target.close()
 
 
-def run_bench(target: Target | None = None, export_fn=None, settings: BenchSettings | None = None,
-              **options) -> BenchRun:
+def run_bench(
+    target: Target | None = None, export_fn=None, settings: BenchSettings | None = None, **options
+) -> BenchRun:
     """The Python API of ``mobileseg bench`` on one target: ``options`` are :class:`BenchSettings`' fields
     (``models``, ``resolutions``, ``runtimes``, ``suite``, ``artifacts``, ``device``, ``repeats``, ``target_ci``,
     ``profile``, ``sustained``...; ``cooldown_s`` and ``target_options`` are accepted as older spellings).
@@ -173,7 +194,10 @@ def measure(p: Plan, pairs: list, target: Target, prog: Progress, missing=()) ->
         run.path = path
         done = store.done_keys() if s.resume else set()
         why_not = missing if isinstance(missing, dict) else dict.fromkeys(missing, "not installed")
-        for r, why in why_not.items():  # the target's reason: not installed here, or (a phone) it needs an official tool
+        for (
+            r,
+            why,
+        ) in why_not.items():  # the target's reason: not installed here, or (a phone) it needs an official tool
             prog.note(f"runtime '{r}' is left out: {why}")
         if not s.resume and (again := store.repeat_note(c.key(device_id) for _, c in pairs)):
             prog.note(again)
@@ -198,15 +222,25 @@ def measure(p: Plan, pairs: list, target: Target, prog: Progress, missing=()) ->
             if timing.cooldown_s and last_model is not None and cell.model != last_model:
                 waited = target.cooldown(reference_state, timing.cooldown_s)
             try:
-                export = source.export(cell, sorted(formats_by_group[(cell.model, cell.resolution, cell.precision,
-                                                                      cell.graph)]), prog)
+                export = source.export(
+                    cell, sorted(formats_by_group[(cell.model, cell.resolution, cell.precision, cell.graph)]), prog
+                )
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # recorded as this cell's error by measure_cell
                 export = exc
             prog.start(cell.label())
-            rec = measure_cell(cell, target, export, timing, judge=source.judge, key=key, description=description,
-                               host=host, sgemm=run.sgemm)
+            rec = measure_cell(
+                cell,
+                target,
+                export,
+                timing,
+                judge=source.judge,
+                key=key,
+                description=description,
+                host=host,
+                sgemm=run.sgemm,
+            )
             if s.profile and rec.status != "error":
                 rec.extra["profile"] = target.profile(cell, *export)
             if waited is not None:
@@ -223,8 +257,10 @@ def measure(p: Plan, pairs: list, target: Target, prog: Progress, missing=()) ->
         # Keep the subclass (DeviceLostError...) and say what was kept and how to go on.
         if run.path is not None and "--resume" not in str(exc):
             left = len(pairs) - len(run) - len(run.skipped)
-            exc.args = (f"{exc}; {len(run) + len(run.skipped)} finished cell(s) are kept in {run.path}: rerun the "
-                        f"same command with --resume to measure the {left} cell(s) left",)
+            exc.args = (
+                f"{exc}; {len(run) + len(run.skipped)} finished cell(s) are kept in {run.path}: rerun the "
+                f"same command with --resume to measure the {left} cell(s) left",
+            )
         raise
     return run
 
@@ -260,10 +296,13 @@ def _complexity_of(manifest: dict, cell) -> tuple[float | None, int | None]:
 def _artifact(folder: Path, manifest: dict, fmt: str) -> dict:
     entry = (manifest.get("formats") or {}).get(fmt) or {}
     files = entry.get("files") or []
-    return {"export_dir": str(folder), "manifest": str(folder / _manifest.FILE),
-            "sha256": (files[0].get("sha256") if files and isinstance(files[0], dict) else None),
-            "files": [f.get("path") if isinstance(f, dict) else f for f in files],
-            "weights": manifest.get("weights")}
+    return {
+        "export_dir": str(folder),
+        "manifest": str(folder / _manifest.FILE),
+        "sha256": (files[0].get("sha256") if files and isinstance(files[0], dict) else None),
+        "files": [f.get("path") if isinstance(f, dict) else f for f in files],
+        "weights": manifest.get("weights"),
+    }
 
 
 THROTTLE_DROP = 0.95  # a CPU running below 95% of its frequency before the cell counts as throttled
@@ -296,8 +335,13 @@ def _summary(d: dict) -> str:
     if d["status"] == "error":
         return f"ERROR {d['error']}"
     r = row(d)
-    par = (f"rel_l2 {r['rel_l2']:.1e}" if r["rel_l2"] is not None else
-           f"argmax {r['argmax_agree']}" if r["argmax_agree"] is not None else "parity not checked")
+    par = (
+        f"rel_l2 {r['rel_l2']:.1e}"
+        if r["rel_l2"] is not None
+        else f"argmax {r['argmax_agree']}"
+        if r["argmax_agree"] is not None
+        else "parity not checked"
+    )
     tag = "" if d["status"] == "ok" else " PARITY FAILED"
     if (d.get("parity") or {}).get("error"):  # e.g. output shape [1, 4, 64, 64] != reference shape [1, 5, 64, 64]
         par, tag = "PARITY FAILED", f" ({d['parity']['error']})"
@@ -307,10 +351,14 @@ def _summary(d: dict) -> str:
     if (d.get("device_state") or {}).get("throttled"):
         tag += " THROTTLED (the CPU frequency dropped during the cell)"
     if r["latency_stat"] == "mean":  # a tool's own summary without a median (benchmark_model)
-        return f"mean {_fmt_ms(r['mean_ms'])} ms (min {_fmt_ms(r['min_ms'])}, max {_fmt_ms(r['max_ms'])}, " \
-               f"n={r['count']}, {d.get('harness')} summary), {par}{tag}"
-    return (f"median {_fmt_ms(r['latency_ms'])} ms (p10 {_fmt_ms(r['p10_ms'])}, p90 {_fmt_ms(r['p90_ms'])}, "
-            f"n={r['count']}), {par}{tag}")
+        return (
+            f"mean {_fmt_ms(r['mean_ms'])} ms (min {_fmt_ms(r['min_ms'])}, max {_fmt_ms(r['max_ms'])}, "
+            f"n={r['count']}, {d.get('harness')} summary), {par}{tag}"
+        )
+    return (
+        f"median {_fmt_ms(r['latency_ms'])} ms (p10 {_fmt_ms(r['p10_ms'])}, p90 {_fmt_ms(r['p90_ms'])}, "
+        f"n={r['count']}), {par}{tag}"
+    )
 
 
 def _cell_stats(cr) -> tuple[dict, str]:
@@ -330,8 +378,9 @@ def _time_cell(target, cell, folder, manifest, timing: Timing, extra: dict):
     if timing.sustained is not None:
         from .sustained import run_sustained
 
-        cr, extra["sustained"] = run_sustained(target, cell, folder, manifest, timing.warmup, timing.sustained,
-                                               timing.sustained_minute_s)
+        cr, extra["sustained"] = run_sustained(
+            target, cell, folder, manifest, timing.warmup, timing.sustained, timing.sustained_minute_s
+        )
         return cr
     rule = timing.sampling()
     if rule is not None:
@@ -339,8 +388,18 @@ def _time_cell(target, cell, folder, manifest, timing: Timing, extra: dict):
     return target.run_cell(cell, folder, manifest, timing.warmup, timing.repeats, timing.min_time)
 
 
-def measure_cell(cell, target: Target, export, timing: Timing, *, judge=None, key: str | None = None,
-                 description: dict | None = None, host: dict | None = None, sgemm: dict | None = None) -> LatencyRecord:
+def measure_cell(
+    cell,
+    target: Target,
+    export,
+    timing: Timing,
+    *,
+    judge=None,
+    key: str | None = None,
+    description: dict | None = None,
+    host: dict | None = None,
+    sgemm: dict | None = None,
+) -> LatencyRecord:
     """Measure one cell on ``target`` and return its record (not stored); a broken cell is an ``error`` record.
 
     ``export``: ``(folder, manifest)`` of the cell's artifact, or the exception its export raised. ``timing``: the
@@ -357,10 +416,22 @@ def measure_cell(cell, target: Target, export, timing: Timing, *, judge=None, ke
 
         judge = ModelCells([]).judge
     description = description if description is not None else target.describe()
-    base = dict(id=key or cell.key(target.device_id()), model=cell.model, resolution=list(cell.resolution),
-                format=cell.format, runtime=cell.runtime, precision=cell.precision, graph=cell.graph,
-                threads=cell.threads, device=description, emulated=bool(target.emulated), warmup=timing.warmup,
-                host=host if host is not None else describe_host(), timestamp=_now(), schema_version=SCHEMA_VERSION)
+    base = dict(
+        id=key or cell.key(target.device_id()),
+        model=cell.model,
+        resolution=list(cell.resolution),
+        format=cell.format,
+        runtime=cell.runtime,
+        precision=cell.precision,
+        graph=cell.graph,
+        threads=cell.threads,
+        device=description,
+        emulated=bool(target.emulated),
+        warmup=timing.warmup,
+        host=host if host is not None else describe_host(),
+        timestamp=_now(),
+        schema_version=SCHEMA_VERSION,
+    )
     extra = {"sgemm": sgemm} if sgemm else {}
     try:
         if isinstance(export, BaseException):
@@ -376,8 +447,15 @@ def measure_cell(cell, target: Target, export, timing: Timing, *, judge=None, ke
     except Exception as exc:  # one broken cell (export, load or run) must not stop a suite
         msg = str(exc) if isinstance(exc, MobilesegError) else f"{type(exc).__name__}: {exc}"
         gmacs, params = model_complexity(cell.model, cell.resolution)
-        return LatencyRecord(**base, status="error", error=msg.splitlines()[0] if msg else type(exc).__name__,
-                             versions=package_versions(), gflops=gmacs, params=params, extra=extra)
+        return LatencyRecord(
+            **base,
+            status="error",
+            error=msg.splitlines()[0] if msg else type(exc).__name__,
+            versions=package_versions(),
+            gflops=gmacs,
+            params=params,
+            extra=extra,
+        )
     if cr.output is None:  # timings-only harness (official benchmark binaries)
         parity = {"checked": False, "reason": cr.parity_note or f"the {cr.harness} harness returns no output"}
     else:
@@ -392,22 +470,36 @@ def measure_cell(cell, target: Target, export, timing: Timing, *, judge=None, ke
 
         extra.update(record_fields(manifest, cell.format, cr.output, folder))
     return LatencyRecord(
-        **base, runtime_version=cr.runtime_version, runtime_settings=cr.runtime_settings, affinity=list(cr.affinity),
-        device_state={"before": before, "after": after,
-                      "throttled": _throttled(before, after, description.get("pinned_cpu"), cr.affinity)},
-        harness=cr.harness, stats_ms=stats, samples_ms=[round(v, 6) for v in cr.samples_ms],
-        overhead_ms=cr.overhead_ms, parity=parity, gflops=gmacs, params=params, versions=versions,
+        **base,
+        runtime_version=cr.runtime_version,
+        runtime_settings=cr.runtime_settings,
+        affinity=list(cr.affinity),
+        device_state={
+            "before": before,
+            "after": after,
+            "throttled": _throttled(before, after, description.get("pinned_cpu"), cr.affinity),
+        },
+        harness=cr.harness,
+        stats_ms=stats,
+        samples_ms=[round(v, 6) for v in cr.samples_ms],
+        overhead_ms=cr.overhead_ms,
+        parity=parity,
+        gflops=gmacs,
+        params=params,
+        versions=versions,
         artifact=_artifact(folder, manifest, cell.format),
         status="ok" if parity.get("ok", True) or parity.get("checked") is False else "parity_failed",
-        extra=extra)
+        extra=extra,
+    )
 
 
 def cell_extras(cr, repeats, min_time) -> dict:
     """The per-cell fields beside the timings: ``load_ms``, ``first_run_ms``, ``memory`` (with its definition) and
     ``sampling`` (the rule that stopped the loop), each only when the harness measured it."""
     out = {k: getattr(cr, k, None) for k in ("load_ms", "first_run_ms", "memory")}
-    out["sampling"] = getattr(cr, "sampling", None) or {"rule": "repeats" if repeats is not None else "min-time",
-                                                         "repeats": repeats, "min_time_s": min_time}
+    out["sampling"] = getattr(cr, "sampling", None) or {
+        "rule": "repeats" if repeats is not None else "min-time",
+        "repeats": repeats,
+        "min_time_s": min_time,
+    }
     return {k: v for k, v in out.items() if v is not None}
-
-

@@ -7,6 +7,7 @@ interval is re-checked whenever the sample count grew by 5% (so the check costs 
 stops at most 5% later than it could), and never before ``min_repeats`` samples (``--repeats`` when given, else 10).
 The device harnesses (``device_scripts/``) apply the same rule with their own copy of the interval ranks.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -26,7 +27,7 @@ class SamplingRule:
     repeats: int | None = None
     min_time: float | None = None
     target_ci: float | None = None  # percent
-    max_time: float | None = None   # seconds
+    max_time: float | None = None  # seconds
     max_repeats: int = 100000
     # filled by the loop
     state: dict = field(default_factory=dict)
@@ -52,11 +53,19 @@ class SamplingRule:
 
     def record(self) -> dict:
         if not self.adaptive:
-            return {"rule": "repeats" if self.repeats is not None else "min-time", "repeats": self.repeats,
-                    "min_time_s": self.min_time}
-        return {"rule": "target-ci", "target_ci_pct": self.target_ci, "max_time_s": self.max_time,
-                "min_repeats": self.min_repeats, "halfwidth": "max(median - low, high - median) / median",
-                **self.state}
+            return {
+                "rule": "repeats" if self.repeats is not None else "min-time",
+                "repeats": self.repeats,
+                "min_time_s": self.min_time,
+            }
+        return {
+            "rule": "target-ci",
+            "target_ci_pct": self.target_ci,
+            "max_time_s": self.max_time,
+            "min_repeats": self.min_repeats,
+            "halfwidth": "max(median - low, high - median) / median",
+            **self.state,
+        }
 
 
 def sample_until(fn, arg, rule: SamplingRule, clock=time.perf_counter_ns):
@@ -89,6 +98,9 @@ def sample_until(fn, arg, rule: SamplingRule, clock=time.perf_counter_ns):
             hw = sorted_halfwidth_rel(ordered)
             reached = hw is not None and hw * 100 <= rule.target_ci
             break
-    rule.state = {"reached": reached, "halfwidth_pct": None if hw is None else round(hw * 100, 4),
-                  "elapsed_s": round((clock() - start) / 1e9, 3)}
+    rule.state = {
+        "reached": reached,
+        "halfwidth_pct": None if hw is None else round(hw * 100, 4),
+        "elapsed_s": round((clock() - start) / 1e9, 3),
+    }
     return samples, result

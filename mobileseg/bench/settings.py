@@ -10,6 +10,7 @@ Adding a bench flag: a field here (with its check in ``_validate``), the argpars
 ``settings_from_args`` in ``mobileseg/commands/bench.py``, its use in the loop (:mod:`mobileseg.bench.runner`) and a row in
 ``tests/test_bench_flags.py`` (that test fails for a flag without one).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -166,10 +167,16 @@ class BenchSettings:
             if repeats is None and min_time is None:
                 repeats = DEFAULT_REPEATS
         cooldown = float(self.cooldown if self.cooldown is not None else s.get("cooldown_s", 0))
-        return Timing(warmup=warmup, repeats=None if repeats is None else int(repeats),
-                      min_time=None if min_time is None else float(min_time), target_ci=self.target_ci,
-                      max_time=self.max_time, sustained=self.sustained,
-                      sustained_minute_s=self.sustained_minute_s, cooldown_s=cooldown)
+        return Timing(
+            warmup=warmup,
+            repeats=None if repeats is None else int(repeats),
+            min_time=None if min_time is None else float(min_time),
+            target_ci=self.target_ci,
+            max_time=self.max_time,
+            sustained=self.sustained,
+            sustained_minute_s=self.sustained_minute_s,
+            cooldown_s=cooldown,
+        )
 
     # -- the one place each option is checked --------------------------------------------------------------------
     def _validate(self) -> None:
@@ -202,16 +209,22 @@ class BenchSettings:
         if self.target_ci is not None:
             from .sampling import SamplingRule
 
-            SamplingRule(repeats=self.repeats, target_ci=float(self.target_ci),
-                         max_time=None if self.max_time is None else float(self.max_time))  # its own range checks
+            SamplingRule(
+                repeats=self.repeats,
+                target_ci=float(self.target_ci),
+                max_time=None if self.max_time is None else float(self.max_time),
+            )  # its own range checks
         if self.sustained is None:
             if self.sustained_minute_s is not None:
                 raise MobilesegError("--sustained-minute-s sets the minute of --sustained: give --sustained too")
             return
         if not float(self.sustained) > 0:
             raise MobilesegError(f"--sustained takes a number of minutes above 0, not {self.sustained:g}")
-        given = [f for f, v in (("--repeats", self.repeats), ("--min-time", self.min_time),
-                                ("--target-ci", self.target_ci)) if v is not None]
+        given = [
+            f
+            for f, v in (("--repeats", self.repeats), ("--min-time", self.min_time), ("--target-ci", self.target_ci))
+            if v is not None
+        ]
         if given:
             raise MobilesegError(f"--sustained times each cell for whole minutes: drop {' and '.join(given)}")
         from .sustained import minute_seconds
@@ -221,29 +234,37 @@ class BenchSettings:
     def _check_what(self) -> None:
         if self.artifacts:
             if self.no_export:
-                raise MobilesegError("--no-export keeps registered models' export folders as they are: files given "
-                                     "with --artifact are never exported, drop it")
+                raise MobilesegError(
+                    "--no-export keeps registered models' export folders as they are: files given "
+                    "with --artifact are never exported, drop it"
+                )
             if self.suite or self.models or self.resolutions or self.graphs:
-                raise MobilesegError("--artifact benches the given files: drop --suite, --models, --res and --graphs "
-                                     "(the files fix the model and its input size)")
+                raise MobilesegError(
+                    "--artifact benches the given files: drop --suite, --models, --res and --graphs "
+                    "(the files fix the model and its input size)"
+                )
             return
         for opt in ("input_shape", "input", "reference"):
             if getattr(self, opt):
-                raise MobilesegError(f"--{opt.replace('_', '-')} goes with --artifact PATH (a model file mobileseg "
-                                     "did not write)")
+                raise MobilesegError(
+                    f"--{opt.replace('_', '-')} goes with --artifact PATH (a model file mobileseg did not write)"
+                )
 
     def _check_where(self) -> None:
         from .targets import check_target_options
 
         check_target_options(self.device, self.target_options())
         if not self.on_host and not self.measure_reference:
-            raise MobilesegError("--no-sgemm skips timing this host's SGEMM rate, which only --device local "
-                                 "measures: drop it")
+            raise MobilesegError(
+                "--no-sgemm skips timing this host's SGEMM rate, which only --device local measures: drop it"
+            )
         if self.several_devices:
             self.check_several_devices()
 
     def check_several_devices(self) -> None:
         """Refuse what several devices cannot share (the fleet calls it too, for devices given by the API)."""
         if self.results_file:
-            raise MobilesegError("--results-file names one file, and several devices each write their own "
-                                 "(<out>/<device>-t<threads>.jsonl): leave it out, or choose the folder with --out")
+            raise MobilesegError(
+                "--results-file names one file, and several devices each write their own "
+                "(<out>/<device>-t<threads>.jsonl): leave it out, or choose the folder with --out"
+            )

@@ -25,6 +25,7 @@ A suite file::
 Every mistake (unknown key, model, runtime, resolution, a list given as a string...) is reported as one sentence
 naming the file and the fix, before anything is exported or timed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,8 +62,9 @@ class Cell:
         return formats.runtime_format(self.runtime)
 
     def key(self, device: str) -> str:
-        return cell_key(device, self.model, self.resolution, self.format, self.runtime, self.precision, self.graph,
-                        self.threads)
+        return cell_key(
+            device, self.model, self.resolution, self.format, self.runtime, self.precision, self.graph, self.threads
+        )
 
     def label(self) -> str:
         h, w = self.resolution
@@ -122,13 +124,15 @@ def build_group(models, resolutions, runtimes, precisions=("fp32",), graphs=("lo
         except MobilesegError as exc:
             raise SuiteError(f"{where}: {exc}") from None
         if spec.task != "segmentation":
-            raise SuiteError(f"{where}: '{spec.name}' is a classification model; bench segmentation models "
-                             "(`mobileseg models --task segmentation`)")
+            raise SuiteError(
+                f"{where}: '{spec.name}' is a classification model; bench segmentation models "
+                "(`mobileseg models --task segmentation`)"
+            )
         names.append(spec.name)
     res_list = []
     for r in resolutions:
         if isinstance(r, bool) or not isinstance(r, (int, str, list, tuple)):
-            raise SuiteError(f"{where}: resolution {r!r} must be a number (448) or a string \"HxW\"")
+            raise SuiteError(f'{where}: resolution {r!r} must be a number (448) or a string "HxW"')
         try:
             res_list.append(parse_resolution(r))
         except MobilesegError as exc:
@@ -148,8 +152,13 @@ def build_group(models, resolutions, runtimes, precisions=("fp32",), graphs=("lo
     for g in graphs:
         if g not in GRAPHS:
             raise SuiteError(f"{where}: unknown graph '{g}'; choose 'logits' (model stride) or 'argmax'")
-    return {"models": names, "resolutions": res_list, "runtimes": list(runtimes), "precisions": list(precisions),
-            "graphs": list(graphs)}
+    return {
+        "models": names,
+        "resolutions": res_list,
+        "runtimes": list(runtimes),
+        "precisions": list(precisions),
+        "graphs": list(graphs),
+    }
 
 
 def _artifact_group(c: dict, where: str, base) -> dict:
@@ -163,13 +172,17 @@ def _artifact_group(c: dict, where: str, base) -> dict:
     for rt in c.get("runtimes", []):
         if rt not in formats.RUNTIMES:
             raise SuiteError(f"{where}: unknown runtime '{rt}'; choose from {', '.join(formats.RUNTIMES)}")
-    rel = (lambda q: str(Path(base) / q) if base is not None and not Path(q).is_absolute() else q)  # noqa: E731
+    rel = lambda q: str(Path(base) / q) if base is not None and not Path(q).is_absolute() else q  # noqa: E731
     if not all(isinstance(q, str) for q in paths):
         raise SuiteError(f"{where}: 'artifacts' must list file paths as strings")
-    return {"artifacts": [rel(q) for q in paths], "input_shape": c.get("input_shape"),
-            "input": rel(c["input"]) if c.get("input") else None,
-            "reference": rel(c["reference"]) if c.get("reference") else None,
-            "runtimes": list(c.get("runtimes") or []) or None, "precisions": list(c.get("precisions") or []) or None}
+    return {
+        "artifacts": [rel(q) for q in paths],
+        "input_shape": c.get("input_shape"),
+        "input": rel(c["input"]) if c.get("input") else None,
+        "reference": rel(c["reference"]) if c.get("reference") else None,
+        "runtimes": list(c.get("runtimes") or []) or None,
+        "precisions": list(c.get("precisions") or []) or None,
+    }
 
 
 def parse_suite(data: dict, where: str = "suite", base=None) -> Suite:
@@ -180,15 +193,26 @@ def parse_suite(data: dict, where: str = "suite", base=None) -> Suite:
         raise SuiteError(f"{where}: 'settings' must be a table ([settings])")
     _unknown(settings, _SETTINGS_KEYS, f"{where} [settings]")
     for k in ("threads", "warmup", "repeats"):
-        if k in settings and (isinstance(settings[k], bool) or not isinstance(settings[k], int)
-                              or settings[k] < (0 if k == "warmup" else 1)):
-            raise SuiteError(f"{where} [settings]: '{k}' must be a whole number"
-                             f" {'>= 0' if k == 'warmup' else '>= 1'}, not {settings[k]!r}")
+        if k in settings and (
+            isinstance(settings[k], bool)
+            or not isinstance(settings[k], int)
+            or settings[k] < (0 if k == "warmup" else 1)
+        ):
+            raise SuiteError(
+                f"{where} [settings]: '{k}' must be a whole number"
+                f" {'>= 0' if k == 'warmup' else '>= 1'}, not {settings[k]!r}"
+            )
     for k in ("min_time", "cooldown_s"):
-        if k in settings and (isinstance(settings[k], bool) or not isinstance(settings[k], (int, float))
-                              or settings[k] < 0 or (k == "min_time" and settings[k] == 0)):
+        if k in settings and (
+            isinstance(settings[k], bool)
+            or not isinstance(settings[k], (int, float))
+            or settings[k] < 0
+            or (k == "min_time" and settings[k] == 0)
+        ):
             what = "a number of seconds above 0" if k == "min_time" else "a non-negative number of seconds"
-            raise SuiteError(f"{where} [settings]: '{k}' must be {what}, like --{k.replace('_s', '').replace('_', '-')}")
+            raise SuiteError(
+                f"{where} [settings]: '{k}' must be {what}, like --{k.replace('_s', '').replace('_', '-')}"
+            )
     if "repeats" in settings and "min_time" in settings:
         raise SuiteError(f"{where} [settings]: give either 'repeats' or 'min_time', not both")
     cells = data.get("cells")
@@ -206,15 +230,26 @@ def parse_suite(data: dict, where: str = "suite", base=None) -> Suite:
         for k in ("models", "resolutions", "runtimes"):
             if k not in c:
                 raise SuiteError(f"{w}: missing '{k}'; every group needs models, resolutions and runtimes")
-        groups.append(build_group(
-            _as_list(c["models"], "models", w), _as_list(c["resolutions"], "resolutions", w),
-            _as_list(c["runtimes"], "runtimes", w), _as_list(c.get("precisions", ["fp32"]), "precisions", w),
-            _as_list(c.get("graphs", ["logits"]), "graphs", w), where=w))
+        groups.append(
+            build_group(
+                _as_list(c["models"], "models", w),
+                _as_list(c["resolutions"], "resolutions", w),
+                _as_list(c["runtimes"], "runtimes", w),
+                _as_list(c.get("precisions", ["fp32"]), "precisions", w),
+                _as_list(c.get("graphs", ["logits"]), "graphs", w),
+                where=w,
+            )
+        )
     name = data.get("name", "suite")
     if not isinstance(name, str):
         raise SuiteError(f"{where}: 'name' must be a string")
-    return Suite(name=name, description=str(data.get("description", "")), settings=dict(settings), groups=groups,
-                 artifact_groups=artifact_groups)
+    return Suite(
+        name=name,
+        description=str(data.get("description", "")),
+        settings=dict(settings),
+        groups=groups,
+        artifact_groups=artifact_groups,
+    )
 
 
 def load_suite(path) -> Suite:

@@ -9,6 +9,7 @@ harness on a device (the load is outside the timed calls), so there is a gap of 
 For tests, the minute can be shortened: ``MOBILESEG_SUSTAINED_MINUTE_S`` (seconds; also the hidden bench option
 ``--sustained-minute-s``). Records say what minute length was used (``minute_s``).
 """
+
 from __future__ import annotations
 
 import os
@@ -66,17 +67,30 @@ def run_sustained(target, cell, folder, manifest, warmup: int, minutes: float, m
         state = target.state()
         s = summarize(cr.samples_ms)
         zone, temp = _cpu_temp(state)
-        per_minute.append({"minute": i + 1, "median_ms": s["median"], "p90_ms": s["p90"], "count": s["count"],
-                           "cpu_zone": zone, "temp_c": temp,
-                           "freq_khz": ((state or {}).get("freqs_khz") or {}).get(cpu), "temps_c": state.get("temps_c"),
-                           "freqs_khz": state.get("freqs_khz")})
+        per_minute.append(
+            {
+                "minute": i + 1,
+                "median_ms": s["median"],
+                "p90_ms": s["p90"],
+                "count": s["count"],
+                "cpu_zone": zone,
+                "temp_c": temp,
+                "freq_khz": ((state or {}).get("freqs_khz") or {}).get(cpu),
+                "temps_c": state.get("temps_c"),
+                "freqs_khz": state.get("freqs_khz"),
+            }
+        )
         samples += cr.samples_ms
         last = cr
     medians = [m["median_ms"] for m in per_minute]
     last.samples_ms = samples
-    info = {"minutes": minutes, "minute_s": minute_s, "per_minute": per_minute,
-            "start": {"cpu_zone": start_zone, "temp_c": start_temp,
-                      "freq_khz": (start.get("freqs_khz") or {}).get(cpu)},
-            "slowdown_factor": SLOWDOWN, "slowdown_minute": slowdown_minute(medians),
-            "rule": "first minute whose median exceeds minute 1's by more than 10%"}
+    info = {
+        "minutes": minutes,
+        "minute_s": minute_s,
+        "per_minute": per_minute,
+        "start": {"cpu_zone": start_zone, "temp_c": start_temp, "freq_khz": (start.get("freqs_khz") or {}).get(cpu)},
+        "slowdown_factor": SLOWDOWN,
+        "slowdown_minute": slowdown_minute(medians),
+        "rule": "first minute whose median exceeds minute 1's by more than 10%",
+    }
     return last, info

@@ -5,6 +5,7 @@ on every runtime the device runs (the caller passes that list, :func:`mobileseg.
 in fp32 and every other precision that runtime's format has (``mobileseg.formats``). Names are checked by the
 bench stage's own validator (:func:`mobileseg.bench.suite.build_group`), so a typo gets the same sentence there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ class Candidate:
     def id(self) -> str:
         """A short unique label: ``topformer-t 512x512 ncnn int8`` (``argmax`` added when it is that graph)."""
         h, w = self.resolution
-        return " ".join([self.model, f"{h}x{w}", self.runtime, self.precision]
-                        + ([self.graph] if self.graph != "logits" else []))
+        return " ".join(
+            [self.model, f"{h}x{w}", self.runtime, self.precision] + ([self.graph] if self.graph != "logits" else [])
+        )
 
     def cell(self):
         from ..bench.suite import Cell
@@ -43,8 +45,15 @@ class Candidate:
         return Cell(self.model, tuple(self.resolution), self.runtime, self.precision, self.graph, self.threads)
 
 
-def plan(models=None, resolutions=None, runtimes=(), precisions=None, graphs=None, threads: int = 1,
-         explicit_runtimes: bool = False) -> tuple[list, list]:
+def plan(
+    models=None,
+    resolutions=None,
+    runtimes=(),
+    precisions=None,
+    graphs=None,
+    threads: int = 1,
+    explicit_runtimes: bool = False,
+) -> tuple[list, list]:
     """``(candidates, notes)``. ``runtimes``: those to use (already checked against the device). Precisions a
     runtime's format lacks are left out with a note; a named runtime with none of the named precisions, or no
     candidate at all, is one sentence."""
@@ -52,8 +61,14 @@ def plan(models=None, resolutions=None, runtimes=(), precisions=None, graphs=Non
     from ..registry import get_spec, list_models
 
     models = list(models or list_models(task="segmentation"))
-    group = build_group(models, list(resolutions or []), list(runtimes), list(precisions or ["fp32"]),
-                        list(graphs or ["logits"]), where="choose")
+    group = build_group(
+        models,
+        list(resolutions or []),
+        list(runtimes),
+        list(precisions or ["fp32"]),
+        list(graphs or ["logits"]),
+        where="choose",
+    )
     out, notes = [], []
     for rt in group["runtimes"]:
         have = formats.FORMATS[formats.runtime_format(rt)].precisions
@@ -61,8 +76,10 @@ def plan(models=None, resolutions=None, runtimes=(), precisions=None, graphs=Non
         lacking = [p for p in group["precisions"] if p not in have] if precisions else []
         if not wanted:
             if explicit_runtimes:
-                raise CandidateError(f"runtime {rt} has no {' or '.join(lacking)} artifacts (its format has "
-                                     f"{', '.join(have)}): drop it from --runtimes or add one of those precisions")
+                raise CandidateError(
+                    f"runtime {rt} has no {' or '.join(lacking)} artifacts (its format has "
+                    f"{', '.join(have)}): drop it from --runtimes or add one of those precisions"
+                )
             notes.append(f"{rt}: no {'/'.join(lacking)} artifacts, left out")
             continue
         if lacking:

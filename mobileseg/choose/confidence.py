@@ -17,6 +17,7 @@ The one assumption is the order-statistics interval's: the samples of one candid
 distribution (docs/measurement.md). Drift (heat, load) breaks it; an empty running intersection is its symptom and
 is reported (:attr:`Sequence.drifted`).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ FIRST_LOOK = 10
 GROWTH = 1.5
 
 
-def look_sizes(first: int = FIRST_LOOK, growth: float = GROWTH, limit: int = 10 ** 7):
+def look_sizes(first: int = FIRST_LOOK, growth: float = GROWTH, limit: int = 10**7):
     """The sample counts at which a candidate's interval is computed: ``first``, then growing by ``growth``."""
     n, k = first, 1
     while n <= limit:
@@ -48,7 +49,7 @@ def next_look(n_have: int, first: int = FIRST_LOOK, growth: float = GROWTH) -> i
 
 def look_level(k: int, candidates: int, alpha: float = DEFAULT_ALPHA) -> float:
     """The confidence level of look ``k`` (1-based) of one of ``candidates`` candidates."""
-    return 1.0 - alpha / max(1, candidates) * 6.0 / (math.pi ** 2 * k * k)
+    return 1.0 - alpha / max(1, candidates) * 6.0 / (math.pi**2 * k * k)
 
 
 def interval_at(samples, level: float) -> tuple[float, float]:

@@ -10,6 +10,7 @@ Interface (all the race needs): ``open()``, ``usable_runtimes(names, explicit)``
 (folder, manifest)``, ``measure(candidate, n) -> record dict``, ``earlier(candidate) -> [record dicts]``,
 ``close()``; ``device`` (the record's device dict), ``emulated``, ``path`` (the results file).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,9 +22,18 @@ WARMUP_LATER = 2
 
 
 class BenchMeasure:
-    def __init__(self, device: str = "local", threads: int = 1, out_dir=None, results_file=None,
-                 export_root="export", target_options: dict | None = None, cpu: int | None = None, calib=None,
-                 target=None) -> None:
+    def __init__(
+        self,
+        device: str = "local",
+        threads: int = 1,
+        out_dir=None,
+        results_file=None,
+        export_root="export",
+        target_options: dict | None = None,
+        cpu: int | None = None,
+        calib=None,
+        target=None,
+    ) -> None:
         self.device_arg, self.threads, self.out_dir = device, int(threads), out_dir
         self.results_file, self.export_root = results_file, Path(export_root)
         self.target_options, self.cpu, self.calib = dict(target_options or {}), cpu, calib
@@ -44,8 +54,11 @@ class BenchMeasure:
         self.device = self.target.describe()
         self.device_id = self.target.device_id()
         self.emulated = bool(self.target.emulated)
-        self.path = Path(self.results_file) if self.results_file else results_file_for(
-            self.target, self.threads, self.out_dir or RUNS_DIR)
+        self.path = (
+            Path(self.results_file)
+            if self.results_file
+            else results_file_for(self.target, self.threads, self.out_dir or RUNS_DIR)
+        )
         ResultStore(self.path).check_writable()
 
     def usable_runtimes(self, names, explicit: bool) -> tuple[list, list]:
@@ -57,8 +70,9 @@ class BenchMeasure:
                 usable.append(rt)
             except MissingDependencyError as exc:
                 if explicit:
-                    raise MissingDependencyError(f"runtime '{rt}' cannot run here: {exc}; or leave it out of "
-                                                 "--runtimes") from None
+                    raise MissingDependencyError(
+                        f"runtime '{rt}' cannot run here: {exc}; or leave it out of --runtimes"
+                    ) from None
                 notes.append(f"runtime '{rt}' does not run here: its candidates are left out")
         return usable, notes
 
@@ -68,8 +82,9 @@ class BenchMeasure:
             from ..export import export_model
 
             kw = {"calib": self.calib} if precision == "int8" and self.calib else {}
-            self._exports[key] = export_model(model, list(resolution), formats=list(formats), precision=precision,
-                                              graph=graph, out=out, **kw)
+            self._exports[key] = export_model(
+                model, list(resolution), formats=list(formats), precision=precision, graph=graph, out=out, **kw
+            )
         return self._exports[key]
 
     def prepare(self, cand) -> tuple[Path, dict]:
@@ -84,11 +99,22 @@ class BenchMeasure:
 
         first = self._batches.get(cand.id, 0) == 0
         self._batches[cand.id] = self._batches.get(cand.id, 0) + 1
-        run = run_bench(models=[cand.model], resolutions=[f"{cand.resolution[0]}x{cand.resolution[1]}"],
-                        runtimes=[cand.runtime], precisions=[cand.precision], graphs=[cand.graph],
-                        threads=self.threads, warmup=WARMUP_FIRST if first else WARMUP_LATER, repeats=int(n),
-                        target=self.target, results_file=self.path, export_root=self.export_root,
-                        export_fn=self._export, progress=False, measure_reference=False)
+        run = run_bench(
+            models=[cand.model],
+            resolutions=[f"{cand.resolution[0]}x{cand.resolution[1]}"],
+            runtimes=[cand.runtime],
+            precisions=[cand.precision],
+            graphs=[cand.graph],
+            threads=self.threads,
+            warmup=WARMUP_FIRST if first else WARMUP_LATER,
+            repeats=int(n),
+            target=self.target,
+            results_file=self.path,
+            export_root=self.export_root,
+            export_fn=self._export,
+            progress=False,
+            measure_reference=False,
+        )
         if not run:
             raise MobilesegError(f"the bench stage measured nothing for {cand.id}")
         return run[0]

@@ -24,6 +24,7 @@ Ranking key (higher is better): ``objective="miou"``: measured or published accu
 "accuracy not measured" (tier 0, ordered by the fp32 model's published mIoU as a proxy), so an unmeasured candidate
 is never ranked above a measured one; ``objective="latency"``: every candidate at or above the floor ranks equal.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,12 @@ OBJECTIVES = ("miou", "latency")
 # fates (the table's words)
 CHOSEN, OVER_BUDGET, DOMINATED, OUTRANKED = "chosen", "over budget", "dominated", "outranked"
 PARITY_FAILED, ERROR, NUMERICS_ONLY = "parity failed", "error", "not ranked (numerics only)"
-OVER_MEMORY, OVER_SIZE, BELOW_FLOOR, NO_ACCURACY = "over memory", "over size", "below mIoU floor", "accuracy not measured"
+OVER_MEMORY, OVER_SIZE, BELOW_FLOOR, NO_ACCURACY = (
+    "over memory",
+    "over size",
+    "below mIoU floor",
+    "accuracy not measured",
+)
 TIED, UNDECIDED, NOT_MEASURED = "tied", "undecided", "not measured"
 
 
@@ -87,8 +93,8 @@ class Observation:
     """What one measurement of ``n`` samples said: its samples and what disqualifies it, if anything."""
 
     samples: list
-    numerics_only: str | None = None   # why these timings are no device's speed (None: they are)
-    parity_ok: bool | None = True      # None: not checked (timing-only tools)
+    numerics_only: str | None = None  # why these timings are no device's speed (None: they are)
+    parity_ok: bool | None = True  # None: not checked (timing-only tools)
     parity_reason: str | None = None
     memory_mb: float | None = None
     error: str | None = None
@@ -116,8 +122,9 @@ class Race:
             raise ValueError(f"objective must be one of {OBJECTIVES}")
         raced = [a for a in self.arms if not a.excluded]
         for a in self.arms:
-            a.seq = Sequence(candidates=max(1, len(raced)), alpha=self.alpha, first=self.first, growth=self.growth,
-                             naive=self.naive)
+            a.seq = Sequence(
+                candidates=max(1, len(raced)), alpha=self.alpha, first=self.first, growth=self.growth, naive=self.naive
+            )
             if a.excluded:
                 self._out(a, a.excluded[0], reason=a.excluded[1])
                 continue
@@ -176,8 +183,9 @@ class Race:
             return self._out(a, NUMERICS_ONLY, reason=obs.numerics_only)
         if self.max_memory_mb is not None:
             if a.memory_mb is None:
-                return self._out(a, OVER_MEMORY, reason="memory not measured here, so --max-memory-mb cannot be "
-                                                        "checked")
+                return self._out(
+                    a, OVER_MEMORY, reason="memory not measured here, so --max-memory-mb cannot be checked"
+                )
             if a.memory_mb > self.max_memory_mb:
                 return self._out(a, OVER_MEMORY, reason=f"{a.memory_mb:.1f} MB > {self.max_memory_mb:g} MB")
 
@@ -198,12 +206,19 @@ class Race:
             if a.id in self._this_round and a.live:
                 a.rounds += 1
         self._this_round = set()
-        if self.round == 1 and sampled and all(a.fate in (NUMERICS_ONLY, ERROR, PARITY_FAILED) for a in sampled) \
-                and any(a.fate == NUMERICS_ONLY for a in sampled):
+        if (
+            self.round == 1
+            and sampled
+            and all(a.fate in (NUMERICS_ONLY, ERROR, PARITY_FAILED) for a in sampled)
+            and any(a.fate == NUMERICS_ONLY for a in sampled)
+        ):
             why = sorted({a.reason for a in sampled if a.fate == NUMERICS_ONLY})
             self.state = "refused"
-            self.refusal = ("choose refuses to rank by latency: every candidate's timings are numerics only ("
-                            + "; ".join(why) + "): they say nothing about a phone's speed; parity is reported")
+            self.refusal = (
+                "choose refuses to rank by latency: every candidate's timings are numerics only ("
+                + "; ".join(why)
+                + "): they say nothing about a phone's speed; parity is reported"
+            )
             return
         live = self.live()
         for a in live:
@@ -214,8 +229,13 @@ class Race:
             better = [a for a in live if a is not b and a.key >= b.key and a.high < b.low]
             if better:
                 a = min(better, key=lambda x: (x.high, x.id))
-                self._out(b, DOMINATED, by=a, reason=f"{a.id} is faster with confidence ({a.high:.3g} < "
-                                                      f"{b.low:.3g} ms) and ranks at least as high")
+                self._out(
+                    b,
+                    DOMINATED,
+                    by=a,
+                    reason=f"{a.id} is faster with confidence ({a.high:.3g} < "
+                    f"{b.low:.3g} ms) and ranks at least as high",
+                )
         live = self.live()
         feasible = [a for a in live if a.high <= self.budget_ms]
         if feasible:
@@ -268,15 +288,19 @@ class Race:
         tied = self.tied()
         for a in tied:
             if a.low <= self.budget_ms < a.high:
-                out.append(f"{a.id}: interval [{a.low:.3g}, {a.high:.3g}] ms straddles the {self.budget_ms:g} ms "
-                           f"budget; {_more(a, [a], abs((a.median or 0) - self.budget_ms))}")
+                out.append(
+                    f"{a.id}: interval [{a.low:.3g}, {a.high:.3g}] ms straddles the {self.budget_ms:g} ms "
+                    f"budget; {_more(a, [a], abs((a.median or 0) - self.budget_ms))}"
+                )
         for i, a in enumerate(tied):
-            for b in tied[i + 1:]:
+            for b in tied[i + 1 :]:
                 if a.key == b.key and not (a.high < b.low or b.high < a.low) and a.median and b.median:
                     gap = abs(a.median - b.median)
                     pct = 100 * gap / min(a.median, b.median)
-                    out.append(f"{a.id} vs {b.id}: medians {a.median:.3g} and {b.median:.3g} ms ({pct:.1f}% apart), "
-                               f"intervals overlap; {_more(a, [a, b], gap)}")
+                    out.append(
+                        f"{a.id} vs {b.id}: medians {a.median:.3g} and {b.median:.3g} ms ({pct:.1f}% apart), "
+                        f"intervals overlap; {_more(a, [a, b], gap)}"
+                    )
         return out
 
 

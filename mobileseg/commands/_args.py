@@ -11,6 +11,7 @@
 Old spellings stay as hidden aliases (``--export-root``, ``--no-progress``, ``report --runtime/--device``,
 ``bench --precision/--graph``) so scripts keep working; ``--help`` shows only the names above.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def add_quiet(p, aliases=()) -> None:
 
 
 def add_export_dir(p, default: str = "export", aliases=()) -> None:
-    p.add_argument("--export-dir", default=default,
-                   help=f"folder holding the export folders (artifacts are reused; default {default}/)")
+    p.add_argument(
+        "--export-dir",
+        default=default,
+        help=f"folder holding the export folders (artifacts are reused; default {default}/)",
+    )
     for alias in aliases:
         p.add_argument(alias, dest="export_dir", help=argparse.SUPPRESS)
 
@@ -51,5 +55,8 @@ def add_allow_edited(p) -> None:
     """``--allow-edited``: commands that load an export's files check them against the manifest's sha256 first
     (:func:`mobileseg.manifest.verify_files`); this runs a file edited on purpose as it is (cli.main sets
     ``MOBILESEG_ALLOW_EDITED``, so device and child-process paths see it too)."""
-    p.add_argument("--allow-edited", action="store_true",
-                   help="run artifact files that differ from their manifest's sha256 (edited on purpose) as they are")
+    p.add_argument(
+        "--allow-edited",
+        action="store_true",
+        help="run artifact files that differ from their manifest's sha256 (edited on purpose) as they are",
+    )

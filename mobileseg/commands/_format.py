@@ -1,4 +1,5 @@
 """Plain-text table rendering shared by the commands."""
+
 from __future__ import annotations
 
 

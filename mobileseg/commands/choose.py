@@ -5,6 +5,7 @@ Candidates (:mod:`mobileseg.choose.candidates`) are exported first, outside the 
 one feasible winner is separated or ``--max-time`` ends. Writes the candidates' table (``choose.json``), a Pareto
 plot and the deployment card (:mod:`mobileseg.choose.card`) into ``--out``.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,46 +21,91 @@ EMULATED_BATCH = 3
 
 
 def register(sub) -> None:
-    p = sub.add_parser("choose", help="which model, runtime and precision to ship on this device (racing, with a "
-                                      "deployment card)",
-                       description="Race every candidate (model x resolution x runtime x precision) on the device: "
-                                   "drop those over the latency budget or dominated at the stated confidence, "
-                                   "until one winner within the constraints is separated.")
+    p = sub.add_parser(
+        "choose",
+        help="which model, runtime and precision to ship on this device (racing, with a deployment card)",
+        description="Race every candidate (model x resolution x runtime x precision) on the device: "
+        "drop those over the latency budget or dominated at the stated confidence, "
+        "until one winner within the constraints is separated.",
+    )
     p.add_argument("--device", default="local", help="local (default), adb or adb:SERIAL")
-    p.add_argument("--budget-ms", type=float, required=True, metavar="MS",
-                   help="latency budget: the median must be within it, at the interval's confidence")
+    p.add_argument(
+        "--budget-ms",
+        type=float,
+        required=True,
+        metavar="MS",
+        help="latency budget: the median must be within it, at the interval's confidence",
+    )
     p.add_argument("--threads", type=int, default=1, help="threads per runtime (default 1)")
     add_list(p, "--models", "model names (default: every registered segmentation model)", aliases=("-m",))
     add_list(p, "--res", "resolutions, 448 or HxW (default: each model's paper resolution)")
-    add_list(p, "--runtimes", f"{', '.join(RUNTIMES)} (default: every one of {', '.join(default_runtimes())} "
-                              "the device runs)")
+    add_list(
+        p,
+        "--runtimes",
+        f"{', '.join(RUNTIMES)} (default: every one of {', '.join(default_runtimes())} the device runs)",
+    )
     add_list(p, "--precisions", f"{' '.join(PRECISIONS)} (default: fp32 and every precision the runtime has)")
     add_list(p, "--graphs", "logits or argmax (default logits)")
-    p.add_argument("--data", default=None, metavar="DIR",
-                   help="a folder `mobileseg eval` reads (ADE20K or Cityscapes layout): every candidate's own mIoU")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="a folder `mobileseg eval` reads (ADE20K or Cityscapes layout): every candidate's own mIoU",
+    )
     p.add_argument("--calib", default=None, metavar="DIR", help="calibration images for the int8 candidates")
     p.add_argument("--eval-limit", type=int, default=None, metavar="N", help="with --data: the first N images only")
     p.add_argument("--max-memory-mb", type=float, default=None, metavar="M", help="peak RSS growth limit")
     p.add_argument("--max-size-mb", type=float, default=None, metavar="S", help="artifact size limit")
-    p.add_argument("--objective", choices=["miou", "latency"], default="miou",
-                   help="miou (default): the most accurate within the constraints; latency: the fastest at or "
-                        "above --min-miou")
-    p.add_argument("--min-miou", type=float, default=None, metavar="F", help="mIoU floor (needed by --objective "
-                                                                           "latency; optional with miou)")
-    p.add_argument("--confidence", type=float, default=0.95,
-                   help="the confidence every decision holds at, over all looks and candidates (default 0.95)")
-    p.add_argument("--max-time", type=float, default=DEFAULT_MAX_TIME_S, metavar="S",
-                   help=f"seconds of racing at most (exports excluded; default {DEFAULT_MAX_TIME_S:g}); then a tie "
-                        "is reported with what more time would settle")
+    p.add_argument(
+        "--objective",
+        choices=["miou", "latency"],
+        default="miou",
+        help="miou (default): the most accurate within the constraints; latency: the fastest at or above --min-miou",
+    )
+    p.add_argument(
+        "--min-miou",
+        type=float,
+        default=None,
+        metavar="F",
+        help="mIoU floor (needed by --objective latency; optional with miou)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="the confidence every decision holds at, over all looks and candidates (default 0.95)",
+    )
+    p.add_argument(
+        "--max-time",
+        type=float,
+        default=DEFAULT_MAX_TIME_S,
+        metavar="S",
+        help=f"seconds of racing at most (exports excluded; default {DEFAULT_MAX_TIME_S:g}); then a tie "
+        "is reported with what more time would settle",
+    )
     p.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default as in bench)")
-    p.add_argument("--harness", choices=["auto", "python", "native"], default="auto",
-                   help="what runs the cells on an ADB device (as in bench)")
-    p.add_argument("--adb-transport", choices=["auto", "server", "direct"], default="auto",
-                   help="how an ADB device is reached (as in bench)")
-    p.add_argument("--resume", action="store_true",
-                   help="pool the samples already in the results file for these candidates and race on from there")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/): records, "
-                                                      "choose.json, the plot, card.json + card.md")
+    p.add_argument(
+        "--harness",
+        choices=["auto", "python", "native"],
+        default="auto",
+        help="what runs the cells on an ADB device (as in bench)",
+    )
+    p.add_argument(
+        "--adb-transport",
+        choices=["auto", "server", "direct"],
+        default="auto",
+        help="how an ADB device is reached (as in bench)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="pool the samples already in the results file for these candidates and race on from there",
+    )
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"output folder (default {DEFAULT_OUT}/): records, choose.json, the plot, card.json + card.md",
+    )
     add_export_dir(p)
     add_quiet(p)
     p.set_defaults(func=run)
@@ -112,15 +158,33 @@ def _runtime_names(values) -> tuple[list, bool]:
 
 def command_line(args) -> str:
     """The command that reproduces this run (from the parsed arguments, in their canonical spelling)."""
-    parts = ["mobileseg", "choose", "--device", args.device, "--budget-ms", f"{args.budget_ms:g}", "--threads",
-             str(args.threads)]
-    for flag, values in (("--models", args.models), ("--res", args.res), ("--runtimes", args.runtimes),
-                         ("--precisions", args.precisions), ("--graphs", args.graphs)):
+    parts = [
+        "mobileseg",
+        "choose",
+        "--device",
+        args.device,
+        "--budget-ms",
+        f"{args.budget_ms:g}",
+        "--threads",
+        str(args.threads),
+    ]
+    for flag, values in (
+        ("--models", args.models),
+        ("--res", args.res),
+        ("--runtimes", args.runtimes),
+        ("--precisions", args.precisions),
+        ("--graphs", args.graphs),
+    ):
         if values:
             parts += [flag, *split_list(values)]
-    for flag, v in (("--data", args.data), ("--calib", args.calib), ("--eval-limit", args.eval_limit),
-                    ("--max-memory-mb", args.max_memory_mb), ("--max-size-mb", args.max_size_mb),
-                    ("--min-miou", args.min_miou)):
+    for flag, v in (
+        ("--data", args.data),
+        ("--calib", args.calib),
+        ("--eval-limit", args.eval_limit),
+        ("--max-memory-mb", args.max_memory_mb),
+        ("--max-size-mb", args.max_size_mb),
+        ("--min-miou", args.min_miou),
+    ):
         if v is not None:
             parts += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
     if args.objective != "miou":
@@ -141,19 +205,29 @@ def observation(rec: dict):
     why = None
     if numerics_only(rec):
         settings = rec.get("runtime_settings") or {}
-        why = ("software Vulkan (" + str(settings.get("vulkan_device") or "lavapipe") + ")"
-               if settings.get("vulkan_software") else "emulated device (qemu)")
+        why = (
+            "software Vulkan (" + str(settings.get("vulkan_device") or "lavapipe") + ")"
+            if settings.get("vulkan_software")
+            else "emulated device (qemu)"
+        )
     par = rec.get("parity") or {}
     reason = None
     if rec.get("status") == "parity_failed":
-        fig = (f"rel L2 {par['rel_l2']:.2e} > limit {par.get('limit_rel_l2', 0):.0e}"
-               if par.get("rel_l2") is not None and par.get("limit_rel_l2") is not None else "outside the limit")
+        fig = (
+            f"rel L2 {par['rel_l2']:.2e} > limit {par.get('limit_rel_l2', 0):.0e}"
+            if par.get("rel_l2") is not None and par.get("limit_rel_l2") is not None
+            else "outside the limit"
+        )
         per = (par.get("per_layer") or {}).get("sentence")
         reason = fig + (f"; {per}" if per else "")
     mem = (rec.get("memory") or {}).get("peak_rss_growth_mb")
-    return Observation(list(rec.get("samples_ms") or []), numerics_only=why,
-                       parity_ok=False if rec.get("status") == "parity_failed" else True, parity_reason=reason,
-                       memory_mb=mem)
+    return Observation(
+        list(rec.get("samples_ms") or []),
+        numerics_only=why,
+        parity_ok=False if rec.get("status") == "parity_failed" else True,
+        parity_reason=reason,
+        memory_mb=mem,
+    )
 
 
 def run(args) -> int:
@@ -171,8 +245,15 @@ def run(args) -> int:
     say = (lambda m: print(f"[choose] {m}", file=sys.stderr, flush=True)) if not args.quiet else (lambda m: None)
     names, explicit = _runtime_names(split_list(args.runtimes))
     opts = {k: v for k, v in (("harness", args.harness), ("adb_transport", args.adb_transport)) if v != "auto"}
-    m = BenchMeasure(args.device, threads, out_dir=args.out, export_root=args.export_dir, target_options=opts,
-                     cpu=args.cpu, calib=args.calib)
+    m = BenchMeasure(
+        args.device,
+        threads,
+        out_dir=args.out,
+        export_root=args.export_dir,
+        target_options=opts,
+        cpu=args.cpu,
+        calib=args.calib,
+    )
     m.open()
     try:
         usable, notes = m.usable_runtimes(names, explicit)
@@ -180,8 +261,15 @@ def run(args) -> int:
             from ..errors import MobilesegError
 
             raise MobilesegError("no runtime runs on this device: install one with pip install 'mobileseg[export]'")
-        cands, more = plan(split_list(args.models), split_list(args.res), usable, split_list(args.precisions),
-                           split_list(args.graphs), threads, explicit)
+        cands, more = plan(
+            split_list(args.models),
+            split_list(args.res),
+            usable,
+            split_list(args.precisions),
+            split_list(args.graphs),
+            threads,
+            explicit,
+        )
         for n in notes + more:
             say(n)
         say(f"{len(cands)} candidate(s) on {m.device_id}; exporting (not counted in --max-time)")
@@ -201,17 +289,30 @@ def run(args) -> int:
                 arm.excluded = ("error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             if args.data is not None and not arm.excluded:
                 say(f"evaluating {c.id} on {args.data}")
-                ev = acc.measured(c, args.data, args.calib, os.path.join(args.export_dir, "eval"), args.eval_limit,
-                                  eval_cache, progress=not args.quiet)
+                ev = acc.measured(
+                    c,
+                    args.data,
+                    args.calib,
+                    os.path.join(args.export_dir, "eval"),
+                    args.eval_limit,
+                    eval_cache,
+                    progress=not args.quiet,
+                )
             else:
                 ev = acc.published(c, table_pub)
             evidence[c.id] = ev
             arm.accuracy, arm.proxy = ev.miou, ev.proxy
             arms.append(arm)
-        race = Race(arms, args.budget_ms, objective=args.objective, min_miou=args.min_miou,
-                    max_memory_mb=args.max_memory_mb, alpha=1 - args.confidence,
-                    # qemu's timings are never ranked: a short first batch is enough for parity
-                    **({"first": EMULATED_BATCH} if m.emulated else {}))
+        race = Race(
+            arms,
+            args.budget_ms,
+            objective=args.objective,
+            min_miou=args.min_miou,
+            max_memory_mb=args.max_memory_mb,
+            alpha=1 - args.confidence,
+            # qemu's timings are never ranked: a short first batch is enough for parity
+            **({"first": EMULATED_BATCH} if m.emulated else {}),
+        )
         by_id = {c.id: c for c in cands}
         records: dict = {c.id: [] for c in cands}
         if args.resume:
@@ -250,14 +351,34 @@ def _rows(race, cands, records, evidence) -> list:
         recs = records.get(c.id) or []
         ev = evidence.get(c.id)
         par = (recs[-1].get("parity") or {}) if recs else {}
-        out.append({"id": c.id, "model": c.model, "resolution": list(c.resolution), "runtime": c.runtime,
-                    "precision": c.precision, "graph": c.graph, "fate": a.fate, "by": a.by, "reason": a.reason,
-                    "rounds": a.rounds, "samples": a.n, "median": a.median, "low": a.low, "high": a.high,
-                    "level": a.seq.level, "miou": a.accuracy if a.accuracy is not None else a.proxy,
-                    "measured": a.accuracy is not None, "accuracy": ev.to_dict() if ev else None,
-                    "memory_mb": a.memory_mb, "size_mb": a.size_mb, "parity_ok": par.get("ok"),
-                    "rel_l2": par.get("rel_l2"), "numerics_only": a.fate == "not ranked (numerics only)",
-                    "records": len(recs)})
+        out.append(
+            {
+                "id": c.id,
+                "model": c.model,
+                "resolution": list(c.resolution),
+                "runtime": c.runtime,
+                "precision": c.precision,
+                "graph": c.graph,
+                "fate": a.fate,
+                "by": a.by,
+                "reason": a.reason,
+                "rounds": a.rounds,
+                "samples": a.n,
+                "median": a.median,
+                "low": a.low,
+                "high": a.high,
+                "level": a.seq.level,
+                "miou": a.accuracy if a.accuracy is not None else a.proxy,
+                "measured": a.accuracy is not None,
+                "accuracy": ev.to_dict() if ev else None,
+                "memory_mb": a.memory_mb,
+                "size_mb": a.size_mb,
+                "parity_ok": par.get("ok"),
+                "rel_l2": par.get("rel_l2"),
+                "numerics_only": a.fate == "not ranked (numerics only)",
+                "records": len(recs),
+            }
+        )
     return out
 
 
@@ -265,9 +386,11 @@ def _line(row: dict, budget: float) -> str:
     h, w = row["resolution"]
     acc = row["accuracy"] or {}
     miou = f"mIoU {acc['miou']:.1f} ({acc['source']})" if acc.get("miou") is not None else acc.get("source", "")
-    return (f"{row['model']} {h}x{w} on {row['runtime']} {row['precision']}: median {_fmt(row['median'])} ms "
-            f"[{_fmt(row['low'])}, {_fmt(row['high'])}] (budget {budget:g} ms), {miou}, memory "
-            f"{_fmt(row['memory_mb'])} MB, size {_fmt(row['size_mb'])} MB")
+    return (
+        f"{row['model']} {h}x{w} on {row['runtime']} {row['precision']}: median {_fmt(row['median'])} ms "
+        f"[{_fmt(row['low'])}, {_fmt(row['high'])}] (budget {budget:g} ms), {miou}, memory "
+        f"{_fmt(row['memory_mb'])} MB, size {_fmt(row['size_mb'])} MB"
+    )
 
 
 def _report(args, race, cands, records, exports, evidence, m, race_s: float) -> int:
@@ -282,29 +405,47 @@ def _report(args, race, cands, records, exports, evidence, m, race_s: float) -> 
     rows = _rows(race, cands, records, evidence)
     out = args.out
     os.makedirs(out, exist_ok=True)
-    printable = [{"candidate": r["id"], "fate": r["fate"] + (f" by {r['by']}" if r["by"] else ""),
-                  "rounds": r["rounds"], "n": r["samples"], "median ms": _fmt(r["median"]),
-                  "interval ms": f"[{_fmt(r['low'])}, {_fmt(r['high'])}]" if r["samples"] else "",
-                  "mIoU": (_fmt(r["miou"], "{:.1f}") + ("" if r["measured"] else "?")) if r["miou"] else "-",
-                  "parity": "" if r["parity_ok"] is None else ("ok" if r["parity_ok"] else "FAILED"),
-                  "MB mem": _fmt(r["memory_mb"]), "MB size": _fmt(r["size_mb"]),
-                  "why": r["reason"]} for r in rows]
+    printable = [
+        {
+            "candidate": r["id"],
+            "fate": r["fate"] + (f" by {r['by']}" if r["by"] else ""),
+            "rounds": r["rounds"],
+            "n": r["samples"],
+            "median ms": _fmt(r["median"]),
+            "interval ms": f"[{_fmt(r['low'])}, {_fmt(r['high'])}]" if r["samples"] else "",
+            "mIoU": (_fmt(r["miou"], "{:.1f}") + ("" if r["measured"] else "?")) if r["miou"] else "-",
+            "parity": "" if r["parity_ok"] is None else ("ok" if r["parity_ok"] else "FAILED"),
+            "MB mem": _fmt(r["memory_mb"]),
+            "MB size": _fmt(r["size_mb"]),
+            "why": r["reason"],
+        }
+        for r in rows
+    ]
     print(table(printable))
     if any(r["miou"] and not r["measured"] for r in rows):
         print("mIoU '?': accuracy not measured (the fp32 model's published figure, shown only as a proxy)")
-    summary = {"command": command_line(args), "budget_ms": args.budget_ms, "objective": args.objective,
-               "min_miou": args.min_miou, "confidence": args.confidence, "state": race.state,
-               "refusal": race.refusal, "results_file": str(m.path), "device": m.device,
-               "race_seconds": round(race_s, 3), "rounds": race.round,
-               "tie": race.tie_report() if race.state == "tied" else [],
-               "candidates": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                               for k, v in r.items()} for r in rows]}
+    summary = {
+        "command": command_line(args),
+        "budget_ms": args.budget_ms,
+        "objective": args.objective,
+        "min_miou": args.min_miou,
+        "confidence": args.confidence,
+        "state": race.state,
+        "refusal": race.refusal,
+        "results_file": str(m.path),
+        "device": m.device,
+        "race_seconds": round(race_s, 3),
+        "rounds": race.round,
+        "tie": race.tie_report() if race.state == "tied" else [],
+        "candidates": [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows
+        ],
+    }
     settle = sorted({(r["accuracy"] or {}).get("settle") for r in rows if (r["accuracy"] or {}).get("settle")})
     plots = []
     try:
         dev = m.device.get("model") or m.device.get("serial") or m.device_id
-        plots = pareto(rows, args.budget_ms, os.path.join(out, "pareto"),
-                       f"mobileseg choose on {dev}: {race.state}")
+        plots = pareto(rows, args.budget_ms, os.path.join(out, "pareto"), f"mobileseg choose on {dev}: {race.state}")
     except Exception as exc:  # the report extra (matplotlib) may be missing: the decision stands without a plot
         print(f"mobileseg: note: no plot ({exc})", file=sys.stderr)
     summary["plots"] = [str(p) for p in plots]
@@ -312,8 +453,18 @@ def _report(args, race, cands, records, exports, evidence, m, race_s: float) -> 
     if lead is not None:
         c = next(c for c in cands if c.id == lead.id)
         folder, man = exports[c.id]
-        crd = card_mod.build(c, lead, records[c.id], man, folder, evidence[c.id], race, command_line(args),
-                             tied=race.tied(), results_file=m.path)
+        crd = card_mod.build(
+            c,
+            lead,
+            records[c.id],
+            man,
+            folder,
+            evidence[c.id],
+            race,
+            command_line(args),
+            tied=race.tied(),
+            results_file=m.path,
+        )
         summary["card"] = [str(p) for p in card_mod.write(crd, out)]
     with open(os.path.join(out, "choose.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, default=str)
@@ -330,12 +481,17 @@ def _report(args, race, cands, records, exports, evidence, m, race_s: float) -> 
     elif race.state == "refused":
         print(race.refusal)
     else:
-        print(f"no candidate meets the constraints (budget {args.budget_ms:g} ms"
-              + (f", memory {args.max_memory_mb:g} MB" if args.max_memory_mb else "")
-              + (f", size {args.max_size_mb:g} MB" if args.max_size_mb else "") + "): see the table")
+        print(
+            f"no candidate meets the constraints (budget {args.budget_ms:g} ms"
+            + (f", memory {args.max_memory_mb:g} MB" if args.max_memory_mb else "")
+            + (f", size {args.max_size_mb:g} MB" if args.max_size_mb else "")
+            + "): see the table"
+        )
     if settle and race.state != "refused":
         print("accuracy: " + "; ".join(settle))
-    print(f"records: {m.path}; summary: {os.path.join(out, 'choose.json')}"
-          + (f"; card: {os.path.join(out, 'card.md')}" if lead is not None else "")
-          + (f"; plot: {plots[0]}" if plots else ""))
+    print(
+        f"records: {m.path}; summary: {os.path.join(out, 'choose.json')}"
+        + (f"; card: {os.path.join(out, 'card.md')}" if lead is not None else "")
+        + (f"; plot: {plots[0]}" if plots else "")
+    )
     return 0 if race.state == "chosen" else 1

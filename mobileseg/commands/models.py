@@ -1,4 +1,5 @@
 """``mobileseg models``: the registry as a table."""
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,19 @@ def run(args) -> int:
     rows = []
     for s in specs:
         pub = s.published
-        rows.append({
-            "model": s.name, "task": s.task, "default res": "x".join(map(str, s.default_resolution)),
-            "stride": s.output_stride, "H,W multiple of": s.size_multiple, "classes": s.num_classes,
-            "paper params (M)": pub.get("params_m"), "paper GMACs": pub.get("gflops"),
-            "paper mIoU": pub.get("miou"), "source": s.table.split(" (")[0],
-        })
+        rows.append(
+            {
+                "model": s.name,
+                "task": s.task,
+                "default res": "x".join(map(str, s.default_resolution)),
+                "stride": s.output_stride,
+                "H,W multiple of": s.size_multiple,
+                "classes": s.num_classes,
+                "paper params (M)": pub.get("params_m"),
+                "paper GMACs": pub.get("gflops"),
+                "paper mIoU": pub.get("miou"),
+                "source": s.table.split(" (")[0],
+            }
+        )
     print(table(rows))
     return 0

@@ -1,5 +1,6 @@
 """``mobileseg parity EXPORT_DIR --format F``: the whole-output check on demand, or with ``--per-layer`` where the
 artifact starts to differ from PyTorch (a table in graph order, a JSON file and a plot beside the export)."""
+
 from __future__ import annotations
 
 import difflib
@@ -15,28 +16,50 @@ class ParityArgumentError(MobilesegError):
 
 
 def register(sub) -> None:
-    p = sub.add_parser("parity", help="check an export against PyTorch; --per-layer: where it starts to differ",
-                       description="Without --per-layer: run the artifact on its reference input and judge the "
-                                   "output as export does. With --per-layer: every intermediate tensor the runtime "
-                                   "computes, matched to the PyTorch module it comes from, with rel-L2, cosine, "
-                                   "SQNR and max abs, and the first layer over the per-layer limit.")
+    p = sub.add_parser(
+        "parity",
+        help="check an export against PyTorch; --per-layer: where it starts to differ",
+        description="Without --per-layer: run the artifact on its reference input and judge the "
+        "output as export does. With --per-layer: every intermediate tensor the runtime "
+        "computes, matched to the PyTorch module it comes from, with rel-L2, cosine, "
+        "SQNR and max abs, and the first layer over the per-layer limit.",
+    )
     p.add_argument("export", metavar="EXPORT_DIR", help="an export folder (written by `mobileseg export`)")
-    p.add_argument("--format", "-f", required=True, dest="fmt",
-                   help=f"the artifact to check: {', '.join(f for f in FORMATS if f != 'torch')}")
-    p.add_argument("--precision", default=None,
-                   help=f"{' or '.join(PRECISIONS)}: the runtime's precision switches and the limit "
-                        "(default: the export's precision)")
+    p.add_argument(
+        "--format",
+        "-f",
+        required=True,
+        dest="fmt",
+        help=f"the artifact to check: {', '.join(f for f in FORMATS if f != 'torch')}",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        help=f"{' or '.join(PRECISIONS)}: the runtime's precision switches and the limit "
+        "(default: the export's precision)",
+    )
     p.add_argument("--runtime", default=None, help="runtime to run it with (default: the format's host runtime)")
-    p.add_argument("--device", default="local",
-                   help="local (default) or adb:SERIAL: capture on an ADB device through its harness")
-    p.add_argument("--harness", choices=["auto", "python", "native"], default="auto",
-                   help="on an ADB device: the Python harness or the native ncnn harness (default: auto)")
-    p.add_argument("--adb-transport", choices=["auto", "server", "direct"], default="auto",
-                   help="on an ADB device: through the adb server, or adb-shell straight to the device (as bench)")
-    p.add_argument("--per-layer", action="store_true",
-                   help="match every intermediate tensor to its PyTorch module and find the first diverging one")
-    p.add_argument("--out", default=None,
-                   help="folder for the per-layer JSON and plot (default: EXPORT_DIR/numerics)")
+    p.add_argument(
+        "--device", default="local", help="local (default) or adb:SERIAL: capture on an ADB device through its harness"
+    )
+    p.add_argument(
+        "--harness",
+        choices=["auto", "python", "native"],
+        default="auto",
+        help="on an ADB device: the Python harness or the native ncnn harness (default: auto)",
+    )
+    p.add_argument(
+        "--adb-transport",
+        choices=["auto", "server", "direct"],
+        default="auto",
+        help="on an ADB device: through the adb server, or adb-shell straight to the device (as bench)",
+    )
+    p.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="match every intermediate tensor to its PyTorch module and find the first diverging one",
+    )
+    p.add_argument("--out", default=None, help="folder for the per-layer JSON and plot (default: EXPORT_DIR/numerics)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_allow_edited(p)
     add_quiet(p)
@@ -58,8 +81,9 @@ def check_args(args) -> tuple[str, dict, str, str, str]:
     if fmt not in FORMATS or fmt == "torch":
         close = difflib.get_close_matches(fmt, [f for f in FORMATS if f != "torch"], n=2, cutoff=0.4)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise ParityArgumentError(f"unknown format '{args.fmt}'{hint}: choose one of "
-                                  f"{', '.join(f for f in FORMATS if f != 'torch')}")
+        raise ParityArgumentError(
+            f"unknown format '{args.fmt}'{hint}: choose one of {', '.join(f for f in FORMATS if f != 'torch')}"
+        )
     entry = _manifest.format_entry(man, fmt)
     files = [os.path.join(export_dir, f) for f in FORMATS[fmt].files]
     if not entry or not all(os.path.isfile(f) for f in files):
@@ -67,14 +91,14 @@ def check_args(args) -> tuple[str, dict, str, str, str]:
         raise ParityArgumentError(
             f"the export folder {export_dir} has no {fmt} artifact (it has {', '.join(have) or 'none'}): "
             f"export it with `mobileseg export --model {man.get('model')} --res "
-            f"{'x'.join(map(str, man.get('resolution') or []))} --formats torch,{fmt} --out {export_dir}`")
+            f"{'x'.join(map(str, man.get('resolution') or []))} --formats torch,{fmt} --out {export_dir}`"
+        )
     runtime = host_runtime(fmt)
     if args.runtime:
         runtime = runtime_key(args.runtime)
         if runtime is None or RUNTIMES[runtime].format != fmt:
             able = [r for r, row in RUNTIMES.items() if row.format == fmt]
-            raise ParityArgumentError(f"runtime '{args.runtime}' does not run {fmt} artifacts: use "
-                                      f"{' or '.join(able)}")
+            raise ParityArgumentError(f"runtime '{args.runtime}' does not run {fmt} artifacts: use {' or '.join(able)}")
     precision = args.precision or man.get("precision") or "fp32"
     if precision not in PRECISIONS:
         raise ParityArgumentError(f"unknown precision '{args.precision}': choose one of {', '.join(PRECISIONS)}")
@@ -84,7 +108,8 @@ def check_args(args) -> tuple[str, dict, str, str, str]:
             f"the export in {export_dir} was made at {made}, not {precision}: check it at {made} (leave --precision "
             f"out), or export at {precision} (`mobileseg export --model {man.get('model')} --res "
             f"{'x'.join(map(str, man.get('resolution') or []))} --precision {precision} --formats torch,{fmt}`) "
-            "and check that folder")
+            "and check that folder"
+        )
     return export_dir, man, fmt, runtime, precision
 
 
@@ -99,8 +124,26 @@ def run(args) -> int:
         else:
             from ._format import table
 
-            print(table([{k: _g(res.get(k)) for k in ("format", "runtime", "precision", "device", "max_abs",
-                                                      "rel_l2", "limit_rel_l2", "argmax_agree", "ok")}]))
+            print(
+                table(
+                    [
+                        {
+                            k: _g(res.get(k))
+                            for k in (
+                                "format",
+                                "runtime",
+                                "precision",
+                                "device",
+                                "max_abs",
+                                "rel_l2",
+                                "limit_rel_l2",
+                                "argmax_agree",
+                                "ok",
+                            )
+                        }
+                    ]
+                )
+            )
         return 0 if res.get("ok") else 1
     from ..numerics import layer_report as _report
 
@@ -122,16 +165,26 @@ def run(args) -> int:
 
         print(table(_report.table_rows(rep)))
         s = rep["summary"]
-        print(f"{rep['model']} {'x'.join(map(str, rep['resolution']))} {fmt} via {runtime} ({precision}, "
-              f"{rep['device']}): {s['rows']} tensors compared; leaf modules {s['leaf_modules']}: {s['matched']} "
-              f"matched ({s['matched_pct']}%), {s['fused']} fused, {s['identity']} identity, "
-              f"{s['removed']} removed by the converter, {s['unmatched']} unmatched; per-layer limit {rep['limit_rel_l2']:g}")
+        print(
+            f"{rep['model']} {'x'.join(map(str, rep['resolution']))} {fmt} via {runtime} ({precision}, "
+            f"{rep['device']}): {s['rows']} tensors compared; leaf modules {s['leaf_modules']}: {s['matched']} "
+            f"matched ({s['matched_pct']}%), {s['fused']} fused, {s['identity']} identity, "
+            f"{s['removed']} removed by the converter, {s['unmatched']} unmatched; per-layer limit {rep['limit_rel_l2']:g}"
+        )
         judged = [r["rel_l2"] for r in rep["layers"] if r.get("judged", True)]
         skipped = s.get("not_judged") or 0
-        note = (f"; {skipped} tensor(s) marked ~ are smaller than {precision} holds as normal numbers (RMS < "
-                f"{rep['min_ref_rms']:g}) and not judged") if skipped else ""
-        print(_report.sentence(rep["first_diverging"]) or
-              f"no layer over the limit (largest rel-L2 {_g(max(judged, default=None))}{note})")
+        note = (
+            (
+                f"; {skipped} tensor(s) marked ~ are smaller than {precision} holds as normal numbers (RMS < "
+                f"{rep['min_ref_rms']:g}) and not judged"
+            )
+            if skipped
+            else ""
+        )
+        print(
+            _report.sentence(rep["first_diverging"])
+            or f"no layer over the limit (largest rel-L2 {_g(max(judged, default=None))}{note})"
+        )
         print(f"written: {path}" + (f", {plot_path}" if plot_path else ""))
     return 0 if rep["first_diverging"] is None else 1
 
@@ -181,8 +234,10 @@ def whole_output(export_dir, man, fmt, runtime, precision, args) -> dict:
             cr = target.run_cell(cell, export_dir, man, 0, 1, None)
             device = f"adb:{target.describe().get('serial') or target.device_id()}"
         if cr.output is None:
-            raise ParityArgumentError(f"the {cr.harness} harness on {device} returns no output: it cannot be "
-                                      "checked (use --harness python or native)")
+            raise ParityArgumentError(
+                f"the {cr.harness} harness on {device} returns no output: it cannot be "
+                "checked (use --harness python or native)"
+            )
         out = cr.output
     res = check(out, ref, precision, man.get("graph") or "logits", runtime=runtime)
     return {"format": fmt, "runtime": runtime, "precision": precision, "device": device, **res}

@@ -1,4 +1,5 @@
 """``mobileseg results``: list measurement records as a table and export them as CSV (pandas)."""
+
 from __future__ import annotations
 
 
@@ -46,13 +47,26 @@ def run(args) -> int:
     def f(v, fmt):
         return "" if v is None or v != v else format(v, fmt)
 
-    rows = [{"model": r["model"], "res": r["resolution"], "runtime": r["runtime"], "prec": r["precision"],
-             "graph": r["graph"], "t": r["threads"], "device": r["device"], "latency ms": latency_text(r),
-             "p10": f(r["p10_ms"], ".2f"), "p90": f(r["p90_ms"], ".2f"), "n": r["count"],
-             "GMAC/s": f(r["gmac_per_s"], ".2f"),
-             "% SGEMM": f(None if r["share_of_sgemm"] is None else 100 * r["share_of_sgemm"], ".1f"),
-             "rel_l2": f(r["rel_l2"], ".1e"), "status": r["status"]}
-            for r in shown.to_dict("records")]
+    rows = [
+        {
+            "model": r["model"],
+            "res": r["resolution"],
+            "runtime": r["runtime"],
+            "prec": r["precision"],
+            "graph": r["graph"],
+            "t": r["threads"],
+            "device": r["device"],
+            "latency ms": latency_text(r),
+            "p10": f(r["p10_ms"], ".2f"),
+            "p90": f(r["p90_ms"], ".2f"),
+            "n": r["count"],
+            "GMAC/s": f(r["gmac_per_s"], ".2f"),
+            "% SGEMM": f(None if r["share_of_sgemm"] is None else 100 * r["share_of_sgemm"], ".1f"),
+            "rel_l2": f(r["rel_l2"], ".1e"),
+            "status": r["status"],
+        }
+        for r in shown.to_dict("records")
+    ]
     print(table(rows))
     hidden = len(df) - len(shown)
     if hidden:

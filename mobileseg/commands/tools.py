@@ -1,4 +1,5 @@
 """``mobileseg tools fetch|path NAME``: the official prebuilt benchmark binaries, downloaded into the cache."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,11 @@ def register(sub) -> None:
     ts = p.add_subparsers(dest="tools_command", metavar="ACTION")
     f = ts.add_parser("fetch", help="download one into the cache and record its sha256 and version")
     f.add_argument("name", choices=sorted(TOOLS), help="tflite-benchmark: Android aarch64 benchmark_model (nightly)")
-    f.add_argument("--url", default=None,
-                   help="download from here instead (default: $MOBILESEG_TFLITE_BENCHMARK_URL or the official URL)")
+    f.add_argument(
+        "--url",
+        default=None,
+        help="download from here instead (default: $MOBILESEG_TFLITE_BENCHMARK_URL or the official URL)",
+    )
     f.add_argument("--force", action="store_true", help="download again even if the cached copy is intact")
     f.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     f.add_argument("--json", action="store_true")

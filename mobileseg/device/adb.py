@@ -14,6 +14,7 @@ the adb client does), so a phone that trusts the adb client trusts mobileseg too
 Exit codes: adb-shell speaks shell v1 (no exit status), so commands run as ``(cmd); echo <marker>$?`` and the
 marker line is parsed off the output.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,17 @@ from pathlib import Path
 
 from ..errors import require
 from ..hashing import sha256_file  # noqa: F401  (re-exported)
-from .transport import (RC_MARKER, AdbError, DeviceLostError, DeviceTimeoutError,  # noqa: F401  (re-exported)
-                        DeviceTransport, DeviceUnauthorizedError, NoDeviceError, PushError, StorageFullError)
+from .transport import (
+    RC_MARKER,
+    AdbError,
+    DeviceLostError,
+    DeviceTimeoutError,  # noqa: F401  (re-exported)
+    DeviceTransport,
+    DeviceUnauthorizedError,
+    NoDeviceError,
+    PushError,
+    StorageFullError,  # noqa: F401
+)
 
 DEFAULT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
@@ -34,8 +44,15 @@ TRANSPORT = "adb-direct"
 
 def _TRANSPORT_ERRORS(ex) -> tuple:  # noqa: N802 - a constant that needs adb_shell imported
     """adb-shell exceptions (and OS errors) that mean the connection itself broke."""
-    return (OSError, ex.AdbConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError, ex.InvalidResponseError,
-            ex.InvalidCommandError, ex.InvalidChecksumError)
+    return (
+        OSError,
+        ex.AdbConnectionError,
+        ex.UsbReadFailedError,
+        ex.UsbWriteFailedError,
+        ex.InvalidResponseError,
+        ex.InvalidCommandError,
+        ex.InvalidChecksumError,
+    )
 
 
 def default_key_path() -> Path:
@@ -95,8 +112,14 @@ class AdbDevice(DeviceTransport):
     """One ADB device reached directly (adb-shell). Every command has a timeout; a dropped connection raises
     :class:`DeviceLostError`."""
 
-    def __init__(self, spec: str = "adb", key_path=None, connect_timeout: float = CONNECT_TIMEOUT,
-                 auth_timeout: float = AUTH_TIMEOUT, default_timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        spec: str = "adb",
+        key_path=None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        auth_timeout: float = AUTH_TIMEOUT,
+        default_timeout: float = DEFAULT_TIMEOUT,
+    ):
         self.spec = spec
         self.transport, self.address, self.port = parse_spec(spec)
         self.key_path = key_path
@@ -111,8 +134,12 @@ class AdbDevice(DeviceTransport):
     def transport_info(self) -> dict:
         import adb_shell
 
-        return {"transport": TRANSPORT, "serial": self.serial, "link": self.transport,
-                "client": f"adb-shell {getattr(adb_shell, '__version__', '')}".strip()}
+        return {
+            "transport": TRANSPORT,
+            "serial": self.serial,
+            "link": self.transport,
+            "client": f"adb-shell {getattr(adb_shell, '__version__', '')}".strip(),
+        }
 
     @classmethod
     def open(cls, spec: str = "adb", **kw) -> "AdbDevice":
@@ -125,8 +152,9 @@ class AdbDevice(DeviceTransport):
         from adb_shell.adb_device import AdbDevice as _ShellDevice
 
         if self.transport == "tcp":
-            return _ShellDevice(_eof_aware_tcp_transport(self.address, self.port),
-                                default_transport_timeout_s=self.connect_timeout)
+            return _ShellDevice(
+                _eof_aware_tcp_transport(self.address, self.port), default_transport_timeout_s=self.connect_timeout
+            )
         try:
             from adb_shell.adb_device import AdbDeviceUsb
             from adb_shell.transport.usb_transport import UsbTransport  # noqa: F401 (needs libusb1)
@@ -134,7 +162,8 @@ class AdbDevice(DeviceTransport):
             raise NoDeviceError(
                 "USB devices need the package 'libusb1': install it with: pip install 'mobileseg[usb]' -c "
                 "constraints.txt; or connect over TCP: run "
-                "'adb tcpip 5555' once with the phone plugged in and pass --device adb:PHONE_IP:5555") from None
+                "'adb tcpip 5555' once with the phone plugged in and pass --device adb:PHONE_IP:5555"
+            ) from None
         try:
             return AdbDeviceUsb(serial=self.address, default_transport_timeout_s=self.connect_timeout)
         except Exception as exc:
@@ -142,9 +171,11 @@ class AdbDevice(DeviceTransport):
 
     def _no_device_message(self, exc) -> str:
         which = f"device '{self.address}'" if self.address else "a device"
-        return (f"no ADB device found ({which} over USB: {exc}): plug in the phone with USB debugging enabled (and "
-                "stop a running 'adb' server: adb kill-server, it holds the USB device), or pass "
-                "--device adb:HOST:PORT")
+        return (
+            f"no ADB device found ({which} over USB: {exc}): plug in the phone with USB debugging enabled (and "
+            "stop a running 'adb' server: adb kill-server, it holds the USB device), or pass "
+            "--device adb:HOST:PORT"
+        )
 
     def connect(self) -> "AdbDevice":
         """Connect and authenticate; one clear error per failure (no device, unauthorized)."""
@@ -157,30 +188,46 @@ class AdbDevice(DeviceTransport):
         dev = self._make_device()
         offered = []
         try:
-            dev.connect(rsa_keys=[self._signer], transport_timeout_s=self.connect_timeout,
-                        auth_timeout_s=self.auth_timeout, read_timeout_s=self.connect_timeout,
-                        auth_callback=lambda _d: offered.append(True))
+            dev.connect(
+                rsa_keys=[self._signer],
+                transport_timeout_s=self.connect_timeout,
+                auth_timeout_s=self.auth_timeout,
+                read_timeout_s=self.connect_timeout,
+                auth_callback=lambda _d: offered.append(True),
+            )
         except (ConnectionRefusedError, socket.gaierror) as exc:
-            raise NoDeviceError(f"no ADB device answers at {self.serial} ({exc.strerror or exc}): start it (for the "
-                                "emulated device: mobileseg emulator start) or check the address") from None
+            raise NoDeviceError(
+                f"no ADB device answers at {self.serial} ({exc.strerror or exc}): start it (for the "
+                "emulated device: mobileseg emulator start) or check the address"
+            ) from None
         except ex.DeviceAuthError:
             raise DeviceUnauthorizedError(self._unauthorized_message()) from None
-        except (ex.TcpTimeoutException, ex.AdbTimeoutError, socket.timeout, OSError, ex.UsbReadFailedError,
-                ex.InvalidResponseError) as exc:
+        except (
+            ex.TcpTimeoutException,
+            ex.AdbTimeoutError,
+            socket.timeout,
+            OSError,
+            ex.UsbReadFailedError,
+            ex.InvalidResponseError,
+        ) as exc:
             self._safe_close(dev)
             if offered:
                 raise DeviceUnauthorizedError(self._unauthorized_message()) from None
             if isinstance(exc, OSError) and not isinstance(exc, (socket.timeout, TimeoutError)):
                 raise NoDeviceError(f"cannot connect to the ADB device {self.serial}: {exc}") from None
-            raise NoDeviceError(f"the ADB device {self.serial} does not answer the ADB handshake ({exc}): check "
-                                "that this address is an adb daemon (adb tcpip PORT on the phone)") from None
+            raise NoDeviceError(
+                f"the ADB device {self.serial} does not answer the ADB handshake ({exc}): check "
+                "that this address is an adb daemon (adb tcpip PORT on the phone)"
+            ) from None
         self._dev = dev
         self._was_connected = True
         return self
 
     def _unauthorized_message(self) -> str:
-        return (f"the device {self.serial} did not authorize this computer: unlock the phone and accept the 'Allow "
-                "USB debugging?' prompt (tick 'Always allow'), then run the command again")
+        return (
+            f"the device {self.serial} did not authorize this computer: unlock the phone and accept the 'Allow "
+            "USB debugging?' prompt (tick 'Always allow'), then run the command again"
+        )
 
     @staticmethod
     def _safe_close(dev) -> None:
@@ -208,8 +255,10 @@ class AdbDevice(DeviceTransport):
     def _lost(self, exc) -> DeviceLostError:
         self.close()
         why = str(exc).split(": ", 1)[0] if isinstance(exc, AdbError) else f"{type(exc).__name__}: {exc}"
-        return DeviceLostError(f"the ADB device {self.serial} was lost ({why}): reconnect it (for the emulated "
-                               "device: mobileseg emulator start)")
+        return DeviceLostError(
+            f"the ADB device {self.serial} was lost ({why}): reconnect it (for the emulated "
+            "device: mobileseg emulator start)"
+        )
 
     def _timed_out(self, message: str) -> AdbError:
         """The error for a command that timed out: lost when the device no longer answers, else a timeout."""
@@ -229,8 +278,9 @@ class AdbDevice(DeviceTransport):
         wrapped = f"({cmd}); echo {RC_MARKER}$?"
         dev = self._device()
         try:
-            out = dev.shell(wrapped, transport_timeout_s=timeout, read_timeout_s=timeout, timeout_s=timeout,
-                            decode=True)
+            out = dev.shell(
+                wrapped, transport_timeout_s=timeout, read_timeout_s=timeout, timeout_s=timeout, decode=True
+            )
         except ex.AdbTimeoutError:
             raise self._timed_out(f"the device command timed out after {timeout:.0f} s: {cmd[:120]}") from None
         except (ex.TcpTimeoutException, socket.timeout, TimeoutError) as exc:
@@ -241,7 +291,7 @@ class AdbDevice(DeviceTransport):
         idx = out.rfind(RC_MARKER)
         if idx < 0:
             raise self._lost(RuntimeError("the command's output ended early"))
-        rc_text = out[idx + len(RC_MARKER):].strip().split()[0] if out[idx + len(RC_MARKER):].strip() else ""
+        rc_text = out[idx + len(RC_MARKER) :].strip().split()[0] if out[idx + len(RC_MARKER) :].strip() else ""
         rc = int(rc_text) if rc_text.isdigit() else 255
         return rc, out[:idx]
 

@@ -15,6 +15,7 @@ shell v2), ``push`` with the sha256 skip-and-verify of :class:`~mobileseg.device
 the server) goes away. adbutils' own shell timeout is per read and its push has none and drops the device's failure
 reason, hence the two small loops below on adbutils' connections.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import require
-from .transport import (DEFAULT_TIMEOUT, RC_MARKER, AdbError, DeviceLostError, DeviceTimeoutError, DeviceTransport,
-                        DeviceUnauthorizedError, NoDeviceError, PushError)
+from .transport import (
+    DEFAULT_TIMEOUT,
+    RC_MARKER,
+    AdbError,
+    DeviceLostError,
+    DeviceTimeoutError,
+    DeviceTransport,
+    DeviceUnauthorizedError,
+    NoDeviceError,
+    PushError,
+)
 
 DEFAULT_PORT = 5037
 SERVER_TIMEOUT = 10.0  # one host:* request (list, version, connect)
@@ -41,6 +51,7 @@ class NoServerError(AdbError):
 
 
 # -- finding the server -----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ServerAddress:
@@ -77,8 +88,11 @@ def server_address(env=None) -> ServerAddress:
     host = (env.get("ANDROID_ADB_SERVER_ADDRESS") or "").strip()
     port = (env.get("ANDROID_ADB_SERVER_PORT") or "").strip()
     if host or port:
-        return ServerAddress(host or "localhost", _port(port, "ANDROID_ADB_SERVER_PORT") if port else DEFAULT_PORT,
-                             "ANDROID_ADB_SERVER_ADDRESS/PORT")
+        return ServerAddress(
+            host or "localhost",
+            _port(port, "ANDROID_ADB_SERVER_PORT") if port else DEFAULT_PORT,
+            "ANDROID_ADB_SERVER_ADDRESS/PORT",
+        )
     return ServerAddress("localhost", DEFAULT_PORT, "default")
 
 
@@ -108,8 +122,9 @@ def _client(addr: ServerAddress, timeout: float | None):
                 try:
                     conn = Connection(self.host, self.port)
                 except (TimeoutError, socket.timeout):
-                    raise adbutils.AdbTimeout(f"connecting to the adb server at {self.host}:{self.port} timed "
-                                              "out") from None
+                    raise adbutils.AdbTimeout(
+                        f"connecting to the adb server at {self.host}:{self.port} timed out"
+                    ) from None
                 if timeout or self.default_timeout:
                     conn.conn.settimeout(timeout or self.default_timeout)
                 return conn
@@ -127,8 +142,9 @@ def server_version(addr: ServerAddress, timeout: float = 2.0) -> int | None:
         return None
 
 
-def connect_server(addr: ServerAddress | None = None, start: bool = True, adb_binary: str | None = None,
-                   env=None) -> "AdbServer":
+def connect_server(
+    addr: ServerAddress | None = None, start: bool = True, adb_binary: str | None = None, env=None
+) -> "AdbServer":
     """The adb server at ``addr`` (default: :func:`server_address`); starts a local one with ``adb start-server``."""
     addr = addr or server_address(env)
     version = server_version(addr)
@@ -137,12 +153,20 @@ def connect_server(addr: ServerAddress | None = None, start: bool = True, adb_bi
         if adb:
             # adb itself starts a server only for "localhost" (tcp:127.0.0.1:PORT counts as remote to it): start it
             # on the loopback port named, whatever spelling the setting used
-            run_env = {k: v for k, v in (os.environ if env is None else env).items()
-                       if k not in ("ADB_SERVER_SOCKET", "ANDROID_ADB_SERVER_ADDRESS")}
+            run_env = {
+                k: v
+                for k, v in (os.environ if env is None else env).items()
+                if k not in ("ADB_SERVER_SOCKET", "ANDROID_ADB_SERVER_ADDRESS")
+            }
             run_env["ANDROID_ADB_SERVER_PORT"] = str(addr.port)
             try:
-                subprocess.run([adb, "start-server"], env=run_env, capture_output=True, timeout=START_TIMEOUT,
-                               stdin=subprocess.DEVNULL)
+                subprocess.run(
+                    [adb, "start-server"],
+                    env=run_env,
+                    capture_output=True,
+                    timeout=START_TIMEOUT,
+                    stdin=subprocess.DEVNULL,
+                )
             except (OSError, subprocess.TimeoutExpired):
                 pass
             version = server_version(addr, timeout=5.0)
@@ -158,12 +182,15 @@ def _no_server_message(addr: ServerAddress, start: bool) -> str:
     if not addr.local:
         return f"{where}: start it on that host (adb -a start-server) or fix {addr.source}"
     if start and not shutil.which("adb"):
-        return (f"{where} and no 'adb' is on PATH to start one: install Android platform-tools (Debian/Ubuntu: "
-                "apt install adb), or pass --adb-transport direct for a device reached over TCP")
+        return (
+            f"{where} and no 'adb' is on PATH to start one: install Android platform-tools (Debian/Ubuntu: "
+            "apt install adb), or pass --adb-transport direct for a device reached over TCP"
+        )
     return f"{where}: start it with: adb start-server"
 
 
 # -- the server -------------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class ServerEntry:
@@ -191,8 +218,9 @@ class AdbServer:
         try:
             return fn(_client(self.addr, timeout))
         except (adbutils.AdbError, OSError, EOFError) as exc:
-            raise NoServerError(f"the adb server at {self.addr} did not answer {what} ({exc}): check it with: "
-                                "adb devices") from None
+            raise NoServerError(
+                f"the adb server at {self.addr} did not answer {what} ({exc}): check it with: adb devices"
+            ) from None
 
     def devices(self) -> list[ServerEntry]:
         """Every device the server lists, in any state (``adb devices -l``)."""
@@ -218,18 +246,21 @@ class AdbServer:
         deadline = time.monotonic() + wait_s
         state = self.state(address)
         while state in (None, "offline", "connecting", "authorizing") and time.monotonic() < deadline:
-            if state is None and ("unable" in reply or "failed to connect" in reply or "cannot" in reply
-                                  or reply.startswith("no reply")):
+            if state is None and (
+                "unable" in reply or "failed to connect" in reply or "cannot" in reply or reply.startswith("no reply")
+            ):
                 break
             time.sleep(0.1)
             state = self.state(address)
         if state in (None, "offline", "connecting"):
             self.disconnect(address)
             listed = f", and the server listed it as {state}" if state else ""
-            raise NoDeviceError(f"nothing answered as an adb device at {address} (adb connect through the server "
-                                f"at {self.addr} said: {reply or 'nothing'}{listed}): check the address and that "
-                                "the device listens there (adb tcpip 5555 on the phone, or mobileseg emulator start "
-                                "--port PORT), then run the command again")
+            raise NoDeviceError(
+                f"nothing answered as an adb device at {address} (adb connect through the server "
+                f"at {self.addr} said: {reply or 'nothing'}{listed}): check the address and that "
+                "the device listens there (adb tcpip 5555 on the phone, or mobileseg emulator start "
+                "--port PORT), then run the command again"
+            )
         return state
 
     def disconnect(self, address: str) -> None:
@@ -248,6 +279,7 @@ class AdbServer:
 
 # -- one device through the server ------------------------------------------------------------------------------------
 
+
 def _why(exc) -> str:
     """adbutils errors carry (message, path) tuples; show the message."""
     args = [str(a) for a in getattr(exc, "args", ()) if a]
@@ -255,16 +287,19 @@ def _why(exc) -> str:
 
 
 def unauthorized_message(serial: str) -> str:
-    return (f"the device {serial} did not authorize this computer: unlock the phone and accept the 'Allow USB "
-            "debugging?' prompt (tick 'Always allow'), then run the command again")
+    return (
+        f"the device {serial} did not authorize this computer: unlock the phone and accept the 'Allow USB "
+        "debugging?' prompt (tick 'Always allow'), then run the command again"
+    )
 
 
 def offline_message(serial: str) -> str:
     if _over_tcp(serial):  # nothing is plugged in: an address where no adb device completed the handshake
-        return (f"the device {serial} is offline: nothing answers as an adb device at that address; check that "
-                f"the device listens there, then adb disconnect {serial} and run the command again")
-    return (f"the device {serial} is offline: unplug and replug it (or run adb reconnect), then run the command "
-            "again")
+        return (
+            f"the device {serial} is offline: nothing answers as an adb device at that address; check that "
+            f"the device listens there, then adb disconnect {serial} and run the command again"
+        )
+    return f"the device {serial} is offline: unplug and replug it (or run adb reconnect), then run the command again"
 
 
 def _over_tcp(serial: str) -> bool:
@@ -276,8 +311,14 @@ def _over_tcp(serial: str) -> bool:
 class AdbServerDevice(DeviceTransport):
     """One device the adb server lists, by serial (USB serial, HOST:PORT, emulator-5554)."""
 
-    def __init__(self, serial: str, server: AdbServer | None = None, connect_timeout: float = SERVER_TIMEOUT,
-                 default_timeout: float = DEFAULT_TIMEOUT, aliases: list | None = None):
+    def __init__(
+        self,
+        serial: str,
+        server: AdbServer | None = None,
+        connect_timeout: float = SERVER_TIMEOUT,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        aliases: list | None = None,
+    ):
         self.serial = serial
         self.server = server or connect_server()
         self.connect_timeout = float(connect_timeout)
@@ -292,11 +333,16 @@ class AdbServerDevice(DeviceTransport):
         return dev
 
     def transport_info(self) -> dict:
-        return {"transport": TRANSPORT, "serial": self.serial, "adb_server": str(self.server.addr),
-                "adb_server_source": self.server.addr.source, "adb_server_version": self.server.version,
-                **({"adb_server_name": self.server.addr.name} if self.server.addr.name else {}),
-                **({"aliases": self.aliases} if self.aliases else {}),
-                "client": f"adbutils {_adbutils().__version__}"}
+        return {
+            "transport": TRANSPORT,
+            "serial": self.serial,
+            "adb_server": str(self.server.addr),
+            "adb_server_source": self.server.addr.source,
+            "adb_server_version": self.server.version,
+            **({"adb_server_name": self.server.addr.name} if self.server.addr.name else {}),
+            **({"aliases": self.aliases} if self.aliases else {}),
+            "client": f"adbutils {_adbutils().__version__}",
+        }
 
     def _device(self, timeout: float | None):
         return _client(self.server.addr, timeout).device(self.serial)
@@ -313,8 +359,10 @@ class AdbServerDevice(DeviceTransport):
             raise NoDeviceError(offline_message(self.serial))
         if state is None:
             raise NoDeviceError(f"the adb server at {self.server.addr} does not list {self.serial}: see adb devices")
-        raise NoDeviceError(f"the device {self.serial} is in state '{state}', not 'device': wait until it has "
-                            "booted (adb wait-for-device) and run again")
+        raise NoDeviceError(
+            f"the device {self.serial} is in state '{state}', not 'device': wait until it has "
+            "booted (adb wait-for-device) and run again"
+        )
 
     def _features(self) -> bool:
         if self._shell_v2 is None:
@@ -338,12 +386,16 @@ class AdbServerDevice(DeviceTransport):
                 time.sleep(0.1)
                 state = self.server.state(self.serial)
         except NoServerError:
-            return DeviceLostError(f"the ADB device {self.serial} was lost (the adb server at {self.server.addr} "
-                                   "stopped answering): restart it (adb start-server) and reconnect the device")
+            return DeviceLostError(
+                f"the ADB device {self.serial} was lost (the adb server at {self.server.addr} "
+                "stopped answering): restart it (adb start-server) and reconnect the device"
+            )
         if state != "device":
             why = "no longer listed by the adb server" if state is None else f"now {state}"
-            return DeviceLostError(f"the ADB device {self.serial} was lost ({why}): reconnect it (for the emulated "
-                                   "device: mobileseg emulator start, then adb connect)")
+            return DeviceLostError(
+                f"the ADB device {self.serial} was lost ({why}): reconnect it (for the emulated "
+                "device: mobileseg emulator start, then adb connect)"
+            )
         return AdbError(f"{what} failed on {self.serial}: {_why(exc)}")
 
     def _timed_out(self, message: str) -> AdbError:
@@ -419,7 +471,7 @@ class AdbServerDevice(DeviceTransport):
         idx = text.rfind(RC_MARKER)
         if idx < 0:
             raise EOFError("the command's output ended early")
-        rc_text = text[idx + len(RC_MARKER):].strip().split()
+        rc_text = text[idx + len(RC_MARKER) :].strip().split()
         return (int(rc_text[0]) if rc_text and rc_text[0].isdigit() else 255), text[:idx]
 
     def _push_once(self, local: Path, remote: str, timeout: float) -> None:

@@ -17,6 +17,7 @@ The drivers: :class:`mobileseg.device.python_harness.PythonHarnessDriver`,
 ``device`` is a :class:`mobileseg.device.transport.DeviceTransport`; ``cell`` anything with ``runtime``,
 ``threads``, ``precision`` and ``label()``.
 """
+
 from __future__ import annotations
 
 
@@ -35,17 +36,29 @@ class HarnessDriver:
     def prepare(self, device) -> None:
         """Push what the driver itself needs (once per run; the target remembers)."""
 
-    def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float, sampling=None):
+    def run(
+        self,
+        device,
+        cell,
+        artifact: dict,
+        *,
+        mask: str | None,
+        warmup: int,
+        repeats,
+        min_time,
+        timeout: float,
+        sampling=None,
+    ):
         raise NotImplementedError
 
-    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0,
-                   runs: int = 10):
+    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0, runs: int = 10):
         """``(parser, raw)`` of a per-op profile pass (``parser``: ``"profile_ops"`` or ``"benchmark_model"``, the
         reader in :mod:`mobileseg.bench.profile`), or None where this driver has no profiler for the cell."""
         return None
 
     def no_profile(self, runtime: str) -> str:
         """Why :meth:`op_profile` gave nothing for ``runtime`` (the record's ``profile.unavailable``)."""
-        return (f"the {self.name} harness takes no per-op profile of {runtime}: on a device, per-op profiles come "
-                "from the device Python harness (onnxruntime, ncnn) or benchmark_model (--tflite-benchmark)")
+        return (
+            f"the {self.name} harness takes no per-op profile of {runtime}: on a device, per-op profiles come "
+            "from the device Python harness (onnxruntime, ncnn) or benchmark_model (--tflite-benchmark)"
+        )

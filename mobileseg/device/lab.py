@@ -14,6 +14,7 @@ once, is never started (it belongs to its host) and must answer. One device reac
 adb port on one host, or the same ``ro.serialno`` and boot id) is measured once, through the server named first,
 with a note. The record names the server of each device (``device.adb.adb_server``, ``adb_server_name``).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -73,8 +74,10 @@ def _server(text: str, servers: dict, arg: str) -> ServerAddress:
     near = difflib.get_close_matches(text, list(servers), n=1)
     hint = f" (did you mean '{near[0]}'?)" if near else ""
     declared = f"declared: {', '.join(sorted(servers))}" if servers else "none is declared"
-    raise LabError(f"--device {arg} names the unknown adb server '{text}'{hint}: declare it with --adb-server "
-                   f"{text}=HOST:PORT or write it as HOST:PORT ({declared})")
+    raise LabError(
+        f"--device {arg} names the unknown adb server '{text}'{hint}: declare it with --adb-server "
+        f"{text}=HOST:PORT or write it as HOST:PORT ({declared})"
+    )
 
 
 def parse(arg: str, servers: dict | None = None, env=None) -> list[ServerPick]:
@@ -93,8 +96,10 @@ def parse(arg: str, servers: dict | None = None, env=None) -> list[ServerPick]:
         elif current is not None and not item.startswith("adb"):
             serial = item
         else:
-            raise LabError(f"--device {arg}: '{item}' names no server: write adb@SERVER[/SERIAL] (SERVER: a name "
-                           "from --adb-server, or HOST:PORT), or put plain serials after the adb@SERVER they are on")
+            raise LabError(
+                f"--device {arg}: '{item}' names no server: write adb@SERVER[/SERIAL] (SERVER: a name "
+                "from --adb-server, or HOST:PORT), or put plain serials after the adb@SERVER they are on"
+            )
         pick = picks.setdefault((current.host.lower(), current.port), ServerPick(current))
         serial = serial.strip()
         if not serial or serial.lower() == "all":
@@ -127,8 +132,10 @@ def open_lab(arg: str, servers=None, connect_timeout: float = 10.0, env=None) ->
         try:
             server = connect_server(pick.addr, start=False)
         except NoServerError:
-            raise NoServerError(f"no adb server answers at {pick.addr} ({pick.addr.source}): start it on that host "
-                                f"(adb -a -P {pick.addr.port} start-server) or fix the address") from None
+            raise NoServerError(
+                f"no adb server answers at {pick.addr} ({pick.addr.source}): start it on that host "
+                f"(adb -a -P {pick.addr.port} start-server) or fix the address"
+            ) from None
         found, more = select(pick.device_arg(), server, connect_timeout)
         notes += [f"{pick.addr}: {n}" for n in more]
         chosen += [(server, d) for d in found]
@@ -149,8 +156,10 @@ def open_lab(arg: str, servers=None, connect_timeout: float = 10.0, env=None) ->
             if twin:
                 break
         if twin:
-            notes.append(f"{d.serial} through the adb server at {server.addr} is {twin[1].serial} through "
-                         f"{twin[0].addr} ({why}): measured once, through {twin[0].addr}")
+            notes.append(
+                f"{d.serial} through the adb server at {server.addr} is {twin[1].serial} through "
+                f"{twin[0].addr} ({why}): measured once, through {twin[0].addr}"
+            )
             continue
         kept.append((server, d))
     devices = []

@@ -11,6 +11,7 @@ another's. Two things prevent and reveal that:
   echo it in the same shell command: :func:`readback`). :func:`check` refuses a cell whose mark is another's: its
   device's storage is shared with another device's. The mark is in the record (``device.mark``).
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -40,8 +41,10 @@ def place(device) -> str:
     q = shlex.quote
     rc, out = device.shell(f"mkdir -p {q(WORKDIR)} && echo {mark} > {q(MARK_FILE)}", 60)
     if rc != 0:
-        raise AdbError(f"cannot write to {WORKDIR} on the device (exit {rc}: {out.strip()[-200:]}): "
-                                 "check its free space and permissions")
+        raise AdbError(
+            f"cannot write to {WORKDIR} on the device (exit {rc}: {out.strip()[-200:]}): "
+            "check its free space and permissions"
+        )
     return mark
 
 
@@ -55,7 +58,7 @@ def split(log: str) -> tuple[str | None, str]:
     mark, rest = None, []
     for line in log.splitlines(keepends=True):
         if mark is None and line.startswith(MARK_LINE):
-            mark = line[len(MARK_LINE):].strip()
+            mark = line[len(MARK_LINE) :].strip()
         else:
             rest.append(line)
     return mark, "".join(rest)
@@ -65,9 +68,11 @@ def check(expected: str | None, got: str | None, serial: str, what: str) -> None
     """Raise :class:`SharedStorageError` when a cell on ``serial`` read another mark than its target placed."""
     if not expected or got is None or got == expected:
         return
-    raise SharedStorageError(f"{what} on {serial} read the mark {got or '(none)'} instead of this device's "
-                             f"{expected}: its storage is shared with another device (or was wiped mid-run), so its "
-                             "files could be another device's; give each device its own storage and run again")
+    raise SharedStorageError(
+        f"{what} on {serial} read the mark {got or '(none)'} instead of this device's "
+        f"{expected}: its storage is shared with another device (or was wiped mid-run), so its "
+        "files could be another device's; give each device its own storage and run again"
+    )
 
 
 def remove(device, *remote: str) -> None:

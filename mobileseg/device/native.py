@@ -11,6 +11,7 @@ calls only (what :class:`mobileseg.device.adb.AdbDevice` provides)::
 Files are pushed once: before each push the device's ``sha256sum`` of the remote path is compared with the local
 file's, and a matching file is not sent again.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,15 +57,20 @@ def parse_timings(text: str) -> dict:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise NativeHarnessError(f"the harness wrote unreadable timings ({exc}): rebuild it with "
-                                 "`mobileseg harness build`") from None
+        raise NativeHarnessError(
+            f"the harness wrote unreadable timings ({exc}): rebuild it with `mobileseg harness build`"
+        ) from None
     if data.get("ok") is False:
         raise NativeHarnessError(f"the native harness failed on the device: {data.get('error') or 'no reason given'}")
-    missing = [k for k in ("samples_ms", "warmup", "threads", "runtime", "runtime_version", "settings",
-                           "output_shape") if k not in data]
+    missing = [
+        k
+        for k in ("samples_ms", "warmup", "threads", "runtime", "runtime_version", "settings", "output_shape")
+        if k not in data
+    ]
     if missing:
-        raise NativeHarnessError(f"the harness timings lack {', '.join(missing)}: rebuild it with "
-                                 "`mobileseg harness build`")
+        raise NativeHarnessError(
+            f"the harness timings lack {', '.join(missing)}: rebuild it with `mobileseg harness build`"
+        )
     if not data["samples_ms"] or not all(isinstance(s, (int, float)) and s >= 0 for s in data["samples_ms"]):
         raise NativeHarnessError("the harness timings hold no valid samples: rerun with more --repeats")
     return data
@@ -76,8 +82,10 @@ def read_output(path, info: dict, want_shape=None) -> np.ndarray:
     out = np.load(path).reshape(-1) if path.suffix == ".npy" else np.fromfile(path, dtype=np.float32)
     shape = [int(d) for d in info.get("output_shape") or []]
     if shape and int(np.prod(shape)) != out.size:
-        raise NativeHarnessError(f"the harness output has {out.size} values but its shape {shape} needs "
-                                 f"{int(np.prod(shape))}: the pull was truncated, retry")
+        raise NativeHarnessError(
+            f"the harness output has {out.size} values but its shape {shape} needs "
+            f"{int(np.prod(shape))}: the pull was truncated, retry"
+        )
     if want_shape is not None and int(np.prod(want_shape)) == out.size:
         return out.reshape([int(d) for d in want_shape])
     return out.reshape(shape) if shape else out
@@ -94,8 +102,14 @@ class NativeHarness:
     harness = HARNESS_LABEL
     runtime = "ncnn"
 
-    def __init__(self, binary=None, remote_root: str = REMOTE_ROOT, toolchain: str = "auto", ndk: str | None = None,
-                 vulkan: bool = False):
+    def __init__(
+        self,
+        binary=None,
+        remote_root: str = REMOTE_ROOT,
+        toolchain: str = "auto",
+        ndk: str | None = None,
+        vulkan: bool = False,
+    ):
         self._binary = Path(binary) if binary else None
         self.toolchain, self.ndk = toolchain, ndk
         self.vulkan = vulkan  # the Vulkan variant (ncnn-vulkan; built with the NDK only) run with --vulkan 1
@@ -110,8 +124,10 @@ class NativeHarness:
             found = harness_path(self.toolchain, self.ndk, vulkan=self.vulkan)  # no NDK for Vulkan: one sentence
             if found is None:
                 build = "mobileseg harness build --vulkan --ndk PATH" if self.vulkan else "mobileseg harness build"
-                raise NativeHarnessError(f"the native ncnn harness{' (Vulkan variant)' if self.vulkan else ''} is "
-                                         f"not built: run `{build}` (the device has no Python, so the bench needs it)")
+                raise NativeHarnessError(
+                    f"the native ncnn harness{' (Vulkan variant)' if self.vulkan else ''} is "
+                    f"not built: run `{build}` (the device has no Python, so the bench needs it)"
+                )
             self._binary = found
         if not self._binary.is_file():
             raise NativeHarnessError(f"the native harness {self._binary} does not exist: run `mobileseg harness build`")
@@ -125,33 +141,80 @@ class NativeHarness:
             push_checked(device, self.binary, remote, mode="755")
             rc, out = device.shell(f"{shlex.quote(remote)} --help >/dev/null 2>&1; echo rc=$?", timeout=120)
             if "rc=0" not in out:
-                raise NativeHarnessError("the native harness does not start on the device (wrong architecture? "
-                                         f"got {out.strip()[-200:]!r}): rebuild it for arm64 with `mobileseg harness "
-                                         "build` (give --ndk for a phone that refuses static binaries)")
+                raise NativeHarnessError(
+                    "the native harness does not start on the device (wrong architecture? "
+                    f"got {out.strip()[-200:]!r}): rebuild it for arm64 with `mobileseg harness "
+                    "build` (give --ndk for a phone that refuses static binaries)"
+                )
             self.remote_binary = remote
         return self.remote_binary
 
-    def command(self, param: str, weights: str, input_path: str, timings: str, output: str, threads: int,
-                warmup: int, repeats: int | None, min_time: float | None, precision: str = "fp32", mask: str | None = None,
-                input_name: str | None = None, output_name: str | None = None, shape=None, sampling=None) -> str:
+    def command(
+        self,
+        param: str,
+        weights: str,
+        input_path: str,
+        timings: str,
+        output: str,
+        threads: int,
+        warmup: int,
+        repeats: int | None,
+        min_time: float | None,
+        precision: str = "fp32",
+        mask: str | None = None,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        shape=None,
+        sampling=None,
+    ) -> str:
         """The shell command that runs one cell (pinned with ``taskset <mask>`` when ``mask`` is given)."""
         if precision not in ("fp32", "fp16", "int8"):
             raise NativeHarnessError(f"the native ncnn harness runs fp32, fp16 or int8 artifacts, not {precision!r}")
         if self.remote_binary is None:
             raise NativeHarnessError("call prepare(device) before running the native harness")
         q = shlex.quote
-        args = [q(self.remote_binary), "--param", q(param), "--bin", q(weights), "--input", q(input_path),
-                "--input-name", q(input_name or "in0"), "--output-name", q(output_name or "out0"),
-                "--threads", str(int(threads)), "--warmup", str(int(warmup)),
-                "--fp16", "1" if precision == "fp16" else "0", "--int8", "1" if precision == "int8" else "0", "--bf16", "0",
-                "--vulkan", "1" if self.vulkan else "0",
-                "--timings", q(timings), "--output", q(output)]
+        args = [
+            q(self.remote_binary),
+            "--param",
+            q(param),
+            "--bin",
+            q(weights),
+            "--input",
+            q(input_path),
+            "--input-name",
+            q(input_name or "in0"),
+            "--output-name",
+            q(output_name or "out0"),
+            "--threads",
+            str(int(threads)),
+            "--warmup",
+            str(int(warmup)),
+            "--fp16",
+            "1" if precision == "fp16" else "0",
+            "--int8",
+            "1" if precision == "int8" else "0",
+            "--bf16",
+            "0",
+            "--vulkan",
+            "1" if self.vulkan else "0",
+            "--timings",
+            q(timings),
+            "--output",
+            q(output),
+        ]
         if shape is not None:
             args += ["--shape", ",".join(str(int(d)) for d in shape)]
         if sampling is not None:  # --target-ci: the harness applies mobileseg.bench.sampling's rule itself
-            args += ["--repeats", "0", "--target-ci-pct", f"{float(sampling.target_ci):g}",
-                     "--max-time-ms", f"{float(sampling.max_time) * 1000:.0f}", "--min-repeats",
-                     str(int(sampling.min_repeats))]
+            args += [
+                "--repeats",
+                "0",
+                "--target-ci-pct",
+                f"{float(sampling.target_ci):g}",
+                "--max-time-ms",
+                f"{float(sampling.max_time) * 1000:.0f}",
+                "--min-repeats",
+                str(int(sampling.min_repeats)),
+            ]
         elif repeats:
             args += ["--repeats", str(int(repeats))]
         else:
@@ -159,18 +222,48 @@ class NativeHarness:
         cmd = " ".join(args)
         return f"taskset {mask} {cmd}" if mask else cmd
 
-    def execute(self, device, remote_dir: str, param: str, weights: str, input_path: str, *, threads: int,
-                warmup: int, repeats, min_time, precision: str = "fp32", mask: str | None = None,
-                input_name: str | None = None, output_name: str | None = None, want_shape=None,
-                timeout: float = 3600.0, tag: str = "ncnn", sampling=None):
+    def execute(
+        self,
+        device,
+        remote_dir: str,
+        param: str,
+        weights: str,
+        input_path: str,
+        *,
+        threads: int,
+        warmup: int,
+        repeats,
+        min_time,
+        precision: str = "fp32",
+        mask: str | None = None,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        want_shape=None,
+        timeout: float = 3600.0,
+        tag: str = "ncnn",
+        sampling=None,
+    ):
         """Run the harness on files already on the device; returns ``(samples_ms, output, info)``."""
         self.prepare(device)
         q = shlex.quote
         tag = f"{tag}_{marks.run_token()}"  # this run's own files, even on shared storage
         timings, output = f"{remote_dir}/timings_native_{tag}.json", f"{remote_dir}/out_native_{tag}.npy"
-        cmd = self.command(param, weights, input_path, timings, output, threads, warmup, repeats, min_time,
-                           precision=precision, mask=mask, input_name=input_name, output_name=output_name,
-                           sampling=sampling)
+        cmd = self.command(
+            param,
+            weights,
+            input_path,
+            timings,
+            output,
+            threads,
+            warmup,
+            repeats,
+            min_time,
+            precision=precision,
+            mask=mask,
+            input_name=input_name,
+            output_name=output_name,
+            sampling=sampling,
+        )
         rc, log = device.shell(f"{marks.readback()}cd {q(remote_dir)} && {cmd} 2>&1", timeout=timeout)
         device_mark, log = marks.split(log)
         try:
@@ -191,8 +284,7 @@ class NativeHarness:
                 info = None
             if rc != 0 or info is None:
                 tail = " ".join(log.strip().splitlines()[-2:])[-300:]
-                raise NativeHarnessError(f"the native harness failed on the device (exit {rc}): "
-                                         f"{tail or 'no output'}")
+                raise NativeHarnessError(f"the native harness failed on the device (exit {rc}): {tail or 'no output'}")
             device.pull(output, str(tmp / "output.npy"))
             out = read_output(tmp / "output.npy", info, want_shape)
         info["harness"] = HARNESS_LABEL
@@ -215,11 +307,18 @@ class NativeHarnessDriver(HarnessDriver):
     adaptive_sampling = True  # --target-ci-pct / --max-time-ms on the device
     intermediates = "msgi"  # harness --intermediates FILE (every blob, MSGI1)
 
-    def __init__(self, binary=None, toolchain: str = "auto", ndk: str | None = None, remote_root: str = REMOTE_ROOT,
-                 vulkan_binary=None):
+    def __init__(
+        self,
+        binary=None,
+        toolchain: str = "auto",
+        ndk: str | None = None,
+        remote_root: str = REMOTE_ROOT,
+        vulkan_binary=None,
+    ):
         self.harness = NativeHarness(binary=binary, remote_root=remote_root, toolchain=toolchain, ndk=ndk)
-        self.vulkan_harness = NativeHarness(binary=vulkan_binary, remote_root=remote_root, toolchain=toolchain,
-                                            ndk=ndk, vulkan=True)
+        self.vulkan_harness = NativeHarness(
+            binary=vulkan_binary, remote_root=remote_root, toolchain=toolchain, ndk=ndk, vulkan=True
+        )
 
     def _for(self, runtime: str) -> NativeHarness:
         return self.vulkan_harness if runtime == "ncnn-vulkan" else self.harness
@@ -227,9 +326,12 @@ class NativeHarnessDriver(HarnessDriver):
     def supports(self, runtime: str, description: dict) -> str | None:
         if runtime not in ("ncnn", "ncnn-vulkan"):
             tool = {"litert": "--tflite-benchmark PATH|auto", "onnxruntime": "--ort-perf-test PATH"}.get(runtime)
-            where = ("the device has no Python and " if not (description or {}).get("python") else "")
-            how = (f"time {runtime} with its official binary ({tool})" if tool else
-                   "install python3 on the device (Termux) and use --harness python")
+            where = "the device has no Python and " if not (description or {}).get("python") else ""
+            how = (
+                f"time {runtime} with its official binary ({tool})"
+                if tool
+                else "install python3 on the device (Termux) and use --harness python"
+            )
             return f"{where}the native harness runs ncnn only: {how}"
         abi = (description or {}).get("abi") or ""
         if abi and not abi.startswith(("arm64", "aarch64")):
@@ -249,16 +351,41 @@ class NativeHarnessDriver(HarnessDriver):
             return
         self.harness.prepare(device)
 
-    def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float = 3600.0, sampling=None):
+    def run(
+        self,
+        device,
+        cell,
+        artifact: dict,
+        *,
+        mask: str | None,
+        warmup: int,
+        repeats,
+        min_time,
+        timeout: float = 3600.0,
+        sampling=None,
+    ):
         if not artifact.get("weights"):
-            raise NativeHarnessError(f"the ncnn artifact of {cell.label() if hasattr(cell, 'label') else cell} has "
-                                     "no .bin weights: re-export it with --formats ncnn")
+            raise NativeHarnessError(
+                f"the ncnn artifact of {cell.label() if hasattr(cell, 'label') else cell} has "
+                "no .bin weights: re-export it with --formats ncnn"
+            )
         if mask and "taskset" not in (artifact.get("tools") or ["taskset"]):
             mask = None  # no taskset on this device: the record's affinity shows the CPUs actually allowed
-        return self._for(cell.runtime).execute(device, artifact["dir"], artifact["model"], artifact["weights"],
-                                    artifact["input"], threads=cell.threads, warmup=warmup, repeats=repeats,
-                                    min_time=min_time, precision=cell.precision, mask=mask,
-                                    input_name=artifact.get("input_name"), output_name=artifact.get("output_name"),
-                                    timeout=timeout, tag=f"{cell.runtime}_{cell.precision}_t{cell.threads}",
-                                    sampling=sampling)
+        return self._for(cell.runtime).execute(
+            device,
+            artifact["dir"],
+            artifact["model"],
+            artifact["weights"],
+            artifact["input"],
+            threads=cell.threads,
+            warmup=warmup,
+            repeats=repeats,
+            min_time=min_time,
+            precision=cell.precision,
+            mask=mask,
+            input_name=artifact.get("input_name"),
+            output_name=artifact.get("output_name"),
+            timeout=timeout,
+            tag=f"{cell.runtime}_{cell.precision}_t{cell.threads}",
+            sampling=sampling,
+        )

@@ -16,6 +16,7 @@ then loads the phone's ``libvulkan.so`` at run time (its own minimal loader, ``N
 binary linked against bionic can do: a static glibc binary cannot load bionic's library, so the variant is built
 with the NDK only.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -57,10 +58,15 @@ NCNN_CMAKE_OPTIONS = (
 # The Vulkan variant: the same library with ncnn's compute shaders (glslang from the sdist compiles them at build
 # time) and ncnn's own loader, which dlopen()s the device's libvulkan.so instead of linking it.
 NCNN_VULKAN_CMAKE_OPTIONS = tuple(o for o in NCNN_CMAKE_OPTIONS if o != "-DNCNN_VULKAN=OFF") + (
-    "-DNCNN_VULKAN=ON", "-DNCNN_SIMPLEVK=ON", "-DNCNN_SYSTEM_GLSLANG=OFF")
-VULKAN_NEEDS_NDK = ("the Vulkan native harness needs the Android NDK (--ndk PATH or ANDROID_NDK_HOME): it loads the "
-                    "phone's libvulkan.so, which a static glibc binary cannot; without the NDK use the CPU harness, or "
-                    "the device's Python harness (--harness python) where the board has Python and a Vulkan driver")
+    "-DNCNN_VULKAN=ON",
+    "-DNCNN_SIMPLEVK=ON",
+    "-DNCNN_SYSTEM_GLSLANG=OFF",
+)
+VULKAN_NEEDS_NDK = (
+    "the Vulkan native harness needs the Android NDK (--ndk PATH or ANDROID_NDK_HOME): it loads the "
+    "phone's libvulkan.so, which a static glibc binary cannot; without the NDK use the CPU harness, or "
+    "the device's Python harness (--harness python) where the board has Python and a Vulkan driver"
+)
 
 
 def ncnn_cmake_options(vulkan: bool = False) -> tuple[str, ...]:
@@ -84,8 +90,10 @@ def harness_source_dir() -> Path:
     """``device_scripts/native`` of the source tree (the harness is built from source, never shipped as a binary)."""
     src = project_path("device_scripts", "native")
     if not (src / "CMakeLists.txt").is_file():
-        raise HarnessBuildError(f"the native harness source is not at {src}: run mobileseg from a source checkout "
-                                "(pip install -e .) to build the harness")
+        raise HarnessBuildError(
+            f"the native harness source is not at {src}: run mobileseg from a source checkout "
+            "(pip install -e .) to build the harness"
+        )
     return src
 
 
@@ -105,25 +113,30 @@ def ncnn_version() -> str:
     try:
         return metadata.version("ncnn")
     except metadata.PackageNotFoundError:
-        raise MissingDependencyError("the Python package 'ncnn' is not installed (its version chooses the ncnn "
-                                     "source the native harness is built from): install it with: "
-                                     "pip install 'mobileseg[ncnn]' -c constraints.txt") from None
+        raise MissingDependencyError(
+            "the Python package 'ncnn' is not installed (its version chooses the ncnn "
+            "source the native harness is built from): install it with: "
+            "pip install 'mobileseg[ncnn]' -c constraints.txt"
+        ) from None
 
 
 @dataclass
 class Toolchain:
     """How to compile for one target: the CMake arguments and the identity of the compiler (part of cache keys)."""
 
-    name: str                     # android-arm64 | aarch64-linux-gnu | host
+    name: str  # android-arm64 | aarch64-linux-gnu | host
     cmake_args: list[str]
-    compiler_id: str              # first line of `<cxx> --version` (or the NDK's revision)
+    compiler_id: str  # first line of `<cxx> --version` (or the NDK's revision)
     link_static: bool = True
     env: dict = field(default_factory=dict)
 
     @property
     def arch(self) -> str:
-        return "x86_64" if self.name == "host" and os.uname().machine == "x86_64" else (
-            os.uname().machine if self.name == "host" else "arm64-v8a")
+        return (
+            "x86_64"
+            if self.name == "host" and os.uname().machine == "x86_64"
+            else (os.uname().machine if self.name == "host" else "arm64-v8a")
+        )
 
     def key(self, extra: str = "") -> str:
         h = hashlib.sha256("\n".join([self.name, self.compiler_id, *self.cmake_args, extra]).encode())
@@ -135,7 +148,11 @@ def _first_line(cmd: list[str]) -> str | None:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 and (out.stdout or out.stderr) else None
+    return (
+        (out.stdout or out.stderr).strip().splitlines()[0]
+        if out.returncode == 0 and (out.stdout or out.stderr)
+        else None
+    )
 
 
 def _require_cmake() -> str:
@@ -149,27 +166,41 @@ def _ndk_toolchain(ndk: str, api: int = 24) -> Toolchain:
     root = Path(ndk).expanduser()
     tc_file = root / "build" / "cmake" / "android.toolchain.cmake"
     if not tc_file.is_file():
-        raise ToolchainError(f"{root} is not an Android NDK (no build/cmake/android.toolchain.cmake): pass --ndk "
-                             "or set ANDROID_NDK_HOME to the NDK folder (e.g. ~/Android/Sdk/ndk/<version>)")
+        raise ToolchainError(
+            f"{root} is not an Android NDK (no build/cmake/android.toolchain.cmake): pass --ndk "
+            "or set ANDROID_NDK_HOME to the NDK folder (e.g. ~/Android/Sdk/ndk/<version>)"
+        )
     rev = "unknown"
     props = root / "source.properties"
     if props.is_file():
         m = re.search(r"Pkg\.Revision\s*=\s*(\S+)", props.read_text())
         rev = m.group(1) if m else rev
-    args = [f"-DCMAKE_TOOLCHAIN_FILE={tc_file}", "-DANDROID_ABI=arm64-v8a", f"-DANDROID_PLATFORM=android-{api}",
-            "-DANDROID_STL=c++_static"]
+    args = [
+        f"-DCMAKE_TOOLCHAIN_FILE={tc_file}",
+        "-DANDROID_ABI=arm64-v8a",
+        f"-DANDROID_PLATFORM=android-{api}",
+        "-DANDROID_STL=c++_static",
+    ]
     return Toolchain("android-arm64", args, f"android-ndk {rev}", link_static=False)
 
 
 def _gnu_cross_toolchain() -> Toolchain:
     cxx, cc = shutil.which("aarch64-linux-gnu-g++"), shutil.which("aarch64-linux-gnu-gcc")
     if not cxx or not cc:
-        raise ToolchainError("no Android NDK and no aarch64 cross compiler: install the Debian package "
-                             "g++-aarch64-linux-gnu (apt-get install g++-aarch64-linux-gnu) or set "
-                             "ANDROID_NDK_HOME to an Android NDK")
-    args = ["-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=aarch64", f"-DCMAKE_C_COMPILER={cc}",
-            f"-DCMAKE_CXX_COMPILER={cxx}", "-DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER",
-            "-DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY", "-DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY"]
+        raise ToolchainError(
+            "no Android NDK and no aarch64 cross compiler: install the Debian package "
+            "g++-aarch64-linux-gnu (apt-get install g++-aarch64-linux-gnu) or set "
+            "ANDROID_NDK_HOME to an Android NDK"
+        )
+    args = [
+        "-DCMAKE_SYSTEM_NAME=Linux",
+        "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
+        f"-DCMAKE_C_COMPILER={cc}",
+        f"-DCMAKE_CXX_COMPILER={cxx}",
+        "-DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER",
+        "-DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY",
+        "-DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY",
+    ]
     return Toolchain("aarch64-linux-gnu", args, _first_line([cxx, "--version"]) or cxx)
 
 
@@ -220,6 +251,7 @@ class _Lock:
 
 # -- ncnn source ----------------------------------------------------------------------------------------------------
 
+
 def _sdist_url(version: str) -> tuple[str, str | None]:
     """URL and sha256 of ``ncnn-<version>.tar.gz`` from PyPI's simple index (pip refuses it: setup.py stamps today)."""
     want = f"ncnn-{version}.tar.gz"
@@ -227,15 +259,19 @@ def _sdist_url(version: str) -> tuple[str, str | None]:
         with urllib.request.urlopen(PYPI_SIMPLE_URL, timeout=60) as r:
             page = r.read().decode("utf-8", "replace")
     except OSError as exc:
-        raise HarnessBuildError(f"could not reach {PYPI_SIMPLE_URL} to fetch the ncnn {version} source ({exc}): "
-                                f"download {want} yourself and set MOBILESEG_NCNN_SDIST to its path") from None
+        raise HarnessBuildError(
+            f"could not reach {PYPI_SIMPLE_URL} to fetch the ncnn {version} source ({exc}): "
+            f"download {want} yourself and set MOBILESEG_NCNN_SDIST to its path"
+        ) from None
     for href in re.findall(r'href="([^"]+)"', page):
         url, _, frag = href.partition("#")
         if url.rsplit("/", 1)[-1] == want:
             sha = frag.split("=", 1)[1] if frag.startswith("sha256=") else None
             return urllib.request.urljoin(PYPI_SIMPLE_URL, url), sha
-    raise HarnessBuildError(f"PyPI has no source distribution {want} for the installed ncnn: install an ncnn "
-                            "version that has one, or set MOBILESEG_NCNN_SDIST to a local copy of it")
+    raise HarnessBuildError(
+        f"PyPI has no source distribution {want} for the installed ncnn: install an ncnn "
+        "version that has one, or set MOBILESEG_NCNN_SDIST to a local copy of it"
+    )
 
 
 def ncnn_source(version: str | None = None, log=print) -> Path:
@@ -267,8 +303,10 @@ def _ncnn_source(version: str, log) -> Path:
                     shutil.copyfileobj(r, f)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
-                raise HarnessBuildError(f"downloading {url} failed ({exc}): retry, or download it yourself and set "
-                                        "MOBILESEG_NCNN_SDIST to its path") from None
+                raise HarnessBuildError(
+                    f"downloading {url} failed ({exc}): retry, or download it yourself and set "
+                    "MOBILESEG_NCNN_SDIST to its path"
+                ) from None
             if sha and _sha256(tmp) != sha:
                 tmp.unlink(missing_ok=True)
                 raise HarnessBuildError(f"the downloaded {tarball.name} does not match PyPI's sha256: retry the build")
@@ -276,10 +314,12 @@ def _ncnn_source(version: str, log) -> Path:
     shutil.rmtree(src, ignore_errors=True)
     with tarfile.open(tarball) as tf:
         top = {m.name.split("/", 1)[0] for m in tf.getmembers()}
-        if top != {f"ncnn-{version}"} or any(m.name.startswith("/") or ".." in m.name.split("/")
-                                              for m in tf.getmembers()):
-            raise HarnessBuildError(f"{tarball} is not the ncnn {version} sdist (top folder {sorted(top)}): delete "
-                                    "it and build again")
+        if top != {f"ncnn-{version}"} or any(
+            m.name.startswith("/") or ".." in m.name.split("/") for m in tf.getmembers()
+        ):
+            raise HarnessBuildError(
+                f"{tarball} is not the ncnn {version} sdist (top folder {sorted(top)}): delete it and build again"
+            )
         try:
             tf.extractall(dest, filter="data")
         except TypeError:  # Python without extraction filters (< 3.10.12 / 3.11.4): the members were checked above
@@ -290,13 +330,14 @@ def _ncnn_source(version: str, log) -> Path:
 
 # -- builds ---------------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class BuildResult:
-    path: Path              # the harness binary
+    path: Path  # the harness binary
     toolchain: str
     ncnn_version: str
     key: str
-    cached: bool            # True when nothing had to be compiled
+    cached: bool  # True when nothing had to be compiled
     seconds: float
     ncnn_lib_seconds: float | None = None
 
@@ -317,7 +358,9 @@ def _ncnn_lib_key(tc: Toolchain, version: str, vulkan: bool = False) -> str:
     return f"{version}-{tc.key(' '.join(ncnn_cmake_options(vulkan)))}"
 
 
-def build_ncnn(tc: Toolchain, version: str, jobs: int = 2, log=print, vulkan: bool = False) -> tuple[Path, float | None]:
+def build_ncnn(
+    tc: Toolchain, version: str, jobs: int = 2, log=print, vulkan: bool = False
+) -> tuple[Path, float | None]:
     """Static ncnn for ``tc`` installed into the cache; returns (install prefix, seconds or None when cached)."""
     key = _ncnn_lib_key(tc, version, vulkan)
     root = cache_root() / "ncnn-lib" / key
@@ -332,10 +375,24 @@ def build_ncnn(tc: Toolchain, version: str, jobs: int = 2, log=print, vulkan: bo
         build.mkdir(parents=True, exist_ok=True)
         date = version.rsplit(".", 1)[-1]  # 1.0.YYYYMMDD: keep ncnn's own version string instead of today's date
         t0 = time.monotonic()
-        log(f"building ncnn {version} for {tc.name} with {jobs} job(s) (several minutes, once; log: {root / 'build.log'})")
+        log(
+            f"building ncnn {version} for {tc.name} with {jobs} job(s) (several minutes, once; log: {root / 'build.log'})"
+        )
         with open(root / "build.log", "a") as logf:
-            _run(["cmake", "-S", str(src), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={prefix}",
-                  f"-DNCNN_VERSION={date}", *ncnn_cmake_options(vulkan), *tc.cmake_args], logf)
+            _run(
+                [
+                    "cmake",
+                    "-S",
+                    str(src),
+                    "-B",
+                    str(build),
+                    f"-DCMAKE_INSTALL_PREFIX={prefix}",
+                    f"-DNCNN_VERSION={date}",
+                    *ncnn_cmake_options(vulkan),
+                    *tc.cmake_args,
+                ],
+                logf,
+            )
             _run([*_nice(), "cmake", "--build", str(build), "-j", str(jobs)], logf)
             _run(["cmake", "--install", str(build)], logf)
         shutil.rmtree(build, ignore_errors=True)  # objects are large; the installed library is all we need
@@ -357,8 +414,9 @@ def find_vulkan_toolchain(toolchain: str = "auto", ndk: str | None = None) -> To
     return find_toolchain("android-arm64", ndk)
 
 
-def build_harness(toolchain: str = "auto", ndk: str | None = None, jobs: int = 2, log=print,
-                  vulkan: bool = False) -> BuildResult:
+def build_harness(
+    toolchain: str = "auto", ndk: str | None = None, jobs: int = 2, log=print, vulkan: bool = False
+) -> BuildResult:
     """Build (or reuse) the native harness; the Python API behind ``mobileseg harness build [--vulkan]``."""
     t0 = time.monotonic()
     tc = find_vulkan_toolchain(toolchain, ndk) if vulkan else find_toolchain(toolchain, ndk)
@@ -378,9 +436,21 @@ def build_harness(toolchain: str = "auto", ndk: str | None = None, jobs: int = 2
             if cmake_dir is None:
                 raise HarnessBuildError(f"no ncnnConfig.cmake under {prefix}: delete {prefix.parent} and rebuild")
             with open(out / "build.log", "w") as logf:
-                _run(["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                      f"-Dncnn_DIR={cmake_dir}", f"-DMOBILESEG_NCNN_VERSION={version}",
-                      f"-DMOBILESEG_STATIC={'ON' if tc.link_static else 'OFF'}", *tc.cmake_args], logf)
+                _run(
+                    [
+                        "cmake",
+                        "-S",
+                        str(src),
+                        "-B",
+                        str(build),
+                        "-DCMAKE_BUILD_TYPE=Release",
+                        f"-Dncnn_DIR={cmake_dir}",
+                        f"-DMOBILESEG_NCNN_VERSION={version}",
+                        f"-DMOBILESEG_STATIC={'ON' if tc.link_static else 'OFF'}",
+                        *tc.cmake_args,
+                    ],
+                    logf,
+                )
                 _run([*_nice(), "cmake", "--build", str(build), "-j", str(jobs)], logf)
             shutil.copy2(build / HARNESS_NAME, binary)
             shutil.rmtree(build, ignore_errors=True)

@@ -15,6 +15,7 @@ What each tool reports (parsed from their documented output):
   ``Average inference time cost: X ms``, ``Min/Max/P50/P90/P95/P99/P999 Latency: X s`` (older releases:
   ``Total iterations:N``, ``Average time cost:X ms``, ``P50 Latency is Xsec``). The per-run CSV gives every sample.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -48,6 +49,7 @@ def _stats(summary: dict) -> dict:
 
 # -- benchmark_model --------------------------------------------------------------------------------------------------
 
+
 def parse_benchmark_model(text: str) -> dict:
     """Timings from ``benchmark_model`` output (stdout and stderr together).
 
@@ -60,29 +62,52 @@ def parse_benchmark_model(text: str) -> dict:
     summary = re.search(r"Inference timings in us:(.*)", text)
     if not runs or not summary:
         tail = text.strip().splitlines()[-3:] if text.strip() else ["no output"]
-        raise OfficialToolError(f"{TFLITE_TOOL} printed no timings (last lines: {' | '.join(tail)}): run it by hand "
-                                "on the device to see why (wrong --graph, unsupported op, wrong architecture)")
+        raise OfficialToolError(
+            f"{TFLITE_TOOL} printed no timings (last lines: {' | '.join(tail)}): run it by hand "
+            "on the device to see why (wrong --graph, unsupported op, wrong architecture)"
+        )
     us = {k.strip().lower(): float(v) for k, v in re.findall(r"([A-Za-z][A-Za-z ()]*?):\s*" + _NUM, summary.group(1))}
     timed = runs[-1]
     warm = runs[0] if len(runs) > 1 else None
     ms = lambda v: None if v is None else v / 1000.0  # noqa: E731 - the tool prints microseconds
-    stats = _stats({"mean": ms(timed.get("avg")), "stdev": ms(timed.get("std")), "min": ms(timed.get("min")),
-                    "max": ms(timed.get("max")), "count": int(timed["count"])})
+    stats = _stats(
+        {
+            "mean": ms(timed.get("avg")),
+            "stdev": ms(timed.get("std")),
+            "min": ms(timed.get("min")),
+            "max": ms(timed.get("max")),
+            "count": int(timed["count"]),
+        }
+    )
     settings = {}
-    for label, key in (("Num threads", "num_threads"), ("Use xnnpack", "use_xnnpack"), ("Allow fp16", "allow_fp16"),
-                       ("#threads used for CPU inference", "cpu_threads")):
+    for label, key in (
+        ("Num threads", "num_threads"),
+        ("Use xnnpack", "use_xnnpack"),
+        ("Allow fp16", "allow_fp16"),
+        ("#threads used for CPU inference", "cpu_threads"),
+    ):
         m = re.search(re.escape(label) + r"\s*:\s*\[([^\]]*)\]", text)
         if m:
             settings[key] = m.group(1).strip()
     threads = settings.get("num_threads") or settings.get("cpu_threads")
-    return {"tool": TFLITE_TOOL, "samples_ms": [], "stats_ms": stats,
-            "warmup": {"count": int(warm["count"]) if warm else None, "first_ms": ms(us.get("first inference")),
-                       "mean_ms": ms(us.get("warmup (avg)"))},
-            "init_ms": ms(us.get("init")), "inference_avg_ms": ms(us.get("inference (avg)")),
-            "threads": int(threads) if threads and threads.lstrip("-").isdigit() else None, "settings": settings}
+    return {
+        "tool": TFLITE_TOOL,
+        "samples_ms": [],
+        "stats_ms": stats,
+        "warmup": {
+            "count": int(warm["count"]) if warm else None,
+            "first_ms": ms(us.get("first inference")),
+            "mean_ms": ms(us.get("warmup (avg)")),
+        },
+        "init_ms": ms(us.get("init")),
+        "inference_avg_ms": ms(us.get("inference (avg)")),
+        "threads": int(threads) if threads and threads.lstrip("-").isdigit() else None,
+        "settings": settings,
+    }
 
 
 # -- onnxruntime_perf_test --------------------------------------------------------------------------------------------
+
 
 def parse_perf_test_results(text: str) -> list[float]:
     """Per-run times (ms) from the RESULT_FILE of ``onnxruntime_perf_test`` (CSV lines ``model,seconds,...``)."""
@@ -99,6 +124,7 @@ def parse_perf_test_results(text: str) -> list[float]:
 
 def parse_perf_test(stdout: str, result_file: str | None = None) -> dict:
     """Timings from ``onnxruntime_perf_test`` stdout and (when given) its per-run result file."""
+
     def grab(*patterns):
         for p in patterns:
             m = re.search(p, stdout)
@@ -116,24 +142,42 @@ def parse_perf_test(stdout: str, result_file: str | None = None) -> dict:
     samples = parse_perf_test_results(result_file) if result_file else []
     if not samples and mean is None and not lat:
         tail = stdout.strip().splitlines()[-3:] if stdout.strip() else ["no output"]
-        raise OfficialToolError(f"{ORT_TOOL} printed no timings (last lines: {' | '.join(tail)}): run it by hand on "
-                                "the device to see why (model path, missing input data, wrong architecture)")
+        raise OfficialToolError(
+            f"{ORT_TOOL} printed no timings (last lines: {' | '.join(tail)}): run it by hand on "
+            "the device to see why (model path, missing input data, wrong architecture)"
+        )
     if samples:
         from ..results.stats import summarize
 
         stats = _stats(summarize(samples))
     else:
-        stats = _stats({"median": lat.get("p50"), "p90": lat.get("p90"), "mean": mean, "min": lat.get("min"),
-                        "max": lat.get("max"), "count": int(count) if count is not None else None})
+        stats = _stats(
+            {
+                "median": lat.get("p50"),
+                "p90": lat.get("p90"),
+                "mean": mean,
+                "min": lat.get("min"),
+                "max": lat.get("max"),
+                "count": int(count) if count is not None else None,
+            }
+        )
     first = grab(rf"First inference time cost:\s*{_NUM}\s*ms")
     init = grab(rf"Session creation time cost:\s*{_NUM}\s*s")
-    return {"tool": ORT_TOOL, "samples_ms": samples, "stats_ms": stats,
-            "tool_percentiles_ms": lat, "tool_mean_ms": mean,
-            "warmup": {"count": 1, "first_ms": first, "mean_ms": first},
-            "init_ms": None if init is None else init * 1000.0, "threads": None, "settings": {}}
+    return {
+        "tool": ORT_TOOL,
+        "samples_ms": samples,
+        "stats_ms": stats,
+        "tool_percentiles_ms": lat,
+        "tool_mean_ms": mean,
+        "warmup": {"count": 1, "first_ms": first, "mean_ms": first},
+        "init_ms": None if init is None else init * 1000.0,
+        "threads": None,
+        "settings": {},
+    }
 
 
 # -- running them on the device ---------------------------------------------------------------------------------------
+
 
 class OfficialTool:
     """One user-supplied official benchmark binary on one device."""
@@ -164,12 +208,24 @@ class OfficialTool:
             self.remote_binary = remote
         return self.remote_binary
 
-    def command(self, remote_model: str, threads: int, warmup: int, repeats: int | None, min_time: float | None,
-                result_file: str | None = None) -> str:
+    def command(
+        self,
+        remote_model: str,
+        threads: int,
+        warmup: int,
+        repeats: int | None,
+        min_time: float | None,
+        result_file: str | None = None,
+    ) -> str:
         q = shlex.quote
         if self.kind == TFLITE_TOOL:
-            args = [q(self.remote_binary or ""), f"--graph={q(remote_model)}", f"--num_threads={int(threads)}",
-                    f"--warmup_runs={max(int(warmup), 1)}", "--warmup_min_secs=0"]
+            args = [
+                q(self.remote_binary or ""),
+                f"--graph={q(remote_model)}",
+                f"--num_threads={int(threads)}",
+                f"--warmup_runs={max(int(warmup), 1)}",
+                "--warmup_min_secs=0",
+            ]
             if repeats:
                 args += [f"--num_runs={int(repeats)}", "--min_secs=0"]
             else:
@@ -178,8 +234,19 @@ class OfficialTool:
             # -I: generated inputs (timings only); -x/-y: intra/inter-op threads; -m times -r N: a fixed count.
             n = int(repeats) if repeats else 0
             mode = ["-m", "times", "-r", str(n)] if n else ["-m", "duration", "-t", str(max(1, round(min_time or 1)))]
-            args = [q(self.remote_binary or ""), "-e", "cpu", "-I", "-x", str(int(threads)), "-y", "1", *mode,
-                    q(remote_model), q(result_file or "")]
+            args = [
+                q(self.remote_binary or ""),
+                "-e",
+                "cpu",
+                "-I",
+                "-x",
+                str(int(threads)),
+                "-y",
+                "1",
+                *mode,
+                q(remote_model),
+                q(result_file or ""),
+            ]
         return " ".join(args)
 
     def execute(self, device, remote_dir: str, cmd: str, result_file: str | None, timeout: float) -> dict:
@@ -188,7 +255,9 @@ class OfficialTool:
             device.shell(f"rm -f {shlex.quote(result_file)}", timeout=60)
         rc, out = device.shell(f"cd {shlex.quote(remote_dir)} && {cmd} 2>&1", timeout=timeout)
         if rc != 0:
-            raise OfficialToolError(f"{self.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}")
+            raise OfficialToolError(
+                f"{self.kind} failed on the device (exit {rc}): {out.strip()[-300:] or 'no output'}"
+            )
         if self.kind == TFLITE_TOOL:
             return parse_benchmark_model(out)
         with tempfile.TemporaryDirectory(prefix="mobileseg-ort-") as tmp:
@@ -221,13 +290,17 @@ class OfficialToolDriver(HarnessDriver):
     def prepare(self, device) -> None:
         self.tool.prepare(device)
 
-    def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float = 3600.0):
+    def run(
+        self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time, timeout: float = 3600.0
+    ):
         tool = self.tool
         tool.prepare(device)
         rdir = artifact["dir"]
-        result_file = (posixpath.join(rdir, f"{ORT_TOOL}_t{cell.threads}_{marks.run_token()}.csv")  # this run's own
-                       if tool.kind == ORT_TOOL else None)
+        result_file = (
+            posixpath.join(rdir, f"{ORT_TOOL}_t{cell.threads}_{marks.run_token()}.csv")  # this run's own
+            if tool.kind == ORT_TOOL
+            else None
+        )
         cmd = tool.command(artifact["model"], cell.threads, warmup, repeats, min_time, result_file)
         affinity = []
         if mask and "taskset" in (artifact.get("tools") or ["taskset"]):
@@ -241,16 +314,30 @@ class OfficialToolDriver(HarnessDriver):
                 marks.remove(device, result_file)
         if self._sha256 is None:
             self._sha256 = sha256_file(tool.binary)
-        info.update({"harness": tool.kind, "runtime": tool.runtime, "command": cmd, "affinity": affinity,
-                     "parity": {"checked": False, "reason": f"{tool.kind} reports timings only"},
-                     "settings": {**info["settings"], "threads": cell.threads, "harness": tool.kind,
-                                  "binary": tool.binary.name, "binary_sha256": self._sha256,
-                                  **({"binary_version": self.version} if self.version else {}),
-                                  "remote_binary": tool.remote_binary, "warmup_runs": max(int(warmup), 1)}})
+        info.update(
+            {
+                "harness": tool.kind,
+                "runtime": tool.runtime,
+                "command": cmd,
+                "affinity": affinity,
+                "parity": {"checked": False, "reason": f"{tool.kind} reports timings only"},
+                "settings": {
+                    **info["settings"],
+                    "threads": cell.threads,
+                    "harness": tool.kind,
+                    "binary": tool.binary.name,
+                    "binary_sha256": self._sha256,
+                    **({"binary_version": self.version} if self.version else {}),
+                    "remote_binary": tool.remote_binary,
+                    "warmup_runs": max(int(warmup), 1),
+                },
+            }
+        )
         return list(info["samples_ms"]), None, info
 
-    def op_profile_text(self, device, cell, artifact: dict, *, mask: str | None, runs: int = 10,
-                        timeout: float = 3600.0) -> str | None:
+    def op_profile_text(
+        self, device, cell, artifact: dict, *, mask: str | None, runs: int = 10, timeout: float = 3600.0
+    ) -> str | None:
         """benchmark_model's output with ``--enable_op_profiling=true`` (its operator-wise table; parsed by
         :func:`mobileseg.bench.profile.parse_benchmark_model`), or None for a tool without an op profiler."""
         tool = self.tool
@@ -265,8 +352,7 @@ class OfficialToolDriver(HarnessDriver):
             raise OfficialToolError(f"{tool.kind} --enable_op_profiling failed (exit {rc}): {out.strip()[-300:]}")
         return out
 
-    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0,
-                   runs: int = 10):
+    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0, runs: int = 10):
         """benchmark_model's op-profiling table (read by ``benchmark_model``); None for onnxruntime_perf_test."""
         text = self.op_profile_text(device, cell, artifact, mask=mask, runs=runs, timeout=timeout)
         return None if text is None else ("benchmark_model", text)

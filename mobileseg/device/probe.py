@@ -7,6 +7,7 @@ from /proc and /sys (``/proc/device-tree/model``, ``uname -m``, ``/etc/os-releas
 
 ``state(dev)``: temperatures and current frequencies now (before/after each cell).
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,8 @@ done
 echo @end
 """
 
-_PROBE_SCRIPT = r"""
+_PROBE_SCRIPT = (
+    r"""
 echo @getprop
 getprop 2>/dev/null
 echo @uname
@@ -53,14 +55,32 @@ for p in python3 python; do
 done
 echo @tools
 for t in taskset sha256sum toybox; do command -v $t >/dev/null 2>&1 && echo $t; done
-""".replace("DEVICE_MODULES", ", ".join(f'"{m}"' for m in ("numpy",) + formats.device_modules())) + _STATE_SCRIPT
+""".replace("DEVICE_MODULES", ", ".join(f'"{m}"' for m in ("numpy",) + formats.device_modules()))
+    + _STATE_SCRIPT
+)
 # (double quotes: the module list sits inside the single-quoted python3 -c '...' above)
 
-CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd44": "Cortex-X1", "0xd46": "Cortex-A510",
-             "0xd47": "Cortex-A710", "0xd48": "Cortex-X2", "0xd4d": "Cortex-A715", "0xd4e": "Cortex-X3",
-             "0xd80": "Cortex-A520", "0xd81": "Cortex-A720", "0xd82": "Cortex-X4"}
+CPU_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0d": "Cortex-A77",
+    "0xd41": "Cortex-A78",
+    "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd48": "Cortex-X2",
+    "0xd4d": "Cortex-A715",
+    "0xd4e": "Cortex-X3",
+    "0xd80": "Cortex-A520",
+    "0xd81": "Cortex-A720",
+    "0xd82": "Cortex-X4",
+}
 
 
 def _sections(text: str) -> dict[str, list[str]]:
@@ -182,8 +202,8 @@ def parse_probe(text: str) -> dict:
         "abi": abi,
         "android_release": props.get("ro.build.version.release"),
         "android_sdk": props.get("ro.build.version.sdk"),
-        "os": (f"Android {props['ro.build.version.release']}" if props.get("ro.build.version.release")
-               else os_release) or f"Linux {uname[1]}",
+        "os": (f"Android {props['ro.build.version.release']}" if props.get("ro.build.version.release") else os_release)
+        or f"Linux {uname[1]}",
         "kernel": uname[1] or None,
         "cpu": ", ".join(cores_desc) or model_name or hardware,
         "cpu_features": features.split(),

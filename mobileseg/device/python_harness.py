@@ -1,5 +1,6 @@
 """The Python harness driver: ``device_scripts/harness.py`` run by the device's own python3 over ADB (the driver
 seam, and what a driver can do, is :class:`mobileseg.device.harness_driver.HarnessDriver`)."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ class PythonHarnessDriver(HarnessDriver):
         if row is None or not row.device_modules:
             return f"the device harness does not run '{runtime}'"
         if not mods & set(row.device_modules):
-            return (f"the device's Python lacks the '{row.device_pip}' package: install it on the device "
-                    f"(pip install {row.device_pip}) or leave the runtime out with --runtimes")
+            return (
+                f"the device's Python lacks the '{row.device_pip}' package: install it on the device "
+                f"(pip install {row.device_pip}) or leave the runtime out with --runtimes"
+            )
         if "numpy" not in mods:
             return "the device's Python lacks numpy: install it on the device (pip install numpy)"
         return None
@@ -55,16 +58,44 @@ class PythonHarnessDriver(HarnessDriver):
             raise HarnessError(f"the device harness {HARNESS} is missing from this checkout: reinstall mobileseg")
         device.push(HARNESS, self.remote)
 
-    def run(self, device, cell, artifact: dict, *, mask: str | None, warmup: int, repeats, min_time,
-            timeout: float, sampling=None):
+    def run(
+        self,
+        device,
+        cell,
+        artifact: dict,
+        *,
+        mask: str | None,
+        warmup: int,
+        repeats,
+        min_time,
+        timeout: float,
+        sampling=None,
+    ):
         import numpy as np
 
         rdir = artifact["dir"]
         tag = f"{cell.runtime}_t{cell.threads}_{marks.run_token()}"  # this run's own files, even on shared storage
         out_npy, timings = posixpath.join(rdir, f"out_{tag}.npy"), posixpath.join(rdir, f"timings_{tag}.json")
-        args = ["--runtime", cell.runtime, "--model", artifact["model"], "--input", artifact["input"],
-                "--output", out_npy, "--timings", timings, "--threads", str(cell.threads), "--warmup", str(warmup),
-                "--precision", cell.precision, "--mark-file", marks.MARK_FILE]
+        args = [
+            "--runtime",
+            cell.runtime,
+            "--model",
+            artifact["model"],
+            "--input",
+            artifact["input"],
+            "--output",
+            out_npy,
+            "--timings",
+            timings,
+            "--threads",
+            str(cell.threads),
+            "--warmup",
+            str(warmup),
+            "--precision",
+            cell.precision,
+            "--mark-file",
+            marks.MARK_FILE,
+        ]
         if artifact.get("weights"):
             args += ["--weights", artifact["weights"]]
         if repeats is not None:
@@ -72,15 +103,23 @@ class PythonHarnessDriver(HarnessDriver):
         elif min_time is not None:
             args += ["--min-time", str(float(min_time))]
         if sampling is not None:  # adaptive: harness.py applies mobileseg.bench.sampling's rule on the device
-            args += ["--target-ci", str(sampling.target_ci), "--max-time", str(sampling.max_time),
-                     "--min-repeats", str(sampling.min_repeats)]
+            args += [
+                "--target-ci",
+                str(sampling.target_ci),
+                "--max-time",
+                str(sampling.max_time),
+                "--min-repeats",
+                str(sampling.min_repeats),
+            ]
             args = [a for i, a in enumerate(args) if not (a == "--repeats" or (i and args[i - 1] == "--repeats"))]
         for key in ("input_name", "output_name"):
             if artifact.get(key) and cell.runtime != "litert":
                 args += [f"--{key.replace('_', '-')}", artifact[key]]
         pin = f"taskset {mask} " if mask and "taskset" in (artifact.get("tools") or []) else ""
-        cmd = (f"cd {shlex.quote(rdir)} && "
-               f"{pin}{self.python} {shlex.quote(self.remote)} {' '.join(shlex.quote(a) for a in args)}")
+        cmd = (
+            f"cd {shlex.quote(rdir)} && "
+            f"{pin}{self.python} {shlex.quote(self.remote)} {' '.join(shlex.quote(a) for a in args)}"
+        )
         rc, log = device.shell(cmd, timeout)
         try:
             with tempfile.TemporaryDirectory(prefix="mobileseg-adb-") as tmp:
@@ -97,15 +136,15 @@ class PythonHarnessDriver(HarnessDriver):
             marks.remove(device, out_npy, timings)
         return [float(v) for v in info["samples_ms"]], output, info
 
-    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0,
-                   runs: int = 10):
+    def op_profile(self, device, cell, artifact: dict, *, mask: str | None, timeout: float = 3600.0, runs: int = 10):
         """``device_scripts/profile_ops.py``'s per-op times (onnxruntime, ncnn), read by ``profile_ops``."""
         raw = op_profile_raw(self, device, cell, artifact, mask=mask, runs=runs, timeout=timeout)
         return None if raw is None else ("profile_ops", raw)
 
 
-def op_profile_raw(driver, device, cell, artifact: dict, *, mask: str | None, runs: int = 10,
-                   timeout: float = 3600.0) -> dict | None:
+def op_profile_raw(
+    driver, device, cell, artifact: dict, *, mask: str | None, runs: int = 10, timeout: float = 3600.0
+) -> dict | None:
     """Per-op times of one cell from ``device_scripts/profile_ops.py`` on the device (onnxruntime, ncnn), raw:
     :func:`mobileseg.bench.profile.from_device` turns them into the profile schema. None for other runtimes."""
     if cell.runtime not in ("onnxruntime", "ncnn"):
@@ -114,13 +153,28 @@ def op_profile_raw(driver, device, cell, artifact: dict, *, mask: str | None, ru
     device.push(PROFILER, remote)
     rdir = artifact["dir"]
     out = posixpath.join(rdir, f"ops_{cell.runtime}_t{cell.threads}_{marks.run_token()}.json")
-    args = ["--runtime", cell.runtime, "--model", artifact["model"], "--input", artifact["input"], "--out", out,
-            "--runs", str(int(runs)), "--threads", str(cell.threads)]
+    args = [
+        "--runtime",
+        cell.runtime,
+        "--model",
+        artifact["model"],
+        "--input",
+        artifact["input"],
+        "--out",
+        out,
+        "--runs",
+        str(int(runs)),
+        "--threads",
+        str(cell.threads),
+    ]
     if artifact.get("weights"):
         args += ["--weights", artifact["weights"]]
     pin = f"taskset {mask} " if mask and "taskset" in (artifact.get("tools") or []) else ""
-    rc, log = device.shell(f"cd {shlex.quote(rdir)} && {pin}{driver.python} {shlex.quote(remote)} "
-                           f"{' '.join(shlex.quote(a) for a in args)}", timeout)
+    rc, log = device.shell(
+        f"cd {shlex.quote(rdir)} && {pin}{driver.python} {shlex.quote(remote)} "
+        f"{' '.join(shlex.quote(a) for a in args)}",
+        timeout,
+    )
     if rc != 0:
         raise HarnessError(f"the device profiler failed on {cell.label()} ({_crash_reason(rc, log)})")
     try:

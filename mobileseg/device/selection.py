@@ -19,14 +19,22 @@ straight to the device's adbd: TCP, or USB with libusb when no server holds the 
 when no server answers at the default address and no ``adb`` binary can start one, the direct transport. A server
 named by ADB_SERVER_SOCKET / ANDROID_ADB_SERVER_* that does not answer is an error, never a silent fallback.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
 from .transport import AdbError, DeviceUnauthorizedError, NoDeviceError
-from .adb_server import (AdbServer, NoServerError, ServerEntry, connect_server, offline_message, server_address,
-                         unauthorized_message)
+from .adb_server import (
+    AdbServer,
+    NoServerError,
+    ServerEntry,
+    connect_server,
+    offline_message,
+    server_address,
+    unauthorized_message,
+)
 
 TRANSPORTS = ("auto", "server", "direct")
 NOT_READY_HINTS = {
@@ -56,8 +64,11 @@ class DeviceRequest:
 
     @property
     def several(self) -> bool:
-        return self.kind == "all" or (self.kind == "lab" and self.lab_several) or (
-            self.kind == "serials" and len(self.serials) > 1)
+        return (
+            self.kind == "all"
+            or (self.kind == "lab" and self.lab_several)
+            or (self.kind == "serials" and len(self.serials) > 1)
+        )
 
 
 def parse_device_arg(arg: str) -> DeviceRequest:
@@ -70,8 +81,10 @@ def parse_device_arg(arg: str) -> DeviceRequest:
     if lab.is_lab(s):  # adb@SERVER[/SERIAL],...: parsed against the declared servers by mobileseg.device.lab
         return DeviceRequest("lab", [s], lab_several=lab.several(s))
     if not s.startswith("adb:") or not s[4:].strip():
-        raise DeviceChoiceError(f"unknown device '{arg}': use --device adb, adb:SERIAL, adb:HOST:PORT, adb:S1,S2, "
-                                "adb:all or adb@SERVER[/SERIAL] (several adb servers)")
+        raise DeviceChoiceError(
+            f"unknown device '{arg}': use --device adb, adb:SERIAL, adb:HOST:PORT, adb:S1,S2, "
+            "adb:all or adb@SERVER[/SERIAL] (several adb servers)"
+        )
     rest = s[4:].strip()
     if rest.lower() == "all":
         return DeviceRequest("all")
@@ -132,8 +145,9 @@ def _same_device(e: ServerEntry, ep, f: DeviceFacts | None, m: ServerEntry, mf: 
     return None
 
 
-def collapse(entries: list[ServerEntry], facts: dict | None = None,
-             prefer: tuple = ()) -> tuple[list[Listed], list[str]]:
+def collapse(
+    entries: list[ServerEntry], facts: dict | None = None, prefer: tuple = ()
+) -> tuple[list[Listed], list[str]]:
     """Merge entries that are one device; returns (devices, notes saying which serial was kept and why).
 
     Same device: the same adbd endpoint (``emulator-5554`` and ``127.0.0.1:5555``), or the same ``ro.serialno``
@@ -181,23 +195,30 @@ def left_out(request: DeviceRequest, devices: list[Listed], server: str = "the a
     """One sentence per listed device that ``adb:all`` leaves out because it is not ready, saying why."""
     if request.kind != "all":
         return []
-    return [f"adb:all leaves out {d.label()}: the adb server at {server} lists it as {d.state} ({_hint(d)})"
-            for d in devices if d.state != "device"]
+    return [
+        f"adb:all leaves out {d.label()}: the adb server at {server} lists it as {d.state} ({_hint(d)})"
+        for d in devices
+        if d.state != "device"
+    ]
 
 
 def none_ready_message(devices: list[Listed], server: str) -> str:
     """One sentence for ``--device adb`` when no listed device is in ``device`` state."""
     if not devices:
-        return (f"no ADB device is connected (adb devices lists none at {server}): plug in the phone with USB "
-                "debugging enabled, or adb connect HOST:PORT (the emulated device: mobileseg emulator start --port "
-                "PORT, then adb connect 127.0.0.1:PORT)")
+        return (
+            f"no ADB device is connected (adb devices lists none at {server}): plug in the phone with USB "
+            "debugging enabled, or adb connect HOST:PORT (the emulated device: mobileseg emulator start --port "
+            "PORT, then adb connect 127.0.0.1:PORT)"
+        )
     return f"no ADB device is ready: adb devices lists {_not_ready(devices)}; then run the command again"
 
 
 def several_message(devices: list[Listed]) -> str:
     ready = ", ".join(d.label() for d in devices)
-    return (f"{len(devices)} ADB devices are connected: {ready}: pick one with --device adb:SERIAL (e.g. --device "
-            f"adb:{devices[0].serial}), several with --device adb:S1,S2, or every one with --device adb:all")
+    return (
+        f"{len(devices)} ADB devices are connected: {ready}: pick one with --device adb:SERIAL (e.g. --device "
+        f"adb:{devices[0].serial}), several with --device adb:S1,S2, or every one with --device adb:all"
+    )
 
 
 def choose(request: DeviceRequest, devices: list[Listed], server: str = "the adb server") -> list[Listed]:
@@ -214,8 +235,10 @@ def choose(request: DeviceRequest, devices: list[Listed], server: str = "the adb
         d = next((d for d in devices if serial == d.serial or serial in d.aliases), None)
         if d is None:
             listed = ", ".join(x.label() for x in devices) or "none"
-            raise DeviceChoiceError(f"the adb server at {server} does not list {serial} (adb devices lists: "
-                                    f"{listed}): check the serial, or adb connect HOST:PORT")
+            raise DeviceChoiceError(
+                f"the adb server at {server} does not list {serial} (adb devices lists: "
+                f"{listed}): check the serial, or adb connect HOST:PORT"
+            )
         if d.state == "unauthorized":
             raise DeviceUnauthorizedError(unauthorized_message(serial))
         if d.state == "offline":
@@ -239,8 +262,10 @@ def _none_error(devices: list[Listed], server: str) -> AdbError:
 
 # -- against a real server --------------------------------------------------------------------------------------------
 
-_FACTS_CMD = ("getprop ro.serialno 2>/dev/null; echo @; cat /proc/sys/kernel/random/boot_id 2>/dev/null; echo @; "
-              "getprop ro.product.model 2>/dev/null")
+_FACTS_CMD = (
+    "getprop ro.serialno 2>/dev/null; echo @; cat /proc/sys/kernel/random/boot_id 2>/dev/null; echo @; "
+    "getprop ro.product.model 2>/dev/null"
+)
 
 
 def device_facts(server: AdbServer, serial: str, timeout: float = 15.0) -> DeviceFacts:
@@ -282,13 +307,15 @@ def select(arg: str, server: AdbServer, connect_timeout: float = 10.0) -> tuple[
     chosen = choose(request, devices, str(server.addr))
     out = left_out(request, devices, str(server.addr))
     if out:
-        notes += out + [f"adb:all measures {len(chosen)} of the {len(devices)} device(s) the adb server at "
-                        f"{server.addr} lists"]
+        notes += out + [
+            f"adb:all measures {len(chosen)} of the {len(devices)} device(s) the adb server at {server.addr} lists"
+        ]
     return chosen, notes
 
 
-def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.0, key_path=None,
-                 env=None, servers=None) -> tuple[list, list[str]]:
+def open_devices(
+    arg: str, transport: str = "auto", connect_timeout: float = 10.0, key_path=None, env=None, servers=None
+) -> tuple[list, list[str]]:
     """Open the device(s) ``--device arg`` names; returns (device objects, notes for the user).
 
     The objects are :class:`~mobileseg.device.adb_server.AdbServerDevice` (``server``) or
@@ -303,12 +330,15 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
 
     if lab.is_lab(arg):
         if transport == "direct":
-            raise DeviceChoiceError(f"--device {arg} names adb servers, which --adb-transport direct does not use: "
-                                    "leave --adb-transport out (or use server)")
+            raise DeviceChoiceError(
+                f"--device {arg} names adb servers, which --adb-transport direct does not use: "
+                "leave --adb-transport out (or use server)"
+            )
         return lab.open_lab(arg, servers, connect_timeout, env)
     if servers:
-        raise DeviceChoiceError(f"--adb-server declares servers but --device {arg} names none of them: name a "
-                                "device as adb@NAME[/SERIAL]")
+        raise DeviceChoiceError(
+            f"--adb-server declares servers but --device {arg} names none of them: name a device as adb@NAME[/SERIAL]"
+        )
     request = parse_device_arg(arg)
     notes: list[str] = []
     no_server = ""
@@ -317,8 +347,10 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
             import adbutils  # noqa: F401
         except ImportError:
             transport = "direct"
-            notes.append("the package 'adbutils' (the adb server client) is not installed: using the direct "
-                         "adb-shell transport (pip install 'mobileseg[adb]' -c constraints.txt adds it)")
+            notes.append(
+                "the package 'adbutils' (the adb server client) is not installed: using the direct "
+                "adb-shell transport (pip install 'mobileseg[adb]' -c constraints.txt adds it)"
+            )
     if transport != "direct":
         addr = server_address(env)
         try:
@@ -327,8 +359,9 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
             if transport == "server" or addr.source != "default":
                 raise
             if request.kind == "all":
-                raise DeviceChoiceError(f"--device adb:all needs the adb server (it lists the devices), and {exc}") \
-                    from None
+                raise DeviceChoiceError(
+                    f"--device adb:all needs the adb server (it lists the devices), and {exc}"
+                ) from None
             no_server = str(exc)
             notes.append(f"{exc}; using the direct adb-shell transport")
         else:
@@ -340,24 +373,28 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
                 if not server.started:
                     raise
                 # the note explains the failure: nothing listened there, so the server it lists from is a new one
-                named = "adb's default address" if server.addr.source == "default" else \
-                    f"named by {server.addr.source}"
-                raise type(exc)(f"{exc} (note: no adb server was running at {server.addr}, {named}, so this run "
-                                "started a new one with adb start-server: it lists only the devices that reached it "
-                                "since)") from None
+                named = "adb's default address" if server.addr.source == "default" else f"named by {server.addr.source}"
+                raise type(exc)(
+                    f"{exc} (note: no adb server was running at {server.addr}, {named}, so this run "
+                    "started a new one with adb start-server: it lists only the devices that reached it "
+                    "since)"
+                ) from None
             devices = []
             try:
                 for d in chosen:
-                    devices.append(server.device(d.serial, connect_timeout=connect_timeout,
-                                                 aliases=d.aliases).connect())
+                    devices.append(
+                        server.device(d.serial, connect_timeout=connect_timeout, aliases=d.aliases).connect()
+                    )
             except BaseException:
                 for dev in devices:
                     dev.close()
                 raise
             return devices, notes + more
     if request.kind == "all":
-        raise DeviceChoiceError("--device adb:all needs the adb server (it lists the devices): start it with adb "
-                                "start-server, or name the devices with --device adb:HOST:PORT,HOST:PORT")
+        raise DeviceChoiceError(
+            "--device adb:all needs the adb server (it lists the devices): start it with adb "
+            "start-server, or name the devices with --device adb:HOST:PORT,HOST:PORT"
+        )
     from .adb import AdbDevice
 
     specs = ["adb"] if request.kind == "only" else [f"adb:{s}" for s in request.serials]
@@ -369,9 +406,11 @@ def open_devices(arg: str, transport: str = "auto", connect_timeout: float = 10.
         for dev in devices:
             dev.close()
         if no_server and request.kind == "only":  # no phone named, no server: say that first, not "libusb"
-            raise NoDeviceError(f"{no_server}, so nothing lists your phone: install adb (Debian/Ubuntu: apt-get "
-                                f"install adb; elsewhere Android platform-tools), or name a phone on TCP with "
-                                f"--device adb:HOST:PORT (the direct transport said: {exc})") from None
+            raise NoDeviceError(
+                f"{no_server}, so nothing lists your phone: install adb (Debian/Ubuntu: apt-get "
+                f"install adb; elsewhere Android platform-tools), or name a phone on TCP with "
+                f"--device adb:HOST:PORT (the direct transport said: {exc})"
+            ) from None
         raise
     except BaseException:
         for dev in devices:

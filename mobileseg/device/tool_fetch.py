@@ -10,6 +10,7 @@ the object generation / ETag). ``--tflite-benchmark auto`` uses the cached one (
 ONNX Runtime publishes no prebuilt ``onnxruntime_perf_test`` for Android: it is built from source with the NDK
 (see the README).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -43,12 +44,14 @@ class ToolSource:
 
 TOOLS = {
     "tflite-benchmark": ToolSource(
-        name="tflite-benchmark", binary="benchmark_model",
+        name="tflite-benchmark",
+        binary="benchmark_model",
         url="https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/release/lite/tools/nightly/"
-            "latest/android_aarch64_benchmark_model",
+        "latest/android_aarch64_benchmark_model",
         url_env="MOBILESEG_TFLITE_BENCHMARK_URL",
         docs="https://ai.google.dev/edge/litert/performance/implementing_delegate "
-             "(download links for nightly pre-built TFLite tooling binaries)"),
+        "(download links for nightly pre-built TFLite tooling binaries)",
+    ),
 }
 
 
@@ -56,8 +59,10 @@ def source(name: str) -> ToolSource:
     try:
         return TOOLS[name]
     except KeyError:
-        raise ToolFetchError(f"unknown tool '{name}': mobileseg tools fetch {' | '.join(TOOLS)} (onnxruntime_perf_test "
-                             "has no prebuilt binary: build it from source, see the README)") from None
+        raise ToolFetchError(
+            f"unknown tool '{name}': mobileseg tools fetch {' | '.join(TOOLS)} (onnxruntime_perf_test "
+            "has no prebuilt binary: build it from source, see the README)"
+        ) from None
 
 
 def tool_dir(name: str) -> Path:
@@ -86,8 +91,10 @@ def cached_binary(name: str) -> Path:
     info = cached(name)
     if info is None:
         flag = "--tflite-benchmark" if name == "tflite-benchmark" else f"the {name} option"
-        raise ToolFetchError(f"{flag} auto uses the official binary fetched into the cache, and there is none: run "
-                             f"mobileseg tools fetch {name} (or pass {flag} PATH)")
+        raise ToolFetchError(
+            f"{flag} auto uses the official binary fetched into the cache, and there is none: run "
+            f"mobileseg tools fetch {name} (or pass {flag} PATH)"
+        )
     return Path(info["path"])
 
 
@@ -95,12 +102,15 @@ def _check_elf(path: Path, src: ToolSource) -> None:
     head = path.read_bytes()[:20] if path.stat().st_size >= 20 else b""
     if head[:4] != b"\x7fELF":
         what = "an HTML page" if head.lstrip()[:1] == b"<" else "not an executable"
-        raise ToolFetchError(f"the download of {src.binary} is {what} (a proxy or a changed URL?): check the URL, or "
-                             "download the file by hand and pass its path")
+        raise ToolFetchError(
+            f"the download of {src.binary} is {what} (a proxy or a changed URL?): check the URL, or "
+            "download the file by hand and pass its path"
+        )
     machine = int.from_bytes(head[18:20], "little")
     if head[4] != 2 or machine != src.elf_machine:
-        raise ToolFetchError(f"the download of {src.binary} is not a 64-bit ARM (aarch64) binary (ELF machine "
-                             f"{machine}): check the URL")
+        raise ToolFetchError(
+            f"the download of {src.binary} is not a 64-bit ARM (aarch64) binary (ELF machine {machine}): check the URL"
+        )
 
 
 def _version(headers) -> dict:
@@ -148,24 +158,34 @@ def fetch(name: str, url: str | None = None, force: bool = False, timeout: float
                             progress(done, total)
                     headers = resp.headers
             except urllib.error.HTTPError as exc:
-                raise ToolFetchError(f"cannot download {src.binary}: {url} answered HTTP {exc.code} ({exc.reason}): "
-                                     f"check the URL (documented at {src.docs})") from None
+                raise ToolFetchError(
+                    f"cannot download {src.binary}: {url} answered HTTP {exc.code} ({exc.reason}): "
+                    f"check the URL (documented at {src.docs})"
+                ) from None
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise ToolFetchError(f"cannot download {src.binary} from {url} ({reason}): check the network (or the "
-                                     "proxy: HTTPS_PROXY), or download it by hand and pass --tflite-benchmark PATH") \
-                    from None
+                raise ToolFetchError(
+                    f"cannot download {src.binary} from {url} ({reason}): check the network (or the "
+                    "proxy: HTTPS_PROXY), or download it by hand and pass --tflite-benchmark PATH"
+                ) from None
         if total is not None and done != total:
-            raise ToolFetchError(f"the download of {src.binary} stopped after {done} of {total} bytes: run the "
-                                 "command again")
+            raise ToolFetchError(
+                f"the download of {src.binary} stopped after {done} of {total} bytes: run the command again"
+            )
         _check_elf(tmp, src)
         tmp.chmod(0o755)
         final = folder / src.binary
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    info = {"tool": src.binary, "name": name, "url": url, "sha256": sha256_file(final),
-            "bytes": final.stat().st_size, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **_version(headers)}
+    info = {
+        "tool": src.binary,
+        "name": name,
+        "url": url,
+        "sha256": sha256_file(final),
+        "bytes": final.stat().st_size,
+        "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **_version(headers),
+    }
     _info_path(name).write_text(json.dumps(info, indent=2) + "\n")
     return {**info, "path": str(final), "cached": False}

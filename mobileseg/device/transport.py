@@ -5,6 +5,7 @@ A transport (:class:`mobileseg.device.adb_server.AdbServerDevice` through the ad
 remote, timeout)``, ``pull(remote, local, timeout)``, ``close()`` and ``transport_info()`` (what the record says
 about how the device was reached); this base adds the rest, so both behave the same for the harness drivers.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,8 +88,9 @@ class DeviceTransport:
         m = re.search(r"\b([0-9a-f]{64})\b", out)
         return m.group(1) if m else None
 
-    def push(self, local: str | os.PathLike, remote: str, timeout: float | None = None,
-             local_sha256: str | None = None) -> bool:
+    def push(
+        self, local: str | os.PathLike, remote: str, timeout: float | None = None, local_sha256: str | None = None
+    ) -> bool:
         """Push one file unless the device has it already (same sha256); verify; retry once. True when sent."""
         local = Path(local)
         if not local.is_file():
@@ -111,13 +113,17 @@ class DeviceTransport:
             if got == want:
                 return True
             last = f"checksum after push is {got or 'missing'}, expected {want[:12]}..."
-        raise PushError(f"pushing {local.name} to {remote} failed twice ({last}): check the connection and the "
-                        "free space on the device")
+        raise PushError(
+            f"pushing {local.name} to {remote} failed twice ({last}): check the connection and the "
+            "free space on the device"
+        )
 
     @staticmethod
     def storage_full(local: Path, remote: str) -> StorageFullError:
-        return StorageFullError(f"the device storage is full while pushing {local.name} to {remote}: free space on "
-                                "the device (adb shell rm -r /data/local/tmp/mobileseg) and run again")
+        return StorageFullError(
+            f"the device storage is full while pushing {local.name} to {remote}: free space on "
+            "the device (adb shell rm -r /data/local/tmp/mobileseg) and run again"
+        )
 
     def getprop(self, name: str, timeout: float | None = None) -> str:
         rc, out = self.shell(f"getprop {shlex.quote(name)} 2>/dev/null", timeout)

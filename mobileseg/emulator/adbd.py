@@ -23,6 +23,7 @@ are accepted but CNXN is never answered: ``offline``).
 
 Run: ``python -m mobileseg.emulator.adbd --port 5560 --adb-keys FILE [--rootfs DIR --profile P] [--refuse-auth]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,8 @@ from pathlib import Path
 log = logging.getLogger("mobileseg.adbd")
 
 A_SYNC, A_CNXN, A_OPEN, A_OKAY, A_CLSE, A_WRTE, A_AUTH = (
-    int.from_bytes(c, "little") for c in (b"SYNC", b"CNXN", b"OPEN", b"OKAY", b"CLSE", b"WRTE", b"AUTH"))
+    int.from_bytes(c, "little") for c in (b"SYNC", b"CNXN", b"OPEN", b"OKAY", b"CLSE", b"WRTE", b"AUTH")
+)
 VERSION = 0x01000001
 MAX_PAYLOAD = 1024 * 1024
 AUTH_TOKEN, AUTH_SIGNATURE, AUTH_RSAPUBLICKEY = 1, 2, 3
@@ -69,7 +71,7 @@ def parse_android_pubkey(line: str):
     if words != ANDROID_PUBKEY_WORDS:
         raise ValueError(f"unexpected modulus size {words} words")
     nbytes = words * 4
-    n = int.from_bytes(raw[8:8 + nbytes], "little")
+    n = int.from_bytes(raw[8 : 8 + nbytes], "little")
     e = struct.unpack_from("<I", raw, 8 + 2 * nbytes)[0]
     return rsa.RSAPublicNumbers(e, n).public_key()
 
@@ -134,8 +136,11 @@ class HostBackend:
     emulated = False
 
     def __init__(self, props: dict | None = None):
-        self.props = props or {"ro.product.name": "mobileseg_host", "ro.product.model": "mobileseg host adbd",
-                               "ro.product.device": "host"}
+        self.props = props or {
+            "ro.product.name": "mobileseg_host",
+            "ro.product.model": "mobileseg host adbd",
+            "ro.product.device": "host",
+        }
 
     def shell_argv(self, command: str) -> list[str]:
         return ["/bin/sh", "-c", command] if command else ["/bin/sh"]
@@ -155,8 +160,13 @@ class RootfsBackend(HostBackend):
 
     emulated = True
 
-    def __init__(self, rootfs: str | os.PathLike, cpu: str = "cortex-a76", profile: str | None = None,
-                 extra_env: dict | None = None):
+    def __init__(
+        self,
+        rootfs: str | os.PathLike,
+        cpu: str = "cortex-a76",
+        profile: str | None = None,
+        extra_env: dict | None = None,
+    ):
         from . import device_files, profiles
 
         self.rootfs = Path(rootfs).resolve()
@@ -169,8 +179,13 @@ class RootfsBackend(HostBackend):
         self.prelude = device_files.shell_prelude(self.profile)
         self.binds: list = []  # (host path, device path) bound with proot -b (storage, the thermal model's sysfs)
         # the banner carries what a phone's adbd sends: product name, model and device
-        super().__init__({k: self.profile.props[k] for k in ("ro.product.name", "ro.product.model",
-                                                             "ro.product.device") if k in self.profile.props})
+        super().__init__(
+            {
+                k: self.profile.props[k]
+                for k in ("ro.product.name", "ro.product.model", "ro.product.device")
+                if k in self.profile.props
+            }
+        )
 
     def own_storage(self, folder: str | os.PathLike) -> list[str]:
         """Give this device its own writable storage in ``folder``: each writable top folder of the rootfs
@@ -183,8 +198,11 @@ class RootfsBackend(HostBackend):
         bound = []
 
         def files(where, names):
-            return [n for n in names if not os.path.isdir(os.path.join(where, n))
-                    and not os.path.islink(os.path.join(where, n))]
+            return [
+                n
+                for n in names
+                if not os.path.isdir(os.path.join(where, n)) and not os.path.islink(os.path.join(where, n))
+            ]
 
         for name in WRITABLE:
             shared = self.rootfs / name
@@ -199,15 +217,34 @@ class RootfsBackend(HostBackend):
 
     def shell_argv(self, command: str) -> list[str]:
         binds = [a for host, dev in self.binds for a in ("-b", f"{host}:{dev}" if host != dev else host)]
-        return [self.proot, "-r", str(self.rootfs), "-q", self.qemu, "-b", "/dev", *binds, "-w", "/", self.profile.shell,
-                *(["-c", self.prelude + command] if command else [])]
+        return [
+            self.proot,
+            "-r",
+            str(self.rootfs),
+            "-q",
+            self.qemu,
+            "-b",
+            "/dev",
+            *binds,
+            "-w",
+            "/",
+            self.profile.shell,
+            *(["-c", self.prelude + command] if command else []),
+        ]
 
     def env(self) -> dict:
-        env = {"PATH": self.profile.path, "HOME": "/data/local/tmp" if self.profile.python else "/",
-               "TMPDIR": "/data/local/tmp", "LANG": "C.UTF-8" if self.profile.python else "",
-               "QEMU_CPU": self.cpu, "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system",
-               "ENV": "/system/etc/mkshrc" if self.prelude else "",
-               "PROOT_NO_SECCOMP": os.environ.get("PROOT_NO_SECCOMP", ""), **self.extra_env}
+        env = {
+            "PATH": self.profile.path,
+            "HOME": "/data/local/tmp" if self.profile.python else "/",
+            "TMPDIR": "/data/local/tmp",
+            "LANG": "C.UTF-8" if self.profile.python else "",
+            "QEMU_CPU": self.cpu,
+            "ANDROID_DATA": "/data",
+            "ANDROID_ROOT": "/system",
+            "ENV": "/system/etc/mkshrc" if self.prelude else "",
+            "PROOT_NO_SECCOMP": os.environ.get("PROOT_NO_SECCOMP", ""),
+            **self.extra_env,
+        }
         return {k: v for k, v in env.items() if v}
 
     def _host(self, device_path: str) -> Path:
@@ -215,7 +252,7 @@ class RootfsBackend(HostBackend):
         for host, dev in sorted(self.binds, key=lambda b: -len(b[1])):
             dev = dev.rstrip("/") or "/"
             if device_path == dev or device_path.startswith(dev + "/"):
-                return Path(host) / device_path[len(dev):].lstrip("/")
+                return Path(host) / device_path[len(dev) :].lstrip("/")
         return self.rootfs / device_path.lstrip("/")
 
     def path(self, device_path: str) -> Path:
@@ -254,7 +291,7 @@ class Stream:
             if self.closed:
                 raise ConnectionResetError("stream closed by the host")
             self.ready.clear()
-            await self.conn.send(A_WRTE, self.local_id, self.remote_id, data[i:i + step])
+            await self.conn.send(A_WRTE, self.local_id, self.remote_id, data[i : i + step])
 
     async def read(self) -> bytes | None:
         """Next WRTE payload from the host, or None once the host closed the stream."""
@@ -414,8 +451,9 @@ async def _kill(proc) -> None:
 
 
 class AdbDaemon:
-    def __init__(self, backend: HostBackend, keys: KeyStore | None, storage_limit: int | None = None,
-                 offline: bool = False):
+    def __init__(
+        self, backend: HostBackend, keys: KeyStore | None, storage_limit: int | None = None, offline: bool = False
+    ):
         self.backend = backend
         self.keys = keys
         self.offline = offline  # accept TCP, never answer: what `adb devices` lists as "offline"
@@ -423,7 +461,7 @@ class AdbDaemon:
         self.server: asyncio.base_events.Server | None = None
         self.connections: set[Connection] = set()
         self.on_spawn = None  # called with each shell command's process group (the thermal model tracks them)
-        self.preexec = None   # run in each shell command's child before exec (the thermal model's cgroup)
+        self.preexec = None  # run in each shell command's child before exec (the thermal model's cgroup)
 
     def service_handler(self, service: str):
         if service.startswith("shell") and ":" in service:
@@ -449,17 +487,22 @@ class AdbDaemon:
     async def spawn(self, command: str, merge: bool, stdin_pipe: bool):
         b = self.backend
         proc = await asyncio.create_subprocess_exec(
-            *b.shell_argv(command), stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if merge else asyncio.subprocess.PIPE,
-            env=b.env(), cwd=b.cwd() if not b.emulated else None, start_new_session=True,
-            **({"preexec_fn": self.preexec} if self.preexec else {}))
+            *b.shell_argv(command),
+            stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT if merge else asyncio.subprocess.PIPE,
+            env=b.env(),
+            cwd=b.cwd() if not b.emulated else None,
+            start_new_session=True,
+            **({"preexec_fn": self.preexec} if self.preexec else {}),
+        )
         if self.on_spawn:
             self.on_spawn(proc.pid)
         return proc
 
     async def exec_service(self, s: Stream, service: str) -> None:
         """``exec:cmd``: raw stdout only, no exit code (what ``adb exec-out`` uses)."""
-        proc = await self.spawn(service[len("exec:"):], merge=False, stdin_pipe=False)
+        proc = await self.spawn(service[len("exec:") :], merge=False, stdin_pipe=False)
         try:
             await self._pump(proc.stdout, s.write)
             await proc.wait()
@@ -487,8 +530,10 @@ class AdbDaemon:
         proc = await self.spawn(command, merge=False, stdin_pipe=True)
         feeder = asyncio.ensure_future(self._feed_v2(s, proc))
         try:
-            await asyncio.gather(self._pump(proc.stdout, lambda d: packet(SHELL_STDOUT, d)),
-                                 self._pump(proc.stderr, lambda d: packet(SHELL_STDERR, d)))
+            await asyncio.gather(
+                self._pump(proc.stdout, lambda d: packet(SHELL_STDOUT, d)),
+                self._pump(proc.stderr, lambda d: packet(SHELL_STDERR, d)),
+            )
             rc = await proc.wait()
             await packet(SHELL_EXIT, bytes([rc & 0xFF]))
         finally:
@@ -520,7 +565,7 @@ class AdbDaemon:
                     kind, length = struct.unpack_from("<BI", buf)
                     if len(buf) < 5 + length:
                         break
-                    payload, buf = buf[5:5 + length], buf[5 + length:]
+                    payload, buf = buf[5 : 5 + length], buf[5 + length :]
                     if kind == SHELL_STDIN and proc.stdin and not proc.stdin.is_closing():
                         proc.stdin.write(payload)
                         await proc.stdin.drain()
@@ -588,8 +633,11 @@ class AdbDaemon:
             except OSError:
                 continue
             raw = name.encode()
-            out += b"DENT" + struct.pack("<4I", st.st_mode & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF,
-                                         int(st.st_mtime), len(raw)) + raw
+            out += (
+                b"DENT"
+                + struct.pack("<4I", st.st_mode & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw))
+                + raw
+            )
             if len(out) > SYNC_DATA_MAX:
                 await s.write(bytes(out))
                 out.clear()
@@ -665,15 +713,19 @@ async def serve(args) -> None:
         from . import device_files
 
         device_files.install(Path(args.rootfs), args.profile)
-        backend: HostBackend = RootfsBackend(args.rootfs, cpu=args.cpu, profile=args.profile,
-                                             extra_env=dict(kv.split("=", 1) for kv in args.env))
+        backend: HostBackend = RootfsBackend(
+            args.rootfs, cpu=args.cpu, profile=args.profile, extra_env=dict(kv.split("=", 1) for kv in args.env)
+        )
         # this device's own /data, /sdcard, /tmp: a folder given (kept), or one of its own removed at exit
         scratch = None if args.storage else tempfile.mkdtemp(prefix="mobileseg-storage-")
         backend.own_storage(args.storage or scratch)
     else:
         backend, scratch = HostBackend(), None
-    keys = None if args.no_auth else KeyStore(args.adb_keys, accept_new=not args.refuse_new_keys,
-                                              refuse_all=args.refuse_auth)
+    keys = (
+        None
+        if args.no_auth
+        else KeyStore(args.adb_keys, accept_new=not args.refuse_new_keys, refuse_all=args.refuse_auth)
+    )
     daemon = AdbDaemon(backend, keys, storage_limit=args.storage_limit, offline=args.offline)
     sim = None
     if args.thermal_sim and args.rootfs:  # mobileseg.emulator.thermal: heat with load, throttle past a trip
@@ -685,14 +737,16 @@ async def serve(args) -> None:
         daemon.preexec = sim.preexec
         sim.start()
     if args.host_proc and args.rootfs:  # the kernel's /proc (memory figures), the device's own cpuinfo and mounts
-        backend.binds += [("/proc", "/proc")] + [(str(Path(args.rootfs) / "proc" / f), f"/proc/{f}")
-                                                 for f in ("cpuinfo", "mounts")]
+        backend.binds += [("/proc", "/proc")] + [
+            (str(Path(args.rootfs) / "proc" / f), f"/proc/{f}") for f in ("cpuinfo", "mounts")
+        ]
     server = await daemon.start(args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     if args.port_file:
         Path(args.port_file).write_text(f"{port}\n")
-    print(f"adbd listening on {args.host}:{port} ({'rootfs ' + str(args.rootfs) if args.rootfs else 'host'})",
-          flush=True)
+    print(
+        f"adbd listening on {args.host}:{port} ({'rootfs ' + str(args.rootfs) if args.rootfs else 'host'})", flush=True
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -712,31 +766,52 @@ def main(argv=None) -> int:
     p.add_argument("--port-file", default=None)
     p.add_argument("--adb-keys", default=None, help="adb_keys file of authorised public keys")
     p.add_argument("--refuse-new-keys", action="store_true", help="never accept an unknown key (prompt refused)")
-    p.add_argument("--refuse-auth", action="store_true",
-                   help="refuse every key, known ones too: the device stays 'unauthorized'")
-    p.add_argument("--offline", action="store_true",
-                   help="accept connections but never complete CNXN: the device stays 'offline'")
+    p.add_argument(
+        "--refuse-auth", action="store_true", help="refuse every key, known ones too: the device stays 'unauthorized'"
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="accept connections but never complete CNXN: the device stays 'offline'"
+    )
     p.add_argument("--no-auth", action="store_true", help="skip AUTH (like a device with ro.adb.secure=0)")
     p.add_argument("--rootfs", default=None, help="serve this arm64 rootfs under proot+qemu (default: the host)")
     p.add_argument("--profile", default=None, help="what the rootfs is: debian (default) or android")
     p.add_argument("--cpu", default="cortex-a76")
-    p.add_argument("--storage", default=None, metavar="DIR",
-                   help="this device's own writable /data, /sdcard, /storage and /tmp live here, bound over the "
-                        "shared rootfs's (default: a folder of its own, removed when the daemon exits)")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="set this in every shell command of the rootfs (repeatable)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        metavar="DIR",
+        help="this device's own writable /data, /sdcard, /storage and /tmp live here, bound over the "
+        "shared rootfs's (default: a folder of its own, removed when the daemon exits)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set this in every shell command of the rootfs (repeatable)",
+    )
     p.add_argument("--storage-limit", type=int, default=None, help="fault injection: bytes one push may write")
-    p.add_argument("--host-proc", action="store_true",
-                   help="bind the kernel's /proc (keeping the device's cpuinfo and mounts), so that /proc/self/status, "
-                        "smaps_rollup and clear_refs work: the harnesses' memory figures (off by default: the host's "
-                        "boot id and meminfo would show through)")
-    p.add_argument("--thermal-sim", default=None, metavar="SPEC",
-                   help="simulate heat and throttling with load (mobileseg.emulator.thermal; SPEC: default, or "
-                        "rise=,tau=,trip=,drop=,floor=,period=)")
+    p.add_argument(
+        "--host-proc",
+        action="store_true",
+        help="bind the kernel's /proc (keeping the device's cpuinfo and mounts), so that /proc/self/status, "
+        "smaps_rollup and clear_refs work: the harnesses' memory figures (off by default: the host's "
+        "boot id and meminfo would show through)",
+    )
+    p.add_argument(
+        "--thermal-sim",
+        default=None,
+        metavar="SPEC",
+        help="simulate heat and throttling with load (mobileseg.emulator.thermal; SPEC: default, or "
+        "rise=,tau=,trip=,drop=,floor=,period=)",
+    )
     p.add_argument("--verbose", "-v", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="adbd %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="adbd %(levelname)s %(message)s",
+    )
     if args.rootfs and not shutil.which("proot"):
         print("adbd: proot is not installed (sudo apt-get install proot qemu-user-static)", file=sys.stderr)
         return 2

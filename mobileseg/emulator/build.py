@@ -15,6 +15,7 @@ Programs in a rootfs run under ``proot -r ROOTFS -q qemu-aarch64-static``; the e
 profile lives in the cache folder (``$MOBILESEG_CACHE`` or ``~/.cache/mobileseg``) under ``emulator/<profile>/``
 (debian: ``emulator/``) and is rebuilt only when its recipe (hash stored in ``rootfs.json`` there) changes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,16 +40,24 @@ DEBS = ["python3"]
 RUNTIMES = ["numpy", "onnxruntime", "ncnn", "ai-edge-litert"]
 # Used only when neither the lock file nor the host has a package (a host without the LiteRT extra, say).
 FALLBACK_PINS = {"numpy": "2.4.6", "onnxruntime": "1.31.1", "ncnn": "1.0.20261020", "ai-edge-litert": "2.3.0"}
-PLATFORMS = ["manylinux_2_17_aarch64", "manylinux_2_27_aarch64", "manylinux_2_28_aarch64",
-             "manylinux_2_34_aarch64", "manylinux2014_aarch64"]
+PLATFORMS = [
+    "manylinux_2_17_aarch64",
+    "manylinux_2_27_aarch64",
+    "manylinux_2_28_aarch64",
+    "manylinux_2_34_aarch64",
+    "manylinux2014_aarch64",
+]
 PYTHON_VERSION = "3.11"  # bookworm's python3; also names the lock file requirements/py3.11.txt
 SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"
 LOCK_FILE = Path(__file__).resolve().parents[2] / "requirements" / f"py{PYTHON_VERSION}.txt"
 # busybox for the android profile: pinned so that a build is reproducible (the Packages index is read only when the
 # mirror no longer has this file).
-BUSYBOX_DEB = {"package": "busybox-static", "version": "1:1.35.0-4+deb12u1+b1",
-               "filename": "pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_arm64.deb",
-               "sha256": "732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5"}
+BUSYBOX_DEB = {
+    "package": "busybox-static",
+    "version": "1:1.35.0-4+deb12u1+b1",
+    "filename": "pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_arm64.deb",
+    "sha256": "732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5",
+}
 # The applets a stock Android toybox (plus its sh and awk) offers, linked to busybox where busybox has them.
 ANDROID_APPLETS = (
     "[ awk base64 basename cat chgrp chmod chown cmp cp cut date dd df diff dirname dmesg du echo egrep env expr "
@@ -56,9 +65,9 @@ ANDROID_APPLETS = (
     "mknod mktemp more mount mv nc netstat nl nproc od paste pidof printf ps pwd readlink realpath renice rm rmdir "
     "sed seq setsid sh sha1sum sha256sum sha512sum sleep sort stat strings stty sync sysctl tac tail tar taskset "
     "tee test time timeout top touch tr true truncate tty umount uname uniq unlink uptime wc which whoami xargs "
-    "xxd yes zcat").split()
-HOST_TOOLS = {"debootstrap": "debootstrap", "proot": "proot", "qemu-aarch64-static": "qemu-user-static",
-              "dpkg": "dpkg"}
+    "xxd yes zcat"
+).split()
+HOST_TOOLS = {"debootstrap": "debootstrap", "proot": "proot", "qemu-aarch64-static": "qemu-user-static", "dpkg": "dpkg"}
 PROFILE_HOST_TOOLS = {"debian": HOST_TOOLS, "android": {k: v for k, v in HOST_TOOLS.items() if k != "debootstrap"}}
 RECIPE_VERSION = 4  # bump when the steps below change in a way that invalidates old builds
 
@@ -127,12 +136,24 @@ def recipe(mirror: str | None = None, profile: str | None = None) -> dict:
     from . import device_files
 
     prof = profiles.get(profile)
-    r = {"version": RECIPE_VERSION, "profile": prof.name, "suite": SUITE, "arch": "arm64",
-         "mirror": mirror or default_mirror(), "device_files": device_files.fingerprint()}
+    r = {
+        "version": RECIPE_VERSION,
+        "profile": prof.name,
+        "suite": SUITE,
+        "arch": "arm64",
+        "mirror": mirror or default_mirror(),
+        "device_files": device_files.fingerprint(),
+    }
     if prof.name == "android":
         return {**r, "busybox": BUSYBOX_DEB, "applets": ANDROID_APPLETS}
-    return {**r, "variant": "minbase", "debs": DEBS, "wheels": runtime_wheels()[0], "platforms": PLATFORMS,
-            "python_version": PYTHON_VERSION}
+    return {
+        **r,
+        "variant": "minbase",
+        "debs": DEBS,
+        "wheels": runtime_wheels()[0],
+        "platforms": PLATFORMS,
+        "python_version": PYTHON_VERSION,
+    }
 
 
 def recipe_hash(r: dict) -> str:
@@ -165,7 +186,8 @@ def check_host_tools(profile: str | None = None) -> None:
     if missing:
         raise EmulatorBuildError(
             f"the emulated device needs the Debian packages {', '.join(missing)}: "
-            f"install them with: sudo apt-get install {' '.join(missing)}")
+            f"install them with: sudo apt-get install {' '.join(missing)}"
+        )
 
 
 def _complete(profile: str | None) -> Path:
@@ -181,10 +203,18 @@ def status(profile: str | None = None) -> dict:
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     want = recipe_hash(recipe(meta.get("recipe", {}).get("mirror"), prof.name))
     built = bool(meta) and os.path.lexists(_complete(prof.name))
-    return {"profile": prof.name, "rootfs": str(rootfs_dir(prof.name)), "built": built,
-            "current": built and meta.get("hash") == want, "hash": meta.get("hash"), "wanted_hash": want,
-            "build_seconds": meta.get("build_seconds"), "bytes": meta.get("bytes"), "wheels": meta.get("wheels"),
-            "runtime_source": meta.get("runtime_source")}
+    return {
+        "profile": prof.name,
+        "rootfs": str(rootfs_dir(prof.name)),
+        "built": built,
+        "current": built and meta.get("hash") == want,
+        "hash": meta.get("hash"),
+        "wanted_hash": want,
+        "build_seconds": meta.get("build_seconds"),
+        "bytes": meta.get("bytes"),
+        "wheels": meta.get("wheels"),
+        "runtime_source": meta.get("runtime_source"),
+    }
 
 
 def is_built(profile: str | None = None) -> bool:
@@ -213,8 +243,20 @@ def _du(path: Path) -> int:
 
 def _build_debian(tmp: Path, r: dict, log) -> dict:
     # 1. base system: download + first stage only, then unpack every .deb (no binfmt needed)
-    _run(["debootstrap", "--arch=arm64", "--foreign", "--variant=minbase", f"--include={','.join(DEBS)}",
-          SUITE, str(tmp), r["mirror"]], "debootstrap", log)
+    _run(
+        [
+            "debootstrap",
+            "--arch=arm64",
+            "--foreign",
+            "--variant=minbase",
+            f"--include={','.join(DEBS)}",
+            SUITE,
+            str(tmp),
+            r["mirror"],
+        ],
+        "debootstrap",
+        log,
+    )
     debs = sorted((tmp / "var/cache/apt/archives").glob("*.deb"))
     if not debs:
         raise EmulatorBuildError("debootstrap downloaded no packages: check the mirror with --mirror URL")
@@ -233,8 +275,23 @@ def _build_debian(tmp: Path, r: dict, log) -> dict:
     _run([*pip, "download", "--quiet", "-d", str(wheels), *common, *want], "pip download of the aarch64 wheels", log)
     site = tmp / SITE_PACKAGES
     site.mkdir(parents=True, exist_ok=True)
-    _run([*pip, "install", "--quiet", "--no-index", "--find-links", str(wheels), "--target", str(site),
-          "--no-compile", *common, *want], "pip install of the aarch64 wheels into the rootfs", log)
+    _run(
+        [
+            *pip,
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--target",
+            str(site),
+            "--no-compile",
+            *common,
+            *want,
+        ],
+        "pip install of the aarch64 wheels into the rootfs",
+        log,
+    )
     installed = sorted(p.name for p in site.glob("*.dist-info"))
     return {"wheels": installed, "runtime_source": runtime_wheels()[1]}
 
@@ -269,8 +326,12 @@ def _index_entry(mirror: str, package: str) -> dict:
     for stanza in text.split("\n\n"):
         fields = dict(l.split(": ", 1) for l in stanza.splitlines() if ": " in l and not l.startswith(" "))
         if fields.get("Package") == package:
-            return {"package": package, "version": fields["Version"], "filename": fields["Filename"],
-                    "sha256": fields["SHA256"]}
+            return {
+                "package": package,
+                "version": fields["Version"],
+                "filename": fields["Filename"],
+                "sha256": fields["SHA256"],
+            }
     raise EmulatorBuildError(f"the mirror {mirror} has no arm64 package {package}: pass another with --mirror URL")
 
 
@@ -288,8 +349,10 @@ def busybox_deb(mirror: str, log) -> tuple[Path, dict]:
             log(f"the pinned {BUSYBOX_DEB['filename']} is gone from the mirror; using {entry['version']}")
             path = _download(f"{mirror}/{entry['filename']}", debs / Path(entry["filename"]).name, entry["sha256"])
     except (urllib.error.URLError, OSError) as exc:
-        raise EmulatorBuildError(f"cannot download busybox-static from {mirror} ({getattr(exc, 'reason', exc)}): "
-                                 "check the network or pass a reachable Debian mirror with --mirror URL") from None
+        raise EmulatorBuildError(
+            f"cannot download busybox-static from {mirror} ({getattr(exc, 'reason', exc)}): "
+            "check the network or pass a reachable Debian mirror with --mirror URL"
+        ) from None
     return path, entry
 
 
@@ -308,8 +371,10 @@ def _build_android(tmp: Path, r: dict, log) -> dict:
         (bindir / applet).symlink_to("busybox")
     for d in ("system/xbin", "vendor/bin", "data/local/tmp", "proc", "sys", "dev", "sdcard", "storage"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
-    log(f"busybox {entry['version']}: {len(linked)} applets in /system/bin "
-        f"(not in busybox: {' '.join(sorted(set(r['applets']) - have)) or 'none'})")
+    log(
+        f"busybox {entry['version']}: {len(linked)} applets in /system/bin "
+        f"(not in busybox: {' '.join(sorted(set(r['applets']) - have)) or 'none'})"
+    )
     return {"busybox": entry, "applets": linked}
 
 
@@ -339,8 +404,14 @@ def build(force: bool = False, mirror: str | None = None, log=print, profile: st
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-    meta = {"hash": h, "recipe": r, "build_seconds": round(time.monotonic() - t0, 1), "bytes": _du(final),
-            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **done}
+    meta = {
+        "hash": h,
+        "recipe": r,
+        "build_seconds": round(time.monotonic() - t0, 1),
+        "bytes": _du(final),
+        "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **done,
+    }
     (pdir / "rootfs.json").write_text(json.dumps(meta, indent=2))
     log(f"built {final} in {meta['build_seconds']} s ({meta['bytes'] / 1e6:.1f} MB)")
     return {**status(prof.name), "rebuilt": True}

@@ -5,6 +5,7 @@ storage (``storage/``: ``/data``, ``/sdcard``, ``/tmp`` bound over the shared ro
 ``<cache>/emulator/run/<port>/``. ``stop`` ends only processes recorded there (and their process groups: shell
 commands still running in the rootfs).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,9 @@ def _alive(pid: int) -> bool:
 def running() -> list[dict]:
     """The emulated devices started by :func:`start` that are still running, by port (stale records are removed)."""
     out = []
-    for state in sorted(run_dir().glob("*/adbd.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit()
-                        else 0):
+    for state in sorted(
+        run_dir().glob("*/adbd.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0
+    ):
         try:
             info = json.loads(state.read_text())
         except (OSError, ValueError):
@@ -65,8 +67,12 @@ def status() -> dict:
     devices = running()
     from . import vulkan
 
-    return {"build": {name: build.status(name) for name in sorted(profiles.PROFILES)}, "vulkan": vulkan.status(),
-            "devices": devices, "running": bool(devices)}
+    return {
+        "build": {name: build.status(name) for name in sorted(profiles.PROFILES)},
+        "vulkan": vulkan.status(),
+        "devices": devices,
+        "running": bool(devices),
+    }
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -90,27 +96,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _daemon_cmd(port: int, port_file: Path, adb_keys, rootfs, profile: str | None, refuse_new_keys: bool,
-                refuse_auth: bool, offline: bool, extra_args) -> list[str]:
-    return [sys.executable, "-m", "mobileseg.emulator.adbd", "--port", str(port), "--port-file", str(port_file),
-            *(["--adb-keys", str(adb_keys)] if adb_keys else ["--no-auth"]),
-            *(["--refuse-new-keys"] if refuse_new_keys else []), *(["--refuse-auth"] if refuse_auth else []),
-            *(["--offline"] if offline else []),
-            *(["--rootfs", str(rootfs), "--profile", profiles.get(profile).name] if rootfs else []),
-            *(extra_args or [])]
+def _daemon_cmd(
+    port: int,
+    port_file: Path,
+    adb_keys,
+    rootfs,
+    profile: str | None,
+    refuse_new_keys: bool,
+    refuse_auth: bool,
+    offline: bool,
+    extra_args,
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mobileseg.emulator.adbd",
+        "--port",
+        str(port),
+        "--port-file",
+        str(port_file),
+        *(["--adb-keys", str(adb_keys)] if adb_keys else ["--no-auth"]),
+        *(["--refuse-new-keys"] if refuse_new_keys else []),
+        *(["--refuse-auth"] if refuse_auth else []),
+        *(["--offline"] if offline else []),
+        *(["--rootfs", str(rootfs), "--profile", profiles.get(profile).name] if rootfs else []),
+        *(extra_args or []),
+    ]
 
 
 def _spawn(cmd: list[str], log_path: Path, port_file: Path, wait_s: float):
     """Run the daemon detached and wait until it wrote its port; returns ``(process, port)``."""
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                cwd=str(Path(__file__).resolve().parents[2]))
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            raise MobilesegError(f"the emulated device's adbd exited at start (exit {proc.returncode}): "
-                                 f"{' '.join(tail)}")
+            raise MobilesegError(
+                f"the emulated device's adbd exited at start (exit {proc.returncode}): {' '.join(tail)}"
+            )
         if port_file.exists() and port_file.read_text().strip():
             return proc, int(port_file.read_text())
         time.sleep(0.05)
@@ -118,9 +149,18 @@ def _spawn(cmd: list[str], log_path: Path, port_file: Path, wait_s: float):
     raise MobilesegError(f"the emulated device's adbd did not start within {wait_s:.0f} s: see {log_path}")
 
 
-def start(port: int = DEFAULT_PORT, adb_keys: str | None = None, refuse_new_keys: bool = False,
-          host_mode: bool = False, wait_s: float = 20.0, extra_args: list[str] | None = None,
-          profile: str | None = None, refuse_auth: bool = False, offline: bool = False, vulkan: bool = False) -> dict:
+def start(
+    port: int = DEFAULT_PORT,
+    adb_keys: str | None = None,
+    refuse_new_keys: bool = False,
+    host_mode: bool = False,
+    wait_s: float = 20.0,
+    extra_args: list[str] | None = None,
+    profile: str | None = None,
+    refuse_auth: bool = False,
+    offline: bool = False,
+    vulkan: bool = False,
+) -> dict:
     """Start one emulated device on ``port`` (0: a free one), detached; returns its record (see :func:`running`).
 
     ``vulkan``: the debian device with lavapipe (:mod:`.vulkan`), its driver named in the shell's environment."""
@@ -134,17 +174,23 @@ def start(port: int = DEFAULT_PORT, adb_keys: str | None = None, refuse_new_keys
         raise MobilesegError(f"--port must be between 0 and 65535, not {port}")
     for info in running():
         if port and info["port"] == port:
-            raise MobilesegError(f"an emulated device ({info.get('profile', 'debian')}) is already running on port "
-                                 f"{port} (pid {info['pid']}): use it, stop it with mobileseg emulator stop --port "
-                                 f"{port}, or pick another --port")
+            raise MobilesegError(
+                f"an emulated device ({info.get('profile', 'debian')}) is already running on port "
+                f"{port} (pid {info['pid']}): use it, stop it with mobileseg emulator stop --port "
+                f"{port}, or pick another --port"
+            )
     if not host_mode:
         build.check_host_tools(prof.name)
         if vulkan and not vk.status()["built"]:
-            raise MobilesegError("the emulated device with Vulkan is not built yet: run mobileseg emulator build "
-                                 "--vulkan (a few minutes; it adds arm64 lavapipe to the debian rootfs)")
+            raise MobilesegError(
+                "the emulated device with Vulkan is not built yet: run mobileseg emulator build "
+                "--vulkan (a few minutes; it adds arm64 lavapipe to the debian rootfs)"
+            )
         if not vulkan and not build.status(prof.name)["built"]:
-            raise MobilesegError(f"the emulated device ({prof.name}) is not built yet: run mobileseg emulator build "
-                                 f"--profile {prof.name}")
+            raise MobilesegError(
+                f"the emulated device ({prof.name}) is not built yet: run mobileseg emulator build "
+                f"--profile {prof.name}"
+            )
     if port and not port_free(port):
         raise MobilesegError(f"port {port} is in use on 127.0.0.1: pick another with --port")
     port = port or _free_port()
@@ -159,18 +205,38 @@ def start(port: int = DEFAULT_PORT, adb_keys: str | None = None, refuse_new_keys
         extra += ["--storage", str(rd / "storage")]
     cmd = _daemon_cmd(port, port_file, keys, rootfs, prof.name, refuse_new_keys, refuse_auth, offline, extra)
     proc, port = _spawn(cmd, rd / "adbd.log", port_file, wait_s)
-    info = {"pid": proc.pid, "port": port, "profile": None if host_mode else vk.NAME if vulkan else prof.name,
-            "adb_keys": keys,
-            "rootfs": None if host_mode else str(rootfs), "log": str(rd / "adbd.log"), "started": time.time(),
-            "mode": "offline" if offline else "refuse-auth" if refuse_auth else
-            "refuse-new-keys" if refuse_new_keys else "normal"}
+    info = {
+        "pid": proc.pid,
+        "port": port,
+        "profile": None if host_mode else vk.NAME if vulkan else prof.name,
+        "adb_keys": keys,
+        "rootfs": None if host_mode else str(rootfs),
+        "log": str(rd / "adbd.log"),
+        "started": time.time(),
+        "mode": "offline"
+        if offline
+        else "refuse-auth"
+        if refuse_auth
+        else "refuse-new-keys"
+        if refuse_new_keys
+        else "normal",
+    }
     (rd / "adbd.json").write_text(json.dumps(info))
     return {**info, "device": f"adb:127.0.0.1:{port}"}
 
 
-def launch(port: int = 0, adb_keys: str | None = None, rootfs: str | None = None, refuse_new_keys: bool = False,
-           extra_args: list[str] | None = None, log_path: str | None = None, wait_s: float = 20.0,
-           profile: str | None = None, refuse_auth: bool = False, offline: bool = False):
+def launch(
+    port: int = 0,
+    adb_keys: str | None = None,
+    rootfs: str | None = None,
+    refuse_new_keys: bool = False,
+    extra_args: list[str] | None = None,
+    log_path: str | None = None,
+    wait_s: float = 20.0,
+    profile: str | None = None,
+    refuse_auth: bool = False,
+    offline: bool = False,
+):
     """Run an adbd child that is not recorded in the run folder (tests use this) and wait until it listens.
 
     Returns ``(process, port)``; end it with :func:`terminate`.
@@ -222,8 +288,10 @@ def stop(port: int | None = None, all_: bool = False) -> list[int]:
         devices = [d for d in devices if d["port"] == int(port)]
     elif not all_ and len(devices) > 1:
         listed = ", ".join(f"{d['port']} ({d.get('profile') or 'host'})" for d in devices)
-        raise MobilesegError(f"{len(devices)} emulated devices are running, on ports {listed}: stop one with "
-                             "--port N or all of them with --all")
+        raise MobilesegError(
+            f"{len(devices)} emulated devices are running, on ports {listed}: stop one with "
+            "--port N or all of them with --all"
+        )
     stopped = []
     for d in devices:
         _kill(int(d["pid"]))

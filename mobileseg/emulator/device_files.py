@@ -19,6 +19,7 @@ What is written comes from the :mod:`.profiles` entry:
 
 The values are fixed (an emulator has no thermals to speak of); every record taken on it is marked emulated.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,20 +48,24 @@ def _cpus(profile: Profile, host_cpus: int):
 
 
 def cpuinfo_text(profile: Profile, host_cpus: int) -> str:
-    blocks = [f"processor\t: {i}\nBogoMIPS\t: 38.40\nFeatures\t: {CPU_FEATURES}\nCPU implementer\t: 0x41\n"
-              f"CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: {cl.part}\nCPU revision\t: 0\n"
-              for i, cl, _ in _cpus(profile, host_cpus)]
+    blocks = [
+        f"processor\t: {i}\nBogoMIPS\t: 38.40\nFeatures\t: {CPU_FEATURES}\nCPU implementer\t: 0x41\n"
+        f"CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: {cl.part}\nCPU revision\t: 0\n"
+        for i, cl, _ in _cpus(profile, host_cpus)
+    ]
     return "\n".join(blocks) + f"\nHardware\t: {profile.hardware}\n"
 
 
 def getprop_script(profile: Profile) -> str:
     lines = "\n".join(f"[{k}]: [{v}]" for k, v in sorted(profile.props.items()))
-    return (f"#!{profile.shell}\n# getprop of the mobileseg emulated device (written by mobileseg.emulator.device_files)\n"
-            f"props='{lines}'\n"
-            'if [ $# -eq 0 ]; then printf "%s\\n" "$props"; exit 0; fi\n'
-            'v=$(printf "%s\\n" "$props" | grep -F "[$1]: [" | head -n 1 | sed "s/^[^:]*: \\[//; s/\\]$//")\n'
-            'if [ -z "$v" ] && [ $# -gt 1 ]; then v="$2"; fi\n'
-            'printf "%s\\n" "$v"\n')
+    return (
+        f"#!{profile.shell}\n# getprop of the mobileseg emulated device (written by mobileseg.emulator.device_files)\n"
+        f"props='{lines}'\n"
+        'if [ $# -eq 0 ]; then printf "%s\\n" "$props"; exit 0; fi\n'
+        'v=$(printf "%s\\n" "$props" | grep -F "[$1]: [" | head -n 1 | sed "s/^[^:]*: \\[//; s/\\]$//")\n'
+        'if [ -z "$v" ] && [ $# -gt 1 ]; then v="$2"; fi\n'
+        'printf "%s\\n" "$v"\n'
+    )
 
 
 def taskset_script(profile: Profile, host_cpus: int) -> str:
@@ -169,13 +174,20 @@ def install(rootfs: Path, profile: Profile | str | None = None, ncpu: int | None
         d = cpu / "cpufreq" / f"policy{pol}"
         shutil.rmtree(d, ignore_errors=True)
         ids = " ".join(map(str, members))
-        for name, value in (("affected_cpus", ids), ("related_cpus", ids), ("cpuinfo_max_freq", cl.max_khz),
-                            ("cpuinfo_min_freq", cl.min_khz), ("cpuinfo_cur_freq", cl.max_khz),
-                            ("scaling_max_freq", cl.max_khz), ("scaling_min_freq", cl.min_khz),
-                            ("scaling_cur_freq", cl.max_khz), ("scaling_governor", prof.governor),
-                            ("scaling_available_governors", f"{prof.governor} performance powersave"),
-                            ("scaling_available_frequencies", " ".join(map(str, _steps(cl)))),
-                            ("scaling_driver", "qcom-cpufreq-hw" if prof.name == "android" else "cpufreq-dt")):
+        for name, value in (
+            ("affected_cpus", ids),
+            ("related_cpus", ids),
+            ("cpuinfo_max_freq", cl.max_khz),
+            ("cpuinfo_min_freq", cl.min_khz),
+            ("cpuinfo_cur_freq", cl.max_khz),
+            ("scaling_max_freq", cl.max_khz),
+            ("scaling_min_freq", cl.min_khz),
+            ("scaling_cur_freq", cl.max_khz),
+            ("scaling_governor", prof.governor),
+            ("scaling_available_governors", f"{prof.governor} performance powersave"),
+            ("scaling_available_frequencies", " ".join(map(str, _steps(cl)))),
+            ("scaling_driver", "qcom-cpufreq-hw" if prof.name == "android" else "cpufreq-dt"),
+        ):
             _write(d / name, f"{value}\n")
     for i, _cl, pol in cpus:
         _symlink(cpu / f"cpu{i}" / "cpufreq", f"../cpufreq/policy{pol}")

@@ -18,6 +18,7 @@ SPEC: ``rise=0.08,tau=300,trip=45,drop=0.05,floor=0.4,period=0.01`` (C/s at full
 subset; ``default`` for all defaults). Records taken on an emulated device stay numerics only: this model exists
 to test the sustained mode's detection, not to predict a phone.
 """
+
 from __future__ import annotations
 
 import os
@@ -89,8 +90,10 @@ class ThermalSim:
                 pass
 
     def binds(self) -> list[tuple[str, str]]:
-        return [(str(self.dir / "thermal"), "/sys/class/thermal"),
-                (str(self.dir / "cpufreq"), "/sys/devices/system/cpu/cpufreq")]
+        return [
+            (str(self.dir / "thermal"), "/sys/class/thermal"),
+            (str(self.dir / "cpufreq"), "/sys/devices/system/cpu/cpufreq"),
+        ]
 
     def track(self, pgid: int) -> None:
         self.groups.add(pgid)
@@ -177,8 +180,10 @@ CG_PERIOD_US = 10000
 def _make_cgroup() -> Path | None:
     """A CPU cgroup for this daemon's shell commands (v1 cpu controller, else v2), or None where not allowed."""
     name = f"mobileseg-thermal-{os.getpid()}"
-    for base, files in ((Path("/sys/fs/cgroup/cpu"), ("cpu.cfs_quota_us", "cpu.cfs_period_us")),
-                        (Path("/sys/fs/cgroup"), ("cpu.max",))):
+    for base, files in (
+        (Path("/sys/fs/cgroup/cpu"), ("cpu.cfs_quota_us", "cpu.cfs_period_us")),
+        (Path("/sys/fs/cgroup"), ("cpu.max",)),
+    ):
         try:
             d = base / name
             d.mkdir(exist_ok=True)

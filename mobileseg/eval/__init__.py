@@ -3,6 +3,7 @@
 ``metrics`` (confusion matrix, IoU) and ``datasets`` (folder layouts, image reading) need only numpy (+ PIL or
 matplotlib to read images); ``evaluate`` exports the model and runs it through a runtime adapter.
 """
+
 from .metrics import ConfusionMatrix
 
 __all__ = ["ConfusionMatrix"]

@@ -5,6 +5,7 @@ ADE20K (ADEChallengeData2016): ``images/validation/*.jpg`` + ``annotations/valid
 ``gtFine/val/<city>/*_gtFine_labelTrainIds.png`` (19 classes, 255 ignored).
 Images are read with PIL when it is installed, else with matplotlib.image (PNG only).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class DatasetLayout:
 
 
 DATASETS = {
-    "ade20k": DatasetLayout("ade20k", 150, 512, 4.0),        # mmseg ADE20K test: img_scale=(2048, 512), keep ratio
+    "ade20k": DatasetLayout("ade20k", 150, 512, 4.0),  # mmseg ADE20K test: img_scale=(2048, 512), keep ratio
     "cityscapes": DatasetLayout("cityscapes", 19, 1024, 2.0),  # mmseg Cityscapes test: img_scale=(2048, 1024)
     # the procedural task of mobileseg.export.synthetic (128 x 128 images, labels = class ids, no ratio to keep)
     "shapes": DatasetLayout("shapes", 4, 128, 1.0),
@@ -48,15 +49,19 @@ def find_pairs(data_dir, dataset: str | None = None) -> tuple[str, list[tuple[Pa
     """``(dataset, [(image, label), ...])`` sorted by image name; :class:`DatasetError` if the layout is wrong."""
     root = Path(data_dir)
     if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist: pass --data the folder holding "
-                           "images/ + annotations/ (ADE20K) or leftImg8bit/ + gtFine/ (Cityscapes)")
+        raise DatasetError(
+            f"dataset folder {root} does not exist: pass --data the folder holding "
+            "images/ + annotations/ (ADE20K) or leftImg8bit/ + gtFine/ (Cityscapes)"
+        )
     if (root / "ADEChallengeData2016").is_dir() and dataset in (None, "ade20k"):
         root = root / "ADEChallengeData2016"
     found = detect(root)
     dataset = dataset or found
     if dataset is None:
-        raise DatasetError(f"{root} is neither an ADE20K folder (images/validation + annotations/validation) nor a "
-                           "Cityscapes folder (leftImg8bit/val + gtFine/val): point --data at the dataset root")
+        raise DatasetError(
+            f"{root} is neither an ADE20K folder (images/validation + annotations/validation) nor a "
+            "Cityscapes folder (leftImg8bit/val + gtFine/val): point --data at the dataset root"
+        )
     if dataset not in DATASETS:
         raise DatasetError(f"unknown dataset '{dataset}': choose one of {', '.join(DATASETS)}")
     pairs = _cityscapes(root) if dataset == "cityscapes" else _ade20k(root)
@@ -96,8 +101,11 @@ def _cityscapes(root: Path):
         stem = img.name[: -len("_leftImg8bit.png")]
         lab = gt_dir / img.parent.name / f"{stem}_gtFine_labelTrainIds.png"
         if not lab.is_file():
-            hint = (" (only labelIds exist: create the train-id maps with cityscapesscripts' createTrainIdLabelImgs)"
-                    if lab.with_name(f"{stem}_gtFine_labelIds.png").is_file() else "")
+            hint = (
+                " (only labelIds exist: create the train-id maps with cityscapesscripts' createTrainIdLabelImgs)"
+                if lab.with_name(f"{stem}_gtFine_labelIds.png").is_file()
+                else ""
+            )
             raise DatasetError(f"image {img.name} has no label {lab}{hint}")
         pairs.append((img, lab))
     return pairs
@@ -141,6 +149,8 @@ def read_label(path: Path, dataset: str) -> np.ndarray:
     n = DATASETS[dataset].num_classes
     bad = (lab != IGNORE) & ((lab < 0) | (lab >= n))
     if bad.any():
-        raise DatasetError(f"{path} holds label {int(lab[bad][0]) + (1 if dataset == 'ade20k' else 0)}, outside the "
-                           f"{n} classes of {dataset}: check --dataset")
+        raise DatasetError(
+            f"{path} holds label {int(lab[bad][0]) + (1 if dataset == 'ade20k' else 0)}, outside the "
+            f"{n} classes of {dataset}: check --dataset"
+        )
     return lab

@@ -14,6 +14,7 @@ which happened. ``mode="stretch"`` instead resizes every image to the artifact's
 Logits are then resampled bilinearly once, from the model's output grid straight to the label's pixels (padding
 excluded), and the argmax is compared with the label.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,14 +84,14 @@ def predict(run, image: np.ndarray, in_hw, mean, std, out_hw, mode: str = "slide
     n = 0
     for y in window_offsets(ch, H, sy):
         for xo in window_offsets(cw, W, sx):
-            win = canvas[y:y + H, xo:xo + W].transpose(2, 0, 1)[None]
+            win = canvas[y : y + H, xo : xo + W].transpose(2, 0, 1)[None]
             out = np.asarray(run(np.ascontiguousarray(win, dtype=np.float32)))[0]
             if acc is None:
                 acc = np.zeros((out.shape[0], int(ch / os_h), int(cw / os_w)), np.float32)
                 count = np.zeros(acc.shape[1:], np.float32)
             gy, gx = int(y / os_h), int(xo / os_w)
-            acc[:, gy:gy + out.shape[1], gx:gx + out.shape[2]] += out
-            count[gy:gy + out.shape[1], gx:gx + out.shape[2]] += 1
+            acc[:, gy : gy + out.shape[1], gx : gx + out.shape[2]] += out
+            count[gy : gy + out.shape[1], gx : gx + out.shape[2]] += 1
             n += 1
     acc /= np.maximum(count, 1)
     return logits_to_labels(acc, h0, w0, os_h, h1, w1), {"windows": n, "resized": [h1, w1]}
@@ -111,8 +112,12 @@ class _Progress:
         rate = done / max(now - self.t0, 1e-9)
         eta = (self.total - done) / rate if rate else 0
         msg = f"[eval] {done}/{self.total} images, mIoU so far {miou:.2f}%, {rate:.2f} img/s, eta {eta:.0f} s"
-        print(("\r" + msg) if self.tty else msg, end="" if self.tty and done < self.total else "\n",
-              file=sys.stderr, flush=True)
+        print(
+            ("\r" + msg) if self.tty else msg,
+            end="" if self.tty and done < self.total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_pairs(run, pairs, dataset: str, in_hw, mean, std, out_hw, mode: str = "slide", progress: bool = False):
@@ -130,8 +135,10 @@ def run_pairs(run, pairs, dataset: str, in_hw, mean, std, out_hw, mode: str = "s
         image = read_image(img_path)
         label = read_label(lab_path, dataset)
         if label.shape != image.shape[:2]:
-            raise DatasetError(f"{Path(lab_path).name} is {label.shape[1]}x{label.shape[0]} but its image is "
-                               f"{image.shape[1]}x{image.shape[0]}: the label does not belong to the image")
+            raise DatasetError(
+                f"{Path(lab_path).name} is {label.shape[1]}x{label.shape[0]} but its image is "
+                f"{image.shape[1]}x{image.shape[0]}: the label does not belong to the image"
+            )
         pred, info = predict(run, image, in_hw, mean, std, out_hw, mode, layout.long_factor)
         cm.update(pred, label)
         windows += info["windows"]
@@ -140,8 +147,18 @@ def run_pairs(run, pairs, dataset: str, in_hw, mean, std, out_hw, mode: str = "s
     return cm, windows, slid
 
 
-def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, export_root=None,
-                    log=None, precision: str = "fp32", calib=None, calib_count=None) -> Path:
+def export_for_eval(
+    model: str,
+    fmt: str,
+    res,
+    num_classes: int,
+    weights=None,
+    export_root=None,
+    log=None,
+    precision: str = "fp32",
+    calib=None,
+    calib_count=None,
+) -> Path:
     """Export (or reuse, through the exporter's cache) the artifact for ``fmt``; returns the export folder.
 
     Folders: ``<export_root>/<weights stem or random-init>-<classes>c/<model>_<H>x<W>``.
@@ -156,22 +173,45 @@ def export_for_eval(model: str, fmt: str, res, num_classes: int, weights=None, e
     have = ok_formats(old) if old and old.get("num_classes") == num_classes else set()
     if precision == "int8":  # int8 formats share one calibration: convert only the one asked for
         have = set()
-    result = export_model(model, resolution=tuple(res), formats=sorted(have | {fmt}), precision=precision,
-                          graph="logits", weights=None if weights is None else str(weights), num_classes=num_classes,
-                          out=str(folder), log=log,
-                          **({"calib": calib, "calib_count": calib_count} if precision == "int8" else {}))
+    result = export_model(
+        model,
+        resolution=tuple(res),
+        formats=sorted(have | {fmt}),
+        precision=precision,
+        graph="logits",
+        weights=None if weights is None else str(weights),
+        num_classes=num_classes,
+        out=str(folder),
+        log=log,
+        **({"calib": calib, "calib_count": calib_count} if precision == "int8" else {}),
+    )
     entry = result.manifest["formats"].get(fmt) or {}
     if not entry.get("ok", False) and not (precision == "int8" and entry.get("files")):
         # an int8 artifact outside its parity limit is still evaluated: its mIoU is what the user asked for
-        raise EvalError(f"the {fmt} export of {model} at {res[0]}x{res[1]} failed "
-                        f"({entry.get('error') or (entry.get('parity') or {})}): see `mobileseg export --model "
-                        f"{model} --formats {fmt}`")
+        raise EvalError(
+            f"the {fmt} export of {model} at {res[0]}x{res[1]} failed "
+            f"({entry.get('error') or (entry.get('parity') or {})}): see `mobileseg export --model "
+            f"{model} --formats {fmt}`"
+        )
     return Path(result.out_dir)
 
 
-def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, weights=None, res=None,
-             limit: int | None = None, mode: str = "slide", export_root=None, progress: bool = True,
-             runtime: str | None = None, precision: str = "fp32", calib=None, calib_count=None) -> dict:
+def evaluate(
+    model: str,
+    data,
+    fmt: str = "onnx",
+    dataset: str | None = None,
+    weights=None,
+    res=None,
+    limit: int | None = None,
+    mode: str = "slide",
+    export_root=None,
+    progress: bool = True,
+    runtime: str | None = None,
+    precision: str = "fp32",
+    calib=None,
+    calib_count=None,
+) -> dict:
     """mIoU of ``model`` exported to ``fmt`` on the validation folder ``data``; returns the eval record (a dict).
 
     ``precision`` int8 (``calib``/``calib_count``: :mod:`mobileseg.export.calibration`) also evaluates the fp32
@@ -203,21 +243,35 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
 
         ck_classes = infer_num_classes(read_checkpoint(str(weights), spec), spec)
         if ck_classes and ck_classes != num_classes:
-            raise EvalError(f"the checkpoint {weights} predicts {ck_classes} classes but {dataset} has "
-                            f"{num_classes}: use weights trained on {dataset}")
+            raise EvalError(
+                f"the checkpoint {weights} predicts {ck_classes} classes but {dataset} has "
+                f"{num_classes}: use weights trained on {dataset}"
+            )
     if limit:
         pairs = pairs[:limit]
     say = (lambda m: print(f"[export] {m}", file=sys.stderr)) if progress else None
     if precision not in formats.FORMATS[fmt].precisions:
-        raise EvalError(f"{fmt} artifacts cannot be {precision}: choose from {', '.join(formats.FORMATS[fmt].precisions)}")
+        raise EvalError(
+            f"{fmt} artifacts cannot be {precision}: choose from {', '.join(formats.FORMATS[fmt].precisions)}"
+        )
     rt = get_runtime(runtime or formats.host_runtime(fmt))
     if formats.runtime_format(rt.name) != fmt:
         raise EvalError(f"runtime {rt.name} runs {formats.runtime_format(rt.name)} artifacts, not {fmt}")
     fp32 = None
     if precision != "fp32":
         fp32 = evaluate(model, data, fmt, dataset, weights, res, limit, mode, export_root, progress, rt.name)
-    folder = export_for_eval(spec.name, fmt, (h, w), num_classes, weights, export_root, log=say,
-                             precision=precision, calib=calib, calib_count=calib_count)
+    folder = export_for_eval(
+        spec.name,
+        fmt,
+        (h, w),
+        num_classes,
+        weights,
+        export_root,
+        log=say,
+        precision=precision,
+        calib=calib,
+        calib_count=calib_count,
+    )
     _, man = load_manifest(folder)
     entry = man["formats"][fmt]
     inp = man.get("input") or {}
@@ -233,26 +287,53 @@ def evaluate(model: str, data, fmt: str = "onnx", dataset: str | None = None, we
         sess.close()
     iou = cm.iou()
     return {
-        "kind": "eval", "schema_version": 1, "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": spec.name, "dataset": dataset, "split": "val", "format": fmt, "runtime": rt.name,
-        "runtime_version": rt.version(), "resolution": [h, w], "num_classes": num_classes,
-        "miou": round(cm.miou(), 4), "macc": round(cm.macc(), 4), "aacc": round(cm.aacc(), 4),
+        "kind": "eval",
+        "schema_version": 1,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": spec.name,
+        "dataset": dataset,
+        "split": "val",
+        "format": fmt,
+        "runtime": rt.name,
+        "runtime_version": rt.version(),
+        "resolution": [h, w],
+        "num_classes": num_classes,
+        "miou": round(cm.miou(), 4),
+        "macc": round(cm.macc(), 4),
+        "aacc": round(cm.aacc(), 4),
         "per_class_iou": [None if v != v else round(float(v) * 100, 4) for v in iou],
-        "images": len(pairs), "limit": limit, "data": str(data),
-        "test_time": {"mode": mode, "short_side": min(h, w), "long_max": int(layout.long_factor * min(h, w)),
-                      "keep_ratio": mode == "slide", "windows": windows, "images_slid": slid,
-                      "logits": "bilinear from the output grid to the label size"},
-        "weights": {"path": str(weights) if weights else None, "sha256": _sha256(weights) if weights else None,
-                    "note": None if weights else "random initialisation: the mIoU is meaningless"},
-        "export_dir": str(folder), "seconds": round(time.monotonic() - t0, 3),
+        "images": len(pairs),
+        "limit": limit,
+        "data": str(data),
+        "test_time": {
+            "mode": mode,
+            "short_side": min(h, w),
+            "long_max": int(layout.long_factor * min(h, w)),
+            "keep_ratio": mode == "slide",
+            "windows": windows,
+            "images_slid": slid,
+            "logits": "bilinear from the output grid to the label size",
+        },
+        "weights": {
+            "path": str(weights) if weights else None,
+            "sha256": _sha256(weights) if weights else None,
+            "note": None if weights else "random initialisation: the mIoU is meaningless",
+        },
+        "export_dir": str(folder),
+        "seconds": round(time.monotonic() - t0, 3),
         **(_int8_fields(man, fp32, cm.miou()) if fp32 is not None else {"precision": precision}),
     }
 
 
 def _int8_fields(man: dict, fp32: dict, miou: float) -> dict:
     """What an int8 eval record adds: the fp32 artifact's mIoU on the same images, the delta, the calibration."""
-    return {"precision": man.get("precision"), "fp32_miou": fp32["miou"], "miou_delta": round(miou - fp32["miou"], 4),
-            "fp32_export_dir": fp32["export_dir"], "int8": man.get("int8")}
+    return {
+        "precision": man.get("precision"),
+        "fp32_miou": fp32["miou"],
+        "miou_delta": round(miou - fp32["miou"], 4),
+        "fp32_export_dir": fp32["export_dir"],
+        "int8": man.get("int8"),
+    }
 
 
 def append_record(record: dict, path) -> Path:

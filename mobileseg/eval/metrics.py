@@ -3,6 +3,7 @@
 IoU of class c = TP / (TP + FP + FN). A class that is neither in the labels nor in the predictions of the whole
 evaluation has no IoU (NaN) and is left out of the mean; a class predicted but never labelled has IoU 0.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,12 +26,15 @@ class ConfusionMatrix:
         pred, label = pred[keep], label[keep]
         bad = (label < 0) | (label >= self.num_classes)
         if bad.any():
-            raise ValueError(f"label value {int(label[bad][0])} is outside 0..{self.num_classes - 1} "
-                             f"and is not the ignore index {self.ignore_index}")
+            raise ValueError(
+                f"label value {int(label[bad][0])} is outside 0..{self.num_classes - 1} "
+                f"and is not the ignore index {self.ignore_index}"
+            )
         if ((pred < 0) | (pred >= self.num_classes)).any():
             raise ValueError(f"prediction outside 0..{self.num_classes - 1}")
-        self.counts += np.bincount(label * self.num_classes + pred,
-                                   minlength=self.num_classes ** 2).reshape(self.num_classes, self.num_classes)
+        self.counts += np.bincount(label * self.num_classes + pred, minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
 
     def iou(self) -> np.ndarray:
         tp = np.diag(self.counts).astype(np.float64)

@@ -4,6 +4,7 @@ align_corners=False)`` and OpenCV ``INTER_LINEAR`` when up-sampling; no anti-ali
 A 2-D bilinear resize is ``Ry @ X @ Rx.T``; keeping the matrices lets the logits be resampled to a large label
 in row bands, so a 150-class map at full label size never has to exist in memory at once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,9 @@ def resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.einsum("yh,hwc,xw->yxc", ry, x, rx, optimize=True)
 
 
-def logits_to_labels(logits: np.ndarray, out_h: int, out_w: int, stride: float, valid_h: float, valid_w: float,
-                     band: int = 64) -> np.ndarray:
+def logits_to_labels(
+    logits: np.ndarray, out_h: int, out_w: int, stride: float, valid_h: float, valid_w: float, band: int = 64
+) -> np.ndarray:
     """Argmax of ``logits`` (C x h x w, on a grid of ``stride`` pixels) bilinearly resampled to out_h x out_w.
 
     ``valid_h x valid_w`` (pixels of the model's input canvas) is the part of the canvas that holds the image (the
@@ -50,6 +52,6 @@ def logits_to_labels(logits: np.ndarray, out_h: int, out_w: int, stride: float, 
     out = np.empty((out_h, out_w), dtype=np.int64)
     tmp = np.einsum("chw,xw->chx", logits.astype(np.float32), rx, optimize=True)  # C x h x out_w
     for y0 in range(0, out_h, band):
-        part = np.einsum("yh,chx->cyx", ry[y0:y0 + band], tmp, optimize=True)
-        out[y0:y0 + band] = part.argmax(0)
+        part = np.einsum("yh,chx->cyx", ry[y0 : y0 + band], tmp, optimize=True)
+        out[y0 : y0 + band] = part.argmax(0)
     return out

@@ -3,10 +3,10 @@ TFLite, ExecuTorch; fp32, fp16 or int8) with a manifest and a parity check each.
 
 ``export_model(...)`` (see :mod:`mobileseg.export.api`) is the Python API behind ``mobileseg export``.
 """
+
 from __future__ import annotations
 
 from .fold import FoldError, fold_batchnorm
-
 
 
 def export_model(*args, **kwargs):

@@ -1,4 +1,5 @@
 """Helpers shared by the format exporters: quiet native output, package versions, file records."""
+
 from __future__ import annotations
 
 import contextlib

@@ -7,6 +7,7 @@ precision, names), ``model.pt`` (the exact nn.Module, pickled) and ``input.npy``
 the :class:`~mobileseg.export._util.Converted` fields, or ``{"error": ...}`` for a converter failure.
 :class:`Worker` is the parent's side (spawn, submit, result, stop); :func:`run_job` the child's.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,13 @@ class Worker:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
         # the child's output goes to a file: a pipe nobody reads until the end could fill up and stall the child
         log = open(os.path.join(job.name, "worker.log"), "w")
-        proc = subprocess.Popen([sys.executable, "-m", "mobileseg.export._worker", job.name, fmt], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mobileseg.export._worker", job.name, fmt],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         say(f"{fmt}: a child process (pid {proc.pid}) will convert it alongside the other formats")
         return cls(fmt, proc, job, log)
 
@@ -58,8 +64,17 @@ class Worker:
         np.save(os.path.join(self.job.name, "input.npy"), x)
         tmp = os.path.join(self.job.name, "job.json.tmp")
         with open(tmp, "w") as f:
-            json.dump({"format": self.fmt, "out_dir": out_dir, "precision": precision, "input_name": "input",
-                       "output_name": out_name, "sys_path": list(sys.path)}, f)
+            json.dump(
+                {
+                    "format": self.fmt,
+                    "out_dir": out_dir,
+                    "precision": precision,
+                    "input_name": "input",
+                    "output_name": out_name,
+                    "sys_path": list(sys.path),
+                },
+                f,
+            )
         from ._util import remove_stale_files
 
         remove_stale_files(out_dir, self.fmt)
@@ -88,8 +103,9 @@ class Worker:
             if self.proc.returncode != 0 or not os.path.isfile(path):
                 with open(self.log.name, errors="replace") as f:
                     tail = " | ".join(ln.strip() for ln in f.read().splitlines() if ln.strip())[-300:]
-                raise ConverterFailure(f"the {self.fmt} conversion process exited with code {self.proc.returncode}"
-                                       f" ({tail})")
+                raise ConverterFailure(
+                    f"the {self.fmt} conversion process exited with code {self.proc.returncode} ({tail})"
+                )
             with open(path) as f:
                 res = json.load(f)
         finally:
@@ -129,12 +145,23 @@ def run_job(job_dir: str, fmt: str, wait_s: float = 600.0) -> dict:
     model = torch.load(os.path.join(job_dir, "model.pt"), weights_only=False).eval()
     x = torch.from_numpy(np.load(os.path.join(job_dir, "input.npy")))
     try:
-        conv = mod.convert(model, x, job["out_dir"], precision=job["precision"], input_name=job["input_name"],
-                           output_name=job["output_name"])
+        conv = mod.convert(
+            model,
+            x,
+            job["out_dir"],
+            precision=job["precision"],
+            input_name=job["input_name"],
+            output_name=job["output_name"],
+        )
     except ConverterFailure as exc:
         return {"error": str(exc)}
-    return {"files": conv.files, "input_name": conv.input_name, "output_name": conv.output_name,
-            "op_histogram": conv.op_histogram, "info": conv.info}
+    return {
+        "files": conv.files,
+        "input_name": conv.input_name,
+        "output_name": conv.output_name,
+        "op_histogram": conv.op_histogram,
+        "info": conv.info,
+    }
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ still holds, including formats exported by earlier calls into the same folder an
 PyTorch work runs on one thread (see :func:`torch_threads`); when TFLite and another format are converted, TFLite
 converts in a child process alongside them (:class:`mobileseg.export._worker.Worker`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,19 @@ from .. import parity as _parity_rules
 from ..formats import DEFAULT_EXPORT_FORMATS, GRAPHS, PRECISIONS
 from ..manifest import SCHEMA_VERSION, export_dir_name  # noqa: F401  (export_dir_name: re-exported)
 from ._util import ConverterFailure, ExportError, package_version, remove_stale_files  # noqa: F401  (ExportError: re-exported)
-from .reference import (INPUT_SEED, LOGIT_SPREAD, WEIGHTS_SEED, Reference, build_export_model,  # noqa: F401
-                        build_reference, fold_resolution, margin_figures, reference_input, reference_margins, top2)
-
+from .reference import (
+    INPUT_SEED,
+    LOGIT_SPREAD,
+    WEIGHTS_SEED,
+    Reference,
+    build_export_model,  # noqa: F401
+    build_reference,
+    fold_resolution,  # noqa: F401
+    margin_figures,
+    reference_input,  # noqa: F401
+    reference_margins,  # noqa: F401
+    top2,
+)
 
 
 @dataclass
@@ -61,15 +72,27 @@ class ExportJob:
     @property
     def cache_fields(self) -> dict:
         h, w = self.resolution
-        fields = {"model": self.spec.name, "weights_sha256": self.weights_sha, "num_classes": self.num_classes,
-                  "resolution": [h, w], "precision": self.precision, "graph": self.graph, "parity": bool(self.parity)}
+        fields = {
+            "model": self.spec.name,
+            "weights_sha256": self.weights_sha,
+            "num_classes": self.num_classes,
+            "resolution": [h, w],
+            "precision": self.precision,
+            "graph": self.graph,
+            "parity": bool(self.parity),
+        }
         if self.int8 is not None:
             fields["int8"] = self.int8.cache_fields()
         return fields
 
     def cache_key(self, fmt: str) -> str:
-        payload = dict(self.cache_fields, format=fmt, converter_versions=_converter(fmt).converter_versions(),
-                       mobileseg=self.versions["mobileseg"], schema_version=SCHEMA_VERSION)
+        payload = dict(
+            self.cache_fields,
+            format=fmt,
+            converter_versions=_converter(fmt).converter_versions(),
+            mobileseg=self.versions["mobileseg"],
+            schema_version=SCHEMA_VERSION,
+        )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -110,16 +133,24 @@ class ExportResult:
             p = e.get("parity") or {}
             size = sum(f["bytes"] for f in e.get("files", []))
             earlier = bool(self.requested) and fmt not in self.requested
-            rows.append({"format": fmt, "runtime": (e.get("runtime") or {}).get("name", ""),
-                         "ok": "yes" if e.get("ok") else "NO", "MB": f"{size / 1e6:.2f}" if size else "-",
-                         "max_abs": _fmt(p.get("max_abs")), "rel_l2": _fmt(p.get("rel_l2")),
-                         "limit": _fmt(p.get("limit_rel_l2") if "limit_argmax_agree" not in p
-                                       else p.get("limit_argmax_agree")),
-                         "argmax_agree": _fmt(p.get("argmax_agree"), ".4f"),
-                         "top2_margin": _fmt(p.get("top2_margin_median"), ".3g"),
-                         "seconds": _fmt(e.get("seconds", {}).get("convert"), ".1f"),
-                         "cached": "earlier" if earlier else ("yes" if fmt in self.reused else ""),
-                         "error": (e.get("error") or "")[:160]})
+            rows.append(
+                {
+                    "format": fmt,
+                    "runtime": (e.get("runtime") or {}).get("name", ""),
+                    "ok": "yes" if e.get("ok") else "NO",
+                    "MB": f"{size / 1e6:.2f}" if size else "-",
+                    "max_abs": _fmt(p.get("max_abs")),
+                    "rel_l2": _fmt(p.get("rel_l2")),
+                    "limit": _fmt(
+                        p.get("limit_rel_l2") if "limit_argmax_agree" not in p else p.get("limit_argmax_agree")
+                    ),
+                    "argmax_agree": _fmt(p.get("argmax_agree"), ".4f"),
+                    "top2_margin": _fmt(p.get("top2_margin_median"), ".3g"),
+                    "seconds": _fmt(e.get("seconds", {}).get("convert"), ".1f"),
+                    "cached": "earlier" if earlier else ("yes" if fmt in self.reused else ""),
+                    "error": (e.get("error") or "")[:160],
+                }
+            )
         return rows
 
 
@@ -136,8 +167,12 @@ def _converter(fmt: str):
 def _versions(formats) -> dict:
     from .. import __version__
 
-    v = {"mobileseg": __version__, "python": platform.python_version(), "numpy": np.__version__,
-         "torch": package_version("torch")}
+    v = {
+        "mobileseg": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": package_version("torch"),
+    }
     for fmt in formats:
         v.update(_converter(fmt).converter_versions())
     if "onnx" in formats:
@@ -156,8 +191,10 @@ def _prepare_out_dir(out_dir: str) -> bool:
             f.write("ok")
         os.remove(probe)
     except OSError as exc:
-        raise ExportError(f"cannot write to the output folder {out_dir} ({exc.strerror or exc}): "
-                          "choose a writable folder with --export-dir (or --out, the export folder itself)") from None
+        raise ExportError(
+            f"cannot write to the output folder {out_dir} ({exc.strerror or exc}): "
+            "choose a writable folder with --export-dir (or --out, the export folder itself)"
+        ) from None
     return created
 
 
@@ -179,12 +216,15 @@ def _check_folder_holds(out_dir: str, model: str, resolution, precision: str, gr
     mine = {"model": model, "resolution": list(resolution), "precision": precision, "graph": graph}
     differ = [k for k in mine if (old.get(k) or _OLD_DEFAULTS.get(k)) != mine[k]]
     if differ:
-        what = ", ".join(f"{k} {_text(old.get(k) or _OLD_DEFAULTS.get(k))} (this export: {_text(mine[k])})"
-                         for k in differ)
-        raise ExportError(f"{out_dir} already holds another export ({', '.join(have)}; {what}): one folder holds "
-                          "one model, resolution, precision and graph, so give this export its own --out (or leave "
-                          "--out out: each gets export/<model>_<H>x<W>[_<precision>][_<graph>]), or delete that "
-                          "folder first")
+        what = ", ".join(
+            f"{k} {_text(old.get(k) or _OLD_DEFAULTS.get(k))} (this export: {_text(mine[k])})" for k in differ
+        )
+        raise ExportError(
+            f"{out_dir} already holds another export ({', '.join(have)}; {what}): one folder holds "
+            "one model, resolution, precision and graph, so give this export its own --out (or leave "
+            "--out out: each gets export/<model>_<H>x<W>[_<precision>][_<graph>]), or delete that "
+            "folder first"
+        )
 
 
 _OLD_DEFAULTS = {"precision": "fp32", "graph": "logits"}
@@ -194,8 +234,16 @@ def _text(v) -> str:
     return "x".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
-def check_artifact(fmt: str, entry: dict, manifest: dict, out_dir: str, ref: Reference, precision: str,
-                   graph: str, runtime: str | None = None) -> dict:
+def check_artifact(
+    fmt: str,
+    entry: dict,
+    manifest: dict,
+    out_dir: str,
+    ref: Reference,
+    precision: str,
+    graph: str,
+    runtime: str | None = None,
+) -> dict:
     """Run the ``fmt`` artifact at 1 thread with ``runtime`` (default: the format's host runtime) and judge it
     (:func:`mobileseg.parity.check`)."""
     from ..runtimes import get_runtime, runtime_for_format
@@ -238,19 +286,34 @@ def _check_options(formats, precision, graph):
         raise ExportError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
     if formats == ["torch"] and precision not in _formats.FORMATS["torch"].precisions:
         able = [f for f, row in _formats.FORMATS.items() if precision in row.precisions and f != "torch"]
-        raise ExportError(f"--precision {precision} --formats torch would write only the fp32 model.pt (torch is "
-                          f"the fp32 eager reference at every precision): add a format written at {precision} "
-                          f"(--formats {','.join(able)}; torch then comes along as the reference)")
+        raise ExportError(
+            f"--precision {precision} --formats torch would write only the fp32 model.pt (torch is "
+            f"the fp32 eager reference at every precision): add a format written at {precision} "
+            f"(--formats {','.join(able)}; torch then comes along as the reference)"
+        )
     if graph not in GRAPHS:
         raise ExportError(f"unknown graph '{graph}': choose logits or argmax")
     return list(dict.fromkeys(formats))
 
 
-def export_model(model: str, resolution=None, formats=DEFAULT_EXPORT_FORMATS, precision: str = "fp32",
-                 graph: str = "logits", weights: str | None = None, num_classes: int | None = None,
-                 out: str | None = None, parity: bool = True, force: bool = False, log=None,
-                 parity_runtimes=None, calib=None, calib_count: int | None = None,
-                 int8_keep_float=None, input_shape=None) -> ExportResult:
+def export_model(
+    model: str,
+    resolution=None,
+    formats=DEFAULT_EXPORT_FORMATS,
+    precision: str = "fp32",
+    graph: str = "logits",
+    weights: str | None = None,
+    num_classes: int | None = None,
+    out: str | None = None,
+    parity: bool = True,
+    force: bool = False,
+    log=None,
+    parity_runtimes=None,
+    calib=None,
+    calib_count: int | None = None,
+    int8_keep_float=None,
+    input_shape=None,
+) -> ExportResult:
     """Export ``model`` at ``resolution`` to ``formats`` with a manifest, checking each artifact's parity.
 
     Args:
@@ -299,8 +362,9 @@ def factory_resolution(model: str, input_shape, resolution):
     if input_shape is None:
         return resolution
     if not is_factory_name(model):
-        raise ExportError(f"--input-shape is for a factory of your own (--model my_package.my_module:build_fn); "
-                          f"{model} takes --res")
+        raise ExportError(
+            f"--input-shape is for a factory of your own (--model my_package.my_module:build_fn); {model} takes --res"
+        )
     _, c, h, w = parse_input_shape(input_shape)
     if resolution is not None:
         from ..registry import parse_resolution
@@ -318,14 +382,13 @@ def _check_parity_runtimes(names, formats) -> dict:
     from ..runtimes import get_runtime
 
     chosen = {}
-    for name in ([n for n in names.split(",") if n.strip()] if isinstance(names, str) else list(names or [])):
+    for name in [n for n in names.split(",") if n.strip()] if isinstance(names, str) else list(names or []):
         key = _formats.runtime_key(name)
         if key is None:
             raise ExportError(f"unknown parity runtime '{name}': choose from {', '.join(_formats.RUNTIMES)}")
         fmt = _formats.runtime_format(key)
         if fmt not in formats:
-            raise ExportError(f"{key} checks {fmt} artifacts, which this export does not write: add {fmt} to "
-                              "--formats")
+            raise ExportError(f"{key} checks {fmt} artifacts, which this export does not write: add {fmt} to --formats")
         get_runtime(key).check()
         chosen[fmt] = key
     return chosen
@@ -349,8 +412,7 @@ def torch_threads(n: int):
         torch.set_num_threads(prev)
 
 
-def _make_job(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force,
-              log) -> ExportJob:
+def _make_job(model, resolution, formats, precision, graph, weights, num_classes, out, parity, force, log) -> ExportJob:
     """Check every option (one clear error each) and turn the call into an :class:`ExportJob`."""
     from ..checkpoint import check_checkpoint_file, file_sha256
     from ..registry import get_spec, parse_resolution
@@ -369,9 +431,23 @@ def _make_job(model, resolution, formats, precision, graph, weights, num_classes
     out_dir = os.path.abspath(out or os.path.join("export", export_dir_name(spec.name, (h, w), precision, graph)))
     _check_folder_holds(out_dir, spec.name, (h, w), precision, graph)
     created = _prepare_out_dir(out_dir)
-    return ExportJob(spec, (h, w), formats, precision, graph, weights, weights_sha, num_classes, out_dir,
-                     bool(parity), bool(force), log or (lambda _msg: None), t0, _versions(formats),
-                     created_dir=created)
+    return ExportJob(
+        spec,
+        (h, w),
+        formats,
+        precision,
+        graph,
+        weights,
+        weights_sha,
+        num_classes,
+        out_dir,
+        bool(parity),
+        bool(force),
+        log or (lambda _msg: None),
+        t0,
+        _versions(formats),
+        created_dir=created,
+    )
 
 
 @dataclass
@@ -390,13 +466,18 @@ class _Plan:
 def _plan(job: ExportJob) -> _Plan:
     out_dir = job.out_dir
     old = _manifest.read(out_dir)
-    ref_ok = all(os.path.isfile(os.path.join(out_dir, p)) for p in (_manifest.REFERENCE_INPUT,
-                                                                   _manifest.REFERENCE_OUTPUT))
+    ref_ok = all(
+        os.path.isfile(os.path.join(out_dir, p)) for p in (_manifest.REFERENCE_INPUT, _manifest.REFERENCE_OUTPUT)
+    )
     # every format's entry that still holds (same cache key, files intact, passed): formats asked for now are
     # reused unless `force`; formats exported earlier and not asked for now are kept in the manifest
-    valid = {f: e for f in _formats.FORMATS
-             if ref_ok and (e := _manifest.intact_entry(out_dir, old, f, job.cache_key(f)))
-             and (f not in job.parity_runtimes or (e.get("runtime") or {}).get("name") == job.parity_runtimes[f])}
+    valid = {
+        f: e
+        for f in _formats.FORMATS
+        if ref_ok
+        and (e := _manifest.intact_entry(out_dir, old, f, job.cache_key(f)))
+        and (f not in job.parity_runtimes or (e.get("runtime") or {}).get("name") == job.parity_runtimes[f])
+    }
     reused = {} if job.force else {f: valid[f] for f in job.formats if f in valid}
     kept = {f: valid[f] for f in _formats.FORMATS if f in valid and f not in job.formats}
     return _Plan(old, reused, kept, [f for f in job.formats if f not in reused])
@@ -408,13 +489,17 @@ def _run(job: ExportJob) -> ExportResult:
     if plan.old and not plan.todo:
         manifest = dict(plan.old)
         manifest["formats"] = {f: plan.entry_of(f) for f in _formats.FORMATS if plan.entry_of(f)}
-        manifest["parity_runtime"] = {f: (e.get("runtime") or {}).get("name") for f, e in manifest["formats"].items()
-                                      if (e.get("runtime") or {}).get("name")}
+        manifest["parity_runtime"] = {
+            f: (e.get("runtime") or {}).get("name")
+            for f, e in manifest["formats"].items()
+            if (e.get("runtime") or {}).get("name")
+        }
         if manifest["formats"].keys() != (plan.old.get("formats") or {}).keys():
             _manifest.write(job.out_dir, manifest)  # drop entries whose artifacts no longer hold
         job.say(f"{job.spec.name} {h}x{w}: every artifact is up to date in {job.out_dir} (cache)")
-        return ExportResult(job.out_dir, manifest, True, time.perf_counter() - job.t0, list(job.formats),
-                            list(job.formats))
+        return ExportResult(
+            job.out_dir, manifest, True, time.perf_counter() - job.t0, list(job.formats), list(job.formats)
+        )
     if plan.kept:
         job.versions = {**(plan.old.get("versions") or {}), **job.versions}
     from ._worker import Worker
@@ -438,32 +523,63 @@ def _new_manifest(job: ExportJob, ref: Reference) -> dict:
     h, w = job.resolution
     spec, info = job.spec, ref.info
     if job.weights is None:
-        note = (f"random weights (torch.manual_seed({WEIGHTS_SEED})); classifier {info['classifier']} "
-                + ("bias shifted by each class's mean over the reference pixels and " if info["classifier_shift"]
-                   else "") + f"scaled by {info['classifier_scale']} (logit std {LOGIT_SPREAD}); the top-2 margin "
-                "in reference.margins and in each parity entry says how much the argmax agreement can show")
+        note = (
+            f"random weights (torch.manual_seed({WEIGHTS_SEED})); classifier {info['classifier']} "
+            + ("bias shifted by each class's mean over the reference pixels and " if info["classifier_shift"] else "")
+            + f"scaled by {info['classifier_scale']} (logit std {LOGIT_SPREAD}); the top-2 margin "
+            "in reference.margins and in each parity entry says how much the argmax agreement can show"
+        )
     else:
         note = "checkpoint loaded with strict=True"
     random = job.weights is None
     return {
-        "schema_version": SCHEMA_VERSION, "model": spec.name, "task": spec.task, "resolution": [h, w],
+        "schema_version": SCHEMA_VERSION,
+        "model": spec.name,
+        "task": spec.task,
+        "resolution": [h, w],
         "num_classes": info["num_classes"],
-        "weights": {"path": job.weights, "sha256": job.weights_sha, "note": note,
-                    "classifier_scale": info["classifier_scale"] if random else None,
-                    "classifier_shift": info["classifier_shift"] if random else None,
-                    "seed": WEIGHTS_SEED if random else None},
-        "graph": job.graph, "precision": job.precision,
-        "graph_note": ("logits at the model's own stride" if job.graph == "logits" else
-                       "logits bilinearly resized to the input size, then argmax over classes (int64 class map)"),
-        "input": {"name": "input", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW",
-                  "mean": list(spec.mean), "std": list(spec.std), "range": "RGB 0..255, then (x - mean) / std"},
-        "output": {"name": ref.out_name, "shape": list(ref.ref.shape), "dtype": str(ref.ref.dtype),
-                   "stride": spec.output_stride if job.graph == "logits" and spec.task == "segmentation" else 1},
+        "weights": {
+            "path": job.weights,
+            "sha256": job.weights_sha,
+            "note": note,
+            "classifier_scale": info["classifier_scale"] if random else None,
+            "classifier_shift": info["classifier_shift"] if random else None,
+            "seed": WEIGHTS_SEED if random else None,
+        },
+        "graph": job.graph,
+        "precision": job.precision,
+        "graph_note": (
+            "logits at the model's own stride"
+            if job.graph == "logits"
+            else "logits bilinearly resized to the input size, then argmax over classes (int64 class map)"
+        ),
+        "input": {
+            "name": "input",
+            "shape": [1, 3, h, w],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "range": "RGB 0..255, then (x - mean) / std",
+        },
+        "output": {
+            "name": ref.out_name,
+            "shape": list(ref.ref.shape),
+            "dtype": str(ref.ref.dtype),
+            "stride": spec.output_stride if job.graph == "logits" and spec.task == "segmentation" else 1,
+        },
         "fold": info["fold"],
         "complexity": info["complexity"],
-        "reference": {"input": _manifest.REFERENCE_INPUT, "output": _manifest.REFERENCE_OUTPUT, "seed": INPUT_SEED,
-                      "margins": ref.margins},
-        "formats": {}, "parity_runtime": {}, "versions": job.versions, "export_seconds": None,
+        "reference": {
+            "input": _manifest.REFERENCE_INPUT,
+            "output": _manifest.REFERENCE_OUTPUT,
+            "seed": INPUT_SEED,
+            "margins": ref.margins,
+        },
+        "formats": {},
+        "parity_runtime": {},
+        "versions": job.versions,
+        "export_seconds": None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cache": {"key_fields": sorted(job.cache_fields) + ["converter_versions", "mobileseg"]},
         **({"int8": job.int8.manifest_entry()} if job.int8 is not None else {}),
@@ -472,19 +588,28 @@ def _new_manifest(job: ExportJob, ref: Reference) -> dict:
 
 def _build_convert_check(job: ExportJob, plan: _Plan, background: dict) -> ExportResult:
     h, w = job.resolution
-    ref = build_reference(job.spec, job.resolution, job.graph, job.weights, job.num_classes,
-                          x=job.int8.parity_input() if job.int8 is not None else None)
+    ref = build_reference(
+        job.spec,
+        job.resolution,
+        job.graph,
+        job.weights,
+        job.num_classes,
+        x=job.int8.parity_input() if job.int8 is not None else None,
+    )
     os.makedirs(os.path.join(job.out_dir, "reference"), exist_ok=True)
     np.save(os.path.join(job.out_dir, _manifest.REFERENCE_INPUT), ref.x)
     np.save(os.path.join(job.out_dir, _manifest.REFERENCE_OUTPUT), ref.ref)
     fold = ref.info["fold"]
-    job.say(f"{job.spec.name} {h}x{w}: BatchNorm folded ({fold['batchnorm_before']} BN, verify rel L2 "
-            f"{fold['verify_rel_l2']:.1e} at {'x'.join(map(str, fold['verify_resolution']))}), "
-            f"reference in {ref.seconds:.1f} s")
+    job.say(
+        f"{job.spec.name} {h}x{w}: BatchNorm folded ({fold['batchnorm_before']} BN, verify rel L2 "
+        f"{fold['verify_rel_l2']:.1e} at {'x'.join(map(str, fold['verify_resolution']))}), "
+        f"reference in {ref.seconds:.1f} s"
+    )
     manifest = _new_manifest(job, ref)
     for fmt, worker in list(background.items()):
-        if not worker.submit(_graph_for(ref.net, job.graph, fmt), ref.x, job.out_dir, job.precision, ref.out_name,
-                             job.say):
+        if not worker.submit(
+            _graph_for(ref.net, job.graph, fmt), ref.x, job.out_dir, job.precision, ref.out_name, job.say
+        ):
             background[fmt] = None  # converts in this process
     for fmt in _formats.FORMATS:
         earlier = plan.entry_of(fmt)
@@ -499,8 +624,9 @@ def _build_convert_check(job: ExportJob, plan: _Plan, background: dict) -> Expor
         manifest["formats"][fmt] = _convert_and_check(job, fmt, ref, manifest, background.get(fmt))
     manifest["export_seconds"] = round(time.perf_counter() - job.t0, 3)
     _manifest.write(job.out_dir, manifest)
-    return ExportResult(job.out_dir, manifest, False, time.perf_counter() - job.t0, list(plan.reused),
-                        list(job.formats))
+    return ExportResult(
+        job.out_dir, manifest, False, time.perf_counter() - job.t0, list(plan.reused), list(job.formats)
+    )
 
 
 def _graph_for(net, graph: str, fmt: str):
@@ -517,9 +643,18 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
 
     say, out_dir = job.say, job.out_dir
     mod = _converter(fmt)
-    entry = {"files": [], "input_name": None, "output_name": None, "op_histogram": {},
-             "converter": {"name": mod.CONVERTER, "version": mod.converter_versions()}, "ok": False, "error": None,
-             "parity": {"checked": False}, "seconds": {}, "cache_key": job.cache_key(fmt)}
+    entry = {
+        "files": [],
+        "input_name": None,
+        "output_name": None,
+        "op_histogram": {},
+        "converter": {"name": mod.CONVERTER, "version": mod.converter_versions()},
+        "ok": False,
+        "error": None,
+        "parity": {"checked": False},
+        "seconds": {},
+        "cache_key": job.cache_key(fmt),
+    }
     from .quantize import artifact_precision
 
     module = _graph_for(ref.net, job.graph, fmt)
@@ -534,8 +669,15 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
                 conv = job.int8.convert(fmt, module, torch.from_numpy(ref.x), out_dir, ref.out_name, say)
             else:
                 say(f"{fmt}: converting with {mod.CONVERTER} ...")
-                conv = mod.convert(module, torch.from_numpy(ref.x), out_dir, precision=precision,
-                                   input_name="input", output_name=ref.out_name, log=say)
+                conv = mod.convert(
+                    module,
+                    torch.from_numpy(ref.x),
+                    out_dir,
+                    precision=precision,
+                    input_name="input",
+                    output_name=ref.out_name,
+                    log=say,
+                )
     except ConverterFailure as exc:
         entry["error"] = str(exc)
         entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
@@ -544,8 +686,13 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
     entry["seconds"]["convert"] = round(time.perf_counter() - t, 3)
     if worker is not None:
         entry["seconds"]["converted_in"] = "child process (alongside the other formats)"
-    entry.update(files=[_manifest.file_record(p, out_dir) for p in conv.files], input_name=conv.input_name,
-                 output_name=conv.output_name, op_histogram=conv.op_histogram, info=dict(conv.info))
+    entry.update(
+        files=[_manifest.file_record(p, out_dir) for p in conv.files],
+        input_name=conv.input_name,
+        output_name=conv.output_name,
+        op_histogram=conv.op_histogram,
+        info=dict(conv.info),
+    )
     if module is not ref.net:
         entry["info"]["argmax_formulation"] = module.formulation
         with torch.no_grad():
@@ -557,12 +704,15 @@ def _convert_and_check(job: ExportJob, fmt: str, ref: Reference, manifest: dict,
         return entry
     t = time.perf_counter()
     try:
-        entry["parity"] = check_artifact(fmt, entry, manifest, out_dir, ref, precision, job.graph,
-                                         job.parity_runtimes.get(fmt))
+        entry["parity"] = check_artifact(
+            fmt, entry, manifest, out_dir, ref, precision, job.graph, job.parity_runtimes.get(fmt)
+        )
     except Exception as exc:  # the runtime cannot load or run the artifact
         entry["parity"] = {"checked": False}
-        entry["error"] = (f"{fmt} artifact does not run in its runtime: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        entry["error"] = (
+            f"{fmt} artifact does not run in its runtime: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        )
         say(f"{fmt}: FAILED: {entry['error']}")
         return entry
     entry["seconds"]["parity"] = round(time.perf_counter() - t, 3)

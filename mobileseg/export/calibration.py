@@ -11,6 +11,7 @@ preprocessing, recorded in the manifest (``int8.calibration``) and in the cache 
 Without a folder, ``count`` seeded procedural images (:mod:`mobileseg.export.synthetic`) are used, and the manifest
 and every record say so in words: such ranges fit the procedural task, not a user's photos.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,11 +54,18 @@ class Calibration:
 
     def record(self) -> dict:
         """The manifest's ``int8.calibration`` entry."""
-        rec = {"source": self.source, "folder": self.folder, "images": self.count, "sha256": self.sha256,
-               "preprocessing": "bilinear resize to the input size, RGB 0..255, (x - mean) / std"}
+        rec = {
+            "source": self.source,
+            "folder": self.folder,
+            "images": self.count,
+            "sha256": self.sha256,
+            "preprocessing": "bilinear resize to the input size, RGB 0..255, (x - mean) / std",
+        }
         if self.synthetic:
-            rec["note"] = ("no --calib folder given: calibrated on synthetic images (seeded procedural shapes, "
-                           "mobileseg.export.synthetic), not on real data")
+            rec["note"] = (
+                "no --calib folder given: calibrated on synthetic images (seeded procedural shapes, "
+                "mobileseg.export.synthetic), not on real data"
+            )
         return rec
 
 
@@ -73,8 +81,10 @@ def list_images(folder) -> list[Path]:
     top = next((root / d for d in ("images", "leftImg8bit") if (root / d).is_dir()), root)
     files = sorted(p for p in top.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise CalibrationError(f"calibration folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)}): put a few "
-                               "dozen images like the ones the model will see there")
+        raise CalibrationError(
+            f"calibration folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)}): put a few "
+            "dozen images like the ones the model will see there"
+        )
     return files
 
 
@@ -83,14 +93,17 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow comes with matplotlib
-        raise CalibrationError("reading calibration images needs Pillow: pip install pillow (part of the onnx and "
-                               "tflite extras)") from None
+        raise CalibrationError(
+            "reading calibration images needs Pillow: pip install pillow (part of the onnx and tflite extras)"
+        ) from None
     try:
         with Image.open(path) as im:
             return np.ascontiguousarray(np.array(im.convert("RGB")))
     except Exception as exc:  # noqa: BLE001 - any decoder error is a bad file, named to the user
-        raise CalibrationError(f"cannot read calibration image {path} ({type(exc).__name__}): the file is damaged "
-                               "or not an image; remove it from the --calib folder") from None
+        raise CalibrationError(
+            f"cannot read calibration image {path} ({type(exc).__name__}): the file is damaged "
+            "or not an image; remove it from the --calib folder"
+        ) from None
 
 
 def preprocess(image: np.ndarray, resolution, mean, std) -> np.ndarray:
@@ -134,8 +147,9 @@ def load(folder, resolution, mean, std, count: int | None = None) -> Calibration
         images.append(preprocess(read_rgb(f), (h, w), mean, std))
         names.append([f.relative_to(root).as_posix(), sha256_file(f)])
     digest = hashlib.sha256(json.dumps(dict(prep, files=names), sort_keys=True).encode()).hexdigest()
-    return Calibration(np.stack(images), f"folder: {len(files)} images", str(root.resolve()),
-                       [n for n, _ in names], digest)
+    return Calibration(
+        np.stack(images), f"folder: {len(files)} images", str(root.resolve()), [n for n, _ in names], digest
+    )
 
 
 def check_folder(folder) -> None:

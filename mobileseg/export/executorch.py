@@ -8,6 +8,7 @@ adapter casts the float32 input and the output). Ops XNNPACK does not take stay 
 kernels: the op histogram counts ``executorch_call_delegate`` (XNNPACK subgraphs) and every op left outside them.
 Facts and measurements: docs/converters.md, "ExecuTorch".
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,15 @@ def _histogram(edge) -> dict:
     return dict(sorted(Counter(names).items()))
 
 
-def convert(model, example, out_dir: str, precision: str = "fp32", input_name: str = "input",
-            output_name: str = "logits", log=None) -> Converted:
+def convert(
+    model,
+    example,
+    out_dir: str,
+    precision: str = "fp32",
+    input_name: str = "input",
+    output_name: str = "logits",
+    log=None,
+) -> Converted:
     import copy
 
     import torch
@@ -68,13 +76,19 @@ def convert(model, example, out_dir: str, precision: str = "fp32", input_name: s
                 hist = _histogram(edge)
                 program = edge.to_executorch()
         except Exception as exc:
-            raise ConverterFailure(f"executorch {version} failed: {type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''} "
-                                   f"(log: {log_tail(log_path, 3)})") from exc
+            raise ConverterFailure(
+                f"executorch {version} failed: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''} "
+                f"(log: {log_tail(log_path, 3)})"
+            ) from exc
     with open(path, "wb") as f:
         f.write(program.buffer)
     outside = {k: v for k, v in hist.items() if k not in ("executorch_call_delegate", "getitem")}
-    info = {"weights_dtype": precision, "backend": "XNNPACK (XnnpackPartitioner)",
-            "delegates": hist.get("executorch_call_delegate", 0), "ops_outside_delegates": outside,
-            "program_dtype": "float16" if precision == "fp16" else "float32"}
+    info = {
+        "weights_dtype": precision,
+        "backend": "XNNPACK (XnnpackPartitioner)",
+        "delegates": hist.get("executorch_call_delegate", 0),
+        "ops_outside_delegates": outside,
+        "program_dtype": "float16" if precision == "fp16" else "float32",
+    }
     return Converted([path], input_name, output_name, hist, info)

@@ -10,6 +10,7 @@ replaced by an equivalent per-channel affine module, so no BatchNorm is left in 
 
 The folded model is then checked against the unfolded one in float64 (relative L2 <= 1e-6).
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,8 +45,10 @@ class ChannelAffine(nn.Module):
 def _bn_scale_shift(bn) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, shift) of an eval-mode BatchNorm, in float64."""
     if bn.running_mean is None or bn.running_var is None:
-        raise FoldError("cannot fold a BatchNorm without running statistics (track_running_stats=False): "
-                        "it normalises with batch statistics even in eval mode; give it running stats")
+        raise FoldError(
+            "cannot fold a BatchNorm without running statistics (track_running_stats=False): "
+            "it normalises with batch statistics even in eval mode; give it running stats"
+        )
     var = bn.running_var.double()
     mean = bn.running_mean.double()
     gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(var)
@@ -87,8 +90,12 @@ def _fold_before(bn, layer) -> None:
 def _can_fold_before(layer) -> bool:
     if isinstance(layer, nn.Linear):
         return True
-    return (isinstance(layer, _CONVS) and layer.groups == 1 and all(p == 0 for p in _tuple(layer.padding))
-            and layer.padding_mode == "zeros")
+    return (
+        isinstance(layer, _CONVS)
+        and layer.groups == 1
+        and all(p == 0 for p in _tuple(layer.padding))
+        and layer.padding_mode == "zeros"
+    )
 
 
 def _tuple(v):
@@ -143,16 +150,26 @@ def _trace_pairs(model: nn.Module, example: torch.Tensor):
             continue
         src = produced.get(inputs_of[n])
         # conv -> bn: the conv ran once and nothing else reads its output
-        if (src and isinstance(mods[src], _CONVS + (nn.Linear,)) and calls.get(src) == 1
-                and consumers.get(inputs_of[n]) == 1):
+        if (
+            src
+            and isinstance(mods[src], _CONVS + (nn.Linear,))
+            and calls.get(src) == 1
+            and consumers.get(inputs_of[n]) == 1
+        ):
             after.append((src, n))
     folded_bns = {b for _, b in after}
     for n, m in mods.items():
         if not isinstance(m, _CONVS + (nn.Linear,)) or calls.get(n) != 1 or n not in inputs_of:
             continue
         src = produced.get(inputs_of[n])
-        if (src and src not in folded_bns and isinstance(mods[src], _BNS) and calls.get(src) == 1
-                and consumers.get(inputs_of[n]) == 1 and _can_fold_before(m)):
+        if (
+            src
+            and src not in folded_bns
+            and isinstance(mods[src], _BNS)
+            and calls.get(src) == 1
+            and consumers.get(inputs_of[n]) == 1
+            and _can_fold_before(m)
+        ):
             before.append((src, n))
             folded_bns.add(src)
     keep.clear()
@@ -180,8 +197,9 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(a - b) / (torch.linalg.vector_norm(b) or 1.0))
 
 
-def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None, verify: bool = True,
-                   inplace: bool = False) -> nn.Module:
+def fold_batchnorm(
+    model: nn.Module, example: torch.Tensor | None = None, verify: bool = True, inplace: bool = False
+) -> nn.Module:
     """Return ``model`` with every BatchNorm folded into its neighbouring Conv/Linear (eval mode).
 
     Args:
@@ -216,8 +234,13 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None, verify
             dtype = m.running_mean.dtype
             _replace(model, n, ChannelAffine(scale.to(dtype), shift.to(dtype)))
             affine.append(n)
-    report = {"batchnorm_before": n_bn, "folded_into_previous": len(after), "folded_into_next": len(before),
-              "to_affine": affine, "batchnorm_after": count_batchnorm(model)}
+    report = {
+        "batchnorm_before": n_bn,
+        "folded_into_previous": len(after),
+        "folded_into_next": len(before),
+        "to_affine": affine,
+        "batchnorm_after": count_batchnorm(model),
+    }
     if verify:
         if report["batchnorm_after"]:
             raise FoldError(f"{report['batchnorm_after']} BatchNorm modules remain after folding")
@@ -229,7 +252,9 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None, verify
         report["verify_limit"] = FOLD_REL_L2_LIMIT
         if not err <= FOLD_REL_L2_LIMIT:
             name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-            raise FoldError(f"BatchNorm folding changed the output of {name} (relative L2 {err:.2e} > "
-                            f"{FOLD_REL_L2_LIMIT:.0e}): report this with the model name")
+            raise FoldError(
+                f"BatchNorm folding changed the output of {name} (relative L2 {err:.2e} > "
+                f"{FOLD_REL_L2_LIMIT:.0e}): report this with the model name"
+            )
     model.fold_report = report
     return model

@@ -1,4 +1,5 @@
 """Graph boundaries added on top of a model for export (module level, so the modules pickle for a subprocess)."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ the ncnn pair is kept. pnnx defaults to fp16 weights: ``fp16=False`` for fp32 (d
 that ncnn cannot run (pnnx leaves them as ``pnnx.*``/``torch.*``/``F.*`` layers) are reported as a converter failure
 naming the op, instead of an artifact that will not load.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,8 @@ def read_layers(path: str) -> tuple[list[str], list[Layer]]:
         if len(parts) < 4:
             continue
         n_in, n_out = int(parts[2]), int(parts[3])
-        blobs = parts[4:4 + n_in + n_out]
-        params = dict((int(k), v) for k, v in (kv.split("=", 1) for kv in parts[4 + n_in + n_out:]))
+        blobs = parts[4 : 4 + n_in + n_out]
+        params = dict((int(k), v) for k, v in (kv.split("=", 1) for kv in parts[4 + n_in + n_out :]))
         layers.append(Layer(parts[0], parts[1], blobs[:n_in], blobs[n_in:], params))
     return lines[:2], layers
 
@@ -84,9 +85,15 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
         try:
             os.chdir(tmp)
             with captured_output(log_path), torch.no_grad():
-                pnnx.export(model, os.path.join(tmp, "model.pt"), (example,), fp16=fp16,
-                            ncnnparam=paths["ncnnparam"], ncnnbin=paths["ncnnbin"],
-                            ncnnpy=os.path.join(tmp, "model_ncnn.py"))
+                pnnx.export(
+                    model,
+                    os.path.join(tmp, "model.pt"),
+                    (example,),
+                    fp16=fp16,
+                    ncnnparam=paths["ncnnparam"],
+                    ncnnbin=paths["ncnnbin"],
+                    ncnnpy=os.path.join(tmp, "model_ncnn.py"),
+                )
         except Exception as exc:
             # pnnx writes the ncnn pair, then imports a Python dump of the graph named after the module's children:
             # an nn.Sequential at the top (children "0", "1"...) makes that dump a SyntaxError while the pair is
@@ -97,8 +104,10 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
         finally:
             os.chdir(cwd)
         if failure is not None:
-            raise ConverterFailure(f"pnnx {version} failed: {type(failure).__name__}: "
-                                   f"{str(failure).splitlines()[0][:200]} (log: {log_tail(log_path, 3)})") from failure
+            raise ConverterFailure(
+                f"pnnx {version} failed: {type(failure).__name__}: "
+                f"{str(failure).splitlines()[0][:200]} (log: {log_tail(log_path, 3)})"
+            ) from failure
         if not (os.path.isfile(paths["ncnnparam"]) and os.path.isfile(paths["ncnnbin"])):
             raise ConverterFailure(f"pnnx {version} wrote no ncnn model ({log_tail(log_path, 4, 'error')})")
         layers = read_param(paths["ncnnparam"])
@@ -106,8 +115,10 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
         foreign = {t: c for t, c in hist.items() if "." in t}
         if foreign:
             ops = ", ".join(f"{t} x{c}" for t, c in foreign.items())
-            raise ConverterFailure(f"pnnx {version} left layers ncnn cannot run: {ops} (no ncnn equivalent for "
-                                   f"these ops at this pnnx version)")
+            raise ConverterFailure(
+                f"pnnx {version} left layers ncnn cannot run: {ops} (no ncnn equivalent for "
+                f"these ops at this pnnx version)"
+            )
         inputs = [n for t, n, _, outs in layers if t == "Input" for n in outs]
         consumed = {b for _, _, ins, _ in layers for b in ins}
         outputs = [b for _, _, _, outs in layers for b in outs if b not in consumed]
@@ -115,5 +126,6 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
         shutil.move(paths["ncnnparam"], dst_param)
         shutil.move(paths["ncnnbin"], dst_bin)
     info = {"weights_dtype": "fp16" if fp16 else "fp32", "pnnx_fp16": fp16, "layers": len(layers)}
-    return Converted([dst_param, dst_bin], inputs[0] if inputs else "in0", outputs[-1] if outputs else "out0",
-                     hist, info)
+    return Converted(
+        [dst_param, dst_bin], inputs[0] if inputs else "in0", outputs[-1] if outputs else "out0", hist, info
+    )

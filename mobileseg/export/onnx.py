@@ -5,6 +5,7 @@ TorchScript exporter (``dynamo=False``) is used with ``external_data=False`` so 
 converts the simplified graph with onnxruntime's own float16 tool: fp16 weights and fp16 tensors between the ops (ARM64's
 kernels compute in fp16), the float32 input and output kept (a Cast at each end), as the manifest declares them.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,12 @@ CONVERTER = "torch.onnx+onnxsim"
 
 
 def converter_versions() -> dict:
-    return {"torch": package_version("torch"), "onnx": package_version("onnx"), "onnxsim": package_version("onnxsim"),
-            "onnxruntime": package_version("onnxruntime")}  # its float16 tool writes the fp16 artifact
+    return {
+        "torch": package_version("torch"),
+        "onnx": package_version("onnx"),
+        "onnxsim": package_version("onnxsim"),
+        "onnxruntime": package_version("onnxruntime"),
+    }  # its float16 tool writes the fp16 artifact
 
 
 def check_available() -> None:
@@ -62,8 +67,15 @@ def keep_scopes(onnx_model) -> int:
     return count
 
 
-def convert(model, example, out_dir: str, precision: str = "fp32", input_name: str = "input",
-            output_name: str = "logits", log=None) -> Converted:
+def convert(
+    model,
+    example,
+    out_dir: str,
+    precision: str = "fp32",
+    input_name: str = "input",
+    output_name: str = "logits",
+    log=None,
+) -> Converted:
     import warnings
 
     import torch
@@ -71,16 +83,26 @@ def convert(model, example, out_dir: str, precision: str = "fp32", input_name: s
     onnx = require("onnx", "onnx", "ONNX export")
     onnxsim = require("onnxsim", "onnx", "ONNX export")
     path = os.path.join(out_dir, FORMATS["onnx"].model_file)
-    info = {"opset": OPSET, "exporter": "torchscript (dynamo=False)", "external_data": False,
-            "weights_dtype": "fp32"}
+    info = {"opset": OPSET, "exporter": "torchscript (dynamo=False)", "external_data": False, "weights_dtype": "fp32"}
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), path, dynamo=False, opset_version=OPSET, external_data=False,
-                              input_names=[input_name], output_names=[output_name], do_constant_folding=True)
+            torch.onnx.export(
+                model,
+                (example,),
+                path,
+                dynamo=False,
+                opset_version=OPSET,
+                external_data=False,
+                input_names=[input_name],
+                output_names=[output_name],
+                do_constant_folding=True,
+            )
     except Exception as exc:
-        raise ConverterFailure(f"torch.onnx {package_version('torch')} (opset {OPSET}) failed: "
-                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        raise ConverterFailure(
+            f"torch.onnx {package_version('torch')} (opset {OPSET}) failed: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        ) from exc
     graph = onnx.load(path)
     try:
         with workdir("onnxsim") as tmp, captured_output(os.path.join(tmp, "onnxsim.log")):
@@ -98,15 +120,21 @@ def convert(model, example, out_dir: str, precision: str = "fp32", input_name: s
             log(f"onnx: simplification failed, keeping the unsimplified graph ({info['simplify_error']})")
     hist = op_histogram(graph)
     if hist.get("BatchNormalization"):
-        raise ConverterFailure(f"{hist['BatchNormalization']} BatchNormalization nodes left in the ONNX graph "
-                               "after folding (a bug: report it with the model name)")
+        raise ConverterFailure(
+            f"{hist['BatchNormalization']} BatchNormalization nodes left in the ONNX graph "
+            "after folding (a bug: report it with the model name)"
+        )
     info["opset"] = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), OPSET)
     if precision == "fp16":
         graph = to_fp16(graph)
         onnx.save(graph, path)
         hist = op_histogram(graph)
-        info.update(weights_dtype="fp16", tensors_dtype="fp16", fp16_converter=FP16_CONVERTER,
-                    io_dtype="float32 (Cast nodes at the graph's input and output)")
+        info.update(
+            weights_dtype="fp16",
+            tensors_dtype="fp16",
+            fp16_converter=FP16_CONVERTER,
+            io_dtype="float32 (Cast nodes at the graph's input and output)",
+        )
     return Converted([path], input_name, output_name, hist, info)
 
 
@@ -122,5 +150,6 @@ def to_fp16(graph):
     try:
         return convert_float_to_float16(graph, keep_io_types=True)
     except Exception as exc:
-        raise ConverterFailure(f"{FP16_CONVERTER} failed: {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
+        raise ConverterFailure(
+            f"{FP16_CONVERTER} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        ) from exc

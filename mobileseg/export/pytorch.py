@@ -7,6 +7,7 @@ the eager code the papers time, so torch cells stay comparable with earlier resu
 that exports at all (the TFLite child process already receives the model this way); ``torch.jit`` is deprecated in
 torch 2.13. Loading unpickles the model's classes, so it needs mobileseg installed where it runs (the host).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,15 @@ def check_available() -> None:
     """torch is a dependency of mobileseg itself: nothing to check."""
 
 
-def convert(model, example, out_dir: str, precision: str = "fp32", input_name: str = "input",
-            output_name: str = "logits", log=None) -> Converted:
+def convert(
+    model,
+    example,
+    out_dir: str,
+    precision: str = "fp32",
+    input_name: str = "input",
+    output_name: str = "logits",
+    log=None,
+) -> Converted:
     import torch
 
     path = os.path.join(out_dir, FORMATS["torch"].model_file)

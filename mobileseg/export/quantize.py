@@ -10,6 +10,7 @@ Parity of int8 artifacts is judged on a procedural image (:func:`Int8Job.parity_
 calibration images) against the fp32 PyTorch output: the uniform-noise input of fp32 exports lies outside every
 range a real calibration records, so it would measure the noise, not the quantization.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,9 +48,12 @@ class Int8Job:
         return {"calibration_sha256": self.calibration.sha256, "keep_float": list(self.keep_float)}
 
     def manifest_entry(self) -> dict:
-        return {"calibration": self.calibration.record(), "keep_float": list(self.keep_float),
-                "parity_input": f"procedural image (mobileseg.export.synthetic, seed {PARITY_SEED}), not a "
-                                "calibration image; reference = the fp32 PyTorch output"}
+        return {
+            "calibration": self.calibration.record(),
+            "keep_float": list(self.keep_float),
+            "parity_input": f"procedural image (mobileseg.export.synthetic, seed {PARITY_SEED}), not a "
+            "calibration image; reference = the fp32 PyTorch output",
+        }
 
     def parity_input(self) -> np.ndarray:
         from . import synthetic
@@ -63,8 +67,16 @@ class Int8Job:
 
         mod = import_module(f"{__package__}.quantize_{fmt}")
         say(f"{fmt}: int8 with {mod.CONVERTER}, calibrated on {self.calibration.source} ...")
-        return mod.convert(module, example, out_dir, self.calibration, keep_float=self.keep_float,
-                           input_name="input", output_name=output_name, log=say)
+        return mod.convert(
+            module,
+            example,
+            out_dir,
+            self.calibration,
+            keep_float=self.keep_float,
+            input_name="input",
+            output_name=output_name,
+            log=say,
+        )
 
 
 def save_host_output(out_dir: str, fmt: str, out, runtime: str) -> dict:
@@ -87,8 +99,10 @@ def int8_job(job, calib=None, calib_count=None, keep_float=None) -> Int8Job | No
         return None
     bad = [f for f in job.formats if f not in int8_formats() and f != REFERENCE_FORMAT]
     if bad:
-        raise ExportError(f"int8 is not available for {', '.join(bad)} (its converter cannot quantize): use "
-                          f"--formats {','.join(int8_formats())} (and {REFERENCE_FORMAT} for the fp32 reference)")
+        raise ExportError(
+            f"int8 is not available for {', '.join(bad)} (its converter cannot quantize): use "
+            f"--formats {','.join(int8_formats())} (and {REFERENCE_FORMAT} for the fp32 reference)"
+        )
     _calibration.check_folder(calib)
     cal = _calibration.load(calib, job.resolution, job.spec.mean, job.spec.std, calib_count)
     job.say(f"int8: calibration set {cal.source} (sha256 {cal.sha256[:12]})")

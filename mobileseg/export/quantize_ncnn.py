@@ -16,6 +16,7 @@ The threshold rule was chosen by measurement on the trained fixture (TopFormer-T
 (2048 bins, 128 levels) 4.5 dB. MatMul, LayerNorm and every other layer stay float, listed in the manifest
 (``float_ops``).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,10 @@ from .ncnn import Layer, read_layers
 from .ncnn import convert as convert_float
 
 QUANTIZABLE = ("Convolution", "ConvolutionDepthWise", "InnerProduct")
-SCHEME = ("ncnn int8 (int8_scale_term=1): weights int8 symmetric per output channel, input blobs int8 symmetric per "
-          "tensor, float between layers")
+SCHEME = (
+    "ncnn int8 (int8_scale_term=1): weights int8 symmetric per output channel, input blobs int8 symmetric per "
+    "tensor, float between layers"
+)
 METHOD = "MinMax (max |x| of each input blob over the calibration batch)"
 CONVERTER = "pnnx + mobileseg's ncnn int8 tables (scales written into .param/.bin)"
 TAG_FP32 = 0  # the 4-byte flag before a type-0 weight blob: 0 = raw float32 (what pnnx writes with fp16=False)
@@ -46,8 +49,9 @@ def blob_loads(layer: Layer) -> list[tuple[int, int]]:
     Types with weights that are not listed here make the walk fail its size check instead of guessing."""
     t, g = layer.type, layer.get
     if g(8) and t in QUANTIZABLE:
-        raise ConverterFailure(f"ncnn layer {layer.name} is already int8 (8={layer.params[8]}): quantize the fp32 "
-                               "export, not an int8 one")
+        raise ConverterFailure(
+            f"ncnn layer {layer.name} is already int8 (8={layer.params[8]}): quantize the fp32 export, not an int8 one"
+        )
     if t in ("Convolution", "ConvolutionDepthWise", "Deconvolution", "DeconvolutionDepthWise"):
         if g(19 if t.startswith("Conv") else 28):  # dynamic_weight: the weights are an input blob
             return []
@@ -92,24 +96,29 @@ def walk_bin(path: str, layers: list[Layer]) -> list[list[Blob]]:
         blobs = []
         for count, kind in blob_loads(layer):
             if kind == 0:
-                tag = int.from_bytes(raw[pos:pos + 4], "little")
+                tag = int.from_bytes(raw[pos : pos + 4], "little")
                 if tag != TAG_FP32:
-                    raise ConverterFailure(f"ncnn layer {layer.name}: weights stored as flag {tag:#x}, not float32 "
-                                           "(int8 starts from the fp32 export)")
+                    raise ConverterFailure(
+                        f"ncnn layer {layer.name}: weights stored as flag {tag:#x}, not float32 "
+                        "(int8 starts from the fp32 export)"
+                    )
                 end = pos + 4 + 4 * count
-                arr = np.frombuffer(raw[pos + 4:end], np.float32) if end <= len(raw) else None
+                arr = np.frombuffer(raw[pos + 4 : end], np.float32) if end <= len(raw) else None
             else:
                 end, arr = pos + 4 * count, None
             if end > len(raw):
-                raise ConverterFailure(f"ncnn weights end inside layer {layer.name} ({layer.type}): the .bin does not "
-                                       "match the .param")
+                raise ConverterFailure(
+                    f"ncnn weights end inside layer {layer.name} ({layer.type}): the .bin does not match the .param"
+                )
             blobs.append(Blob(raw[pos:end], arr))
             pos = end
         out.append(blobs)
     if pos != len(raw):
         kinds = sorted({ly.type for ly in layers if not blob_loads(ly)} - {"Input", "Split"})
-        raise ConverterFailure(f"ncnn int8: {len(raw) - pos} bytes of model.ncnn.bin belong to a layer type whose "
-                               f"weights this quantizer cannot read (one of {', '.join(kinds)})")
+        raise ConverterFailure(
+            f"ncnn int8: {len(raw) - pos} bytes of model.ncnn.bin belong to a layer type whose "
+            f"weights this quantizer cannot read (one of {', '.join(kinds)})"
+        )
     return out
 
 
@@ -181,14 +190,17 @@ def _kept(layers: list[Layer], keep_float) -> set[str]:
             hits = [n for n in names if n == k]
         (kept.update(hits) if hits else unknown.append(k))
     if unknown:
-        raise MobilesegError(f"--int8-keep-float: no quantizable ncnn layer (Convolution, InnerProduct, Gemm) is named "
-                             f"{', '.join(unknown)} "
-                             f"(names look like {', '.join(names[:3])}; regular expressions work too)")
+        raise MobilesegError(
+            f"--int8-keep-float: no quantizable ncnn layer (Convolution, InnerProduct, Gemm) is named "
+            f"{', '.join(unknown)} "
+            f"(names look like {', '.join(names[:3])}; regular expressions work too)"
+        )
     return kept
 
 
-def quantize_files(param: str, binary: str, out_param: str, out_bin: str, calibration, input_name: str,
-                   keep_float=(), log=None) -> dict:
+def quantize_files(
+    param: str, binary: str, out_param: str, out_bin: str, calibration, input_name: str, keep_float=(), log=None
+) -> dict:
     """Write the int8 ``.param``/``.bin`` pair from an fp32 one; returns what the manifest records of it."""
     head, layers = read_layers(param)
     blobs = walk_bin(binary, layers)
@@ -227,22 +239,52 @@ def quantize_files(param: str, binary: str, out_param: str, out_bin: str, calibr
     for i, ly in enumerate(layers):
         if i not in feeds and i not in gemms and ly.type not in ("Input", "Split"):
             float_ops[ly.type] = float_ops.get(ly.type, 0) + 1
-    return {"int8_layers": len(feeds) + len(gemms), "kept_float_layers": sorted(kept), "float_ops": dict(sorted(float_ops.items())),
-            "thresholds": {layers[i].name: round(thresholds[feeds[i]], 6) for i in sorted(feeds)}}
+    return {
+        "int8_layers": len(feeds) + len(gemms),
+        "kept_float_layers": sorted(kept),
+        "float_ops": dict(sorted(float_ops.items())),
+        "thresholds": {layers[i].name: round(thresholds[feeds[i]], 6) for i in sorted(feeds)},
+    }
 
 
-def convert(model, example, out_dir: str, calibration, keep_float=(), input_name: str = "input",
-            output_name: str = "logits", log=None) -> Converted:
+def convert(
+    model,
+    example,
+    out_dir: str,
+    calibration,
+    keep_float=(),
+    input_name: str = "input",
+    output_name: str = "logits",
+    log=None,
+) -> Converted:
     dst_param, dst_bin = (os.path.join(out_dir, name) for name in FORMATS["ncnn"].files)
     with workdir("ncnn-int8") as tmp:
         fl = convert_float(model, example, tmp, precision="fp32", log=log)
         param, binary = fl.files
-        q = quantize_files(param, binary, os.path.join(tmp, "q.param"), os.path.join(tmp, "q.bin"), calibration,
-                           fl.input_name, keep_float, log)
+        q = quantize_files(
+            param,
+            binary,
+            os.path.join(tmp, "q.param"),
+            os.path.join(tmp, "q.bin"),
+            calibration,
+            fl.input_name,
+            keep_float,
+            log,
+        )
         shutil.move(os.path.join(tmp, "q.param"), dst_param)
         shutil.move(os.path.join(tmp, "q.bin"), dst_bin)
     thresholds = q.pop("thresholds")
-    info = dict(fl.info, weights_dtype="int8", activations_dtype="int8", io_dtype="float32",
-                int8={"scheme": SCHEME, "calibration_method": METHOD, **q, "ncnn": package_version("ncnn"),
-                      "input_thresholds": thresholds})
+    info = dict(
+        fl.info,
+        weights_dtype="int8",
+        activations_dtype="int8",
+        io_dtype="float32",
+        int8={
+            "scheme": SCHEME,
+            "calibration_method": METHOD,
+            **q,
+            "ncnn": package_version("ncnn"),
+            "input_thresholds": thresholds,
+        },
+    )
     return Converted([dst_param, dst_bin], fl.input_name, fl.output_name, fl.op_histogram, info)

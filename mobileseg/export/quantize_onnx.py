@@ -8,6 +8,7 @@ shapes, 128 px, 16 held-out images; docs/converters.md "INT8"): asymmetric activ
 int8 alike), symmetric 25.4 dB; Percentile (99.999) 28.1 dB and Entropy 25.4 dB did not beat MinMax.
 ``keep_float`` names ONNX nodes (or the torch module paths they came from) excluded from quantization.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,15 +49,24 @@ def _exclusions(graph, keep_float) -> tuple[list, list]:
     return list(dict.fromkeys(chosen)), unknown
 
 
-def convert(model, example, out_dir: str, calibration, keep_float=(), input_name: str = "input",
-            output_name: str = "logits", log=None) -> Converted:
+def convert(
+    model,
+    example,
+    out_dir: str,
+    calibration,
+    keep_float=(),
+    input_name: str = "input",
+    output_name: str = "logits",
+    log=None,
+) -> Converted:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     path = os.path.join(out_dir, FORMATS["onnx"].model_file)
     with workdir("onnx-int8") as tmp:
-        fl = convert_float(model, example, tmp, precision="fp32", input_name=input_name, output_name=output_name,
-                           log=log)
+        fl = convert_float(
+            model, example, tmp, precision="fp32", input_name=input_name, output_name=output_name, log=log
+        )
         float_path = fl.files[0]
         graph = onnx.load(float_path)
         exclude, unknown = _exclusions(graph.graph, keep_float)
@@ -64,12 +74,14 @@ def convert(model, example, out_dir: str, calibration, keep_float=(), input_name
             from ..errors import MobilesegError
 
             sample = ", ".join(n.name for n in graph.graph.node[:4])
-            raise MobilesegError(f"--int8-keep-float: no ONNX node is named {', '.join(unknown)} (node names look "
-                                 f"like {sample}; a torch module path such as decode_head.conv_seg works too)")
+            raise MobilesegError(
+                f"--int8-keep-float: no ONNX node is named {', '.join(unknown)} (node names look "
+                f"like {sample}; a torch module path such as decode_head.conv_seg works too)"
+            )
 
         class Reader(CalibrationDataReader):
             def __init__(self):
-                self.it = iter(calibration.images[i:i + 1] for i in range(calibration.count))
+                self.it = iter(calibration.images[i : i + 1] for i in range(calibration.count))
 
             def get_next(self):
                 x = next(self.it, None)
@@ -77,16 +89,33 @@ def convert(model, example, out_dir: str, calibration, keep_float=(), input_name
 
         try:
             with captured_output(os.path.join(tmp, "quantize.log")):
-                quantize_static(float_path, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                                nodes_to_exclude=exclude or None,
-                                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                quantize_static(
+                    float_path,
+                    path,
+                    Reader(),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_exclude=exclude or None,
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+                )
         except Exception as exc:
-            raise ConverterFailure(f"onnxruntime.quantization {package_version('onnxruntime')} failed: "
-                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                                   ) from exc
+            raise ConverterFailure(
+                f"onnxruntime.quantization {package_version('onnxruntime')} failed: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            ) from exc
     q = onnx.load(path)
-    info = dict(fl.info, weights_dtype="int8", activations_dtype="int8", io_dtype="float32",
-                int8={"scheme": SCHEME, "calibration_method": METHOD, "kept_float_nodes": exclude,
-                      "float_ops": float_ops(q.graph)})
+    info = dict(
+        fl.info,
+        weights_dtype="int8",
+        activations_dtype="int8",
+        io_dtype="float32",
+        int8={
+            "scheme": SCHEME,
+            "calibration_method": METHOD,
+            "kept_float_nodes": exclude,
+            "float_ops": float_ops(q.graph),
+        },
+    )
     return Converted([path], fl.input_name, fl.output_name, op_histogram(q), info)

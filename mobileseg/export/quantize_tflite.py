@@ -12,6 +12,7 @@ Scheme: weights int8 symmetric per output channel, activations int8 asymmetric p
 calibration batch), integer compute, float32 input and output. ``keep_float``: regular expressions over TFLite
 tensor names whose ops stay float.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,17 @@ def float_ops(path: str) -> dict:
 
 
 BIASED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
-SAME_SCALE_OPS = ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RESHAPE", "MAX_POOL_2D", "TRANSPOSE", "SQUEEZE",
-                  "PAD", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
+SAME_SCALE_OPS = (
+    "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "RESHAPE",
+    "MAX_POOL_2D",
+    "TRANSPOSE",
+    "SQUEEZE",
+    "PAD",
+    "DEPTH_TO_SPACE",
+    "SPACE_TO_DEPTH",
+)
 BIAS_HEADROOM = 16  # the bias may use at most 1/16 of int32's range: the accumulator adds the products to it
 
 
@@ -61,8 +71,11 @@ def widen_for_int32_bias(interp, result: dict) -> dict:
     import numpy as np
 
     details = {d["index"]: d for d in interp.get_tensor_details()}
-    producers = {int(o): (op["op_name"], int(op["inputs"][0]) if len(op["inputs"]) else None)
-                 for op in interp._get_ops_details() for o in op["outputs"]}
+    producers = {
+        int(o): (op["op_name"], int(op["inputs"][0]) if len(op["inputs"]) else None)
+        for op in interp._get_ops_details()
+        for o in op["outputs"]
+    }
     widened = {}
     for op in interp._get_ops_details():
         ins = [int(i) for i in op["inputs"]]
@@ -78,7 +91,7 @@ def widen_for_int32_bias(interp, result: dict) -> dict:
             continue
         axis = 3 if op["op_name"] == "DEPTHWISE_CONV_2D" else 0
         s_w = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1) / 127.0
-        need = float(np.max(np.abs(b) / np.maximum(s_w, 1e-30))) / ((2 ** 31 - 1) / BIAS_HEADROOM)
+        need = float(np.max(np.abs(b) / np.maximum(s_w, 1e-30))) / ((2**31 - 1) / BIAS_HEADROOM)
         lo, hi = float(np.min(stats["min"])), float(np.max(stats["max"]))
         if (hi - lo) / 255.0 >= need:
             continue
@@ -95,8 +108,16 @@ def widen_for_int32_bias(interp, result: dict) -> dict:
     return widened
 
 
-def convert(model, example, out_dir: str, calibration, keep_float=(), input_name: str = "input",
-            output_name: str = "logits", log=None) -> Converted:
+def convert(
+    model,
+    example,
+    out_dir: str,
+    calibration,
+    keep_float=(),
+    input_name: str = "input",
+    output_name: str = "logits",
+    log=None,
+) -> Converted:
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer
 
@@ -109,16 +130,20 @@ def convert(model, example, out_dir: str, calibration, keep_float=(), input_name
         tensor_names = [t["name"] for t in interp.get_tensor_details()]
         unknown = [k for k in keep_float if not any(re.search(k, n) for n in tensor_names)]
         if unknown:
-            raise MobilesegError(f"--int8-keep-float: no TFLite tensor name matches {', '.join(unknown)} (names look "
-                                 f"like {', '.join(tensor_names[1:4])})")
+            raise MobilesegError(
+                f"--int8-keep-float: no TFLite tensor name matches {', '.join(unknown)} (names look "
+                f"like {', '.join(tensor_names[1:4])})"
+            )
         sig = interp.get_signature_list()
         key = next(iter(sig))
         sig_input = sig[key]["inputs"][0]
         cfg = qtyping.OpQuantizationConfig(
             activation_tensor_config=qtyping.TensorQuantizationConfig(num_bits=8, symmetric=False),
             weight_tensor_config=qtyping.TensorQuantizationConfig(
-                num_bits=8, symmetric=True, granularity=qtyping.QuantGranularity.CHANNELWISE),
-            compute_precision=qtyping.ComputePrecision.INTEGER)
+                num_bits=8, symmetric=True, granularity=qtyping.QuantGranularity.CHANNELWISE
+            ),
+            compute_precision=qtyping.ComputePrecision.INTEGER,
+        )
         try:
             with captured_output(os.path.join(tmp, "aeq.log")):
                 qt = quantizer.Quantizer(float_path)
@@ -127,16 +152,27 @@ def convert(model, example, out_dir: str, calibration, keep_float=(), input_name
                     qt.update_quantization_recipe(".*", op, None, algos.NO_QUANTIZE)
                 for k in keep_float:
                     qt.update_quantization_recipe(k, op_names.ALL_SUPPORTED, None, algos.NO_QUANTIZE)
-                data = {key: [{sig_input: calibration.images[i:i + 1]} for i in range(calibration.count)]}
+                data = {key: [{sig_input: calibration.images[i : i + 1]} for i in range(calibration.count)]}
                 result = qt.calibrate(data, num_threads=1)
                 widened = widen_for_int32_bias(interp, result)
                 qt.quantize(result).export_model(path, overwrite=True)
         except Exception as exc:
-            raise ConverterFailure(f"ai-edge-quantizer {package_version('ai-edge-quantizer')} failed: "
-                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                                   ) from exc
-    info = dict(fl.info, weights_dtype="int8", activations_dtype="int8", io_dtype="float32",
-                int8={"scheme": SCHEME, "calibration_method": METHOD, "kept_float_patterns": list(keep_float),
-                      "float_ops": float_ops(path), "ai_edge_quantizer": package_version("ai-edge-quantizer"),
-                      "ranges_widened_for_int32_bias": widened})
+            raise ConverterFailure(
+                f"ai-edge-quantizer {package_version('ai-edge-quantizer')} failed: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            ) from exc
+    info = dict(
+        fl.info,
+        weights_dtype="int8",
+        activations_dtype="int8",
+        io_dtype="float32",
+        int8={
+            "scheme": SCHEME,
+            "calibration_method": METHOD,
+            "kept_float_patterns": list(keep_float),
+            "float_ops": float_ops(path),
+            "ai_edge_quantizer": package_version("ai-edge-quantizer"),
+            "ranges_widened_for_int32_bias": widened,
+        },
+    )
     return Converted([path], fl.input_name, fl.output_name, op_histogram(path), info)

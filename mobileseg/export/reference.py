@@ -5,6 +5,7 @@ the classifier set up so the class map is worth comparing), folds BatchNorm (ver
 head; :func:`build_reference` runs it on the seeded :func:`reference_input` and measures how much an argmax
 comparison on that output can show (:func:`reference_margins`).
 """
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,9 @@ def build_reference(spec, resolution, graph: str, weights=None, num_classes=None
     h, w = resolution
     x = reference_input(spec, (h, w)) if x is None else x
     t = time.perf_counter()
-    net, info = build_export_model(spec.name, (h, w), num_classes=num_classes, weights=weights, graph=graph,
-                                   example=torch.from_numpy(x))
+    net, info = build_export_model(
+        spec.name, (h, w), num_classes=num_classes, weights=weights, graph=graph, example=torch.from_numpy(x)
+    )
     with torch.no_grad():
         xt = torch.from_numpy(x)
         logits = net.logits(xt) if graph == "argmax" else net(xt)
@@ -70,8 +72,11 @@ def _final_layer(model, example):
     from torch import nn
 
     seen = {}
-    handles = [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(id(out), (n, out)))
-               for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [
+        m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(id(out), (n, out)))
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     try:
         with torch.no_grad():
             out = model(example)
@@ -93,8 +98,16 @@ def fold_resolution(spec, resolution) -> tuple[int, int]:
     return (side, side) if side * side < resolution[0] * resolution[1] else tuple(resolution)
 
 
-def build_export_model(name: str, resolution, num_classes=None, weights=None, graph: str = "logits",
-                       classifier_scale=None, example=None, classifier_shift=None):
+def build_export_model(
+    name: str,
+    resolution,
+    num_classes=None,
+    weights=None,
+    graph: str = "logits",
+    classifier_scale=None,
+    example=None,
+    classifier_shift=None,
+):
     """The exact PyTorch model that is exported: ``(model, info)``.
 
     Random weights (no ``weights``) are drawn after ``torch.manual_seed(WEIGHTS_SEED)``; then the classifier is set
@@ -122,12 +135,16 @@ def build_export_model(name: str, resolution, num_classes=None, weights=None, gr
     fold_example = example if fold_res == (h, w) else torch.from_numpy(reference_input(spec, fold_res))
     folded = fold_batchnorm(model, fold_example)
     folded.fold_report["verify_resolution"] = list(fold_res)
-    info = {"fold": folded.fold_report, "num_classes": spec.num_classes, "classifier": None,
-            "classifier_scale": None, "classifier_shift": None,
-            "complexity": {"gmacs": counted.macs / 1e9, "params": counted.params}}
+    info = {
+        "fold": folded.fold_report,
+        "num_classes": spec.num_classes,
+        "classifier": None,
+        "classifier_scale": None,
+        "classifier_shift": None,
+        "complexity": {"gmacs": counted.macs / 1e9, "params": counted.params},
+    }
     if weights is None:
-        info.update(_spread_classifier(folded, example, classifier_scale, classifier_shift,
-                                       centre=graph == "argmax"))
+        info.update(_spread_classifier(folded, example, classifier_scale, classifier_shift, centre=graph == "argmax"))
     if graph == "argmax":
         from .graphs import ArgmaxGraph
 
@@ -204,11 +221,17 @@ def reference_margins(logits) -> dict:
     c = centred(a)
     margin = top2(c)
     counts = np.bincount(np.argmax(c, axis=1).ravel())
-    return {"top2_margin_median": float(np.median(margin)), "top2_margin_p10": float(np.percentile(margin, 10)),
-            "top2_margin_min": float(margin.min()), "classes": int(np.count_nonzero(counts)),
-            "top_class_share": float(counts.max() / counts.sum()), "classes_raw": int(np.count_nonzero(raw)),
-            "top_class_share_raw": float(raw.max() / raw.sum()), "pixels": int(counts.sum()),
-            "centred": bool(a.ndim == 4 and a.shape[2] * a.shape[3] > 1)}
+    return {
+        "top2_margin_median": float(np.median(margin)),
+        "top2_margin_p10": float(np.percentile(margin, 10)),
+        "top2_margin_min": float(margin.min()),
+        "classes": int(np.count_nonzero(counts)),
+        "top_class_share": float(counts.max() / counts.sum()),
+        "classes_raw": int(np.count_nonzero(raw)),
+        "top_class_share_raw": float(raw.max() / raw.sum()),
+        "pixels": int(counts.sum()),
+        "centred": bool(a.ndim == 4 and a.shape[2] * a.shape[3] > 1),
+    }
 
 
 def margin_figures(margins: dict, max_abs) -> dict:

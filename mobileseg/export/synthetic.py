@@ -12,6 +12,7 @@ overlap (later ones on top).
 reads) and an eval set (``mobileseg eval --data``): ``images/validation/*.png`` + ``annotations/validation/*.png``
 (label = class id, 255 ignored) and a ``shapes.json`` marker that :func:`mobileseg.eval.datasets.detect` reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ def _mask(kind: int, h: int, w: int, rng) -> np.ndarray:
     cy, cx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
     size = rng.uniform(0.12, 0.3) * min(h, w)
     if kind == 1:
-        return (yy - cy) ** 2 + (xx - cx) ** 2 <= size ** 2
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= size**2
     if kind == 2:
         hh, ww = size * rng.uniform(0.6, 1.4), size * rng.uniform(0.6, 1.4)
         return (np.abs(yy - cy) <= hh) & (np.abs(xx - cx) <= ww)
@@ -98,6 +99,17 @@ def write_split(out, n: int, seed: int, size: int = 128) -> Path:
         img, lab = sample(rng, size)
         Image.fromarray(img).save(img_dir / f"{i:05d}.png")
         Image.fromarray(lab).save(ann_dir / f"{i:05d}.png")
-    (out / MARKER).write_text(json.dumps({"dataset": "shapes", "num_classes": NUM_CLASSES, "classes": CLASS_NAMES,
-                                          "seed": seed, "count": n, "size": size}, indent=1))
+    (out / MARKER).write_text(
+        json.dumps(
+            {
+                "dataset": "shapes",
+                "num_classes": NUM_CLASSES,
+                "classes": CLASS_NAMES,
+                "seed": seed,
+                "count": n,
+                "size": size,
+            },
+            indent=1,
+        )
+    )
     return out

@@ -2,6 +2,7 @@
 
 The interpreter used for parity and timing is ai-edge-litert (``mobileseg.runtimes.litert``).
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,9 @@ def convert(model, example, out_dir: str, precision: str = "fp32", log=None, **_
                 edge.export(path)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            raise ConverterFailure(f"litert-torch {version} failed: {type(exc).__name__}: {first}"
-                                   f" ({log_tail(log_path, 2, 'error')})") from exc
+            raise ConverterFailure(
+                f"litert-torch {version} failed: {type(exc).__name__}: {first} ({log_tail(log_path, 2, 'error')})"
+            ) from exc
     try:
         hist = op_histogram(path)
     except Exception as exc:  # the file does not load: a converter failure

@@ -16,6 +16,7 @@
   function is registered under the entry point's name, with its ``spec`` attribute (a ``ModelSpec``) when it has
   one, or the default spec. A plugin that fails to load is left out with a warning naming it, never an error.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,11 +43,15 @@ def resolve(target: str):
     try:
         mod = importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
-        raise UnknownModelError(f"cannot import '{mod_name}' for --model {target} ({exc}): install the package or "
-                                "put its folder on PYTHONPATH") from None
+        raise UnknownModelError(
+            f"cannot import '{mod_name}' for --model {target} ({exc}): install the package or "
+            "put its folder on PYTHONPATH"
+        ) from None
     except Exception as exc:  # the user's module failed while importing
-        raise MobilesegError(f"importing '{mod_name}' for --model {target} failed: {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise MobilesegError(
+            f"importing '{mod_name}' for --model {target} failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -83,14 +88,19 @@ def builder_for(fn, name: str):
         except MobilesegError:
             raise
         except SystemExit as exc:  # builtins:exit, sys:exit: a factory must return a model, not end the process
-            raise MobilesegError(f"{name}() tried to exit (SystemExit {exc.code}) instead of returning an nn.Module: "
-                                 "--model takes a function that builds and returns the model") from None
+            raise MobilesegError(
+                f"{name}() tried to exit (SystemExit {exc.code}) instead of returning an nn.Module: "
+                "--model takes a function that builds and returns the model"
+            ) from None
         except Exception as exc:
-            raise MobilesegError(f"{name}() failed: {type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+            raise MobilesegError(
+                f"{name}() failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from None
         if not isinstance(model, nn.Module):
-            raise MobilesegError(f"{name}() returned a {type(model).__name__}, not a torch nn.Module: --model takes a "
-                                 "function that builds and returns the model")
+            raise MobilesegError(
+                f"{name}() returned a {type(model).__name__}, not a torch nn.Module: --model takes a "
+                "function that builds and returns the model"
+            )
         return model
 
     return build
@@ -99,8 +109,11 @@ def builder_for(fn, name: str):
 def parse_input_shape(text) -> tuple[int, int, int, int]:
     from ..errors import ResolutionError
 
-    parts = [p for p in re.split(r"[x,\s]+", str(text).strip().lower()) if p] if not isinstance(
-        text, (list, tuple)) else list(text)
+    parts = (
+        [p for p in re.split(r"[x,\s]+", str(text).strip().lower()) if p]
+        if not isinstance(text, (list, tuple))
+        else list(text)
+    )
     try:
         shape = tuple(int(p) for p in parts)
     except (TypeError, ValueError):
@@ -133,23 +146,37 @@ def factory_spec(target: str, input_shape=None):
         with torch.no_grad():
             out = model(torch.zeros(shape))
     except Exception as exc:
-        raise MobilesegError(f"{target}() does not run on an input of {'x'.join(map(str, shape))} "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): give the "
-                             "shape it takes with --input-shape") from None
+        raise MobilesegError(
+            f"{target}() does not run on an input of {'x'.join(map(str, shape))} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): give the "
+            "shape it takes with --input-shape"
+        ) from None
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        raise MobilesegError(f"{target}() returns {len(out)} tensors: mobileseg exports models with one output "
-                             "(wrap it to return the logits)")
+        raise MobilesegError(
+            f"{target}() returns {len(out)} tensors: mobileseg exports models with one output "
+            "(wrap it to return the logits)"
+        )
     if not isinstance(out, torch.Tensor):
         raise MobilesegError(f"{target}() returns a {type(out).__name__}, not a tensor: wrap it to return the logits")
     seg = out.dim() == 4
     classes = int(out.shape[1]) if out.dim() >= 2 else 1
     stride = max(1, h // int(out.shape[2])) if seg and out.shape[2] else 1
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if c == 3 else ((127.5,) * c, (127.5,) * c)
-    spec = ModelSpec(name=target, family="external", task="segmentation" if seg else "classification",
-                     default_resolution=(h, w), output_stride=stride, size_multiple=1, min_size=1, mean=mean,
-                     std=std, num_classes=classes, dataset="", paper="",
-                     notes=f"a user's factory, {target}; contract learned from one forward pass at "
-                           f"{'x'.join(map(str, shape))}")
+    spec = ModelSpec(
+        name=target,
+        family="external",
+        task="segmentation" if seg else "classification",
+        default_resolution=(h, w),
+        output_stride=stride,
+        size_multiple=1,
+        min_size=1,
+        mean=mean,
+        std=std,
+        num_classes=classes,
+        dataset="",
+        paper="",
+        notes=f"a user's factory, {target}; contract learned from one forward pass at {'x'.join(map(str, shape))}",
+    )
     default = classes
 
     def builder(num_classes=None, **kw):
@@ -176,14 +203,21 @@ def load_entry_points(registry: dict, register) -> list[str]:
         try:
             obj = ep.load()
         except Exception as exc:
-            problems.append(f"the model plugin '{ep.name}' ({ep.value}) failed to load and is left out: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            problems.append(
+                f"the model plugin '{ep.name}' ({ep.value}) failed to load and is left out: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
             continue
         if ep.name in registry or not callable(obj):
             continue  # its module registered it (or registered others) on import
         spec = getattr(obj, "spec", None)
-        spec = spec if isinstance(spec, ModelSpec) else ModelSpec(
-            name=ep.name, family="plugin", notes=f"entry point {ep.value} (the default spec: 512x512, 150 classes)")
+        spec = (
+            spec
+            if isinstance(spec, ModelSpec)
+            else ModelSpec(
+                name=ep.name, family="plugin", notes=f"entry point {ep.value} (the default spec: 512x512, 150 classes)"
+            )
+        )
         if spec.name != ep.name:
             from dataclasses import replace
 

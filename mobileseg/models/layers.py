@@ -4,6 +4,7 @@ They are written so that every export path handles them: hard-sigmoid and hard-s
 (an op every converter and runtime knows) instead of ``F.hardsigmoid``/``F.hardswish`` whose lowering differs across
 converters, and resizes are plain bilinear ``F.interpolate`` calls with an explicit output size.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,9 @@ class HSwish(nn.Module):
 class Conv2dBN(nn.Sequential):
     """Conv2d (no bias) + BatchNorm2d with children ``c`` and ``bn``: the ``Conv2d_BN`` of the TopFormer release."""
 
-    def __init__(self, in_ch, out_ch, ks=1, stride=1, pad=0, dilation=1, groups=1, bn_weight_init=1.0,
-                 bn_eps: float = 1e-5):
+    def __init__(
+        self, in_ch, out_ch, ks=1, stride=1, pad=0, dilation=1, groups=1, bn_weight_init=1.0, bn_eps: float = 1e-5
+    ):
         super().__init__()
         self.add_module("c", nn.Conv2d(in_ch, out_ch, ks, stride, pad, dilation, groups, bias=False))
         bn = nn.BatchNorm2d(out_ch, eps=bn_eps)
@@ -53,9 +55,20 @@ class ConvModule(nn.Module):
     As in mmcv, the conv has a bias only when no norm follows (``bias='auto'``).
     """
 
-    def __init__(self, in_ch, out_ch, kernel_size=1, stride=1, padding=0, dilation=1, groups=1,
-                 norm: bool = True, act: type[nn.Module] | None = nn.ReLU, bn_eps: float = 1e-5,
-                 bias: bool | str = "auto"):
+    def __init__(
+        self,
+        in_ch,
+        out_ch,
+        kernel_size=1,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        norm: bool = True,
+        act: type[nn.Module] | None = nn.ReLU,
+        bn_eps: float = 1e-5,
+        bias: bool | str = "auto",
+    ):
         super().__init__()
         if bias == "auto":
             bias = not norm

@@ -24,6 +24,7 @@ release's ``tools/get_flops.py`` adds, per block, the two attention products ``q
 within 1% (B0 at 512x512: 7.40 G mmcv + 1.04 G attention = 8.44 G), while ``macs`` alone is 12% low for B0/B1
 (B2: 6%, its wider decoder weighs more). The tests check the sum against the paper.
 """
+
 from __future__ import annotations
 
 import torch
@@ -84,7 +85,7 @@ class EfficientSelfAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self.sr_ratio = sr_ratio
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
@@ -157,9 +158,19 @@ class MixVisionTransformer(nn.Module):
         norm_eps, patch_norm_eps, attn_norm_eps: LayerNorm eps, see the module docstring.
     """
 
-    def __init__(self, embed_dims, depths, num_heads=NUM_HEADS, mlp_ratios=MLP_RATIOS, sr_ratios=SR_RATIOS,
-                 in_ch: int = 3, drop_path_rate: float = 0.1, norm_eps: float = 1e-6, patch_norm_eps: float = 1e-5,
-                 attn_norm_eps: float = 1e-5):
+    def __init__(
+        self,
+        embed_dims,
+        depths,
+        num_heads=NUM_HEADS,
+        mlp_ratios=MLP_RATIOS,
+        sr_ratios=SR_RATIOS,
+        in_ch: int = 3,
+        drop_path_rate: float = 0.1,
+        norm_eps: float = 1e-6,
+        patch_norm_eps: float = 1e-5,
+        attn_norm_eps: float = 1e-5,
+    ):
         super().__init__()
         self.embed_dims = tuple(embed_dims)
         total = sum(depths)
@@ -168,10 +179,26 @@ class MixVisionTransformer(nn.Module):
         prev = in_ch
         for i in range(4):
             patch, stride = (7, 4) if i == 0 else (3, 2)
-            self.add_module(f"patch_embed{i + 1}", OverlapPatchEmbed(prev, embed_dims[i], patch, stride, patch_norm_eps))
-            self.add_module(f"block{i + 1}", nn.ModuleList([
-                MiTBlock(embed_dims[i], num_heads[i], mlp_ratios[i], sr_ratios[i], dpr[cur + j], norm_eps, attn_norm_eps)
-                for j in range(depths[i])]))
+            self.add_module(
+                f"patch_embed{i + 1}", OverlapPatchEmbed(prev, embed_dims[i], patch, stride, patch_norm_eps)
+            )
+            self.add_module(
+                f"block{i + 1}",
+                nn.ModuleList(
+                    [
+                        MiTBlock(
+                            embed_dims[i],
+                            num_heads[i],
+                            mlp_ratios[i],
+                            sr_ratios[i],
+                            dpr[cur + j],
+                            norm_eps,
+                            attn_norm_eps,
+                        )
+                        for j in range(depths[i])
+                    ]
+                ),
+            )
             self.add_module(f"norm{i + 1}", nn.LayerNorm(embed_dims[i], eps=norm_eps))
             cur += depths[i]
             prev = embed_dims[i]
@@ -245,14 +272,27 @@ class SegFormer(nn.Module):
         drop_path_rate, norm_eps, patch_norm_eps, attn_norm_eps: see :class:`MixVisionTransformer`.
     """
 
-    def __init__(self, variant: str = "b0", num_classes: int = 150, decoder: str = "mlp", drop_path_rate=0.1,
-                 norm_eps: float = 1e-6, patch_norm_eps: float = 1e-5, attn_norm_eps: float = 1e-5,
-                 decoder_dim: int | None = None):
+    def __init__(
+        self,
+        variant: str = "b0",
+        num_classes: int = 150,
+        decoder: str = "mlp",
+        drop_path_rate=0.1,
+        norm_eps: float = 1e-6,
+        patch_norm_eps: float = 1e-5,
+        attn_norm_eps: float = 1e-5,
+        decoder_dim: int | None = None,
+    ):
         super().__init__()
         cfg = MIT_CFGS[variant]
-        self.backbone = MixVisionTransformer(cfg["embed_dims"], cfg["depths"], drop_path_rate=drop_path_rate,
-                                             norm_eps=norm_eps, patch_norm_eps=patch_norm_eps,
-                                             attn_norm_eps=attn_norm_eps)
+        self.backbone = MixVisionTransformer(
+            cfg["embed_dims"],
+            cfg["depths"],
+            drop_path_rate=drop_path_rate,
+            norm_eps=norm_eps,
+            patch_norm_eps=patch_norm_eps,
+            attn_norm_eps=attn_norm_eps,
+        )
         self.decode_head = SegFormerHead(cfg["embed_dims"], decoder_dim or cfg["decoder_dim"], num_classes, decoder)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -274,13 +314,22 @@ _PUBLISHED = {
 
 def _register(variant: str) -> None:
     res = (640, 640) if variant == "b5" else (512, 512)
-    register_model(ModelSpec(
-        name=f"segformer-{variant}", family="segformer", default_resolution=res, output_stride=4,
-        size_multiple=32, min_size=64, paper=SEGFORMER_PAPER, flops_convention="mmcv+attention",
-        table=f"Table 1a (ADE20K val, single scale, {res[0]}x{res[1]}) and Table 2",
-        published=_PUBLISHED[variant], parts=SEGFORMER_PARTS,
-        notes="logits at 1/4; LayerNorm eps as in the NVlabs release (norm_eps=1e-5 matches transformers)",
-    ))(lambda num_classes=150, **kw: SegFormer(variant, num_classes, **kw))
+    register_model(
+        ModelSpec(
+            name=f"segformer-{variant}",
+            family="segformer",
+            default_resolution=res,
+            output_stride=4,
+            size_multiple=32,
+            min_size=64,
+            paper=SEGFORMER_PAPER,
+            flops_convention="mmcv+attention",
+            table=f"Table 1a (ADE20K val, single scale, {res[0]}x{res[1]}) and Table 2",
+            published=_PUBLISHED[variant],
+            parts=SEGFORMER_PARTS,
+            notes="logits at 1/4; LayerNorm eps as in the NVlabs release (norm_eps=1e-5 matches transformers)",
+        )
+    )(lambda num_classes=150, **kw: SegFormer(variant, num_classes, **kw))
 
 
 for _v in MIT_CFGS:

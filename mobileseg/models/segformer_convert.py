@@ -17,6 +17,7 @@ Recognised layouts (docs/models.md sections 2-4):
 Every converter ends by checking that each key was mapped; a leftover key raises :class:`CheckpointError` naming
 it (a silently dropped weight is a bug).
 """
+
 from __future__ import annotations
 
 import re
@@ -28,16 +29,21 @@ from ..errors import CheckpointError
 
 _W = r"(weight|bias)"
 _BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
-NATIVE_PATTERNS = [re.compile(p + "$") for p in (
-    rf"backbone\.patch_embed[1-4]\.(proj|norm)\.{_W}",
-    rf"backbone\.block[1-4]\.\d+\.(norm1|norm2|attn\.q|attn\.kv|attn\.sr|attn\.norm|attn\.proj|mlp\.fc1|mlp\.fc2|"
-    rf"mlp\.dwconv\.dwconv)\.{_W}",
-    rf"backbone\.norm[1-4]\.{_W}",
-    rf"decode_head\.linear_c[1-4]\.proj\.{_W}",  # decoder="mlp"
-    r"decode_head\.linear_c[1-4]\.conv\.weight", rf"decode_head\.linear_c[1-4]\.bn\.{_BN}",  # decoder="mmseg1"
-    r"decode_head\.linear_fuse\.conv\.weight", rf"decode_head\.linear_fuse\.bn\.{_BN}",
-    rf"decode_head\.linear_pred\.{_W}",
-)]
+NATIVE_PATTERNS = [
+    re.compile(p + "$")
+    for p in (
+        rf"backbone\.patch_embed[1-4]\.(proj|norm)\.{_W}",
+        rf"backbone\.block[1-4]\.\d+\.(norm1|norm2|attn\.q|attn\.kv|attn\.sr|attn\.norm|attn\.proj|mlp\.fc1|mlp\.fc2|"
+        rf"mlp\.dwconv\.dwconv)\.{_W}",
+        rf"backbone\.norm[1-4]\.{_W}",
+        rf"decode_head\.linear_c[1-4]\.proj\.{_W}",  # decoder="mlp"
+        r"decode_head\.linear_c[1-4]\.conv\.weight",
+        rf"decode_head\.linear_c[1-4]\.bn\.{_BN}",  # decoder="mmseg1"
+        r"decode_head\.linear_fuse\.conv\.weight",
+        rf"decode_head\.linear_fuse\.bn\.{_BN}",
+        rf"decode_head\.linear_pred\.{_W}",
+    )
+]
 
 
 def _is_native(key: str) -> bool:
@@ -50,16 +56,22 @@ def _check_all_native(state: dict, layout: str) -> None:
         more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
         raise CheckpointError(
             f"the {layout} SegFormer checkpoint has keys no converter maps: {', '.join(bad[:5])}{more}; "
-            "check that the file is a SegFormer segmentation checkpoint (official, transformers or mmseg-1.x)")
+            "check that the file is a SegFormer segmentation checkpoint (official, transformers or mmseg-1.x)"
+        )
 
 
 def detect_layout(state: dict) -> str:
     keys = list(state)
-    if any(k.startswith("segformer.") or k.startswith("decode_head.linear_c.") or
-           k.startswith("decode_head.linear_projections.") for k in keys):
+    if any(
+        k.startswith("segformer.")
+        or k.startswith("decode_head.linear_c.")
+        or k.startswith("decode_head.linear_projections.")
+        for k in keys
+    ):
         return "transformers"
     if any(k.startswith(("backbone.layers.", "layers.")) for k in keys) or any(
-            k.startswith(("decode_head.convs.", "decode_head.fusion_conv.")) for k in keys):
+        k.startswith(("decode_head.convs.", "decode_head.fusion_conv.")) for k in keys
+    ):
         return "mmseg-1.x"
     return "official"
 
@@ -73,8 +85,10 @@ def convert_official(state: dict):
     dead = sorted(k for k in state if k.startswith("decode_head.conv_seg."))
     if dead:
         state = {k: v for k, v in state.items() if k not in dead}
-        notes.append(f"ignored {len(dead)} dead keys of the release ({', '.join(dead)}): mmseg-0.x creates "
-                     "conv_seg but SegFormerHead predicts with linear_pred")
+        notes.append(
+            f"ignored {len(dead)} dead keys of the release ({', '.join(dead)}): mmseg-0.x creates "
+            "conv_seg but SegFormerHead predicts with linear_pred"
+        )
     _check_all_native(state, "official")
     return state, notes
 
@@ -91,11 +105,17 @@ _HF_RULES = [
     (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.attention\.self\.key\.(.+)", "KEY backbone.block{s}.{j}.attn.kv.{r}"),
     (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.attention\.self\.value\.(.+)", "VAL backbone.block{s}.{j}.attn.kv.{r}"),
     (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.attention\.self\.sr\.(.+)", "backbone.block{s}.{j}.attn.sr.{r}"),
-    (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.attention\.self\.layer_norm\.(.+)", "backbone.block{s}.{j}.attn.norm.{r}"),
+    (
+        r"segformer\.encoder\.block\.(\d+)\.(\d+)\.attention\.self\.layer_norm\.(.+)",
+        "backbone.block{s}.{j}.attn.norm.{r}",
+    ),
     (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.attention\.output\.dense\.(.+)", "backbone.block{s}.{j}.attn.proj.{r}"),
     (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.mlp\.dense1\.(.+)", "backbone.block{s}.{j}.mlp.fc1.{r}"),
     (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.mlp\.dense2\.(.+)", "backbone.block{s}.{j}.mlp.fc2.{r}"),
-    (r"segformer\.encoder\.block\.(\d+)\.(\d+)\.mlp\.dwconv\.dwconv\.(.+)", "backbone.block{s}.{j}.mlp.dwconv.dwconv.{r}"),
+    (
+        r"segformer\.encoder\.block\.(\d+)\.(\d+)\.mlp\.dwconv\.dwconv\.(.+)",
+        "backbone.block{s}.{j}.mlp.dwconv.dwconv.{r}",
+    ),
     (r"segformer\.encoder\.layer_norm\.(\d+)\.(.+)", "backbone.norm{s}.{r}"),
     (r"decode_head\.linear_c\.(\d+)\.proj\.(.+)", "decode_head.linear_c{s}.proj.{r}"),
     # transformers 5.x layout
@@ -107,13 +127,20 @@ _HF_RULES = [
     (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.attention\.k_proj\.(.+)", "KEY backbone.block{s}.{j}.attn.kv.{r}"),
     (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.attention\.v_proj\.(.+)", "VAL backbone.block{s}.{j}.attn.kv.{r}"),
     (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.attention\.o_proj\.(.+)", "backbone.block{s}.{j}.attn.proj.{r}"),
-    (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.attention\.sequence_reduction\.sequence_reduction\.(.+)",
-     "backbone.block{s}.{j}.attn.sr.{r}"),
-    (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.attention\.sequence_reduction\.layer_norm\.(.+)",
-     "backbone.block{s}.{j}.attn.norm.{r}"),
+    (
+        r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.attention\.sequence_reduction\.sequence_reduction\.(.+)",
+        "backbone.block{s}.{j}.attn.sr.{r}",
+    ),
+    (
+        r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.attention\.sequence_reduction\.layer_norm\.(.+)",
+        "backbone.block{s}.{j}.attn.norm.{r}",
+    ),
     (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.mlp\.fc1\.(.+)", "backbone.block{s}.{j}.mlp.fc1.{r}"),
     (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.mlp\.fc2\.(.+)", "backbone.block{s}.{j}.mlp.fc2.{r}"),
-    (r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.mlp\.dwconv\.dwconv\.(.+)", "backbone.block{s}.{j}.mlp.dwconv.dwconv.{r}"),
+    (
+        r"segformer\.stages\.(\d+)\.blocks\.(\d+)\.mlp\.dwconv\.dwconv\.(.+)",
+        "backbone.block{s}.{j}.mlp.dwconv.dwconv.{r}",
+    ),
     (r"segformer\.stages\.(\d+)\.layer_norm\.(.+)", "backbone.norm{s}.{r}"),
     (r"decode_head\.linear_projections\.(\d+)\.proj\.(.+)", "decode_head.linear_c{s}.proj.{r}"),
     # head (same in both)
@@ -151,15 +178,18 @@ def convert_transformers(state: dict):
             out[new] = v
     for k, parts in halves.items():
         if set(parts) != {"KEY", "VAL"}:
-            raise CheckpointError(f"the transformers SegFormer checkpoint has a key without its value partner "
-                                  f"(or the reverse) for {k}; the file is incomplete")
+            raise CheckpointError(
+                f"the transformers SegFormer checkpoint has a key without its value partner "
+                f"(or the reverse) for {k}; the file is incomplete"
+            )
         out[k] = torch.cat([parts["KEY"], parts["VAL"]], dim=0)
     if leftover:
         more = f" (+{len(leftover) - 5} more)" if len(leftover) > 5 else ""
         raise CheckpointError(
             f"the transformers SegFormer checkpoint has keys no converter maps: {', '.join(sorted(leftover)[:5])}"
             f"{more}; use a SegformerForSemanticSegmentation checkpoint (an image-classification file has no "
-            "decode head)")
+            "decode head)"
+        )
     _check_all_native(out, "transformers")
     return out, [f"converted {len(state)} keys from the Hugging Face transformers layout (key/value merged into kv)"]
 
@@ -176,7 +206,9 @@ def convert_mmseg1(state: dict):
             if part == 0:
                 mm = re.match(r"(projection|norm)\.(weight|bias)$", rest)
                 if mm:
-                    out[f"backbone.patch_embed{s}.{'proj' if mm.group(1) == 'projection' else 'norm'}.{mm.group(2)}"] = v
+                    out[
+                        f"backbone.patch_embed{s}.{'proj' if mm.group(1) == 'projection' else 'norm'}.{mm.group(2)}"
+                    ] = v
                     continue
             elif part == 2:
                 mm = re.match(r"(weight|bias)$", rest)
@@ -188,8 +220,14 @@ def convert_mmseg1(state: dict):
                 if mm:
                     j, name = int(mm.group(1)), mm.group(2)
                     pre = f"backbone.block{s}.{j}."
-                    simple = {"norm1": "norm1", "norm2": "norm2", "attn.sr": "attn.sr", "attn.norm": "attn.norm",
-                              "attn.attn.out_proj": "attn.proj", "ffn.layers.1": "mlp.dwconv.dwconv"}
+                    simple = {
+                        "norm1": "norm1",
+                        "norm2": "norm2",
+                        "attn.sr": "attn.sr",
+                        "attn.norm": "attn.norm",
+                        "attn.attn.out_proj": "attn.proj",
+                        "ffn.layers.1": "mlp.dwconv.dwconv",
+                    }
                     conv1x1 = {"ffn.layers.0": "mlp.fc1", "ffn.layers.4": "mlp.fc2"}
                     mod, _, wb = name.rpartition(".")
                     if mod in simple and wb in ("weight", "bias"):
@@ -221,15 +259,21 @@ def convert_mmseg1(state: dict):
         leftover.append(k)
     if leftover:
         more = f" (+{len(leftover) - 5} more)" if len(leftover) > 5 else ""
-        raise CheckpointError(f"the mmseg-1.x SegFormer checkpoint has keys no converter maps: "
-                              f"{', '.join(sorted(leftover)[:5])}{more}; is it a MixVisionTransformer + SegformerHead "
-                              "checkpoint?")
+        raise CheckpointError(
+            f"the mmseg-1.x SegFormer checkpoint has keys no converter maps: "
+            f"{', '.join(sorted(leftover)[:5])}{more}; is it a MixVisionTransformer + SegformerHead "
+            "checkpoint?"
+        )
     _check_all_native(out, "mmseg-1.x")
-    notes = [f"converted {len(state)} keys from the mmseg-1.x layout (in_proj split into q and kv, 1x1 ffn convs "
-             "reshaped to Linear)"]
+    notes = [
+        f"converted {len(state)} keys from the mmseg-1.x layout (in_proj split into q and kv, 1x1 ffn convs "
+        "reshaped to Linear)"
+    ]
     if any(k.startswith("decode_head.") for k in out):
-        notes.append("mmseg-1.x SegformerHead is a different graph from the release's head: build the model with "
-                     "decoder='mmseg1' (and norm_eps=patch_norm_eps=attn_norm_eps=1e-6, mmseg-1.x's LayerNorm eps)")
+        notes.append(
+            "mmseg-1.x SegformerHead is a different graph from the release's head: build the model with "
+            "decoder='mmseg1' (and norm_eps=patch_norm_eps=attn_norm_eps=1e-6, mmseg-1.x's LayerNorm eps)"
+        )
     return out, notes
 
 
@@ -243,5 +287,4 @@ def convert_segformer_state(state: dict, model_name: str = "segformer"):
     return convert_official(state)
 
 
-register_family("segformer", convert_segformer_state,
-                classifier_keys=("decode_head.linear_pred.weight",))
+register_family("segformer", convert_segformer_state, classifier_keys=("decode_head.linear_pred.weight",))

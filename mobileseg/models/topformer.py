@@ -13,6 +13,7 @@ Pyramid pooling averages every scale down to 1/64 of the input (``c2t_stride=2``
 (and export-friendly, see :func:`mobileseg.models.layers.pool_to`) when H and W are multiples of 64, which is what
 the registry enforces.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,20 +28,64 @@ TOPFORMER_PAPER = "TopFormer: Token Pyramid Transformer for Mobile Semantic Segm
 # [kernel, expand ratio, out channels, stride] per token-pyramid layer (docs/models.md section 1 / supplement Table 3)
 CFGS = {
     "t": dict(
-        cfgs=[[3, 1, 16, 1], [3, 4, 16, 2], [3, 3, 16, 1], [5, 3, 32, 2], [5, 3, 32, 1], [3, 3, 64, 2],
-              [3, 3, 64, 1], [5, 6, 96, 2], [5, 6, 96, 1]],
-        channels=[16, 32, 64, 96], out_channels=[None, 128, 128, 128], embed_out_indice=[2, 4, 6, 8],
-        num_heads=4, head_channels=128, is_dw=True),
+        cfgs=[
+            [3, 1, 16, 1],
+            [3, 4, 16, 2],
+            [3, 3, 16, 1],
+            [5, 3, 32, 2],
+            [5, 3, 32, 1],
+            [3, 3, 64, 2],
+            [3, 3, 64, 1],
+            [5, 6, 96, 2],
+            [5, 6, 96, 1],
+        ],
+        channels=[16, 32, 64, 96],
+        out_channels=[None, 128, 128, 128],
+        embed_out_indice=[2, 4, 6, 8],
+        num_heads=4,
+        head_channels=128,
+        is_dw=True,
+    ),
     "s": dict(
-        cfgs=[[3, 1, 16, 1], [3, 4, 24, 2], [3, 3, 24, 1], [5, 3, 48, 2], [5, 3, 48, 1], [3, 3, 96, 2],
-              [3, 3, 96, 1], [5, 6, 128, 2], [5, 6, 128, 1], [3, 6, 128, 1]],
-        channels=[24, 48, 96, 128], out_channels=[None, 192, 192, 192], embed_out_indice=[2, 4, 6, 9],
-        num_heads=6, head_channels=192, is_dw=False),
+        cfgs=[
+            [3, 1, 16, 1],
+            [3, 4, 24, 2],
+            [3, 3, 24, 1],
+            [5, 3, 48, 2],
+            [5, 3, 48, 1],
+            [3, 3, 96, 2],
+            [3, 3, 96, 1],
+            [5, 6, 128, 2],
+            [5, 6, 128, 1],
+            [3, 6, 128, 1],
+        ],
+        channels=[24, 48, 96, 128],
+        out_channels=[None, 192, 192, 192],
+        embed_out_indice=[2, 4, 6, 9],
+        num_heads=6,
+        head_channels=192,
+        is_dw=False,
+    ),
     "b": dict(
-        cfgs=[[3, 1, 16, 1], [3, 4, 32, 2], [3, 3, 32, 1], [5, 3, 64, 2], [5, 3, 64, 1], [3, 3, 128, 2],
-              [3, 3, 128, 1], [5, 6, 160, 2], [5, 6, 160, 1], [3, 6, 160, 1]],
-        channels=[32, 64, 128, 160], out_channels=[None, 256, 256, 256], embed_out_indice=[2, 4, 6, 9],
-        num_heads=8, head_channels=256, is_dw=False),
+        cfgs=[
+            [3, 1, 16, 1],
+            [3, 4, 32, 2],
+            [3, 3, 32, 1],
+            [5, 3, 64, 2],
+            [5, 3, 64, 1],
+            [3, 3, 128, 2],
+            [3, 3, 128, 1],
+            [5, 6, 160, 2],
+            [5, 6, 160, 1],
+            [3, 6, 160, 1],
+        ],
+        channels=[32, 64, 128, 160],
+        out_channels=[None, 256, 256, 256],
+        embed_out_indice=[2, 4, 6, 9],
+        num_heads=8,
+        head_channels=256,
+        is_dw=False,
+    ),
 }
 
 
@@ -54,8 +99,11 @@ class InvertedResidual(nn.Module):
         layers: list[nn.Module] = []
         if expand_ratio != 1:
             layers += [Conv2dBN(inp, hidden, ks=1), act()]
-        layers += [Conv2dBN(hidden, hidden, ks=ks, stride=stride, pad=ks // 2, groups=hidden), act(),
-                   Conv2dBN(hidden, oup, ks=1)]
+        layers += [
+            Conv2dBN(hidden, hidden, ks=ks, stride=stride, pad=ks // 2, groups=hidden),
+            act(),
+            Conv2dBN(hidden, oup, ks=1),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -93,7 +141,7 @@ class Attention(nn.Module):
         self.nh_kd = key_dim * num_heads
         self.d = int(attn_ratio * key_dim)
         self.dh = self.d * num_heads
-        self.scale = key_dim ** -0.5  # kept for fidelity; the release never applies it (see module docstring)
+        self.scale = key_dim**-0.5  # kept for fidelity; the release never applies it (see module docstring)
         self.to_q = Conv2dBN(dim, self.nh_kd, 1)
         self.to_k = Conv2dBN(dim, self.nh_kd, 1)
         self.to_v = Conv2dBN(dim, self.dh, 1)
@@ -140,7 +188,8 @@ class BasicLayer(nn.Module):
         super().__init__()
         dpr = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
         self.transformer_blocks = nn.ModuleList(
-            [Block(dim, key_dim, num_heads, mlp_ratio, attn_ratio, dpr[i], act) for i in range(depth)])
+            [Block(dim, key_dim, num_heads, mlp_ratio, attn_ratio, dpr[i], act) for i in range(depth)]
+        )
 
     def forward(self, x):
         for blk in self.transformer_blocks:
@@ -185,9 +234,23 @@ class Topformer(nn.Module):
     With ``injection=False`` it returns the global semantics (the classification trunk of the supplement).
     """
 
-    def __init__(self, cfgs, channels, out_channels, embed_out_indice, decode_out_indices=(1, 2, 3), depths=4,
-                 key_dim=16, num_heads=8, attn_ratio=2, mlp_ratio=2, c2t_stride=2, drop_path_rate=0.1,
-                 injection=True, **_):
+    def __init__(
+        self,
+        cfgs,
+        channels,
+        out_channels,
+        embed_out_indice,
+        decode_out_indices=(1, 2, 3),
+        depths=4,
+        key_dim=16,
+        num_heads=8,
+        attn_ratio=2,
+        mlp_ratio=2,
+        c2t_stride=2,
+        drop_path_rate=0.1,
+        injection=True,
+        **_,
+    ):
         super().__init__()
         self.channels = list(channels)
         self.injection = injection
@@ -195,12 +258,16 @@ class Topformer(nn.Module):
         self.decode_out_indices = list(decode_out_indices)
         self.tpm = TokenPyramidModule(cfgs, embed_out_indice)
         self.ppa = PyramidPoolAgg(c2t_stride)
-        self.trans = BasicLayer(depths, self.embed_dim, key_dim, num_heads, mlp_ratio, attn_ratio,
-                                drop_path_rate, nn.ReLU6)
+        self.trans = BasicLayer(
+            depths, self.embed_dim, key_dim, num_heads, mlp_ratio, attn_ratio, drop_path_rate, nn.ReLU6
+        )
         if injection:
-            self.SIM = nn.ModuleList([
-                InjectionMultiSum(channels[i], out_channels[i]) if i in self.decode_out_indices else nn.Identity()
-                for i in range(len(channels))])
+            self.SIM = nn.ModuleList(
+                [
+                    InjectionMultiSum(channels[i], out_channels[i]) if i in self.decode_out_indices else nn.Identity()
+                    for i in range(len(channels))
+                ]
+            )
 
     def forward(self, x):
         outputs = self.tpm(x)
@@ -263,8 +330,13 @@ class TopFormerCls(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
-_PARTS = (("backbone.tpm", "token pyramid"), ("backbone.trans", "semantics extractor"),
-          ("backbone.SIM", "semantics injection"), ("decode_head", "segmentation head"), ("head", "classifier"))
+_PARTS = (
+    ("backbone.tpm", "token pyramid"),
+    ("backbone.trans", "semantics extractor"),
+    ("backbone.SIM", "semantics injection"),
+    ("decode_head", "segmentation head"),
+    ("head", "classifier"),
+)
 
 _PUBLISHED = {
     "t": dict(params_m=1.4, gflops=0.6, miou=32.8, latency_ms=43),
@@ -280,26 +352,51 @@ _PUBLISHED_CLS = {
 
 def _register(variant: str) -> None:
     name = f"topformer-{variant}"
-    register_model(ModelSpec(
-        name=name, family="topformer", default_resolution=(512, 512), output_stride=8, size_multiple=64,
-        min_size=64, resolution_note="the token pyramid is pooled to 1/64 of the input, exact only for multiples of 64",
-        paper=TOPFORMER_PAPER, table="Table 1 (ADE20K val, 512x512, Snapdragon 865 1 thread)",
-        published=_PUBLISHED[variant], parts=_PARTS,
-    ))(lambda num_classes=150, **kw: TopFormerSeg(variant, num_classes, **kw))
-    register_model(ModelSpec(
-        name=f"{name}-cls", family="topformer", task="classification", default_resolution=(224, 224),
-        output_stride=32, size_multiple=32, min_size=32, num_classes=1000, dataset="imagenet",
-        paper=TOPFORMER_PAPER + ", supplementary material", table="Supplement Table 1 (ImageNet, 224x224)",
-        published=_PUBLISHED_CLS[variant], parts=_PARTS,
-    ))(lambda num_classes=1000, **kw: TopFormerCls(variant, num_classes, **kw))
+    register_model(
+        ModelSpec(
+            name=name,
+            family="topformer",
+            default_resolution=(512, 512),
+            output_stride=8,
+            size_multiple=64,
+            min_size=64,
+            resolution_note="the token pyramid is pooled to 1/64 of the input, exact only for multiples of 64",
+            paper=TOPFORMER_PAPER,
+            table="Table 1 (ADE20K val, 512x512, Snapdragon 865 1 thread)",
+            published=_PUBLISHED[variant],
+            parts=_PARTS,
+        )
+    )(lambda num_classes=150, **kw: TopFormerSeg(variant, num_classes, **kw))
+    register_model(
+        ModelSpec(
+            name=f"{name}-cls",
+            family="topformer",
+            task="classification",
+            default_resolution=(224, 224),
+            output_stride=32,
+            size_multiple=32,
+            min_size=32,
+            num_classes=1000,
+            dataset="imagenet",
+            paper=TOPFORMER_PAPER + ", supplementary material",
+            table="Supplement Table 1 (ImageNet, 224x224)",
+            published=_PUBLISHED_CLS[variant],
+            parts=_PARTS,
+        )
+    )(lambda num_classes=1000, **kw: TopFormerCls(variant, num_classes, **kw))
 
 
 for _v in ("t", "s", "b"):
     _register(_v)
 
 # Names used in internal/early checkpoints (documented by tools/convert_state_dict.py of the release).
-LEGACY_RENAMES = [("patch_embed.", "tpm."), ("fuse_blocks.", "SIM."), ("to_feat1.", "local_embedding."),
-                  ("to_feat2.", "global_embedding."), ("fuse2.", "global_act.")]
+LEGACY_RENAMES = [
+    ("patch_embed.", "tpm."),
+    ("fuse_blocks.", "SIM."),
+    ("to_feat1.", "local_embedding."),
+    ("to_feat2.", "global_embedding."),
+    ("fuse2.", "global_act."),
+]
 
 
 def convert_topformer_state(state: dict, model_name: str):

@@ -49,6 +49,7 @@ decoder of :mod:`mobileseg.models.segformer` with C=256 (the MiT-B0/B1 width); 1
 the same QKV dim 96) for the Table 2 comparison (:mod:`mobileseg.perf.xfa_attention` on a CPU,
 :mod:`mobileseg.perf.table2` on a GPU); its ``fused_attn`` switch picks explicit or fused softmax attention.
 """
+
 from __future__ import annotations
 
 import torch
@@ -123,14 +124,14 @@ class CrossFeatureAttention(nn.Module):
 
     def forward(self, x):
         n = int(x.shape[1])
-        q = self._l2norm(self.q(x))                                   # B, N, d        (eq. 2)
-        k = self._l2norm(self.k(x))                                   # B, N, d        (eq. 2)
-        v = self.v(x)                                                 # B, N, d
-        k_f = self.w_f(k)                                             # B, N, 1        (eq. 4)
-        k_c = k.sum(dim=1, keepdim=True) * (1.0 / n)                  # B, 1, d        (eq. 3, W_c = 1^T / N)
-        qk_f = torch.matmul(q.transpose(1, 2), k_f)                   # B, d, 1
-        attn = torch.matmul(qk_f, k_c) * self.temperature             # B, d, d        (eq. 5, no softmax)
-        return self.proj(torch.matmul(v, attn))                      # B, N, D        O(N d^2)
+        q = self._l2norm(self.q(x))  # B, N, d        (eq. 2)
+        k = self._l2norm(self.k(x))  # B, N, d        (eq. 2)
+        v = self.v(x)  # B, N, d
+        k_f = self.w_f(k)  # B, N, 1        (eq. 4)
+        k_c = k.sum(dim=1, keepdim=True) * (1.0 / n)  # B, 1, d        (eq. 3, W_c = 1^T / N)
+        qk_f = torch.matmul(q.transpose(1, 2), k_f)  # B, d, 1
+        attn = torch.matmul(qk_f, k_c) * self.temperature  # B, d, d        (eq. 5, no softmax)
+        return self.proj(torch.matmul(v, attn))  # B, N, D        O(N d^2)
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -163,7 +164,7 @@ class MultiHeadSelfAttention(nn.Module):
             out = nn.functional.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(hd), as below
         else:
             k = self.k(x).reshape(b, n, h, hd).permute(0, 2, 3, 1)
-            attn = (torch.matmul(q, k) * hd ** -0.5).softmax(dim=-1)  # B, h, N, N: quadratic
+            attn = (torch.matmul(q, k) * hd**-0.5).softmax(dim=-1)  # B, h, N, N: quadratic
             out = torch.matmul(attn, v)
         return self.proj(out.permute(0, 2, 1, 3).reshape(b, n, h * hd))
 
@@ -198,9 +199,9 @@ def unfold_patches(x: torch.Tensor, p: int = 2) -> torch.Tensor:
     """(B, D, H, W) -> (B*p*p, H*W/p^2, D): the tokens at one position of every p x p patch form one sequence."""
     b, d, h, w = (int(s) for s in x.shape)
     hp, wp = h // p, w // p
-    x = x.reshape(b * d * hp, p, wp, p).permute(0, 1, 3, 2)          # (B D hp), pi, pj, wp
-    x = x.reshape(b * d, hp, p * p, wp).permute(0, 2, 1, 3)           # (B D), pi pj, hp, wp
-    x = x.reshape(b, d, p * p, hp * wp).permute(0, 2, 3, 1)           # B, p*p, N, D
+    x = x.reshape(b * d * hp, p, wp, p).permute(0, 1, 3, 2)  # (B D hp), pi, pj, wp
+    x = x.reshape(b * d, hp, p * p, wp).permute(0, 2, 1, 3)  # (B D), pi pj, hp, wp
+    x = x.reshape(b, d, p * p, hp * wp).permute(0, 2, 3, 1)  # B, p*p, N, D
     return x.reshape(b * p * p, hp * wp, d)
 
 
@@ -208,9 +209,9 @@ def fold_patches(x: torch.Tensor, b: int, h: int, w: int, p: int = 2) -> torch.T
     """Inverse of :func:`unfold_patches`: (B*p*p, N, D) -> (B, D, H, W)."""
     d = int(x.shape[2])
     hp, wp = h // p, w // p
-    x = x.reshape(b, p * p, hp * wp, d).permute(0, 3, 1, 2)           # B, D, p*p, N
-    x = x.reshape(b * d, p * p, hp, wp).permute(0, 2, 1, 3)           # (B D), hp, pi pj, wp
-    x = x.reshape(b * d * hp, p, p, wp).permute(0, 1, 3, 2)           # (B D hp), pi, wp, pj
+    x = x.reshape(b, p * p, hp * wp, d).permute(0, 3, 1, 2)  # B, D, p*p, N
+    x = x.reshape(b * d, p * p, hp, wp).permute(0, 2, 1, 3)  # (B D), hp, pi pj, wp
+    x = x.reshape(b * d * hp, p, p, wp).permute(0, 1, 3, 2)  # (B D hp), pi, wp, pj
     return x.reshape(b, d, h, w)
 
 
@@ -254,8 +255,9 @@ class XFormerBackbone(nn.Module):
         self.stage2 = nn.Sequential(MV3Block(32, 64, 2), MV3Block(64, 64, 1), MV3Block(64, 64, 1))
         prev = 64
         for i, (ch, dim, depth, ratio) in enumerate(XF_STAGES):
-            self.add_module(f"stage{i + 3}", nn.Sequential(MV3Block(prev, ch, 2), XFStage(ch, dim, depth, ratio,
-                                                                                           attention)))
+            self.add_module(
+                f"stage{i + 3}", nn.Sequential(MV3Block(prev, ch, 2), XFStage(ch, dim, depth, ratio, attention))
+            )
             prev = ch
 
     def forward(self, x):
@@ -302,30 +304,59 @@ class XFormerSegFormer(nn.Module):
         return self.decode_head([c1, c2, c3, self.stem_out(c4)])
 
 
-_PARTS = (("backbone.stem", "stem"), ("backbone.stage1", "MV3 stages"), ("backbone.stage2", "MV3 stages"),
-          ("backbone.stage3", "XF stages"), ("backbone.stage4", "XF stages"), ("backbone.stage5", "XF stages"),
-          ("stem_out", "stem_out"), ("head", "classifier"),
-          ("decode_head", "decoder (All-MLP)"))
+_PARTS = (
+    ("backbone.stem", "stem"),
+    ("backbone.stage1", "MV3 stages"),
+    ("backbone.stage2", "MV3 stages"),
+    ("backbone.stage3", "XF stages"),
+    ("backbone.stage4", "XF stages"),
+    ("backbone.stage5", "XF stages"),
+    ("stem_out", "stem_out"),
+    ("head", "classifier"),
+    ("decode_head", "decoder (All-MLP)"),
+)
 
 _RES_NOTE = "2x2 patches at 1/8, 1/16 and 1/32 of the input"
 
-register_model(ModelSpec(
-    name="xformer-cls", family="xformer", task="classification", default_resolution=(256, 256), output_stride=32,
-    size_multiple=64, min_size=64, num_classes=1000, dataset="imagenet", paper=XFORMER_PAPER,
-    resolution_note=_RES_NOTE,
-    table="Table 1 (spec, drawn at 224x224) and Table 3 (ImageNet-1K)",
-    published=dict(params_m=5.5, gflops=1.7, top1=78.5), parts=_PARTS,
-    notes="2x2 patches need inputs that are multiples of 64: default 256 (Table 1 draws 224, whose 7x7 map cannot "
-          "be patched); W_c read as the token mean (resolution independent)",
-))(lambda num_classes=1000, **kw: XFormerCls(num_classes, **kw))
+register_model(
+    ModelSpec(
+        name="xformer-cls",
+        family="xformer",
+        task="classification",
+        default_resolution=(256, 256),
+        output_stride=32,
+        size_multiple=64,
+        min_size=64,
+        num_classes=1000,
+        dataset="imagenet",
+        paper=XFORMER_PAPER,
+        resolution_note=_RES_NOTE,
+        table="Table 1 (spec, drawn at 224x224) and Table 3 (ImageNet-1K)",
+        published=dict(params_m=5.5, gflops=1.7, top1=78.5),
+        parts=_PARTS,
+        notes="2x2 patches need inputs that are multiples of 64: default 256 (Table 1 draws 224, whose 7x7 map cannot "
+        "be patched); W_c read as the token mean (resolution independent)",
+    )
+)(lambda num_classes=1000, **kw: XFormerCls(num_classes, **kw))
 
-register_model(ModelSpec(
-    name="xformer-segformer", family="xformer", default_resolution=(1024, 1024), output_stride=4, size_multiple=64,
-    min_size=64, num_classes=19, dataset="cityscapes", paper=XFORMER_PAPER, resolution_note=_RES_NOTE,
-    table="Table 5 (Cityscapes val, sliding 1024x1024 windows; FPS at 2048x1024 on a Titan RTX)",
-    published=dict(params_m=5.3, gflops=48.7, miou=78.5, fps_gpu=15.3), parts=_PARTS,
-    notes="SegFormer All-MLP decoder, C=256; default 1024x1024 (the training crop and sliding-window size), where our "
-          "count (46.4 G) meets Table 5's 48.7 GFLOPs; the paper's FPS is at 2048x1024",
-))(lambda num_classes=19, **kw: XFormerSegFormer(num_classes, **kw))
+register_model(
+    ModelSpec(
+        name="xformer-segformer",
+        family="xformer",
+        default_resolution=(1024, 1024),
+        output_stride=4,
+        size_multiple=64,
+        min_size=64,
+        num_classes=19,
+        dataset="cityscapes",
+        paper=XFORMER_PAPER,
+        resolution_note=_RES_NOTE,
+        table="Table 5 (Cityscapes val, sliding 1024x1024 windows; FPS at 2048x1024 on a Titan RTX)",
+        published=dict(params_m=5.3, gflops=48.7, miou=78.5, fps_gpu=15.3),
+        parts=_PARTS,
+        notes="SegFormer All-MLP decoder, C=256; default 1024x1024 (the training crop and sliding-window size), where our "
+        "count (46.4 G) meets Table 5's 48.7 GFLOPs; the paper's FPS is at 2048x1024",
+    )
+)(lambda num_classes=19, **kw: XFormerSegFormer(num_classes, **kw))
 
 register_family("xformer", None, classifier_keys=("decode_head.linear_pred.weight", "head.weight"))

@@ -10,6 +10,7 @@ tensor, pulled back as one file.
 The ADB target calls :func:`capture` with its transport, the cell's driver and the artifact's paths on the device
 (``AdbTarget.intermediates``), so this module needs nothing from the bench layer above it.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,15 +34,26 @@ class NoIntermediatesError(MobilesegError):
     """The device (its harness or runtime) cannot return intermediate tensors."""
 
 
-def capture(dev, driver, description: dict, art: dict, export_dir: str, runtime: str, precision: str, label: str,
-            timeout: float = 3600.0):
+def capture(
+    dev,
+    driver,
+    description: dict,
+    art: dict,
+    export_dir: str,
+    runtime: str,
+    precision: str,
+    label: str,
+    timeout: float = 3600.0,
+):
     """``(tensors, label)``: every intermediate tensor of one artifact run once on the device ``dev`` by
     ``driver`` (the ADB target has pushed ``art``, its paths there); one sentence where the driver cannot."""
     kind = driver.intermediates
     if kind is None:
-        raise NoIntermediatesError(f"the {driver.name} binary times only and cannot return intermediate tensors: "
-                                   "per-layer analysis needs the Python harness (--harness python) or, for ncnn, "
-                                   "the native harness")
+        raise NoIntermediatesError(
+            f"the {driver.name} binary times only and cannot return intermediate tensors: "
+            "per-layer analysis needs the Python harness (--harness python) or, for ncnn, "
+            "the native harness"
+        )
     why = driver.supports(runtime, description)
     if why:
         raise NoIntermediatesError(f"this device cannot return {runtime} intermediate tensors: {why}")
@@ -61,9 +73,24 @@ def capture(dev, driver, description: dict, art: dict, export_dir: str, runtime:
         status = posixpath.join(rdir, f"intermediates_{runtime}_{token}.json")
         if kind == "npz":
             out = posixpath.join(rdir, f"intermediates_{runtime}_{token}.npz")
-            args = ["--runtime", runtime, "--model", model, "--input", art["input"],
-                    "--output", posixpath.join(rdir, f"intermediates_out_{token}.npy"), "--timings", status,
-                    "--threads", "1", "--precision", precision, "--intermediates", out]
+            args = [
+                "--runtime",
+                runtime,
+                "--model",
+                model,
+                "--input",
+                art["input"],
+                "--output",
+                posixpath.join(rdir, f"intermediates_out_{token}.npy"),
+                "--timings",
+                status,
+                "--threads",
+                "1",
+                "--precision",
+                precision,
+                "--intermediates",
+                out,
+            ]
             if art.get("weights"):
                 args += ["--weights", art["weights"]]
             cmd = f"{driver.python} {shlex.quote(driver.remote)} {' '.join(shlex.quote(a) for a in args)}"
@@ -71,9 +98,11 @@ def capture(dev, driver, description: dict, art: dict, export_dir: str, runtime:
             out = posixpath.join(rdir, f"intermediates_ncnn_{token}.bin")
             q = shlex.quote
             binary = driver.harness.prepare(dev)  # pushed once (sha256-checked); its path on the device
-            cmd = (f"{q(binary)} --param {q(model)} --bin {q(art['weights'])} --input "
-                   f"{q(art['input'])} --input-name {q(art.get('input_name') or 'in0')} "
-                   f"--fp16 {int(precision == 'fp16')} --threads 1 --timings {q(status)} --intermediates {q(out)}")
+            cmd = (
+                f"{q(binary)} --param {q(model)} --bin {q(art['weights'])} --input "
+                f"{q(art['input'])} --input-name {q(art.get('input_name') or 'in0')} "
+                f"--fp16 {int(precision == 'fp16')} --threads 1 --timings {q(status)} --intermediates {q(out)}"
+            )
         rc, log = dev.shell(f"cd {shlex.quote(rdir)} && {cmd}", timeout)
         info = {}
         try:
@@ -83,8 +112,9 @@ def capture(dev, driver, description: dict, art: dict, export_dir: str, runtime:
                 pass
             if rc != 0 or not info.get("ok"):
                 why = info.get("error") or " ".join(str(log).strip().splitlines()[-2:])[:300] or f"exit {rc}"
-                raise NoIntermediatesError(f"the device harness could not return the {runtime} intermediate "
-                                           f"tensors ({why})")
+                raise NoIntermediatesError(
+                    f"the device harness could not return the {runtime} intermediate tensors ({why})"
+                )
             local = dev.pull(out, Path(tmp) / os.path.basename(out))
         finally:
             marks.remove(dev, out, status, posixpath.join(rdir, f"intermediates_out_{token}.npy"))
@@ -113,7 +143,7 @@ def read_native(path: str) -> list[RuntimeTensor]:
         nonlocal pos
         n = u32()
         pos += n
-        return data[pos - n:pos].decode()
+        return data[pos - n : pos].decode()
 
     while pos < len(data):
         name, op = text(), text()

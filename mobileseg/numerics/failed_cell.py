@@ -6,6 +6,7 @@ says why in ``error``. The target gives the tensors (``target.intermediates``): 
 runtime and precision are captured here; on an ADB device whose harness returns intermediates (:mod:`.device_capture`) the
 device's tensors are used.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,16 @@ def _ensure_module(folder: str, cell, manifest: dict) -> None:
     from ..export import export_model
 
     weights = (manifest.get("weights") or {}).get("path")
-    export_model(cell.model, list(cell.resolution), formats=["torch"], precision=cell.precision, graph=cell.graph,
-                 weights=weights, num_classes=manifest.get("num_classes") if weights else None, out=str(folder))
+    export_model(
+        cell.model,
+        list(cell.resolution),
+        formats=["torch"],
+        precision=cell.precision,
+        graph=cell.graph,
+        weights=weights,
+        num_classes=manifest.get("num_classes") if weights else None,
+        out=str(folder),
+    )
 
 
 def diverging_layer(folder, cell, manifest: dict, target=None) -> dict:
@@ -34,13 +43,18 @@ def diverging_layer(folder, cell, manifest: dict, target=None) -> dict:
         _ensure_module(folder, cell, manifest)
         from .analyze import per_layer
 
-        rep = per_layer(folder, cell.format, precision=cell.precision, runtime=cell.runtime, tensors=tensors,
-                        device=device)
+        rep = per_layer(
+            folder, cell.format, precision=cell.precision, runtime=cell.runtime, tensors=tensors, device=device
+        )
         path = write(rep, os.path.join(folder, "numerics"))
     except Exception as exc:  # noqa: BLE001 - the record is written whatever this analysis hits
-        return {"error": f"per-layer analysis not possible: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"}
+        return {
+            "error": f"per-layer analysis not possible: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        }
     out = bench_summary(rep)
-    out["sentence"] = sentence(rep["first_diverging"]) or "no single layer over the per-layer limit (the error " \
-                                                           "builds up across layers)"
+    out["sentence"] = (
+        sentence(rep["first_diverging"])
+        or "no single layer over the per-layer limit (the error builds up across layers)"
+    )
     out["report"] = path
     return out

@@ -8,6 +8,7 @@ same code serves every format: the ONNX initializer equal to the module's weight
 convolutions, in LiteRT), as float32 or, in fp16 exports, float16. A weight found nowhere or more than once is an
 error rather than a guess.
 """
+
 from __future__ import annotations
 
 import os
@@ -88,8 +89,11 @@ def _record_edit(export_dir: str, fmt: str, path: str, fault: dict) -> None:
     man = _manifest.read(export_dir)
     for f in (_manifest.format_entry(man or {}, fmt) or {}).get("files") or []:
         if isinstance(f, dict) and os.path.abspath(os.path.join(export_dir, f["path"])) == os.path.abspath(path):
-            f["edited"] = {"sha256": sha256_file(path), "by": "mobileseg.numerics.inject",
-                           "fault": {k: v for k, v in fault.items() if k != "file"}}
+            f["edited"] = {
+                "sha256": sha256_file(path),
+                "by": "mobileseg.numerics.inject",
+                "fault": {k: v for k, v in fault.items() if k != "file"},
+            }
             _manifest.write(export_dir, man)
 
 
@@ -98,8 +102,11 @@ def _onnx(path: str, w, new) -> dict:
     from onnx import numpy_helper
 
     model = onnx.load(path)
-    hits = [t for t in model.graph.initializer if t.dims and list(t.dims) == list(w.shape)
-            and np.array_equal(numpy_helper.to_array(t), w)]
+    hits = [
+        t
+        for t in model.graph.initializer
+        if t.dims and list(t.dims) == list(w.shape) and np.array_equal(numpy_helper.to_array(t), w)
+    ]
     if len(hits) != 1:
         raise InjectError(f"found the weight in {len(hits)} ONNX initializers of {path} (need exactly one)")
     hits[0].CopyFrom(numpy_helper.from_array(new.astype(np.float32), hits[0].name))
@@ -121,7 +128,7 @@ def _bytes(path: str, w, new) -> dict:
         raise InjectError(f"found the weight bytes {len(found)} times in {path} (need exactly one layout/dtype)")
     name, dt, at, n = found[0]
     new_view = dict(layouts(new))[name]
-    data[at:at + n] = np.ascontiguousarray(new_view, dtype=dt).tobytes()
+    data[at : at + n] = np.ascontiguousarray(new_view, dtype=dt).tobytes()
     with open(path, "wb") as f:
         f.write(bytes(data))
     return {"where": f"byte offset {at} ({name}, {np.dtype(dt).name})"}

@@ -2,6 +2,7 @@
 
 Numpy only (no torch, no runtime): it formats what :mod:`.match` found, and reads back what it wrote.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,32 +27,59 @@ def build(cap, tensors, result: dict, limit: float, meta: dict, min_rms: float =
             unmatched.append({"module": e.path, "class": e.cls, "shape": e.shape, "leaf": e.leaf})
             continue
         t = tensors[m.tensor]
-        rows.append({"depth": len(rows), "module": e.path, "class": e.cls, "aliases": e.aliases,
-                     "fused": fused_into.get(e.path, []), "runtime_tensor": t.name, "op": t.op,
-                     "shape": e.shape, "runtime_shape": list(t.value.shape), "layout": m.layout,
-                     "method": m.method, **{k: m.figures[k] for k in ("rel_l2", "cosine", "sqnr_db", "max_abs", "ref_rms")},
-                     "judged": not (m.figures.get("ref_rms", 1.0) < min_rms)})
+        rows.append(
+            {
+                "depth": len(rows),
+                "module": e.path,
+                "class": e.cls,
+                "aliases": e.aliases,
+                "fused": fused_into.get(e.path, []),
+                "runtime_tensor": t.name,
+                "op": t.op,
+                "shape": e.shape,
+                "runtime_shape": list(t.value.shape),
+                "layout": m.layout,
+                "method": m.method,
+                **{k: m.figures[k] for k in ("rel_l2", "cosine", "sqnr_db", "max_abs", "ref_rms")},
+                "judged": not (m.figures.get("ref_rms", 1.0) < min_rms),
+            }
+        )
     counts = {s: 0 for s in ("matched", "fused", "identity", "removed", "unmatched")}
     for _, status, _ in leaves:
         counts[status] += 1
     total = len(leaves)
     first = first_over(rows, limit, min_rms)
-    report = {"schema": SCHEMA, **meta, "limit_rel_l2": limit, "min_ref_rms": min_rms, "layers": rows,
-              "leaves": [{"module": leaf.path, "class": leaf.cls, "status": s, "detail": d} for leaf, s, d in leaves],
-              "unmatched": unmatched,
-              "summary": {"leaf_modules": total, **counts,
-                          "matched_pct": round(100.0 * counts["matched"] / total, 1) if total else None,
-                          "accounted_pct": round(100.0 * (total - counts["unmatched"]) / total, 1) if total else None,
-                          "rows": len(rows), "runtime_tensors": len(tensors),
-                          "not_judged": sum(not r["judged"] for r in rows),
-                          "methods": {k: sum(r["method"] == k for r in rows) for k in
-                                      dict.fromkeys(r["method"] for r in rows)}},
-              "first_diverging": None}
+    report = {
+        "schema": SCHEMA,
+        **meta,
+        "limit_rel_l2": limit,
+        "min_ref_rms": min_rms,
+        "layers": rows,
+        "leaves": [{"module": leaf.path, "class": leaf.cls, "status": s, "detail": d} for leaf, s, d in leaves],
+        "unmatched": unmatched,
+        "summary": {
+            "leaf_modules": total,
+            **counts,
+            "matched_pct": round(100.0 * counts["matched"] / total, 1) if total else None,
+            "accounted_pct": round(100.0 * (total - counts["unmatched"]) / total, 1) if total else None,
+            "rows": len(rows),
+            "runtime_tensors": len(tensors),
+            "not_judged": sum(not r["judged"] for r in rows),
+            "methods": {k: sum(r["method"] == k for r in rows) for k in dict.fromkeys(r["method"] for r in rows)},
+        },
+        "first_diverging": None,
+    }
     if first is not None:
         row = rows[first]
-        report["first_diverging"] = {"depth": first, "module": row["module"], "fused": row["fused"],
-                                     "runtime_tensor": row["runtime_tensor"], "rel_l2": row["rel_l2"],
-                                     "previous_rel_l2": previous_figure(rows, first), "limit": limit}
+        report["first_diverging"] = {
+            "depth": first,
+            "module": row["module"],
+            "fused": row["fused"],
+            "runtime_tensor": row["runtime_tensor"],
+            "rel_l2": row["rel_l2"],
+            "previous_rel_l2": previous_figure(rows, first),
+            "limit": limit,
+        }
         report["first_diverging"]["sentence"] = sentence(report["first_diverging"])
     return report
 
@@ -61,13 +89,16 @@ def _g(v) -> str:
 
 
 def sentence(first: dict | None) -> str | None:
-    """"first diverging layer: <module> (rel-L2 jumps from 1e-6 to 3e-2)" (the console and the bench record)."""
+    """ "first diverging layer: <module> (rel-L2 jumps from 1e-6 to 3e-2)" (the console and the bench record)."""
     if not first:
         return None
     fused = f" (with {', '.join(first['fused'])} fused into it)" if first.get("fused") else ""
     before = first.get("previous_rel_l2")
-    jump = f"rel-L2 jumps from {_g(before)} to {_g(first['rel_l2'])}" if before is not None else \
-        f"rel-L2 {_g(first['rel_l2'])} at the first layer"
+    jump = (
+        f"rel-L2 jumps from {_g(before)} to {_g(first['rel_l2'])}"
+        if before is not None
+        else f"rel-L2 {_g(first['rel_l2'])} at the first layer"
+    )
     return f"first diverging layer: {first['module']}{fused} ({jump}; limit {_g(first['limit'])})"
 
 
@@ -78,12 +109,21 @@ def table_rows(report: dict) -> list[dict]:
     for r in report["layers"]:
         sq = r["sqnr_db"]
         mark = ">>" if r["depth"] == first else "" if r.get("judged", True) else "~"
-        out.append({"": mark, "#": r["depth"], "module": r["module"],
-                    "runtime tensor": _short(r["runtime_tensor"]), "shape": "x".join(map(str, r["shape"])),
-                    "rel_l2": _g(r["rel_l2"]), "cosine": f"{r['cosine']:.6f}",
-                    "sqnr_db": "exact" if sq is None else f"{sq:.1f}", "max_abs": _g(r["max_abs"]),
-                    "match": r["method"] + (f" ({r['layout']})" if r["layout"] == "NHWC->NCHW" else ""),
-                    "fused": ",".join(_relative(p, r["module"]) for p in r["fused"])})
+        out.append(
+            {
+                "": mark,
+                "#": r["depth"],
+                "module": r["module"],
+                "runtime tensor": _short(r["runtime_tensor"]),
+                "shape": "x".join(map(str, r["shape"])),
+                "rel_l2": _g(r["rel_l2"]),
+                "cosine": f"{r['cosine']:.6f}",
+                "sqnr_db": "exact" if sq is None else f"{sq:.1f}",
+                "max_abs": _g(r["max_abs"]),
+                "match": r["method"] + (f" ({r['layout']})" if r["layout"] == "NHWC->NCHW" else ""),
+                "fused": ",".join(_relative(p, r["module"]) for p in r["fused"]),
+            }
+        )
     return out
 
 
@@ -99,7 +139,7 @@ def _relative(path: str, module: str) -> str:
 
 def _short(name: str, width: int = 48) -> str:
     name = str(name)
-    return name if len(name) <= width else "..." + name[-(width - 3):]
+    return name if len(name) <= width else "..." + name[-(width - 3) :]
 
 
 def _clean(v):
@@ -139,5 +179,9 @@ def read(path: str) -> dict:
 def bench_summary(report: dict) -> dict:
     """What a failing bench cell's record keeps: the first diverging layer and the match counts."""
     s = report["summary"]
-    return {"first_diverging": report.get("first_diverging"), "matched_pct": s["matched_pct"],
-            "accounted_pct": s["accounted_pct"], "rows": s["rows"]}
+    return {
+        "first_diverging": report.get("first_diverging"),
+        "matched_pct": s["matched_pct"],
+        "accounted_pct": s["accounted_pct"],
+        "rows": s["rows"],
+    }

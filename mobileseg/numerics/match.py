@@ -20,6 +20,7 @@
 Layouts: a runtime's 4-D NHWC tensor (LiteRT) is compared as NCHW; ncnn's batch-less blobs and any other tensor of
 the same memory order are reshaped.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,8 +51,12 @@ def aligned(value: np.ndarray, layout: str, shape) -> list[tuple[str, np.ndarray
     if value.size != int(np.prod(shape)):
         return []
     views = []
-    if layout == "NHWC" and value.ndim == 4 and len(shape) == 4 and \
-            (value.shape[0], value.shape[3], value.shape[1], value.shape[2]) == shape:
+    if (
+        layout == "NHWC"
+        and value.ndim == 4
+        and len(shape) == 4
+        and (value.shape[0], value.shape[3], value.shape[1], value.shape[2]) == shape
+    ):
         views.append(("NHWC->NCHW", value.transpose(0, 3, 1, 2)))
     views.append(("same order", value.reshape(shape)))
     return views
@@ -116,6 +121,7 @@ def match(cap, tensors, runtime: str) -> dict:
             if bv is not None and bv[2] <= VALUE_MAX_REL_L2:
                 pairs.append((bv[2], e.index, t.index, bv[0]))
     pairs.sort(key=lambda p: (p[0], p[1], p[2]))
+
     def free(ti: int, ei: int) -> bool:
         owner = used.get(ti)
         return owner is None or np.array_equal(cap.tensors[owner].value, cap.tensors[ei].value)
@@ -140,14 +146,19 @@ def match(cap, tensors, runtime: str) -> dict:
     # (a convolution before its activation: a weightless leaf of the same shape) are left to be listed as
     # fused, as in a right artifact.
     for e in cap.tensors:
-        if e.index in matches or e.path.split("#")[0] in fused_by_name or any(
+        if (
+            e.index in matches
+            or e.path.split("#")[0] in fused_by_name
+            or any(
                 cap.tensors[c].leaf and not cap.tensors[c].params and cap.tensors[c].shape == e.shape
-                for c in consumers.get(e.out_id, [])):
+                for c in consumers.get(e.out_id, [])
+            )
+        ):
             continue
         lo = max((m.tensor for k, m in matches.items() if k < e.index), default=-1)
         hi = min((m.tensor for k, m in matches.items() if k > e.index), default=len(tensors))
         cands = []
-        for t in tensors[lo + 1:hi]:
+        for t in tensors[lo + 1 : hi]:
             if t.index in used:
                 continue
             bv = best_view(t.value, t.layout, e.value)
@@ -168,8 +179,10 @@ def match(cap, tensors, runtime: str) -> dict:
         elif leaf.entry in matches:
             leaves.append((leaf, "matched", tensors[matches[leaf.entry].tensor].name))
         elif scope in fused_by_name:
-            into = next((cap.tensors[k].path for k, m in matches.items()
-                         if m.tensor == fused_by_name[scope]), paths[fused_by_name[scope]][0])
+            into = next(
+                (cap.tensors[k].path for k, m in matches.items() if m.tensor == fused_by_name[scope]),
+                paths[fused_by_name[scope]][0],
+            )
             leaves.append((leaf, "fused", into))
         else:
             out_id = cap.tensors[leaf.entry].out_id

@@ -1,4 +1,5 @@
 """Error figures of one tensor against its reference (numpy only), and the first layer whose error crosses a limit."""
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,14 @@ def figures(out, ref) -> dict:
     cos = float(np.dot(a, r) / (na * nr)) if na > 0 and nr > 0 else (1.0 if na == nr else 0.0)
     sqnr = None if rel == 0 else sqnr_db(a, r)
     finite = bool(np.all(np.isfinite(a)))
-    return {"rel_l2": rel if finite else math.inf, "cosine": cos, "sqnr_db": sqnr,
-            "max_abs": float(np.max(np.abs(d))) if d.size else 0.0, "finite": finite,
-            "ref_rms": nr / math.sqrt(r.size) if r.size else 0.0}
+    return {
+        "rel_l2": rel if finite else math.inf,
+        "cosine": cos,
+        "sqnr_db": sqnr,
+        "max_abs": float(np.max(np.abs(d))) if d.size else 0.0,
+        "finite": finite,
+        "ref_rms": nr / math.sqrt(r.size) if r.size else 0.0,
+    }
 
 
 def first_over(rows: list[dict], limit: float, min_rms: float = 0.0) -> int | None:

@@ -13,6 +13,7 @@
 
 Resolution walks the module tree, so a name segment that is no module (a functional op's scope) ends the path there.
 """
+
 from __future__ import annotations
 
 

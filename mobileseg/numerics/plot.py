@@ -4,6 +4,7 @@ Depth is the row's position in graph order divided by the number of rows, so mod
 numbers of matched tensors share one axis. Each line's first diverging layer is circled and the per-layer limits
 are drawn as dashed lines.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,9 @@ def plot(reports: list[dict], path: str, title: str | None = None) -> str:
         (line,) = ax.plot(xs, ys, lw=1.2, label=label(rep))
         first = rep.get("first_diverging")
         if first:
-            ax.plot([first["depth"] / n], [max(_num(first["rel_l2"]), floor)], "o", ms=9, mfc="none",
-                    color=line.get_color())
+            ax.plot(
+                [first["depth"] / n], [max(_num(first["rel_l2"]), floor)], "o", ms=9, mfc="none", color=line.get_color()
+            )
         limits.setdefault(rep["limit_rel_l2"], line.get_color())
     for lim in limits:
         ax.axhline(lim, ls="--", lw=0.8, color="grey")

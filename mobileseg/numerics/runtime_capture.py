@@ -10,6 +10,7 @@ Each tensor carries the runtime's name for it (ONNX: the producing node's name; 
 tensor name) and the op type. Values are returned as the runtime holds them (LiteRT keeps NHWC); :mod:`.match`
 aligns layouts.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,10 @@ def capture(runtime: str, export_dir: str, x: np.ndarray, precision: str = "fp32
     if missing:
         from ..manifest import ArtifactError
 
-        raise ArtifactError(f"{export_dir} has no {fmt} artifact ({os.path.basename(missing[0])} is missing): "
-                            f"export it with `mobileseg export ... --formats torch,{fmt}`")
+        raise ArtifactError(
+            f"{export_dir} has no {fmt} artifact ({os.path.basename(missing[0])} is missing): "
+            f"export it with `mobileseg export ... --formats torch,{fmt}`"
+        )
     from .. import manifest as _manifest
 
     if os.path.isfile(os.path.join(export_dir, _manifest.FILE)):  # a damaged file: one sentence, not a traceback
@@ -51,8 +54,10 @@ def capture(runtime: str, export_dir: str, x: np.ndarray, precision: str = "fp32
         return ncnn_tensors(files[0], files[1], x, precision, vulkan=runtime == "ncnn-vulkan")
     if runtime == "litert":
         return litert_tensors(files[0], x)
-    raise MobilesegError(f"per-layer capture is not available for the {runtime} runtime "
-                         f"(it is for onnxruntime, ncnn, ncnn-vulkan and litert)")
+    raise MobilesegError(
+        f"per-layer capture is not available for the {runtime} runtime "
+        f"(it is for onnxruntime, ncnn, ncnn-vulkan and litert)"
+    )
 
 
 def all_outputs_model(path: str):
@@ -61,8 +66,10 @@ def all_outputs_model(path: str):
     onnx = require("onnx", "onnx", "per-layer ONNX capture")
     model = onnx.load(path)
     inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in
-             list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)
+    }
     from ..export.onnx import scope_name
 
     present = {o.name for o in model.graph.output}

@@ -6,6 +6,7 @@ the module that contains them and the list is in execution order. One tensor ret
 container returning its last child's output, an ``Identity`` left by BN folding) is one entry, named by the
 innermost module, with the others as aliases.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,10 @@ def load_module(export_dir: str, export_cmd: str = "mobileseg export ... --forma
     name = FORMATS["torch"].model_file
     path = os.path.join(export_dir, name)
     if not os.path.isfile(path):
-        raise ArtifactError(f"{export_dir} has no {name} (the exported PyTorch module the layers are compared "
-                            f"with): write it with `{export_cmd}`")
+        raise ArtifactError(
+            f"{export_dir} has no {name} (the exported PyTorch module the layers are compared "
+            f"with): write it with `{export_cmd}`"
+        )
     return torch.load(path, weights_only=False).eval()
 
 
@@ -95,9 +98,16 @@ def capture(module, x: np.ndarray) -> TorchCapture:
             if leaf:
                 leaves.append(LeafCall(path, type(mod).__name__, entry, id(out) in ins))
             return
-        t = TorchTensor(len(tensors), path or "(output)", type(mod).__name__, leaf,
-                        out.detach().to(torch.float32).numpy().copy(), ins, id(out),
-                        params=any(True for _ in mod.parameters(recurse=False)))
+        t = TorchTensor(
+            len(tensors),
+            path or "(output)",
+            type(mod).__name__,
+            leaf,
+            out.detach().to(torch.float32).numpy().copy(),
+            ins,
+            id(out),
+            params=any(True for _ in mod.parameters(recurse=False)),
+        )
         by_id[id(out)] = t.index
         tensors.append(t)
         if leaf:

@@ -14,6 +14,7 @@ Both run as commands in their own processes (the same start-up for both), back t
 exports warm; the summary
 (``<out>/choose-vs-sweep.json`` and ``.md``) gives both winners, whether they agree, and the time ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,16 @@ def sweep_winner(records: list, budget_ms: float) -> tuple[str | None, list]:
         ev = accuracy.published(c, table)
         key = (1, ev.miou) if ev.miou is not None else (0, ev.proxy if ev.proxy is not None else -1e9)
         s = r["stats_ms"]
-        rows.append({"id": c.id, "median": s["median"], "high": s.get("median_ci_high"), "key": key,
-                     "count": s["count"], "elapsed_s": (r.get("sampling") or {}).get("elapsed_s")})
+        rows.append(
+            {
+                "id": c.id,
+                "median": s["median"],
+                "high": s.get("median_ci_high"),
+                "key": key,
+                "count": s["count"],
+                "elapsed_s": (r.get("sampling") or {}).get("elapsed_s"),
+            }
+        )
     feasible = [x for x in rows if x["high"] is not None and x["high"] <= budget_ms]
     if not feasible:
         return None, rows
@@ -73,20 +82,50 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    common = dict(models=args.models, resolutions=[args.res], runtimes=args.runtimes, precisions=["fp32"],
-                  device="local", threads=1, export_root=args.export_dir, measure_reference=False)
+    common = dict(
+        models=args.models,
+        resolutions=[args.res],
+        runtimes=args.runtimes,
+        precisions=["fp32"],
+        device="local",
+        threads=1,
+        export_root=args.export_dir,
+        measure_reference=False,
+    )
     n = len(args.models) * len(args.runtimes)
     print(f"exporting {n} candidates (one sample each, not timed)", flush=True)
     run_bench(**common, repeats=1, warmup=0, results_file=str(out / "warm.jsonl"), progress=False)
 
-    cells = ["--models", *args.models, "--res", args.res, "--runtimes", *args.runtimes, "--precisions", "fp32",
-             "--export-dir", args.export_dir, "--quiet"]
+    cells = [
+        "--models",
+        *args.models,
+        "--res",
+        args.res,
+        "--runtimes",
+        *args.runtimes,
+        "--precisions",
+        "fp32",
+        "--export-dir",
+        args.export_dir,
+        "--quiet",
+    ]
     sweep_file = out / "sweep.jsonl"
     if sweep_file.exists():
         sweep_file.unlink()
     t0 = time.monotonic()
-    _mobileseg(["bench", *cells, "--target-ci", "1", "--max-time", f"{args.sweep_max_time:g}", "--no-sgemm",
-                "--results-file", str(sweep_file)])
+    _mobileseg(
+        [
+            "bench",
+            *cells,
+            "--target-ci",
+            "1",
+            "--max-time",
+            f"{args.sweep_max_time:g}",
+            "--no-sgemm",
+            "--results-file",
+            str(sweep_file),
+        ]
+    )
     sweep_s = time.monotonic() - t0
     from ..results.store import ResultStore
 
@@ -97,32 +136,61 @@ def main(argv=None) -> int:
     for f in choose_dir.glob("*.jsonl"):
         f.unlink()  # a fresh race, not a resumed one
     t0 = time.monotonic()
-    rc = _mobileseg(["choose", "--budget-ms", f"{args.budget_ms:g}", *cells, "--max-time", f"{args.max_time:g}",
-                     "--out", str(choose_dir)])
+    rc = _mobileseg(
+        [
+            "choose",
+            "--budget-ms",
+            f"{args.budget_ms:g}",
+            *cells,
+            "--max-time",
+            f"{args.max_time:g}",
+            "--out",
+            str(choose_dir),
+        ]
+    )
     choose_s = time.monotonic() - t0
     summary = json.loads((out / "choose" / "choose.json").read_text())
     chosen = next((c["id"] for c in summary["candidates"] if c["fate"] == "chosen"), None)
     samples = sum(c["samples"] for c in summary["candidates"])
     result = {
-        "candidates": n, "budget_ms": args.budget_ms, "res": args.res, "models": args.models,
-        "runtimes": args.runtimes, "sweep": {"seconds": round(sweep_s, 1), "winner": sweep_id,
-                                             "samples": sum(r["count"] for r in sweep_rows), "rows": sweep_rows},
-        "choose": {"seconds": round(choose_s, 1), "race_seconds": summary.get("race_seconds"), "rc": rc,
-                   "state": summary["state"], "winner": chosen, "samples": samples,
-                   "tie": summary.get("tie")},
+        "candidates": n,
+        "budget_ms": args.budget_ms,
+        "res": args.res,
+        "models": args.models,
+        "runtimes": args.runtimes,
+        "sweep": {
+            "seconds": round(sweep_s, 1),
+            "winner": sweep_id,
+            "samples": sum(r["count"] for r in sweep_rows),
+            "rows": sweep_rows,
+        },
+        "choose": {
+            "seconds": round(choose_s, 1),
+            "race_seconds": summary.get("race_seconds"),
+            "rc": rc,
+            "state": summary["state"],
+            "winner": chosen,
+            "samples": samples,
+            "tie": summary.get("tie"),
+        },
         "same_winner": chosen is not None and chosen == sweep_id,
         "time_ratio_choose_over_sweep": round(choose_s / sweep_s, 3) if sweep_s else None,
         "note": "one run on a shared host; both phases after the exports, measured back to back",
     }
     (out / "choose-vs-sweep.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = [f"# choose vs an exhaustive --target-ci 1 sweep ({n} host candidates at {args.res}, budget "
-          f"{args.budget_ms:g} ms)", "",
-          "| | wall s | samples | winner |", "| --- | --- | --- | --- |",
-          f"| sweep (--target-ci 1, --max-time {args.sweep_max_time:g}) | {sweep_s:.1f} | "
-          f"{result['sweep']['samples']} | {sweep_id} |",
-          f"| choose ({summary['state']}) | {choose_s:.1f} | {samples} | {chosen} |", "",
-          f"same winner: {result['same_winner']}; time ratio choose/sweep: {result['time_ratio_choose_over_sweep']}",
-          ""]
+    md = [
+        f"# choose vs an exhaustive --target-ci 1 sweep ({n} host candidates at {args.res}, budget "
+        f"{args.budget_ms:g} ms)",
+        "",
+        "| | wall s | samples | winner |",
+        "| --- | --- | --- | --- |",
+        f"| sweep (--target-ci 1, --max-time {args.sweep_max_time:g}) | {sweep_s:.1f} | "
+        f"{result['sweep']['samples']} | {sweep_id} |",
+        f"| choose ({summary['state']}) | {choose_s:.1f} | {samples} | {chosen} |",
+        "",
+        f"same winner: {result['same_winner']}; time ratio choose/sweep: {result['time_ratio_choose_over_sweep']}",
+        "",
+    ]
     (out / "choose-vs-sweep.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0 if result["same_winner"] else 1

@@ -13,6 +13,7 @@
 The folders of this run (temporary export and adb homes) are written as ``.`` in the records, so they name no path of
 this machine. Emulated timings: what they show is which device measured what, not a phone's speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,12 @@ def _adb(env: dict, *args: str) -> str:
 
 def _server(home: Path) -> tuple[dict, int]:
     port = _free_port()
-    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(port), "ADB_LOCAL_TRANSPORT_MAX_PORT": "5000"}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "ANDROID_ADB_SERVER_PORT": str(port),
+        "ADB_LOCAL_TRANSPORT_MAX_PORT": "5000",
+    }
     env.pop("ADB_SERVER_SOCKET", None)
     env.pop("ANDROID_ADB_SERVER_ADDRESS", None)
     _adb(env, "start-server")
@@ -78,9 +84,12 @@ def _summary(folder: Path) -> None:
             dev = rec["device"]
             freqs = (rec.get("device_state") or {}).get("before", {}).get("freqs_khz") or {}
             pinned = freqs.get(str(dev.get("pinned_cpu")))
-            print(f"  {path.name}: {dev['serial']} via {dev.get('adb', {}).get('adb_server')} "
-                  f"{r['runtime']} median {r['latency_ms']:.2f} ms (p10 {r['p10_ms']:.2f}, p90 {r['p90_ms']:.2f}, "
-                  f"n={r['count']}), pinned CPU at {pinned} kHz, mark {dev.get('mark')}, {rec['status']}", flush=True)
+            print(
+                f"  {path.name}: {dev['serial']} via {dev.get('adb', {}).get('adb_server')} "
+                f"{r['runtime']} median {r['latency_ms']:.2f} ms (p10 {r['p10_ms']:.2f}, p90 {r['p90_ms']:.2f}, "
+                f"n={r['count']}), pinned CPU at {pinned} kHz, mark {dev.get('mark')}, {rec['status']}",
+                flush=True,
+            )
 
 
 def main(argv=None) -> int:
@@ -112,17 +121,30 @@ def main(argv=None) -> int:
         devices, notes = open_devices(device_arg, transport="server", servers=servers)
         for n in notes:
             print(f"  note: {n}", flush=True)
-        outcomes = run_on_devices(AdbTarget.on_device, devices, threads=1, out_dir=out, progress=False,
-                                  models=[args.models], resolutions=[args.res], runtimes=[args.runtime], warmup=2,
-                                  repeats=args.repeats, export_root=export, measure_reference=False)
+        outcomes = run_on_devices(
+            AdbTarget.on_device,
+            devices,
+            threads=1,
+            out_dir=out,
+            progress=False,
+            models=[args.models],
+            resolutions=[args.res],
+            runtimes=[args.runtime],
+            warmup=2,
+            repeats=args.repeats,
+            export_root=export,
+            measure_reference=False,
+        )
         for o in outcomes:
             print(f"  {o.summary()}", flush=True)
         return int(not all(o.ok and all(r["status"] == "ok" for r in o.run) for o in outcomes))
+
     procs, envs, rc = [], [], 0
 
     def device(extra=None) -> str:
-        proc, port = control.launch(rootfs=str(build.rootfs_dir()), extra_args=extra,
-                                    log_path=str(tmp / f"emu{len(procs)}.log"))
+        proc, port = control.launch(
+            rootfs=str(build.rootfs_dir()), extra_args=extra, log_path=str(tmp / f"emu{len(procs)}.log")
+        )
         procs.append(proc)
         return f"127.0.0.1:{port}"
 

@@ -8,6 +8,7 @@ the phone; ncnn and onnxruntime on the board), then a short sustained run on the
 ``--minute-s`` seconds. Writes ``<out>/emulated-<profile>-figures.jsonl`` and ``<out>/emulated-android-sustained.jsonl``.
 Emulated: the timings and memory are qemu's, numerics only; what they show is that every harness reports them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,24 +36,40 @@ def main(argv=None) -> int:
     out = Path(args.out)
     rc = 0
     for profile, port, extra, runtimes, harness in (
-            ("android", args.port, ["--thermal-sim", THERMAL, "--host-proc"], ["ncnn"], "native"),
-            ("debian", args.port + 2, ["--host-proc"], ["ncnn", "onnxruntime"], "python")):
-        proc, port = control.launch(port=port, rootfs=str(build.rootfs_dir(profile)), profile=profile,
-                                    extra_args=extra)
+        ("android", args.port, ["--thermal-sim", THERMAL, "--host-proc"], ["ncnn"], "native"),
+        ("debian", args.port + 2, ["--host-proc"], ["ncnn", "onnxruntime"], "python"),
+    ):
+        proc, port = control.launch(port=port, rootfs=str(build.rootfs_dir(profile)), profile=profile, extra_args=extra)
         try:
-            common = dict(device=f"adb:127.0.0.1:{port}", target_options={"harness": harness, "adb_transport": "direct"},
-                          models=args.models.split(","), resolutions=[args.res], runtimes=runtimes, warmup=2,
-                          export_root=args.export_dir, progress=False)
+            common = dict(
+                device=f"adb:127.0.0.1:{port}",
+                target_options={"harness": harness, "adb_transport": "direct"},
+                models=args.models.split(","),
+                resolutions=[args.res],
+                runtimes=runtimes,
+                warmup=2,
+                export_root=args.export_dir,
+                progress=False,
+            )
             runs = [run_bench(**common, repeats=10, results_file=out / f"emulated-{profile}-figures.jsonl")]
             if profile == "android":
-                runs.append(run_bench(**common, sustained=args.minutes, sustained_minute_s=args.minute_s,
-                                      results_file=out / "emulated-android-sustained.jsonl"))
+                runs.append(
+                    run_bench(
+                        **common,
+                        sustained=args.minutes,
+                        sustained_minute_s=args.minute_s,
+                        results_file=out / "emulated-android-sustained.jsonl",
+                    )
+                )
             for run in runs:
                 for r in run:
                     rc |= r["status"] != "ok"
-                    print(f"{profile} {r['runtime']} {r['harness']}: load {r.get('load_ms')} ms, first run "
-                          f"{r.get('first_run_ms')} ms, memory {r.get('memory')}, sustained "
-                          f"{(r.get('sustained') or {}).get('slowdown_minute')}", flush=True)
+                    print(
+                        f"{profile} {r['runtime']} {r['harness']}: load {r.get('load_ms')} ms, first run "
+                        f"{r.get('first_run_ms')} ms, memory {r.get('memory')}, sustained "
+                        f"{(r.get('sustained') or {}).get('slowdown_minute')}",
+                        flush=True,
+                    )
         finally:
             control.terminate(proc)
     return rc

@@ -5,6 +5,7 @@ content-hash cache. Writes ``results/runs/export_time.json`` (the committed run:
 
     python -m mobileseg.perf.export_time [--model topformer-b] [--res 512] [--export-dir DIR] [--out FILE.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,13 @@ def main(argv=None) -> int:
     ap.add_argument("--res", default="512")
     ap.add_argument("--formats", default="onnx,ncnn,tflite")
     ap.add_argument("--export-dir", default=None, help="the export folder (default: a temporary folder)")
-    ap.add_argument("--out", "--results", dest="results", default=os.path.join(RUNS_DIR, "export_time.json"),
-                    help="JSON file written (default results/runs/export_time.json)")
+    ap.add_argument(
+        "--out",
+        "--results",
+        dest="results",
+        default=os.path.join(RUNS_DIR, "export_time.json"),
+        help="JSON file written (default results/runs/export_time.json)",
+    )
     args = ap.parse_args(argv)
 
     from .. import __version__
@@ -41,22 +47,48 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         res = export_model(args.model, args.res, formats=args.formats, out=out, force=force)
         seconds = time.perf_counter() - t
-        fmts = {f: {"ok": e["ok"], "convert_s": e.get("seconds", {}).get("convert"),
-                    "parity_s": e.get("seconds", {}).get("parity"),
-                    "rel_l2": (e.get("parity") or {}).get("rel_l2")} for f, e in res.formats.items()}
-        runs.append({"run": i + 1, "cached": res.cached, "seconds": round(seconds, 2), "ok": res.ok, "formats": fmts,
-                     "loadavg_before": load_before, "loadavg_after": _loadavg()})
-        print(f"run {i + 1}: {seconds:.1f} s (cache: {res.cached}, ok: {res.ok}; load average {load_before}) "
-              + ", ".join(f"{f} {v['convert_s']} s" for f, v in fmts.items()))
-    record = {"benchmark": "export_time", "model": args.model, "resolution": args.res, "formats": args.formats,
-              "runs": runs, "goals_s": {"first": 60, "second": 2}, "mobileseg": __version__,
-              "host": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
-              "versions": res.manifest.get("versions"),
-              "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "note": ("wall clock of export_model; run 1 converts TFLite in a child process alongside ONNX and ncnn "
-                       "(its convert_s counts from the child's start, import and model hand-over included); run 2 "
-                       "includes the sha256 check of every artifact file; loadavg: 1/5/15-minute load averages of "
-                       "the host (other jobs share it)")}
+        fmts = {
+            f: {
+                "ok": e["ok"],
+                "convert_s": e.get("seconds", {}).get("convert"),
+                "parity_s": e.get("seconds", {}).get("parity"),
+                "rel_l2": (e.get("parity") or {}).get("rel_l2"),
+            }
+            for f, e in res.formats.items()
+        }
+        runs.append(
+            {
+                "run": i + 1,
+                "cached": res.cached,
+                "seconds": round(seconds, 2),
+                "ok": res.ok,
+                "formats": fmts,
+                "loadavg_before": load_before,
+                "loadavg_after": _loadavg(),
+            }
+        )
+        print(
+            f"run {i + 1}: {seconds:.1f} s (cache: {res.cached}, ok: {res.ok}; load average {load_before}) "
+            + ", ".join(f"{f} {v['convert_s']} s" for f, v in fmts.items())
+        )
+    record = {
+        "benchmark": "export_time",
+        "model": args.model,
+        "resolution": args.res,
+        "formats": args.formats,
+        "runs": runs,
+        "goals_s": {"first": 60, "second": 2},
+        "mobileseg": __version__,
+        "host": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "versions": res.manifest.get("versions"),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "note": (
+            "wall clock of export_model; run 1 converts TFLite in a child process alongside ONNX and ncnn "
+            "(its convert_s counts from the child's start, import and model hand-over included); run 2 "
+            "includes the sha256 check of every artifact file; loadavg: 1/5/15-minute load averages of "
+            "the host (other jobs share it)"
+        ),
+    }
     os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
     with open(args.results, "w") as f:
         json.dump(record, f, indent=2)

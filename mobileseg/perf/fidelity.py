@@ -11,6 +11,7 @@ with like: ours/benchncnn of the minimum and of the mean. benchncnn loads random
 speed does not depend on the values. The PyPI sdist of ncnn has no ``benchmark/``: build benchncnn from ncnn's
 repository at the installed version (docs/measurement.md). This is a measurement, not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,18 +26,29 @@ from .. import manifest as _manifest
 from ..errors import MobilesegError
 from ..results.paths import RUNS_DIR
 
-_LINE = re.compile(r"^\s*(?P<name>\S+)\s+min\s*=\s*(?P<min>[\d.]+)\s+max\s*=\s*(?P<max>[\d.]+)\s+avg\s*=\s*"
-                   r"(?P<avg>[\d.]+)", re.M)
+_LINE = re.compile(
+    r"^\s*(?P<name>\S+)\s+min\s*=\s*(?P<min>[\d.]+)\s+max\s*=\s*(?P<max>[\d.]+)\s+avg\s*=\s*"
+    r"(?P<avg>[\d.]+)",
+    re.M,
+)
 
 
 def parse_benchncnn(text: str) -> dict:
     """``{name: {min_ms, max_ms, avg_ms}}`` from benchncnn's output lines ``NAME  min = A  max = B  avg = C``."""
-    out = {m.group("name"): {"min_ms": float(m.group("min")), "max_ms": float(m.group("max")),
-                             "avg_ms": float(m.group("avg"))} for m in _LINE.finditer(text)}
+    out = {
+        m.group("name"): {
+            "min_ms": float(m.group("min")),
+            "max_ms": float(m.group("max")),
+            "avg_ms": float(m.group("avg")),
+        }
+        for m in _LINE.finditer(text)
+    }
     if not out:
         tail = " ".join(text.strip().splitlines()[-2:])[:200]
-        raise MobilesegError(f"benchncnn printed no 'min = ... max = ... avg = ...' line (got: {tail or 'nothing'}): "
-                             "is it benchncnn, and does it take param= and shape=?")
+        raise MobilesegError(
+            f"benchncnn printed no 'min = ... max = ... avg = ...' line (got: {tail or 'nothing'}): "
+            "is it benchncnn, and does it take param= and shape=?"
+        )
     return out
 
 
@@ -49,7 +61,9 @@ def benchncnn_command(binary, param, shape_whc, loops: int, cpu: int | None) -> 
 def check_binary(path) -> Path:
     p = Path(path)
     if not p.exists():
-        raise MobilesegError(f"benchncnn not found at {p}: build it from ncnn's repository (benchmark/) and pass its path")
+        raise MobilesegError(
+            f"benchncnn not found at {p}: build it from ncnn's repository (benchmark/) and pass its path"
+        )
     if p.is_dir():
         raise MobilesegError(f"{p} is a folder: pass the benchncnn executable inside it")
     if not os.access(p, os.X_OK):
@@ -71,8 +85,14 @@ def time_ours(folder, manifest, loops: int, warmup: int = 5) -> dict:
     finally:
         sess.close()
     s = sorted(samples)
-    return {"min_ms": s[0], "max_ms": s[-1], "avg_ms": sum(s) / len(s), "median_ms": s[len(s) // 2],
-            "loops": len(s), "version": rt.version()}
+    return {
+        "min_ms": s[0],
+        "max_ms": s[-1],
+        "avg_ms": sum(s) / len(s),
+        "median_ms": s[len(s) // 2],
+        "loops": len(s),
+        "version": rt.version(),
+    }
 
 
 def main(argv=None) -> int:
@@ -114,13 +134,25 @@ def _run(args) -> int:
             theirs = parse_benchncnn(done.stdout + done.stderr)
             bn = next(iter(theirs.values()))
             ours = time_ours(folder, man, args.loops)
-            rows.append({"model": model, "resolution": list(res), "cpu": target.cpu, "benchncnn": bn, "ours": ours,
-                         "ratio_min": ours["min_ms"] / bn["min_ms"], "ratio_avg": ours["avg_ms"] / bn["avg_ms"],
-                         "command": " ".join(map(str, cmd))})
-            print(f"{model} {res[0]}x{res[1]} cpu {target.cpu}: benchncnn min {bn['min_ms']:.2f} avg "
-                  f"{bn['avg_ms']:.2f} ms; ours min {ours['min_ms']:.2f} avg {ours['avg_ms']:.2f} median "
-                  f"{ours['median_ms']:.2f} ms; ours/benchncnn min {rows[-1]['ratio_min']:.3f} avg "
-                  f"{rows[-1]['ratio_avg']:.3f}", flush=True)
+            rows.append(
+                {
+                    "model": model,
+                    "resolution": list(res),
+                    "cpu": target.cpu,
+                    "benchncnn": bn,
+                    "ours": ours,
+                    "ratio_min": ours["min_ms"] / bn["min_ms"],
+                    "ratio_avg": ours["avg_ms"] / bn["avg_ms"],
+                    "command": " ".join(map(str, cmd)),
+                }
+            )
+            print(
+                f"{model} {res[0]}x{res[1]} cpu {target.cpu}: benchncnn min {bn['min_ms']:.2f} avg "
+                f"{bn['avg_ms']:.2f} ms; ours min {ours['min_ms']:.2f} avg {ours['avg_ms']:.2f} median "
+                f"{ours['median_ms']:.2f} ms; ours/benchncnn min {rows[-1]['ratio_min']:.3f} avg "
+                f"{rows[-1]['ratio_avg']:.3f}",
+                flush=True,
+            )
     finally:
         target.close()
     out = Path(args.out)

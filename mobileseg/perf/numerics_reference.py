@@ -5,6 +5,7 @@ ncnn and LiteRT on this host: one JSON report per (model, format, precision), on
     python -m mobileseg.perf.numerics_reference [--models ...] [--res 128] [--export-dir DIR]
                                                 [--out results/runs/numerics]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,14 +47,19 @@ def main(argv=None) -> int:
         for precision in args.precisions:
             folder = os.path.join(args.export_dir, export_dir_name(model, res, precision))
             t0 = time.perf_counter()
-            result = export_model(model, list(res), formats=["torch", *args.formats], precision=precision,
-                                  out=folder)
+            result = export_model(model, list(res), formats=["torch", *args.formats], precision=precision, out=folder)
             print(f"{model} {precision}: exported in {time.perf_counter() - t0:.0f} s", flush=True)
             for fmt in args.formats:
                 entry = result.formats.get(fmt) or {}
                 if not entry.get("files"):
-                    rows.append({"model": model, "format": fmt, "precision": precision,
-                                 "error": entry.get("error") or "not exported"})
+                    rows.append(
+                        {
+                            "model": model,
+                            "format": fmt,
+                            "precision": precision,
+                            "error": entry.get("error") or "not exported",
+                        }
+                    )
                     continue
                 rep = per_layer(folder, fmt, precision=precision)
                 rep["export_dir"] = os.path.basename(folder)  # where it was is this machine's business
@@ -63,8 +69,13 @@ def main(argv=None) -> int:
                 print(f"  {fmt}: {rows[-1]}", flush=True)
         if reports:
             plot(reports, os.path.join(args.out, model, f"{model}-error-vs-depth.png"))
-    meta = {"mobileseg": __version__, "python": platform.python_version(), "machine": platform.machine(),
-            "resolution": list(res), "command": "python -m mobileseg.perf.numerics_reference " + " ".join(argv or [])}
+    meta = {
+        "mobileseg": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "resolution": list(res),
+        "command": "python -m mobileseg.perf.numerics_reference " + " ".join(argv or []),
+    }
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
@@ -77,13 +88,28 @@ def _row(rep: dict, entry: dict, path: str) -> dict:
     s = rep["summary"]
     first = rep["first_diverging"]
     worst = max((r["rel_l2"] for r in rep["layers"]), default=None)
-    return {"model": rep["model"], "format": rep["format"], "runtime": rep["runtime"], "precision": rep["precision"],
-            "rows": s["rows"], "leaf_modules": s["leaf_modules"], "matched": s["matched"], "fused": s["fused"],
-            "identity": s["identity"], "removed": s.get("removed", 0), "unmatched": s["unmatched"], "matched_pct": s["matched_pct"],
-            "accounted_pct": s["accounted_pct"], "methods": s["methods"], "max_layer_rel_l2": worst,
-            "output_rel_l2": (entry.get("parity") or {}).get("rel_l2"), "limit": rep["limit_rel_l2"],
-            "first_diverging": first and first["module"], "first_diverging_rel_l2": first and first["rel_l2"],
-            "report": os.path.relpath(path)}
+    return {
+        "model": rep["model"],
+        "format": rep["format"],
+        "runtime": rep["runtime"],
+        "precision": rep["precision"],
+        "rows": s["rows"],
+        "leaf_modules": s["leaf_modules"],
+        "matched": s["matched"],
+        "fused": s["fused"],
+        "identity": s["identity"],
+        "removed": s.get("removed", 0),
+        "unmatched": s["unmatched"],
+        "matched_pct": s["matched_pct"],
+        "accounted_pct": s["accounted_pct"],
+        "methods": s["methods"],
+        "max_layer_rel_l2": worst,
+        "output_rel_l2": (entry.get("parity") or {}).get("rel_l2"),
+        "limit": rep["limit_rel_l2"],
+        "first_diverging": first and first["module"],
+        "first_diverging_rel_l2": first and first["rel_l2"],
+        "report": os.path.relpath(path),
+    }
 
 
 def _g(v) -> str:
@@ -91,21 +117,31 @@ def _g(v) -> str:
 
 
 def _markdown(rows: list[dict], meta: dict) -> str:
-    out = [f"# Per-layer numerics at {meta['resolution'][0]}x{meta['resolution'][1]} (host {meta['machine']})", "",
-           f"`{meta['command']}`", "",
-           "| model | format | precision | tensors | matched % | accounted % | max layer rel-L2 | output rel-L2 "
-           "| limit | first diverging |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"# Per-layer numerics at {meta['resolution'][0]}x{meta['resolution'][1]} (host {meta['machine']})",
+        "",
+        f"`{meta['command']}`",
+        "",
+        "| model | format | precision | tensors | matched % | accounted % | max layer rel-L2 | output rel-L2 "
+        "| limit | first diverging |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             out.append(f"| {r['model']} | {r['format']} | {r['precision']} | - | - | - | - | - | - | {r['error']} |")
             continue
-        out.append(f"| {r['model']} | {r['format']} | {r['precision']} | {r['rows']} | {r['matched_pct']} | "
-                   f"{r['accounted_pct']} | {_g(r['max_layer_rel_l2'])} | {_g(r['output_rel_l2'])} | {r['limit']:g} | "
-                   f"{r['first_diverging'] or 'none'} |")
-    out += ["", "matched %: leaf modules whose own output tensor was found in the runtime; accounted %: matched, fused "
-            "into a matched tensor (BN into conv, activation into conv), identity (folded BatchNorm, eval dropout) or "
-            "removed by the converter (no op carries its path).",
-            ""]
+        out.append(
+            f"| {r['model']} | {r['format']} | {r['precision']} | {r['rows']} | {r['matched_pct']} | "
+            f"{r['accounted_pct']} | {_g(r['max_layer_rel_l2'])} | {_g(r['output_rel_l2'])} | {r['limit']:g} | "
+            f"{r['first_diverging'] or 'none'} |"
+        )
+    out += [
+        "",
+        "matched %: leaf modules whose own output tensor was found in the runtime; accounted %: matched, fused "
+        "into a matched tensor (BN into conv, activation into conv), identity (folded BatchNorm, eval dropout) or "
+        "removed by the converter (no op carries its path).",
+        "",
+    ]
     return "\n".join(out)
 
 

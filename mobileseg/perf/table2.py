@@ -19,6 +19,7 @@ out-of-memory means what it meant on the Titan RTX; an OOM is recorded as the ce
 Run: ``python -m mobileseg.perf.table2 [--res 256 512 ...] [--rows ...] [--kernels math fused]``; writes
 ``results/runs/table2-<gpu>.{json,md}`` (the committed run: ``results/reference/``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,8 @@ from ..results.stats import median_ci, summarize
 
 RESOLUTIONS = (256, 512, 768, 1024, 1280)
 KERNELS = ("math", "fused")
-MIB = 2 ** 20
-GIB = 2 ** 30
+MIB = 2**20
+GIB = 2**30
 PAPER_SOURCE = "XFormer (arXiv 2207.07268) Table 2: batch 2, Titan RTX 24 GB; time in ms, memory in MB"
 
 
@@ -50,8 +51,8 @@ class Row:
 
     name: str
     label: str
-    attention: str          # "mhsa" or "xfa"
-    source: str             # "timm" or "mobileseg"
+    attention: str  # "mhsa" or "xfa"
+    source: str  # "timm" or "mobileseg"
     size_multiple: int
 
     @property
@@ -69,21 +70,34 @@ class Row:
         return XFormerCls(attention=self.attention)
 
 
-ROWS = {r.name: r for r in (
-    Row("deit-tiny", "DeiT-Tiny", "mhsa", "timm", 16),
-    Row("mobilevit-s", "MobileViT-S", "mhsa", "timm", 32),
-    Row("xformer-mhsa", "XFormer MHSA", "mhsa", "mobileseg", 64),
-    Row("xformer-xfa", "XFormer XFA", "xfa", "mobileseg", 64),
-)}
+ROWS = {
+    r.name: r
+    for r in (
+        Row("deit-tiny", "DeiT-Tiny", "mhsa", "timm", 16),
+        Row("mobilevit-s", "MobileViT-S", "mhsa", "timm", 32),
+        Row("xformer-mhsa", "XFormer MHSA", "mhsa", "mobileseg", 64),
+        Row("xformer-xfa", "XFormer XFA", "xfa", "mobileseg", 64),
+    )
+}
 
 # (time ms, memory MB) per resolution; None: "N/A / OOM" in the paper
 PAPER = {
     "deit-tiny": {256: (5.02, 160), 512: (10.33, 789), 768: (37.02, 2554), 1024: (90.81, 6546), 1280: None},
-    "mobilevit-s": {256: (7.67, 426), 512: (13.38, 1856), 768: (42.96, 4965), 1024: (98.06, 10837),
-                    1280: (236.9, 20992)},
+    "mobilevit-s": {
+        256: (7.67, 426),
+        512: (13.38, 1856),
+        768: (42.96, 4965),
+        1024: (98.06, 10837),
+        1280: (236.9, 20992),
+    },
     "xformer-mhsa": {256: (9.34, 520), 512: (16.92, 2434), 768: (35.12, 7031), 1024: (109.77, 16426), 1280: None},
-    "xformer-xfa": {256: (10.82, 485), 512: (10.92, 1870), 768: (28.88, 4176), 1024: (49.89, 7403),
-                    1280: (76.56, 10551)},
+    "xformer-xfa": {
+        256: (10.82, 485),
+        512: (10.92, 1870),
+        768: (28.88, 4176),
+        1024: (49.89, 7403),
+        1280: (76.56, 10551),
+    },
 }
 RATIO_RES = 1024
 
@@ -106,8 +120,9 @@ def check_options(rows, resolutions, kernels, batch: int, cap_gb: float, warmup:
     for res in resolutions:
         for r in rows:
             if res <= 0 or res % r.size_multiple:
-                raise MobilesegError(f"{r.label} needs an input size that is a multiple of {r.size_multiple}, "
-                                     f"not {res}")
+                raise MobilesegError(
+                    f"{r.label} needs an input size that is a multiple of {r.size_multiple}, not {res}"
+                )
     if batch < 1:
         raise MobilesegError(f"--batch must be at least 1, not {batch}")
     if not cap_gb > 0:
@@ -163,8 +178,18 @@ def fused_backend(device: str = "cuda", head_dim: int = 32) -> str | None:
     return None
 
 
-def measure_cell(row: Row, kernel: str | None, res: int, batch: int = 2, warmup: int = 10, repeats: int = 50,
-                 autograd: bool = False, device: str = "cuda", build=None, cuda_graph: bool = False) -> dict:
+def measure_cell(
+    row: Row,
+    kernel: str | None,
+    res: int,
+    batch: int = 2,
+    warmup: int = 10,
+    repeats: int = 50,
+    autograd: bool = False,
+    device: str = "cuda",
+    build=None,
+    cuda_graph: bool = False,
+) -> dict:
     """Time and peak memory of one cell. ``build(res)`` makes the model (default: the row's); an out-of-memory
     error anywhere gives ``status: "oom"``. Peak memory is the CUDA caching allocator's (None off CUDA).
     ``cuda_graph`` times replays of one captured inference pass (CUDA only, no autograd)."""
@@ -174,8 +199,18 @@ def measure_cell(row: Row, kernel: str | None, res: int, batch: int = 2, warmup:
 
     from ..models.xformer import set_fused_attn
 
-    rec = {"row": row.name, "label": row.label, "attention": row.attention, "kernel": kernel, "resolution": res,
-           "batch": batch, "autograd": autograd, "cuda_graph": cuda_graph, "status": "ok", "error": None}
+    rec = {
+        "row": row.name,
+        "label": row.label,
+        "attention": row.attention,
+        "kernel": kernel,
+        "resolution": res,
+        "batch": batch,
+        "autograd": autograd,
+        "cuda_graph": cuda_graph,
+        "status": "ok",
+        "error": None,
+    }
     cuda = device.startswith("cuda")
     model = x = graph = out = None
     try:
@@ -268,9 +303,19 @@ def ratios(records, res: int = RATIO_RES) -> list[dict]:
     """Table 2's two claims at ``res``: XFormer XFA against MobileViT, time and memory (ours per MobileViT kernel
     and autograd mode, beside the paper's)."""
     pt, pm = PAPER["xformer-xfa"][res], PAPER["mobilevit-s"][res]
-    out = [{"source": "paper", "kernel": None, "autograd": None, "speedup": pm[0] / pt[0],
-            "memory_saving": 1 - pt[1] / pm[1], "xfa_ms": pt[0], "mobilevit_ms": pm[0], "xfa_mb": pt[1],
-            "mobilevit_mb": pm[1]}]
+    out = [
+        {
+            "source": "paper",
+            "kernel": None,
+            "autograd": None,
+            "speedup": pm[0] / pt[0],
+            "memory_saving": 1 - pt[1] / pm[1],
+            "xfa_ms": pt[0],
+            "mobilevit_ms": pm[0],
+            "xfa_mb": pt[1],
+            "mobilevit_mb": pm[1],
+        }
+    ]
     by = {(r["row"], r["kernel"], r["resolution"], r["autograd"]): r for r in records}
     for grad in sorted({r["autograd"] for r in records}):
         xfa = by.get(("xformer-xfa", None, res, grad))
@@ -278,11 +323,20 @@ def ratios(records, res: int = RATIO_RES) -> list[dict]:
             mv = by.get(("mobilevit-s", k, res, grad))
             if not xfa or not mv or _median(xfa) is None or _median(mv) is None:
                 continue
-            out.append({"source": "ours", "kernel": k, "autograd": grad, "speedup": _median(mv) / _median(xfa),
-                        "memory_saving": 1 - xfa["peak_allocated_mib"] / mv["peak_allocated_mib"],
-                        "memory_saving_reserved": 1 - xfa["peak_reserved_mib"] / mv["peak_reserved_mib"],
-                        "xfa_ms": _median(xfa), "mobilevit_ms": _median(mv), "xfa_mb": xfa["peak_allocated_mib"],
-                        "mobilevit_mb": mv["peak_allocated_mib"]})
+            out.append(
+                {
+                    "source": "ours",
+                    "kernel": k,
+                    "autograd": grad,
+                    "speedup": _median(mv) / _median(xfa),
+                    "memory_saving": 1 - xfa["peak_allocated_mib"] / mv["peak_allocated_mib"],
+                    "memory_saving_reserved": 1 - xfa["peak_reserved_mib"] / mv["peak_reserved_mib"],
+                    "xfa_ms": _median(xfa),
+                    "mobilevit_ms": _median(mv),
+                    "xfa_mb": xfa["peak_allocated_mib"],
+                    "mobilevit_mb": mv["peak_allocated_mib"],
+                }
+            )
     return out
 
 
@@ -307,38 +361,59 @@ def _paper_text(v) -> str:
 def markdown(meta: dict, records: list[dict]) -> str:
     """The table beside the paper's figures, one block per autograd mode, and the two ratios at 1024 px."""
     res_list = sorted({r["resolution"] for r in records})
-    lines = [f"# XFormer Table 2 on {meta.get('gpu', '?')}", "",
-             f"Batch {meta.get('batch')}, fp32 (TF32 off), {meta.get('warmup')} warm-up + {meta.get('repeats')} "
-             f"timed passes per cell ({'replays of a captured CUDA graph' if meta.get('cuda_graph') else 'CUDA events'}"
-             f"), memory cap {meta.get('cap_gb')} GiB; torch "
-             f"{meta.get('torch')}, timm {meta.get('timm')}. Cells: median ms [95% interval] / peak allocated MiB "
-             f"(peak reserved MiB). Paper: {PAPER_SOURCE}. Fused kernel: {meta.get('fused_backend')}.", ""]
+    lines = [
+        f"# XFormer Table 2 on {meta.get('gpu', '?')}",
+        "",
+        f"Batch {meta.get('batch')}, fp32 (TF32 off), {meta.get('warmup')} warm-up + {meta.get('repeats')} "
+        f"timed passes per cell ({'replays of a captured CUDA graph' if meta.get('cuda_graph') else 'CUDA events'}"
+        f"), memory cap {meta.get('cap_gb')} GiB; torch "
+        f"{meta.get('torch')}, timm {meta.get('timm')}. Cells: median ms [95% interval] / peak allocated MiB "
+        f"(peak reserved MiB). Paper: {PAPER_SOURCE}. Fused kernel: {meta.get('fused_backend')}.",
+        "",
+    ]
     by = {(r["row"], r["kernel"], r["resolution"], r["autograd"]): r for r in records}
     for grad in sorted({r["autograd"] for r in records}):
         mode = "autograd on (graph recorded, as in training)" if grad else "inference (torch.no_grad)"
-        lines += [f"## {mode}", "", "| model | attention | kernel | source | " + " | ".join(f"{r} px" for r in res_list)
-                  + " |", "|---" * (4 + len(res_list)) + "|"]
+        lines += [
+            f"## {mode}",
+            "",
+            "| model | attention | kernel | source | " + " | ".join(f"{r} px" for r in res_list) + " |",
+            "|---" * (4 + len(res_list)) + "|",
+        ]
         for row in ROWS.values():
             if not any(r["row"] == row.name and r["autograd"] == grad for r in records):
                 continue
-            lines.append(f"| {row.label} | {row.attention.upper()} | | paper | "
-                         + " | ".join(_paper_text(PAPER[row.name].get(res, ())) if res in PAPER[row.name] else "-"
-                                      for res in res_list) + " |")
+            lines.append(
+                f"| {row.label} | {row.attention.upper()} | | paper | "
+                + " | ".join(
+                    _paper_text(PAPER[row.name].get(res, ())) if res in PAPER[row.name] else "-" for res in res_list
+                )
+                + " |"
+            )
             for k in row.kernels:
                 if not any(by.get((row.name, k, res, grad)) for res in res_list):
                     continue
-                lines.append(f"| {row.label} | {row.attention.upper()} | {k or '-'} | ours | "
-                             + " | ".join(_cell_text(by.get((row.name, k, res, grad))) for res in res_list) + " |")
+                lines.append(
+                    f"| {row.label} | {row.attention.upper()} | {k or '-'} | ours | "
+                    + " | ".join(_cell_text(by.get((row.name, k, res, grad))) for res in res_list)
+                    + " |"
+                )
         lines.append("")
     rs = ratios(records)
-    lines += [f"## XFormer XFA against MobileViT-S at {RATIO_RES} px", "",
-              "| source | MobileViT kernel | autograd | speed-up (MobileViT ms / XFA ms) | memory saving "
-              "(1 - XFA / MobileViT, allocated) | reserved |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"## XFormer XFA against MobileViT-S at {RATIO_RES} px",
+        "",
+        "| source | MobileViT kernel | autograd | speed-up (MobileViT ms / XFA ms) | memory saving "
+        "(1 - XFA / MobileViT, allocated) | reserved |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rs:
         res_mem = f"{r['memory_saving_reserved']:.0%}" if "memory_saving_reserved" in r else "-"
-        lines.append(f"| {r['source']} | {r['kernel'] or '-'} | {'-' if r['autograd'] is None else r['autograd']} | "
-                     f"{r['speedup']:.2f}x ({r['mobilevit_ms']:.2f} / {r['xfa_ms']:.2f}) | {r['memory_saving']:.0%} "
-                     f"({r['mobilevit_mb']:.0f} -> {r['xfa_mb']:.0f}) | {res_mem} |")
+        lines.append(
+            f"| {r['source']} | {r['kernel'] or '-'} | {'-' if r['autograd'] is None else r['autograd']} | "
+            f"{r['speedup']:.2f}x ({r['mobilevit_ms']:.2f} / {r['xfa_ms']:.2f}) | {r['memory_saving']:.0%} "
+            f"({r['mobilevit_mb']:.0f} -> {r['xfa_mb']:.0f}) | {res_mem} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -362,31 +437,58 @@ def _meta(args, torch, fused: str | None) -> dict:
     except PackageNotFoundError:
         timm_version = None
     props = torch.cuda.get_device_properties(0)
-    return {"benchmark": "table2", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gpu": props.name,
-            "gpu_memory_gib": round(props.total_memory / GIB, 1), "cap_gb": args.cap_gb,
-            "cap_note": "GiB of this process's caching allocator (set_per_process_memory_fraction); the Titan RTX's "
-                        "24 GB also held the CUDA context",
-            "batch": args.batch, "cuda_graph": args.cuda_graph, "warmup": args.warmup, "repeats": args.repeats, "precision": "fp32", "tf32": False,
-            "torch": torch.__version__, "cuda": torch.version.cuda, "timm": timm_version,
-            "python": platform.python_version(), "fused_backend": fused, "paper": PAPER_SOURCE,
-            "memory_definition": "torch.cuda.max_memory_allocated / max_memory_reserved over the timed passes, "
-                                 "weights and input included, MiB"}
+    return {
+        "benchmark": "table2",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gpu": props.name,
+        "gpu_memory_gib": round(props.total_memory / GIB, 1),
+        "cap_gb": args.cap_gb,
+        "cap_note": "GiB of this process's caching allocator (set_per_process_memory_fraction); the Titan RTX's "
+        "24 GB also held the CUDA context",
+        "batch": args.batch,
+        "cuda_graph": args.cuda_graph,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "precision": "fp32",
+        "tf32": False,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "timm": timm_version,
+        "python": platform.python_version(),
+        "fused_backend": fused,
+        "paper": PAPER_SOURCE,
+        "memory_definition": "torch.cuda.max_memory_allocated / max_memory_reserved over the timed passes, "
+        "weights and input included, MiB",
+    }
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mobileseg.perf.table2", description=__doc__.splitlines()[0])
     p.add_argument("--rows", nargs="+", default=list(ROWS), help=f"any of {', '.join(ROWS)} (default all)")
     p.add_argument("--res", type=int, nargs="+", default=list(RESOLUTIONS))
-    p.add_argument("--kernels", nargs="+", default=list(KERNELS), help="attention kernels of the MHSA rows: math "
-                   "(explicit softmax matrix), fused (flash / memory-efficient SDPA); default both")
+    p.add_argument(
+        "--kernels",
+        nargs="+",
+        default=list(KERNELS),
+        help="attention kernels of the MHSA rows: math "
+        "(explicit softmax matrix), fused (flash / memory-efficient SDPA); default both",
+    )
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--repeats", type=int, default=50)
-    p.add_argument("--cap-gb", type=float, default=24.0, help="GiB this process may allocate on the GPU (default 24, "
-                   "the paper's Titan RTX)")
+    p.add_argument(
+        "--cap-gb",
+        type=float,
+        default=24.0,
+        help="GiB this process may allocate on the GPU (default 24, the paper's Titan RTX)",
+    )
     p.add_argument("--autograd", action="store_true", help="also measure with autograd recording (no torch.no_grad)")
-    p.add_argument("--cuda-graph", action="store_true", help="time replays of a captured CUDA graph (the GPU's time "
-                   "without Python's kernel launches); inference only, not with --autograd")
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="time replays of a captured CUDA graph (the GPU's time "
+        "without Python's kernel launches); inference only, not with --autograd",
+    )
     p.add_argument("--out", default=RUNS_DIR, help="folder written (default results/runs)")
     args = p.parse_args(argv)
     try:
@@ -399,13 +501,15 @@ def main(argv=None) -> int:
         if any(r.source == "timm" for r in rows):
             require("timm", "gpu", "Table 2's DeiT and MobileViT rows")
         if not torch.cuda.is_available():
-            raise MobilesegError("Table 2 is a GPU measurement and torch sees no CUDA device here "
-                                 f"(torch {torch.__version__})")
+            raise MobilesegError(
+                f"Table 2 is a GPU measurement and torch sees no CUDA device here (torch {torch.__version__})"
+            )
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         torch.set_float32_matmul_precision("highest")
-        torch.cuda.set_per_process_memory_fraction(cap_fraction(args.cap_gb, torch.cuda.get_device_properties(0)
-                                                                 .total_memory))
+        torch.cuda.set_per_process_memory_fraction(
+            cap_fraction(args.cap_gb, torch.cuda.get_device_properties(0).total_memory)
+        )
     except MobilesegError as exc:
         print(f"mobileseg.perf.table2: {exc}", file=sys.stderr)
         return 2
@@ -414,13 +518,17 @@ def main(argv=None) -> int:
     records = []
     stem = os.path.join(args.out, f"table2-{_slug(meta['gpu'])}" + ("-cuda-graph" if args.cuda_graph else ""))
     os.makedirs(args.out, exist_ok=True)
-    for grad in ([False, True] if args.autograd else [False]):
+    for grad in [False, True] if args.autograd else [False]:
         for row, kernel, res in cells(rows, args.res, args.kernels):
-            rec = measure_cell(row, kernel, res, args.batch, args.warmup, args.repeats, autograd=grad,
-                               cuda_graph=args.cuda_graph)
+            rec = measure_cell(
+                row, kernel, res, args.batch, args.warmup, args.repeats, autograd=grad, cuda_graph=args.cuda_graph
+            )
             records.append(rec)
-            print(f"{row.label:13s} {kernel or '-':5s} {res:5d}px grad={int(grad)}  {_cell_text(rec)}"
-                  + (f"  {rec['error']}" if rec["status"] == "error" else ""), flush=True)
+            print(
+                f"{row.label:13s} {kernel or '-':5s} {res:5d}px grad={int(grad)}  {_cell_text(rec)}"
+                + (f"  {rec['error']}" if rec["status"] == "error" else ""),
+                flush=True,
+            )
             write(stem, meta, records)  # after every cell: a run cut short keeps what it measured
     print(markdown(meta, records))
     print(f"written: {stem}.json, {stem}.md")

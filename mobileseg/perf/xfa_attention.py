@@ -14,6 +14,7 @@ Per cell, in a fresh subprocess (so that peak memory is that cell's alone):
 Run: ``python -m mobileseg.perf.xfa_attention [--res 256 512 768 1024] [--repeats 3]``; writes
 ``results/runs/xfa-attention-cpu-1thread.{csv,json}`` (the committed run: ``results/reference/``). The machine is shared: times are noisy (compare within a run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,11 +68,20 @@ def _cell(attention: str, res: int, warmup: int, repeats: int) -> dict:
                 attn_ms.append(attn_time[0] * 1e3)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stage_tokens = [(res // s) ** 2 // 4 for s in (8, 16, 32)]  # tokens per sequence in the XF stages
-    return {"attention": attention, "resolution": res, "batch": 1, "threads": 1, "warmup": warmup,
-            "repeats": repeats, "model_ms": round(statistics.median(model_ms), 2),
-            "attention_ms": round(statistics.median(attn_ms), 2), "peak_mb": round((peak - base) / 1024, 1),
-            "model_ms_samples": [round(v, 2) for v in model_ms],
-            "attention_ms_samples": [round(v, 2) for v in attn_ms], "tokens_per_sequence": stage_tokens}
+    return {
+        "attention": attention,
+        "resolution": res,
+        "batch": 1,
+        "threads": 1,
+        "warmup": warmup,
+        "repeats": repeats,
+        "model_ms": round(statistics.median(model_ms), 2),
+        "attention_ms": round(statistics.median(attn_ms), 2),
+        "peak_mb": round((peak - base) / 1024, 1),
+        "model_ms_samples": [round(v, 2) for v in model_ms],
+        "attention_ms_samples": [round(v, 2) for v in attn_ms],
+        "tokens_per_sequence": stage_tokens,
+    }
 
 
 def main(argv=None) -> int:
@@ -89,16 +99,29 @@ def main(argv=None) -> int:
     rows = []
     for res in args.res:
         for attention in args.attention:
-            cmd = [sys.executable, "-m", "mobileseg.perf.xfa_attention", "--cell", attention, str(res),
-                   "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "mobileseg.perf.xfa_attention",
+                "--cell",
+                attention,
+                str(res),
+                "--warmup",
+                str(args.warmup),
+                "--repeats",
+                str(args.repeats),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 row = {"attention": attention, "resolution": res, "error": out.stderr.strip().splitlines()[-1:]}
             else:
                 row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{attention:5s} {res:5d}px  model {row.get('model_ms', '-'):>9} ms  attention "
-                  f"{row.get('attention_ms', '-'):>9} ms  peak +{row.get('peak_mb', '-')} MB", flush=True)
+            print(
+                f"{attention:5s} {res:5d}px  model {row.get('model_ms', '-'):>9} ms  attention "
+                f"{row.get('attention_ms', '-'):>9} ms  peak +{row.get('peak_mb', '-')} MB",
+                flush=True,
+            )
     try:
         load = os.getloadavg()
     except OSError:
@@ -111,12 +134,21 @@ def main(argv=None) -> int:
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
     except OSError:
         pass
-    meta = {"benchmark": "xfa_attention", "model": "xformer-cls", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "host": {"cpu_model": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-                     "kernel": platform.release()},
-            "torch": torch.__version__, "loadavg_at_end": load,
-            "note": "shared 2-core machine, other jobs running: times are noisy; batch 1, 1 thread, CPU "
-                    "(paper Table 2: batch 2, Titan RTX GPU)"}
+    meta = {
+        "benchmark": "xfa_attention",
+        "model": "xformer-cls",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "host": {
+            "cpu_model": cpu,
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
+        "torch": torch.__version__,
+        "loadavg_at_end": load,
+        "note": "shared 2-core machine, other jobs running: times are noisy; batch 1, 1 thread, CPU "
+        "(paper Table 2: batch 2, Titan RTX GPU)",
+    }
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, RESULT_STEM + ".json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=2)

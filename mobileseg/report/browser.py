@@ -6,6 +6,7 @@ chromium-driver``; pip: ``selenium``, in the ``test`` extra). The browser test a
 writes screenshots at 1280 px: the top of the page, each main plot as the page shows it (the measured Pareto plot
 with a point's record shown on hover) and a table sorted by latency.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,11 @@ def find_chromium() -> tuple[str | None, str | None, str]:
     except ImportError:
         return browser, driver, "selenium is not installed (pip install the 'test' extra)"
     if not browser or not driver:
-        return browser, driver, ("no Chromium and chromedriver on PATH (Debian: apt-get install chromium "
-                                 "chromium-driver)")
+        return (
+            browser,
+            driver,
+            ("no Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)"),
+        )
     return browser, driver, ""
 
 
@@ -42,9 +46,18 @@ def open_chromium(width: int = WIDTH, height: int = 1000):
         raise RuntimeError(why)
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-                f"--window-size={width},{height}", "--force-device-scale-factor=1", "--no-first-run",
-                "--disable-extensions", "--disable-background-networking"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--window-size={width},{height}",
+        "--force-device-scale-factor=1",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+    ):
         opts.add_argument(arg)
     d = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
     d.set_window_size(width, height)
@@ -87,16 +100,20 @@ def hover_point(driver, figure, index: int | None = None, prefer: str | None = N
 
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
     hits = figure.find_elements("css selector", "svg .hits > *")
-    records = driver.execute_script("return JSON.parse(arguments[0].querySelector('script.records').textContent)",
-                                    figure)
+    records = driver.execute_script(
+        "return JSON.parse(arguments[0].querySelector('script.records').textContent)", figure
+    )
     if index is None:
-        free = driver.execute_script("""
+        free = driver.execute_script(
+            """
             var hits = arguments[0], free = [];
             for (var i = 0; i < hits.length; i++) {
                 var r = hits[i].getBoundingClientRect();
                 if (document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === hits[i]) free.push(i);
             }
-            return free;""", hits)
+            return free;""",
+            hits,
+        )
         if not free:
             raise AssertionError("no point of the plot can be hovered: each is covered by another")
         index = next((i for i in free if prefer and prefer in records[i]), free[0])
@@ -107,15 +124,16 @@ def hover_point(driver, figure, index: int | None = None, prefer: str | None = N
 
 def sort_by(driver, table, header: str, times: int = 1) -> list[str]:
     """Click ``table``'s column header ``header`` ``times`` times; returns the column's cell texts, top to bottom."""
-    heads = [th.text.replace(" \u25b2", "").replace(" \u25bc", "").strip()
-             for th in table.find_elements("css selector", "th")]
+    heads = [
+        th.text.replace(" \u25b2", "").replace(" \u25bc", "").strip()
+        for th in table.find_elements("css selector", "th")
+    ]
     col = heads.index(header)
     th = table.find_elements("css selector", "th")[col]
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", th)
     for _ in range(times):
         th.click()
-    return [tr.find_elements("css selector", "td")[col].text
-            for tr in table.find_elements("css selector", "tbody tr")]
+    return [tr.find_elements("css selector", "td")[col].text for tr in table.find_elements("css selector", "tbody tr")]
 
 
 def table_with(driver, header: str, title_part: str = ""):
@@ -139,9 +157,11 @@ def screenshots(page: Path, out: Path, width: int = WIDTH) -> list[Path]:
         written.append(out / f"page-{width}.png")
         figures = driver.find_elements("css selector", "figure")
         titles = [driver.execute_script("return arguments[0].previousElementSibling.textContent", f) for f in figures]
-        wanted = [("figure1-published", lambda t: t.startswith("Figure 1")),
-                  ("pareto-onnxruntime-hover", lambda t: "measured latency" in t and "onnxruntime" in t),
-                  ("paper-vs-measured", lambda t: t.startswith("Paper vs measured"))]
+        wanted = [
+            ("figure1-published", lambda t: t.startswith("Figure 1")),
+            ("pareto-onnxruntime-hover", lambda t: "measured latency" in t and "onnxruntime" in t),
+            ("paper-vs-measured", lambda t: t.startswith("Paper vs measured")),
+        ]
         for name, match in wanted:
             fig = next((f for f, t in zip(figures, titles) if match(t)), None)
             if fig is None:
@@ -174,8 +194,10 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=WIDTH)
     args = ap.parse_args(argv)
     if not args.page.is_file():
-        print(f"mobileseg: error: {args.page} is not a file: pass the report.html that `mobileseg report` wrote",
-              file=sys.stderr)
+        print(
+            f"mobileseg: error: {args.page} is not a file: pass the report.html that `mobileseg report` wrote",
+            file=sys.stderr,
+        )
         return 2
     _, _, why = find_chromium()
     if why:

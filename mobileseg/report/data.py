@@ -2,6 +2,7 @@
 
 Only ``json`` and ``pandas`` are needed: the report runs where neither torch nor any runtime is installed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,13 +28,18 @@ def load_results(paths, device=None, runtime=None, model=None, include_failed: b
 
     records, notes = read_records(paths, REQUIRED)
     if not records:
-        raise NoRecordsError(f"the results file(s) {', '.join(map(str, paths))} hold no records: run `mobileseg bench` first")
+        raise NoRecordsError(
+            f"the results file(s) {', '.join(map(str, paths))} hold no records: run `mobileseg bench` first"
+        )
     df = frame(records)
     every = df
     if not include_failed:
         df = df[df.status == "ok"]
-    for values, cols in ((device, ["device", "device_kind", "device_serial", "device_model", "device_soc"]),
-                         (runtime, ["runtime", "format"]), (model, ["model"])):
+    for values, cols in (
+        (device, ["device", "device_kind", "device_serial", "device_model", "device_soc"]),
+        (runtime, ["runtime", "format"]),
+        (model, ["model"]),
+    ):
         if values:
             values = [values] if isinstance(values, str) else list(values)
             wanted = {v.lower() for v in values}
@@ -46,12 +52,15 @@ def load_results(paths, device=None, runtime=None, model=None, include_failed: b
             "no measurement matches the filters "
             f"(device={device or 'any'}, runtime={runtime or 'any'}, model={model or 'any'}); available: "
             f"devices {sorted(set(every.device))}, runtimes {sorted(set(every.runtime))}, "
-            f"statuses {sorted(set(every.status))}: change --devices/--runtimes")
+            f"statuses {sorted(set(every.status))}: change --devices/--runtimes"
+        )
     before = len(df)
     df = df.sort_values("timestamp").drop_duplicates("id", keep="last")
     if len(df) < before:  # a cell benched again without --resume
-        notes.append(f"{before - len(df)} record(s) repeat a cell measured again (bench without --resume): the "
-                     "newest of each cell is kept")
+        notes.append(
+            f"{before - len(df)} record(s) repeat a cell measured again (bench without --resume): the "
+            "newest of each cell is kept"
+        )
     df = df.sort_values(["device", "runtime", "model", "height", "width"]).reset_index(drop=True)
     df.attrs["notes"] = list(notes)  # lines skipped and repeats dropped: the report prints them
     return df
@@ -65,14 +74,37 @@ def load_evals(paths):
     records, _notes = read_records(paths, EVAL_REQUIRED, what="eval")
     for rec in records:
         res = rec.get("resolution") or [None, None]
-        rows.append({"model": rec["model"], "dataset": rec["dataset"], "format": rec["format"],
-                     "runtime": rec.get("runtime", ""), "miou": float(rec["miou"]),
-                     "resolution": f"{res[0]}x{res[1]}", "images": rec.get("images"),
-                     "weights": (rec.get("weights") or {}).get("path") if isinstance(rec.get("weights"), dict)
-                     else rec.get("weights"), "timestamp": str(rec.get("timestamp") or ""),
-                     "file": rec["_file"]})
-    return pd.DataFrame(rows, columns=["model", "dataset", "format", "runtime", "miou", "resolution", "images",
-                                       "weights", "timestamp", "file"])
+        rows.append(
+            {
+                "model": rec["model"],
+                "dataset": rec["dataset"],
+                "format": rec["format"],
+                "runtime": rec.get("runtime", ""),
+                "miou": float(rec["miou"]),
+                "resolution": f"{res[0]}x{res[1]}",
+                "images": rec.get("images"),
+                "weights": (rec.get("weights") or {}).get("path")
+                if isinstance(rec.get("weights"), dict)
+                else rec.get("weights"),
+                "timestamp": str(rec.get("timestamp") or ""),
+                "file": rec["_file"],
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "model",
+            "dataset",
+            "format",
+            "runtime",
+            "miou",
+            "resolution",
+            "images",
+            "weights",
+            "timestamp",
+            "file",
+        ],
+    )
 
 
 def attach_miou(df, published, evals=None, dataset: str = "ade20k"):

@@ -1,4 +1,5 @@
 """Errors a user can cause in the report stage (all :class:`~mobileseg.errors.MobilesegError`)."""
+
 from __future__ import annotations
 
 from ..errors import MobilesegError, ResultsFileError  # noqa: F401  (ResultsFileError: re-exported)

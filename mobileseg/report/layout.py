@@ -4,6 +4,7 @@ A label (any text drawn in the axes: point labels, the real-time zone's) must li
 label and stay off the core of every other point's bubble; an error bar must end inside the axis limits; a log axis must carry at
 least :data:`MIN_LOG_TICKS` numbered ticks; neighbouring tick labels must not overlap.
 """
+
 from __future__ import annotations
 
 MIN_LOG_TICKS = 4
@@ -54,8 +55,10 @@ def errorbar_problems(ax) -> list[str]:
             for seg in coll.get_segments():
                 for x, y in seg:
                     if not (x0 <= x <= x1 and y0 <= y <= y1):
-                        out.append(f"an error bar ends at ({x:.4g}, {y:.4g}), outside the axes "
-                                   f"(x {x0:.4g}..{x1:.4g}, y {y0:.4g}..{y1:.4g})")
+                        out.append(
+                            f"an error bar ends at ({x:.4g}, {y:.4g}), outside the axes "
+                            f"(x {x0:.4g}..{x1:.4g}, y {y0:.4g}..{y1:.4g})"
+                        )
     return out
 
 
@@ -67,11 +70,16 @@ def tick_problems(fig, ax) -> list[str]:
         if axis.get_scale() != "log":
             continue
         lo, hi = sorted((lo, hi))
-        shown = [t for t in axis.get_majorticklabels() + axis.get_minorticklabels()
-                 if t.get_text() and lo <= t.get_position()[0 if name == "x" else 1] <= hi]
+        shown = [
+            t
+            for t in axis.get_majorticklabels() + axis.get_minorticklabels()
+            if t.get_text() and lo <= t.get_position()[0 if name == "x" else 1] <= hi
+        ]
         if len(shown) < MIN_LOG_TICKS:
-            out.append(f"the log {name} axis has {len(shown)} numbered ticks "
-                       f"({', '.join(t.get_text() for t in shown)}); at least {MIN_LOG_TICKS} are needed")
+            out.append(
+                f"the log {name} axis has {len(shown)} numbered ticks "
+                f"({', '.join(t.get_text() for t in shown)}); at least {MIN_LOG_TICKS} are needed"
+            )
     if xlabel_overlaps(fig, ax):
         out.append(f"{xlabel_overlaps(fig, ax)} pairs of x tick labels overlap")
     return out
@@ -104,5 +112,5 @@ def _bubbles(ax, dpi) -> list[tuple[tuple[float, float], float]]:
             sizes = list(coll.get_sizes()) or [36.0]
             for i, c in enumerate(centres):
                 s = sizes[i % len(sizes)]
-                out.append(((float(c[0]), float(c[1])), (s ** 0.5) / 2 * dpi / 72))
+                out.append(((float(c[0]), float(c[1])), (s**0.5) / 2 * dpi / 72))
     return out

@@ -5,6 +5,7 @@ lays an invisible copy of the points over the plot and shows the record of the p
 runtime, precision, latency with its interval, mIoU and its source, parity). The other plots are embedded PNGs.
 Clicking a table's header sorts the table by that column (numbers by value, empty cells last; again: reverse).
 """
+
 from __future__ import annotations
 
 import base64
@@ -97,7 +98,7 @@ SCRIPT = """
 def _inline_svg(path) -> str:
     """The SVG file's ``<svg>`` element alone (no XML prolog, doctype or RDF metadata), to sit inside the page."""
     text = path.read_text(encoding="utf-8")
-    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
+    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
 
 
 def _points_id(svg_text: str) -> str | None:
@@ -113,19 +114,23 @@ def _figure(title: str, paths, records) -> str:
         gid = _points_id(body)
         if gid:
             data = json.dumps(records, ensure_ascii=False).replace("</", "<\\/")
-            return (f"<figure class='points' data-points='{html.escape(gid, quote=True)}' "
-                    f"aria-label='{html.escape(title, quote=True)}'>{body}<div class='tip' role='tooltip'></div>"
-                    f"<script type='application/json' class='records'>{data}</script></figure>")
+            return (
+                f"<figure class='points' data-points='{html.escape(gid, quote=True)}' "
+                f"aria-label='{html.escape(title, quote=True)}'>{body}<div class='tip' role='tooltip'></div>"
+                f"<script type='application/json' class='records'>{data}</script></figure>"
+            )
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return f"<figure><img alt='{html.escape(title, quote=True)}' src='data:image/png;base64,{data}'></figure>"
 
 
 def write_html(report, about: str) -> None:
     """Write ``report.html`` into ``report.out`` from the report's plots, tables and notes."""
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             f"<title>mobileseg report</title><style>{CSS}</style></head><body><h1>mobileseg report</h1>",
-             f"<p class='about'>{html.escape(about)}</p>"]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>mobileseg report</title><style>{CSS}</style></head><body><h1>mobileseg report</h1>",
+        f"<p class='about'>{html.escape(about)}</p>",
+    ]
     if report.notes:
         parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in report.notes) + "</ul>")
     for title, paths in report.plots:

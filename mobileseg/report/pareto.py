@@ -1,4 +1,5 @@
 """Pareto frontier of (latency, accuracy): lower latency and higher mIoU are better."""
+
 from __future__ import annotations
 
 
@@ -16,8 +17,9 @@ def pareto_mask(latency, score) -> list[bool]:
         if not ok[i]:
             mask.append(False)
             continue
-        dominated = any(ok[j] and xj <= x and yj >= y and (xj < x or yj > y)
-                        for j, (xj, yj) in enumerate(pts) if j != i)
+        dominated = any(
+            ok[j] and xj <= x and yj >= y and (xj < x or yj > y) for j, (xj, yj) in enumerate(pts) if j != i
+        )
         mask.append(not dominated)
     return mask
 

@@ -2,6 +2,7 @@
 
 Only matplotlib (Agg backend) and pandas. Every plot is written as PNG and SVG; the functions return the paths.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,8 +50,16 @@ SUSPECT_COLOR = "#b8860b"  # dark gold: no runtime colour of tab10, no precision
 SUSPECT_TEXT = "suspect: re-measure"
 
 
-def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)", ylabel: str = "mIoU (%)",
-            realtime_ms: float | None = REALTIME_MS, note: str | None = None, inspect=None) -> list[Path]:
+def figure1(
+    points,
+    out_base,
+    title: str,
+    xlabel: str = "Latency (ms, log scale)",
+    ylabel: str = "mIoU (%)",
+    realtime_ms: float | None = REALTIME_MS,
+    note: str | None = None,
+    inspect=None,
+) -> list[Path]:
     """mIoU against latency (log axis), bubble area = parameters, TopFormer red and the others blue.
 
     ``points``: DataFrame with ``label``, ``latency_ms``, ``miou``, ``params_m`` (NaN allowed: a small default
@@ -69,21 +78,44 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
     sizes = [BUBBLE_PER_M_PARAM * (p if p == p and p else 1.0) for p in pts.params_m]
     colors = [TOPFORMER_COLOR if t else OTHER_COLOR for t in pts.is_topformer]
     on_front = pareto_mask(pts.latency_ms, pts.miou)
-    bubbles = ax.scatter(pts.latency_ms, pts.miou, s=sizes, c=colors, alpha=0.55,
-                         edgecolors=["black" if f else "none" for f in on_front], linewidths=1.2, zorder=3)
+    bubbles = ax.scatter(
+        pts.latency_ms,
+        pts.miou,
+        s=sizes,
+        c=colors,
+        alpha=0.55,
+        edgecolors=["black" if f else "none" for f in on_front],
+        linewidths=1.2,
+        zorder=3,
+    )
     bubbles.set_gid(f"{Path(out_base).name}-points")
     if any(suspect):
         ring = [i for i, f in enumerate(suspect) if f]
-        ax.scatter(pts.latency_ms[ring], pts.miou[ring], s=[sizes[i] * 2.2 + 60 for i in ring], facecolors="none",
-                   edgecolors=SUSPECT_COLOR, linewidths=1.6, linestyles="--", zorder=3.6)
+        ax.scatter(
+            pts.latency_ms[ring],
+            pts.miou[ring],
+            s=[sizes[i] * 2.2 + 60 for i in ring],
+            facecolors="none",
+            edgecolors=SUSPECT_COLOR,
+            linewidths=1.6,
+            linestyles="--",
+            zorder=3.6,
+        )
     lo_ms, hi_ms = pts.latency_ms.astype(float), pts.latency_ms.astype(float)
     has_ci = "ci_low_ms" in pts and pts.ci_low_ms.notna().any()
     if has_ci:
         ok = pts.ci_low_ms.notna() & pts.ci_high_ms.notna()
         sub = pts[ok]
-        ax.errorbar(sub.latency_ms, sub.miou, xerr=[(sub.latency_ms - sub.ci_low_ms).clip(lower=0),
-                                                    (sub.ci_high_ms - sub.latency_ms).clip(lower=0)],
-                    fmt="none", ecolor="#333333", elinewidth=0.9, capsize=2, zorder=3.5)
+        ax.errorbar(
+            sub.latency_ms,
+            sub.miou,
+            xerr=[(sub.latency_ms - sub.ci_low_ms).clip(lower=0), (sub.ci_high_ms - sub.latency_ms).clip(lower=0)],
+            fmt="none",
+            ecolor="#333333",
+            elinewidth=0.9,
+            capsize=2,
+            zorder=3.5,
+        )
         lo_ms = pts.ci_low_ms.where(ok, pts.latency_ms).combine(pts.latency_ms, min)
         hi_ms = pts.ci_high_ms.where(ok, pts.latency_ms).combine(pts.latency_ms, max)
     path = frontier_path(pts.latency_ms, pts.miou)
@@ -100,8 +132,9 @@ def figure1(points, out_base, title: str, xlabel: str = "Latency (ms, log scale)
         avoid.append(_realtime_zone(ax, realtime_ms))
     _plain_log_ticks(ax.xaxis)
     texts = [f"{lab}\n{SUSPECT_TEXT}" if f else lab for lab, f in zip(pts.label, suspect)]
-    label_colors = [SUSPECT_COLOR if f else (TOPFORMER_COLOR if t else "#333333")
-                    for f, t in zip(suspect, pts.is_topformer)]
+    label_colors = [
+        SUSPECT_COLOR if f else (TOPFORMER_COLOR if t else "#333333") for f, t in zip(suspect, pts.is_topformer)
+    ]
     place_labels(fig, ax, list(pts.latency_ms), list(pts.miou), texts, label_colors, sizes, avoid=avoid)
     _legend(ax, pts, path, has_ci, any(suspect), realtime_ms)
     ax.set_xlabel(xlabel)
@@ -127,16 +160,35 @@ def _legend(ax, pts, path, has_ci: bool, has_suspect: bool, realtime_ms) -> None
     if len(path) > 1:
         handles.append(Line2D([], [], color="#555555", label="Pareto frontier"))
     if has_ci:
-        handles.append(Line2D([], [], marker="|", ls="-", color="#333333", lw=0.9,
-                              label="95% confidence interval of the median"))
+        handles.append(
+            Line2D([], [], marker="|", ls="-", color="#333333", lw=0.9, label="95% confidence interval of the median")
+        )
     if has_suspect:
-        handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec=SUSPECT_COLOR, mew=1.6,
-                              label=f"{SUSPECT_TEXT}: a smaller input slower beyond both intervals"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                mfc="none",
+                mec=SUSPECT_COLOR,
+                mew=1.6,
+                label=f"{SUSPECT_TEXT}: a smaller input slower beyond both intervals",
+            )
+        )
     lo, hi = ax.get_xlim()
     if realtime_ms and lo < realtime_ms < hi:
         handles.append(Line2D([], [], ls="--", color="#2ca02c", label="real-time zone boundary"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=len(handles) if len(handles) <= 4 else 3,
-              fontsize=8, title="bubble area = parameters", title_fontsize=8, frameon=False)
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.11),
+        ncol=len(handles) if len(handles) <= 4 else 3,
+        fontsize=8,
+        title="bubble area = parameters",
+        title_fontsize=8,
+        frameon=False,
+    )
 
 
 def _realtime_zone(ax, realtime_ms: float):
@@ -153,15 +205,40 @@ def _realtime_zone(ax, realtime_ms: float):
 
         left_room = (math.log(realtime_ms) - math.log(lo)) / (math.log(hi) - math.log(lo))
         ha, pad = ("right", " ") if left_room > 0.3 else ("left", " ")
-        return ax.text(realtime_ms, 0.98, f"{pad}real-time zone\n{pad}(< {realtime_ms:.0f} ms){pad}",
-                       transform=ax.get_xaxis_transform(), ha=ha, va="top", fontsize=8, color=color, clip_on=True)
+        return ax.text(
+            realtime_ms,
+            0.98,
+            f"{pad}real-time zone\n{pad}(< {realtime_ms:.0f} ms){pad}",
+            transform=ax.get_xaxis_transform(),
+            ha=ha,
+            va="top",
+            fontsize=8,
+            color=color,
+            clip_on=True,
+        )
     if realtime_ms <= lo:  # every point is slower than real time
-        return ax.text(0.01, 0.98, f"{text}: left of this axis, every point is slower", transform=ax.transAxes,
-                       ha="left", va="top", fontsize=8, color=color)
+        return ax.text(
+            0.01,
+            0.98,
+            f"{text}: left of this axis, every point is slower",
+            transform=ax.transAxes,
+            ha="left",
+            va="top",
+            fontsize=8,
+            color=color,
+        )
     ax.axvspan(lo, hi, color=color, alpha=0.06, zorder=0)
     ax.set_xlim(lo, hi)
-    return ax.text(0.01, 0.98, f"{text}: every point is inside it", transform=ax.transAxes, ha="left", va="top",
-                   fontsize=8, color=color)
+    return ax.text(
+        0.01,
+        0.98,
+        f"{text}: every point is inside it",
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=8,
+        color=color,
+    )
 
 
 # Tick values per decade, fewest first: the first set that puts MIN_LOG_TICKS numbers in view is used.
@@ -182,7 +259,7 @@ def _plain_log_ticks(axis) -> None:
         return
     decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
     for mantissas in _MANTISSAS:
-        ticks = [m * 10.0 ** e for e in decades for m in mantissas if lo <= m * 10.0 ** e <= hi]
+        ticks = [m * 10.0**e for e in decades for m in mantissas if lo <= m * 10.0**e <= hi]
         if len(ticks) >= MIN_LOG_TICKS:
             break
     axis.set_major_locator(FixedLocator(ticks))
@@ -196,18 +273,48 @@ def _plain_log_ticks(axis) -> None:
 # pushes strong enough to clear the big bubbles of a crowded cluster.
 _ADJUST_COMMON = {"iter_lim": 1000, "ensure_inside_axes": True, "min_arrow_len": 8}
 ADJUST_TRIES = (
-    {"force_text": (0.6, 1.0), "force_static": (0.3, 0.6), "force_pull": (0.01, 0.01), "expand": (1.08, 1.3),
-     "max_move": (15, 15)},
-    {"force_text": (0.3, 0.6), "force_static": (1.0, 1.5), "force_pull": (0.002, 0.002), "expand": (1.08, 1.3),
-     "max_move": (40, 40)},
-    {"force_text": (0.6, 1.0), "force_static": (0.3, 0.6), "force_pull": (0.002, 0.002), "expand": (1.08, 1.3),
-     "max_move": (15, 15)},
-    {"force_text": (0.6, 1.0), "force_static": (1.0, 1.5), "force_pull": (0.002, 0.002), "expand": (1.2, 1.6),
-     "max_move": (40, 40)},
-    {"force_text": (0.3, 0.6), "force_static": (0.3, 0.6), "force_pull": (0.05, 0.05), "expand": (1.15, 1.4),
-     "max_move": (20, 20)},
-    {"force_text": (1.0, 1.5), "force_static": (0.6, 1.0), "force_pull": (0.01, 0.01), "expand": (1.1, 1.5),
-     "max_move": (25, 25)},
+    {
+        "force_text": (0.6, 1.0),
+        "force_static": (0.3, 0.6),
+        "force_pull": (0.01, 0.01),
+        "expand": (1.08, 1.3),
+        "max_move": (15, 15),
+    },
+    {
+        "force_text": (0.3, 0.6),
+        "force_static": (1.0, 1.5),
+        "force_pull": (0.002, 0.002),
+        "expand": (1.08, 1.3),
+        "max_move": (40, 40),
+    },
+    {
+        "force_text": (0.6, 1.0),
+        "force_static": (0.3, 0.6),
+        "force_pull": (0.002, 0.002),
+        "expand": (1.08, 1.3),
+        "max_move": (15, 15),
+    },
+    {
+        "force_text": (0.6, 1.0),
+        "force_static": (1.0, 1.5),
+        "force_pull": (0.002, 0.002),
+        "expand": (1.2, 1.6),
+        "max_move": (40, 40),
+    },
+    {
+        "force_text": (0.3, 0.6),
+        "force_static": (0.3, 0.6),
+        "force_pull": (0.05, 0.05),
+        "expand": (1.15, 1.4),
+        "max_move": (20, 20),
+    },
+    {
+        "force_text": (1.0, 1.5),
+        "force_static": (0.6, 1.0),
+        "force_pull": (0.01, 0.01),
+        "expand": (1.1, 1.5),
+        "max_move": (25, 25),
+    },
 )
 ARROW = {"arrowstyle": "-", "color": "#999999", "lw": 0.6}
 
@@ -227,7 +334,7 @@ def place_labels(fig, ax, xs, ys, texts, colors, sizes=None, avoid=()) -> list:
     sizes = list(sizes) if sizes is not None else [36.0] * len(xs)
     to_data = ax.transData.inverted()
     centres = ax.transData.transform(list(zip(xs, ys)))
-    radii = [(s ** 0.5) / 2 * fig.dpi / 72 + 1 for s in sizes]  # marker area in points^2 -> radius in pixels
+    radii = [(s**0.5) / 2 * fig.dpi / 72 + 1 for s in sizes]  # marker area in points^2 -> radius in pixels
     objects = [Bbox(to_data.transform([(cx - r, cy - r), (cx + r, cy + r)])) for (cx, cy), r in zip(centres, radii)]
     renderer = fig.canvas.get_renderer()
     objects += [Bbox(to_data.transform(a.get_window_extent(renderer).get_points())) for a in avoid]
@@ -283,8 +390,16 @@ def paper_vs_measured(rows, out_base, title: str, inspect=None) -> list[Path]:
             lo.append(max(0.0, r.latency_ms - r.ci_low_ms) if r.ci_low_ms == r.ci_low_ms else 0.0)
             hi.append(max(0.0, r.ci_high_ms - r.latency_ms) if r.ci_high_ms == r.ci_high_ms else 0.0)
         color = "#7f7f7f" if s.startswith("paper") else cmap(si % 10)
-        bars = ax.bar(xs, ys, width=width, color=color, label=s, yerr=[lo, hi], capsize=2,
-                      hatch="//" if s.startswith("paper") else None)
+        bars = ax.bar(
+            xs,
+            ys,
+            width=width,
+            color=color,
+            label=s,
+            yerr=[lo, hi],
+            capsize=2,
+            hatch="//" if s.startswith("paper") else None,
+        )
         for bar, f in zip(bars, odd):
             if f:
                 bar.set_edgecolor(SUSPECT_COLOR)
@@ -325,8 +440,9 @@ def _separate_xlabels(fig, ax) -> None:
 
 def runtime_comparison(df, out_base, title: str) -> list[Path]:
     """Per model x resolution, one bar per runtime (median, p10..p90 whiskers), log axis."""
-    rows = df.assign(series=df.runtime + " (" + df.precision + ")", ci_low_ms=df.median_ci_low_ms,
-                     ci_high_ms=df.median_ci_high_ms)
+    rows = df.assign(
+        series=df.runtime + " (" + df.precision + ")", ci_low_ms=df.median_ci_low_ms, ci_high_ms=df.median_ci_high_ms
+    )
     keep = ["model", "resolution", "series", "latency_ms", "ci_low_ms", "ci_high_ms"]
     return paper_vs_measured(rows[keep + (["suspect"] if "suspect" in rows else [])], out_base, title)
 
@@ -345,9 +461,18 @@ def memory_vs_latency(df, out_base, title: str, inspect=None) -> list[Path]:
         ax.scatter(sub.latency_ms, sub.mb, color=colour[rt], label=rt, alpha=0.7, zorder=3)
         if "median_ci_low_ms" in sub and sub.median_ci_low_ms.notna().any():
             ok = sub[sub.median_ci_low_ms.notna() & sub.median_ci_high_ms.notna()]
-            ax.errorbar(ok.latency_ms, ok.mb, xerr=[(ok.latency_ms - ok.median_ci_low_ms).clip(lower=0),
-                                                    (ok.median_ci_high_ms - ok.latency_ms).clip(lower=0)],
-                        fmt="none", ecolor=colour[rt], elinewidth=0.8, capsize=2)
+            ax.errorbar(
+                ok.latency_ms,
+                ok.mb,
+                xerr=[
+                    (ok.latency_ms - ok.median_ci_low_ms).clip(lower=0),
+                    (ok.median_ci_high_ms - ok.latency_ms).clip(lower=0),
+                ],
+                fmt="none",
+                ecolor=colour[rt],
+                elinewidth=0.8,
+                capsize=2,
+            )
     if "median_ci_low_ms" in pts:
         lo_ms = pts.median_ci_low_ms.fillna(pts.latency_ms).combine(pts.latency_ms, min)
         hi_ms = pts.median_ci_high_ms.fillna(pts.latency_ms).combine(pts.latency_ms, max)
@@ -358,13 +483,20 @@ def memory_vs_latency(df, out_base, title: str, inspect=None) -> list[Path]:
         ax.set_ylim(float(pts.mb.min()) / 1.6, float(pts.mb.max()) * 1.6)
     _plain_log_ticks(ax.xaxis)
     _plain_log_ticks(ax.yaxis)
-    place_labels(fig, ax, list(pts.latency_ms), list(pts.mb), list(pts.model + " " + pts.resolution),
-                 [colour[rt] for rt in pts.runtime])
+    place_labels(
+        fig,
+        ax,
+        list(pts.latency_ms),
+        list(pts.mb),
+        list(pts.model + " " + pts.resolution),
+        [colour[rt] for rt in pts.runtime],
+    )
     ax.set_xlabel("latency (ms, median, log scale; whiskers: its 95% interval)")
     ax.set_ylabel("peak RSS growth over load + runs (MB, log scale)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, title="runtime", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              frameon=False)
+    ax.legend(
+        fontsize=8, title="runtime", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )
     ax.grid(True, which="both", alpha=0.25)
     if inspect:
         inspect(fig, ax)

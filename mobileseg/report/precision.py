@@ -5,6 +5,7 @@ per device, runtime and model (same resolution and graph), the fp32 median laten
 speed-up (fp32 median / its median, both measured by the same kind of run) and, from eval records of
 ``mobileseg eval --precision int8`` (``miou_delta``: int8 minus fp32 on the same images), the mIoU change.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,17 +31,28 @@ def _eval_deltas(eval_files, dataset: str | None = None) -> dict:
 
 def trade_rows(df, deltas: dict) -> list[dict]:
     rows = []
-    for (dev, rt, model, res, _graph), sub in df.groupby(["device", "runtime", "model", "resolution", "graph"],
-                                                       sort=True):
+    for (dev, rt, model, res, _graph), sub in df.groupby(
+        ["device", "runtime", "model", "resolution", "graph"], sort=True
+    ):
         base = sub[sub.precision == "fp32"]
         if base.empty:
             continue
         fp32 = float(base.latency_ms.iloc[0])
         for prec, other in sub[sub.precision != "fp32"].groupby("precision"):
             ms = float(other.latency_ms.iloc[0])
-            rows.append({"device": dev, "runtime": rt, "model": model, "resolution": res, "precision": prec,
-                         "fp32_ms": fp32, "ms": ms, "speedup": fp32 / ms if ms else float("nan"),
-                         "miou_delta": deltas.get((model, rt, prec), float("nan"))})
+            rows.append(
+                {
+                    "device": dev,
+                    "runtime": rt,
+                    "model": model,
+                    "resolution": res,
+                    "precision": prec,
+                    "fp32_ms": fp32,
+                    "ms": ms,
+                    "speedup": fp32 / ms if ms else float("nan"),
+                    "miou_delta": deltas.get((model, rt, prec), float("nan")),
+                }
+            )
     return rows
 
 
@@ -57,14 +69,29 @@ def precision_pareto(points, out_base, title: str) -> list[Path]:
         ax.plot(sub.latency_ms, sub.miou, "-", color="#999999", lw=0.8, zorder=1)
         ends.append((float(sub.latency_ms.iloc[-1]), float(sub.miou.iloc[-1]), model))
     for prec, sub in points.groupby("precision"):
-        ax.scatter(sub.latency_ms, sub.miou, marker=MARKERS.get(prec, "D"), c=COLORS.get(prec, "#555555"),
-                   s=50, label=prec, zorder=3, alpha=0.8)
+        ax.scatter(
+            sub.latency_ms,
+            sub.miou,
+            marker=MARKERS.get(prec, "D"),
+            c=COLORS.get(prec, "#555555"),
+            s=50,
+            label=prec,
+            zorder=3,
+            alpha=0.8,
+        )
     if len(points):
         ax.set_xlim(float(points.latency_ms.min()) / 1.4, float(points.latency_ms.max()) * 3.2)
         ax.set_ylim(float(points.miou.min()) - 1.0, float(points.miou.max()) + 1.0)
     plots._plain_log_ticks(ax.xaxis)
-    plots.place_labels(fig, ax, [e[0] for e in ends], [e[1] for e in ends], [e[2] for e in ends],
-                       ["#333333"] * len(ends), sizes=[50.0] * len(ends))
+    plots.place_labels(
+        fig,
+        ax,
+        [e[0] for e in ends],
+        [e[1] for e in ends],
+        [e[2] for e in ends],
+        ["#333333"] * len(ends),
+        sizes=[50.0] * len(ends),
+    )
     ax.legend(title="precision", fontsize=8)
     ax.set_xlabel("Latency (ms, log scale)")
     ax.set_ylabel("mIoU (%)")
@@ -93,16 +120,30 @@ def precision_views(report, df, eval_files=None, dataset: str | None = None) -> 
                 if r.precision != "fp32" and d is not None:
                     pts.loc[i, "miou"] = r.miou + d
             title = f"mIoU vs latency by precision: {dev}, {rt}"
-            report.plots.append((title, precision_pareto(pts, report.out / f"precision-{_slug(dev)}-{_slug(rt)}",
-                                                         title)))
+            report.plots.append(
+                (title, precision_pareto(pts, report.out / f"precision-{_slug(dev)}-{_slug(rt)}", title))
+            )
     rows = trade_rows(df, deltas)
     if rows:
         import pandas as pd
 
         t = pd.DataFrame(rows)
-        cols = {"device": "device", "runtime": "runtime", "model": "model", "resolution": "input",
-                "precision": "precision", "fp32_ms": "fp32 (ms)", "ms": "ms", "speedup": "speed-up",
-                "miou_delta": "mIoU change (points)"}
+        cols = {
+            "device": "device",
+            "runtime": "runtime",
+            "model": "model",
+            "resolution": "input",
+            "precision": "precision",
+            "fp32_ms": "fp32 (ms)",
+            "ms": "ms",
+            "speedup": "speed-up",
+            "miou_delta": "mIoU change (points)",
+        }
         digits = {"fp32_ms": 2, "ms": 2, "speedup": 2, "miou_delta": 2}
-        report.tables.append(("Precision: speed-up and mIoU change against fp32", markdown_table(t, cols, digits),
-                              html_table(t, cols, digits)))
+        report.tables.append(
+            (
+                "Precision: speed-up and mIoU change against fp32",
+                markdown_table(t, cols, digits),
+                html_table(t, cols, digits),
+            )
+        )

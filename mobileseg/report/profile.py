@@ -1,5 +1,6 @@
 """The report's per-op section: for each profiled cell (``bench --profile``), its top-10 ops as a bar plot and a
 table. Profiles of numerics-only records (emulated, software Vulkan) are left out like their latencies."""
+
 from __future__ import annotations
 
 from ..results.store import read_records

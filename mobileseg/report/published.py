@@ -4,6 +4,7 @@ Every row of the papers' result tables is one row of the CSV (one row per datase
 with its source (``paper_file``: the paper, ``table``), the numbers as printed, and ``model``:
 our registered model name when we define that network. Derived values (sums of backbone + head) say so in ``notes``.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,16 +13,39 @@ from pathlib import Path
 from ..resources import project_path
 from .errors import PublishedDataError
 
-COLUMNS = ["paper_file", "table", "method", "encoder", "dataset", "split", "resolution", "params_m", "gflops",
-           "gflops_backbone", "gflops_head", "miou", "miou_ms", "top1", "latency_ms", "latency_device", "fps",
-           "fps_device", "notes", "model"]
+COLUMNS = [
+    "paper_file",
+    "table",
+    "method",
+    "encoder",
+    "dataset",
+    "split",
+    "resolution",
+    "params_m",
+    "gflops",
+    "gflops_backbone",
+    "gflops_head",
+    "miou",
+    "miou_ms",
+    "top1",
+    "latency_ms",
+    "latency_device",
+    "fps",
+    "fps_device",
+    "notes",
+    "model",
+]
 NUMERIC = ["params_m", "gflops", "gflops_backbone", "gflops_head", "miou", "miou_ms", "top1", "latency_ms", "fps"]
 TOPFORMER_PAPER = "000_c195a235d6102671.txt"
 # The table whose latencies are the paper's Snapdragon 865 figures (Figure 1 of the TopFormer paper).
 FIGURE1_TABLE = "Table 1"
 # ``paper_file`` (the name of the paper's text in the project's sources) -> the paper, as a reader names it.
-PAPERS = {TOPFORMER_PAPER: "TopFormer paper", "001_be9ae0a5fe81e4f4.txt": "TopFormer supplementary material",
-          "002_0b96ee80c357e09e.txt": "XFormer paper (cross feature attention)", "003_19de7a82edf0e122.txt": "SegFormer paper"}
+PAPERS = {
+    TOPFORMER_PAPER: "TopFormer paper",
+    "001_be9ae0a5fe81e4f4.txt": "TopFormer supplementary material",
+    "002_0b96ee80c357e09e.txt": "XFormer paper (cross feature attention)",
+    "003_19de7a82edf0e122.txt": "SegFormer paper",
+}
 
 
 def source_name(paper_file: str, table: str) -> str:
@@ -43,8 +67,10 @@ def load_published(path=None):
 
     path = Path(path) if path else default_path()
     if not path.is_file():
-        raise PublishedDataError(f"published numbers not found at {path}: run from a source checkout of mobileseg "
-                                 "or point MOBILESEG_PUBLISHED at a copy of results/published.csv")
+        raise PublishedDataError(
+            f"published numbers not found at {path}: run from a source checkout of mobileseg "
+            "or point MOBILESEG_PUBLISHED at a copy of results/published.csv"
+        )
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -63,8 +89,13 @@ def figure1_rows(df=None):
     return rows.reset_index(drop=True)
 
 
-_SHORT = {"MobileNetV2": "MBV2", "MobileNetV3-Large": "MBV3-L", "MobileNetV3-Large-reduce": "MBV3-L-reduce",
-          "EfficientNet": "EffNet", "ShuffleNetV2-1.5x": "ShuffleV2-1.5x"}
+_SHORT = {
+    "MobileNetV2": "MBV2",
+    "MobileNetV3-Large": "MBV3-L",
+    "MobileNetV3-Large-reduce": "MBV3-L-reduce",
+    "EfficientNet": "EffNet",
+    "ShuffleNetV2-1.5x": "ShuffleV2-1.5x",
+}
 
 
 def _label(r) -> str:
@@ -93,9 +124,11 @@ def lookup_miou_at(df, model: str, dataset: str, resolution=None):
     res = f"{resolution[0]}x{resolution[1]}" if resolution is not None else None
 
     def rank(r):
-        return ((0 if res and r.resolution == res else 1),
-                (0 if r.table == FIGURE1_TABLE and r.paper_file == TOPFORMER_PAPER else 1),
-                (0 if r.table in ("Table 1a", "Table 2") else 1))
+        return (
+            (0 if res and r.resolution == res else 1),
+            (0 if r.table == FIGURE1_TABLE and r.paper_file == TOPFORMER_PAPER else 1),
+            (0 if r.table in ("Table 1a", "Table 2") else 1),
+        )
 
     best = min(rows.itertuples(), key=rank)
     return float(best.miou), source_name(best.paper_file, best.table), (best.resolution or None)

@@ -2,6 +2,7 @@
 device measured slower than a larger one beyond both 95% intervals. Fewer pixels cannot take longer; such a pair
 is what host contention during one of the two cells leaves behind, so the slower one is flagged "suspect:
 re-measure" in the report's plots and tables."""
+
 from __future__ import annotations
 
 SUSPECT = "suspect: re-measure"
@@ -34,12 +35,13 @@ def inversions(df) -> dict:
             continue
         rows = [(i, r, _interval(r), int(r["height"]) * int(r["width"])) for i, r in group.iterrows()]
         for i, small, (s_lo, _s_hi), s_px in rows:
-            beaten = [(b_lo, big, (b_lo, b_hi)) for _, big, (b_lo, b_hi), b_px in rows
-                      if b_px > s_px and s_lo > b_hi]
+            beaten = [(b_lo, big, (b_lo, b_hi)) for _, big, (b_lo, b_hi), b_px in rows if b_px > s_px and s_lo > b_hi]
             if beaten:
                 _, big, big_iv = min(beaten, key=lambda t: t[0])
-                out[i] = (f"{small['model']} {_fmt(small, _interval(small))} is slower than at {_fmt(big, big_iv)} "
-                          f"with fewer pixels ({small['runtime']}, {small['device']})")
+                out[i] = (
+                    f"{small['model']} {_fmt(small, _interval(small))} is slower than at {_fmt(big, big_iv)} "
+                    f"with fewer pixels ({small['runtime']}, {small['device']})"
+                )
     return out
 
 

@@ -4,6 +4,7 @@ Both leave out a column with no value in any row, and :func:`constant_columns` l
 whose value is the same in every row into the table's title, so the tables fit a page. The HTML table is
 sortable: every header cell sorts by its column on click (the page's script), numbers by value (``data-v``).
 """
+
 from __future__ import annotations
 
 import html
@@ -70,9 +71,14 @@ def html_table(df, columns: dict, digits: dict | None = None, titles: dict | Non
     value in ``data-v``. ``titles`` maps a column to the DataFrame column whose text is the cell's tooltip."""
     digits, titles = digits or {}, titles or {}
     cols = _shown(df, columns)
-    out = ["<table class='sortable'>", "<thead><tr>" + "".join(
-        f"<th title='sort by {html.escape(columns[c], quote=True)}'>{html.escape(columns[c])}</th>" for c in cols)
-        + "</tr></thead><tbody>"]
+    out = [
+        "<table class='sortable'>",
+        "<thead><tr>"
+        + "".join(
+            f"<th title='sort by {html.escape(columns[c], quote=True)}'>{html.escape(columns[c])}</th>" for c in cols
+        )
+        + "</tr></thead><tbody>",
+    ]
     for r in df.to_dict("records"):
         cells = []
         for c in cols:

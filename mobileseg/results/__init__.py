@@ -6,9 +6,9 @@ report, the bench summary) reads them through :mod:`mobileseg.results.store` and
 :func:`mobileseg.results.table.row`, so a rule such as "a tool summary without a median reports its mean" holds in
 one place.
 """
+
 from .record import SCHEMA_VERSION, LatencyRecord, cell_key, validate_record
 from .stats import summarize
 from .store import ResultStore, read_records
 
-__all__ = ["SCHEMA_VERSION", "LatencyRecord", "cell_key", "validate_record", "summarize", "ResultStore",
-           "read_records"]
+__all__ = ["SCHEMA_VERSION", "LatencyRecord", "cell_key", "validate_record", "summarize", "ResultStore", "read_records"]

@@ -11,6 +11,7 @@ The median of a set has no closed-form interval for a ratio; the bootstrap gives
 distribution (and, like the order-statistics interval of one median, assumes independent samples). Verdict:
 ``slower`` when the whole interval is above 1, ``faster`` when below, else ``no difference at this noise``.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -30,13 +31,23 @@ def match_key(rec: dict) -> str:
     if rid and rid.count("|") >= 7:
         return rid.split("|", 1)[1]
     h, w = (list(rec.get("resolution") or []) + [None, None])[:2]
-    return "|".join(str(x) for x in (rec.get("model"), f"{h}x{w}", rec.get("format"), rec.get("runtime"),
-                                     rec.get("precision", "fp32"), rec.get("graph", "logits"),
-                                     f"t{rec.get('threads', 1)}"))
+    return "|".join(
+        str(x)
+        for x in (
+            rec.get("model"),
+            f"{h}x{w}",
+            rec.get("format"),
+            rec.get("runtime"),
+            rec.get("precision", "fp32"),
+            rec.get("graph", "logits"),
+            f"t{rec.get('threads', 1)}",
+        )
+    )
 
 
-def ratio_interval(a_ms, b_ms, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
-                   level: float = LEVEL) -> tuple[float, float, float]:
+def ratio_interval(
+    a_ms, b_ms, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES, level: float = LEVEL
+) -> tuple[float, float, float]:
     """``(median(b) / median(a), low, high)``: the percentile-bootstrap interval of the ratio of medians."""
     a, b = np.asarray(a_ms, dtype=float), np.asarray(b_ms, dtype=float)
     if a.size < 2 or b.size < 2:
@@ -48,7 +59,7 @@ def ratio_interval(a_ms, b_ms, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPL
         k = min(chunk, resamples - start)
         ma = np.median(a[rng.integers(0, a.size, (k, a.size))], axis=1)
         mb = np.median(b[rng.integers(0, b.size, (k, b.size))], axis=1)
-        ratios[start:start + k] = mb / ma
+        ratios[start : start + k] = mb / ma
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(ratios, [tail, 100 - tail])
     return float(np.median(b) / np.median(a)), float(lo), float(hi)
@@ -89,12 +100,32 @@ def compare_pair(a: dict, b: dict, seed: int = 0, key: str | None = None) -> Com
     key = key or match_key(a)
     med = lambda r: (r.get("stats_ms") or {}).get("median")  # noqa: E731
     if len(sa) < 2 or len(sb) < 2:
-        return Comparison(key, med(a), med(b), None, None, None, "not compared", len(sa), len(sb),
-                          "needs per-iteration samples on both sides (a tool summary has none)")
+        return Comparison(
+            key,
+            med(a),
+            med(b),
+            None,
+            None,
+            None,
+            "not compared",
+            len(sa),
+            len(sb),
+            "needs per-iteration samples on both sides (a tool summary has none)",
+        )
     ratio, lo, hi = ratio_interval(sa, sb, seed=seed)
     notes = [n for n, r in (("A", a), ("B", b)) if (r.get("device_state") or {}).get("throttled")]
-    return Comparison(key, float(np.median(sa)), float(np.median(sb)), ratio, lo, hi, verdict(lo, hi), len(sa),
-                      len(sb), f"{' and '.join(notes)} throttled during the cell" if notes else "")
+    return Comparison(
+        key,
+        float(np.median(sa)),
+        float(np.median(sb)),
+        ratio,
+        lo,
+        hi,
+        verdict(lo, hi),
+        len(sa),
+        len(sb),
+        f"{' and '.join(notes)} throttled during the cell" if notes else "",
+    )
 
 
 def compare_records(a_records, b_records, seed: int = 0) -> tuple[list[Comparison], list[str], list[str]]:

@@ -4,6 +4,7 @@ A user's runs go to ``results/runs/`` (git-ignored): bench records, eval records
 The committed reference results (the project's own runs, their report and plots) live in ``results/reference/``,
 where no command writes unless told to with ``--out``; ``results/published.csv`` holds the papers' numbers.
 """
+
 from __future__ import annotations
 
 import glob
@@ -32,8 +33,7 @@ def slug(text, default: str = "x", limit: int | None = None) -> str:
 def default_results_paths() -> list[str]:
     """What ``mobileseg results`` and ``mobileseg report`` read when no file is given: the user's measurement
     records (``results/runs/*.jsonl`` without the eval records); empty when there are none yet."""
-    return sorted(p for p in glob.glob(os.path.join(RUNS_DIR, "*.jsonl"))
-                  if not os.path.basename(p).startswith("eval"))
+    return sorted(p for p in glob.glob(os.path.join(RUNS_DIR, "*.jsonl")) if not os.path.basename(p).startswith("eval"))
 
 
 def writable_folder(path, what: str, fix: str) -> Path:

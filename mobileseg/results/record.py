@@ -4,6 +4,7 @@ A record is plain data so that the report stage needs neither torch nor any runt
 names every field once; ``to_dict`` gives the JSON object written to the store and ``from_dict`` reads one back
 (unknown keys from a newer writer are kept in ``extra`` rather than dropped).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -17,8 +18,9 @@ HARNESSES = ("python-inproc", "device-python", "native-ncnn", "benchmark_model",
 TIMINGS_ONLY_HARNESSES = ("benchmark_model", "onnxruntime_perf_test")  # official binaries: no output, no parity
 
 
-def cell_key(device: str, model: str, resolution, fmt: str, runtime: str, precision: str, graph: str,
-             threads: int) -> str:
+def cell_key(
+    device: str, model: str, resolution, fmt: str, runtime: str, precision: str, graph: str, threads: int
+) -> str:
     """The identity of a measurement cell: ``device|model|HxW|format|runtime|precision|graph|threads``.
 
     ``--resume`` skips a cell whose key already has a finished record in the store.
@@ -107,8 +109,9 @@ def validate_record(d: dict) -> list[str]:
                 problems.append("stats_ms.count differs from the number of samples")
         else:  # timings-only tools without per-iteration times: stats_ms is the tool's own summary
             if d["harness"] not in TIMINGS_ONLY_HARNESSES:
-                problems.append(f"only {' and '.join(TIMINGS_ONLY_HARNESSES)} records may lack samples, not "
-                                f"{d['harness']!r}")
+                problems.append(
+                    f"only {' and '.join(TIMINGS_ONLY_HARNESSES)} records may lack samples, not {d['harness']!r}"
+                )
             if not isinstance(st.get("count"), int) or st["count"] < 1:
                 problems.append("stats_ms.count of a tool summary is not a positive integer")
             if st.get("median") is None and st.get("mean") is None:

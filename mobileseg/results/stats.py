@@ -3,6 +3,7 @@
 Percentiles use linear interpolation between order statistics (numpy's default, "type 7"), so p50 equals the usual
 median; ``stdev`` is the sample standard deviation (n - 1 in the denominator; 0.0 for a single sample).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,16 @@ def summarize(samples_ms) -> dict:
         raise ValueError("no samples to summarize")
     mean = math.fsum(values) / n
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return {"median": percentile(values, 50), "p10": percentile(values, 10), "p90": percentile(values, 90),
-            "mean": mean, "stdev": math.sqrt(var), "min": values[0], "max": values[-1], "count": n}
+    return {
+        "median": percentile(values, 50),
+        "p10": percentile(values, 10),
+        "p90": percentile(values, 90),
+        "mean": mean,
+        "stdev": math.sqrt(var),
+        "min": values[0],
+        "max": values[-1],
+        "count": n,
+    }
 
 
 # -- the 95% confidence interval of the median ------------------------------------------------------------------
@@ -95,8 +104,14 @@ def median_ci(samples_ms, level: float = CI_LEVEL) -> dict:
     of the interval relative to the median (what ``--target-ci`` compares with)."""
     values = sorted(float(v) for v in samples_ms)
     ranks = median_ci_ranks(len(values), level)
-    out = {"median_ci_low": None, "median_ci_high": None, "median_ci_level": level, "median_ci_coverage": None,
-           "median_ci_method": CI_METHOD, "median_ci_halfwidth_rel": None}
+    out = {
+        "median_ci_low": None,
+        "median_ci_high": None,
+        "median_ci_level": level,
+        "median_ci_coverage": None,
+        "median_ci_method": CI_METHOD,
+        "median_ci_halfwidth_rel": None,
+    }
     if ranks is None:
         return out
     lo, hi, coverage = ranks

@@ -5,6 +5,7 @@ then flushed and fsync'ed, under an exclusive ``flock`` so that two writers neve
 mid-write can leave at most one unterminated last line; readers ignore it (a line counts only once its newline is
 on disk) and the next append truncates it away before writing, so no partial record is ever kept.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,7 +77,9 @@ class ResultStore:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
-            raise ResultsFileError(f"cannot write results to {self.path} ({exc.strerror or exc}): {self._FIX}") from None
+            raise ResultsFileError(
+                f"cannot write results to {self.path} ({exc.strerror or exc}): {self._FIX}"
+            ) from None
         try:
             with _locked(fd):
                 _repair_tail(fd)
@@ -105,13 +108,16 @@ class ResultStore:
             try:
                 items = json.loads(data)
             except ValueError as exc:
-                raise ResultsFileError(f"{self.path} is not valid JSON ({exc}): give a file written by mobileseg") from None
+                raise ResultsFileError(
+                    f"{self.path} is not valid JSON ({exc}): give a file written by mobileseg"
+                ) from None
             return [r for r in items if isinstance(r, dict)]
         lines = data.split(b"\n")
         tail = lines.pop()  # b"" when the file ends with a newline, else an unterminated (partial) line
         if tail.strip():
-            self.skipped.append(f"{self.path}: ignored an unterminated last line ({len(tail)} bytes) "
-                                "left by an interrupted writer")
+            self.skipped.append(
+                f"{self.path}: ignored an unterminated last line ({len(tail)} bytes) left by an interrupted writer"
+            )
         records, bad = [], []
         for no, raw in enumerate(lines, 1):
             if not raw.strip():
@@ -125,8 +131,9 @@ class ResultStore:
                 continue
             records.append(obj)
         if bad and strict and not records:  # no line is a record: not a results file at all
-            raise ResultsFileError(f"{self.path} line {bad[0]} is not JSON: give a file written by mobileseg "
-                                   "(one JSON record per line)")
+            raise ResultsFileError(
+                f"{self.path} line {bad[0]} is not JSON: give a file written by mobileseg (one JSON record per line)"
+            )
         for no in bad:  # a torn or foreign line among records (a crash, a hand edit): the rest is still ours
             self.skipped.append(f"{self.path}:{no}: ignored a line that is not a JSON record (torn or edited)")
         return records
@@ -137,8 +144,10 @@ class ResultStore:
         again = set(keys) & self.done_keys()
         if not again:
             return None
-        return (f"{len(again)} of these cells already have records in {self.path}: they are appended again and "
-                "readers (results, report, compare) keep the newest; pass --resume to skip finished cells")
+        return (
+            f"{len(again)} of these cells already have records in {self.path}: they are appended again and "
+            "readers (results, report, compare) keep the newest; pass --resume to skip finished cells"
+        )
 
     def done_keys(self, statuses=FINISHED_STATUSES) -> set[str]:
         """Cell keys that already have a finished record (what ``--resume`` skips)."""
@@ -175,8 +184,10 @@ def expand_paths(paths, what: str = "results") -> list[Path]:
             files.append(p)
         else:
             stage = "bench" if what == "results" else "eval"
-            raise ResultsFileError(f"{what} file '{p}' not found: it does not exist; give a .jsonl file or a folder "
-                                   f"holding some, or run `mobileseg {stage}` first")
+            raise ResultsFileError(
+                f"{what} file '{p}' not found: it does not exist; give a .jsonl file or a folder "
+                f"holding some, or run `mobileseg {stage}` first"
+            )
     seen: set = set()  # a file named twice (a folder and a pattern both matching it) is read once
     return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
 
@@ -194,8 +205,10 @@ def read_records(paths, required=(), what: str = "results", strict: bool = True)
             missing = [k for k in required if k not in r]
             if missing:
                 stage = "bench" if what == "results" else "eval"
-                raise ResultsFileError(f"{f} record {n} is not a mobileseg {what} record (missing "
-                                       f"{', '.join(missing)}): give a file written by `mobileseg {stage}`")
+                raise ResultsFileError(
+                    f"{f} record {n} is not a mobileseg {what} record (missing "
+                    f"{', '.join(missing)}): give a file written by `mobileseg {stage}`"
+                )
             r.setdefault("_file", str(f))
             records.append(r)
         notes += store.skipped

@@ -12,21 +12,98 @@ read latency, rates and parity through :func:`row` / :func:`latency`, so a rule 
 * GPU cells of the local host (:func:`gpu_label`): the device column adds the Vulkan GPU, labelled a desktop GPU, and
   has no share of the CPU core's SGEMM rate.
 """
+
 from __future__ import annotations
 
-COLUMNS = ["id", "model", "height", "width", "resolution", "format", "runtime", "runtime_version", "precision",
-           "graph", "threads", "affinity", "device", "device_kind", "device_serial", "device_model", "device_soc",
-           "device_cpu", "emulated", "numerics_only", "harness", "warmup", "latency_ms", "latency_stat", "median_ms", "p10_ms",
-           "p90_ms", "mean_ms", "stdev_ms", "min_ms", "max_ms", "count", "stats_source", "overhead_ms", "gmacs",
-           "params", "params_m", "gmac_per_s", "sgemm_gflop_s", "share_of_sgemm", "parity_checked", "parity_ok",
-           "max_abs", "rel_l2", "argmax_agree", "status", "error", "cpu_model", "timestamp", "schema_version",
-           "file", "median_ci_low_ms", "median_ci_high_ms", "ci_halfwidth_pct", "load_ms", "first_run_ms",
-           "peak_rss_growth_mb", "peak_rss_mb", "pss_mb"]
+COLUMNS = [
+    "id",
+    "model",
+    "height",
+    "width",
+    "resolution",
+    "format",
+    "runtime",
+    "runtime_version",
+    "precision",
+    "graph",
+    "threads",
+    "affinity",
+    "device",
+    "device_kind",
+    "device_serial",
+    "device_model",
+    "device_soc",
+    "device_cpu",
+    "emulated",
+    "numerics_only",
+    "harness",
+    "warmup",
+    "latency_ms",
+    "latency_stat",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "mean_ms",
+    "stdev_ms",
+    "min_ms",
+    "max_ms",
+    "count",
+    "stats_source",
+    "overhead_ms",
+    "gmacs",
+    "params",
+    "params_m",
+    "gmac_per_s",
+    "sgemm_gflop_s",
+    "share_of_sgemm",
+    "parity_checked",
+    "parity_ok",
+    "max_abs",
+    "rel_l2",
+    "argmax_agree",
+    "status",
+    "error",
+    "cpu_model",
+    "timestamp",
+    "schema_version",
+    "file",
+    "median_ci_low_ms",
+    "median_ci_high_ms",
+    "ci_halfwidth_pct",
+    "load_ms",
+    "first_run_ms",
+    "peak_rss_growth_mb",
+    "peak_rss_mb",
+    "pss_mb",
+]
 
-FLOAT_COLUMNS = ["latency_ms", "median_ms", "p10_ms", "p90_ms", "mean_ms", "stdev_ms", "min_ms", "max_ms",
-                 "overhead_ms", "gmacs", "params_m", "gmac_per_s", "sgemm_gflop_s", "share_of_sgemm", "max_abs",
-                 "rel_l2", "argmax_agree", "median_ci_low_ms", "median_ci_high_ms", "ci_halfwidth_pct", "load_ms",
-                 "first_run_ms", "peak_rss_growth_mb", "peak_rss_mb", "pss_mb"]
+FLOAT_COLUMNS = [
+    "latency_ms",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "mean_ms",
+    "stdev_ms",
+    "min_ms",
+    "max_ms",
+    "overhead_ms",
+    "gmacs",
+    "params_m",
+    "gmac_per_s",
+    "sgemm_gflop_s",
+    "share_of_sgemm",
+    "max_abs",
+    "rel_l2",
+    "argmax_agree",
+    "median_ci_low_ms",
+    "median_ci_high_ms",
+    "ci_halfwidth_pct",
+    "load_ms",
+    "first_run_ms",
+    "peak_rss_growth_mb",
+    "peak_rss_mb",
+    "pss_mb",
+]
 
 
 def latency(stats: dict | None) -> tuple[float | None, str | None]:
@@ -56,8 +133,12 @@ def gpu_label(rec: dict) -> str | None:
     are never read as the host CPU's nor as a phone's GPU; None otherwise (CPU cells, software Vulkan, ADB devices,
     whose label already names the phone)."""
     st = rec.get("runtime_settings") or {}
-    if (not st.get("vulkan") or st.get("vulkan_software") or not st.get("vulkan_device")
-            or (rec.get("device") or {}).get("kind", "local") != "local"):
+    if (
+        not st.get("vulkan")
+        or st.get("vulkan_software")
+        or not st.get("vulkan_device")
+        or (rec.get("device") or {}).get("kind", "local") != "local"
+    ):
         return None
     return f"{st['vulkan_device']} (desktop GPU)"
 
@@ -66,8 +147,9 @@ def numerics_only(rec: dict) -> bool:
     """Whether a record's timings say nothing about a device's speed: taken on an emulated device (qemu), or by a
     software Vulkan driver (lavapipe, SwiftShader: ``runtime_settings.vulkan_software``). Its numbers still count."""
     dev = rec.get("device") or {}
-    return bool(rec.get("emulated", dev.get("emulated", False))
-                or (rec.get("runtime_settings") or {}).get("vulkan_software"))
+    return bool(
+        rec.get("emulated", dev.get("emulated", False)) or (rec.get("runtime_settings") or {}).get("vulkan_software")
+    )
 
 
 def row(rec: dict) -> dict:
@@ -84,33 +166,74 @@ def row(rec: dict) -> dict:
     params = rec.get("params")
     gpu = gpu_label(rec)
     label = device_label(dev) + (f" / {gpu}" if gpu else "")
-    rid = rec.get("id") or "|".join(str(x) for x in (label, rec.get("model"), f"{h}x{w}", rec.get("format"),
-                                                      rec.get("runtime"), rec.get("precision"), rec.get("graph"),
-                                                      rec.get("threads")))
+    rid = rec.get("id") or "|".join(
+        str(x)
+        for x in (
+            label,
+            rec.get("model"),
+            f"{h}x{w}",
+            rec.get("format"),
+            rec.get("runtime"),
+            rec.get("precision"),
+            rec.get("graph"),
+            rec.get("threads"),
+        )
+    )
     checked = p.get("checked", True) is not False
     return {
-        "id": rid, "model": rec.get("model"), "height": h, "width": w, "resolution": f"{h}x{w}",
-        "format": rec.get("format"), "runtime": rec.get("runtime"), "runtime_version": rec.get("runtime_version") or "",
-        "precision": rec.get("precision") or "fp32", "graph": rec.get("graph") or "logits",
-        "threads": rec.get("threads"), "affinity": " ".join(str(c) for c in rec.get("affinity") or []),
-        "device": label, "device_kind": dev.get("kind", "local"), "device_serial": dev.get("serial") or "",
-        "device_model": dev.get("model") or "", "device_soc": dev.get("soc") or "", "device_cpu": dev.get("cpu") or "",
-        "emulated": bool(rec.get("emulated", dev.get("emulated", False))), "numerics_only": numerics_only(rec),
+        "id": rid,
+        "model": rec.get("model"),
+        "height": h,
+        "width": w,
+        "resolution": f"{h}x{w}",
+        "format": rec.get("format"),
+        "runtime": rec.get("runtime"),
+        "runtime_version": rec.get("runtime_version") or "",
+        "precision": rec.get("precision") or "fp32",
+        "graph": rec.get("graph") or "logits",
+        "threads": rec.get("threads"),
+        "affinity": " ".join(str(c) for c in rec.get("affinity") or []),
+        "device": label,
+        "device_kind": dev.get("kind", "local"),
+        "device_serial": dev.get("serial") or "",
+        "device_model": dev.get("model") or "",
+        "device_soc": dev.get("soc") or "",
+        "device_cpu": dev.get("cpu") or "",
+        "emulated": bool(rec.get("emulated", dev.get("emulated", False))),
+        "numerics_only": numerics_only(rec),
         "harness": rec.get("harness") or "",
-        "warmup": rec.get("warmup"), "latency_ms": lat, "latency_stat": stat, "median_ms": s.get("median"),
-        "p10_ms": s.get("p10"), "p90_ms": s.get("p90"), "mean_ms": s.get("mean"), "stdev_ms": s.get("stdev"),
-        "min_ms": s.get("min"), "max_ms": s.get("max"), "count": s.get("count"),
+        "warmup": rec.get("warmup"),
+        "latency_ms": lat,
+        "latency_stat": stat,
+        "median_ms": s.get("median"),
+        "p10_ms": s.get("p10"),
+        "p90_ms": s.get("p90"),
+        "mean_ms": s.get("mean"),
+        "stdev_ms": s.get("stdev"),
+        "min_ms": s.get("min"),
+        "max_ms": s.get("max"),
+        "count": s.get("count"),
         "stats_source": rec.get("stats_source") or ("samples" if rec.get("samples_ms") else None),
-        "overhead_ms": rec.get("overhead_ms"), "gmacs": gmacs, "params": params,
-        "params_m": params / 1e6 if isinstance(params, (int, float)) else None, "gmac_per_s": rate,
+        "overhead_ms": rec.get("overhead_ms"),
+        "gmacs": gmacs,
+        "params": params,
+        "params_m": params / 1e6 if isinstance(params, (int, float)) else None,
+        "gmac_per_s": rate,
         "sgemm_gflop_s": sgemm.get("gflop_s"),
         # the CPU core's SGEMM rate says nothing of a desktop GPU's cell
         "share_of_sgemm": rate * 1e9 / sgemm["macs_per_s"] if (rate and sgemm.get("macs_per_s") and not gpu) else None,
-        "parity_checked": checked, "parity_ok": p.get("ok") if checked else None, "max_abs": p.get("max_abs"),
-        "rel_l2": p.get("rel_l2"), "argmax_agree": p.get("argmax_agree"), "status": rec.get("status", "ok"),
-        "error": rec.get("error") or "", "cpu_model": (rec.get("host") or {}).get("cpu_model"),
-        "timestamp": str(rec.get("timestamp") or ""), "schema_version": rec.get("schema_version"),
-        "file": rec.get("_file"), **_cell_figures(rec, s),
+        "parity_checked": checked,
+        "parity_ok": p.get("ok") if checked else None,
+        "max_abs": p.get("max_abs"),
+        "rel_l2": p.get("rel_l2"),
+        "argmax_agree": p.get("argmax_agree"),
+        "status": rec.get("status", "ok"),
+        "error": rec.get("error") or "",
+        "cpu_model": (rec.get("host") or {}).get("cpu_model"),
+        "timestamp": str(rec.get("timestamp") or ""),
+        "schema_version": rec.get("schema_version"),
+        "file": rec.get("_file"),
+        **_cell_figures(rec, s),
     }
 
 
@@ -122,10 +245,16 @@ def _cell_figures(rec: dict, s: dict) -> dict:
 
         s = {**s, **median_ci(rec["samples_ms"])}
     hw = s.get("median_ci_halfwidth_rel")
-    return {"median_ci_low_ms": s.get("median_ci_low"), "median_ci_high_ms": s.get("median_ci_high"),
-            "ci_halfwidth_pct": None if hw is None else 100 * hw, "load_ms": rec.get("load_ms"),
-            "first_run_ms": rec.get("first_run_ms"), "peak_rss_growth_mb": mem.get("peak_rss_growth_mb"),
-            "peak_rss_mb": mem.get("peak_rss_mb"), "pss_mb": mem.get("pss_mb")}
+    return {
+        "median_ci_low_ms": s.get("median_ci_low"),
+        "median_ci_high_ms": s.get("median_ci_high"),
+        "ci_halfwidth_pct": None if hw is None else 100 * hw,
+        "load_ms": rec.get("load_ms"),
+        "first_run_ms": rec.get("first_run_ms"),
+        "peak_rss_growth_mb": mem.get("peak_rss_growth_mb"),
+        "peak_rss_mb": mem.get("peak_rss_mb"),
+        "pss_mb": mem.get("pss_mb"),
+    }
 
 
 def frame(records):

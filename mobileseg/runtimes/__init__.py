@@ -10,6 +10,7 @@ Adapters import no model code: they run the files written by :func:`mobileseg.ex
 
 ``threads=1`` means one intra-op thread and no inter-op pool in every runtime (docs/measurement.md).
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -17,7 +18,6 @@ from importlib import import_module
 from .. import formats
 from ..errors import MobilesegError
 from .base import Runtime, Session, load_manifest, resolve_artifact
-
 
 
 class UnknownRuntimeError(MobilesegError, KeyError):
@@ -39,5 +39,12 @@ def runtime_for_format(fmt: str) -> Runtime:
     return get_runtime(formats.host_runtime(fmt))
 
 
-__all__ = ["Runtime", "Session", "get_runtime", "runtime_for_format",
-           "load_manifest", "resolve_artifact", "UnknownRuntimeError"]
+__all__ = [
+    "Runtime",
+    "Session",
+    "get_runtime",
+    "runtime_for_format",
+    "load_manifest",
+    "resolve_artifact",
+    "UnknownRuntimeError",
+]

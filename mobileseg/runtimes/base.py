@@ -1,4 +1,5 @@
 """What every runtime adapter shares: the adapter/session interface and finding an artifact from a manifest."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,10 @@ class Runtime:
         export_dir, man, entry, paths = resolve_artifact(export_dir_or_manifest, fmt_entry, self.format)
         model = formats.model_file(self.format, paths)
         if model is None:
-            raise ArtifactError(f"the {self.format} artifact in {export_dir or '?'} has no "
-                                f"{formats.FORMATS[self.format].suffixes[0]} file: re-run `mobileseg export --force`")
+            raise ArtifactError(
+                f"the {self.format} artifact in {export_dir or '?'} has no "
+                f"{formats.FORMATS[self.format].suffixes[0]} file: re-run `mobileseg export --force`"
+            )
         return export_dir, man, entry, [model] + [p for p in paths if p != model]
 
     def version(self) -> str:  # pragma: no cover - interface

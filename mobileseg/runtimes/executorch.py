@@ -6,6 +6,7 @@ dtype is read from its method metadata: an fp16 program (``--precision fp16``) g
 and its output is returned as float32. Ops the runtime lacks fail ``load_method`` ("Missing operator"): that is
 one sentence naming the op (:func:`missing_op_sentence`).
 """
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,17 @@ from ..errors import MobilesegError, require
 from .base import Runtime, Session, check_threads
 
 # ExecuTorch's ScalarType codes (c10) -> numpy dtype names
-SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64",
-                11: "bool"}
+SCALAR_TYPES = {
+    0: "uint8",
+    1: "int8",
+    2: "int16",
+    3: "int32",
+    4: "int64",
+    5: "float16",
+    6: "float32",
+    7: "float64",
+    11: "bool",
+}
 
 
 def _runtime():
@@ -37,10 +47,13 @@ def missing_op_sentence(path: str, exc) -> str | None:
     """One sentence naming the op when ``exc`` says ExecuTorch lacks one, else None."""
     text = str(exc)
     m = re.search(r"Missing operator:?\s*(?:\[\d+\]\s*)?([\w:.]+)", text) or re.search(
-        r"(?:operator|kernel) ['\"]?([\w:.]+)['\"]? (?:not found|is not registered)", text)
+        r"(?:operator|kernel) ['\"]?([\w:.]+)['\"]? (?:not found|is not registered)", text
+    )
     if m:
-        return (f"'{path.rsplit('/', 1)[-1]}' uses the op '{m.group(1)}', which this ExecuTorch runtime does not "
-                "have (no kernel registered for it): re-export it with ops XNNPACK or the portable kernels take")
+        return (
+            f"'{path.rsplit('/', 1)[-1]}' uses the op '{m.group(1)}', which this ExecuTorch runtime does not "
+            "have (no kernel registered for it): re-export it with ops XNNPACK or the portable kernels take"
+        )
     return None
 
 
@@ -50,9 +63,11 @@ def _load_method(path: str):
         program = rt.load_program(path)
         method = program.load_method("forward")
     except Exception as exc:
-        raise MobilesegError(missing_op_sentence(path, exc) or
-                             f"ExecuTorch cannot load {path} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise MobilesegError(
+            missing_op_sentence(path, exc)
+            or f"ExecuTorch cannot load {path} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
     return program, method
 
 
@@ -64,14 +79,21 @@ def read_program_io(path: str) -> dict:
     except MobilesegError:
         raise
     except Exception as exc:
-        raise MobilesegError(f"'{path}' is not an ExecuTorch program this runtime can read "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise MobilesegError(
+            f"'{path}' is not an ExecuTorch program this runtime can read "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
     if meta.num_inputs() != 1:
         raise MobilesegError(f"'{path}' has {meta.num_inputs()} inputs; mobileseg benches single-input image models")
     i, o = meta.input_tensor_meta(0), meta.output_tensor_meta(0)
     _load_method(path)  # a missing operator is one sentence now, not a failed cell later
-    return {"input_name": "input", "input_shape": list(i.sizes()), "input_dtype": SCALAR_TYPES.get(int(i.dtype()),
-            "float32"), "output_name": "output", "output_shape": list(o.sizes())}
+    return {
+        "input_name": "input",
+        "input_shape": list(i.sizes()),
+        "input_dtype": SCALAR_TYPES.get(int(i.dtype()), "float32"),
+        "output_name": "output",
+        "output_shape": list(o.sizes()),
+    }
 
 
 class ExecuTorchSession(Session):
@@ -82,13 +104,21 @@ class ExecuTorchSession(Session):
         pool._unsafe_reset_threadpool(threads)
         self._program, self._method = _load_method(path)
         meta = self._program.metadata("forward")
-        self._dtype = getattr(torch, {"float16": "float16", "float32": "float32"}.get(
-            SCALAR_TYPES.get(int(meta.input_tensor_meta(0).dtype()), "float32"), "float32"))
+        self._dtype = getattr(
+            torch,
+            {"float16": "float16", "float32": "float32"}.get(
+                SCALAR_TYPES.get(int(meta.input_tensor_meta(0).dtype()), "float32"), "float32"
+            ),
+        )
         self._torch = torch
         self.input_name, self.output_name = "input", "output"
-        self.settings = {"threads": threads, "threadpool_threads": int(pool._threadpool_get_thread_count()),
-                         "backend": "XNNPACK delegate (+ portable kernels)", "precision": precision,
-                         "program_dtype": str(self._dtype).replace("torch.", "")}
+        self.settings = {
+            "threads": threads,
+            "threadpool_threads": int(pool._threadpool_get_thread_count()),
+            "backend": "XNNPACK delegate (+ portable kernels)",
+            "precision": precision,
+            "program_dtype": str(self._dtype).replace("torch.", ""),
+        }
 
     def run(self, x: np.ndarray) -> np.ndarray:
         t = self._torch.from_numpy(np.ascontiguousarray(x))
@@ -113,8 +143,9 @@ class ExecuTorchRuntime(Runtime):
         except PackageNotFoundError:  # pragma: no cover - a source build
             return "unknown"
 
-    def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1,
-             precision: str = "fp32") -> ExecuTorchSession:
+    def load(
+        self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32"
+    ) -> ExecuTorchSession:
         threads = check_threads(threads)
         _, _, _, paths = self.artifact(export_dir_or_manifest, fmt_entry)
         return ExecuTorchSession(paths[0], threads, precision)

@@ -3,6 +3,7 @@
 ``tflite_runtime`` is accepted as a fallback where it imports (e.g. an ARM board with numpy 1; on numpy 2 it fails
 with ``_ARRAY_API not found``; see docs/converters.md). The default op resolver applies the XNNPACK delegate.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,9 +74,14 @@ class LiteRTSession(Session):
         self._out = self._interp.get_output_details()[0]
         self.input_name = self._in["name"]
         self.output_name = self._out["name"]
-        self.settings = {"threads": threads, "interpreter": package, "xnnpack": True,
-                         "op_resolver": "auto (builtin ops + default XNNPACK delegate)",
-                         "weights": precision, "compute": "int8" if precision == "int8" else "fp32"}
+        self.settings = {
+            "threads": threads,
+            "interpreter": package,
+            "xnnpack": True,
+            "op_resolver": "auto (builtin ops + default XNNPACK delegate)",
+            "weights": precision,
+            "compute": "int8" if precision == "int8" else "fp32",
+        }
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self._in["dtype"])

@@ -5,6 +5,7 @@ alive on the session until extraction is done; ncnn silently uses fp16 storage/a
 unless the ``use_fp16_*``/``use_bf16_*`` switches are set, so they are always set explicitly from ``precision``.
 The same session runs on a Vulkan device when given one (``ncnn-vulkan``, :mod:`mobileseg.runtimes.ncnn_vulkan`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,18 @@ _FP16_SWITCHES = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic")
 
 
 class NcnnSession(Session):
-    def __init__(self, param: str, binary: str, threads: int, precision: str, input_name: str | None,
-                 output_name: str | None, out_shape, out_dtype, vulkan_device: int | None = None):
+    def __init__(
+        self,
+        param: str,
+        binary: str,
+        threads: int,
+        precision: str,
+        input_name: str | None,
+        output_name: str | None,
+        out_shape,
+        out_dtype,
+        vulkan_device: int | None = None,
+    ):
         ncnn = require("ncnn", "ncnn", "running ncnn artifacts")
         self._ncnn = ncnn
         net = ncnn.Net()
@@ -41,11 +52,16 @@ class NcnnSession(Session):
         self._out_shape = out_shape
         self._out_dtype = np.dtype(out_dtype) if out_dtype else None
         self._keep = None
-        self.settings = {"threads": threads, "vulkan": vulkan_device is not None, "light_mode": True,
-                         **{s: fp16 for s in _FP16_SWITCHES}, "use_bf16_storage": False,
-                         "use_packing_layout": bool(opt.use_packing_layout),
-                         "use_winograd_convolution": bool(opt.use_winograd_convolution),
-                         "use_sgemm_convolution": bool(opt.use_sgemm_convolution)}
+        self.settings = {
+            "threads": threads,
+            "vulkan": vulkan_device is not None,
+            "light_mode": True,
+            **{s: fp16 for s in _FP16_SWITCHES},
+            "use_bf16_storage": False,
+            "use_packing_layout": bool(opt.use_packing_layout),
+            "use_winograd_convolution": bool(opt.use_winograd_convolution),
+            "use_sgemm_convolution": bool(opt.use_sgemm_convolution),
+        }
 
     def run(self, x: np.ndarray) -> np.ndarray:
         if x.ndim == 4:
@@ -97,8 +113,17 @@ class NcnnRuntime(Runtime):
         param, binary = paths[0], formats.side_file(self.format, paths)
         out = man.get("output") or {}
         index, device = self.vulkan()
-        sess = NcnnSession(param, binary, threads, precision, entry.get("input_name"), entry.get("output_name"),
-                           output_shape(man), out.get("dtype"), vulkan_device=index)
+        sess = NcnnSession(
+            param,
+            binary,
+            threads,
+            precision,
+            entry.get("input_name"),
+            entry.get("output_name"),
+            output_shape(man),
+            out.get("dtype"),
+            vulkan_device=index,
+        )
         sess.settings["precision"] = precision
         sess.settings.update(device)
         return sess

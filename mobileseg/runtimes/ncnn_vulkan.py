@@ -7,6 +7,7 @@ PyTorch, its timings are a software driver's, so records say which device and dr
 software implementation (``vulkan_software``), and the report keeps those off latency axes
 (:func:`mobileseg.results.table.numerics_only`). See docs/converters.md, "ncnn on Vulkan".
 """
+
 from __future__ import annotations
 
 import os
@@ -16,12 +17,24 @@ from ..errors import MissingDependencyError, require
 from .ncnn import NcnnRuntime
 
 DEVICE_ENV = "MOBILESEG_VULKAN_DEVICE"  # the Vulkan device index to run on (default: ncnn's default device)
-SOFTWARE_DRIVER_HINT = ("install a GPU driver, or Mesa's software Vulkan driver lavapipe "
-                        "(apt-get install mesa-vulkan-drivers on Debian/Ubuntu)")
+SOFTWARE_DRIVER_HINT = (
+    "install a GPU driver, or Mesa's software Vulkan driver lavapipe "
+    "(apt-get install mesa-vulkan-drivers on Debian/Ubuntu)"
+)
 # ncnn's GpuInfo.type(): VkPhysicalDeviceType folded to these
 DEVICE_TYPES = {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}
-VENDORS = {0x10005: "Mesa", 0x1AE0: "Google", 0x5143: "Qualcomm", 0x13B5: "ARM", 0x1010: "Imagination",
-           0x144D: "Samsung", 0x8086: "Intel", 0x10DE: "NVIDIA", 0x1002: "AMD", 0x106B: "Apple"}
+VENDORS = {
+    0x10005: "Mesa",
+    0x1AE0: "Google",
+    0x5143: "Qualcomm",
+    0x13B5: "ARM",
+    0x1010: "Imagination",
+    0x144D: "Samsung",
+    0x8086: "Intel",
+    0x10DE: "NVIDIA",
+    0x1002: "AMD",
+    0x106B: "Apple",
+}
 # software implementations by the device name they report (all three report device type CPU)
 SOFTWARE_DRIVERS = {"llvmpipe": "lavapipe (Mesa)", "swiftshader": "SwiftShader"}
 
@@ -41,12 +54,17 @@ def describe(info, index: int) -> dict:
     kind = DEVICE_TYPES.get(int(info.type()), "other")
     vendor_id = int(info.vendor_id())
     driver = next((d for key, d in SOFTWARE_DRIVERS.items() if key in name.lower()), None)
-    return {"vulkan_device": name, "vulkan_device_index": index, "vulkan_device_type": kind,
-            "vulkan_vendor": VENDORS.get(vendor_id, hex(vendor_id)), "vulkan_vendor_id": vendor_id,
-            "vulkan_driver": driver or VENDORS.get(vendor_id, hex(vendor_id)),
-            "vulkan_driver_version": int(info.driver_version()),
-            "vulkan_api_version": api_version_text(int(info.api_version())),
-            "vulkan_software": bool(kind == "cpu" or driver is not None)}
+    return {
+        "vulkan_device": name,
+        "vulkan_device_index": index,
+        "vulkan_device_type": kind,
+        "vulkan_vendor": VENDORS.get(vendor_id, hex(vendor_id)),
+        "vulkan_vendor_id": vendor_id,
+        "vulkan_driver": driver or VENDORS.get(vendor_id, hex(vendor_id)),
+        "vulkan_driver_version": int(info.driver_version()),
+        "vulkan_api_version": api_version_text(int(info.api_version())),
+        "vulkan_software": bool(kind == "cpu" or driver is not None),
+    }
 
 
 @lru_cache(maxsize=None)
@@ -62,14 +80,16 @@ def find_device(requested: str | None = None) -> tuple[int, dict]:
         except ValueError:
             index = -1
         if not 0 <= index < count:
-            raise VulkanUnavailableError(f"{DEVICE_ENV}={requested} is not a Vulkan device index: ncnn finds "
-                                         f"{count} device(s), 0..{count - 1}")
+            raise VulkanUnavailableError(
+                f"{DEVICE_ENV}={requested} is not a Vulkan device index: ncnn finds {count} device(s), 0..{count - 1}"
+            )
     else:
         index = int(ncnn.get_default_gpu_index())
     fields = describe(ncnn.get_gpu_info(index), index)
     if ncnn.get_gpu_device(index) is None:
-        raise VulkanUnavailableError(f"the Vulkan driver of '{fields['vulkan_device']}' fails to create the device: "
-                                     f"{SOFTWARE_DRIVER_HINT}")
+        raise VulkanUnavailableError(
+            f"the Vulkan driver of '{fields['vulkan_device']}' fails to create the device: {SOFTWARE_DRIVER_HINT}"
+        )
     return index, fields
 
 

@@ -1,4 +1,5 @@
 """onnxruntime adapter: CPU execution provider, ``threads`` intra-op threads, sequential execution (no inter-op pool)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,19 +15,26 @@ class OnnxSession(Session):
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        levels = {
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
         so.graph_optimization_level = levels[opt_level]
         # Spinning worker threads only matter with a thread pool; with 1 thread there is none to spin.
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads > 1 else "0")
         self._sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
         self.input_name = self._sess.get_inputs()[0].name
         self.output_name = self._sess.get_outputs()[0].name
-        self.settings = {"threads": threads, "intra_op_threads": threads, "inter_op_threads": 1,
-                         "execution_mode": "sequential", "graph_optimization_level": opt_level,
-                         "provider": "CPUExecutionProvider"}
+        self.settings = {
+            "threads": threads,
+            "intra_op_threads": threads,
+            "inter_op_threads": 1,
+            "execution_mode": "sequential",
+            "graph_optimization_level": opt_level,
+            "provider": "CPUExecutionProvider",
+        }
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self._sess.run([self.output_name], {self.input_name: x})[0]
@@ -41,8 +49,9 @@ class OnnxRuntime(Runtime):
     def version(self) -> str:
         return require("onnxruntime", "onnx", "running ONNX artifacts").__version__
 
-    def load(self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32",
-             opt_level: str = "all") -> OnnxSession:
+    def load(
+        self, export_dir_or_manifest, fmt_entry=None, threads: int = 1, precision: str = "fp32", opt_level: str = "all"
+    ) -> OnnxSession:
         threads = check_threads(threads)
         _, _, _, paths = self.artifact(export_dir_or_manifest, fmt_entry)
         sess = OnnxSession(paths[0], threads, opt_level)

@@ -5,6 +5,7 @@ artifact against, saved with ``torch.save`` (see :mod:`mobileseg.export.pytorch`
 the model. ``threads`` is set before the file is loaded; ``threads=1`` sets one intra-op thread and one inter-op
 thread (torch allows setting the inter-op count only before any parallel work; the setting in force is recorded).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,9 +24,14 @@ class TorchSession(Session):
         except RuntimeError:  # already set (or parallel work already ran) in this process
             pass
         self._model = torch.load(path, weights_only=False, map_location="cpu").eval()
-        self.settings = {"threads": threads, "intra_op_threads": torch.get_num_threads(),
-                         "inter_op_threads": torch.get_num_interop_threads(), "mode": "eager, inference_mode",
-                         "precision": "fp32", "bn_folded": True}
+        self.settings = {
+            "threads": threads,
+            "intra_op_threads": torch.get_num_threads(),
+            "inter_op_threads": torch.get_num_interop_threads(),
+            "mode": "eager, inference_mode",
+            "precision": "fp32",
+            "bn_folded": True,
+        }
 
     def run(self, x: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():

@@ -4,6 +4,7 @@
 ``LocalTarget`` (this host, :mod:`.local`) runs the runtime adapters in-process; ``AdbTarget`` (:mod:`.adb`) drives
 a phone or the emulated ARM device over ADB through the device layer (:mod:`mobileseg.device`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -110,25 +111,38 @@ def check_target_options(device_arg: str, options: dict) -> None:
     one home of these rules: :func:`open_target` and the bench settings both call it)."""
     arg = (device_arg or "local").strip()
     if not (_is_host(arg) or arg == "adb" or arg.startswith(("adb:", "adb@"))):
-        raise TargetError(f"unknown device '{device_arg}': use --device local, adb, adb:SERIAL (a serial adb devices "
-                          "lists, or HOST:PORT), adb:S1,S2, adb:all or adb@SERVER[/SERIAL] (several adb servers)")
+        raise TargetError(
+            f"unknown device '{device_arg}': use --device local, adb, adb:SERIAL (a serial adb devices "
+            "lists, or HOST:PORT), adb:S1,S2, adb:all or adb@SERVER[/SERIAL] (several adb servers)"
+        )
     if options.get("adb_servers") and "adb@" not in arg:  # declared servers that no device names: never dropped
-        raise TargetError(f"--adb-server declares the adb servers of a lab, which --device adb@NAME[/SERIAL] names: "
-                          f"--device {arg} names none (use adb@NAME, or drop --adb-server)")
+        raise TargetError(
+            f"--adb-server declares the adb servers of a lab, which --device adb@NAME[/SERIAL] names: "
+            f"--device {arg} names none (use adb@NAME, or drop --adb-server)"
+        )
     if not _is_host(arg):
         return
     if (options.get("adb_transport") or "auto") != "auto":
-        raise TargetError(f"--adb-transport {options['adb_transport']} chooses how ADB devices are reached: on the "
-                          "host there is none (drop it, or use --device adb)")
+        raise TargetError(
+            f"--adb-transport {options['adb_transport']} chooses how ADB devices are reached: on the "
+            "host there is none (drop it, or use --device adb)"
+        )
     harness = (options.get("harness") or "auto").lower()
     if harness not in ("auto", "python", "python-inproc"):
-        raise TargetError(f"--harness {harness} runs on ADB devices only: on the host the runtimes run in this "
-                          "Python process (use --harness auto, or --device adb)")
-    tools = [f for f, k in (("--tflite-benchmark", "tflite_benchmark"), ("--ort-perf-test", "ort_perf_test"))
-             if options.get(k)]
+        raise TargetError(
+            f"--harness {harness} runs on ADB devices only: on the host the runtimes run in this "
+            "Python process (use --harness auto, or --device adb)"
+        )
+    tools = [
+        f
+        for f, k in (("--tflite-benchmark", "tflite_benchmark"), ("--ort-perf-test", "ort_perf_test"))
+        if options.get(k)
+    ]
     if tools:
-        raise TargetError(f"{' and '.join(tools)} run official binaries built for a phone: use them with "
-                          "--device adb (on the host the runtimes' Python packages are timed)")
+        raise TargetError(
+            f"{' and '.join(tools)} run official binaries built for a phone: use them with "
+            "--device adb (on the host the runtimes' Python packages are timed)"
+        )
 
 
 def open_target(device_arg: str = "local", **options) -> Target:

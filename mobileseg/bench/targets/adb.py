@@ -11,6 +11,7 @@ The drivers live in the device layer (the seam is described in :mod:`mobileseg.d
 ``harness="native"`` or when the device has no Python) and the official binaries'
 :class:`~mobileseg.device.official_tools.OfficialToolDriver`.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -65,8 +66,15 @@ class AdbTarget(Target):
     kind = "adb"
     _by_serial = False  # set by distinguish(): the adb serial joins the device id
 
-    def __init__(self, device: DeviceTransport, cpu: int | None = None, harness: str = "auto", run_timeout: float = 1800.0,
-                 cooldown_poll_s: float = 2.0, tool_drivers: dict | None = None):
+    def __init__(
+        self,
+        device: DeviceTransport,
+        cpu: int | None = None,
+        harness: str = "auto",
+        run_timeout: float = 1800.0,
+        cooldown_poll_s: float = 2.0,
+        tool_drivers: dict | None = None,
+    ):
         self.device = device
         self.run_timeout = float(run_timeout)
         self.cooldown_poll_s = cooldown_poll_s
@@ -98,16 +106,29 @@ class AdbTarget(Target):
         self._pushed: dict = {}
 
     @classmethod
-    def open(cls, device_arg: str = "adb", cpu=None, harness: str = "auto", key_path=None,
-             connect_timeout: float = 10.0, run_timeout: float = 1800.0, tflite_benchmark=None, ort_perf_test=None,
-             adb_transport: str = "auto", notes=None, adb_servers=None, **_ignored) -> "AdbTarget":
+    def open(
+        cls,
+        device_arg: str = "adb",
+        cpu=None,
+        harness: str = "auto",
+        key_path=None,
+        connect_timeout: float = 10.0,
+        run_timeout: float = 1800.0,
+        tflite_benchmark=None,
+        ort_perf_test=None,
+        adb_transport: str = "auto",
+        notes=None,
+        adb_servers=None,
+        **_ignored,
+    ) -> "AdbTarget":
         """The one device ``device_arg`` names (see :mod:`mobileseg.device.selection`), through ``adb_transport``
         (auto, server, direct); ``notes(text)`` receives what the user should know (default: printed on stderr)."""
         from ...device.selection import open_devices
 
         tools = official_tool_drivers(tflite_benchmark, ort_perf_test)  # a bad path fails before connecting
-        devices, msgs = open_devices(device_arg, transport=adb_transport, connect_timeout=connect_timeout,
-                                     key_path=key_path, servers=adb_servers)
+        devices, msgs = open_devices(
+            device_arg, transport=adb_transport, connect_timeout=connect_timeout, key_path=key_path, servers=adb_servers
+        )
         for m in msgs:
             (notes or _note)(m)
         if len(devices) > 1:
@@ -115,9 +136,11 @@ class AdbTarget(Target):
                 dev.close()
             from . import TargetError
 
-            raise TargetError(f"--device {device_arg} names {len(devices)} devices "
-                              f"({', '.join(d.serial for d in devices)}): one target measures one device; mobileseg "
-                              "bench measures several in parallel (mobileseg.bench.fleet.run_on_devices)")
+            raise TargetError(
+                f"--device {device_arg} names {len(devices)} devices "
+                f"({', '.join(d.serial for d in devices)}): one target measures one device; mobileseg "
+                "bench measures several in parallel (mobileseg.bench.fleet.run_on_devices)"
+            )
         return cls.on_device(devices[0], cpu=cpu, harness=harness, run_timeout=run_timeout, tool_drivers=tools)
 
     @classmethod
@@ -136,8 +159,10 @@ class AdbTarget(Target):
     def _choose_driver(self, harness: str):
         want = (harness or "auto").lower()
         if want in ("python", "device-python") and not self._desc.get("python"):
-            raise MobilesegError("--harness python cannot run on this device because it has no python3 (stock "
-                                 "Android has none): use --harness native (ncnn) or --harness auto")
+            raise MobilesegError(
+                "--harness python cannot run on this device because it has no python3 (stock "
+                "Android has none): use --harness native (ncnn) or --harness auto"
+            )
         if want in ("python", "device-python") or (want == "auto" and self._desc.get("python")):
             return PythonHarnessDriver()
         if want in ("native", "native-ncnn", "auto"):
@@ -187,8 +212,9 @@ class AdbTarget(Target):
             _, manifest = _manifest.load(export_dir)
         files = _manifest.relative_files(_manifest.format_entry(manifest, fmt))
         if not files:
-            raise MobilesegError(f"the export {export_dir} has no '{fmt}' artifact: export it first "
-                                 f"(mobileseg export --formats {fmt})")
+            raise MobilesegError(
+                f"the export {export_dir} has no '{fmt}' artifact: export it first (mobileseg export --formats {fmt})"
+            )
         _manifest.verify_files(str(export_dir), manifest, _manifest.format_entry(manifest, fmt), fmt)
         driver = self.driver_for(formats.host_runtime(fmt))
         local = [export_dir / p for p in files]
@@ -197,8 +223,10 @@ class AdbTarget(Target):
         need = sum(p.stat().st_size for p in local if p.exists())
         free = self._desc.get("storage_free_bytes")
         if free is not None and need > free:
-            raise StorageFullError(f"the device has {free / 1e6:.0f} MB free under {WORKDIR} but the {fmt} artifact "
-                                   f"needs {need / 1e6:.0f} MB: free space on the device and run again")
+            raise StorageFullError(
+                f"the device has {free / 1e6:.0f} MB free under {WORKDIR} but the {fmt} artifact "
+                f"needs {need / 1e6:.0f} MB: free space on the device and run again"
+            )
         if id(driver) not in self._prepared_drivers:  # each harness / binary is pushed once per run
             driver.prepare(self.device)
             self._prepared_drivers.add(id(driver))
@@ -217,11 +245,16 @@ class AdbTarget(Target):
         rdir = self._remote_dir(export_dir)
         model = formats.model_file(fmt, files) or (files[0] if files else None)
         weights = formats.side_file(fmt, files)
-        return {"dir": rdir, "model": posixpath.join(rdir, model) if model else None, "model_file": model,
-                "weights": posixpath.join(rdir, weights) if weights else None,
-                "input": posixpath.join(rdir, _manifest.REFERENCE_INPUT),
-                "input_name": entry.get("input_name"), "output_name": entry.get("output_name"),
-                "tools": self._desc.get("tools") or []}
+        return {
+            "dir": rdir,
+            "model": posixpath.join(rdir, model) if model else None,
+            "model_file": model,
+            "weights": posixpath.join(rdir, weights) if weights else None,
+            "input": posixpath.join(rdir, _manifest.REFERENCE_INPUT),
+            "input_name": entry.get("input_name"),
+            "output_name": entry.get("output_name"),
+            "tools": self._desc.get("tools") or [],
+        }
 
     def run_cell(self, cell, export_dir, manifest, warmup, repeats, min_time, sampling=None):
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
@@ -231,8 +264,16 @@ class AdbTarget(Target):
         if sampling is not None and not adaptive and repeats is None:
             repeats = sampling.min_repeats
         samples, output, info = driver.run(
-            self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask, warmup=warmup,
-            repeats=repeats, min_time=min_time, timeout=self.run_timeout, **adaptive)
+            self.device,
+            cell,
+            self._artifact(export_dir, manifest, cell.format),
+            mask=mask,
+            warmup=warmup,
+            repeats=repeats,
+            min_time=min_time,
+            timeout=self.run_timeout,
+            **adaptive,
+        )
         got = info.get("device_mark")
         if got is None:  # a driver that does not read the mark itself: read it on the device now
             got = _marks.split(self.device.shell(_marks.readback() + "true", 60)[1])[0]
@@ -243,13 +284,21 @@ class AdbTarget(Target):
         settings = dict(info.get("settings") or {})
         settings["device_pin_mask"] = mask
         parity = info.get("parity") or {}
-        return CellRun(samples_ms=samples, output=output, runtime_version=info.get("runtime_version"),
-                       runtime_settings=settings, affinity=list(info.get("affinity") or []),
-                       harness=driver.name, overhead_ms=info.get("overhead_ms"),
-                       stats_ms=info.get("stats_ms") if output is None else None,
-                       parity_note=parity.get("reason") if output is None else None,
-                       load_ms=info.get("load_ms"), first_run_ms=info.get("first_run_ms"), memory=info.get("memory"),
-                       sampling=_device_sampling(info, sampling, adaptive))
+        return CellRun(
+            samples_ms=samples,
+            output=output,
+            runtime_version=info.get("runtime_version"),
+            runtime_settings=settings,
+            affinity=list(info.get("affinity") or []),
+            harness=driver.name,
+            overhead_ms=info.get("overhead_ms"),
+            stats_ms=info.get("stats_ms") if output is None else None,
+            parity_note=parity.get("reason") if output is None else None,
+            load_ms=info.get("load_ms"),
+            first_run_ms=info.get("first_run_ms"),
+            memory=info.get("memory"),
+            sampling=_device_sampling(info, sampling, adaptive),
+        )
 
     def profile(self, cell, export_dir, manifest) -> dict:
         """The per-op profile of ``cell`` from its driver (the Python harness's profile_ops.py, benchmark_model's
@@ -259,8 +308,13 @@ class AdbTarget(Target):
         driver = self.driver_for(cell.runtime)
         mask = self._desc.get("pin_mask") if cell.threads == 1 else self._desc.get("big_core_mask")
         try:
-            got = driver.op_profile(self.device, cell, self._artifact(export_dir, manifest, cell.format), mask=mask,
-                                    timeout=self.run_timeout)
+            got = driver.op_profile(
+                self.device,
+                cell,
+                self._artifact(export_dir, manifest, cell.format),
+                mask=mask,
+                timeout=self.run_timeout,
+            )
         except MobilesegError as exc:  # a profiler failure must not lose the measured cell
             return {"unavailable": f"the profiler failed: {exc}"}
         return {"unavailable": driver.no_profile(cell.runtime)} if got is None else read_device_profile(*got)
@@ -274,23 +328,41 @@ class AdbTarget(Target):
         export_dir, man = _manifest.load(export_dir)
         self.prepare(export_dir, cell.format, man)
         label = f"adb:{self._desc.get('serial') or self.device_id()}"
-        return capture(self.device, driver, self._desc, self._artifact(export_dir, man, cell.format), export_dir,
-                       cell.runtime, cell.precision, label)
+        return capture(
+            self.device,
+            driver,
+            self._desc,
+            self._artifact(export_dir, man, cell.format),
+            export_dir,
+            cell.runtime,
+            cell.precision,
+            label,
+        )
 
     def cooldown(self, reference_state, timeout_s) -> dict:
         """Wait until the CPU zone is back within 2 C of ``reference_state`` (or ``timeout_s`` passed)."""
         ref_temps = (reference_state or {}).get("temps_c") or {}
         zone = _probe.cpu_zone(ref_temps)
         if zone is None:
-            return {"limit_s": float(timeout_s), "waited_s": 0.0, "reached": None,
-                    "why": "the device reports no CPU temperature"}
+            return {
+                "limit_s": float(timeout_s),
+                "waited_s": 0.0,
+                "reached": None,
+                "why": "the device reports no CPU temperature",
+            }
         t0 = time.monotonic()
         deadline = t0 + float(timeout_s)
         while True:
             now = self.state().get("temps_c", {}).get(zone)
             if now is None or now <= ref_temps[zone] + 2.0 or time.monotonic() >= deadline:
-                return {"limit_s": float(timeout_s), "waited_s": round(time.monotonic() - t0, 3), "zone": zone,
-                        "start_c": ref_temps[zone], "end_c": now, "reached": now is None or now <= ref_temps[zone] + 2.0}
+                return {
+                    "limit_s": float(timeout_s),
+                    "waited_s": round(time.monotonic() - t0, 3),
+                    "zone": zone,
+                    "start_c": ref_temps[zone],
+                    "end_c": now,
+                    "reached": now is None or now <= ref_temps[zone] + 2.0,
+                }
             time.sleep(self.cooldown_poll_s)
 
     def close(self) -> None:
@@ -302,6 +374,9 @@ def _device_sampling(info: dict, sampling, adaptive: dict) -> dict | None:
     if sampling is None:
         return None
     if not adaptive:
-        return {"rule": "repeats", "repeats": sampling.min_repeats,
-                "note": "this harness takes a fixed count: --target-ci was not applied"}
+        return {
+            "rule": "repeats",
+            "repeats": sampling.min_repeats,
+            "note": "this harness takes a fixed count: --target-ci was not applied",
+        }
     return {**sampling.record(), **(info.get("sampling") or {})}

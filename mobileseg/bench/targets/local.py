@@ -4,6 +4,7 @@ Pinning: ``os.sched_setaffinity`` on Linux applies to one thread, so every threa
 (torch, BLAS and runtime pools started before the run) is pinned too, via ``/proc/self/task``; threads created later
 inherit the pin from their creator. The affinity actually in force after each cell is what the record keeps.
 """
+
 from __future__ import annotations
 
 import glob
@@ -83,11 +84,21 @@ class LocalTarget(Target):
             host = env.describe_host()
             freq = env.cpu_freq_mhz(self.cpu)
             self._description = {
-                "kind": "local", "serial": None, "model": env.host_device_id(),
-                "soc": None, "abi": platform.machine(), "cpu": host["cpu_model"], "cores": host["cores"],
-                "clusters": None, "big_core_mask": None, "governor": freq.get("governor"),
-                "freqs_khz": self.state()["freqs_khz"], "emulated": False,
-                "pinned_cpu": self.cpu, "os": f"{host['os']} {host['kernel']}"}
+                "kind": "local",
+                "serial": None,
+                "model": env.host_device_id(),
+                "soc": None,
+                "abi": platform.machine(),
+                "cpu": host["cpu_model"],
+                "cores": host["cores"],
+                "clusters": None,
+                "big_core_mask": None,
+                "governor": freq.get("governor"),
+                "freqs_khz": self.state()["freqs_khz"],
+                "emulated": False,
+                "pinned_cpu": self.cpu,
+                "os": f"{host['os']} {host['kernel']}",
+            }
         return self._description
 
     def device_id(self) -> str:
@@ -142,10 +153,19 @@ class LocalTarget(Target):
         finally:
             sess.close()
         overhead = measure_overhead(self.overhead_repeats)
-        return CellRun(samples_ms=samples, output=out, runtime_version=rt.version(), runtime_settings=settings,
-                       affinity=affinity, harness="python-inproc", overhead_ms=overhead, load_ms=round(load_ms, 3),
-                       first_run_ms=round(first_ms, 3), memory=memory,
-                       sampling=sampling.record() if sampling is not None else None)
+        return CellRun(
+            samples_ms=samples,
+            output=out,
+            runtime_version=rt.version(),
+            runtime_settings=settings,
+            affinity=affinity,
+            harness="python-inproc",
+            overhead_ms=overhead,
+            load_ms=round(load_ms, 3),
+            first_run_ms=round(first_ms, 3),
+            memory=memory,
+            sampling=sampling.record() if sampling is not None else None,
+        )
 
     def reference_rate(self, note=None) -> dict:
         from ..overhead import measure_sgemm
@@ -165,8 +185,9 @@ class LocalTarget(Target):
 
         x = np.ascontiguousarray(np.load(Path(export_dir) / _manifest.REFERENCE_INPUT), dtype=np.float32)
         try:
-            return profile_local(cell.runtime, export_dir, (manifest.get("formats") or {}).get(cell.format), x,
-                                 threads=cell.threads)
+            return profile_local(
+                cell.runtime, export_dir, (manifest.get("formats") or {}).get(cell.format), x, threads=cell.threads
+            )
         except Exception as exc:  # a profiler failure must not lose the measured cell
             return {"unavailable": f"the profiler failed: {type(exc).__name__}: {exc}"}
 
@@ -174,8 +195,12 @@ class LocalTarget(Target):
         """Wait (up to ``timeout_s``) until the hottest thermal zone is within 2 C of ``reference_state``'s."""
         ref = max((reference_state or {}).get("temps_c", {}).values(), default=None)
         if ref is None:
-            return {"limit_s": float(timeout_s), "waited_s": 0.0, "reached": None,
-                    "why": "this host reports no thermal zone"}
+            return {
+                "limit_s": float(timeout_s),
+                "waited_s": 0.0,
+                "reached": None,
+                "why": "this host reports no thermal zone",
+            }
         t0 = time.monotonic()
         deadline = t0 + timeout_s
         now = ref
@@ -184,8 +209,13 @@ class LocalTarget(Target):
             if now is None or now <= ref + 2.0:
                 break
             time.sleep(1.0)
-        return {"limit_s": float(timeout_s), "waited_s": round(time.monotonic() - t0, 3), "start_c": ref,
-                "end_c": now, "reached": now is None or now <= ref + 2.0}
+        return {
+            "limit_s": float(timeout_s),
+            "waited_s": round(time.monotonic() - t0, 3),
+            "start_c": ref,
+            "end_c": now,
+            "reached": now is None or now <= ref + 2.0,
+        }
 
     def close(self) -> None:
         if self._saved:

@@ -5,5 +5,6 @@ large, with the "reduce" tail), :mod:`.hrnet` (mmseg ``HRNet``). Segmentation mo
 ``fcn-mbv2``, ``pspnet-mbv2``, ``deeplabv3plus-mbv2``, ``lite-aspp-mbv2``, ``r-aspp-mbv2``, ``lraspp-mbv3-large``,
 ``lraspp-mbv3-large-reduce``, ``hrnet-w18-small``.
 """
+
 from . import _common  # noqa: F401  (registers the mmseg checkpoint converter)
 from . import deeplabv3plus, fcn, hrnet, lraspp, pspnet, rasp  # noqa: F401

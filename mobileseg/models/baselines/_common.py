@@ -4,6 +4,7 @@ Every baseline follows mmseg's ``EncoderDecoder`` layout: ``backbone.*`` + ``dec
 ``decode_head.conv_seg``. mmseg training checkpoints also hold an ``auxiliary_head.*`` (a training-only FCN head on
 a middle feature): the ``mmseg-baseline`` checkpoint converter drops those keys and says how many it dropped.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,12 +20,23 @@ TABLE = "Table 1 (ADE20K val, 512x512, Snapdragon 865 1 thread)"
 PARTS = (("backbone", "backbone"), ("decode_head", "head"))
 
 
-def baseline_spec(name: str, original: str, published: dict, output_stride: int, notes: str = "",
-                  size_multiple: int = 32) -> ModelSpec:
+def baseline_spec(
+    name: str, original: str, published: dict, output_stride: int, notes: str = "", size_multiple: int = 32
+) -> ModelSpec:
     """The ModelSpec of one Table 1 baseline (TopFormer's table, trained with mmseg on ADE20K)."""
-    return ModelSpec(name=name, family=FAMILY, default_resolution=(512, 512), output_stride=output_stride,
-                     size_multiple=size_multiple, min_size=64, paper=f"{TOPFORMER_PAPER}; {original}",
-                     table=TABLE, published=published, parts=PARTS, notes=notes)
+    return ModelSpec(
+        name=name,
+        family=FAMILY,
+        default_resolution=(512, 512),
+        output_stride=output_stride,
+        size_multiple=size_multiple,
+        min_size=64,
+        paper=f"{TOPFORMER_PAPER}; {original}",
+        table=TABLE,
+        published=published,
+        parts=PARTS,
+        notes=notes,
+    )
 
 
 class DepthwiseSeparableConvModule(nn.Module):
@@ -32,8 +44,9 @@ class DepthwiseSeparableConvModule(nn.Module):
 
     def __init__(self, in_ch, out_ch, kernel_size=3, padding=1, dilation=1, act=nn.ReLU, bn_eps=1e-5):
         super().__init__()
-        self.depthwise_conv = ConvModule(in_ch, in_ch, kernel_size, padding=padding, dilation=dilation,
-                                         groups=in_ch, act=act, bn_eps=bn_eps)
+        self.depthwise_conv = ConvModule(
+            in_ch, in_ch, kernel_size, padding=padding, dilation=dilation, groups=in_ch, act=act, bn_eps=bn_eps
+        )
         self.pointwise_conv = ConvModule(in_ch, out_ch, 1, act=act, bn_eps=bn_eps)
 
     def forward(self, x):

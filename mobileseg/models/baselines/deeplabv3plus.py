@@ -15,6 +15,7 @@ Lite-ASPP (Table 1: 2.9 M / 4.4 G, "the reduced channel version of DeepLabv3+") 
 channels instead of 512: the published papers leave the width open, 128 is the reading that lands on Table 1's
 size (2.8 M / 4.3 GMACs).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,18 +41,32 @@ class ImagePool(nn.Module):
 
 
 class DepthwiseSeparableASPPHead(nn.Module):
-    def __init__(self, in_channels: int, channels: int, c1_in_channels: int, c1_channels: int, num_classes: int,
-                 dilations=(1, 6, 12, 18), dropout: float = 0.1):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        c1_in_channels: int,
+        c1_channels: int,
+        num_classes: int,
+        dilations=(1, 6, 12, 18),
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.image_pool = ImagePool(in_channels, channels)
-        self.aspp_modules = nn.ModuleList([
-            ConvModule(in_channels, channels, 1) if d == 1 else
-            DepthwiseSeparableConvModule(in_channels, channels, 3, padding=d, dilation=d) for d in dilations])
+        self.aspp_modules = nn.ModuleList(
+            [
+                ConvModule(in_channels, channels, 1)
+                if d == 1
+                else DepthwiseSeparableConvModule(in_channels, channels, 3, padding=d, dilation=d)
+                for d in dilations
+            ]
+        )
         self.bottleneck = ConvModule((len(dilations) + 1) * channels, channels, 3, padding=1)
         self.c1_bottleneck = ConvModule(c1_in_channels, c1_channels, 1)
         self.sep_bottleneck = nn.Sequential(
             DepthwiseSeparableConvModule(channels + c1_channels, channels, 3, padding=1),
-            DepthwiseSeparableConvModule(channels, channels, 3, padding=1))
+            DepthwiseSeparableConvModule(channels, channels, 3, padding=1),
+        )
         self.dropout = nn.Dropout2d(dropout)
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
 
@@ -84,13 +99,22 @@ class DeepLabV3Plus(nn.Module):
         return self.decode_head([feats[0], feats[3]])
 
 
-@register_model(baseline_spec("deeplabv3plus-mbv2", PAPER,
-                              dict(params_m=15.4, gflops=25.8, miou=38.1, latency_ms=1035), output_stride=4))
+@register_model(
+    baseline_spec(
+        "deeplabv3plus-mbv2", PAPER, dict(params_m=15.4, gflops=25.8, miou=38.1, latency_ms=1035), output_stride=4
+    )
+)
 def deeplabv3plus_mbv2(num_classes: int = 150, **kw):
     return DeepLabV3Plus(num_classes, channels=512, **kw)
 
 
-@register_model(baseline_spec("lite-aspp-mbv2", PAPER + " (reduced-channel Lite-ASPP)",
-                              dict(params_m=2.9, gflops=4.4, miou=36.6, latency_ms=235), output_stride=4))
+@register_model(
+    baseline_spec(
+        "lite-aspp-mbv2",
+        PAPER + " (reduced-channel Lite-ASPP)",
+        dict(params_m=2.9, gflops=4.4, miou=36.6, latency_ms=235),
+        output_stride=4,
+    )
+)
 def lite_aspp_mbv2(num_classes: int = 150, **kw):
     return DeepLabV3Plus(num_classes, channels=128, **kw)

@@ -5,6 +5,7 @@ MobileNetV2 (:data:`.mobilenetv2.OS8`), not of a skip-connected FCN-8s decoder: 
 (``convs.0``, ``convs.1``), the input concatenated back (``concat_input=True``) through a 3x3 ``conv_cat``, and
 ``conv_seg``. Logits at 1/8.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,12 +32,24 @@ class FCNHead(nn.Module):
         dropout: dropout before the classifier (identity at inference; ``None`` for none).
     """
 
-    def __init__(self, in_channels: int, channels: int, num_classes: int, num_convs: int = 2, kernel_size: int = 3,
-                 concat_input: bool = True, dropout: float | None = 0.1):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        num_classes: int,
+        num_convs: int = 2,
+        kernel_size: int = 3,
+        concat_input: bool = True,
+        dropout: float | None = 0.1,
+    ):
         super().__init__()
         pad = kernel_size // 2
-        self.convs = nn.Sequential(*[ConvModule(in_channels if i == 0 else channels, channels, kernel_size,
-                                                padding=pad) for i in range(num_convs)])
+        self.convs = nn.Sequential(
+            *[
+                ConvModule(in_channels if i == 0 else channels, channels, kernel_size, padding=pad)
+                for i in range(num_convs)
+            ]
+        )
         self.concat_input = concat_input
         if concat_input:
             self.conv_cat = ConvModule(in_channels + channels, channels, kernel_size, padding=pad)
@@ -64,7 +77,8 @@ class FCN(nn.Module):
         return self.decode_head(self.backbone(image)[3])
 
 
-@register_model(baseline_spec("fcn-mbv2", PAPER,
-                              dict(params_m=9.8, gflops=39.6, miou=19.7, latency_ms=1015), output_stride=8))
+@register_model(
+    baseline_spec("fcn-mbv2", PAPER, dict(params_m=9.8, gflops=39.6, miou=19.7, latency_ms=1015), output_stride=8)
+)
 def fcn_mbv2(num_classes: int = 150, **kw):
     return FCN(num_classes, **kw)

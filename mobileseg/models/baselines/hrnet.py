@@ -10,6 +10,7 @@ Head (``configs/_base_/models/fcn_hr18.py``): the four branches resized to 1/4 a
 upsampling is an explicit bilinear resize to the target branch size (``align_corners=False``, what mmseg does after
 its ``nn.Upsample``), so no parameter names change.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,10 +23,12 @@ from .fcn import FCNHead
 
 PAPER = "Deep High-Resolution Representation Learning for Visual Recognition (TPAMI 2020)"
 
-W18_SMALL = dict(stage1=dict(num_blocks=(2,), num_channels=(64,)),
-                 stage2=dict(num_modules=1, num_blocks=(2, 2), num_channels=(18, 36)),
-                 stage3=dict(num_modules=3, num_blocks=(2, 2, 2), num_channels=(18, 36, 72)),
-                 stage4=dict(num_modules=2, num_blocks=(2, 2, 2, 2), num_channels=(18, 36, 72, 144)))
+W18_SMALL = dict(
+    stage1=dict(num_blocks=(2,), num_channels=(64,)),
+    stage2=dict(num_modules=1, num_blocks=(2, 2), num_channels=(18, 36)),
+    stage3=dict(num_modules=3, num_blocks=(2, 2, 2), num_channels=(18, 36, 72)),
+    stage4=dict(num_modules=2, num_blocks=(2, 2, 2, 2), num_channels=(18, 36, 72, 144)),
+)
 
 
 def _conv_bn(in_ch, out_ch, k, stride=1, relu=True):
@@ -77,8 +80,9 @@ class Bottleneck(nn.Module):
 def _make_blocks(block, in_ch, planes, n, stride=1):
     downsample = None
     if stride != 1 or in_ch != planes * block.expansion:
-        downsample = nn.Sequential(nn.Conv2d(in_ch, planes * block.expansion, 1, stride, bias=False),
-                                   nn.BatchNorm2d(planes * block.expansion))
+        downsample = nn.Sequential(
+            nn.Conv2d(in_ch, planes * block.expansion, 1, stride, bias=False), nn.BatchNorm2d(planes * block.expansion)
+        )
     layers = [block(in_ch, planes, stride, downsample)]
     layers += [block(planes * block.expansion, planes) for _ in range(1, n)]
     return nn.Sequential(*layers)
@@ -90,8 +94,9 @@ class HRModule(nn.Module):
     def __init__(self, num_blocks, channels):
         super().__init__()
         n = len(channels)
-        self.branches = nn.ModuleList([_make_blocks(BasicBlock, channels[i], channels[i], num_blocks[i])
-                                       for i in range(n)])
+        self.branches = nn.ModuleList(
+            [_make_blocks(BasicBlock, channels[i], channels[i], num_blocks[i]) for i in range(n)]
+        )
         self.fuse_layers = None
         if n > 1:
             fuse = []
@@ -106,8 +111,9 @@ class HRModule(nn.Module):
                         steps = []
                         for k in range(i - j):
                             last = k == i - j - 1
-                            steps.append(_conv_bn(channels[j], channels[i] if last else channels[j], 3, 2,
-                                                  relu=not last))
+                            steps.append(
+                                _conv_bn(channels[j], channels[i] if last else channels[j], 3, 2, relu=not last)
+                            )
                         row.append(nn.Sequential(*steps))
                 fuse.append(nn.ModuleList(row))
             self.fuse_layers = nn.ModuleList(fuse)
@@ -158,8 +164,9 @@ class HRNet(nn.Module):
             cfg = extra[f"stage{k}"]
             cur = list(cfg["num_channels"])
             setattr(self, f"transition{k - 1}", _transition(pre, cur))
-            setattr(self, f"stage{k}", nn.Sequential(*[HRModule(cfg["num_blocks"], cur)
-                                                      for _ in range(cfg["num_modules"])]))
+            setattr(
+                self, f"stage{k}", nn.Sequential(*[HRModule(cfg["num_blocks"], cur) for _ in range(cfg["num_modules"])])
+            )
             pre = cur
         self.out_channels = pre
 
@@ -184,8 +191,7 @@ class HRNetFCN(nn.Module):
         super().__init__()
         self.backbone = HRNet(W18_SMALL)
         ch = sum(self.backbone.out_channels)
-        self.decode_head = FCNHead(ch, ch, num_classes, num_convs=1, kernel_size=1, concat_input=False,
-                                   dropout=None)
+        self.decode_head = FCNHead(ch, ch, num_classes, num_convs=1, kernel_size=1, concat_input=False, dropout=None)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(image)
@@ -194,7 +200,8 @@ class HRNetFCN(nn.Module):
         return self.decode_head(x)
 
 
-@register_model(baseline_spec("hrnet-w18-small", PAPER,
-                              dict(params_m=4.0, gflops=10.2, miou=33.4, latency_ms=639), output_stride=4))
+@register_model(
+    baseline_spec("hrnet-w18-small", PAPER, dict(params_m=4.0, gflops=10.2, miou=33.4, latency_ms=639), output_stride=4)
+)
 def hrnet_w18_small(num_classes: int = 150, **kw):
     return HRNetFCN(num_classes, **kw)

@@ -16,6 +16,7 @@ reading, the kernel's intent at these resolutions) with a Python-int ``avg_pool2
 BN eps 0.001 throughout (mmseg ``lraspp_m-v3-d8`` config). Parameter names: mmseg's for the backbone and for the
 head parts mmseg shares (``aspp_conv``, ``image_pool.1``, ``conv_seg``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,13 +36,14 @@ class GlobalPool(nn.Module):
 
 
 class LRASPPHead(nn.Module):
-    def __init__(self, low_channels: int, high_channels: int, num_classes: int, channels: int = 128,
-                 dropout: float = 0.1):
+    def __init__(
+        self, low_channels: int, high_channels: int, num_classes: int, channels: int = 128, dropout: float = 0.1
+    ):
         super().__init__()
         self.aspp_conv = ConvModule(high_channels, channels, 1, act=nn.ReLU, bn_eps=BN_EPS)
-        self.image_pool = nn.Sequential(GlobalPool(),
-                                        ConvModule(high_channels, channels, 1, norm=False, act=nn.Sigmoid,
-                                                   bias=False))
+        self.image_pool = nn.Sequential(
+            GlobalPool(), ConvModule(high_channels, channels, 1, norm=False, act=nn.Sigmoid, bias=False)
+        )
         self.low_classifier = nn.Conv2d(low_channels, num_classes, 1)
         self.dropout = nn.Dropout2d(dropout)
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
@@ -70,13 +72,19 @@ class LRASPP(nn.Module):
         return self.decode_head(self.backbone(image))
 
 
-@register_model(baseline_spec("lraspp-mbv3-large", PAPER,
-                              dict(params_m=3.2, gflops=2.0, miou=33.1, latency_ms=126), output_stride=8))
+@register_model(
+    baseline_spec(
+        "lraspp-mbv3-large", PAPER, dict(params_m=3.2, gflops=2.0, miou=33.1, latency_ms=126), output_stride=8
+    )
+)
 def lraspp_mbv3_large(num_classes: int = 150, **kw):
     return LRASPP(num_classes, reduce=False, **kw)
 
 
-@register_model(baseline_spec("lraspp-mbv3-large-reduce", PAPER,
-                              dict(params_m=1.6, gflops=1.3, miou=32.3, latency_ms=81), output_stride=8))
+@register_model(
+    baseline_spec(
+        "lraspp-mbv3-large-reduce", PAPER, dict(params_m=1.6, gflops=1.3, miou=32.3, latency_ms=81), output_stride=8
+    )
+)
 def lraspp_mbv3_large_reduce(num_classes: int = 150, **kw):
     return LRASPP(num_classes, reduce=True, **kw)

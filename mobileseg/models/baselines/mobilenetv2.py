@@ -9,6 +9,7 @@ Output strides used by the Table 1 baselines:
 * ``OS8``  (mmseg ``m-v2-d8``): strides (1, 2, 2, 1, 1, 1, 1), dilations (1, 1, 1, 2, 2, 4, 4);
 * ``OS16`` (DeepLabV3+ / R-ASPP "MobileNetV2-s16"): strides (1, 2, 2, 2, 1, 1, 1), dilations (1, 1, 1, 1, 1, 2, 2).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -31,9 +32,12 @@ class InvertedResidual(nn.Module):
         layers: list[nn.Module] = []
         if expand_ratio != 1:
             layers.append(ConvModule(in_ch, hidden, 1, act=nn.ReLU6))
-        layers += [ConvModule(hidden, hidden, 3, stride=stride, padding=dilation, dilation=dilation, groups=hidden,
-                              act=nn.ReLU6),
-                   ConvModule(hidden, out_ch, 1, act=None)]
+        layers += [
+            ConvModule(
+                hidden, hidden, 3, stride=stride, padding=dilation, dilation=dilation, groups=hidden, act=nn.ReLU6
+            ),
+            ConvModule(hidden, out_ch, 1, act=None),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -50,8 +54,9 @@ class MobileNetV2(nn.Module):
         widen_factor: channel multiplier.
     """
 
-    def __init__(self, strides=OS8["strides"], dilations=OS8["dilations"], out_indices=(1, 2, 4, 6),
-                 widen_factor: float = 1.0):
+    def __init__(
+        self, strides=OS8["strides"], dilations=OS8["dilations"], out_indices=(1, 2, 4, 6), widen_factor: float = 1.0
+    ):
         super().__init__()
         self.out_indices = tuple(out_indices)
         in_ch = make_divisible(32 * widen_factor, 8)
@@ -60,8 +65,10 @@ class MobileNetV2(nn.Module):
         self.out_channels = []
         for i, ((t, c, n), s, d) in enumerate(zip(ARCH, strides, dilations)):
             out_ch = make_divisible(c * widen_factor, 8)
-            blocks = [InvertedResidual(in_ch if j == 0 else out_ch, out_ch, s if j == 0 else 1, t,
-                                       d if j == 0 else 1) for j in range(n)]
+            blocks = [
+                InvertedResidual(in_ch if j == 0 else out_ch, out_ch, s if j == 0 else 1, t, d if j == 0 else 1)
+                for j in range(n)
+            ]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             self.layers.append(f"layer{i + 1}")
             self.out_channels.append(out_ch)

@@ -19,6 +19,7 @@ the block). This reading gives 1.53 M / 1.32 GMACs for LR-ASPP at 512x512 agains
 torchvision's ``reduced_tail`` (which keeps ``layer13``'s 672 expansion) gives 1.77 M (+11%), mmseg's rule alone
 (960 final conv) 1.69 M / 1.42 G.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -28,11 +29,23 @@ from ..layers import ConvModule, HSigmoid, HSwish, make_divisible
 
 BN_EPS = 1e-3
 # kernel, mid channels, out channels, squeeze-excite, activation, stride  (layer1..layer15)
-LARGE = ((3, 16, 16, False, "relu", 1), (3, 64, 24, False, "relu", 2), (3, 72, 24, False, "relu", 1),
-         (5, 72, 40, True, "relu", 2), (5, 120, 40, True, "relu", 1), (5, 120, 40, True, "relu", 1),
-         (3, 240, 80, False, "hswish", 2), (3, 200, 80, False, "hswish", 1), (3, 184, 80, False, "hswish", 1),
-         (3, 184, 80, False, "hswish", 1), (3, 480, 112, True, "hswish", 1), (3, 672, 112, True, "hswish", 1),
-         (5, 672, 160, True, "hswish", 2), (5, 960, 160, True, "hswish", 1), (5, 960, 160, True, "hswish", 1))
+LARGE = (
+    (3, 16, 16, False, "relu", 1),
+    (3, 64, 24, False, "relu", 2),
+    (3, 72, 24, False, "relu", 1),
+    (5, 72, 40, True, "relu", 2),
+    (5, 120, 40, True, "relu", 1),
+    (5, 120, 40, True, "relu", 1),
+    (3, 240, 80, False, "hswish", 2),
+    (3, 200, 80, False, "hswish", 1),
+    (3, 184, 80, False, "hswish", 1),
+    (3, 184, 80, False, "hswish", 1),
+    (3, 480, 112, True, "hswish", 1),
+    (3, 672, 112, True, "hswish", 1),
+    (5, 672, 160, True, "hswish", 2),
+    (5, 960, 160, True, "hswish", 1),
+    (5, 960, 160, True, "hswish", 1),
+)
 _ACTS = {"relu": nn.ReLU, "hswish": HSwish}
 
 
@@ -42,8 +55,9 @@ class SameConvModule(ConvModule):
     def forward(self, x):
         c = self.conv
         pads = []
-        for size, k, s, d in zip((int(x.shape[-1]), int(x.shape[-2])), c.kernel_size[::-1], c.stride[::-1],
-                                 c.dilation[::-1]):
+        for size, k, s, d in zip(
+            (int(x.shape[-1]), int(x.shape[-2])), c.kernel_size[::-1], c.stride[::-1], c.dilation[::-1]
+        ):
             total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
             pads += [total // 2, total - total // 2]
         if any(pads):
@@ -74,9 +88,17 @@ class InvertedResidualV3(nn.Module):
         self.with_expand_conv = in_ch != mid_ch
         if self.with_expand_conv:
             self.expand_conv = ConvModule(in_ch, mid_ch, 1, act=act, bn_eps=BN_EPS)
-        self.depthwise_conv = ConvModule(mid_ch, mid_ch, kernel_size, stride=stride,
-                                         padding=dilation * (kernel_size // 2), dilation=dilation, groups=mid_ch,
-                                         act=act, bn_eps=BN_EPS)
+        self.depthwise_conv = ConvModule(
+            mid_ch,
+            mid_ch,
+            kernel_size,
+            stride=stride,
+            padding=dilation * (kernel_size // 2),
+            dilation=dilation,
+            groups=mid_ch,
+            act=act,
+            bn_eps=BN_EPS,
+        )
         self.se = SELayer(mid_ch) if se else None
         self.linear_conv = ConvModule(mid_ch, out_ch, 1, act=None, bn_eps=BN_EPS)
 

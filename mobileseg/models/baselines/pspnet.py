@@ -6,6 +6,7 @@ Backbone at output stride 8 (:data:`.mobilenetv2.OS8`); logits at 1/8. The 3x3 a
 exported as constant bin-averaging matrix products (:func:`._common.adaptive_avg_pool`, same numbers as
 ``adaptive_avg_pool2d``); the resolution must be a multiple of 32 (feature maps of whole pixels).
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,11 +21,13 @@ PAPER = "Pyramid Scene Parsing Network (CVPR 2017)"
 
 
 class PSPHead(nn.Module):
-    def __init__(self, in_channels: int, channels: int, num_classes: int, pool_scales=(1, 2, 3, 6),
-                 dropout: float = 0.1):
+    def __init__(
+        self, in_channels: int, channels: int, num_classes: int, pool_scales=(1, 2, 3, 6), dropout: float = 0.1
+    ):
         super().__init__()
-        self.psp_modules = nn.ModuleList([nn.Sequential(AdaptiveAvgPool(s), ConvModule(in_channels, channels, 1))
-                                          for s in pool_scales])
+        self.psp_modules = nn.ModuleList(
+            [nn.Sequential(AdaptiveAvgPool(s), ConvModule(in_channels, channels, 1)) for s in pool_scales]
+        )
         self.bottleneck = ConvModule(in_channels + len(pool_scales) * channels, channels, 3, padding=1)
         self.dropout = nn.Dropout2d(dropout)
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
@@ -47,7 +50,8 @@ class PSPNet(nn.Module):
         return self.decode_head(self.backbone(image)[3])
 
 
-@register_model(baseline_spec("pspnet-mbv2", PAPER,
-                              dict(params_m=13.7, gflops=52.2, miou=29.6, latency_ms=1065), output_stride=8))
+@register_model(
+    baseline_spec("pspnet-mbv2", PAPER, dict(params_m=13.7, gflops=52.2, miou=29.6, latency_ms=1065), output_stride=8)
+)
 def pspnet_mbv2(num_classes: int = 150, **kw):
     return PSPNet(num_classes, **kw)

@@ -7,6 +7,7 @@ classifier. That paper reports 2.11 M params / 2.75 B MAdds at 512x512 for it (T
 150 classes. Logits at 1/16. No mmseg config exists for it: the names follow mmseg's ``ASPPHead`` with a single 1x1
 ASPP branch (``image_pool.1``, ``aspp_modules.0``) and a 1x1 ``bottleneck`` (the reading the paper describes).
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,7 +48,8 @@ class RASPP(nn.Module):
         return self.decode_head(self.backbone(image)[3])
 
 
-@register_model(baseline_spec("r-aspp-mbv2", PAPER,
-                              dict(params_m=2.2, gflops=2.8, miou=32.0, latency_ms=177), output_stride=16))
+@register_model(
+    baseline_spec("r-aspp-mbv2", PAPER, dict(params_m=2.2, gflops=2.8, miou=32.0, latency_ms=177), output_stride=16)
+)
 def r_aspp_mbv2(num_classes: int = 150, **kw):
     return RASPP(num_classes, **kw)
