@@ -21,7 +21,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from .adb_server import AdbServer, NoServerError, ServerAddress, connect_server, server_address
+from .adb_server import AdbServer, ServerAddress, server_address
 from .transport import AdbError
 
 _NAME = re.compile(r"[A-Za-z][\w.-]*")
@@ -117,60 +117,4 @@ def several(arg: str) -> bool:
     return len(items) > 1 or not items or "/" not in items[0] or items[0].rsplit("/", 1)[1].lower() in ("", "all")
 
 
-def _same_host(a: ServerAddress, b: ServerAddress) -> bool:
-    return (a.local and b.local) or a.host.lower() == b.host.lower()
-
-
-def open_lab(arg: str, servers=None, connect_timeout: float = 10.0, env=None) -> tuple[list, list[str]]:
-    """Open every device ``--device adb@...`` names, each through its own server; returns (devices, notes)."""
-    from .selection import device_facts, endpoint, select
-
-    picks = parse(arg, parse_servers(servers) if not isinstance(servers, dict) else servers, env)
-    notes: list[str] = []
-    chosen = []  # (server, Listed)
-    for pick in picks:
-        try:
-            server = connect_server(pick.addr, start=False)
-        except NoServerError:
-            raise NoServerError(
-                f"no adb server answers at {pick.addr} ({pick.addr.source}): start it on that host "
-                f"(adb -a -P {pick.addr.port} start-server) or fix the address"
-            ) from None
-        found, more = select(pick.device_arg(), server, connect_timeout)
-        notes += [f"{pick.addr}: {n}" for n in more]
-        chosen += [(server, d) for d in found]
-    kept: list = []
-    facts: dict = {}
-    if len(picks) > 1:
-        facts = {id(d): device_facts(s, d.serial) for s, d in chosen}
-    for server, d in chosen:
-        twin, why = None, ""
-        for ks, kd in kept:
-            ep = endpoint(d.serial)
-            if _same_host(server.addr, ks.addr) and ep is not None and ep == endpoint(kd.serial):
-                twin, why = (ks, kd), f"the same adb port {ep[0]}:{ep[1]} on one host"
-            else:
-                f, kf = facts.get(id(d)), facts.get(id(kd))
-                if f and kf and f.serialno and (f.serialno, f.boot_id) == (kf.serialno, kf.boot_id):
-                    twin, why = (ks, kd), f"the same ro.serialno {f.serialno} and boot id"
-            if twin:
-                break
-        if twin:
-            notes.append(
-                f"{d.serial} through the adb server at {server.addr} is {twin[1].serial} through "
-                f"{twin[0].addr} ({why}): measured once, through {twin[0].addr}"
-            )
-            continue
-        kept.append((server, d))
-    devices = []
-    try:
-        for server, d in kept:
-            devices.append(server.device(d.serial, connect_timeout=connect_timeout, aliases=d.aliases).connect())
-    except BaseException:
-        for dev in devices:
-            dev.close()
-        raise
-    return devices, notes
-
-
-__all__ = ["AdbServer", "LabError", "ServerPick", "is_lab", "open_lab", "parse", "parse_servers", "several"]
+__all__ = ["AdbServer", "LabError", "ServerPick", "is_lab", "parse", "parse_servers", "several"]

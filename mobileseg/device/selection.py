@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from .transport import AdbError, DeviceUnauthorizedError, NoDeviceError
 from .adb_server import (
     AdbServer,
+    ServerAddress,
     NoServerError,
     ServerEntry,
     connect_server,
@@ -313,6 +314,63 @@ def select(arg: str, server: AdbServer, connect_timeout: float = 10.0) -> tuple[
     return chosen, notes
 
 
+def _same_host(a: ServerAddress, b: ServerAddress) -> bool:
+    return (a.local and b.local) or a.host.lower() == b.host.lower()
+
+
+def open_lab(arg: str, servers=None, connect_timeout: float = 10.0, env=None) -> tuple[list, list[str]]:
+    """Open every device ``--device adb@...`` names (:mod:`mobileseg.device.lab` reads the syntax), each through its
+    own server; returns (devices, notes)."""
+    from .lab import parse, parse_servers
+
+    picks = parse(arg, parse_servers(servers) if not isinstance(servers, dict) else servers, env)
+    notes: list[str] = []
+    chosen = []  # (server, Listed)
+    for pick in picks:
+        try:
+            server = connect_server(pick.addr, start=False)
+        except NoServerError:
+            raise NoServerError(
+                f"no adb server answers at {pick.addr} ({pick.addr.source}): start it on that host "
+                f"(adb -a -P {pick.addr.port} start-server) or fix the address"
+            ) from None
+        found, more = select(pick.device_arg(), server, connect_timeout)
+        notes += [f"{pick.addr}: {n}" for n in more]
+        chosen += [(server, d) for d in found]
+    kept: list = []
+    facts: dict = {}
+    if len(picks) > 1:
+        facts = {id(d): device_facts(s, d.serial) for s, d in chosen}
+    for server, d in chosen:
+        twin, why = None, ""
+        for ks, kd in kept:
+            ep = endpoint(d.serial)
+            if _same_host(server.addr, ks.addr) and ep is not None and ep == endpoint(kd.serial):
+                twin, why = (ks, kd), f"the same adb port {ep[0]}:{ep[1]} on one host"
+            else:
+                f, kf = facts.get(id(d)), facts.get(id(kd))
+                if f and kf and f.serialno and (f.serialno, f.boot_id) == (kf.serialno, kf.boot_id):
+                    twin, why = (ks, kd), f"the same ro.serialno {f.serialno} and boot id"
+            if twin:
+                break
+        if twin:
+            notes.append(
+                f"{d.serial} through the adb server at {server.addr} is {twin[1].serial} through "
+                f"{twin[0].addr} ({why}): measured once, through {twin[0].addr}"
+            )
+            continue
+        kept.append((server, d))
+    devices = []
+    try:
+        for server, d in kept:
+            devices.append(server.device(d.serial, connect_timeout=connect_timeout, aliases=d.aliases).connect())
+    except BaseException:
+        for dev in devices:
+            dev.close()
+        raise
+    return devices, notes
+
+
 def open_devices(
     arg: str, transport: str = "auto", connect_timeout: float = 10.0, key_path=None, env=None, servers=None
 ) -> tuple[list, list[str]]:
@@ -334,7 +392,7 @@ def open_devices(
                 f"--device {arg} names adb servers, which --adb-transport direct does not use: "
                 "leave --adb-transport out (or use server)"
             )
-        return lab.open_lab(arg, servers, connect_timeout, env)
+        return open_lab(arg, servers, connect_timeout, env)
     if servers:
         raise DeviceChoiceError(
             f"--adb-server declares servers but --device {arg} names none of them: name a device as adb@NAME[/SERIAL]"

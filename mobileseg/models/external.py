@@ -128,7 +128,7 @@ def parse_input_shape(text) -> tuple[int, int, int, int]:
 def factory_spec(target: str, input_shape=None):
     """``(ModelSpec, builder)`` of the factory ``pkg.mod:fn`` at ``input_shape`` (default 1x3x512x512), learned from
     one seeded forward pass; cached per (factory, shape). The last shape asked for is the factory's default."""
-    from ..registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+    from ..model_spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 
     shape = parse_input_shape(input_shape) if input_shape is not None else None
     cached = _SPECS.get(target)
@@ -194,7 +194,7 @@ def load_entry_points(registry: dict, register) -> list[str]:
     _loaded_entry_points = True
     from importlib.metadata import entry_points
 
-    from ..registry import ModelSpec
+    from ..model_spec import ModelSpec
 
     problems = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):

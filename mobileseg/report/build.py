@@ -8,11 +8,11 @@ writes into ``out``: per device x runtime Figure-1-style plots, the paper-vs-mea
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..results.paths import REPORT_DIR, writable_folder
+from ..results.paths import slug as _slug
 from . import plots
 from .data import attach_miou, load_evals, load_results
 from .pareto import pareto_mask
@@ -36,10 +36,6 @@ class Report:
 
     def files(self) -> list[Path]:
         return [p for _, ps in self.plots for p in ps] + [p for p in (self.markdown, self.html) if p]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _point_label(r) -> str:

@@ -102,7 +102,7 @@ def precision_pareto(points, out_base, title: str) -> list[Path]:
 
 def precision_views(report, df, eval_files=None, dataset: str | None = None) -> None:
     """Append the per-precision Pareto plots and the trade table to ``report`` (nothing with one precision)."""
-    from .build import _slug
+    from ..results.paths import slug as _slug
     from .tables import html_table, markdown_table
 
     df = df[~df.numerics_only]

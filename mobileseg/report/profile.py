@@ -3,17 +3,12 @@ table. Profiles of numerics-only records (emulated, software Vulkan) are left ou
 
 from __future__ import annotations
 
+from ..results.paths import slug as _slug
 from ..results.store import read_records
 from ..results.table import device_label, numerics_only
 from .tables import html_table, markdown_table
 
 TOP = 10
-
-
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def top_ops_section(report, results, df) -> None:
