@@ -30,7 +30,7 @@ class CheckpointError(MobilesegError):
 class TargetLostError(MobilesegError):
     """The bench target went away mid-run (device unplugged, connection dropped).
 
-    Raised by the transport (``mobileseg.device.adb.DeviceLostError`` is a subclass) and caught by the bench runner,
+    Raised by the transport (``mobileseg.device.adb_direct.DeviceLostError`` is a subclass) and caught by the bench runner,
     which then stops instead of recording an error for each remaining cell, keeps what is done and says ``--resume``.
     It lives here, below both, so the device layer needs nothing from the bench layer.
     """

@@ -15,7 +15,7 @@ def _seed():
 def key(tmp_path_factory):
     """An adb key pair for the emulated devices: ``adbkey`` (+ ``.pub``), with ``adb_keys`` beside it authorising it."""
     pytest.importorskip("adb_shell")
-    from mobileseg.device.adb import load_signer
+    from mobileseg.device.adb_direct import load_signer
 
     path = tmp_path_factory.mktemp("adbhome") / "adbkey"
     load_signer(path)

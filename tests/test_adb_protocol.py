@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("adb_shell")
 
-from mobileseg.device.adb import (
+from mobileseg.device.adb_direct import (
     AdbDevice,
     DeviceLostError,
     DeviceUnauthorizedError,
@@ -198,7 +198,7 @@ def _wait_for(path, limit_s: float = 60.0) -> None:
 
 
 def test_shell_timeout_kills_the_command(daemon, key, tmp_path):
-    from mobileseg.device.adb import DeviceTimeoutError
+    from mobileseg.device.adb_direct import DeviceTimeoutError
 
     _authorize(key, tmp_path / "adb_keys")
     port = daemon()

@@ -20,7 +20,7 @@ from adb_server_helpers import free_port  # noqa: E402
 
 from mobileseg.errors import TargetLostError  # noqa: E402
 from mobileseg.device import adb_server as srv  # noqa: E402
-from mobileseg.device.adb import (  # noqa: E402
+from mobileseg.device.adb_direct import (  # noqa: E402
     AdbError,
     DeviceLostError,
     DeviceTimeoutError,  # noqa: E402

@@ -301,7 +301,7 @@ def test_timings_only_cells_are_recorded_with_the_tools_summary(tmp_path):
 
 def test_native_harness_does_not_swallow_a_lost_device(tmp_path):
     """The native driver used to turn every failed pull into 'the harness failed' (one error record per cell)."""
-    from mobileseg.device.adb import DeviceLostError
+    from mobileseg.device.adb_direct import DeviceLostError
     from mobileseg.device.native import NativeHarness
 
     class Gone(ScriptedDevice):

@@ -160,7 +160,7 @@ def test_an_input_beyond_the_machines_memory_is_one_sentence(capsys, monkeypatch
 def test_usb_without_libusb_names_the_mobileseg_extra(monkeypatch):
     import sys
 
-    from mobileseg.device.adb import AdbDevice
+    from mobileseg.device.adb_direct import AdbDevice
     from mobileseg.errors import MobilesegError
 
     pytest.importorskip("adb_shell")

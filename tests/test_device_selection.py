@@ -19,7 +19,7 @@ from adb_server_helpers import free_emulator_port, free_port  # noqa: E402
 
 from mobileseg.device import adb_server as srv  # noqa: E402
 from mobileseg.device import selection as sel  # noqa: E402
-from mobileseg.device.adb import DeviceUnauthorizedError, NoDeviceError  # noqa: E402
+from mobileseg.device.adb_direct import DeviceUnauthorizedError, NoDeviceError  # noqa: E402
 from mobileseg.device.adb_server import ServerEntry  # noqa: E402
 from mobileseg.device.selection import DeviceFacts  # noqa: E402
 
@@ -284,7 +284,7 @@ def test_a_device_seen_twice_by_its_serialno(adb_server, daemons, tmp_path, monk
 
 
 def test_without_a_server_or_adb_the_direct_transport_is_used(adb_env, daemons, tmp_path, monkeypatch):
-    from mobileseg.device.adb import AdbDevice, load_signer
+    from mobileseg.device.adb_direct import AdbDevice, load_signer
 
     monkeypatch.delenv("ANDROID_ADB_SERVER_PORT")
     monkeypatch.setattr(srv, "DEFAULT_PORT", free_port())  # the default address, with nothing listening

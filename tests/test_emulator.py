@@ -80,7 +80,7 @@ def _onnx_export(folder: Path, model_name: str, h: int, w: int) -> Path:
 
 
 def test_runtimes_import_under_qemu(emulator, key):
-    from mobileseg.device.adb import AdbDevice
+    from mobileseg.device.adb_direct import AdbDevice
 
     with AdbDevice.open(f"adb:127.0.0.1:{emulator}", key_path=key) as dev:
         rc, out = dev.shell(
@@ -240,7 +240,7 @@ def _fake_perf_test(path: Path) -> Path:
 
 
 def test_official_binaries_time_litert_and_onnxruntime_cells(emulator, key, export_root, tmp_path, monkeypatch):
-    from mobileseg.device.adb import AdbDevice, sha256_file
+    from mobileseg.device.adb_direct import AdbDevice, sha256_file
 
     monkeypatch.setenv("ANDROID_USER_HOME", str(key.parent))
     bm = _fake_benchmark_model(tmp_path / "benchmark_model")

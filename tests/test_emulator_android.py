@@ -263,7 +263,7 @@ def phone(android_rootfs, key):
 @pytest.mark.slow
 @pytest.mark.emulator
 def test_android_shell_getprop_applets_and_no_python(phone, key):
-    from mobileseg.device.adb import AdbDevice
+    from mobileseg.device.adb_direct import AdbDevice
 
     with AdbDevice.open(f"adb:127.0.0.1:{phone}", key_path=key) as dev:
         for prop in (

@@ -69,7 +69,7 @@ def test_a_profile_without_a_folder_gets_no_bind_for_it(tmp_path):
 def test_two_emulated_devices_do_not_see_each_others_files(tmp_path):
     from emulated_devices import skip_reason
 
-    from mobileseg.device.adb import AdbDevice
+    from mobileseg.device.adb_direct import AdbDevice
     from mobileseg.emulator import build, control
 
     why = skip_reason()

@@ -8,10 +8,10 @@ The server is found as adb finds it (:func:`server_address`): ``ADB_SERVER_SOCKE
 ``ANDROID_ADB_SERVER_ADDRESS`` / ``ANDROID_ADB_SERVER_PORT``, else localhost:5037. When a local server does not answer
 and an ``adb`` binary is on PATH, ``adb start-server`` starts one (:func:`connect_server`).
 
-:class:`AdbServerDevice` has the interface of the direct transport (:class:`mobileseg.device.adb.AdbDevice`):
+:class:`AdbServerDevice` has the interface of the direct transport (:class:`mobileseg.device.adb_direct.AdbDevice`):
 ``shell(cmd, timeout) -> (rc, output)`` over shell v2 (exit code from the protocol; a marker on devices without
 shell v2), ``push`` with the sha256 skip-and-verify of :class:`~mobileseg.device.transport.DeviceTransport`,
-``pull``, a total deadline on every command, and :class:`~mobileseg.device.adb.DeviceLostError` when the device (or
+``pull``, a total deadline on every command, and :class:`~mobileseg.device.adb_direct.DeviceLostError` when the device (or
 the server) goes away. adbutils' own shell timeout is per read and its push has none and drops the device's failure
 reason, hence the two small loops below on adbutils' connections.
 """

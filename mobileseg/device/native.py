@@ -3,7 +3,7 @@
 A stock Android phone has no Python; :class:`NativeHarness` runs ``device_scripts/native`` (built by
 ``mobileseg harness build``) instead of ``device_scripts/harness.py``. Both write the same files (see
 ``device_scripts/README.md``), so the bench does not care which ran. The driver talks to the device through three
-calls only (what :class:`mobileseg.device.adb.AdbDevice` provides)::
+calls only (what :class:`mobileseg.device.adb_direct.AdbDevice` provides)::
 
     device.shell(cmd: str, timeout: float) -> (rc: int, stdout: str)
     device.push(local, remote) ; device.pull(remote, local)

@@ -13,7 +13,7 @@ from .. import formats
 from ..errors import MobilesegError
 from ..resources import project_path
 from . import marks
-from .adb import AdbError
+from .adb_direct import AdbError
 from .harness_driver import HarnessDriver
 from .probe import WORKDIR
 

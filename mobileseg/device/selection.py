@@ -377,7 +377,7 @@ def open_devices(
     """Open the device(s) ``--device arg`` names; returns (device objects, notes for the user).
 
     The objects are :class:`~mobileseg.device.adb_server.AdbServerDevice` (``server``) or
-    :class:`~mobileseg.device.adb.AdbDevice` (``direct``), each with ``transport_info()`` for the record.
+    :class:`~mobileseg.device.adb_direct.AdbDevice` (``direct``), each with ``transport_info()`` for the record.
     ``adb@SERVER...`` (several servers, ``servers``: the ``--adb-server NAME=HOST:PORT`` values) goes to
     :mod:`mobileseg.device.lab`.
     """
@@ -453,7 +453,7 @@ def open_devices(
             "--device adb:all needs the adb server (it lists the devices): start it with adb "
             "start-server, or name the devices with --device adb:HOST:PORT,HOST:PORT"
         )
-    from .adb import AdbDevice
+    from .adb_direct import AdbDevice
 
     specs = ["adb"] if request.kind == "only" else [f"adb:{s}" for s in request.serials]
     devices = []

@@ -1,7 +1,7 @@
 """What every ADB transport shares: its errors, the sha256 skip-and-verify push, checked commands, getprop.
 
 A transport (:class:`mobileseg.device.adb_server.AdbServerDevice` through the adb server, or the direct adb-shell
-:class:`mobileseg.device.adb.AdbDevice`) provides ``shell(cmd, timeout) -> (rc, output)``, ``_push_once(local,
+:class:`mobileseg.device.adb_direct.AdbDevice`) provides ``shell(cmd, timeout) -> (rc, output)``, ``_push_once(local,
 remote, timeout)``, ``pull(remote, local, timeout)``, ``close()`` and ``transport_info()`` (what the record says
 about how the device was reached); this base adds the rest, so both behave the same for the harness drivers.
 """

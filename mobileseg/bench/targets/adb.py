@@ -22,7 +22,7 @@ from ... import formats
 from ... import manifest as _manifest
 from ...device import marks as _marks
 from ...device import probe as _probe
-from ...device.adb import StorageFullError, sha256_file
+from ...device.adb_direct import StorageFullError, sha256_file
 from ...device.transport import DeviceTransport
 from ...device.python_harness import PythonHarnessDriver
 from ...errors import MissingDependencyError, MobilesegError
