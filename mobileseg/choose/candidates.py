@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import formats
+from ..bench.suite import Cell
 from ..errors import MobilesegError
 
 
@@ -19,17 +20,8 @@ class CandidateError(MobilesegError):
 
 
 @dataclass(frozen=True)
-class Candidate:
-    model: str
-    resolution: tuple
-    runtime: str
-    precision: str = "fp32"
-    graph: str = "logits"
-    threads: int = 1
-
-    @property
-    def format(self) -> str:
-        return formats.runtime_format(self.runtime)
+class Candidate(Cell):
+    """A bench cell raced by ``choose`` (the cell's fields and key; a label of its own)."""
 
     @property
     def id(self) -> str:
@@ -39,9 +31,7 @@ class Candidate:
             [self.model, f"{h}x{w}", self.runtime, self.precision] + ([self.graph] if self.graph != "logits" else [])
         )
 
-    def cell(self):
-        from ..bench.suite import Cell
-
+    def cell(self) -> Cell:
         return Cell(self.model, tuple(self.resolution), self.runtime, self.precision, self.graph, self.threads)
 
 
