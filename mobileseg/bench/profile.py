@@ -11,6 +11,9 @@ the torch exporter are module scopes, ``/backbone/tpm/stem/stem.0/c/Conv`` -> ``
 layer names from pnnx are not, so None there). The profile is taken in its own pass after the timed samples, since
 a profiler slows every call: the cell's latency never comes from it.
 
+The host's profilers are methods of the runtime adapters (``op_profile``, :mod:`mobileseg.runtimes`), which return
+raw times as the device's ``profile_ops.py`` does; :func:`from_device` reads both.
+
 * ONNX Runtime: the session's own profiler (``enable_profiling``), its ``Node`` events' ``dur`` per run.
 * ncnn (Python): the ncnn wheel is built without per-layer benchmarking (NCNN_BENCHMARK), so each layer is timed by
   extracting its output blobs in order from one extractor kept out of light mode: blobs already computed are reused,
@@ -24,11 +27,7 @@ a profiler slows every call: the cell's latency never comes from it.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
-import time
 
 DEFAULT_RUNS = 10
 
@@ -64,27 +63,6 @@ def summarize_ops(times: dict, types: dict, source: str, runs: int, modules: dic
     return {"source": source, "runs": int(runs), "total_ms": round(total, 6), "ops": ops}
 
 
-def profile_onnxruntime(model_path, x, runs: int = DEFAULT_RUNS, threads: int = 1) -> dict:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.enable_profiling = True
-    with tempfile.TemporaryDirectory(prefix="mobileseg-ortprof-") as tmp:
-        so.profile_file_prefix = os.path.join(tmp, "ort")
-        sess = ort.InferenceSession(str(model_path), sess_options=so, providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name: x}
-        sess.run(None, feed)  # warm-up, dropped below
-        for _ in range(runs):
-            sess.run(None, feed)
-        path = sess.end_profiling()
-        with open(path) as f:
-            events = json.load(f)
-    return parse_onnxruntime(events, runs)
-
-
 def parse_onnxruntime(events, runs: int) -> dict:
     """ONNX Runtime's profile JSON (a list of trace events) -> the schema; the first ``model_run`` is dropped."""
     runs_at = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
@@ -97,59 +75,6 @@ def parse_onnxruntime(events, runs: int) -> dict:
         times.setdefault(name, []).append(e.get("dur", 0) / 1000.0)
         types[name] = (e.get("args") or {}).get("op_name")
     return summarize_ops(times, types, "onnxruntime-profiler", runs)
-
-
-def profile_ncnn(param, weights, x, runs: int = DEFAULT_RUNS, threads: int = 1, input_name=None) -> dict:
-    import ncnn
-    import numpy as np
-
-    net = ncnn.Net()
-    net.opt.num_threads = threads
-    for switch in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
-        setattr(net.opt, switch, False)
-    net.load_param(str(param))
-    net.load_model(str(weights))
-    layers = net.layers()
-    input_name = input_name or net.input_names()[0]
-    data = np.ascontiguousarray(x[0] if x.ndim == 4 else x, dtype=np.float32)
-    times, types, overheads, wholes = {}, {}, [], []
-    for run in range(runs + 1):  # the first pass is a warm-up
-        ex = net.create_extractor()
-        ex.set_light_mode(False)  # keep every blob: each extract then computes only the layers not yet run
-        ex.input(input_name, ncnn.Mat(data))
-        for layer in layers:
-            if layer.type == "Input" or not layer.tops:
-                continue
-            t0 = time.perf_counter_ns()
-            _ret, mat = ex.extract(int(layer.tops[0]))
-            ms = (time.perf_counter_ns() - t0) / 1e6
-            del mat
-            if run:
-                times.setdefault(layer.name, []).append(ms)
-                types[layer.name] = layer.type
-        if run:  # what one extract of an already computed blob costs: the binding's share of every layer's time
-            costs = []
-            for _ in range(21):
-                t0 = time.perf_counter_ns()
-                _ret, mat = ex.extract(int(layers[-1].tops[0]))
-                costs.append((time.perf_counter_ns() - t0) / 1e6)
-                del mat
-            overheads.append(sorted(costs)[10])
-        del ex  # an extractor's blobs must go before the net's allocators do
-        if run:  # a whole inference the usual way, for scale
-            ex = net.create_extractor()
-            ex.set_light_mode(True)
-            ex.input(input_name, ncnn.Mat(data))
-            t0 = time.perf_counter_ns()
-            _ret, mat = ex.extract(net.output_names()[0])
-            wholes.append((time.perf_counter_ns() - t0) / 1e6)
-            del mat, ex
-    cost = sorted(overheads)[len(overheads) // 2]
-    times = {k: [max(0.0, v - cost) for v in ms] for k, ms in times.items()}
-    out = summarize_ops(times, types, "ncnn-layer-extract", runs)
-    out["extract_overhead_ms"] = round(cost, 6)  # subtracted from every layer
-    out["whole_inference_ms"] = round(sorted(wholes)[len(wholes) // 2], 6)  # the sum of layers exceeds it
-    return out
 
 
 _BM_ROW = re.compile(
@@ -183,42 +108,30 @@ def parse_benchmark_model(text: str) -> dict | None:
 
 
 def profile_local(runtime: str, export_dir, fmt_entry: dict, x, runs: int = DEFAULT_RUNS, threads: int = 1) -> dict:
-    """The per-op profile of one host cell, or ``{"unavailable": why}`` for a runtime without a profiler here."""
-    from pathlib import Path
+    """The per-op profile of one host cell (its adapter's ``op_profile``), or ``{"unavailable": why}`` for a runtime
+    without a profiler here."""
+    from ..runtimes import get_runtime
+    from ..runtimes.base import CapabilityError
 
-    from .. import formats
-
-    files = [f.get("path") if isinstance(f, dict) else f for f in (fmt_entry or {}).get("files") or []]
-    folder = Path(export_dir)
-    fmt = formats.RUNTIMES[runtime].format if runtime in formats.RUNTIMES else None
-    if runtime == "onnxruntime":
-        return profile_onnxruntime(folder / formats.model_file(fmt, files), x, runs, threads)
-    if runtime == "ncnn":
-        return profile_ncnn(
-            folder / formats.model_file(fmt, files),
-            folder / formats.side_file(fmt, files),
-            x,
-            runs,
-            threads,
-            (fmt_entry or {}).get("input_name"),
-        )
-    why = {
-        "litert": "LiteRT's op profiler is in benchmark_model: use --device adb with --tflite-benchmark",
-        "torch": "no per-op profile for torch cells (use torch.profiler directly)",
-    }
-    return {"unavailable": why.get(runtime, f"no per-op profiler for {runtime}")}
+    try:
+        raw = get_runtime(runtime).op_profile(export_dir, fmt_entry, x, runs, threads)
+    except CapabilityError as exc:
+        return {"unavailable": str(exc)}
+    return from_device(raw)
 
 
 def from_device(raw: dict) -> dict:
-    """The schema from ``device_scripts/profile_ops.py``'s output (the same rules as :func:`parse_onnxruntime` and
-    :func:`profile_ncnn` on the host)."""
+    """The schema from raw per-op times: ``device_scripts/profile_ops.py``'s output on a device, a runtime adapter's
+    ``op_profile`` on the host (:class:`mobileseg.runtimes.base.Runtime`); one reader for both."""
     runs = int(raw.get("runs") or 1)
     if raw.get("source") == "onnxruntime-profiler":
         return parse_onnxruntime(raw.get("events") or [], runs)
     cost = float(raw.get("extract_overhead_ms") or 0.0)
     times = {k: [max(0.0, v - cost) for v in ms] for k, ms in (raw.get("times") or {}).items()}
     out = summarize_ops(times, raw.get("types") or {}, "ncnn-layer-extract", runs)
-    out["extract_overhead_ms"] = round(cost, 6)
+    out["extract_overhead_ms"] = round(cost, 6)  # subtracted from every layer
+    if raw.get("whole_inference_ms") is not None:  # the host's: the sum of layers exceeds it
+        out["whole_inference_ms"] = round(float(raw["whole_inference_ms"]), 6)
     return out
 
 

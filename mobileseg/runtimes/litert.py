@@ -97,6 +97,7 @@ class LiteRTSession(Session):
 
 class LiteRTRuntime(Runtime):
     name = "litert"
+    no_op_profile = "LiteRT's op profiler is in benchmark_model: use --device adb with --tflite-benchmark"
 
     def version(self) -> str:
         mod, package = _interpreter_module()

@@ -8,6 +8,8 @@ The same session runs on a Vulkan device when given one (``ncnn-vulkan``, :mod:`
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..errors import require
@@ -127,3 +129,60 @@ class NcnnRuntime(Runtime):
         sess.settings["precision"] = precision
         sess.settings.update(device)
         return sess
+
+    def op_profile(self, export_dir, fmt_entry, x, runs, threads=1) -> dict:
+        """Each layer timed by extracting its output blobs in order from one extractor out of light mode (the ncnn
+        wheel has no NCNN_BENCHMARK), fp32 on the CPU; raw, as the device's ``profile_ops.py`` writes it, plus the
+        cost of one extract of a blob already computed (``extract_overhead_ms``, the median of 21, median over the
+        runs) and one whole inference timed the usual way (``whole_inference_ms``)."""
+        ncnn = require("ncnn", "ncnn", "running ncnn artifacts")
+        param, weights = self.entry_files(export_dir, fmt_entry)
+        net = ncnn.Net()
+        net.opt.num_threads = threads
+        for switch in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
+            setattr(net.opt, switch, False)
+        net.load_param(str(param))
+        net.load_model(str(weights))
+        layers = net.layers()
+        input_name = (fmt_entry or {}).get("input_name") or net.input_names()[0]
+        data = np.ascontiguousarray(x[0] if x.ndim == 4 else x, dtype=np.float32)
+        times, types, overheads, wholes = {}, {}, [], []
+        for run in range(runs + 1):  # the first pass is a warm-up
+            ex = net.create_extractor()
+            ex.set_light_mode(False)  # keep every blob: each extract then computes only the layers not yet run
+            ex.input(input_name, ncnn.Mat(data))
+            for layer in layers:
+                if layer.type == "Input" or not layer.tops:
+                    continue
+                t0 = time.perf_counter_ns()
+                _ret, mat = ex.extract(int(layer.tops[0]))
+                ms = (time.perf_counter_ns() - t0) / 1e6
+                del mat
+                if run:
+                    times.setdefault(layer.name, []).append(ms)
+                    types[layer.name] = layer.type
+            if run:  # what one extract of an already computed blob costs: the binding's share of every layer's time
+                costs = []
+                for _ in range(21):
+                    t0 = time.perf_counter_ns()
+                    _ret, mat = ex.extract(int(layers[-1].tops[0]))
+                    costs.append((time.perf_counter_ns() - t0) / 1e6)
+                    del mat
+                overheads.append(sorted(costs)[10])
+            del ex  # an extractor's blobs must go before the net's allocators do
+            if run:  # a whole inference the usual way, for scale
+                ex = net.create_extractor()
+                ex.set_light_mode(True)
+                ex.input(input_name, ncnn.Mat(data))
+                t0 = time.perf_counter_ns()
+                _ret, mat = ex.extract(net.output_names()[0])
+                wholes.append((time.perf_counter_ns() - t0) / 1e6)
+                del mat, ex
+        return {
+            "source": "ncnn-layer-extract",
+            "runs": runs,
+            "times": times,
+            "types": types,
+            "extract_overhead_ms": sorted(overheads)[len(overheads) // 2],
+            "whole_inference_ms": sorted(wholes)[len(wholes) // 2],
+        }

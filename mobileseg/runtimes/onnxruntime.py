@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+
 import numpy as np
 
 from ..errors import require
@@ -57,3 +61,25 @@ class OnnxRuntime(Runtime):
         sess = OnnxSession(paths[0], threads, opt_level)
         sess.settings["precision"] = precision
         return sess
+
+    def op_profile(self, export_dir, fmt_entry, x, runs, threads=1) -> dict:
+        """ONNX Runtime's own profiler (``enable_profiling``) over one warm-up and ``runs`` inferences: its trace
+        events, as the device's ``profile_ops.py`` writes them."""
+        ort = require("onnxruntime", "onnx", "running ONNX artifacts")
+        model_path = self.entry_files(export_dir, fmt_entry)[0]
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.enable_profiling = True
+        with tempfile.TemporaryDirectory(prefix="mobileseg-ortprof-") as tmp:
+            so.profile_file_prefix = os.path.join(tmp, "ort")
+            sess = ort.InferenceSession(str(model_path), sess_options=so, providers=["CPUExecutionProvider"])
+            feed = {sess.get_inputs()[0].name: x}
+            sess.run(None, feed)  # warm-up, dropped by the reader
+            for _ in range(runs):
+                sess.run(None, feed)
+            path = sess.end_profiling()
+            with open(path) as f:
+                events = json.load(f)
+        return {"source": "onnxruntime-profiler", "events": events, "runs": runs}

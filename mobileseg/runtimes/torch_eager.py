@@ -43,6 +43,7 @@ class TorchSession(Session):
 
 class TorchRuntime(Runtime):
     name = "torch"
+    no_op_profile = "no per-op profile for torch cells (use torch.profiler directly)"
 
     def version(self) -> str:
         import torch
