@@ -6,7 +6,7 @@ from mobileseg.export import export_model
 from mobileseg.parity import compare
 from mobileseg.formats import RUNTIMES
 from mobileseg.runtimes import get_runtime
-from mobileseg.runtimes.base import ArtifactError
+from mobileseg.runtimes.base import ArtifactError, Runtime
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,29 @@ def test_registry_names():
     assert get_runtime("ncnn_vulkan").name == "ncnn-vulkan" and get_runtime("ncnn-vulkan").format == "ncnn"
     with pytest.raises(MobilesegError, match="choose one of"):
         get_runtime("tensorrt")
+
+
+def test_an_adapter_without_a_capability_refuses_in_one_sentence(tmp_path):
+    """Per-layer capture and the per-op profile are adapter methods; the base class refuses them, naming the runtime
+    and what it cannot do (the profile then says so instead of measuring)."""
+    from mobileseg.bench.profile import profile_local
+    from mobileseg.runtimes.base import CapabilityError
+
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    for name, what in (("executorch", "per-layer capture"), ("torch", "per-layer capture")):
+        with pytest.raises(CapabilityError) as err:
+            get_runtime(name).intermediates([str(tmp_path / "model.pte")], x)
+        msg = str(err.value)
+        assert what in msg and name in msg and msg.count(". ") == 0 and "\n" not in msg
+    with pytest.raises(CapabilityError, match="no per-op profiler for ncnn-vulkan"):
+        get_runtime("ncnn-vulkan").op_profile(tmp_path, {}, x, 1)  # ncnn's profile times the CPU, not the device
+    assert isinstance(CapabilityError("x"), MobilesegError)
+    assert profile_local("executorch", tmp_path, {}, x) == {"unavailable": "no per-op profiler for executorch"}
+    assert "benchmark_model" in profile_local("litert", tmp_path, {}, x)["unavailable"]
+    has = {n for n in RUNTIMES if type(get_runtime(n)).intermediates is not Runtime.intermediates}
+    assert has == {"onnxruntime", "ncnn", "ncnn-vulkan", "litert"}
+    has = {n for n in RUNTIMES if type(get_runtime(n)).op_profile is not Runtime.op_profile}
+    assert has == {"onnxruntime", "ncnn"}
 
 
 @pytest.mark.parametrize("name", ["torch", "onnxruntime", "ncnn"])

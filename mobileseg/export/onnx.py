@@ -13,6 +13,7 @@ from collections import Counter
 
 from ..errors import require
 from ..formats import FORMATS
+from ..runtimes.onnxruntime import scope_name  # the per-layer capture names unnamed nodes the same way
 from ._util import Converted, ConverterFailure, captured_output, package_version, require_cheap, workdir
 
 OPSET = 17
@@ -36,15 +37,6 @@ def check_available() -> None:
 
 def op_histogram(onnx_model) -> dict:
     return dict(sorted(Counter(n.op_type for n in onnx_model.graph.node).items()))
-
-
-def scope_name(node, initializers) -> str | None:
-    """A torch-style scope name (``/backbone/block1/0/attn/q/Gemm``) for a node that has lost its own, from the
-    module path in the name of its weight or bias (``backbone.block1.0.attn.q.bias``), or None."""
-    params = [i for i in node.input if i in initializers and i.rpartition(".")[2] in ("weight", "bias")]
-    if not params:
-        return None
-    return "/" + params[-1].rpartition(".")[0].replace(".", "/") + "/" + node.op_type
 
 
 def keep_scopes(onnx_model) -> int:

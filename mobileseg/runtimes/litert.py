@@ -13,8 +13,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .. import formats
 from ..errors import MissingDependencyError, require
 from .base import Runtime, Session, check_threads
+from .capture import RuntimeTensor
 
 
 def _interpreter_module():
@@ -65,6 +67,17 @@ def allocate_tensors(interp) -> None:
         interp.allocate_tensors()
 
 
+def _litert_value(detail: dict, raw: np.ndarray):
+    """A float copy of an op output: float32 as is; an int8 model's quantized activations dequantized by their
+    per-tensor scale and zero point ((q - zero_point) * scale), so int8 layers are compared in real units."""
+    if raw.dtype == np.float32:
+        return raw.copy()
+    scale, zero = detail.get("quantization") or (0.0, 0)
+    if raw.dtype in (np.int8, np.uint8, np.int16) and scale:
+        return (raw.astype(np.float32) - np.float32(zero)) * np.float32(scale)
+    return None
+
+
 class LiteRTSession(Session):
     def __init__(self, path: str, threads: int, precision: str):
         mod, package = _interpreter_module()
@@ -112,3 +125,27 @@ class LiteRTRuntime(Runtime):
         threads = check_threads(threads)
         _, _, _, paths = self.artifact(export_dir_or_manifest, fmt_entry)
         return LiteRTSession(paths[0], threads, precision)
+
+    def intermediates(self, files, x, precision="fp32") -> list[RuntimeTensor]:
+        """Every op's output in op order, kept by ``experimental_preserve_all_tensors`` (NHWC, as LiteRT holds it)."""
+        import warnings
+
+        mod, _ = _interpreter_module()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "preserve_all_tensors is intended for debugging": that is what this is
+            interp = mod.Interpreter(model_path=files[0], num_threads=1, experimental_preserve_all_tensors=True)
+        allocate_tensors(interp)
+        inp = interp.get_input_details()[0]
+        interp.set_tensor(inp["index"], np.asarray(x, dtype=inp["dtype"]))
+        interp.invoke()
+        details = {d["index"]: d for d in interp.get_tensor_details()}
+        out, seen = [], set()
+        for op in interp._get_ops_details():
+            for t in op["outputs"]:
+                d = details.get(int(t))
+                value = None if d is None or t in seen else _litert_value(d, interp.get_tensor(int(t)))
+                if value is None:
+                    continue
+                seen.add(t)
+                out.append(RuntimeTensor(len(out), d["name"], op["op_name"], value, formats.layout("tflite")))
+        return out

@@ -15,6 +15,8 @@ import numpy as np
 from ..errors import require
 from .. import formats
 from .base import Runtime, Session, check_threads, output_shape
+from .capture import RuntimeTensor
+from .ncnn_param import read_param
 
 _FP16_SWITCHES = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic")
 
@@ -129,6 +131,33 @@ class NcnnRuntime(Runtime):
         sess.settings["precision"] = precision
         sess.settings.update(device)
         return sess
+
+    def intermediates(self, files, x, precision="fp32") -> list[RuntimeTensor]:
+        """Every layer's output blob, extracted from one extractor out of light mode (``Split`` copies skipped), with
+        the fp16 switches of ``precision`` (on this adapter's Vulkan device, if it has one)."""
+        param, binary = files[0], files[1]
+        index, _ = self.vulkan()
+        sess = NcnnSession(param, binary, 1, precision, None, None, None, None, vulkan_device=index)
+        ncnn = sess._ncnn
+        layers = read_param(param)
+        out = []
+        keep = np.ascontiguousarray(x[0] if x.ndim == 4 else x, dtype=np.float32)
+        ex = sess._net.create_extractor()
+        try:
+            ex.set_light_mode(False)
+            ex.input(sess.input_name, ncnn.Mat(keep))
+            for typ, name, _ins, outs in layers:
+                if typ in ("Input", "Split"):
+                    continue
+                for blob in outs:
+                    ret, mat = ex.extract(blob)
+                    if ret != 0:
+                        continue
+                    out.append(RuntimeTensor(len(out), f"{name}:{blob}", typ, np.array(mat, copy=True)))
+        finally:
+            ex = mat = None
+            sess.close()
+        return out
 
     def op_profile(self, export_dir, fmt_entry, x, runs, threads=1) -> dict:
         """Each layer timed by extracting its output blobs in order from one extractor out of light mode (the ncnn

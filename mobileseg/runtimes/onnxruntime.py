@@ -10,6 +10,42 @@ import numpy as np
 
 from ..errors import require
 from .base import Runtime, Session, check_threads
+from .capture import RuntimeTensor
+
+
+def scope_name(node, initializers) -> str | None:
+    """A torch-style scope name (``/backbone/block1/0/attn/q/Gemm``) for a node that has lost its own, from the
+    module path in the name of its weight or bias (``backbone.block1.0.attn.q.bias``), or None."""
+    params = [i for i in node.input if i in initializers and i.rpartition(".")[2] in ("weight", "bias")]
+    if not params:
+        return None
+    return "/" + params[-1].rpartition(".")[0].replace(".", "/") + "/" + node.op_type
+
+
+def all_outputs_model(path: str):
+    """``(model, order)``: the ONNX model with every float node output added as a graph output, and
+    ``[(output name, node name, op type)]`` in graph order (also pushed to devices: their harness needs no onnx)."""
+    onnx = require("onnx", "onnx", "per-layer ONNX capture")
+    model = onnx.load(path)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)
+    }
+    present = {o.name for o in model.graph.output}
+    inits = {i.name for i in model.graph.initializer}
+    order = []
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            continue
+        # artifacts exported before the converter kept scopes: the same naming, from the parameters
+        name = node.name if node.name.startswith("/") else (scope_name(node, inits) or node.name)
+        for out in node.output:
+            if out and types.get(out) == onnx.TensorProto.FLOAT:
+                order.append((out, name or out, node.op_type))
+                if out not in present:
+                    model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
+    return model, order
 
 
 class OnnxSession(Session):
@@ -83,3 +119,18 @@ class OnnxRuntime(Runtime):
             with open(path) as f:
                 events = json.load(f)
         return {"source": "onnxruntime-profiler", "events": events, "runs": runs}
+
+    def intermediates(self, files, x, precision="fp32") -> list[RuntimeTensor]:
+        """Every float node output, added as a graph output of a copy run in one session (the optimiser then cannot
+        fuse across those tensors, which ORT's CPU kernels compute the same either way)."""
+        import onnx
+
+        model, order = all_outputs_model(files[0])
+        with tempfile.TemporaryDirectory(prefix="mobileseg-numerics-") as tmp:
+            p = os.path.join(tmp, "all_outputs.onnx")
+            onnx.save(model, p)
+            sess = OnnxSession(p, threads=1)
+            names = [o.name for o in sess._sess.get_outputs()]
+            values = dict(zip(names, sess._sess.run(names, {sess.input_name: x})))
+            sess.close()
+        return [RuntimeTensor(i, node, op, np.asarray(values[out])) for i, (out, node, op) in enumerate(order)]
