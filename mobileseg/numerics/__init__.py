@@ -4,8 +4,9 @@ The whole-output parity check (:mod:`mobileseg.parity`) says *whether* an artifa
 says *where* it stops doing so. Steps, one module each:
 
 * :mod:`.torch_capture`: forward hooks on the exported (BN-folded) ``model.pt``: every module's output, in order;
-* :mod:`.runtime_capture`: every intermediate tensor of the artifact in its own runtime (ONNX: all node outputs
-  added as graph outputs; ncnn: every blob extracted; LiteRT: ``experimental_preserve_all_tensors``);
+* :mod:`.runtime_capture`: every intermediate tensor of the artifact in its own runtime, its adapter's
+  ``intermediates`` (ONNX: all node outputs added as graph outputs; ncnn: every blob extracted; LiteRT:
+  ``experimental_preserve_all_tensors``);
 * :mod:`.names`: the module paths the converters keep in tensor names (ONNX node scopes, litert-torch tensor names);
 * :mod:`.match`: runtime tensors to modules, by name where it survived, else by graph order, shape and a numeric
   test; layouts (NCHW/NHWC) aligned; fused modules (BN folded, activations fused into convs) listed as such;

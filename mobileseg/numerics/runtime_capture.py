@@ -3,15 +3,8 @@
 The capture is the runtime adapter's ``intermediates`` (:mod:`mobileseg.runtimes`; the base class refuses for a
 runtime without one); this module checks the artifact is there and reads what a device harness saved.
 
-* ONNX Runtime: every float node output is added as a graph output (one session over a modified copy; the
-  optimiser then cannot fuse across those tensors, which ORT's CPU kernels compute the same either way).
-* ncnn: every layer's output blob is extracted from one extractor without light mode (``Split`` copies skipped),
-  with the fp16 switches of the ncnn adapter for the precision.
-* LiteRT: ``experimental_preserve_all_tensors`` keeps every op's output; tensors are read in op order.
-
-Each tensor carries the runtime's name for it (ONNX: the producing node's name; ncnn: ``layer:blob``; LiteRT: the
-tensor name) and the op type. Values are returned as the runtime holds them (LiteRT keeps NHWC); :mod:`.match`
-aligns layouts.
+Each tensor carries the runtime's name for it and the op type, values as the runtime holds them (LiteRT keeps
+NHWC); :mod:`.match` aligns layouts.
 """
 
 from __future__ import annotations
