@@ -6,6 +6,7 @@
   values separated by spaces or commas, and may be repeated; a singular name (``--runtime``, ``--format``,
   ``--precision``) takes exactly one value.
 * ``--quiet``/``-q``: no progress lines.
+* ``--harness`` / ``--adb-transport``: what runs the cells on an ADB device and how it is reached (one choice list).
 * ``--allow-edited``: run artifact files whose bytes differ from their manifest's sha256 (edited on purpose).
 
 Old spellings stay as hidden aliases (``--export-root``, ``--no-progress``, ``report --runtime/--device``,
@@ -60,3 +61,17 @@ def add_allow_edited(p) -> None:
         action="store_true",
         help="run artifact files that differ from their manifest's sha256 (edited on purpose) as they are",
     )
+
+
+HARNESSES = ("auto", "python", "native")
+ADB_TRANSPORTS = ("auto", "server", "direct")  # mobileseg.device.selection.TRANSPORTS
+
+
+def add_harness(p, help: str) -> None:
+    """``--harness auto|python|native`` (the device harness; bench, choose and parity)."""
+    p.add_argument("--harness", choices=HARNESSES, default="auto", help=help)
+
+
+def add_adb_transport(p, help: str) -> None:
+    """``--adb-transport auto|server|direct`` (bench, choose and parity)."""
+    p.add_argument("--adb-transport", choices=ADB_TRANSPORTS, default="auto", help=help)

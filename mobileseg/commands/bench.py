@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..formats import GRAPHS, PRECISIONS, RUNTIMES, default_runtimes
 from ..results.paths import RUNS_DIR
-from ._args import add_allow_edited, add_export_dir, add_list, add_quiet, split_list
+from ._args import add_adb_transport, add_allow_edited, add_export_dir, add_harness, add_list, add_quiet, split_list
 
 
 def add_sampling(p) -> None:
@@ -67,11 +67,9 @@ def register(sub) -> None:
         "NAME=HOST:PORT: an adb server of a lab on several hosts, named in --device "
         "adb@NAME[/SERIAL] (repeatable; --device adb@HOST:PORT/SERIAL needs no declaration)",
     )
-    p.add_argument(
-        "--adb-transport",
-        choices=["auto", "server", "direct"],
-        default="auto",
-        help="server: through the adb server (ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT, else "
+    add_adb_transport(
+        p,
+        "server: through the adb server (ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT, else "
         "localhost:5037; started with adb start-server when needed); direct: adb-shell straight to "
         "the device (TCP, or USB with libusb and no adb server running); auto (default): the "
         "server, or direct when none answers and no adb binary can start one",
@@ -111,11 +109,9 @@ def register(sub) -> None:
         default=None,
         help="CPU to pin to (default: the host's last CPU; on a device, the last core of the big cluster)",
     )
-    p.add_argument(
-        "--harness",
-        choices=["auto", "python", "native"],
-        default="auto",
-        help="what runs the cells on an ADB device: python (device_scripts/harness.py under the "
+    add_harness(
+        p,
+        "what runs the cells on an ADB device: python (device_scripts/harness.py under the "
         "device's python3: ncnn, onnxruntime, litert), native (the C++ ncnn harness built by "
         "`mobileseg harness build`, for phones without Python; ncnn only) or auto (default: python "
         "when the device has it, else native); on the host the runtimes always run in-process",

@@ -13,7 +13,7 @@ import shlex
 
 from ..formats import PRECISIONS, RUNTIMES, default_runtimes
 from ..results.paths import RUNS_DIR
-from ._args import add_export_dir, add_list, add_quiet, split_list
+from ._args import add_adb_transport, add_export_dir, add_harness, add_list, add_quiet, split_list
 
 DEFAULT_OUT = os.path.join(RUNS_DIR, "choose")
 DEFAULT_MAX_TIME_S = 300.0
@@ -84,18 +84,8 @@ def register(sub) -> None:
         "is reported with what more time would settle",
     )
     p.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default as in bench)")
-    p.add_argument(
-        "--harness",
-        choices=["auto", "python", "native"],
-        default="auto",
-        help="what runs the cells on an ADB device (as in bench)",
-    )
-    p.add_argument(
-        "--adb-transport",
-        choices=["auto", "server", "direct"],
-        default="auto",
-        help="how an ADB device is reached (as in bench)",
-    )
+    add_harness(p, "what runs the cells on an ADB device (as in bench)")
+    add_adb_transport(p, "how an ADB device is reached (as in bench)")
     p.add_argument(
         "--resume",
         action="store_true",

@@ -8,7 +8,7 @@ import os
 
 from ..errors import MobilesegError
 from ..formats import FORMATS, PRECISIONS
-from ._args import add_allow_edited, add_quiet
+from ._args import add_adb_transport, add_allow_edited, add_harness, add_quiet
 
 
 class ParityArgumentError(MobilesegError):
@@ -42,18 +42,8 @@ def register(sub) -> None:
     p.add_argument(
         "--device", default="local", help="local (default) or adb:SERIAL: capture on an ADB device through its harness"
     )
-    p.add_argument(
-        "--harness",
-        choices=["auto", "python", "native"],
-        default="auto",
-        help="on an ADB device: the Python harness or the native ncnn harness (default: auto)",
-    )
-    p.add_argument(
-        "--adb-transport",
-        choices=["auto", "server", "direct"],
-        default="auto",
-        help="on an ADB device: through the adb server, or adb-shell straight to the device (as bench)",
-    )
+    add_harness(p, "on an ADB device: the Python harness or the native ncnn harness (default: auto)")
+    add_adb_transport(p, "on an ADB device: through the adb server, or adb-shell straight to the device (as bench)")
     p.add_argument(
         "--per-layer",
         action="store_true",
